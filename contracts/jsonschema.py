@@ -1,0 +1,54 @@
+"""Generates the committed JSON Schema of every event: `python -m contracts.jsonschema`.
+
+One file per event type and version, describing the whole envelope with its payload.
+A test fails when the committed files differ from what the models generate.
+"""
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from contracts.envelope import EventEnvelope, EventPayload
+from contracts.registry import all_event_models
+
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+
+
+def schema_filename(model: type[EventPayload]) -> str:
+    return f"{model.event_type}.v{model.schema_version}.schema.json"
+
+
+def event_schema(model: type[EventPayload]) -> dict[str, Any]:
+    schema = EventEnvelope[model].model_json_schema()  # type: ignore[valid-type]
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"{model.event_type} v{model.schema_version}"
+    schema["description"] = (model.__doc__ or model.event_type).strip()
+    properties = schema["properties"]
+    properties["event_type"]["const"] = model.event_type
+    properties["schema_version"]["const"] = model.schema_version
+    return schema
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def expected_files() -> dict[str, str]:
+    return {schema_filename(m): render(event_schema(m)) for m in all_event_models()}
+
+
+def main() -> int:
+    SCHEMA_DIR.mkdir(exist_ok=True)
+    expected = expected_files()
+    for stale in SCHEMA_DIR.glob("*.schema.json"):
+        if stale.name not in expected:
+            stale.unlink()
+    for name, text in expected.items():
+        (SCHEMA_DIR / name).write_text(text, encoding="utf-8")
+    print(f"wrote {len(expected)} schemas to {SCHEMA_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Maps event types and versions to payload models, and parses raw Kafka values.
+
+`parse_event` is what every consumer calls on the bytes it receives. Whatever does not
+fit a contract raises `ContractViolation` with a reason a person can act on; consumers
+send such messages to the dead-letter topic with that reason.
+"""
+
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from contracts.customer import CUSTOMER_EVENTS
+from contracts.envelope import EventEnvelope, EventPayload
+
+_ALL_EVENTS: tuple[type[EventPayload], ...] = (*CUSTOMER_EVENTS,)
+
+_REGISTRY: dict[tuple[str, int], type[EventPayload]] = {
+    (model.event_type, model.schema_version): model for model in _ALL_EVENTS
+}
+
+
+class ContractViolation(ValueError):
+    """A message that does not fit any contract. `reason` says why, briefly."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def all_event_models() -> tuple[type[EventPayload], ...]:
+    return _ALL_EVENTS
+
+
+def payload_model(event_type: str, schema_version: int) -> type[EventPayload]:
+    try:
+        return _REGISTRY[(event_type, schema_version)]
+    except KeyError:
+        known = sorted(v for (t, v) in _REGISTRY if t == event_type)
+        if known:
+            raise ContractViolation(
+                "unsupported schema version",
+                f"{event_type} version {schema_version} (supported: {known})",
+            ) from None
+        raise ContractViolation("unknown event type", repr(event_type)) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: `field.path: message`."""
+    parts = []
+    for item in error.errors():
+        location = ".".join(str(p) for p in item["loc"]) or "(message)"
+        parts.append(f"{location}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
+    """Parse the value of a Kafka message into a typed envelope."""
+    if raw is None:
+        raise ContractViolation("empty message", "the message has no value")
+    try:
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ContractViolation("malformed JSON", str(exc)) from None
+    if not isinstance(document, dict):
+        raise ContractViolation("not an event envelope", "the message is not a JSON object")
+    event_type = document.get("event_type")
+    schema_version = document.get("schema_version")
+    if not isinstance(event_type, str):
+        raise ContractViolation("not an event envelope", "event_type is missing or not a string")
+    if not isinstance(schema_version, int):
+        raise ContractViolation(
+            "not an event envelope", "schema_version is missing or not an integer"
+        )
+    model = payload_model(event_type, schema_version)
+    try:
+        return EventEnvelope[model].model_validate(document)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise ContractViolation("invalid event", describe_validation_error(exc)) from None
+
+
+def serialize_event(envelope: EventEnvelope[Any]) -> bytes:
+    return envelope.model_dump_json(exclude_none=False).encode()

@@ -1,0 +1,1 @@
+"""Customer service: customers, contact persons, classifications, tags and consent."""

@@ -1,0 +1,565 @@
+"""HTTP routes of the customer service: commands, directory queries, history."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+
+from contracts.customer import (
+    Address,
+    ChannelPreferences,
+    Classification,
+    ContactChannel,
+    CustomerKind,
+    ImportanceTier,
+    LoyaltyStage,
+    Phone,
+    RelationshipLevel,
+    ShortText,
+    Tag,
+    ValueBehaviour,
+)
+from services.customer.application import CustomerApplication
+from services.customer.projections import DirectoryQuery, Row, find_customers, get_customer
+from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.service import ServiceRuntime
+
+router = APIRouter(tags=["customers"])
+
+EXAMPLE_CUSTOMER: dict[str, Any] = {
+    "name": "上海华信贸易有限公司",
+    "kind": "business",
+    "industry": "retail",
+    "region": "华东",
+    "source_channel": "trade show",
+    "owner": "李娜",
+    "tags": ["key-account"],
+    "contacts": [
+        {
+            "name": "张伟",
+            "title": "采购经理",
+            "phones": ["+86 138 0013 8000"],
+            "emails": ["zhang.wei@huaxin.example"],
+        }
+    ],
+    "addresses": [
+        {"label": "office", "line1": "浦东新区世纪大道 100 号", "city": "上海", "country": "CN"}
+    ],
+    "classification": {
+        "importance_tier": "important",
+        "loyalty_stage": "new",
+        "value_behaviour": "rational",
+        "relationship_level": "responsive",
+    },
+    "channel_preferences": {"preferred": ["wechat", "phone"], "opted_out": ["sms"]},
+}
+
+
+# Request and response models -------------------------------------------------------
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewContact(Strict):
+    name: ShortText
+    title: ShortText | None = None
+    phones: list[Phone] = Field(default_factory=list, max_length=10)
+    emails: list[EmailStr] = Field(default_factory=list, max_length=10)
+
+
+class RegisterCustomer(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_CUSTOMER]})
+
+    name: ShortText
+    kind: CustomerKind
+    industry: ShortText | None = None
+    region: ShortText | None = None
+    source_channel: ShortText | None = None
+    owner: ShortText | None = None
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    contacts: list[NewContact] = Field(default_factory=list, max_length=50)
+    addresses: list[Address] = Field(default_factory=list, max_length=20)
+    classification: Classification = Field(default_factory=Classification)
+    channel_preferences: ChannelPreferences = Field(default_factory=ChannelPreferences)
+
+
+class ProfileChanges(Strict):
+    """Only the fields present are changed; null clears an optional field."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"region": "华南", "owner": "王芳"}]}
+    )
+
+    name: ShortText | None = None
+    kind: CustomerKind | None = None
+    industry: ShortText | None = None
+    region: ShortText | None = None
+    source_channel: ShortText | None = None
+    owner: ShortText | None = None
+
+
+class ContactChanges(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"title": "采购总监"}]}
+    )
+
+    name: ShortText | None = None
+    title: ShortText | None = None
+    phones: list[Phone] | None = Field(default=None, max_length=10)
+    emails: list[EmailStr] | None = Field(default=None, max_length=10)
+
+
+class AddressBody(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"line1": "天河路 385 号", "city": "广州", "country": "CN"}]
+        },
+    )
+
+    line1: ShortText
+    line2: ShortText | None = None
+    city: ShortText
+    region: ShortText | None = None
+    postal_code: str | None = Field(default=None, max_length=20)
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")
+
+
+class ClassificationChanges(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"importance_tier": "vip", "loyalty_stage": "loyal"}]},
+    )
+
+    importance_tier: ImportanceTier | None = None
+    loyalty_stage: LoyaltyStage | None = None
+    value_behaviour: ValueBehaviour | None = None
+    relationship_level: RelationshipLevel | None = None
+
+
+class TagBody(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tag": "vip-2026"}]})
+
+    tag: Tag
+
+
+class ChannelPreferencesBody(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"preferred": ["email"], "opted_out": ["phone", "sms"]}]},
+    )
+
+    preferred: list[ContactChannel] = Field(default_factory=list)
+    opted_out: list[ContactChannel] = Field(default_factory=list)
+
+
+class Accepted(BaseModel):
+    customer_id: UUID
+    version: int = Field(description="The customer's version after the command.")
+    contact_id: str | None = None
+
+
+class CustomerView(BaseModel):
+    customer_id: UUID
+    version: int
+    name: str
+    kind: str
+    industry: str | None
+    region: str | None
+    source_channel: str | None
+    owner: str | None
+    tags: list[str]
+    contacts: list[dict[str, Any]]
+    addresses: list[dict[str, Any]]
+    classification: dict[str, Any]
+    channel_preferences: dict[str, Any]
+    registered_at: datetime
+    updated_at: datetime
+
+
+class CustomerPage(BaseModel):
+    items: list[CustomerView]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page; null on the last page."
+    )
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    event_type: str
+    recorded_at: datetime
+    actor: str | None
+    correlation_id: str | None
+    change: dict[str, Any]
+
+
+# Dependencies ------------------------------------------------------------------------
+
+
+def runtime(request: Request) -> ServiceRuntime:
+    value: ServiceRuntime = request.app.state.runtime
+    return value
+
+
+def customers(rt: Annotated[ServiceRuntime, Depends(runtime)]) -> CustomerApplication:
+    assert isinstance(rt.application, CustomerApplication)
+    return rt.application
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The version you last saw, e.g. `"3"`; a different current version '
+            "answers 409."
+        ),
+    ] = None,
+) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise RuleViolation(f'If-Match must be a version number such as "3", got {if_match!r}')
+    return int(text)
+
+
+App = Annotated[CustomerApplication, Depends(customers)]
+Version = Annotated[int | None, Depends(expected_version)]
+
+
+def accepted(response: Response, customer_id: UUID, version: int, **extra: Any) -> Accepted:
+    response.headers["ETag"] = f'"{version}"'
+    return Accepted(customer_id=customer_id, version=version, **extra)
+
+
+# Commands ----------------------------------------------------------------------------
+
+
+@router.post("/customers", status_code=201, summary="Register a customer")
+def register_customer(body: RegisterCustomer, app: App, response: Response) -> Accepted:
+    customer = app.register(**body.model_dump(mode="json"))
+    response.headers["Location"] = f"/customers/{customer.id}"
+    return accepted(response, customer.id, customer.version)
+
+
+@router.patch("/customers/{customer_id}/profile", summary="Change profile fields")
+def change_profile(
+    customer_id: UUID, body: ProfileChanges, app: App, version: Version, response: Response
+) -> Accepted:
+    changes = body.model_dump(mode="json", include=body.model_fields_set)
+    if not changes:
+        raise RuleViolation("name at least one field to change")
+    customer = app.change_profile(customer_id, changes, version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.put("/customers/{customer_id}/addresses/{label}", summary="Add or replace an address")
+def set_address(
+    customer_id: UUID,
+    label: Tag,
+    body: AddressBody,
+    app: App,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    address = Address.model_validate({**body.model_dump(mode="json"), "label": label})
+    customer = app.set_address(customer_id, address.model_dump(mode="json"), version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.delete("/customers/{customer_id}/addresses/{label}", summary="Remove an address")
+def remove_address(
+    customer_id: UUID, label: str, app: App, version: Version, response: Response
+) -> Accepted:
+    customer = app.remove_address(customer_id, label, version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.post("/customers/{customer_id}/contacts", status_code=201, summary="Add a contact person")
+def add_contact(
+    customer_id: UUID, body: NewContact, app: App, version: Version, response: Response
+) -> Accepted:
+    customer, contact_id = app.add_contact(customer_id, body.model_dump(mode="json"), version)
+    return accepted(response, customer_id, customer.version, contact_id=contact_id)
+
+
+@router.patch(
+    "/customers/{customer_id}/contacts/{contact_id}", summary="Change a contact person"
+)
+def change_contact(
+    customer_id: UUID,
+    contact_id: str,
+    body: ContactChanges,
+    app: App,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    changes = body.model_dump(mode="json", include=body.model_fields_set)
+    if not changes:
+        raise RuleViolation("name at least one field to change")
+    customer = app.change_contact(customer_id, contact_id, changes, version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.delete(
+    "/customers/{customer_id}/contacts/{contact_id}", summary="Remove a contact person"
+)
+def remove_contact(
+    customer_id: UUID, contact_id: str, app: App, version: Version, response: Response
+) -> Accepted:
+    customer = app.remove_contact(customer_id, contact_id, version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.patch(
+    "/customers/{customer_id}/classification",
+    summary="Change importance tier, loyalty stage, value behaviour or relationship level",
+)
+def classify(
+    customer_id: UUID,
+    body: ClassificationChanges,
+    app: App,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    changes = body.model_dump(mode="json", include=body.model_fields_set)
+    for required in ("importance_tier", "loyalty_stage", "relationship_level"):
+        if required in changes and changes[required] is None:
+            raise RuleViolation(f"{required} cannot be cleared, only changed")
+    if not changes:
+        raise RuleViolation("name at least one classification to change")
+    customer = app.classify(customer_id, changes, version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.post("/customers/{customer_id}/tags", summary="Tag a customer")
+def tag_customer(
+    customer_id: UUID, body: TagBody, app: App, version: Version, response: Response
+) -> Accepted:
+    customer = app.tag(customer_id, body.tag, version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.delete("/customers/{customer_id}/tags/{tag}", summary="Remove a tag")
+def untag_customer(
+    customer_id: UUID, tag: str, app: App, version: Version, response: Response
+) -> Accepted:
+    customer = app.untag(customer_id, tag, version)
+    return accepted(response, customer_id, customer.version)
+
+
+@router.put(
+    "/customers/{customer_id}/channel-preferences",
+    summary="Set preferred channels and opt-outs",
+)
+def set_channel_preferences(
+    customer_id: UUID,
+    body: ChannelPreferencesBody,
+    app: App,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    customer = app.set_channel_preferences(customer_id, body.model_dump(mode="json"), version)
+    return accepted(response, customer_id, customer.version)
+
+
+# Queries -----------------------------------------------------------------------------
+
+
+def directory_query(
+    name: Annotated[
+        str | None, Query(max_length=200, description="Part of the name, any case.")
+    ] = None,
+    kind: CustomerKind | None = None,
+    industry: Annotated[str | None, Query(max_length=200)] = None,
+    region: Annotated[str | None, Query(max_length=200)] = None,
+    tag: Annotated[str | None, Query(max_length=50)] = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    importance_tier: ImportanceTier | None = None,
+    loyalty_stage: LoyaltyStage | None = None,
+) -> DirectoryQuery:
+    return DirectoryQuery(
+        name=name,
+        kind=kind.value if kind else None,
+        industry=industry,
+        region=region,
+        tag=tag,
+        owner=owner,
+        importance_tier=importance_tier.value if importance_tier else None,
+        loyalty_stage=loyalty_stage.value if loyalty_stage else None,
+    )
+
+
+Filters = Annotated[DirectoryQuery, Depends(directory_query)]
+Runtime = Annotated[ServiceRuntime, Depends(runtime)]
+
+
+def encode_cursor(row: Row) -> str:
+    raw = json.dumps([row["name"], str(row["customer_id"])], ensure_ascii=False).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        name, customer_id = json.loads(base64.urlsafe_b64decode(padded))
+        return str(name), UUID(customer_id)
+    except (ValueError, TypeError) as exc:
+        raise RuleViolation("cursor is not one this service issued; start without it") from exc
+
+
+def view_of_row(row: Row) -> CustomerView:
+    return CustomerView(
+        customer_id=row["customer_id"],
+        version=row["version"],
+        name=row["name"],
+        kind=row["kind"],
+        industry=row["industry"],
+        region=row["region"],
+        source_channel=row["source_channel"],
+        owner=row["owner"],
+        tags=row["tags"],
+        contacts=row["contacts"],
+        addresses=row["addresses"],
+        classification={
+            k: row[k]
+            for k in ("importance_tier", "loyalty_stage", "value_behaviour", "relationship_level")
+        },
+        channel_preferences={
+            "preferred": row["preferred_channels"],
+            "opted_out": row["opted_out_channels"],
+        },
+        registered_at=row["registered_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+@router.get("/customers", summary="Search the customer directory")
+async def search_customers(
+    rt: Runtime,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> CustomerPage:
+    assert rt.pool is not None
+    after = decode_cursor(cursor) if cursor else None
+    rows = await find_customers(rt.pool, filters, limit=limit + 1, after=after)
+    page, more = rows[:limit], len(rows) > limit
+    return CustomerPage(
+        items=[view_of_row(r) for r in page],
+        next_cursor=encode_cursor(page[-1]) if more else None,
+    )
+
+
+CSV_COLUMNS = (
+    "customer_id",
+    "name",
+    "kind",
+    "industry",
+    "region",
+    "source_channel",
+    "owner",
+    "importance_tier",
+    "loyalty_stage",
+    "value_behaviour",
+    "relationship_level",
+    "tags",
+    "preferred_channels",
+    "opted_out_channels",
+    "version",
+    "registered_at",
+    "updated_at",
+)
+
+
+@router.get(
+    "/customers/export.csv",
+    summary="Export every customer matching the filters as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def export_customers(rt: Runtime, filters: Filters) -> StreamingResponse:
+    assert rt.pool is not None
+    pool = rt.pool
+
+    async def lines() -> AsyncIterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(CSV_COLUMNS)
+        after: tuple[str, UUID] | None = None
+        while True:
+            rows = await find_customers(pool, filters, limit=1000, after=after)
+            for row in rows:
+                writer.writerow(
+                    [
+                        "|".join(row[c]) if isinstance(row[c], list) else row[c]
+                        for c in CSV_COLUMNS
+                    ]
+                )
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(rows) < 1000:
+                return
+            after = (rows[-1]["name"], rows[-1]["customer_id"])
+
+    return StreamingResponse(
+        lines(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="customers.csv"'},
+    )
+
+
+@router.get(
+    "/customers/{customer_id}",
+    summary="A customer, now or as they were at a past moment",
+    responses={404: {"description": "No such customer (at that moment)."}},
+)
+async def read_customer(
+    customer_id: UUID,
+    rt: Runtime,
+    response: Response,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(description="A past moment with its UTC offset; read from the event store."),
+    ] = None,
+) -> CustomerView:
+    if as_of is not None:
+        app = customers(rt)
+        customer = await _in_thread(app.customer_as_of, customer_id, as_of)
+        view = CustomerView.model_validate(customer.as_dict())
+    else:
+        assert rt.pool is not None
+        row = await get_customer(rt.pool, customer_id)
+        if row is None:
+            raise NotFound(f"no customer with id {customer_id} in the directory")
+        view = view_of_row(row)
+    response.headers["ETag"] = f'"{view.version}"'
+    return view
+
+
+@router.get(
+    "/customers/{customer_id}/history",
+    summary="Every change to a customer: what, when and by whom",
+)
+async def customer_history(customer_id: UUID, rt: Runtime) -> list[HistoryEntry]:
+    app = customers(rt)
+    entries = await _in_thread(app.history, customer_id)
+    return [HistoryEntry.model_validate(e) for e in entries]
+
+
+async def _in_thread(function: Any, *args: Any) -> Any:
+    return await asyncio.to_thread(function, *args)

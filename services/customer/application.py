@@ -1,0 +1,189 @@
+"""Customer commands and event-store queries: the service layer of the customer service.
+
+Each command loads the customer, checks the caller's expected version (optimistic
+concurrency), lets the aggregate decide, and saves the new events. Two writers racing on
+one customer cannot both win: the loser gets `Conflict`, never a lost update.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import RecordConflictError
+
+from services.customer.domain import Customer
+from services.customer.publishing import to_contract
+from services.runtime.errors import Conflict, NotFound
+from services.runtime.eventstore import EventSourcedApplication
+
+
+class CustomerApplication(EventSourcedApplication):
+    name = "Customers"
+
+    def register(
+        self,
+        *,
+        name: str,
+        kind: str,
+        industry: str | None = None,
+        region: str | None = None,
+        source_channel: str | None = None,
+        owner: str | None = None,
+        tags: list[str] | None = None,
+        contacts: list[dict[str, Any]] | None = None,
+        addresses: list[dict[str, Any]] | None = None,
+        classification: dict[str, Any] | None = None,
+        channel_preferences: dict[str, Any] | None = None,
+    ) -> Customer:
+        customer = Customer(
+            name=name,
+            kind=kind,
+            industry=industry,
+            region=region,
+            source_channel=source_channel,
+            owner=owner,
+            tags=tags or [],
+            contacts=[_with_contact_id(c) for c in contacts or []],
+            addresses=addresses or [],
+            classification=classification or {},
+            channel_preferences=channel_preferences or {"preferred": [], "opted_out": []},
+        )
+        self.save(customer)
+        return customer
+
+    def change_profile(
+        self, customer_id: UUID, changes: dict[str, Any], expected_version: int | None = None
+    ) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.change_profile(changes))
+
+    def set_address(
+        self, customer_id: UUID, address: dict[str, Any], expected_version: int | None = None
+    ) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.set_address(address))
+
+    def remove_address(
+        self, customer_id: UUID, label: str, expected_version: int | None = None
+    ) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.remove_address(label))
+
+    def add_contact(
+        self, customer_id: UUID, contact: dict[str, Any], expected_version: int | None = None
+    ) -> tuple[Customer, str]:
+        contact = _with_contact_id(contact)
+        customer = self._change(customer_id, expected_version, lambda c: c.add_contact(contact))
+        return customer, contact["contact_id"]
+
+    def change_contact(
+        self,
+        customer_id: UUID,
+        contact_id: str,
+        changes: dict[str, Any],
+        expected_version: int | None = None,
+    ) -> Customer:
+        return self._change(
+            customer_id, expected_version, lambda c: c.change_contact(contact_id, changes)
+        )
+
+    def remove_contact(
+        self, customer_id: UUID, contact_id: str, expected_version: int | None = None
+    ) -> Customer:
+        return self._change(
+            customer_id, expected_version, lambda c: c.remove_contact(contact_id)
+        )
+
+    def classify(
+        self, customer_id: UUID, changes: dict[str, Any], expected_version: int | None = None
+    ) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.classify(changes))
+
+    def tag(self, customer_id: UUID, tag: str, expected_version: int | None = None) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.tag(tag))
+
+    def untag(self, customer_id: UUID, tag: str, expected_version: int | None = None) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.untag(tag))
+
+    def set_channel_preferences(
+        self,
+        customer_id: UUID,
+        preferences: dict[str, Any],
+        expected_version: int | None = None,
+    ) -> Customer:
+        return self._change(
+            customer_id, expected_version, lambda c: c.set_channel_preferences(preferences)
+        )
+
+    # Queries on the event store ------------------------------------------------------
+
+    def customer(self, customer_id: UUID) -> Customer:
+        try:
+            return self.repository.get(customer_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no customer with id {customer_id}") from None
+
+    def customer_as_of(self, customer_id: UUID, moment: datetime) -> Customer:
+        """The customer as they were at `moment`: every event up to it, none after."""
+        version = None
+        for domain_event in self.events.get(customer_id):
+            if domain_event.timestamp > moment:
+                break
+            version = domain_event.originator_version
+        if version is None:
+            self.customer(customer_id)  # 404 when the customer does not exist at all
+            raise NotFound(f"customer {customer_id} was not registered yet at {moment.isoformat()}")
+        return self.repository.get(customer_id, version=version)
+
+    def history(self, customer_id: UUID) -> list[dict[str, Any]]:
+        """Every change to the customer: what, when, by whom, in which request."""
+        entries = []
+        for domain_event in self.events.get(customer_id):
+            envelope = to_contract(domain_event)
+            if envelope is None:
+                continue
+            entries.append(
+                {
+                    "version": envelope.aggregate_version,
+                    "event_type": envelope.event_type,
+                    "recorded_at": envelope.recorded_at,
+                    "actor": envelope.actor,
+                    "correlation_id": envelope.correlation_id,
+                    "change": envelope.payload.model_dump(mode="json"),
+                }
+            )
+        if not entries:
+            raise NotFound(f"no customer with id {customer_id}")
+        return entries
+
+    # ---------------------------------------------------------------------------------
+
+    def _change(
+        self,
+        customer_id: UUID,
+        expected_version: int | None,
+        command: Callable[[Customer], None],
+    ) -> Customer:
+        customer = self.customer(customer_id)
+        if expected_version is not None and customer.version != expected_version:
+            raise Conflict(
+                f"customer {customer_id} is at version {customer.version}, but the request "
+                f"expected version {expected_version}; reload the customer and try again"
+            )
+        command(customer)
+        try:
+            self.save(customer)
+        except RecordConflictError:
+            raise Conflict(
+                f"customer {customer_id} was changed by someone else at the same time; "
+                "reload the customer and try again"
+            ) from None
+        return customer
+
+
+def _with_contact_id(contact: dict[str, Any]) -> dict[str, Any]:
+    if contact.get("contact_id"):
+        return dict(contact)
+    return {**contact, "contact_id": uuid.uuid4().hex[:12]}

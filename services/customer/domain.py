@@ -1,0 +1,210 @@
+"""The Customer aggregate: the rules a customer record obeys. Pure; no I/O.
+
+Values arrive already validated against the contract vocabularies (the application
+layer does that); the aggregate guards what depends on its own state: contact persons
+that exist, addresses by label, tags, consent that does not contradict itself. A command
+that changes nothing records no event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from services.runtime.errors import NotFound, RuleViolation
+
+PROFILE_FIELDS = ("name", "kind", "industry", "region", "source_channel", "owner")
+CLASSIFICATION_FIELDS = (
+    "importance_tier",
+    "loyalty_stage",
+    "value_behaviour",
+    "relationship_level",
+)
+
+
+class Customer(Aggregate):
+    @event("Registered")
+    def __init__(
+        self,
+        *,
+        name: str,
+        kind: str,
+        industry: str | None,
+        region: str | None,
+        source_channel: str | None,
+        owner: str | None,
+        tags: list[str],
+        contacts: list[dict[str, Any]],
+        addresses: list[dict[str, Any]],
+        classification: dict[str, Any],
+        channel_preferences: dict[str, Any],
+    ) -> None:
+        _check_unique([c["contact_id"] for c in contacts], "contact id")
+        _check_unique([a["label"] for a in addresses], "address label")
+        _check_consent(channel_preferences)
+        self.name = name
+        self.kind = kind
+        self.industry = industry
+        self.region = region
+        self.source_channel = source_channel
+        self.owner = owner
+        self.tags = list(dict.fromkeys(tags))
+        self.contacts = {c["contact_id"]: dict(c) for c in contacts}
+        self.addresses = {a["label"]: dict(a) for a in addresses}
+        self.classification = dict(classification)
+        self.channel_preferences = dict(channel_preferences)
+
+    # Profile -------------------------------------------------------------------------
+
+    def change_profile(self, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - set(PROFILE_FIELDS)
+        if unknown:
+            raise RuleViolation(f"unknown profile fields: {', '.join(sorted(unknown))}")
+        if changes.get("name", self.name) is None or changes.get("kind", self.kind) is None:
+            raise RuleViolation("name and kind cannot be cleared")
+        effective = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        if effective:
+            self._profile_changed(changes=effective)
+
+    @event("ProfileChanged")
+    def _profile_changed(self, changes: dict[str, Any]) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    # Addresses -----------------------------------------------------------------------
+
+    def set_address(self, address: dict[str, Any]) -> None:
+        if self.addresses.get(address["label"]) != address:
+            self._address_set(address=dict(address))
+
+    @event("AddressSet")
+    def _address_set(self, address: dict[str, Any]) -> None:
+        self.addresses[address["label"]] = dict(address)
+
+    def remove_address(self, label: str) -> None:
+        if label not in self.addresses:
+            raise NotFound(f"customer {self.id} has no address labelled {label!r}")
+        self._address_removed(label=label)
+
+    @event("AddressRemoved")
+    def _address_removed(self, label: str) -> None:
+        del self.addresses[label]
+
+    # Contact persons -----------------------------------------------------------------
+
+    def add_contact(self, contact: dict[str, Any]) -> None:
+        if contact["contact_id"] in self.contacts:
+            raise RuleViolation(f"contact {contact['contact_id']} already exists")
+        self._contact_added(contact=dict(contact))
+
+    @event("ContactAdded")
+    def _contact_added(self, contact: dict[str, Any]) -> None:
+        self.contacts[contact["contact_id"]] = dict(contact)
+
+    def change_contact(self, contact_id: str, changes: dict[str, Any]) -> None:
+        current = self._contact(contact_id)
+        changed = {**current, **changes, "contact_id": contact_id}
+        if not changed.get("name"):
+            raise RuleViolation("a contact person's name cannot be cleared")
+        if changed != current:
+            self._contact_changed(contact=changed)
+
+    @event("ContactChanged")
+    def _contact_changed(self, contact: dict[str, Any]) -> None:
+        self.contacts[contact["contact_id"]] = dict(contact)
+
+    def remove_contact(self, contact_id: str) -> None:
+        self._contact(contact_id)
+        self._contact_removed(contact_id=contact_id)
+
+    @event("ContactRemoved")
+    def _contact_removed(self, contact_id: str) -> None:
+        del self.contacts[contact_id]
+
+    def _contact(self, contact_id: str) -> dict[str, Any]:
+        try:
+            return self.contacts[contact_id]
+        except KeyError:
+            raise NotFound(f"customer {self.id} has no contact person {contact_id}") from None
+
+    # Classifications -----------------------------------------------------------------
+
+    def classify(self, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - set(CLASSIFICATION_FIELDS)
+        if unknown:
+            raise RuleViolation(f"unknown classifications: {', '.join(sorted(unknown))}")
+        classification = {**self.classification, **changes}
+        if classification != self.classification:
+            self._classified(classification=classification)
+
+    @event("Classified")
+    def _classified(self, classification: dict[str, Any]) -> None:
+        self.classification = dict(classification)
+
+    # Tags ----------------------------------------------------------------------------
+
+    def tag(self, tag: str) -> None:
+        if tag not in self.tags:
+            self._tagged(tag=tag)
+
+    @event("Tagged")
+    def _tagged(self, tag: str) -> None:
+        self.tags.append(tag)
+
+    def untag(self, tag: str) -> None:
+        if tag not in self.tags:
+            raise NotFound(f"customer {self.id} is not tagged {tag!r}")
+        self._untagged(tag=tag)
+
+    @event("Untagged")
+    def _untagged(self, tag: str) -> None:
+        self.tags.remove(tag)
+
+    # Channel preferences and consent -------------------------------------------------
+
+    def set_channel_preferences(self, preferences: dict[str, Any]) -> None:
+        _check_consent(preferences)
+        if preferences != self.channel_preferences:
+            self._channel_preferences_changed(channel_preferences=dict(preferences))
+
+    @event("ChannelPreferencesChanged")
+    def _channel_preferences_changed(self, channel_preferences: dict[str, Any]) -> None:
+        self.channel_preferences = dict(channel_preferences)
+
+    # Views ---------------------------------------------------------------------------
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "customer_id": str(self.id),
+            "version": self.version,
+            "name": self.name,
+            "kind": self.kind,
+            "industry": self.industry,
+            "region": self.region,
+            "source_channel": self.source_channel,
+            "owner": self.owner,
+            "tags": list(self.tags),
+            "contacts": list(self.contacts.values()),
+            "addresses": list(self.addresses.values()),
+            "classification": dict(self.classification),
+            "channel_preferences": dict(self.channel_preferences),
+            "registered_at": self.created_on.isoformat(),
+            "updated_at": self.modified_on.isoformat(),
+        }
+
+
+def _check_unique(values: list[str], what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise RuleViolation(f"duplicate {what}: {value!r}")
+        seen.add(value)
+
+
+def _check_consent(preferences: dict[str, Any]) -> None:
+    both = set(preferences.get("preferred", ())) & set(preferences.get("opted_out", ()))
+    if both:
+        raise RuleViolation(
+            f"a channel cannot be both preferred and opted out: {', '.join(sorted(both))}"
+        )

@@ -1,0 +1,282 @@
+"""The customer directory: one row per customer, folded from the customer topic.
+
+`fold` is pure: the row as it was (or None) and one event give the row as it is after.
+`CustomerDirectory.apply` loads the rows a batch touches, folds every event in order,
+and writes the rows back in one statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts.envelope import EventEnvelope
+from contracts.topics import Topic
+
+Row = dict[str, Any]
+
+COLUMNS = (
+    "customer_id",
+    "name",
+    "kind",
+    "industry",
+    "region",
+    "source_channel",
+    "owner",
+    "importance_tier",
+    "loyalty_stage",
+    "value_behaviour",
+    "relationship_level",
+    "tags",
+    "contacts",
+    "addresses",
+    "preferred_channels",
+    "opted_out_channels",
+    "version",
+    "change_count",
+    "registered_at",
+    "updated_at",
+)
+JSON_COLUMNS = ("contacts", "addresses")
+
+DDL = """
+CREATE TABLE IF NOT EXISTS customer_directory (
+    customer_id uuid PRIMARY KEY,
+    name text NOT NULL,
+    kind text NOT NULL,
+    industry text,
+    region text,
+    source_channel text,
+    owner text,
+    importance_tier text NOT NULL,
+    loyalty_stage text NOT NULL,
+    value_behaviour text,
+    relationship_level text NOT NULL,
+    tags text[] NOT NULL DEFAULT '{}',
+    contacts jsonb NOT NULL DEFAULT '[]',
+    addresses jsonb NOT NULL DEFAULT '[]',
+    preferred_channels text[] NOT NULL DEFAULT '{}',
+    opted_out_channels text[] NOT NULL DEFAULT '{}',
+    version integer NOT NULL,
+    change_count integer NOT NULL,
+    registered_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS customer_directory_name ON customer_directory (name, customer_id);
+CREATE INDEX IF NOT EXISTS customer_directory_tags ON customer_directory USING gin (tags);
+CREATE INDEX IF NOT EXISTS customer_directory_owner ON customer_directory (owner);
+CREATE INDEX IF NOT EXISTS customer_directory_region ON customer_directory (region);
+"""
+
+TRIGRAM_DDL = """
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX IF NOT EXISTS customer_directory_name_trgm
+    ON customer_directory USING gin (name gin_trgm_ops);
+"""
+
+
+def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
+    """The directory row after `event`. Events before registration leave no row."""
+    payload = event.payload
+    kind = event.event_type
+    if kind == "customer.registered":
+        row = {
+            "customer_id": event.customer_id,
+            "name": payload.name,
+            "kind": payload.kind.value,
+            "industry": payload.industry,
+            "region": payload.region,
+            "source_channel": payload.source_channel,
+            "owner": payload.owner,
+            **_classification(payload.classification.model_dump(mode="json")),
+            "tags": list(payload.tags),
+            "contacts": [c.model_dump(mode="json") for c in payload.contacts],
+            "addresses": [a.model_dump(mode="json") for a in payload.addresses],
+            **_channels(payload.channel_preferences.model_dump(mode="json")),
+            "change_count": 0,
+            "registered_at": event.occurred_at,
+        }
+    elif row is None:
+        return None
+    else:
+        row = dict(row)
+        if kind == "customer.profile_changed":
+            values = payload.model_dump(mode="json")
+            for name in payload.changed:
+                row[name] = values.get(name)
+        elif kind == "customer.address_set":
+            address = payload.address.model_dump(mode="json")
+            row["addresses"] = [
+                a for a in row["addresses"] if a["label"] != address["label"]
+            ] + [address]
+        elif kind == "customer.address_removed":
+            row["addresses"] = [a for a in row["addresses"] if a["label"] != payload.label]
+        elif kind in ("customer.contact_added", "customer.contact_changed"):
+            contact = payload.contact.model_dump(mode="json")
+            others = [c for c in row["contacts"] if c["contact_id"] != contact["contact_id"]]
+            if kind == "customer.contact_added":
+                row["contacts"] = [*others, contact]
+            else:
+                row["contacts"] = [
+                    contact if c["contact_id"] == contact["contact_id"] else c
+                    for c in row["contacts"]
+                ]
+        elif kind == "customer.contact_removed":
+            row["contacts"] = [c for c in row["contacts"] if c["contact_id"] != payload.contact_id]
+        elif kind == "customer.classified":
+            row.update(_classification(payload.classification.model_dump(mode="json")))
+        elif kind == "customer.tagged":
+            if payload.tag not in row["tags"]:
+                row["tags"] = [*row["tags"], payload.tag]
+        elif kind == "customer.untagged":
+            row["tags"] = [t for t in row["tags"] if t != payload.tag]
+        elif kind == "customer.channel_preferences_changed":
+            row.update(_channels(payload.channel_preferences.model_dump(mode="json")))
+        else:
+            return row
+    row["version"] = event.aggregate_version or row.get("version", 0)
+    row["change_count"] = row["change_count"] + 1
+    row["updated_at"] = event.occurred_at
+    return row
+
+
+def _classification(values: dict[str, Any]) -> Row:
+    return {
+        "importance_tier": values["importance_tier"],
+        "loyalty_stage": values["loyalty_stage"],
+        "value_behaviour": values.get("value_behaviour"),
+        "relationship_level": values["relationship_level"],
+    }
+
+
+def _channels(values: dict[str, Any]) -> Row:
+    return {
+        "preferred_channels": list(values.get("preferred", [])),
+        "opted_out_channels": list(values.get("opted_out", [])),
+    }
+
+
+def row_from_record(record: asyncpg.Record) -> Row:
+    row = dict(record)
+    for name in JSON_COLUMNS:
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    return row
+
+
+class CustomerDirectory:
+    name = "customer_directory"
+    topics: Sequence[str] = (Topic.CUSTOMER,)
+
+    async def create_tables(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(DDL)
+        try:
+            async with connection.transaction():
+                await connection.execute(TRIGRAM_DDL)
+        except asyncpg.InsufficientPrivilegeError:
+            pass  # substring search still works, without the trigram index
+
+    async def apply(
+        self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
+    ) -> None:
+        ids = list({e.customer_id for e in events})
+        rows: dict[UUID, Row | None] = {
+            r["customer_id"]: row_from_record(r)
+            for r in await connection.fetch(
+                "SELECT * FROM customer_directory WHERE customer_id = ANY($1::uuid[]) FOR UPDATE",
+                ids,
+            )
+        }
+        touched: set[UUID] = set()
+        for event in events:
+            folded = fold(rows.get(event.customer_id), event)
+            if folded is not None:
+                rows[event.customer_id] = folded
+                touched.add(event.customer_id)
+        if touched:
+            await upsert(connection, [r for i in touched if (r := rows[i]) is not None])
+
+
+async def upsert(connection: asyncpg.Connection, rows: list[Row]) -> None:
+    placeholders = ", ".join(
+        f"${i}::jsonb" if c in JSON_COLUMNS else f"${i}" for i, c in enumerate(COLUMNS, 1)
+    )
+    updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+    await connection.executemany(
+        f"INSERT INTO customer_directory ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (customer_id) DO UPDATE SET {updates}",
+        [
+            tuple(json.dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS)
+            for r in rows
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class DirectoryQuery:
+    """Filters of the directory; every one is optional and they combine with AND."""
+
+    name: str | None = None
+    kind: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    tag: str | None = None
+    owner: str | None = None
+    importance_tier: str | None = None
+    loyalty_stage: str | None = None
+
+    def where(self, first_parameter: int = 1) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        values: list[Any] = []
+
+        def add(sql: str, value: Any) -> None:
+            values.append(value)
+            clauses.append(sql.format(f"${first_parameter + len(values) - 1}"))
+
+        if self.name:
+            add("name ILIKE {} ESCAPE '\\'", f"%{_escape_like(self.name)}%")
+        for column in ("kind", "industry", "region", "owner", "importance_tier", "loyalty_stage"):
+            value = getattr(self, column)
+            if value:
+                add(f"{column} = {{}}", value)
+        if self.tag:
+            add("tags @> ARRAY[{}]::text[]", self.tag)
+        return (" AND ".join(clauses) or "TRUE"), values
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def find_customers(
+    connection: asyncpg.Connection | asyncpg.Pool,
+    query: DirectoryQuery,
+    *,
+    limit: int,
+    after: tuple[str, UUID] | None = None,
+) -> list[Row]:
+    """One page of the directory in name order; `after` is the last (name, id) seen."""
+    where, values = query.where()
+    if after is not None:
+        values.extend(after)
+        where += f" AND (name, customer_id) > (${len(values) - 1}, ${len(values)}::uuid)"
+    values.append(limit)
+    records = await connection.fetch(
+        f"SELECT * FROM customer_directory WHERE {where} "
+        f"ORDER BY name, customer_id LIMIT ${len(values)}",
+        *values,
+    )
+    return [row_from_record(r) for r in records]
+
+
+async def get_customer(connection: asyncpg.Pool, customer_id: UUID) -> Row | None:
+    record = await connection.fetchrow(
+        "SELECT * FROM customer_directory WHERE customer_id = $1", customer_id
+    )
+    return row_from_record(record) if record else None
+

@@ -1,0 +1,25 @@
+"""The customer service's composition: what it stores, publishes, projects and serves."""
+
+from contracts.topics import Topic
+from services.customer.api import router
+from services.customer.application import CustomerApplication
+from services.customer.projections import CustomerDirectory
+from services.customer.publishing import to_contract
+from services.runtime.service import ServiceDefinition
+
+DEFINITION = ServiceDefinition(
+    name="customer",
+    title="CRM customer service",
+    description=(
+        "Customers, contact persons, classifications, tags and channel consent. Commands "
+        "record events in the customer event store; they are published on the "
+        f"`{Topic.CUSTOMER}` topic and folded into the customer directory. Send "
+        "`If-Match: \"<version>\"` with a change to have it refused with 409 when someone "
+        "else changed the customer first."
+    ),
+    topic=Topic.CUSTOMER,
+    application_class=CustomerApplication,
+    translate=to_contract,
+    projections=lambda: [CustomerDirectory()],
+    routers=[router],
+)

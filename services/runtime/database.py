@@ -1,0 +1,44 @@
+"""PostgreSQL access for projections: a connection pool per service schema."""
+
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from services.runtime.metrics import DB_POOL_CONNECTIONS
+
+
+async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see the service's own schema first."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    finally:
+        await connection.close()
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        server_settings={"search_path": f'"{schema}",public', "application_name": schema},
+        command_timeout=60,
+    )
+    assert pool is not None
+    DB_POOL_CONNECTIONS.labels(schema=schema, state="max").set(max_size)
+    return pool
+
+
+def record_pool_use(pool: asyncpg.Pool, schema: str) -> None:
+    DB_POOL_CONNECTIONS.labels(schema=schema, state="open").set(pool.get_size())
+    DB_POOL_CONNECTIONS.labels(schema=schema, state="idle").set(pool.get_idle_size())
+
+
+async def ensure_database(dsn: str) -> None:
+    """Create the database named in `dsn` if the server does not have it yet."""
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/")
+    connection = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
+    try:
+        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()

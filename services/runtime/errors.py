@@ -1,0 +1,23 @@
+"""Errors a command can end with, each mapped to an HTTP status by the HTTP layer."""
+
+
+class CommandRejected(Exception):
+    """Base: the command was refused; `str(error)` tells the caller what to change."""
+
+    status_code = 422
+
+
+class NotFound(CommandRejected):
+    status_code = 404
+
+
+class Conflict(CommandRejected):
+    """The command contradicts the current state (e.g. a stale expected version)."""
+
+    status_code = 409
+
+
+class RuleViolation(CommandRejected):
+    """The command breaks a business rule (e.g. removing a contact that is not there)."""
+
+    status_code = 422

@@ -1,0 +1,110 @@
+"""The event store of a service: an `eventsourcing` application on PostgreSQL.
+
+Who issued a command and which request it belongs to is not domain data, yet every
+stored event must carry it. The `CommandContext` of the running command is kept in a
+context variable and stamped onto each stored event by `MetadataStampingMapper`, so
+aggregates stay free of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from typing import Any
+from urllib.parse import unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+    Transcoding,
+)
+
+METADATA_KEY = "_meta"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommandContext:
+    """Who asked for a change, and the request or message that carried it."""
+
+    actor: str = "system"
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    causation_id: str | None = None
+
+
+_current_context: ContextVar[CommandContext | None] = ContextVar("command_context", default=None)
+
+
+def current_context() -> CommandContext:
+    return _current_context.get() or CommandContext()
+
+
+@contextlib.contextmanager
+def command_context(context: CommandContext) -> Iterator[CommandContext]:
+    token = _current_context.set(context)
+    try:
+        yield context
+    finally:
+        _current_context.reset(token)
+
+
+def event_metadata(domain_event: object) -> dict[str, Any]:
+    """The metadata stamped on a stored event, or an empty dict."""
+    meta = vars(domain_event).get(METADATA_KEY)
+    return dict(meta) if isinstance(meta, dict) else {}
+
+
+class MetadataStampingMapper(Mapper[UUID]):
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        if METADATA_KEY not in vars(domain_event):
+            object.__setattr__(domain_event, METADATA_KEY, asdict(current_context()))
+        return super().to_stored_event(domain_event)
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+def postgres_environment(database_url: str, schema: str) -> dict[str, str]:
+    """eventsourcing's PostgreSQL settings for a `postgresql://` URL and a schema."""
+    parts = urlsplit(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": (parts.path or "/postgres").lstrip("/"),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or "postgres"),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": "5",
+        "POSTGRES_MAX_OVERFLOW": "5",
+        "POSTGRES_CONNECT_TIMEOUT": "5",
+        "POSTGRES_PRE_PING": "y",
+        "CREATE_TABLE": "y",
+    }
+
+
+class EventSourcedApplication(Application[UUID]):
+    """Base of every service's application: metadata stamping and extra transcodings."""
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=MetadataStampingMapper
+        )
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())

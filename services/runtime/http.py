@@ -1,0 +1,126 @@
+"""HTTP scaffolding every service shares: health, metrics, correlation ids, errors.
+
+- `GET /health/live`: the process answers.
+- `GET /health/ready`: 200 when the database and broker are reachable and the
+  projections have caught up; 503 with the failing checks otherwise.
+- `GET /metrics`: Prometheus text format.
+Every response carries `X-Correlation-ID` (the caller's, or a new one); commands record
+it, with the actor from `X-Actor`, on the events they cause.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from services.runtime.errors import CommandRejected
+from services.runtime.eventstore import CommandContext, command_context
+from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
+
+log = logging.getLogger(__name__)
+
+ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+CORRELATION_HEADER = "X-Correlation-ID"
+ACTOR_HEADER = "X-Actor"
+
+
+def error_body(message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": message, **extra}
+
+
+class RequestContextMiddleware(BaseHTTPMiddleware):
+    """Sets the command context and records request metrics by route template."""
+
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self._service = service
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
+        actor = request.headers.get(ACTOR_HEADER) or "anonymous"
+        context = CommandContext(
+            actor=actor[:200], correlation_id=correlation_id[:200], causation_id=correlation_id
+        )
+        started = time.perf_counter()
+        with command_context(context):
+            response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(self._service, template, request.method, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(self._service, template, request.method).observe(
+            time.perf_counter() - started
+        )
+        response.headers[CORRELATION_HEADER] = correlation_id
+        return response
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for item in exc.errors():
+        location = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
+        parts.append(f"{location or 'body'}: {item.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(
+    *,
+    service: str,
+    title: str,
+    description: str,
+    readiness: ReadinessCheck,
+    lifespan: Any,
+) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        responses={422: {"description": "The request is invalid; `error` says what to fix."}},
+    )
+    app.add_middleware(RequestContextMiddleware, service=service)
+
+    @app.exception_handler(CommandRejected)
+    async def _rejected(_: Request, exc: CommandRejected) -> JSONResponse:
+        return JSONResponse(error_body(str(exc)), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"location": [str(p) for p in e.get("loc", ())], "message": e.get("msg")}
+            for e in exc.errors()
+        ]
+        return JSONResponse(error_body(_validation_message(exc), details=details), 422)
+
+    @app.get("/health/live", tags=["operations"], summary="The process is alive")
+    async def live() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get(
+        "/health/ready",
+        tags=["operations"],
+        summary="Database and broker reachable, projections caught up",
+        responses={503: {"description": "Not ready; `checks` shows what fails."}},
+    )
+    async def ready() -> JSONResponse:
+        checks = await readiness()
+        ok = all(checks.values())
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready", "checks": checks},
+            status_code=200 if ok else 503,
+        )
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

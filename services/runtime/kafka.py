@@ -1,0 +1,103 @@
+"""Kafka clients configured from settings, and idempotent topic creation.
+
+Only what both Apache Kafka and the embedded Tansu broker speak is used: plain
+produce and fetch, consumer groups, CreateTopics. No transactions.
+"""
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from contracts.topics import Topic
+from services.runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+# Tansu answers DescribeConfigs only with what was given at creation, so give it all.
+TOPIC_CONFIG = {
+    "retention.ms": str(30 * 24 * 3600 * 1000),
+    "cleanup.policy": "delete",
+}
+
+
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    """Options for every aiokafka client: servers and, when configured, TLS and SASL."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = ssl.create_default_context()
+    if settings.kafka_sasl_mechanism:
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password
+    return options
+
+
+def reliable_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
+    """A producer that waits for all in-sync replicas and keeps per-partition order."""
+    return AIOKafkaProducer(
+        **connection_options(settings),
+        client_id=client_id,
+        acks="all",
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=10_000,
+        retry_backoff_ms=200,
+        compression_type=None,
+    )
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    topics: Iterable[Topic | str],
+    *,
+    partitions: int = 3,
+    replication_factor: int = 1,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Create the topics that do not exist yet; existing ones are left alone."""
+    admin_options = options or {"bootstrap_servers": bootstrap_servers}
+    admin = AIOKafkaAdminClient(**admin_options, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [str(t) for t in topics if str(t) not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics(
+                [
+                    NewTopic(name, partitions, replication_factor, topic_configs=TOPIC_CONFIG)
+                    for name in missing
+                ]
+            )
+        except TopicAlreadyExistsError:
+            pass
+        log.info("created topics %s", ", ".join(missing))
+    finally:
+        await admin.close()
+
+
+async def wait_for_broker(bootstrap_servers: str, timeout: float = 30.0) -> None:
+    """Return once the broker answers metadata requests."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaError, OSError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+        finally:
+            await admin.close()

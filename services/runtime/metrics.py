@@ -1,0 +1,72 @@
+"""Prometheus metrics shared by every service. Label values are bounded sets:
+topics, event types, outcomes, reasons, routes; never customer ids."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_PUBLISHED = Counter(
+    "crm_events_published_total",
+    "Events the outbox relay published and the broker acknowledged.",
+    ["topic", "event_type"],
+)
+PUBLISH_FAILURES = Counter(
+    "crm_publish_failures_total",
+    "Attempts of the outbox relay to publish that failed and will be retried.",
+    ["topic"],
+)
+OUTBOX_BACKLOG = Gauge(
+    "crm_outbox_backlog_events",
+    "Events stored in the event store but not yet published.",
+    ["topic"],
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "crm_outbox_oldest_unpublished_age_seconds",
+    "Age of the oldest event stored but not yet published (0 when none).",
+    ["topic"],
+)
+RELAY_LEADER = Gauge(
+    "crm_outbox_relay_leader",
+    "1 when this replica holds the relay lock and publishes, 0 when on standby.",
+    ["topic"],
+)
+EVENTS_CONSUMED = Counter(
+    "crm_events_consumed_total",
+    "Messages a projection consumer handled, by outcome: applied, duplicate, dead_lettered.",
+    ["projection", "topic", "event_type", "outcome"],
+)
+DEAD_LETTERS = Counter(
+    "crm_dead_letters_total",
+    "Messages sent to the dead-letter topic, by source topic and reason.",
+    ["topic", "reason"],
+)
+BATCH_SECONDS = Histogram(
+    "crm_projection_batch_duration_seconds",
+    "Time to apply one batch to a projection and commit it.",
+    ["projection"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+PROJECTION_LAG = Gauge(
+    "crm_projection_lag_seconds",
+    "Now minus the recorded time of the last event applied to the projection.",
+    ["projection"],
+)
+CONSUMER_LAG = Gauge(
+    "crm_consumer_lag_messages",
+    "Messages on the partition not yet consumed by the projection consumer.",
+    ["projection", "topic", "partition"],
+)
+HTTP_REQUESTS = Counter(
+    "crm_http_requests_total",
+    "HTTP requests answered, by route template, method and status.",
+    ["service", "route", "method", "status"],
+)
+HTTP_SECONDS = Histogram(
+    "crm_http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["service", "route", "method"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "crm_db_pool_connections",
+    "Connections of the projection database pool by state: open, idle, max.",
+    ["schema", "state"],
+)

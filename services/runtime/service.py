@@ -1,0 +1,183 @@
+"""Runs one service: its event store, outbox relay, projection consumers and HTTP API.
+
+A service module describes itself with a `ServiceDefinition`; `run_service` wires the
+pieces from settings and serves until SIGTERM or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaConsumer
+from fastapi import APIRouter, FastAPI
+
+from services.runtime.database import create_pool, ensure_database, record_pool_use
+from services.runtime.deadletter import DeadLetterPublisher
+from services.runtime.eventstore import EventSourcedApplication, postgres_environment
+from services.runtime.http import create_app
+from services.runtime.kafka import connection_options, reliable_producer
+from services.runtime.outbox import OutboxRelay, Translator
+from services.runtime.projection import Projection, ProjectionConsumer
+from services.runtime.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceDefinition:
+    name: str
+    title: str
+    description: str
+    topic: str
+    application_class: type[EventSourcedApplication]
+    translate: Translator
+    projections: Callable[[], Sequence[Projection]]
+    routers: Sequence[APIRouter] = field(default_factory=tuple)
+
+
+class ServiceRuntime:
+    """The running parts of a service; reachable from routes as `request.app.state.runtime`."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.definition = definition
+        self.settings = settings
+        self.schema = definition.name
+        self.application: EventSourcedApplication | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers: list[ProjectionConsumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dead_letters: DeadLetterPublisher | None = None
+
+    async def start(self) -> None:
+        settings = self.settings
+        await ensure_database(settings.database_dsn)
+        self.pool = await create_pool(settings.database_dsn, self.schema)
+        env = postgres_environment(settings.database_dsn, self.schema)
+        self.application = await asyncio.to_thread(self.definition.application_class, env)
+        self.relay = OutboxRelay(
+            application=self.application,
+            database_dsn=settings.database_dsn,
+            schema=self.schema,
+            topic=self.definition.topic,
+            translate=self.definition.translate,
+            producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
+            batch_size=settings.relay_batch_size,
+            poll_interval=settings.relay_poll_interval_seconds,
+        )
+        self._dead_letters = DeadLetterPublisher(
+            lambda: reliable_producer(settings, f"{self.schema}-dead-letters"), self.schema
+        )
+        kafka_options = connection_options(settings)
+        self.consumers = [
+            ProjectionConsumer(
+                projection=projection,
+                pool=self.pool,
+                consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
+                    *topics, **kafka_options, **kw
+                ),
+                dead_letters=self._dead_letters,
+                max_records=settings.consumer_max_records,
+                batch_timeout_ms=settings.consumer_batch_timeout_ms,
+            )
+            for projection in self.definition.projections()
+        ]
+        for consumer in self.consumers:
+            await consumer.prepare()
+        self._tasks = [
+            asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"),
+            *(
+                asyncio.create_task(c.run(), name=f"projection-{c.projection.name}")
+                for c in self.consumers
+            ),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._dead_letters is not None:
+            await self._dead_letters.close()
+        if self.pool is not None:
+            await self.pool.close()
+        if self.application is not None:
+            self.application.close()
+
+    async def readiness(self) -> dict[str, bool]:
+        return {
+            "database": await self._database_reachable(),
+            "broker": await self._broker_reachable(),
+            "projections_caught_up": all(c.caught_up for c in self.consumers),
+            "background_tasks_running": all(not t.done() for t in self._tasks),
+        }
+
+    async def _database_reachable(self) -> bool:
+        if self.pool is None:
+            return False
+        record_pool_use(self.pool, self.schema)
+        try:
+            async with asyncio.timeout(2):
+                return bool(await self.pool.fetchval("SELECT 1"))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+            return False
+
+    async def _broker_reachable(self) -> bool:
+        for server in self.settings.kafka_bootstrap_servers.split(","):
+            host, _, port = server.strip().rpartition(":")
+            try:
+                async with asyncio.timeout(1):
+                    _, writer = await asyncio.open_connection(host, int(port))
+                writer.close()
+                await writer.wait_closed()
+                return True
+            except (OSError, TimeoutError):
+                continue
+        return False
+
+
+def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    runtime = ServiceRuntime(definition, settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = create_app(
+        service=definition.name,
+        title=definition.title,
+        description=definition.description,
+        readiness=runtime.readiness,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    for router in definition.routers:
+        app.include_router(router)
+    return app
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: int) -> None:
+    configure_logging(settings.log_level)
+    app = build_app(definition, settings)
+    config: dict[str, Any] = {"host": settings.http_host, "port": port, "log_level": "warning"}
+    uvicorn.run(app, **config)
