@@ -49,4 +49,3 @@ class EventEnvelope(BaseModel, Generic[PayloadT]):
         default=None, description="Id of the request or event that directly caused this one."
     )
     payload: PayloadT
-

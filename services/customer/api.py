@@ -296,9 +296,7 @@ def add_contact(
     return accepted(response, customer_id, customer.version, contact_id=contact_id)
 
 
-@router.patch(
-    "/customers/{customer_id}/contacts/{contact_id}", summary="Change a contact person"
-)
+@router.patch("/customers/{customer_id}/contacts/{contact_id}", summary="Change a contact person")
 def change_contact(
     customer_id: UUID,
     contact_id: str,
@@ -314,9 +312,7 @@ def change_contact(
     return accepted(response, customer_id, customer.version)
 
 
-@router.delete(
-    "/customers/{customer_id}/contacts/{contact_id}", summary="Remove a contact person"
-)
+@router.delete("/customers/{customer_id}/contacts/{contact_id}", summary="Remove a contact person")
 def remove_contact(
     customer_id: UUID, contact_id: str, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -504,10 +500,7 @@ async def export_customers(rt: Runtime, filters: Filters) -> StreamingResponse:
             rows = await find_customers(pool, filters, limit=1000, after=after)
             for row in rows:
                 writer.writerow(
-                    [
-                        "|".join(row[c]) if isinstance(row[c], list) else row[c]
-                        for c in CSV_COLUMNS
-                    ]
+                    ["|".join(row[c]) if isinstance(row[c], list) else row[c] for c in CSV_COLUMNS]
                 )
             yield buffer.getvalue()
             buffer.seek(0)

@@ -111,9 +111,9 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
                 row[name] = values.get(name)
         elif kind == "customer.address_set":
             address = payload.address.model_dump(mode="json")
-            row["addresses"] = [
-                a for a in row["addresses"] if a["label"] != address["label"]
-            ] + [address]
+            row["addresses"] = [a for a in row["addresses"] if a["label"] != address["label"]] + [
+                address
+            ]
         elif kind == "customer.address_removed":
             row["addresses"] = [a for a in row["addresses"] if a["label"] != payload.label]
         elif kind in ("customer.contact_added", "customer.contact_changed"):
@@ -210,10 +210,7 @@ async def upsert(connection: asyncpg.Connection, rows: list[Row]) -> None:
     await connection.executemany(
         f"INSERT INTO customer_directory ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
         f"ON CONFLICT (customer_id) DO UPDATE SET {updates}",
-        [
-            tuple(json.dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS)
-            for r in rows
-        ],
+        [tuple(json.dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in rows],
     )
 
 
@@ -279,4 +276,3 @@ async def get_customer(connection: asyncpg.Pool, customer_id: UUID) -> Row | Non
         "SELECT * FROM customer_directory WHERE customer_id = $1", customer_id
     )
     return row_from_record(record) if record else None
-

@@ -1,4 +1,7 @@
-"""How the customer service's domain events appear on the customer topic."""
+"""How the customer service's domain events appear on the customer topic.
+
+Keyed by the name of the event class that `Customer`'s `@event` methods declare.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from typing import Any
 
 from contracts import customer as contract
 from contracts.envelope import EventEnvelope, EventPayload
-from services.customer.domain import Customer
 from services.runtime.envelopes import envelope_from_domain_event
 
 PRODUCER = "crm.customer"
@@ -17,28 +19,29 @@ def _fields(event: Any) -> dict[str, Any]:
     return {k: v for k, v in vars(event).items() if not k.startswith("_")}
 
 
-_PAYLOADS: dict[type, Callable[[Any], EventPayload]] = {
-    Customer.Registered: lambda e: contract.CustomerRegistered.model_validate(_fields(e)),
-    Customer.ProfileChanged: lambda e: contract.CustomerProfileChanged.model_validate(
+_PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
+    "Registered": lambda e: contract.CustomerRegistered.model_validate(_fields(e)),
+    "ProfileChanged": lambda e: contract.CustomerProfileChanged.model_validate(
         {**e.changes, "changed": sorted(e.changes)}
     ),
-    Customer.AddressSet: lambda e: contract.CustomerAddressSet(address=e.address),
-    Customer.AddressRemoved: lambda e: contract.CustomerAddressRemoved(label=e.label),
-    Customer.ContactAdded: lambda e: contract.ContactPersonAdded(contact=e.contact),
-    Customer.ContactChanged: lambda e: contract.ContactPersonChanged(contact=e.contact),
-    Customer.ContactRemoved: lambda e: contract.ContactPersonRemoved(contact_id=e.contact_id),
-    Customer.Classified: lambda e: contract.CustomerClassified(classification=e.classification),
-    Customer.Tagged: lambda e: contract.CustomerTagged(tag=e.tag),
-    Customer.Untagged: lambda e: contract.CustomerUntagged(tag=e.tag),
-    Customer.ChannelPreferencesChanged: lambda e: contract.ChannelPreferencesChanged(
+    "AddressSet": lambda e: contract.CustomerAddressSet(address=e.address),
+    "AddressRemoved": lambda e: contract.CustomerAddressRemoved(label=e.label),
+    "ContactAdded": lambda e: contract.ContactPersonAdded(contact=e.contact),
+    "ContactChanged": lambda e: contract.ContactPersonChanged(contact=e.contact),
+    "ContactRemoved": lambda e: contract.ContactPersonRemoved(contact_id=e.contact_id),
+    "Classified": lambda e: contract.CustomerClassified(classification=e.classification),
+    "Tagged": lambda e: contract.CustomerTagged(tag=e.tag),
+    "Untagged": lambda e: contract.CustomerUntagged(tag=e.tag),
+    "ChannelPreferencesChanged": lambda e: contract.ChannelPreferencesChanged(
         channel_preferences=e.channel_preferences
     ),
 }
 
 
 def to_contract(domain_event: Any) -> EventEnvelope[Any] | None:
-    build = _PAYLOADS.get(type(domain_event))
-    if build is None:
+    event_class = type(domain_event)
+    build = _PAYLOADS.get(event_class.__name__)
+    if build is None or not event_class.__qualname__.startswith("Customer."):
         return None
     return envelope_from_domain_event(
         domain_event,

@@ -14,7 +14,7 @@ DEFINITION = ServiceDefinition(
         "Customers, contact persons, classifications, tags and channel consent. Commands "
         "record events in the customer event store; they are published on the "
         f"`{Topic.CUSTOMER}` topic and folded into the customer directory. Send "
-        "`If-Match: \"<version>\"` with a change to have it refused with 409 when someone "
+        '`If-Match: "<version>"` with a change to have it refused with 409 when someone '
         "else changed the customer first."
     ),
     topic=Topic.CUSTOMER,

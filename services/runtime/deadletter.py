@@ -26,7 +26,7 @@ HEADER_PREFIX = "dlq."
 
 @dataclass(frozen=True)
 class Rejection:
-    record: ConsumerRecord  # type: ignore[type-arg]
+    record: ConsumerRecord
     reason: str
     detail: str
 

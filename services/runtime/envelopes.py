@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from contracts.envelope import EventEnvelope, EventPayload
@@ -31,7 +31,8 @@ def envelope_from_domain_event(
 ) -> EventEnvelope[Any]:
     meta = event_metadata(domain_event)
     recorded_at: datetime = domain_event.timestamp
-    return EventEnvelope[type(payload)](  # type: ignore[misc]
+    envelope_class: Any = cast(Any, EventEnvelope)[type(payload)]
+    return envelope_class(
         event_id=stable_event_id(domain_event.originator_id, domain_event.originator_version),
         event_type=payload.event_type,
         schema_version=payload.schema_version,

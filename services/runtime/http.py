@@ -56,7 +56,9 @@ class RequestContextMiddleware(BaseHTTPMiddleware):
             response = await call_next(request)
         route = request.scope.get("route")
         template = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(self._service, template, request.method, str(response.status_code)).inc()
+        HTTP_REQUESTS.labels(
+            self._service, template, request.method, str(response.status_code)
+        ).inc()
         HTTP_SECONDS.labels(self._service, template, request.method).observe(
             time.perf_counter() - started
         )

@@ -5,6 +5,7 @@ produce and fetch, consumer groups, CreateTopics. No transactions.
 """
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Iterable
@@ -72,15 +73,13 @@ async def ensure_topics(
         missing = [str(t) for t in topics if str(t) not in existing]
         if not missing:
             return
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another
             await admin.create_topics(
                 [
                     NewTopic(name, partitions, replication_factor, topic_configs=TOPIC_CONFIG)
                     for name in missing
                 ]
             )
-        except TopicAlreadyExistsError:
-            pass
         log.info("created topics %s", ", ".join(missing))
     finally:
         await admin.close()

@@ -82,7 +82,7 @@ class Projection(Protocol):
 
 @dataclass(frozen=True)
 class Delivered:
-    record: ConsumerRecord  # type: ignore[type-arg]
+    record: ConsumerRecord
     event: EventEnvelope[Any]
 
 
@@ -178,7 +178,7 @@ class ProjectionConsumer:
         if self.caught_up:
             PROJECTION_LAG.labels(projection=self.projection.name).set(0)
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:  # type: ignore[type-arg]
+    async def handle_batch(self, records: Sequence[ConsumerRecord]) -> None:
         """Parse, dead-letter and apply one batch; return once it is committed."""
         delivered, rejected = self._parse(records)
         await self._dead_letters.publish(rejected)
@@ -194,9 +194,7 @@ class ProjectionConsumer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
         await self._dead_letters.publish(failed)
-        BATCH_SECONDS.labels(projection=self.projection.name).observe(
-            time.perf_counter() - started
-        )
+        BATCH_SECONDS.labels(projection=self.projection.name).observe(time.perf_counter() - started)
         if delivered:
             newest = max(d.event.recorded_at.timestamp() for d in delivered)
             PROJECTION_LAG.labels(projection=self.projection.name).set(
@@ -205,7 +203,8 @@ class ProjectionConsumer:
         self.last_error = None
 
     def _parse(
-        self, records: Sequence[ConsumerRecord]  # type: ignore[type-arg]
+        self,
+        records: Sequence[ConsumerRecord],
     ) -> tuple[list[Delivered], list[Rejection]]:
         delivered: list[Delivered] = []
         rejected: list[Rejection] = []

@@ -1,0 +1,60 @@
+"""The published contracts: committed schemas current, and clear reasons for bad input."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from contracts import ContractViolation, parse_event
+from contracts import customer as contract
+from contracts.jsonschema import SCHEMA_DIR, expected_files
+from tests.support.events import envelope
+
+
+def test_committed_json_schemas_are_current() -> None:
+    expected = expected_files()
+    committed = {p.name: p.read_text(encoding="utf-8") for p in SCHEMA_DIR.glob("*.schema.json")}
+    stale = sorted(n for n in expected if committed.get(n) != expected[n])
+    extra = sorted(set(committed) - set(expected))
+    assert not stale and not extra, (
+        f"stale: {stale}, extra: {extra}; run `python -m contracts.jsonschema` and commit"
+    )
+
+
+def test_an_event_round_trips_through_its_contract() -> None:
+    customer_id = uuid.uuid4()
+    event = envelope(customer_id, 1, contract.CustomerRegistered(name="陈静", kind="consumer"))
+    parsed = parse_event(event.model_dump_json().encode())
+    assert parsed == event
+    assert isinstance(parsed.payload, contract.CustomerRegistered)
+
+
+def test_unknown_fields_are_ignored_so_producers_can_add_them() -> None:
+    event = envelope(uuid.uuid4(), 2, contract.CustomerTagged(tag="vip"))
+    raw = event.model_dump_json().replace('"tag":"vip"', '"tag":"vip","colour":"gold"')
+    payload = parse_event(raw.encode()).payload
+    assert isinstance(payload, contract.CustomerTagged)
+    assert payload.tag == "vip"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (None, "empty message"),
+        (b"", "malformed JSON"),
+        (b"\xff\xfe", "malformed JSON"),
+        (b"[1, 2]", "not an event envelope"),
+        (b'{"schema_version": 1}', "not an event envelope"),
+        (
+            b'{"event_type": "customer.registered", "schema_version": 9}',
+            "unsupported schema version",
+        ),
+        (b'{"event_type": "order.shipped", "schema_version": 1}', "unknown event type"),
+        (b'{"event_type": "customer.tagged", "schema_version": 1}', "invalid event"),
+    ],
+)
+def test_what_does_not_fit_is_rejected_with_a_reason(raw: bytes | None, reason: str) -> None:
+    with pytest.raises(ContractViolation) as rejected:
+        parse_event(raw)
+    assert rejected.value.reason == reason
