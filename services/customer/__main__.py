@@ -3,10 +3,11 @@
 from services.customer.service import DEFINITION
 from services.customer.settings import CustomerSettings
 from services.runtime.service import run_service
+from services.runtime.settings import load_settings
 
 
 def main() -> None:
-    settings = CustomerSettings()
+    settings = load_settings(CustomerSettings)
     run_service(DEFINITION, settings, settings.http_port)
 
 

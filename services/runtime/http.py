@@ -69,6 +69,10 @@ class RequestContextMiddleware(BaseHTTPMiddleware):
 def _validation_message(exc: RequestValidationError) -> str:
     parts = []
     for item in exc.errors():
+        if item.get("type") == "json_invalid":
+            reason = item.get("ctx", {}).get("error", "")
+            parts.append(f"the request body is not valid JSON ({reason})")
+            continue
         location = ".".join(str(p) for p in item.get("loc", ()) if p != "body")
         parts.append(f"{location or 'body'}: {item.get('msg', 'invalid')}")
     return "; ".join(parts) or "invalid request"

@@ -4,9 +4,10 @@ Every variable starts with `CRM_`. A wrong value stops the service at start-up w
 message naming the variable, rather than failing later.
 """
 
-from typing import Literal
+import sys
+from typing import Literal, TypeVar
 
-from pydantic import Field, PostgresDsn, field_validator
+from pydantic import Field, PostgresDsn, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,3 +46,20 @@ class ServiceSettings(BaseSettings):
     @property
     def database_dsn(self) -> str:
         return str(self.database_url)
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def load_settings(settings_class: type[SettingsT]) -> SettingsT:
+    """Read the settings from the environment, or exit naming every wrong variable."""
+    try:
+        return settings_class()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            variable = field if field.startswith("CRM_") else f"CRM_{field.upper()}"
+            lines.append(f"  {variable}: {error['msg']} (got {error.get('input')!r})")
+        sys.stderr.write("invalid configuration:\n" + "\n".join(lines) + "\n")
+        raise SystemExit(2) from None

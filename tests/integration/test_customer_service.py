@@ -258,12 +258,26 @@ async def test_malformed_json_and_bad_if_match(client: httpx.AsyncClient) -> Non
         "/customers", content=b"{not json", headers={"content-type": "application/json"}
     )
     assert response.status_code == 422
+    assert "not valid JSON" in response.json()["error"]
     customer_id = (await client.post("/customers", json=HUAXIN)).json()["customer_id"]
     response = await client.post(
         f"/customers/{customer_id}/tags", json={"tag": "x"}, headers={"If-Match": "yesterday"}
     )
     assert response.status_code == 422
     assert "If-Match" in response.json()["error"]
+
+
+async def test_openapi_documents_every_route_with_examples(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    assert {
+        "/customers",
+        "/customers/{customer_id}",
+        "/customers/{customer_id}/history",
+        "/health/ready",
+        "/metrics",
+    } <= set(spec["paths"])
+    register = spec["components"]["schemas"]["RegisterCustomer"]
+    assert register["examples"][0]["name"] == "上海华信贸易有限公司"
 
 
 async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
