@@ -30,8 +30,8 @@ RELAY_LEADER = Gauge(
 )
 EVENTS_CONSUMED = Counter(
     "crm_events_consumed_total",
-    "Messages a projection consumer handled, by outcome: applied, duplicate, dead_lettered.",
-    ["projection", "topic", "event_type", "outcome"],
+    "Messages a consumer handled, by outcome: applied, duplicate, dead_lettered.",
+    ["consumer", "topic", "event_type", "outcome"],
 )
 DEAD_LETTERS = Counter(
     "crm_dead_letters_total",
@@ -39,9 +39,9 @@ DEAD_LETTERS = Counter(
     ["topic", "reason"],
 )
 BATCH_SECONDS = Histogram(
-    "crm_projection_batch_duration_seconds",
-    "Time to apply one batch to a projection and commit it.",
-    ["projection"],
+    "crm_consumer_batch_duration_seconds",
+    "Time for a consumer to handle one batch.",
+    ["consumer"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 PROJECTION_LAG = Gauge(
@@ -51,8 +51,8 @@ PROJECTION_LAG = Gauge(
 )
 CONSUMER_LAG = Gauge(
     "crm_consumer_lag_messages",
-    "Messages on the partition not yet consumed by the projection consumer.",
-    ["projection", "topic", "partition"],
+    "Messages on the partition not yet consumed, by consumer.",
+    ["consumer", "topic", "partition"],
 )
 HTTP_REQUESTS = Counter(
     "crm_http_requests_total",

@@ -59,7 +59,7 @@ class OutboxRelay:
         translate: Translator,
         producer_factory: Callable[[], AIOKafkaProducer],
         batch_size: int = 1000,
-        poll_interval: float = 0.05,
+        poll_interval: float = 0.02,
     ) -> None:
         self._application = application
         self._dsn = database_dsn

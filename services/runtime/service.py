@@ -18,13 +18,14 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, FastAPI
 
+from services.runtime.consumer import BatchConsumer
 from services.runtime.database import create_pool, ensure_database, record_pool_use
 from services.runtime.deadletter import DeadLetterPublisher
 from services.runtime.eventstore import EventSourcedApplication, postgres_environment
 from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
 from services.runtime.outbox import OutboxRelay, Translator
-from services.runtime.projection import Projection, ProjectionConsumer
+from services.runtime.projection import Projection, ProjectionHandler
 from services.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class ServiceRuntime:
         self.application: EventSourcedApplication | None = None
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
-        self.consumers: list[ProjectionConsumer] = []
+        self.consumers: list[BatchConsumer[Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._dead_letters: DeadLetterPublisher | None = None
 
@@ -77,26 +78,23 @@ class ServiceRuntime:
         )
         kafka_options = connection_options(settings)
         self.consumers = [
-            ProjectionConsumer(
-                projection=projection,
-                pool=self.pool,
+            BatchConsumer(
+                handler=ProjectionHandler(projection, self.pool),
                 consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
                     *topics, **kafka_options, **kw
                 ),
                 dead_letters=self._dead_letters,
                 max_records=settings.consumer_max_records,
                 batch_timeout_ms=settings.consumer_batch_timeout_ms,
+                fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
             )
             for projection in self.definition.projections()
         ]
         for consumer in self.consumers:
-            await consumer.prepare()
+            await consumer.handler.prepare()
         self._tasks = [
             asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"),
-            *(
-                asyncio.create_task(c.run(), name=f"projection-{c.projection.name}")
-                for c in self.consumers
-            ),
+            *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
         ]
 
     async def stop(self) -> None:

@@ -30,9 +30,15 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     relay_batch_size: int = Field(default=1000, ge=1, le=50_000)
-    relay_poll_interval_seconds: float = Field(default=0.05, gt=0, le=10)
+    relay_poll_interval_seconds: float = Field(default=0.02, gt=0, le=10)
     consumer_max_records: int = Field(default=2000, ge=1, le=100_000)
     consumer_batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
+    consumer_fetch_max_wait_ms: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Longest time the broker may hold a fetch that has no new data yet.",
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

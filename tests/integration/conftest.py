@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
-from tests.support.processes import ServiceProcess
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 
 from contracts import parse_event
 from contracts.topics import Topic
+from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.kafka import read_topic
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -288,7 +288,10 @@ async def test_health_and_metrics(client: httpx.AsyncClient) -> None:
     await wait_for(client, "/customers", lambda p: len(p["items"]) == 1)
     metrics = (await client.get("/metrics")).text
     assert 'crm_events_published_total{event_type="customer.registered"' in metrics
-    assert 'outcome="applied",projection="customer_directory"' in metrics
+    assert (
+        'consumer="customer_directory",event_type="customer.registered",outcome="applied"'
+        in metrics
+    )
     assert (
         'crm_http_requests_total{method="POST",route="/customers",service="customer",status="201"}'
         in metrics

@@ -11,10 +11,10 @@ import pytest
 
 from contracts import customer as contract
 from contracts.topics import Topic
+from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.events import as_message, envelope
 from tests.support.kafka import header, publish_raw, read_topic
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

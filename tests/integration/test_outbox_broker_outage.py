@@ -10,9 +10,9 @@ import pytest
 
 from contracts import parse_event
 from contracts.topics import Topic
+from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.kafka import read_topic
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 

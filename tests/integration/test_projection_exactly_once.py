@@ -12,10 +12,10 @@ import pytest
 
 from contracts.topics import Topic
 from services.customer.projections import fold
+from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.events import as_message, customer_history
 from tests.support.kafka import publish_raw
-from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +54,7 @@ async def test_killed_between_apply_and_commit_then_restarted(infra: Infrastruct
         database_url=infra.database_url,
         bootstrap_servers=infra.bootstrap_servers,
         log_dir=infra.log_dir,
-        extra_env={"CRM_FAILPOINTS": "projection_after_apply_before_commit"},
+        extra_env={"CRM_FAILPOINTS": "consumer_after_handle_before_commit"},
     )
     crashing.start(wait_ready=False)
     exit_code = await asyncio.to_thread(crashing.wait_exit, 60)

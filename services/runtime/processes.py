@@ -1,4 +1,4 @@
-"""Runs CRM services as real processes for integration and end-to-end tests."""
+"""Runs a CRM service as a child process: for tests, benchmarks and local tooling."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 import httpx
-from services.runtime.embedded import free_port
+
+from services.runtime.embedded import child_process_options, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -48,6 +49,7 @@ class ServiceProcess:
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
+            **child_process_options(),
         )
         if wait_ready:
             self.wait_ready(timeout)

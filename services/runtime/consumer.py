@@ -1,0 +1,213 @@
+"""Batch consumer: reads Kafka topics in batches and hands them to a handler, at least once.
+
+For each batch:
+1. every message is parsed by the handler; what does not parse goes to the dead-letter
+   topic with its original bytes and the reason;
+2. the handler handles the parsed messages (a projection applies them in one PostgreSQL
+   transaction; an inbound consumer records them as commands) and returns those it could
+   not apply, which are dead-lettered too;
+3. only then are the batch's offsets committed to the broker.
+
+A crash between 2 and 3 re-delivers the batch: handlers recognise what they already did
+(projections by event id, inbound consumers by the sender's idempotency key). Outages of
+the database are waited out on the same batch, never skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.structs import ConsumerRecord
+
+from contracts.registry import ContractViolation
+from services.runtime.deadletter import DeadLetterPublisher, Rejection
+from services.runtime.failpoints import failpoint
+from services.runtime.metrics import BATCH_SECONDS, CONSUMER_LAG, EVENTS_CONSUMED
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+    asyncpg.AdminShutdownError,
+)
+"""Errors that say "try the same batch again later", never "this message is bad"."""
+
+
+@dataclass(frozen=True)
+class Parsed(Generic[T]):
+    """A message and what the handler parsed from it."""
+
+    record: ConsumerRecord[Any, Any]
+    value: T
+
+
+class BatchHandler(Protocol[T]):
+    """What a `BatchConsumer` feeds. `name` labels metrics and names the consumer group."""
+
+    name: str
+    group_id: str
+    topics: Sequence[str]
+
+    def parse(self, record: ConsumerRecord[Any, Any]) -> T:
+        """The message's content, or `ContractViolation` saying why it does not fit."""
+        ...
+
+    def describe(self, value: T) -> str:
+        """A bounded label for metrics, such as the event type."""
+        ...
+
+    async def prepare(self) -> None:
+        """Create tables and whatever else is needed before the first batch."""
+        ...
+
+    async def handle(self, batch: Sequence[Parsed[T]]) -> list[Rejection]:
+        """Apply the batch, or raise one of TRANSIENT_ERRORS to have it retried.
+
+        Returns the messages that cannot be applied, with reasons; they are dead-lettered.
+        """
+        ...
+
+    def on_caught_up(self) -> None:
+        """Called whenever the consumer has read everything there is to read."""
+        ...
+
+
+class BatchConsumer(Generic[T]):
+    def __init__(
+        self,
+        *,
+        handler: BatchHandler[T],
+        consumer_factory: Callable[..., AIOKafkaConsumer],
+        dead_letters: DeadLetterPublisher,
+        max_records: int = 2000,
+        batch_timeout_ms: int = 50,
+        fetch_max_wait_ms: int = 50,
+    ) -> None:
+        self.handler = handler
+        self._consumer_factory = consumer_factory
+        self._dead_letters = dead_letters
+        self._max_records = max_records
+        self._batch_timeout_ms = batch_timeout_ms
+        self._fetch_max_wait_ms = fetch_max_wait_ms
+        self.caught_up = False
+        self.connected = False
+        self.last_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.handler.name
+
+    async def run(self) -> None:
+        """Consume until cancelled, reconnecting after broker outages."""
+        await self.handler.prepare()
+        while True:
+            consumer = self._consumer_factory(
+                *self.handler.topics,
+                group_id=self.handler.group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_records=self._max_records,
+                metadata_max_age_ms=5000,
+                fetch_max_wait_ms=self._fetch_max_wait_ms,
+            )
+            try:
+                await consumer.start()
+                self.connected = True
+                await self._consume(consumer)
+            except (KafkaError, OSError) as exc:
+                self.last_error = repr(exc)
+                log.warning("consumer %s lost the broker: %r", self.name, exc)
+                await asyncio.sleep(1.0)
+            finally:
+                self.connected = False
+                try:
+                    await consumer.stop()
+                except (KafkaError, OSError):
+                    log.debug("consumer stop failed", exc_info=True)
+
+    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            fetched = await consumer.getmany(
+                timeout_ms=self._batch_timeout_ms, max_records=self._max_records
+            )
+            records = [record for batch in fetched.values() for record in batch]
+            if records:
+                await self.handle_batch(records)
+                failpoint("consumer_after_handle_before_commit")
+                try:
+                    await consumer.commit(
+                        {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
+                    )
+                except CommitFailedError as exc:
+                    # A rebalance moved the partitions; the next owner re-reads the batch
+                    # and its handler recognises what was already done.
+                    log.info("offset commit skipped after rebalance: %s", exc)
+            await self._record_lag(consumer)
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        behind = 0
+        for tp in consumer.assignment():
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            lag = max(0, highwater - await consumer.position(tp))
+            behind += lag
+            CONSUMER_LAG.labels(
+                consumer=self.name, topic=tp.topic, partition=str(tp.partition)
+            ).set(lag)
+        self.caught_up = behind == 0
+        if self.caught_up:
+            self.handler.on_caught_up()
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Parse, dead-letter and handle one batch; return once it is all done."""
+        parsed: list[Parsed[T]] = []
+        rejected: list[Rejection] = []
+        for record in records:
+            try:
+                parsed.append(Parsed(record, self.handler.parse(record)))
+            except ContractViolation as exc:
+                rejected.append(Rejection(record, exc.reason, exc.detail))
+                self.count(record.topic, "unparsed", "dead_lettered")
+        await self._dead_letters.publish(rejected)
+        if not parsed:
+            return
+        started = time.perf_counter()
+        delay = 0.2
+        while True:
+            try:
+                failed = await self.handler.handle(parsed)
+                break
+            except TRANSIENT_ERRORS as exc:
+                self.last_error = repr(exc)
+                log.warning("consumer %s waits for its database: %r", self.name, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        for rejection in failed:
+            self.count(rejection.record.topic, "unapplied", "dead_lettered")
+        await self._dead_letters.publish(failed)
+        BATCH_SECONDS.labels(consumer=self.name).observe(time.perf_counter() - started)
+        self.last_error = None
+
+    def count(self, topic: str, kind: str, outcome: str) -> None:
+        EVENTS_CONSUMED.labels(
+            consumer=self.name, topic=topic, event_type=kind, outcome=outcome
+        ).inc()
