@@ -10,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from contracts.envelope import EventPayload
+from contracts.references import CustomerReference
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
@@ -117,6 +118,22 @@ class CustomerRegistered(EventPayload):
     addresses: list[Address] = Field(default_factory=list)
     classification: Classification = Field(default_factory=Classification)
     channel_preferences: ChannelPreferences = Field(default_factory=ChannelPreferences)
+    references: list[CustomerReference] = Field(
+        default_factory=list, description="How other systems name this customer."
+    )
+    first_seen_in: str | None = Field(
+        default=None,
+        description="Set when the customer became known through another system's event "
+        "(a purchase, a call) rather than being registered in the CRM.",
+    )
+
+
+class CustomerReferenceAdded(EventPayload):
+    """Another system's name for the customer; facts it publishes land on this customer."""
+
+    event_type = "customer.reference_added"
+
+    reference: CustomerReference
 
 
 class CustomerProfileChanged(EventPayload):
@@ -195,7 +212,7 @@ class ChannelPreferencesChanged(EventPayload):
     channel_preferences: ChannelPreferences
 
 
-CUSTOMER_EVENTS: tuple[type[EventPayload], ...] = (
+EVENTS: tuple[type[EventPayload], ...] = (
     CustomerRegistered,
     CustomerProfileChanged,
     CustomerAddressSet,
@@ -207,4 +224,5 @@ CUSTOMER_EVENTS: tuple[type[EventPayload], ...] = (
     CustomerTagged,
     CustomerUntagged,
     ChannelPreferencesChanged,
+    CustomerReferenceAdded,
 )

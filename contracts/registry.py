@@ -5,15 +5,37 @@ fit a contract raises `ContractViolation` with a reason a person can act on; con
 send such messages to the dead-letter topic with that reason.
 """
 
+import importlib
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from contracts.customer import CUSTOMER_EVENTS
 from contracts.envelope import EventEnvelope, EventPayload
 
-_ALL_EVENTS: tuple[type[EventPayload], ...] = (*CUSTOMER_EVENTS,)
+EVENT_MODULES = (
+    "contracts.customer",
+    "contracts.sales",
+    "contracts.interaction",
+    "contracts.analytics",
+)
+"""Each module lists its events in `EVENTS`; a module not written yet is skipped."""
+
+
+def _collect_events() -> tuple[type[EventPayload], ...]:
+    events: list[type[EventPayload]] = []
+    for name in EVENT_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        events.extend(module.EVENTS)
+    return tuple(events)
+
+
+_ALL_EVENTS = _collect_events()
 
 _REGISTRY: dict[tuple[str, int], type[EventPayload]] = {
     (model.event_type, model.schema_version): model for model in _ALL_EVENTS

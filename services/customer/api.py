@@ -30,8 +30,15 @@ from contracts.customer import (
     Tag,
     ValueBehaviour,
 )
+from contracts.references import CustomerReference
 from services.customer.application import CustomerApplication
-from services.customer.projections import DirectoryQuery, Row, find_customers, get_customer
+from services.customer.projections import (
+    DirectoryQuery,
+    Row,
+    find_by_reference,
+    find_customers,
+    get_customer,
+)
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.service import ServiceRuntime
 
@@ -186,6 +193,12 @@ class CustomerView(BaseModel):
     addresses: list[dict[str, Any]]
     classification: dict[str, Any]
     channel_preferences: dict[str, Any]
+    references: list[CustomerReference] = Field(
+        default_factory=list, description="How other systems name this customer."
+    )
+    first_seen_in: str | None = Field(
+        default=None, description="The system through which the customer became known."
+    )
     registered_at: datetime
     updated_at: datetime
 
@@ -372,6 +385,22 @@ def set_channel_preferences(
     return accepted(response, customer_id, customer.version)
 
 
+@router.post(
+    "/customers/{customer_id}/references",
+    summary="Record how another system names this customer",
+    description="Facts that system publishes with this reference then land on this customer.",
+)
+def add_reference(
+    customer_id: UUID,
+    body: CustomerReference,
+    app: App,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    customer = app.add_reference(customer_id, body.model_dump(mode="json"), version)
+    return accepted(response, customer_id, customer.version)
+
+
 # Queries -----------------------------------------------------------------------------
 
 
@@ -438,9 +467,24 @@ def view_of_row(row: Row) -> CustomerView:
             "preferred": row["preferred_channels"],
             "opted_out": row["opted_out_channels"],
         },
+        references=row["customer_references"],
+        first_seen_in=row["first_seen_in"],
         registered_at=row["registered_at"],
         updated_at=row["updated_at"],
     )
+
+
+@router.get(
+    "/customers/by-reference/{source}/{source_customer_id}",
+    summary="The customer another system names by its own id",
+    responses={404: {"description": "No customer carries that reference."}},
+)
+async def customer_by_reference(source: str, source_customer_id: str, rt: Runtime) -> CustomerView:
+    assert rt.pool is not None
+    row = await find_by_reference(rt.pool, source, source_customer_id)
+    if row is None:
+        raise NotFound(f"no customer is known as {source_customer_id!r} in {source!r}")
+    return view_of_row(row)
 
 
 @router.get("/customers", summary="Search the customer directory")

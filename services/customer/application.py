@@ -8,7 +8,8 @@ one customer cannot both win: the loser gets `Conflict`, never a lost update.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -39,6 +40,7 @@ class CustomerApplication(EventSourcedApplication):
         addresses: list[dict[str, Any]] | None = None,
         classification: dict[str, Any] | None = None,
         channel_preferences: dict[str, Any] | None = None,
+        references: list[dict[str, str]] | None = None,
     ) -> Customer:
         customer = Customer(
             name=name,
@@ -52,9 +54,49 @@ class CustomerApplication(EventSourcedApplication):
             addresses=addresses or [],
             classification=classification or {},
             channel_preferences=channel_preferences or {"preferred": [], "opted_out": []},
+            references=references or [],
+            first_seen_in=None,
+            requested_id=None,
         )
         self.save(customer)
         return customer
+
+    def add_reference(
+        self, customer_id: UUID, reference: dict[str, str], expected_version: int | None = None
+    ) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.add_reference(reference))
+
+    def register_first_seen(self, sightings: Sequence[Sighting]) -> list[UUID]:
+        """Register the customers other systems named by a reference the CRM had not seen.
+
+        Each sighting carries the customer id derived from its reference; a customer that
+        exists already is left as it is, so seeing the same reference again changes
+        nothing. Returns the ids of the customers registered now.
+        """
+        new: dict[UUID, Customer] = {}
+        for sighting in sightings:
+            if sighting.customer_id in new or self._exists(sighting.customer_id):
+                continue
+            new[sighting.customer_id] = _first_seen_customer(sighting)
+        if not new:
+            return []
+        try:
+            self.save(*new.values())
+        except RecordConflictError:
+            # Another replica registered some of them meanwhile: save one by one.
+            for customer_id, customer in list(new.items()):
+                try:
+                    self.save(customer)
+                except RecordConflictError:
+                    del new[customer_id]
+        return list(new)
+
+    def _exists(self, customer_id: UUID) -> bool:
+        try:
+            self.repository.get(customer_id)
+        except AggregateNotFoundError:
+            return False
+        return True
 
     def change_profile(
         self, customer_id: UUID, changes: dict[str, Any], expected_version: int | None = None
@@ -179,6 +221,54 @@ class CustomerApplication(EventSourcedApplication):
                 "reload the customer and try again"
             ) from None
         return customer
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """A customer named by another system: the derived id, the reference, and hints."""
+
+    customer_id: UUID
+    source: str
+    source_customer_id: str
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+def _first_seen_customer(sighting: Sighting) -> Customer:
+    reference = {"source": sighting.source, "source_customer_id": sighting.source_customer_id}
+    contacts = []
+    if sighting.phone or sighting.email:
+        contacts.append(
+            {
+                "contact_id": "primary",
+                "name": sighting.name or sighting.source_customer_id,
+                "title": None,
+                "phones": [sighting.phone] if sighting.phone else [],
+                "emails": [sighting.email] if sighting.email else [],
+            }
+        )
+    return Customer(
+        requested_id=sighting.customer_id,
+        name=sighting.name or f"{sighting.source} customer {sighting.source_customer_id}",
+        kind="consumer",
+        industry=None,
+        region=None,
+        source_channel=sighting.source,
+        owner=None,
+        tags=[],
+        contacts=contacts,
+        addresses=[],
+        classification={
+            "importance_tier": "ordinary",
+            "loyalty_stage": "potential",
+            "value_behaviour": None,
+            "relationship_level": "basic",
+        },
+        channel_preferences={"preferred": [], "opted_out": []},
+        references=[reference],
+        first_seen_in=sighting.source,
+    )
 
 
 def _with_contact_id(contact: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ that changes nothing records no event.
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
@@ -24,6 +25,12 @@ CLASSIFICATION_FIELDS = (
 
 
 class Customer(Aggregate):
+    @staticmethod
+    def create_id(requested_id: UUID | None = None) -> UUID:
+        """A new random id, unless the caller derived one (e.g. from another system's
+        reference, so that every service names the same customer the same way)."""
+        return requested_id or uuid4()
+
     @event("Registered")
     def __init__(
         self,
@@ -39,6 +46,9 @@ class Customer(Aggregate):
         addresses: list[dict[str, Any]],
         classification: dict[str, Any],
         channel_preferences: dict[str, Any],
+        references: list[dict[str, str]],
+        first_seen_in: str | None,
+        requested_id: UUID | None,
     ) -> None:
         _check_unique([c["contact_id"] for c in contacts], "contact id")
         _check_unique([a["label"] for a in addresses], "address label")
@@ -54,6 +64,18 @@ class Customer(Aggregate):
         self.addresses = {a["label"]: dict(a) for a in addresses}
         self.classification = dict(classification)
         self.channel_preferences = dict(channel_preferences)
+        self.references = [dict(r) for r in references]
+        self.first_seen_in = first_seen_in
+
+    # References from other systems ---------------------------------------------------
+
+    def add_reference(self, reference: dict[str, str]) -> None:
+        if reference not in self.references:
+            self._reference_added(reference=dict(reference))
+
+    @event("ReferenceAdded")
+    def _reference_added(self, reference: dict[str, str]) -> None:
+        self.references.append(dict(reference))
 
     # Profile -------------------------------------------------------------------------
 
@@ -189,6 +211,8 @@ class Customer(Aggregate):
             "addresses": list(self.addresses.values()),
             "classification": dict(self.classification),
             "channel_preferences": dict(self.channel_preferences),
+            "references": [dict(r) for r in self.references],
+            "first_seen_in": self.first_seen_in,
             "registered_at": self.created_on.isoformat(),
             "updated_at": self.modified_on.isoformat(),
         }

@@ -37,12 +37,14 @@ COLUMNS = (
     "addresses",
     "preferred_channels",
     "opted_out_channels",
+    "customer_references",
+    "first_seen_in",
     "version",
     "change_count",
     "registered_at",
     "updated_at",
 )
-JSON_COLUMNS = ("contacts", "addresses")
+JSON_COLUMNS = ("contacts", "addresses", "customer_references")
 
 DDL = """
 CREATE TABLE IF NOT EXISTS customer_directory (
@@ -62,6 +64,8 @@ CREATE TABLE IF NOT EXISTS customer_directory (
     addresses jsonb NOT NULL DEFAULT '[]',
     preferred_channels text[] NOT NULL DEFAULT '{}',
     opted_out_channels text[] NOT NULL DEFAULT '{}',
+    customer_references jsonb NOT NULL DEFAULT '[]',
+    first_seen_in text,
     version integer NOT NULL,
     change_count integer NOT NULL,
     registered_at timestamptz NOT NULL,
@@ -71,6 +75,8 @@ CREATE INDEX IF NOT EXISTS customer_directory_name ON customer_directory (name, 
 CREATE INDEX IF NOT EXISTS customer_directory_tags ON customer_directory USING gin (tags);
 CREATE INDEX IF NOT EXISTS customer_directory_owner ON customer_directory (owner);
 CREATE INDEX IF NOT EXISTS customer_directory_region ON customer_directory (region);
+CREATE INDEX IF NOT EXISTS customer_directory_references
+    ON customer_directory USING gin (customer_references jsonb_path_ops);
 """
 
 TRIGRAM_DDL = """
@@ -98,6 +104,8 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
             "contacts": [c.model_dump(mode="json") for c in payload.contacts],
             "addresses": [a.model_dump(mode="json") for a in payload.addresses],
             **_channels(payload.channel_preferences.model_dump(mode="json")),
+            "customer_references": [r.model_dump(mode="json") for r in payload.references],
+            "first_seen_in": payload.first_seen_in,
             "change_count": 0,
             "registered_at": event.occurred_at,
         }
@@ -135,6 +143,10 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
                 row["tags"] = [*row["tags"], payload.tag]
         elif kind == "customer.untagged":
             row["tags"] = [t for t in row["tags"] if t != payload.tag]
+        elif kind == "customer.reference_added":
+            reference = payload.reference.model_dump(mode="json")
+            if reference not in row["customer_references"]:
+                row["customer_references"] = [*row["customer_references"], reference]
         elif kind == "customer.channel_preferences_changed":
             row.update(_channels(payload.channel_preferences.model_dump(mode="json")))
         else:
@@ -274,5 +286,14 @@ async def find_customers(
 async def get_customer(connection: asyncpg.Pool, customer_id: UUID) -> Row | None:
     record = await connection.fetchrow(
         "SELECT * FROM customer_directory WHERE customer_id = $1", customer_id
+    )
+    return row_from_record(record) if record else None
+
+
+async def find_by_reference(pool: asyncpg.Pool, source: str, source_customer_id: str) -> Row | None:
+    record = await pool.fetchrow(
+        "SELECT * FROM customer_directory WHERE customer_references @> $1::jsonb "
+        "ORDER BY registered_at LIMIT 1",
+        json.dumps([{"source": source, "source_customer_id": source_customer_id}]),
     )
     return row_from_record(record) if record else None

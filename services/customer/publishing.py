@@ -32,6 +32,7 @@ _PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
     "Classified": lambda e: contract.CustomerClassified(classification=e.classification),
     "Tagged": lambda e: contract.CustomerTagged(tag=e.tag),
     "Untagged": lambda e: contract.CustomerUntagged(tag=e.tag),
+    "ReferenceAdded": lambda e: contract.CustomerReferenceAdded(reference=e.reference),
     "ChannelPreferencesChanged": lambda e: contract.ChannelPreferencesChanged(
         channel_preferences=e.channel_preferences
     ),

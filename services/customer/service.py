@@ -1,11 +1,21 @@
 """The customer service's composition: what it stores, publishes, projects and serves."""
 
+from typing import Any
+
 from contracts.topics import Topic
 from services.customer.api import router
 from services.customer.application import CustomerApplication
+from services.customer.consumers import FirstSeenCustomers
 from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
-from services.runtime.service import ServiceDefinition
+from services.runtime.consumer import BatchHandler
+from services.runtime.service import ServiceDefinition, ServiceRuntime
+
+
+def first_seen_customers(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
+    assert isinstance(runtime.application, CustomerApplication)
+    return [FirstSeenCustomers(runtime.application)]
+
 
 DEFINITION = ServiceDefinition(
     name="customer",
@@ -22,4 +32,5 @@ DEFINITION = ServiceDefinition(
     translate=to_contract,
     projections=lambda: [CustomerDirectory()],
     routers=[router],
+    handlers=first_seen_customers,
 )

@@ -18,7 +18,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, FastAPI
 
-from services.runtime.consumer import BatchConsumer
+from services.runtime.consumer import BatchConsumer, BatchHandler
 from services.runtime.database import create_pool, ensure_database, record_pool_use
 from services.runtime.deadletter import DeadLetterPublisher
 from services.runtime.eventstore import EventSourcedApplication, postgres_environment
@@ -41,6 +41,10 @@ class ServiceDefinition:
     translate: Translator
     projections: Callable[[], Sequence[Projection]]
     routers: Sequence[APIRouter] = field(default_factory=tuple)
+    handlers: Callable[[ServiceRuntime], Sequence[BatchHandler[Any]]] = field(
+        default=lambda runtime: ()
+    )
+    """Consumers beyond the projections: inbound topics, other services' topics."""
 
 
 class ServiceRuntime:
@@ -77,9 +81,13 @@ class ServiceRuntime:
             lambda: reliable_producer(settings, f"{self.schema}-dead-letters"), self.schema
         )
         kafka_options = connection_options(settings)
+        handlers: list[BatchHandler[Any]] = [
+            ProjectionHandler(projection, self.pool) for projection in self.definition.projections()
+        ]
+        handlers += self.definition.handlers(self)
         self.consumers = [
             BatchConsumer(
-                handler=ProjectionHandler(projection, self.pool),
+                handler=handler,
                 consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
                     *topics, **kafka_options, **kw
                 ),
@@ -88,7 +96,7 @@ class ServiceRuntime:
                 batch_timeout_ms=settings.consumer_batch_timeout_ms,
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
             )
-            for projection in self.definition.projections()
+            for handler in handlers
         ]
         for consumer in self.consumers:
             await consumer.handler.prepare()

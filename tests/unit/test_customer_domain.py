@@ -23,6 +23,9 @@ def new_customer(**overrides: Any) -> Customer:
         "addresses": [],
         "classification": {"importance_tier": "ordinary"},
         "channel_preferences": {"preferred": ["email"], "opted_out": []},
+        "references": [],
+        "first_seen_in": None,
+        "requested_id": None,
         **overrides,
     }
     return Customer(**fields)

@@ -1,0 +1,81 @@
+"""Kafka consumers of the customer service beyond its own projections.
+
+`FirstSeenCustomers` watches the sales and interaction topics for facts about customers
+named only by another system's reference (a shop's purchase, a call centre's call). A
+customer the CRM has never seen is registered, as first seen in that system, under the id
+derived from the reference, so that every later fact with the same reference lands on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+
+from contracts.envelope import EventEnvelope
+from contracts.references import CustomerHint, CustomerReference, customer_id_for_reference
+from contracts.registry import parse_event
+from contracts.topics import Topic
+from services.customer.application import CustomerApplication, Sighting
+from services.runtime.consumer import Parsed
+from services.runtime.deadletter import Rejection
+from services.runtime.metrics import EVENTS_CONSUMED
+
+
+def sighting_of(event: EventEnvelope[Any]) -> Sighting | None:
+    """The customer an event names by reference, if it names one by the derived id."""
+    reference = getattr(event.payload, "customer_reference", None)
+    if not isinstance(reference, CustomerReference):
+        return None
+    if event.customer_id != customer_id_for_reference(reference):
+        return None  # the publisher resolved the reference to a known customer
+    hint = getattr(event.payload, "customer_hint", None)
+    hint = hint if isinstance(hint, CustomerHint) else CustomerHint()
+    return Sighting(
+        customer_id=event.customer_id,
+        source=reference.source,
+        source_customer_id=reference.source_customer_id,
+        name=hint.name,
+        phone=hint.phone,
+        email=hint.email,
+    )
+
+
+class FirstSeenCustomers:
+    name = "customer_first_seen"
+    group_id = "crm.customer.first-seen"
+    topics: Sequence[str] = (Topic.SALES, Topic.INTERACTION)
+
+    def __init__(self, application: CustomerApplication) -> None:
+        self._application = application
+
+    def parse(self, record: ConsumerRecord[Any, Any]) -> EventEnvelope[Any]:
+        return parse_event(record.value)
+
+    def describe(self, value: EventEnvelope[Any]) -> str:
+        return value.event_type
+
+    async def prepare(self) -> None:
+        return None
+
+    def on_caught_up(self) -> None:
+        return None
+
+    async def handle(self, batch: Sequence[Parsed[EventEnvelope[Any]]]) -> list[Rejection]:
+        sightings = [s for item in batch if (s := sighting_of(item.value)) is not None]
+        registered = set()
+        if sightings:
+            registered = set(
+                await asyncio.to_thread(self._application.register_first_seen, sightings)
+            )
+        for item in batch:
+            outcome = "applied" if item.value.customer_id in registered else "ignored"
+            EVENTS_CONSUMED.labels(
+                consumer=self.name,
+                topic=item.record.topic,
+                event_type=item.value.event_type,
+                outcome=outcome,
+            ).inc()
+        return []

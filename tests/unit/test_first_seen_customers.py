@@ -1,0 +1,38 @@
+"""Customers named by another system's reference become known once, under one id."""
+
+from __future__ import annotations
+
+from contracts.references import CustomerReference, customer_id_for_reference
+from services.customer.application import CustomerApplication, Sighting
+
+
+def sighting(ref: str, name: str | None = None) -> Sighting:
+    reference = CustomerReference(source="shop-cn", source_customer_id=ref)
+    return Sighting(
+        customer_id=customer_id_for_reference(reference),
+        source="shop-cn",
+        source_customer_id=ref,
+        name=name,
+        phone="+86 139 0000 0000",
+    )
+
+
+def test_a_reference_seen_twice_registers_one_customer() -> None:
+    app = CustomerApplication()  # in-memory event store
+    first = app.register_first_seen([sighting("U-1", "王小明"), sighting("U-1"), sighting("U-2")])
+    assert len(first) == 2
+    assert app.register_first_seen([sighting("U-1")]) == []
+
+    customer = app.customer(sighting("U-1").customer_id)
+    assert customer.name == "王小明"
+    assert customer.first_seen_in == "shop-cn"
+    assert customer.references == [{"source": "shop-cn", "source_customer_id": "U-1"}]
+    assert customer.contacts["primary"]["phones"] == ["+86 139 0000 0000"]
+    assert app.customer(sighting("U-2").customer_id).name == "shop-cn customer U-2"
+
+
+def test_the_derived_id_depends_only_on_the_reference() -> None:
+    a = CustomerReference(source="shop-cn", source_customer_id="U-1")
+    b = CustomerReference(source="erp", source_customer_id="U-1")
+    assert customer_id_for_reference(a) == customer_id_for_reference(a.model_copy())
+    assert customer_id_for_reference(a) != customer_id_for_reference(b)
