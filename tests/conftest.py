@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 
 from contracts.topics import Topic
 from services.runtime.database import ensure_database
+from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.kafka import ensure_topics
 
 
