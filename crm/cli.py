@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crm import bench, demo, up
+from crm import bench, demo, topics, up
 
-SUBCOMMANDS = (up, demo, bench)
+SUBCOMMANDS = (up, demo, topics, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
