@@ -300,6 +300,7 @@ class Supervisor:
         assert self.postgres is not None and self.broker is not None
         self._check_stop()
         env = {
+            "CRM_LOG_FORMAT": "text",  # for people reading the terminal; JSON in production
             **os.environ,
             "CRM_DATABASE_URL": self.postgres.dsn(DATABASE),
             "CRM_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,

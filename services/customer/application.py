@@ -20,7 +20,7 @@ from eventsourcing.persistence import RecordConflictError
 from services.customer.domain import Customer
 from services.customer.publishing import to_contract
 from services.runtime.errors import Conflict, NotFound
-from services.runtime.eventstore import EventSourcedApplication
+from services.runtime.eventstore import CommandContext, EventSourcedApplication, stamp
 
 
 class CustomerApplication(EventSourcedApplication):
@@ -77,7 +77,10 @@ class CustomerApplication(EventSourcedApplication):
         for sighting in sightings:
             if sighting.customer_id in new or self._exists(sighting.customer_id):
                 continue
-            new[sighting.customer_id] = _first_seen_customer(sighting)
+            customer = _first_seen_customer(sighting)
+            if sighting.cause is not None:
+                stamp(customer, sighting.cause)
+            new[sighting.customer_id] = customer
         if not new:
             return []
         try:
@@ -233,6 +236,8 @@ class Sighting:
     name: str | None = None
     phone: str | None = None
     email: str | None = None
+    cause: CommandContext | None = None
+    """The event that named the customer: recorded as the cause of the registration."""
 
 
 def _first_seen_customer(sighting: Sighting) -> Customer:

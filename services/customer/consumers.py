@@ -21,6 +21,7 @@ from contracts.topics import Topic
 from services.customer.application import CustomerApplication, Sighting
 from services.runtime.consumer import Parsed
 from services.runtime.deadletter import Rejection
+from services.runtime.eventstore import CommandContext
 from services.runtime.metrics import EVENTS_CONSUMED
 
 
@@ -40,6 +41,11 @@ def sighting_of(event: EventEnvelope[Any]) -> Sighting | None:
         name=hint.name,
         phone=hint.phone,
         email=hint.email,
+        cause=CommandContext(
+            actor=event.producer,
+            correlation_id=event.correlation_id or str(event.event_id),
+            causation_id=str(event.event_id),
+        ),
     )
 
 

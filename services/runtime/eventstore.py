@@ -45,6 +45,18 @@ def current_context() -> CommandContext:
     return _current_context.get() or CommandContext()
 
 
+def active_context() -> CommandContext | None:
+    """The context set by the HTTP layer or a consumer, if any."""
+    return _current_context.get()
+
+
+def stamp(aggregate: Any, context: CommandContext) -> None:
+    """Record `context` on the aggregate's pending events, for commands saved in a batch
+    whose items each have their own cause (e.g. one inbound message each)."""
+    for pending in aggregate.pending_events:
+        object.__setattr__(pending, METADATA_KEY, asdict(context))
+
+
 @contextlib.contextmanager
 def command_context(context: CommandContext) -> Iterator[CommandContext]:
     token = _current_context.set(context)

@@ -27,6 +27,7 @@ from services.runtime.eventstore import CommandContext, command_context
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("crm.access")
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
@@ -54,14 +55,21 @@ class RequestContextMiddleware(BaseHTTPMiddleware):
         started = time.perf_counter()
         with command_context(context):
             response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            template = getattr(request.scope.get("route"), "path", "unmatched")
+            if not template.startswith(("/health", "/metrics")):
+                access_log.info(
+                    "%s %s %d %.1fms",
+                    request.method,
+                    request.url.path,
+                    response.status_code,
+                    elapsed * 1000,
+                    extra={"status": response.status_code, "route": template},
+                )
         HTTP_REQUESTS.labels(
             self._service, template, request.method, str(response.status_code)
         ).inc()
-        HTTP_SECONDS.labels(self._service, template, request.method).observe(
-            time.perf_counter() - started
-        )
+        HTTP_SECONDS.labels(self._service, template, request.method).observe(elapsed)
         response.headers[CORRELATION_HEADER] = correlation_id
         return response
 

@@ -24,6 +24,7 @@ from services.runtime.deadletter import DeadLetterPublisher
 from services.runtime.eventstore import EventSourcedApplication, postgres_environment
 from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
+from services.runtime.logs import configure_logging
 from services.runtime.outbox import OutboxRelay, Translator
 from services.runtime.projection import Projection, ProjectionHandler
 from services.runtime.settings import ServiceSettings
@@ -174,16 +175,13 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
     return app
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
-
-
 def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: int) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(definition.name, settings.log_level, settings.log_format)
     app = build_app(definition, settings)
-    config: dict[str, Any] = {"host": settings.http_host, "port": port, "log_level": "warning"}
+    config: dict[str, Any] = {
+        "host": settings.http_host,
+        "port": port,
+        "log_level": "warning",
+        "log_config": None,
+    }
     uvicorn.run(app, **config)

@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
     kafka_sasl_password: str | None = Field(default=None, repr=False)
     http_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one object per line, for log collectors."
+    )
     relay_batch_size: int = Field(default=1000, ge=1, le=50_000)
     relay_poll_interval_seconds: float = Field(default=0.02, gt=0, le=10)
     consumer_max_records: int = Field(default=2000, ge=1, le=100_000)

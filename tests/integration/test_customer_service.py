@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -278,6 +279,24 @@ async def test_openapi_documents_every_route_with_examples(client: httpx.AsyncCl
     } <= set(spec["paths"])
     register = spec["components"]["schemas"]["RegisterCustomer"]
     assert register["examples"][0]["name"] == "上海华信贸易有限公司"
+
+
+async def test_logs_are_json_lines_carrying_the_correlation_id(
+    client: httpx.AsyncClient, customer_service: ServiceProcess
+) -> None:
+    response = await client.post(
+        "/customers", json=HUAXIN, headers={"X-Correlation-ID": "req-4711", "X-Actor": "li.na"}
+    )
+    assert response.headers["X-Correlation-ID"] == "req-4711"
+    await asyncio.sleep(0.2)
+    lines = [
+        json.loads(line) for line in customer_service.log().splitlines() if line.startswith("{")
+    ]
+    access = [line for line in lines if line.get("correlation_id") == "req-4711"]
+    assert access, customer_service.log()
+    assert access[0]["actor"] == "li.na"
+    assert access[0]["service"] == "customer"
+    assert access[0]["status"] == 201
 
 
 async def test_health_and_metrics(client: httpx.AsyncClient) -> None:

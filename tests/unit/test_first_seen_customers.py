@@ -36,3 +36,19 @@ def test_the_derived_id_depends_only_on_the_reference() -> None:
     b = CustomerReference(source="erp", source_customer_id="U-1")
     assert customer_id_for_reference(a) == customer_id_for_reference(a.model_copy())
     assert customer_id_for_reference(a) != customer_id_for_reference(b)
+
+
+def test_the_registration_records_the_event_that_caused_it() -> None:
+    from dataclasses import replace
+
+    from services.runtime.eventstore import CommandContext, event_metadata
+
+    app = CustomerApplication()
+    cause = CommandContext(actor="crm.sales", correlation_id="order-77", causation_id="evt-1")
+    (customer_id,) = app.register_first_seen([replace(sighting("U-9"), cause=cause)])
+    (registered,) = list(app.events.get(customer_id))
+    assert event_metadata(registered) == {
+        "actor": "crm.sales",
+        "correlation_id": "order-77",
+        "causation_id": "evt-1",
+    }
