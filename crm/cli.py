@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crm import bench, demo, topics, up
+from crm import backup, bench, demo, topics, up
 
-SUBCOMMANDS = (up, demo, topics, bench)
+SUBCOMMANDS = (up, demo, topics, backup, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,8 +100,10 @@ class BatchConsumer(Generic[T]):
         max_records: int = 2000,
         batch_timeout_ms: int = 50,
         fetch_max_wait_ms: int = 50,
+        group_suffix: str = "",
     ) -> None:
         self.handler = handler
+        self.group_id = handler.group_id + group_suffix
         self._consumer_factory = consumer_factory
         self._dead_letters = dead_letters
         self._max_records = max_records
@@ -121,7 +123,7 @@ class BatchConsumer(Generic[T]):
         while True:
             consumer = self._consumer_factory(
                 *self.handler.topics,
-                group_id=self.handler.group_id,
+                group_id=self.group_id,
                 enable_auto_commit=False,
                 auto_offset_reset="earliest",
                 max_poll_records=self._max_records,

@@ -42,3 +42,29 @@ async def ensure_database(dsn: str) -> None:
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
+
+
+GENERATION_DDL = """
+CREATE TABLE IF NOT EXISTS database_generation (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    generation uuid NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+async def database_generation(pool: asyncpg.Pool) -> str:
+    """An id of this incarnation of the service's database.
+
+    A new or restored database gets a new one (backups hold only the event stores), and
+    it is part of every consumer group id: such a database re-reads the topics from the
+    beginning instead of resuming from offsets that belonged to its predecessor.
+    """
+    async with pool.acquire() as connection:
+        await connection.execute(GENERATION_DDL)
+        await connection.execute(
+            "INSERT INTO database_generation (generation) VALUES (gen_random_uuid()) "
+            "ON CONFLICT DO NOTHING"
+        )
+        value = await connection.fetchval("SELECT generation FROM database_generation")
+    return str(value)

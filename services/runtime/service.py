@@ -19,7 +19,12 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, FastAPI
 
 from services.runtime.consumer import BatchConsumer, BatchHandler
-from services.runtime.database import create_pool, ensure_database, record_pool_use
+from services.runtime.database import (
+    create_pool,
+    database_generation,
+    ensure_database,
+    record_pool_use,
+)
 from services.runtime.deadletter import DeadLetterPublisher
 from services.runtime.eventstore import EventSourcedApplication, postgres_environment
 from services.runtime.http import create_app
@@ -86,6 +91,7 @@ class ServiceRuntime:
             ProjectionHandler(projection, self.pool) for projection in self.definition.projections()
         ]
         handlers += self.definition.handlers(self)
+        generation = await database_generation(self.pool)
         self.consumers = [
             BatchConsumer(
                 handler=handler,
@@ -96,6 +102,7 @@ class ServiceRuntime:
                 max_records=settings.consumer_max_records,
                 batch_timeout_ms=settings.consumer_batch_timeout_ms,
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+                group_suffix=f".{generation[:8]}",
             )
             for handler in handlers
         ]
