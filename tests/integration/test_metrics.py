@@ -1,0 +1,89 @@
+"""After a known workload, /metrics tells the truth: counts match what happened and every
+lag returns to zero."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from contracts.topics import Topic
+from services.runtime.processes import ServiceProcess
+from tests.conftest import Infrastructure
+from tests.support.kafka import publish_raw
+
+pytestmark = pytest.mark.integration
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+
+
+async def scrape(client: httpx.AsyncClient) -> Samples:
+    samples: Samples = defaultdict(list)
+    for family in text_string_to_metric_families((await client.get("/metrics")).text):
+        for sample in family.samples:
+            samples[sample.name].append((sample.labels, sample.value))
+    return samples
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    return sum(
+        value
+        for sample_labels, value in samples.get(name, [])
+        if all(sample_labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def test_counts_match_the_workload_and_lag_returns_to_zero(
+    infra: Infrastructure, customer_service: ServiceProcess
+) -> None:
+    async with httpx.AsyncClient(base_url=customer_service.url, timeout=10) as client:
+        ids = []
+        for i in range(10):
+            response = await client.post(
+                "/customers", json={"name": f"指标 {i}", "kind": "consumer"}
+            )
+            ids.append(response.json()["customer_id"])
+        for customer_id in ids[:5]:
+            await client.post(f"/customers/{customer_id}/tags", json={"tag": "metrics"})
+        assert (await client.post("/customers", json={"kind": "consumer"})).status_code == 422
+        await publish_raw(
+            infra.bootstrap_servers, Topic.CUSTOMER, [(b"x", b"not json"), (b"y", b"[]")]
+        )
+
+        for _ in range(100):
+            samples = await scrape(client)
+            applied = total(
+                samples,
+                "crm_events_consumed_total",
+                consumer="customer_directory",
+                outcome="applied",
+            )
+            lag = total(samples, "crm_consumer_lag_messages")
+            dead = total(samples, "crm_dead_letters_total")
+            if applied == 15 and lag == 0 and dead == 2:
+                break
+            await asyncio.sleep(0.1)
+
+    topic = Topic.CUSTOMER.value
+    published = "crm_events_published_total"
+    assert total(samples, published, topic=topic, event_type="customer.registered") == 10
+    assert total(samples, published, topic=topic, event_type="customer.tagged") == 5
+    assert applied == 15
+    assert total(samples, "crm_dead_letters_total", topic=topic, reason="malformed JSON") == 1
+    assert (
+        total(samples, "crm_dead_letters_total", topic=topic, reason="not an event envelope") == 1
+    )
+    assert lag == 0
+    assert total(samples, "crm_projection_lag_seconds", projection="customer_directory") == 0
+    assert total(samples, "crm_outbox_backlog_events", topic=topic) == 0
+    assert total(samples, "crm_outbox_relay_leader", topic=topic) == 1
+    requests = "crm_http_requests_total"
+    assert total(samples, requests, route="/customers", method="POST", status="201") == 10
+    assert total(samples, requests, route="/customers", method="POST", status="422") == 1
+    assert total(samples, requests, route="/customers/{customer_id}/tags", status="200") == 5
+    latency = "crm_http_request_duration_seconds_count"
+    assert total(samples, latency, route="/customers", method="POST") == 11
+    assert total(samples, "crm_db_pool_connections", schema="customer", state="max") > 0
