@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crm import backup, bench, demo, topics, up
+from crm import backup, bench, demo, rebuild, topics, up
 
-SUBCOMMANDS = (up, demo, topics, backup, bench)
+SUBCOMMANDS = (up, demo, topics, backup, rebuild, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,9 +80,9 @@ CREATE INDEX IF NOT EXISTS customer_directory_references
 """
 
 TRIGRAM_DDL = """
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 CREATE INDEX IF NOT EXISTS customer_directory_name_trgm
-    ON customer_directory USING gin (name gin_trgm_ops);
+    ON customer_directory USING gin (name public.gin_trgm_ops);
 """
 
 
