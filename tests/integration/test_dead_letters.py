@@ -4,14 +4,18 @@ a reason, while the valid messages around it are applied."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import sys
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
 
 from contracts import customer as contract
 from contracts.topics import Topic
-from services.runtime.processes import ServiceProcess
+from services.runtime.processes import REPO, ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.events import as_message, envelope
 from tests.support.kafka import header, publish_raw, read_topic
@@ -75,3 +79,62 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_applied(
         'crm_dead_letters_total{reason="malformed JSON",topic="crm.customer.events.v1"} 1.0'
         in metrics
     )
+
+
+async def run_crm(infra: Infrastructure, *arguments: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "crm.cli",
+        *arguments,
+        cwd=REPO,
+        env={**os.environ, "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_a_fixed_dead_letter_is_replayed_and_applied_once(
+    infra: Infrastructure, customer_service: ServiceProcess, tmp_path: Path
+) -> None:
+    customer_id = uuid.uuid4()
+    good = envelope(customer_id, 1, contract.CustomerRegistered(name="修复后", kind="consumer"))
+    broken = good.model_dump_json().replace('"consumer"', '"martian"').encode()
+    await publish_raw(infra.bootstrap_servers, Topic.CUSTOMER, [(b"fix-me", broken)])
+    await read_topic(infra.bootstrap_servers, Topic.DEAD_LETTER, expect=1)
+
+    listed = [
+        json.loads(line)
+        for line in (await run_crm(infra, "dead-letters", "list", "--json")).splitlines()
+    ]
+    assert len(listed) == 1
+    assert listed[0]["reason"] == "invalid event"
+    assert listed[0]["source_topic"] == Topic.CUSTOMER
+    position = listed[0]["position"]
+    shown = await run_crm(infra, "dead-letters", "show", position)
+    assert "martian" in shown and "dlq.reason: invalid event" in shown
+
+    fixed = tmp_path / "fixed.json"
+    fixed.write_bytes(good.model_dump_json().encode())
+    async with httpx.AsyncClient(base_url=customer_service.url) as client:
+        for _replay in range(2):  # the second replay is recognised as already applied
+            await run_crm(infra, "dead-letters", "replay", position, "--value-file", str(fixed))
+            for _ in range(50):
+                response = await client.get(f"/customers/{customer_id}")
+                if response.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            assert response.json()["name"] == "修复后"
+        for _ in range(50):
+            metrics = (await client.get("/metrics")).text
+            if 'event_type="customer.registered",outcome="duplicate"' in metrics:
+                break
+            await asyncio.sleep(0.1)
+    duplicate = (
+        'consumer="customer_directory",event_type="customer.registered",outcome="duplicate",'
+        'topic="crm.customer.events.v1"} 1.0'
+    )
+    assert duplicate in metrics
