@@ -129,6 +129,11 @@ class BatchConsumer(Generic[T]):
                 max_poll_records=self._max_records,
                 metadata_max_age_ms=5000,
                 fetch_max_wait_ms=self._fetch_max_wait_ms,
+                # The smallest session Kafka accepts by default: a dead replica's
+                # partitions move within 6 s, and a joining one waits less for its own
+                # (the embedded broker holds a first join for half a session).
+                session_timeout_ms=6000,
+                heartbeat_interval_ms=1000,
             )
             try:
                 await consumer.start()
