@@ -60,14 +60,19 @@ class ContactChannel(StrEnum):
     MAIL = "mail"
 
 
-class ContactPerson(BaseModel):
+class ContactDetails(BaseModel):
+    """What the CRM knows of a person at a customer."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    contact_id: str = Field(min_length=1, max_length=64)
     name: ShortText
     title: ShortText | None = None
     phones: list[Phone] = Field(default_factory=list, max_length=10)
     emails: list[EmailStr] = Field(default_factory=list, max_length=10)
+
+
+class ContactPerson(ContactDetails):
+    contact_id: str = Field(min_length=1, max_length=64)
 
 
 class Address(BaseModel):

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-SERVICE_SCHEMAS = ("customer", "sales", "interaction", "analytics")
+from services import SERVICE_NAMES as SERVICE_SCHEMAS
 
 EVENT_STORE_TABLES = """
 SELECT table_schema, table_name

@@ -7,7 +7,7 @@ import argparse
 import asyncio
 import importlib
 
-SERVICES = ("customer", "sales", "interaction", "analytics")
+from services import SERVICE_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "of their topics, then swap them in. The service keeps answering from the current "
         "tables until then. Uses CRM_DATABASE_URL and CRM_KAFKA_BOOTSTRAP_SERVERS.",
     )
-    parser.add_argument("service", choices=SERVICES)
+    parser.add_argument("service", choices=SERVICE_NAMES)
     parser.add_argument(
         "--projection", action="append", help="only this projection (repeatable); default all"
     )

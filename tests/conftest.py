@@ -16,6 +16,7 @@ from contracts.topics import Topic
 from services.runtime.database import ensure_database
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.kafka import ensure_topics
+from services.runtime.processes import ServiceProcess
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +40,18 @@ class Infrastructure:
 
     async def create_topics(self) -> None:
         await ensure_topics(self.bootstrap_servers, list(Topic))
+
+    def service(
+        self, name: str, *, database_url: str | None = None, **extra_env: str
+    ) -> ServiceProcess:
+        """A service process on this infrastructure (not started yet)."""
+        return ServiceProcess(
+            name,
+            database_url=database_url or self.database_url,
+            bootstrap_servers=self.bootstrap_servers,
+            log_dir=self.log_dir,
+            extra_env=extra_env,
+        )
 
 
 @pytest.fixture

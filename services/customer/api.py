@@ -21,6 +21,7 @@ from contracts.customer import (
     ChannelPreferences,
     Classification,
     ContactChannel,
+    ContactDetails,
     CustomerKind,
     ImportanceTier,
     LoyaltyStage,
@@ -33,6 +34,8 @@ from contracts.customer import (
 from contracts.references import CustomerReference
 from services.customer.application import CustomerApplication
 from services.customer.projections import (
+    COLUMNS,
+    JSON_COLUMNS,
     DirectoryQuery,
     Row,
     find_by_reference,
@@ -80,11 +83,8 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class NewContact(Strict):
-    name: ShortText
-    title: ShortText | None = None
-    phones: list[Phone] = Field(default_factory=list, max_length=10)
-    emails: list[EmailStr] = Field(default_factory=list, max_length=10)
+class NewContact(ContactDetails):
+    model_config = ConfigDict(extra="forbid")
 
 
 class RegisterCustomer(Strict):
@@ -504,25 +504,7 @@ async def search_customers(
     )
 
 
-CSV_COLUMNS = (
-    "customer_id",
-    "name",
-    "kind",
-    "industry",
-    "region",
-    "source_channel",
-    "owner",
-    "importance_tier",
-    "loyalty_stage",
-    "value_behaviour",
-    "relationship_level",
-    "tags",
-    "preferred_channels",
-    "opted_out_channels",
-    "version",
-    "registered_at",
-    "updated_at",
-)
+CSV_COLUMNS = tuple(c for c in COLUMNS if c not in (*JSON_COLUMNS, "change_count"))
 
 
 @router.get(

@@ -23,6 +23,7 @@ import ctypes
 import errno
 import logging
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -33,7 +34,8 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -110,15 +112,10 @@ _prctl: Any = None
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """A `preexec_fn` making the child receive SIGKILL when this thread dies, or None."""
+    """A `preexec_fn` making the child receive SIGKILL when the *thread* that forks it
+    dies (that is how the kernel defines "parent" here), or None off Linux."""
     global _prctl
     if not sys.platform.startswith("linux"):
-        return None
-    if threading.current_thread() is not threading.main_thread():
-        log.warning(
-            "child process started outside the main thread: it will not be killed "
-            "automatically if this process dies"
-        )
         return None
     if _prctl is None:
         # Looked up before the fork: the child only makes a foreign call.
@@ -138,17 +135,80 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
     return preexec
 
 
+def _options(*, die_with_parent: bool) -> dict[str, Any]:
+    options: dict[str, Any] = {"process_group": 0, "stdin": subprocess.DEVNULL}
+    preexec = _die_with_parent(os.getpid()) if die_with_parent else None
+    if preexec is not None:
+        options["preexec_fn"] = preexec
+    return options
+
+
 def child_process_options() -> dict[str, Any]:
     """Keyword arguments for `subprocess.Popen` / `asyncio.create_subprocess_exec`.
 
     The child gets its own process group (a terminal Ctrl-C is for us to handle), no
-    terminal input, and, on Linux, is killed by the kernel if we die.
+    terminal input, and, on Linux, is killed by the kernel if we die. The kernel ties that
+    last part to the thread that starts the child, so it is only given on the main thread;
+    from other threads (e.g. `asyncio.to_thread`) use `spawn()`, which has no such limit.
     """
-    options: dict[str, Any] = {"process_group": 0, "stdin": subprocess.DEVNULL}
-    preexec = _die_with_parent(os.getpid())
-    if preexec is not None:
-        options["preexec_fn"] = preexec
-    return options
+    on_main = threading.current_thread() is threading.main_thread()
+    if not on_main:
+        log.warning(
+            "child process started outside the main thread without spawn(): it will not "
+            "be killed automatically if this process dies"
+        )
+    return _options(die_with_parent=on_main)
+
+
+class _Spawner:
+    """A thread that lives as long as the process and starts children for other threads,
+    so that their parent-death signal fires when the process dies, not when a worker
+    thread ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+        self._thread: threading.Thread | None = None
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._serve, name="embedded-spawner", daemon=True
+                )
+                self._thread.start()
+        result: Future[Any] = Future()
+        self._requests.put((function, result))
+        return result.result()
+
+    def _serve(self) -> None:
+        while True:
+            function, result = self._requests.get()
+            try:
+                result.set_result(function())
+            except BaseException as error:
+                result.set_exception(error)
+
+
+_spawner = _Spawner()
+
+
+def spawn(command: Sequence[str], **popen_options: Any) -> "subprocess.Popen[bytes]":
+    """`subprocess.Popen(command, ...)` with `child_process_options()`, from any thread.
+
+    The child is killed by the kernel if this process dies, even when the calling thread
+    is not the main one (it is then started from a long-lived helper thread).
+    """
+
+    def start() -> "subprocess.Popen[bytes]":
+        return subprocess.Popen(list(command), **popen_options, **_options(die_with_parent=True))
+
+    if threading.current_thread() is threading.main_thread():
+        return start()
+    process: subprocess.Popen[bytes] = _spawner.call(start)
+    return process
 
 
 def _kill_tree(process: "subprocess.Popen[bytes]", timeout: float = 10.0) -> None:
@@ -455,13 +515,12 @@ class EmbeddedPostgres:
         if account is not None:
             os.chown(self.log_path, account.uid, account.gid)
         log.info("starting PostgreSQL on port %s, data in %s", self._port, self._data_dir)
-        self._process = subprocess.Popen(
+        self._process = spawn(
             command,
             cwd=self._data_dir,
             env=_postgres_env(),
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            **child_process_options(),
             **(account.popen_options() if account is not None else {}),
         )
         self._wait_ready(timeout)
@@ -538,7 +597,8 @@ class EmbeddedPostgres:
                 stderr=subprocess.STDOUT,
                 check=False,
                 timeout=300,
-                **child_process_options(),
+                # run() blocks this thread until initdb ends, so any thread will do
+                **_options(die_with_parent=True),
                 **(account.popen_options() if account is not None else {}),
             )
             output = result.stdout.decode(errors="replace")
@@ -648,13 +708,7 @@ class EmbeddedBroker:
         env = {k: v for k, v in os.environ.items() if k not in _TANSU_ENV}
         env["NO_COLOR"] = "1"
         log.info("starting the Kafka broker on port %s", self._port)
-        self._process = subprocess.Popen(
-            command,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            **child_process_options(),
-        )
+        self._process = spawn(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from services.runtime.embedded import child_process_options, free_port
+from services.runtime.embedded import free_port, spawn
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,13 +43,12 @@ class ServiceProcess:
 
     def start(self, *, wait_ready: bool = True, timeout: float = 60.0) -> ServiceProcess:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
+        self.process = spawn(
             [sys.executable, "-m", f"services.{self.name}"],
             cwd=REPO,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            **child_process_options(),
         )
         if wait_ready:
             self.wait_ready(timeout)

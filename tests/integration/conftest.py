@@ -11,12 +11,7 @@ from tests.conftest import Infrastructure
 
 @pytest.fixture
 async def customer_service(infra: Infrastructure) -> AsyncIterator[ServiceProcess]:
-    service = ServiceProcess(
-        "customer",
-        database_url=infra.database_url,
-        bootstrap_servers=infra.bootstrap_servers,
-        log_dir=infra.log_dir,
-    )
+    service = infra.service("customer")
     await asyncio.to_thread(service.start)
     yield service
     await asyncio.to_thread(service.stop)

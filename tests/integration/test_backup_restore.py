@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.runtime.processes import REPO, ServiceProcess
+from services.runtime.processes import REPO
 from tests.conftest import Infrastructure
 
 pytestmark = pytest.mark.integration
@@ -64,12 +64,7 @@ async def crm(*arguments: str) -> str:
 async def test_restore_into_an_empty_database_rebuilds_every_projection(
     infra: Infrastructure, tmp_path: Path
 ) -> None:
-    original = ServiceProcess(
-        "customer",
-        database_url=infra.database_url,
-        bootstrap_servers=infra.bootstrap_servers,
-        log_dir=infra.log_dir,
-    )
+    original = infra.service("customer")
     await asyncio.to_thread(original.start)
     versions = 0
     try:
@@ -93,12 +88,7 @@ async def test_restore_into_an_empty_database_rebuilds_every_projection(
     await asyncio.to_thread(infra.broker.restart)
     await infra.create_topics()
 
-    restored = ServiceProcess(
-        "customer",
-        database_url=restored_url,
-        bootstrap_servers=infra.bootstrap_servers,
-        log_dir=infra.log_dir,
-    )
+    restored = infra.service("customer", database_url=restored_url)
     await asyncio.to_thread(restored.start)
     try:
         after = await wait_for_directory(restored_url, 25, versions)
@@ -113,12 +103,7 @@ async def test_restore_into_an_empty_database_rebuilds_every_projection(
 async def test_restore_refuses_a_database_that_has_events(
     infra: Infrastructure, tmp_path: Path
 ) -> None:
-    service = ServiceProcess(
-        "customer",
-        database_url=infra.database_url,
-        bootstrap_servers=infra.bootstrap_servers,
-        log_dir=infra.log_dir,
-    )
+    service = infra.service("customer")
     await asyncio.to_thread(service.start)
     try:
         async with httpx.AsyncClient(base_url=service.url) as client:

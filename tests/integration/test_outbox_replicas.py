@@ -26,15 +26,7 @@ async def is_leader(client: httpx.AsyncClient, replica: ServiceProcess) -> bool:
 
 
 async def test_one_replica_relays_and_the_other_takes_over(infra: Infrastructure) -> None:
-    replicas = [
-        ServiceProcess(
-            "customer",
-            database_url=infra.database_url,
-            bootstrap_servers=infra.bootstrap_servers,
-            log_dir=infra.log_dir,
-        )
-        for _ in range(2)
-    ]
+    replicas = [infra.service("customer") for _ in range(2)]
     for replica in replicas:
         await asyncio.to_thread(replica.start)
     try:

@@ -12,7 +12,6 @@ import pytest
 
 from contracts.topics import Topic
 from services.customer.projections import fold
-from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.events import as_message, customer_history
 from tests.support.kafka import publish_raw
@@ -49,25 +48,14 @@ async def test_killed_between_apply_and_commit_then_restarted(infra: Infrastruct
     messages = [as_message(e) for e in events] + [as_message(e) for e in events[::10]]
     await publish_raw(infra.bootstrap_servers, Topic.CUSTOMER, messages)
 
-    crashing = ServiceProcess(
-        "customer",
-        database_url=infra.database_url,
-        bootstrap_servers=infra.bootstrap_servers,
-        log_dir=infra.log_dir,
-        extra_env={"CRM_FAILPOINTS": "consumer_after_handle_before_commit"},
-    )
+    crashing = infra.service("customer", CRM_FAILPOINTS="consumer_after_handle_before_commit")
     crashing.start(wait_ready=False)
     exit_code = await asyncio.to_thread(crashing.wait_exit, 60)
     assert exit_code == 137, crashing.log()
     applied_before_crash = await consumed_count(infra.database_url)
     assert applied_before_crash > 0, "the first batch should have been committed to PostgreSQL"
 
-    restarted = ServiceProcess(
-        "customer",
-        database_url=infra.database_url,
-        bootstrap_servers=infra.bootstrap_servers,
-        log_dir=infra.log_dir,
-    )
+    restarted = infra.service("customer")
     await asyncio.to_thread(restarted.start)
     try:
         for _ in range(100):

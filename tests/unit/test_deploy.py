@@ -15,16 +15,17 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
+from services import SERVICE_NAMES
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 SERVICES = REPO / "services"
 METRIC = re.compile(r"\b(crm_[a-z0-9_]+)")
-SERVICE_MODULES = ("customer", "sales", "interaction", "analytics")
 
 
 def exported_metric_names() -> set[str]:
     """Every sample name the services can export, from their registered metrics."""
-    for name in SERVICE_MODULES:
+    for name in SERVICE_NAMES:
         if (SERVICES / name / "__main__.py").exists():
             importlib.import_module(f"services.{name}.service")
     names: set[str] = set()
