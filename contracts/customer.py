@@ -4,8 +4,9 @@ Value vocabularies (kinds, tiers, channels) are closed enumerations: a producer 
 invent a tier that consumers do not know.
 """
 
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
@@ -197,10 +198,27 @@ class CustomerClassified(EventPayload):
     classification: Classification
 
 
-class CustomerTagged(EventPayload):
+class CustomerTaggedV1(EventPayload):
+    """Version 1: one tag per event. Still accepted; read as version 2 (`tags: [tag]`)."""
+
     event_type = "customer.tagged"
+    schema_version = 1
 
     tag: Tag
+
+
+class CustomerTagged(EventPayload):
+    """Tags added to the customer, one or several at once (version 2)."""
+
+    event_type = "customer.tagged"
+    schema_version = 2
+
+    tags: list[Tag] = Field(min_length=1, max_length=50)
+
+
+def tagged_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    rest = {k: v for k, v in payload.items() if k != "tag"}
+    return {**rest, "tags": [payload["tag"]]}
 
 
 class CustomerUntagged(EventPayload):
@@ -226,8 +244,14 @@ EVENTS: tuple[type[EventPayload], ...] = (
     ContactPersonChanged,
     ContactPersonRemoved,
     CustomerClassified,
+    CustomerTaggedV1,
     CustomerTagged,
     CustomerUntagged,
     ChannelPreferencesChanged,
     CustomerReferenceAdded,
 )
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("customer.tagged", 1): tagged_v1_to_v2,
+}
+"""(event type, version) → the function turning that version's payload into the next's."""

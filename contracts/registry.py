@@ -6,6 +6,7 @@ send such messages to the dead-letter topic with that reason.
 """
 
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -22,8 +23,12 @@ EVENT_MODULES = (
 """Each module lists its events in `EVENTS`; a module not written yet is skipped."""
 
 
-def _collect_events() -> tuple[type[EventPayload], ...]:
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _collect() -> tuple[tuple[type[EventPayload], ...], dict[tuple[str, int], Upcaster]]:
     events: list[type[EventPayload]] = []
+    upcasters: dict[tuple[str, int], Upcaster] = {}
     for name in EVENT_MODULES:
         try:
             module = importlib.import_module(name)
@@ -32,10 +37,11 @@ def _collect_events() -> tuple[type[EventPayload], ...]:
                 raise
             continue
         events.extend(module.EVENTS)
-    return tuple(events)
+        upcasters.update(getattr(module, "UPCASTERS", {}))
+    return tuple(events), upcasters
 
 
-_ALL_EVENTS = _collect_events()
+_ALL_EVENTS, _UPCASTERS = _collect()
 
 _REGISTRY: dict[tuple[str, int], type[EventPayload]] = {
     (model.event_type, model.schema_version): model for model in _ALL_EVENTS
@@ -95,11 +101,27 @@ def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
         raise ContractViolation(
             "not an event envelope", "schema_version is missing or not an integer"
         )
-    model = payload_model(event_type, schema_version)
+    if (event_type, schema_version) in _UPCASTERS:
+        document = _upcast(document, event_type, schema_version)
+    model = payload_model(event_type, document["schema_version"])
     try:
         return EventEnvelope[model].model_validate(document)  # type: ignore[valid-type]
     except ValidationError as exc:
         raise ContractViolation("invalid event", describe_validation_error(exc)) from None
+
+
+def _upcast(document: dict[str, Any], event_type: str, version: int) -> dict[str, Any]:
+    """Validate an older payload against its own version, then bring it to the newest."""
+    try:
+        payload = payload_model(event_type, version).model_validate(document.get("payload"))
+    except ValidationError as exc:
+        detail = describe_validation_error(exc)
+        raise ContractViolation("invalid event", f"payload (version {version}): {detail}") from None
+    upgraded = payload.model_dump(mode="json")
+    while (event_type, version) in _UPCASTERS:
+        upgraded = _UPCASTERS[(event_type, version)](upgraded)
+        version += 1
+    return {**document, "schema_version": version, "payload": upgraded}
 
 
 def serialize_event(envelope: EventEnvelope[Any]) -> bytes:

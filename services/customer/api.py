@@ -14,7 +14,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from contracts.customer import (
     Address,
@@ -158,9 +158,24 @@ class ClassificationChanges(Strict):
 
 
 class TagBody(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tag": "vip-2026"}]})
+    """One tag (`tag`) or several (`tags`)."""
 
-    tag: Tag
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tag": "vip-2026"}, {"tags": ["vip-2026", "华东"]}]},
+    )
+
+    tag: Tag | None = None
+    tags: list[Tag] | None = Field(default=None, min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_or_several(self) -> TagBody:
+        if (self.tag is None) == (self.tags is None):
+            raise ValueError("give either `tag` or `tags`")
+        return self
+
+    def all_tags(self) -> list[str]:
+        return [self.tag] if self.tag is not None else list(self.tags or [])
 
 
 class ChannelPreferencesBody(Strict):
@@ -358,7 +373,7 @@ def classify(
 def tag_customer(
     customer_id: UUID, body: TagBody, app: App, version: Version, response: Response
 ) -> Accepted:
-    customer = app.tag(customer_id, body.tag, version)
+    customer = app.tag(customer_id, body.all_tags(), version)
     return accepted(response, customer_id, customer.version)
 
 

@@ -144,8 +144,10 @@ class CustomerApplication(EventSourcedApplication):
     ) -> Customer:
         return self._change(customer_id, expected_version, lambda c: c.classify(changes))
 
-    def tag(self, customer_id: UUID, tag: str, expected_version: int | None = None) -> Customer:
-        return self._change(customer_id, expected_version, lambda c: c.tag(tag))
+    def tag(
+        self, customer_id: UUID, tags: list[str], expected_version: int | None = None
+    ) -> Customer:
+        return self._change(customer_id, expected_version, lambda c: c.tag(tags))
 
     def untag(self, customer_id: UUID, tag: str, expected_version: int | None = None) -> Customer:
         return self._change(customer_id, expected_version, lambda c: c.untag(tag))

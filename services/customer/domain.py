@@ -166,13 +166,24 @@ class Customer(Aggregate):
 
     # Tags ----------------------------------------------------------------------------
 
-    def tag(self, tag: str) -> None:
-        if tag not in self.tags:
-            self._tagged(tag=tag)
+    class Tagged(Aggregate.Event):
+        """Tags added. Version 2 carries several; version 1 carried one (`tag`)."""
 
-    @event("Tagged")
-    def _tagged(self, tag: str) -> None:
-        self.tags.append(tag)
+        class_version = 2
+        tags: list[str]
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["tags"] = [state.pop("tag")]
+
+    def tag(self, tags: list[str]) -> None:
+        new = [t for t in dict.fromkeys(tags) if t not in self.tags]
+        if new:
+            self._tagged(tags=new)
+
+    @event(Tagged)
+    def _tagged(self, tags: list[str]) -> None:
+        self.tags.extend(tags)
 
     def untag(self, tag: str) -> None:
         if tag not in self.tags:

@@ -139,8 +139,7 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
         elif kind == "customer.classified":
             row.update(_classification(payload.classification.model_dump(mode="json")))
         elif kind == "customer.tagged":
-            if payload.tag not in row["tags"]:
-                row["tags"] = [*row["tags"], payload.tag]
+            row["tags"] = [*row["tags"], *(t for t in payload.tags if t not in row["tags"])]
         elif kind == "customer.untagged":
             row["tags"] = [t for t in row["tags"] if t != payload.tag]
         elif kind == "customer.reference_added":

@@ -30,7 +30,7 @@ _PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
     "ContactChanged": lambda e: contract.ContactPersonChanged(contact=e.contact),
     "ContactRemoved": lambda e: contract.ContactPersonRemoved(contact_id=e.contact_id),
     "Classified": lambda e: contract.CustomerClassified(classification=e.classification),
-    "Tagged": lambda e: contract.CustomerTagged(tag=e.tag),
+    "Tagged": lambda e: contract.CustomerTagged(tags=e.tags),
     "Untagged": lambda e: contract.CustomerUntagged(tag=e.tag),
     "ReferenceAdded": lambda e: contract.CustomerReferenceAdded(reference=e.reference),
     "ChannelPreferencesChanged": lambda e: contract.ChannelPreferencesChanged(

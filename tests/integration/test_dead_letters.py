@@ -29,7 +29,7 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_applied(
     before, after = uuid.uuid4(), uuid.uuid4()
     malformed = b'{"event_type": "customer.registered", "schema_ver'
     unknown_type = (
-        envelope(uuid.uuid4(), 1, contract.CustomerTagged(tag="x"))
+        envelope(uuid.uuid4(), 1, contract.CustomerTagged(tags=["x"]))
         .model_dump_json()
         .replace("customer.tagged", "customer.teleported")
         .encode()

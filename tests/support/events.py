@@ -37,7 +37,8 @@ def customer_history(customer_id: uuid.UUID, name: str, tags: int) -> list[Event
     """A registration followed by `tags` tag events: version 1 .. tags + 1."""
     events = [envelope(customer_id, 1, contract.CustomerRegistered(name=name, kind="consumer"))]
     events += [
-        envelope(customer_id, v + 2, contract.CustomerTagged(tag=f"tag-{v}")) for v in range(tags)
+        envelope(customer_id, v + 2, contract.CustomerTagged(tags=[f"tag-{v}"]))
+        for v in range(tags)
     ]
     return events
 

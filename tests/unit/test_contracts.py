@@ -31,11 +31,11 @@ def test_an_event_round_trips_through_its_contract() -> None:
 
 
 def test_unknown_fields_are_ignored_so_producers_can_add_them() -> None:
-    event = envelope(uuid.uuid4(), 2, contract.CustomerTagged(tag="vip"))
-    raw = event.model_dump_json().replace('"tag":"vip"', '"tag":"vip","colour":"gold"')
+    event = envelope(uuid.uuid4(), 2, contract.CustomerTagged(tags=["vip"]))
+    raw = event.model_dump_json().replace('"tags":["vip"]', '"tags":["vip"],"colour":"gold"')
     payload = parse_event(raw.encode()).payload
     assert isinstance(payload, contract.CustomerTagged)
-    assert payload.tag == "vip"
+    assert payload.tags == ["vip"]
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def test_commands_that_change_nothing_record_nothing() -> None:
     customer = new_customer()
     customer.collect_events()
     customer.change_profile({"region": "华东"})
-    customer.tag("vip")
+    customer.tag(["vip"])
     customer.classify({"importance_tier": "ordinary"})
     customer.set_channel_preferences({"preferred": ["email"], "opted_out": []})
     assert event_names(customer) == []

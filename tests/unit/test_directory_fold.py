@@ -21,7 +21,7 @@ def test_fold_follows_every_kind_of_change() -> None:
             4,
             contract.ContactPersonChanged(contact=contact.model_copy(update={"title": "总监"})),
         ),
-        envelope(cid, 5, contract.CustomerTagged(tag="b")),
+        envelope(cid, 5, contract.CustomerTagged(tags=["b"])),
         envelope(cid, 6, contract.CustomerUntagged(tag="a")),
         envelope(
             cid,
@@ -74,4 +74,4 @@ def test_profile_change_clears_only_named_fields() -> None:
 
 
 def test_events_for_an_unregistered_customer_leave_no_row() -> None:
-    assert fold(None, envelope(uuid.uuid4(), 2, contract.CustomerTagged(tag="x"))) is None
+    assert fold(None, envelope(uuid.uuid4(), 2, contract.CustomerTagged(tags=["x"]))) is None
