@@ -73,26 +73,26 @@ class CustomerApplication(EventSourcedApplication):
         exists already is left as it is, so seeing the same reference again changes
         nothing. Returns the ids of the customers registered now.
         """
-        new: dict[UUID, Customer] = {}
+        unseen: dict[UUID, Sighting] = {}
         for sighting in sightings:
-            if sighting.customer_id in new or self._exists(sighting.customer_id):
-                continue
-            customer = _first_seen_customer(sighting)
-            if sighting.cause is not None:
-                stamp(customer, sighting.cause)
-            new[sighting.customer_id] = customer
-        if not new:
+            if sighting.customer_id not in unseen and not self._exists(sighting.customer_id):
+                unseen[sighting.customer_id] = sighting
+        if not unseen:
             return []
         try:
-            self.save(*new.values())
+            self.save(*(_first_seen_customer(s) for s in unseen.values()))
         except RecordConflictError:
-            # Another replica registered some of them meanwhile: save one by one.
-            for customer_id, customer in list(new.items()):
+            # Another replica registered some of them meanwhile. The failed save took the
+            # new aggregates' events with it: build them again, and save one by one.
+            registered = []
+            for customer_id, sighting in unseen.items():
                 try:
-                    self.save(customer)
+                    self.save(_first_seen_customer(sighting))
+                    registered.append(customer_id)
                 except RecordConflictError:
-                    del new[customer_id]
-        return list(new)
+                    continue
+            return registered
+        return list(unseen)
 
     def _exists(self, customer_id: UUID) -> bool:
         try:
@@ -243,6 +243,13 @@ class Sighting:
 
 
 def _first_seen_customer(sighting: Sighting) -> Customer:
+    customer = _new_first_seen_customer(sighting)
+    if sighting.cause is not None:
+        stamp(customer, sighting.cause)
+    return customer
+
+
+def _new_first_seen_customer(sighting: Sighting) -> Customer:
     reference = {"source": sighting.source, "source_customer_id": sighting.source_customer_id}
     contacts = []
     if sighting.phone or sighting.email:

@@ -52,3 +52,25 @@ def test_the_registration_records_the_event_that_caused_it() -> None:
         "correlation_id": "order-77",
         "causation_id": "evt-1",
     }
+
+
+def test_a_race_with_another_replica_loses_no_customer() -> None:
+    app = CustomerApplication()
+    other_replica = CustomerApplication(env={})
+    other_replica.recorder = app.recorder  # the same event store, another writer
+    other_replica.events.recorder = app.recorder
+    # The other replica registers U-1 after this one checked that it did not exist.
+    original_exists = app._exists
+
+    def exists_then_raced(customer_id: object) -> bool:
+        found = original_exists(customer_id)  # type: ignore[arg-type]
+        if customer_id == sighting("U-1").customer_id:
+            other_replica.register_first_seen([sighting("U-1", "别处登记")])
+        return found
+
+    app._exists = exists_then_raced  # type: ignore[method-assign]
+    registered = app.register_first_seen([sighting("U-1"), sighting("U-2"), sighting("U-3")])
+    assert sorted(registered) == sorted([sighting("U-2").customer_id, sighting("U-3").customer_id])
+    assert app.customer(sighting("U-1").customer_id).name == "别处登记"
+    assert app.customer(sighting("U-2").customer_id).first_seen_in == "shop-cn"
+    assert app.customer(sighting("U-3").customer_id).first_seen_in == "shop-cn"
