@@ -1,6 +1,7 @@
 """Generates the committed JSON Schema of every event: `python -m contracts.jsonschema`.
 
-One file per event type and version, describing the whole envelope with its payload.
+One file per event type and version, describing the whole envelope with its payload, and
+one per inbound topic, describing the plain document other systems publish there.
 A test fails when the committed files differ from what the models generate.
 """
 
@@ -9,8 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from contracts.envelope import EventEnvelope, EventPayload
-from contracts.registry import all_event_models
+from contracts.registry import all_event_models, inbound_models
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
@@ -34,8 +37,18 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
 
 
+def inbound_schema(topic: str, model: type[BaseModel]) -> dict[str, Any]:
+    schema = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"{model.__name__} on {topic}"
+    return schema
+
+
 def expected_files() -> dict[str, str]:
-    return {schema_filename(m): render(event_schema(m)) for m in all_event_models()}
+    files = {schema_filename(m): render(event_schema(m)) for m in all_event_models()}
+    for topic, model in inbound_models().items():
+        files[f"{topic}.schema.json"] = render(inbound_schema(topic, model))
+    return files
 
 
 def main() -> int:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import EventEnvelope, EventPayload
 
@@ -26,9 +26,12 @@ EVENT_MODULES = (
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _collect() -> tuple[tuple[type[EventPayload], ...], dict[tuple[str, int], Upcaster]]:
+def _collect() -> tuple[
+    tuple[type[EventPayload], ...], dict[tuple[str, int], Upcaster], dict[str, type[BaseModel]]
+]:
     events: list[type[EventPayload]] = []
     upcasters: dict[tuple[str, int], Upcaster] = {}
+    inbound: dict[str, type[BaseModel]] = {}
     for name in EVENT_MODULES:
         try:
             module = importlib.import_module(name)
@@ -38,10 +41,11 @@ def _collect() -> tuple[tuple[type[EventPayload], ...], dict[tuple[str, int], Up
             continue
         events.extend(module.EVENTS)
         upcasters.update(getattr(module, "UPCASTERS", {}))
-    return tuple(events), upcasters
+        inbound.update(getattr(module, "INBOUND", {}))
+    return tuple(events), upcasters, inbound
 
 
-_ALL_EVENTS, _UPCASTERS = _collect()
+_ALL_EVENTS, _UPCASTERS, _INBOUND = _collect()
 
 _REGISTRY: dict[tuple[str, int], type[EventPayload]] = {
     (model.event_type, model.schema_version): model for model in _ALL_EVENTS
@@ -59,6 +63,11 @@ class ContractViolation(ValueError):
 
 def all_event_models() -> tuple[type[EventPayload], ...]:
     return _ALL_EVENTS
+
+
+def inbound_models() -> dict[str, type[BaseModel]]:
+    """The message each inbound topic carries (a plain document, not an envelope)."""
+    return dict(_INBOUND)
 
 
 def payload_model(event_type: str, schema_version: int) -> type[EventPayload]:

@@ -31,6 +31,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="measure a running customer service instead of starting one",
     )
     latency.set_defaults(handler=run_projection_latency)
+    ingestion = benchmarks.add_parser(
+        "purchase-ingestion",
+        help="inbound purchases per second, batched, beside one transaction per purchase",
+    )
+    ingestion.add_argument("--count", type=int, default=20_000, help="purchases (default 20000)")
+    ingestion.set_defaults(handler=run_purchase_ingestion)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -90,6 +96,13 @@ def run_projection_latency(args: argparse.Namespace) -> int:
         f"   max {figures['projection_max_ms']:7.1f} ms"
     )
     print(f"  sequential registrations per second: {figures['registrations_per_second']:.0f}")
+    return 0
+
+
+def run_purchase_ingestion(args: argparse.Namespace) -> int:
+    from crm.bench_sales import run_purchase_ingestion as measure
+
+    measure(args.count)
     return 0
 
 

@@ -15,6 +15,7 @@ killed, the kernel kills them (see `services.runtime.embedded`).
 import argparse
 import asyncio
 import contextlib
+import importlib
 import os
 import shutil
 import signal
@@ -60,6 +61,10 @@ SERVICES = (
 )
 POSTGRES_PORT = ("CRM_POSTGRES_PORT", 5432)
 KAFKA_PORT = ("CRM_KAFKA_PORT", 9092)
+
+
+DEMO_LOADERS = {"sales": "crm.demo_sales", "interaction": "crm.demo_interaction"}
+"""Each module's `load(service_url, customer_ids)` adds that service's demo data."""
 
 
 class UpError(Exception):
@@ -381,6 +386,16 @@ class Supervisor:
             say(f"Loaded {len(ids)} demo customers")
         except (DemoLoadError, httpx.HTTPError) as error:
             say(f"warning: could not load the demo customers: {error}", error=True)
+            return
+        for service in self.services:
+            loader = DEMO_LOADERS.get(service.spec.name)
+            if loader is None:
+                continue
+            try:
+                await importlib.import_module(loader).load(service.spec.url, ids)
+                say(f"Loaded the {service.spec.name} demo data")
+            except (DemoLoadError, httpx.HTTPError, ValueError) as error:
+                say(f"warning: could not load the {service.spec.name} demo: {error}", error=True)
 
     def _print_summary(self, services: list[ServiceSpec]) -> None:
         from contracts.topics import Topic
