@@ -1,0 +1,1 @@
+"""The sales service: opportunities, pipeline, quotes, contracts, payments, purchases."""

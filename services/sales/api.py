@@ -1,0 +1,427 @@
+"""HTTP commands of the sales service: opportunities, stages, activities, quotes,
+contracts and payments. Queries are in `reports.py`."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.sales import (
+    ActivityKind,
+    Currency,
+    LongText,
+    NonNegativeMoney,
+    PositiveMoney,
+    Probability,
+    ProductLine,
+    ShortText,
+    Stage,
+)
+from services.runtime.errors import RuleViolation
+from services.sales.customers import customer_known
+from services.sales.web import App, Pool, Version
+
+router = APIRouter(tags=["opportunities"])
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenOpportunity(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "0b6c4a52-1f0e-4c55-9c1e-3f1f7c1d2a10",
+                    "description": "华信贸易 ERP 升级, 企业版年度许可及实施服务",
+                    "products": [
+                        {"product": "企业版年度许可", "quantity": 50, "unit_price": "1200.00"},
+                        {"product": "实施服务", "quantity": 20, "unit_price": "1500.00"},
+                    ],
+                    "currency": "CNY",
+                    "expected_close_date": "2026-12-31",
+                    "region": "华东",
+                    "owner": "李娜",
+                    "stage": "qualified",
+                }
+            ]
+        },
+    )
+
+    customer_id: UUID
+    description: LongText
+    products: list[ProductLine] = Field(min_length=1, max_length=200)
+    expected_amount: NonNegativeMoney | None = Field(
+        default=None, description="Defaults to the sum of the product lines."
+    )
+    currency: Currency
+    expected_close_date: dt.date
+    region: ShortText | None = None
+    owner: ShortText
+    stage: Stage = Stage.LEAD
+    probability: Probability | None = Field(
+        default=None, description="Overrides the stage's default win probability."
+    )
+
+
+class MoveStage(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"stage": "negotiation"},
+                {"stage": "lost", "lost_reason": "价格高于竞争对手 15%"},
+                {"stage": "qualified", "reopen": True, "note": "客户重新启动采购"},
+            ]
+        },
+    )
+
+    stage: Stage
+    probability: Probability | None = Field(
+        default=None, description="Overrides the new stage's default win probability."
+    )
+    lost_reason: LongText | None = None
+    reopen: bool = Field(default=False, description="Required to move a won or lost one back.")
+    note: LongText | None = None
+
+
+class ChangeOpportunity(Strict):
+    """Only the fields present change; `probability: null` goes back to the stage default."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"expected_amount": "98000.00", "expected_close_date": "2027-01-15"}]
+        },
+    )
+
+    expected_amount: NonNegativeMoney | None = None
+    currency: Currency | None = None
+    expected_close_date: dt.date | None = None
+    owner: ShortText | None = None
+    probability: Probability | None = None
+
+
+class NewActivity(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "demo",
+                    "date": "2026-12-03",
+                    "people": ["张伟", "李娜"],
+                    "description": "现场演示企业版报表模块",
+                    "predicted_result": "客户同意进入报价阶段",
+                }
+            ]
+        },
+    )
+
+    kind: ActivityKind
+    date: dt.date
+    owner: ShortText | None = Field(default=None, description="Defaults to the opportunity's.")
+    people: list[ShortText] = Field(default_factory=list, max_length=50)
+    description: LongText
+    predicted_result: LongText | None = Field(
+        default=None, description="What the owner expects to come of it."
+    )
+    actual_result: LongText | None = Field(
+        default=None, description="For an activity that already took place."
+    )
+    prediction_held: bool | None = None
+
+
+class ActivityResult(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "date": "2026-12-03",
+                    "actual_result": "客户要求先做试点",
+                    "prediction_held": False,
+                }
+            ]
+        },
+    )
+
+    date: dt.date
+    actual_result: LongText
+    prediction_held: bool | None = Field(
+        default=None, description="Required when the activity carried a predicted result."
+    )
+
+
+class NewQuote(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "lines": [
+                        {"product": "企业版年度许可", "quantity": 50, "unit_price": "1100.00"}
+                    ],
+                    "currency": "CNY",
+                    "valid_until": "2026-12-31",
+                }
+            ]
+        },
+    )
+
+    quote_id: ShortText | None = Field(
+        default=None, description="Give an existing quote's id to issue its next version."
+    )
+    lines: list[ProductLine] = Field(min_length=1, max_length=200)
+    currency: Currency
+    valid_until: dt.date
+    note: LongText | None = None
+
+
+class SignContract(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"amount": "90000.00", "currency": "CNY", "signed_on": "2026-12-20"}]
+        },
+    )
+
+    amount: PositiveMoney
+    currency: Currency
+    signed_on: dt.date
+
+
+class NewPayment(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount": "45000.00",
+                    "currency": "CNY",
+                    "received_on": "2027-01-05",
+                    "reference": "银行回单 20270105-001",
+                }
+            ]
+        },
+    )
+
+    amount: PositiveMoney
+    currency: Currency
+    received_on: dt.date
+    reference: ShortText | None = None
+
+
+class Accepted(BaseModel):
+    opportunity_id: UUID
+    version: int = Field(description="The opportunity's version after the command.")
+    activity_id: str | None = None
+    quote_id: str | None = None
+    quote_version: int | None = None
+    contract_id: str | None = None
+    payment_id: str | None = None
+    outstanding: Decimal | None = Field(
+        default=None, description="What remains to be paid on the contract."
+    )
+
+
+def accepted(response: Response, opportunity_id: UUID, version: int, **extra: Any) -> Accepted:
+    response.headers["ETag"] = f'"{version}"'
+    return Accepted(opportunity_id=opportunity_id, version=version, **extra)
+
+
+@router.post(
+    "/opportunities",
+    status_code=201,
+    summary="Open an opportunity",
+    responses={422: {"description": "Invalid, or the customer is not known."}},
+)
+async def open_opportunity(
+    body: OpenOpportunity, app: App, db: Pool, response: Response
+) -> Accepted:
+    if not await customer_known(db, body.customer_id):
+        raise RuleViolation(
+            f"customer {body.customer_id} is not known to the sales service; register the "
+            "customer first (a customer registered a moment ago may need a second to arrive)"
+        )
+    fields = body.model_dump()
+    fields["currency"] = body.currency.value
+    fields["stage"] = body.stage.value
+    fields["products"] = [line.model_dump() for line in body.products]
+    opportunity = await _in_thread(lambda: app.open_opportunity(**fields))
+    response.headers["Location"] = f"/opportunities/{opportunity.id}"
+    return accepted(response, opportunity.id, opportunity.version)
+
+
+@router.post("/opportunities/{opportunity_id}/stage", summary="Move to another stage")
+def move_stage(
+    opportunity_id: UUID, body: MoveStage, app: App, version: Version, response: Response
+) -> Accepted:
+    opportunity = app.move_stage(
+        opportunity_id,
+        body.stage.value,
+        probability=body.probability,
+        lost_reason=body.lost_reason,
+        reopen=body.reopen,
+        note=body.note,
+        expected_version=version,
+    )
+    return accepted(response, opportunity_id, opportunity.version)
+
+
+@router.patch(
+    "/opportunities/{opportunity_id}",
+    summary="Change expected amount, currency, close date, owner or win probability",
+)
+def change_opportunity(
+    opportunity_id: UUID, body: ChangeOpportunity, app: App, version: Version, response: Response
+) -> Accepted:
+    changes = {name: getattr(body, name) for name in body.model_fields_set}
+    if not changes:
+        raise RuleViolation("name at least one field to change")
+    for required in ("expected_amount", "currency", "expected_close_date", "owner"):
+        if required in changes and changes[required] is None:
+            raise RuleViolation(f"{required} cannot be cleared, only changed")
+    if changes.get("currency") is not None:
+        changes["currency"] = changes["currency"].value
+    opportunity = app.change_opportunity(opportunity_id, changes, version)
+    return accepted(response, opportunity_id, opportunity.version)
+
+
+@router.post(
+    "/opportunities/{opportunity_id}/activities",
+    status_code=201,
+    summary="Record a key activity: planned (with a predicted result) or already done",
+)
+def add_activity(
+    opportunity_id: UUID, body: NewActivity, app: App, version: Version, response: Response
+) -> Accepted:
+    if body.actual_result is None and body.prediction_held is not None:
+        raise RuleViolation("prediction_held goes with actual_result")
+    opportunity, activity_id = app.plan_activity(
+        opportunity_id,
+        {
+            "kind": body.kind.value,
+            "scheduled_on": body.date,
+            "owner": body.owner,
+            "people": list(body.people),
+            "description": body.description,
+            "predicted_result": body.predicted_result,
+            "actual_result": body.actual_result,
+            "prediction_held": body.prediction_held,
+        },
+        version,
+    )
+    return accepted(response, opportunity_id, opportunity.version, activity_id=activity_id)
+
+
+@router.post(
+    "/opportunities/{opportunity_id}/activities/{activity_id}/result",
+    summary="Record what actually came of an activity; mark its prediction held or missed",
+)
+def record_result(
+    opportunity_id: UUID,
+    activity_id: str,
+    body: ActivityResult,
+    app: App,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    opportunity = app.complete_activity(
+        opportunity_id,
+        activity_id,
+        occurred_on=body.date,
+        actual_result=body.actual_result,
+        prediction_held=body.prediction_held,
+        expected_version=version,
+    )
+    return accepted(response, opportunity_id, opportunity.version, activity_id=activity_id)
+
+
+@router.post(
+    "/opportunities/{opportunity_id}/quotes",
+    status_code=201,
+    summary="Issue a quote, or the next version of one",
+)
+def issue_quote(
+    opportunity_id: UUID, body: NewQuote, app: App, version: Version, response: Response
+) -> Accepted:
+    opportunity, quote_id, quote_version = app.issue_quote(
+        opportunity_id,
+        quote_id=body.quote_id,
+        lines=[line.model_dump() for line in body.lines],
+        currency=body.currency.value,
+        valid_until=body.valid_until,
+        note=body.note,
+        expected_version=version,
+    )
+    return accepted(
+        response,
+        opportunity_id,
+        opportunity.version,
+        quote_id=quote_id,
+        quote_version=quote_version,
+    )
+
+
+@router.post(
+    "/opportunities/{opportunity_id}/contract",
+    status_code=201,
+    summary="Record the signed contract of a won opportunity",
+)
+def sign_contract(
+    opportunity_id: UUID, body: SignContract, app: App, version: Version, response: Response
+) -> Accepted:
+    opportunity, contract_id = app.sign_contract(
+        opportunity_id,
+        amount=body.amount,
+        currency=body.currency.value,
+        signed_on=body.signed_on,
+        expected_version=version,
+    )
+    return accepted(
+        response,
+        opportunity_id,
+        opportunity.version,
+        contract_id=contract_id,
+        outstanding=opportunity.outstanding,
+    )
+
+
+@router.post(
+    "/opportunities/{opportunity_id}/contract/payments",
+    status_code=201,
+    summary="Record a payment received against the contract",
+)
+def receive_payment(
+    opportunity_id: UUID, body: NewPayment, app: App, version: Version, response: Response
+) -> Accepted:
+    opportunity, payment_id = app.receive_payment(
+        opportunity_id,
+        amount=body.amount,
+        currency=body.currency.value,
+        received_on=body.received_on,
+        reference=body.reference,
+        expected_version=version,
+    )
+    contract = opportunity.contract or {}
+    return accepted(
+        response,
+        opportunity_id,
+        opportunity.version,
+        contract_id=contract.get("contract_id"),
+        payment_id=payment_id,
+        outstanding=opportunity.outstanding,
+    )
+
+
+async def _in_thread(function: Any) -> Any:
+    return await asyncio.to_thread(function)

@@ -1,0 +1,349 @@
+"""Queries on the sales read models: pipeline, analyses, lists with cursor paging.
+
+Amounts are summed per currency, never across currencies: every aggregated row carries
+its `currency`. Customer names come from `sales_customers` (the customer topic).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal, TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+Row = dict[str, Any]
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+GroupBy = Literal["month", "quarter", "product", "region", "stage", "owner"]
+DateBasis = Literal["opened", "expected_close", "closed"]
+
+STAGE_RANK = (
+    "array_position(ARRAY['lead','qualified','proposal','negotiation','won','lost'], o.stage)"
+)
+OPEN = "o.stage IN ('lead','qualified','proposal','negotiation')"
+
+
+@dataclass(frozen=True)
+class OpportunityFilter:
+    """Filters of the opportunity views; each is optional and they combine with AND."""
+
+    stage: str | None = None
+    owner: str | None = None
+    region: str | None = None
+    currency: str | None = None
+    product: str | None = None
+    customer_id: UUID | None = None
+    opened_from: date | None = None
+    opened_to: date | None = None
+    overdue_on: date | None = None
+
+    def where(self, values: list[Any]) -> str:
+        clauses: list[str] = []
+
+        def add(sql: str, value: Any) -> None:
+            values.append(value)
+            clauses.append(sql.replace("{}", f"${len(values)}"))
+
+        for column in ("stage", "owner", "region", "currency", "customer_id"):
+            value = getattr(self, column)
+            if value is not None:
+                add(f"o.{column} = {{}}", value)
+        if self.product:
+            add("o.product_names @> ARRAY[{}]::text[]", self.product)
+        if self.opened_from:
+            add("(o.opened_at AT TIME ZONE 'UTC')::date >= {}", self.opened_from)
+        if self.opened_to:
+            add("(o.opened_at AT TIME ZONE 'UTC')::date <= {}", self.opened_to)
+        if self.overdue_on:
+            add(f"o.expected_close_date < {{}} AND {OPEN}", self.overdue_on)
+        return " AND ".join(clauses) or "TRUE"
+
+
+OPPORTUNITY_SELECT = """
+SELECT o.*, c.name AS customer_name,
+       round(o.expected_amount * o.probability / 100.0, 2) AS weighted_amount
+FROM opportunities o LEFT JOIN sales_customers c USING (customer_id)
+"""
+
+
+async def pipeline(db: Connection, where: OpportunityFilter) -> list[Row]:
+    """Per stage and currency: how many, how much, and how much weighted by probability."""
+    values: list[Any] = []
+    condition = where.where(values)
+    records = await db.fetch(
+        f"""SELECT o.stage, o.currency, count(*) AS count,
+                   sum(o.expected_amount) AS amount,
+                   round(sum(o.expected_amount * o.probability / 100.0), 2) AS weighted_amount
+            FROM opportunities o WHERE {condition}
+            GROUP BY o.stage, o.currency
+            ORDER BY min({STAGE_RANK}), o.currency""",
+        *values,
+    )
+    return [dict(r) for r in records]
+
+
+def _basis(date_basis: DateBasis) -> str:
+    return {
+        "opened": "(o.opened_at AT TIME ZONE 'UTC')::date",
+        "expected_close": "o.expected_close_date",
+        "closed": "(o.closed_at AT TIME ZONE 'UTC')::date",
+    }[date_basis]
+
+
+async def analysis(
+    db: Connection, group_by: GroupBy, date_basis: DateBasis, where: OpportunityFilter
+) -> list[Row]:
+    """Counts, amounts and win rate of opportunities per group and currency.
+
+    By product, an opportunity counts once for each product it holds, and its amounts
+    are those of the product's lines (quantity times unit price).
+    """
+    values: list[Any] = []
+    condition = where.where(values)
+    basis = _basis(date_basis)
+    amount = "o.expected_amount"
+    source = "opportunities o"
+    key = {
+        "month": f"to_char({basis}, 'YYYY-MM')",
+        "quarter": f"to_char({basis}, 'YYYY-\"Q\"Q')",
+        "region": "coalesce(o.region, '')",
+        "stage": "o.stage",
+        "owner": "o.owner",
+        "product": "line.value->>'product'",
+    }[group_by]
+    if group_by == "product":
+        source += " CROSS JOIN LATERAL jsonb_array_elements(o.products) AS line(value)"
+        amount = "(line.value->>'quantity')::numeric * (line.value->>'unit_price')::numeric"
+    if group_by in ("month", "quarter"):
+        condition += f" AND {basis} IS NOT NULL"
+    records = await db.fetch(
+        f"""SELECT {key} AS key, o.currency,
+                   count(DISTINCT o.opportunity_id) AS count,
+                   sum({amount}) AS amount,
+                   round(sum({amount} * o.probability / 100.0), 2) AS weighted_amount,
+                   count(DISTINCT o.opportunity_id) FILTER (WHERE {OPEN}) AS open_count,
+                   count(DISTINCT o.opportunity_id) FILTER (WHERE o.stage = 'won') AS won_count,
+                   coalesce(sum({amount}) FILTER (WHERE o.stage = 'won'), 0) AS won_amount,
+                   count(DISTINCT o.opportunity_id) FILTER (WHERE o.stage = 'lost')
+                       AS lost_count
+            FROM {source} WHERE {condition}
+            GROUP BY 1, 2 ORDER BY 1, 2""",
+        *values,
+    )
+    return [_with_win_rate(dict(r)) for r in records]
+
+
+def _with_win_rate(row: Row) -> Row:
+    decided = row["won_count"] + row["lost_count"]
+    row["win_rate"] = round(row["won_count"] / decided, 4) if decided else None
+    return row
+
+
+async def owner_performance(db: Connection, where: OpportunityFilter) -> list[Row]:
+    """Per owner and currency: pipeline, wins, losses, win rate, overdue, contracts, cash."""
+    values: list[Any] = []
+    condition = where.where(values)
+    records = await db.fetch(
+        f"""WITH o AS (SELECT * FROM opportunities o WHERE {condition})
+            SELECT o.owner, o.currency,
+                   count(*) AS count,
+                   count(*) FILTER (WHERE {OPEN}) AS open_count,
+                   coalesce(sum(o.expected_amount) FILTER (WHERE {OPEN}), 0) AS open_amount,
+                   coalesce(round(sum(o.expected_amount * o.probability / 100.0)
+                       FILTER (WHERE {OPEN}), 2), 0) AS weighted_amount,
+                   count(*) FILTER (WHERE o.stage = 'won') AS won_count,
+                   coalesce(sum(o.expected_amount) FILTER (WHERE o.stage = 'won'), 0)
+                       AS won_amount,
+                   count(*) FILTER (WHERE o.stage = 'lost') AS lost_count,
+                   count(*) FILTER (WHERE {OPEN} AND o.expected_close_date < current_date)
+                       AS overdue_count,
+                   coalesce(sum(k.amount), 0) AS contracted_amount,
+                   coalesce(sum(k.paid), 0) AS collected_amount
+            FROM o LEFT JOIN sales_contracts k
+              ON k.opportunity_id = o.opportunity_id AND k.currency = o.currency
+            GROUP BY o.owner, o.currency ORDER BY o.owner, o.currency""",
+        *values,
+    )
+    return [_with_win_rate(dict(r)) for r in records]
+
+
+async def prediction_accuracy(
+    db: Connection, owner: str | None, kind: str | None, since: date | None
+) -> list[Row]:
+    """Per owner and activity kind: how many predictions were made, resolved, held."""
+    values: list[Any] = []
+    clauses = ["a.predicted_result IS NOT NULL"]
+    for column, value in (("owner", owner), ("kind", kind)):
+        if value is not None:
+            values.append(value)
+            clauses.append(f"a.{column} = ${len(values)}")
+    if since is not None:
+        values.append(since)
+        clauses.append(f"a.scheduled_on >= ${len(values)}")
+    records = await db.fetch(
+        f"""SELECT a.owner, a.kind, count(*) AS predicted,
+                   count(a.prediction_held) AS resolved,
+                   count(*) FILTER (WHERE a.prediction_held) AS held,
+                   count(*) FILTER (WHERE NOT a.prediction_held) AS missed
+            FROM activities a WHERE {" AND ".join(clauses)}
+            GROUP BY a.owner, a.kind ORDER BY a.owner, a.kind""",
+        *values,
+    )
+    rows = []
+    for record in records:
+        row = dict(record)
+        row["hit_rate"] = round(row["held"] / row["resolved"], 4) if row["resolved"] else None
+        rows.append(row)
+    return rows
+
+
+async def find_opportunities(
+    db: Connection,
+    where: OpportunityFilter,
+    *,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
+) -> list[Row]:
+    """One page in the order they were opened; `after` is the last (opened_at, id) seen."""
+    values: list[Any] = []
+    condition = where.where(values)
+    if after is not None:
+        values.extend(after)
+        condition += f" AND (o.opened_at, o.opportunity_id) > (${len(values) - 1}, ${len(values)})"
+    values.append(limit)
+    records = await db.fetch(
+        f"{OPPORTUNITY_SELECT} WHERE {condition} "
+        f"ORDER BY o.opened_at, o.opportunity_id LIMIT ${len(values)}",
+        *values,
+    )
+    return [dict(r) for r in records]
+
+
+async def get_opportunity(db: Connection, opportunity_id: UUID) -> Row | None:
+    record = await db.fetchrow(f"{OPPORTUNITY_SELECT} WHERE o.opportunity_id = $1", opportunity_id)
+    if record is None:
+        return None
+    row = dict(record)
+    row["activities"] = [
+        dict(r)
+        for r in await db.fetch(
+            "SELECT * FROM activities WHERE opportunity_id = $1 ORDER BY scheduled_on, planned_at",
+            opportunity_id,
+        )
+    ]
+    row["quotes"] = [
+        dict(r)
+        for r in await db.fetch(
+            "SELECT * FROM quotes WHERE opportunity_id = $1 ORDER BY issued_at", opportunity_id
+        )
+    ]
+    contracts = await contracts_of(db, opportunity_id=opportunity_id)
+    row["contract"] = contracts[0] if contracts else None
+    return row
+
+
+async def contracts_of(
+    db: Connection,
+    *,
+    opportunity_id: UUID | None = None,
+    customer_id: UUID | None = None,
+    contract_id: str | None = None,
+    outstanding_only: bool = False,
+) -> list[Row]:
+    values: list[Any] = []
+    clauses: list[str] = []
+    for column, value in (
+        ("opportunity_id", opportunity_id),
+        ("customer_id", customer_id),
+        ("contract_id", contract_id),
+    ):
+        if value is not None:
+            values.append(value)
+            clauses.append(f"k.{column} = ${len(values)}")
+    if outstanding_only:
+        clauses.append("k.amount > k.paid")
+    records = await db.fetch(
+        f"""SELECT k.*, k.amount - k.paid AS outstanding, c.name AS customer_name
+            FROM sales_contracts k LEFT JOIN sales_customers c USING (customer_id)
+            WHERE {" AND ".join(clauses) or "TRUE"}
+            ORDER BY k.signed_on, k.contract_id LIMIT 1000""",
+        *values,
+    )
+    rows = [dict(r) for r in records]
+    if rows:
+        payments = await db.fetch(
+            "SELECT * FROM payments WHERE contract_id = ANY($1::text[]) "
+            "ORDER BY received_on, recorded_at",
+            [r["contract_id"] for r in rows],
+        )
+        for row in rows:
+            row["payments"] = [dict(p) for p in payments if p["contract_id"] == row["contract_id"]]
+    return rows
+
+
+@dataclass(frozen=True)
+class PurchaseFilter:
+    customer_id: UUID | None = None
+    source: str | None = None
+    currency: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self, values: list[Any]) -> str:
+        clauses: list[str] = []
+        for column, operator, value in (
+            ("customer_id", "=", self.customer_id),
+            ("source", "=", self.source),
+            ("currency", "=", self.currency),
+            ("occurred_at", ">=", self.since),
+            ("occurred_at", "<", self.until),
+        ):
+            if value is not None:
+                values.append(value)
+                clauses.append(f"p.{column} {operator} ${len(values)}")
+        return " AND ".join(clauses) or "TRUE"
+
+
+async def find_purchases(
+    db: Connection,
+    where: PurchaseFilter,
+    *,
+    limit: int,
+    after: tuple[datetime, UUID] | None = None,
+) -> list[Row]:
+    """One page, newest first; `after` is the last (occurred_at, id) seen."""
+    values: list[Any] = []
+    condition = where.where(values)
+    if after is not None:
+        values.extend(after)
+        condition += f" AND (p.occurred_at, p.purchase_id) < (${len(values) - 1}, ${len(values)})"
+    values.append(limit)
+    records = await db.fetch(
+        f"""SELECT p.*, c.name AS customer_name
+            FROM purchases p LEFT JOIN sales_customers c USING (customer_id)
+            WHERE {condition}
+            ORDER BY p.occurred_at DESC, p.purchase_id DESC LIMIT ${len(values)}""",
+        *values,
+    )
+    return [dict(r) for r in records]
+
+
+async def purchase_totals(db: Connection, where: PurchaseFilter) -> list[Row]:
+    values: list[Any] = []
+    condition = where.where(values)
+    records = await db.fetch(
+        f"""SELECT p.currency, count(*) AS count, sum(p.amount) AS amount,
+                   min(p.occurred_at) AS first_at, max(p.occurred_at) AS last_at
+            FROM purchases p WHERE {condition} GROUP BY p.currency ORDER BY p.currency""",
+        *values,
+    )
+    return [dict(r) for r in records]
+
+
+async def customer_name(db: Connection, customer_id: UUID) -> str | None:
+    name: str | None = await db.fetchval(
+        "SELECT name FROM sales_customers WHERE customer_id = $1", customer_id
+    )
+    return name

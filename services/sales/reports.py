@@ -1,0 +1,536 @@
+"""HTTP queries of the sales service, answered from its read models (never by replaying
+events): the pipeline, analyses, opportunity and purchase lists, contracts and balances.
+
+Aggregated views accept `format=csv`; lists page with `cursor` and export everything that
+matches with `/export.csv`. Amounts are strings with their currency; nothing is added
+across currencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import AwareDatetime, BaseModel, Field
+
+from contracts.sales import ActivityKind, Currency, Stage
+from services.runtime.errors import NotFound
+from services.sales import queries
+from services.sales.queries import DateBasis, GroupBy, OpportunityFilter, PurchaseFilter
+from services.sales.web import (
+    App,
+    Pool,
+    csv_download,
+    csv_stream,
+    csv_text,
+    decode_cursor,
+    encode_cursor,
+    paged_csv,
+)
+
+router = APIRouter(tags=["sales views"])
+
+Format = Annotated[
+    Literal["json", "csv"], Query(description="`csv` answers the same rows as a CSV file.")
+]
+
+
+def opportunity_filter(
+    stage: Stage | None = None,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    region: Annotated[str | None, Query(max_length=200)] = None,
+    currency: Currency | None = None,
+    product: Annotated[str | None, Query(max_length=200)] = None,
+    customer_id: UUID | None = None,
+    opened_from: Annotated[dt.date | None, Query(description="Opened on or after.")] = None,
+    opened_to: Annotated[dt.date | None, Query(description="Opened on or before.")] = None,
+) -> OpportunityFilter:
+    return OpportunityFilter(
+        stage=stage.value if stage else None,
+        owner=owner,
+        region=region,
+        currency=currency.value if currency else None,
+        product=product,
+        customer_id=customer_id,
+        opened_from=opened_from,
+        opened_to=opened_to,
+    )
+
+
+Filters = Annotated[OpportunityFilter, Depends(opportunity_filter)]
+
+
+# Response models ----------------------------------------------------------------------
+
+
+class PipelineRow(BaseModel):
+    stage: Stage
+    currency: str
+    count: int
+    amount: Decimal
+    weighted_amount: Decimal = Field(description="Sum of amount times win probability.")
+
+
+class AnalysisRow(BaseModel):
+    key: str = Field(description="The month (YYYY-MM), quarter (YYYY-Qn), product, ...")
+    currency: str
+    count: int
+    amount: Decimal
+    weighted_amount: Decimal
+    open_count: int
+    won_count: int
+    won_amount: Decimal
+    lost_count: int
+    win_rate: float | None = Field(description="won / (won + lost); null before any is decided")
+
+
+class OwnerRow(BaseModel):
+    owner: str
+    currency: str
+    count: int
+    open_count: int
+    open_amount: Decimal
+    weighted_amount: Decimal
+    won_count: int
+    won_amount: Decimal
+    lost_count: int
+    win_rate: float | None
+    overdue_count: int
+    contracted_amount: Decimal
+    collected_amount: Decimal
+
+
+class PredictionRow(BaseModel):
+    owner: str
+    kind: ActivityKind
+    predicted: int = Field(description="Activities that carried a predicted result.")
+    resolved: int = Field(description="Of those, how many have their actual result.")
+    held: int
+    missed: int
+    hit_rate: float | None = Field(description="held / resolved")
+
+
+class OpportunityView(BaseModel):
+    opportunity_id: UUID
+    customer_id: UUID
+    customer_name: str | None
+    description: str
+    products: list[dict[str, Any]]
+    expected_amount: Decimal
+    currency: str
+    weighted_amount: Decimal
+    expected_close_date: dt.date
+    region: str | None
+    owner: str
+    stage: Stage
+    probability: int
+    probability_overridden: bool
+    lost_reason: str | None
+    backward_moves: int
+    reopened: int
+    opened_at: dt.datetime
+    closed_at: dt.datetime | None
+    version: int
+    updated_at: dt.datetime
+    days_overdue: int | None = None
+
+
+class ActivityView(BaseModel):
+    activity_id: str
+    kind: ActivityKind
+    owner: str
+    scheduled_on: dt.date
+    people: list[str]
+    description: str
+    predicted_result: str | None
+    actual_result: str | None
+    occurred_on: dt.date | None
+    prediction_held: bool | None
+
+
+class QuoteView(BaseModel):
+    quote_id: str
+    quote_version: int
+    lines: list[dict[str, Any]]
+    total_amount: Decimal
+    currency: str
+    valid_until: dt.date
+    note: str | None
+    issued_at: dt.datetime
+
+
+class PaymentView(BaseModel):
+    payment_id: str
+    amount: Decimal
+    currency: str
+    received_on: dt.date
+    reference: str | None
+
+
+class ContractView(BaseModel):
+    contract_id: str
+    opportunity_id: UUID
+    customer_id: UUID
+    customer_name: str | None
+    owner: str
+    amount: Decimal
+    currency: str
+    signed_on: dt.date
+    paid: Decimal
+    outstanding: Decimal
+    payment_count: int
+    payments: list[PaymentView]
+
+
+class OpportunityDetail(OpportunityView):
+    activities: list[ActivityView]
+    quotes: list[QuoteView]
+    contract: ContractView | None
+
+
+class OpportunityPage(BaseModel):
+    items: list[OpportunityView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class PurchaseView(BaseModel):
+    purchase_id: UUID
+    source: str
+    order_id: str
+    customer_id: UUID
+    customer_name: str | None
+    source_customer_id: str | None
+    amount: Decimal
+    currency: str
+    items: list[dict[str, Any]]
+    channel: str | None
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+
+
+class PurchaseTotal(BaseModel):
+    currency: str
+    count: int
+    amount: Decimal
+    first_at: dt.datetime
+    last_at: dt.datetime
+
+
+class PurchasePage(BaseModel):
+    items: list[PurchaseView]
+    totals: list[PurchaseTotal] = Field(description="Over everything that matches, by currency.")
+    next_cursor: str | None
+
+
+class HistoryEntry(BaseModel):
+    version: int
+    event_type: str
+    recorded_at: dt.datetime
+    actor: str | None
+    correlation_id: str | None
+    change: dict[str, Any]
+
+
+def _json_rows(rows: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
+    for row in rows:
+        for name in names:
+            if isinstance(row.get(name), str):
+                row[name] = json.loads(row[name])
+    return rows
+
+
+def _respond(rows: list[dict[str, Any]], model: type[BaseModel], format: str, filename: str) -> Any:
+    if format == "csv":
+        return csv_download(csv_text(rows, list(model.model_fields)), filename)
+    return [model.model_validate(r) for r in rows]
+
+
+CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+
+
+# Aggregated views ---------------------------------------------------------------------
+
+
+@router.get(
+    "/pipeline",
+    summary="The pipeline by stage: counts, amounts and probability-weighted amounts",
+    responses=CSV,
+)
+async def pipeline(db: Pool, filters: Filters, format: Format = "json") -> list[PipelineRow]:
+    rows = await queries.pipeline(db, filters)
+    result: list[PipelineRow] = _respond(rows, PipelineRow, format, "pipeline.csv")
+    return result
+
+
+@router.get(
+    "/analysis/opportunities",
+    summary="Opportunity counts, amounts and win rate by period, product, region, stage or owner",
+    responses=CSV,
+)
+async def analysis(
+    db: Pool,
+    filters: Filters,
+    by: GroupBy,
+    date_basis: Annotated[
+        DateBasis,
+        Query(description="Which date places an opportunity in a month or quarter."),
+    ] = "opened",
+    format: Format = "json",
+) -> list[AnalysisRow]:
+    rows = await queries.analysis(db, by, date_basis, filters)
+    result: list[AnalysisRow] = _respond(rows, AnalysisRow, format, f"opportunities-by-{by}.csv")
+    return result
+
+
+@router.get("/analysis/owners", summary="Performance per owner", responses=CSV)
+async def owners(db: Pool, filters: Filters, format: Format = "json") -> list[OwnerRow]:
+    rows = await queries.owner_performance(db, filters)
+    result: list[OwnerRow] = _respond(rows, OwnerRow, format, "owners.csv")
+    return result
+
+
+@router.get(
+    "/analysis/predictions",
+    summary="How often predicted results of activities held, per owner and activity kind",
+    responses=CSV,
+)
+async def predictions(
+    db: Pool,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    kind: ActivityKind | None = None,
+    since: dt.date | None = None,
+    format: Format = "json",
+) -> list[PredictionRow]:
+    rows = await queries.prediction_accuracy(db, owner, kind.value if kind else None, since)
+    result: list[PredictionRow] = _respond(rows, PredictionRow, format, "predictions.csv")
+    return result
+
+
+# Opportunities --------------------------------------------------------------------------
+
+
+def _with_overdue(row: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    open_ = row["stage"] not in ("won", "lost")
+    late = (today - row["expected_close_date"]).days
+    row["days_overdue"] = late if open_ and late > 0 else None
+    return _json_rows([row], "products")[0]
+
+
+@router.get("/opportunities", summary="Search opportunities")
+async def list_opportunities(
+    db: Pool,
+    filters: Filters,
+    overdue: Annotated[
+        bool, Query(description="Only open ones whose expected close date has passed.")
+    ] = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> OpportunityPage:
+    today = dt.datetime.now(dt.UTC).date()
+    if overdue:
+        filters = OpportunityFilter(**{**vars(filters), "overdue_on": today})
+    after = decode_cursor(cursor) if cursor else None
+    rows = await queries.find_opportunities(db, filters, limit=limit + 1, after=after)
+    page, more = rows[:limit], len(rows) > limit
+    return OpportunityPage(
+        items=[OpportunityView.model_validate(_with_overdue(r, today)) for r in page],
+        next_cursor=encode_cursor(page[-1]["opened_at"], page[-1]["opportunity_id"])
+        if more
+        else None,
+    )
+
+
+@router.get(
+    "/opportunities/overdue",
+    summary="Open opportunities whose expected close date has passed",
+)
+async def overdue_opportunities(
+    db: Pool,
+    filters: Filters,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> OpportunityPage:
+    return await list_opportunities(db, filters, True, limit, cursor)
+
+
+OPPORTUNITY_CSV = [n for n in OpportunityView.model_fields if n != "products"]
+
+
+@router.get(
+    "/opportunities/export.csv",
+    summary="Export every opportunity matching the filters as CSV",
+    response_class=Response,
+    responses=CSV,
+)
+async def export_opportunities(
+    db: Pool,
+    filters: Filters,
+    overdue: bool = False,
+) -> Response:
+    today = dt.datetime.now(dt.UTC).date()
+    if overdue:
+        filters = OpportunityFilter(**{**vars(filters), "overdue_on": today})
+
+    async def fetch(after: tuple[dt.datetime, UUID] | None) -> list[dict[str, Any]]:
+        rows = await queries.find_opportunities(db, filters, limit=1000, after=after)
+        return [_with_overdue(r, today) for r in rows]
+
+    return csv_stream(
+        paged_csv(fetch, OPPORTUNITY_CSV, ("opened_at", "opportunity_id"), 1000),
+        "opportunities.csv",
+    )
+
+
+@router.get(
+    "/opportunities/{opportunity_id}",
+    summary="An opportunity with its activities, quotes, contract and payments",
+    responses={404: {"description": "No such opportunity (yet)."}},
+)
+async def read_opportunity(opportunity_id: UUID, db: Pool, response: Response) -> OpportunityDetail:
+    row = await queries.get_opportunity(db, opportunity_id)
+    if row is None:
+        raise NotFound(f"no opportunity with id {opportunity_id}")
+    _with_overdue(row, dt.datetime.now(dt.UTC).date())
+    _json_rows(row["quotes"], "lines")
+    response.headers["ETag"] = f'"{row["version"]}"'
+    return OpportunityDetail.model_validate(row)
+
+
+@router.get(
+    "/opportunities/{opportunity_id}/history",
+    summary="Every change to an opportunity: what, when and by whom (from the event store)",
+)
+async def opportunity_history(opportunity_id: UUID, app: App) -> list[HistoryEntry]:
+    entries = await asyncio.to_thread(app.history, opportunity_id)
+    return [HistoryEntry.model_validate(e) for e in entries]
+
+
+# Contracts ------------------------------------------------------------------------------
+
+
+@router.get("/contracts", summary="Signed contracts with what has been paid and what is owed")
+async def list_contracts(
+    db: Pool,
+    customer_id: UUID | None = None,
+    outstanding_only: Annotated[
+        bool, Query(description="Only contracts not yet paid in full.")
+    ] = False,
+    format: Format = "json",
+) -> list[ContractView]:
+    rows = await queries.contracts_of(
+        db, customer_id=customer_id, outstanding_only=outstanding_only
+    )
+    if format == "csv":
+        columns = [n for n in ContractView.model_fields if n != "payments"]
+        download: Any = csv_download(csv_text(rows, columns), "contracts.csv")
+        return download
+    return [ContractView.model_validate(r) for r in rows]
+
+
+@router.get(
+    "/contracts/{contract_id}",
+    summary="A contract, its payments and its outstanding balance",
+    responses={404: {"description": "No such contract (yet)."}},
+)
+async def read_contract(contract_id: str, db: Pool) -> ContractView:
+    rows = await queries.contracts_of(db, contract_id=contract_id)
+    if not rows:
+        raise NotFound(f"no contract with id {contract_id}")
+    return ContractView.model_validate(rows[0])
+
+
+# Purchases and customers -----------------------------------------------------------------
+
+
+def purchase_filter(
+    customer_id: UUID | None = None,
+    source: Annotated[str | None, Query(max_length=63)] = None,
+    currency: Currency | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="Occurred at or after.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Occurred before.")] = None,
+) -> PurchaseFilter:
+    return PurchaseFilter(
+        customer_id=customer_id,
+        source=source,
+        currency=currency.value if currency else None,
+        since=since,
+        until=until,
+    )
+
+
+PurchaseFilters = Annotated[PurchaseFilter, Depends(purchase_filter)]
+
+
+async def _purchase_page(
+    db: Pool, filters: PurchaseFilter, limit: int, cursor: str | None
+) -> PurchasePage:
+    after = decode_cursor(cursor) if cursor else None
+    rows = await queries.find_purchases(db, filters, limit=limit + 1, after=after)
+    page, more = _json_rows(rows[:limit], "items"), len(rows) > limit
+    return PurchasePage(
+        items=[PurchaseView.model_validate(r) for r in page],
+        totals=[
+            PurchaseTotal.model_validate(t) for t in await queries.purchase_totals(db, filters)
+        ],
+        next_cursor=encode_cursor(page[-1]["occurred_at"], page[-1]["purchase_id"])
+        if more
+        else None,
+    )
+
+
+@router.get("/purchases", summary="Purchases reported by other systems, newest first")
+async def list_purchases(
+    db: Pool,
+    filters: PurchaseFilters,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> PurchasePage:
+    return await _purchase_page(db, filters, limit, cursor)
+
+
+PURCHASE_CSV = [n for n in PurchaseView.model_fields if n != "items"]
+
+
+@router.get(
+    "/purchases/export.csv",
+    summary="Export every purchase matching the filters as CSV",
+    response_class=Response,
+    responses=CSV,
+)
+async def export_purchases(db: Pool, filters: PurchaseFilters) -> Response:
+    async def fetch(after: tuple[dt.datetime, UUID] | None) -> list[dict[str, Any]]:
+        return await queries.find_purchases(db, filters, limit=1000, after=after)
+
+    return csv_stream(
+        paged_csv(fetch, PURCHASE_CSV, ("occurred_at", "purchase_id"), 1000), "purchases.csv"
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/purchases",
+    summary="A customer's purchases, newest first, with totals by currency",
+)
+async def customer_purchases(
+    customer_id: UUID,
+    db: Pool,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> PurchasePage:
+    return await _purchase_page(db, PurchaseFilter(customer_id=customer_id), limit, cursor)
+
+
+@router.get("/customers/{customer_id}/opportunities", summary="A customer's opportunities")
+async def customer_opportunities(
+    customer_id: UUID,
+    db: Pool,
+    stage: Stage | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+) -> OpportunityPage:
+    filters = OpportunityFilter(customer_id=customer_id, stage=stage.value if stage else None)
+    return await list_opportunities(db, filters, False, limit, cursor)

@@ -1,0 +1,41 @@
+"""The sales service's composition: what it stores, publishes, projects, consumes, serves."""
+
+from typing import Any
+
+from contracts.topics import Topic
+from services.runtime.consumer import BatchHandler
+from services.runtime.service import ServiceDefinition, ServiceRuntime
+from services.sales.api import router as commands
+from services.sales.application import SalesApplication
+from services.sales.customers import SalesCustomers
+from services.sales.ingestion import PurchaseIngestion
+from services.sales.projections import SalesViews
+from services.sales.publishing import to_contract
+from services.sales.reports import router as views
+
+
+def purchase_ingestion(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
+    assert isinstance(runtime.application, SalesApplication)
+    assert runtime.pool is not None
+    return [PurchaseIngestion(runtime.application, runtime.pool)]
+
+
+DEFINITION = ServiceDefinition(
+    name="sales",
+    title="CRM sales service",
+    description=(
+        "Opportunities through their stages, key activities with predicted and actual "
+        "results, quotes, signed contracts and payments, and purchases reported by other "
+        f"systems on `{Topic.PURCHASES_INBOUND}`. Commands record events in the sales event "
+        f"store; they are published on `{Topic.SALES}` and folded into the views served "
+        "here. Amounts are decimal strings, always with their currency. Send "
+        '`If-Match: "<version>"` with a change to have it refused with 409 when someone '
+        "else changed the opportunity first."
+    ),
+    topic=Topic.SALES,
+    application_class=SalesApplication,
+    translate=to_contract,
+    projections=lambda: [SalesCustomers(), SalesViews()],
+    routers=[commands, views],
+    handlers=purchase_ingestion,
+)
