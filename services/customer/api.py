@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, model_validator
 
@@ -43,7 +43,8 @@ from services.customer.projections import (
     get_customer,
 )
 from services.runtime.errors import NotFound, RuleViolation
-from services.runtime.service import ServiceRuntime
+from services.runtime.http import ExpectedVersion
+from services.runtime.service import ServiceRuntime, current_runtime
 
 router = APIRouter(tags=["customers"])
 
@@ -237,35 +238,13 @@ class HistoryEntry(BaseModel):
 # Dependencies ------------------------------------------------------------------------
 
 
-def runtime(request: Request) -> ServiceRuntime:
-    value: ServiceRuntime = request.app.state.runtime
-    return value
-
-
-def customers(rt: Annotated[ServiceRuntime, Depends(runtime)]) -> CustomerApplication:
+def customers(rt: Annotated[ServiceRuntime, Depends(current_runtime)]) -> CustomerApplication:
     assert isinstance(rt.application, CustomerApplication)
     return rt.application
 
 
-def expected_version(
-    if_match: Annotated[
-        str | None,
-        Header(
-            description='The version you last saw, e.g. `"3"`; a different current version '
-            "answers 409."
-        ),
-    ] = None,
-) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise RuleViolation(f'If-Match must be a version number such as "3", got {if_match!r}')
-    return int(text)
-
-
 App = Annotated[CustomerApplication, Depends(customers)]
-Version = Annotated[int | None, Depends(expected_version)]
+Version = ExpectedVersion
 
 
 def accepted(response: Response, customer_id: UUID, version: int, **extra: Any) -> Accepted:
@@ -444,7 +423,7 @@ def directory_query(
 
 
 Filters = Annotated[DirectoryQuery, Depends(directory_query)]
-Runtime = Annotated[ServiceRuntime, Depends(runtime)]
+Runtime = Annotated[ServiceRuntime, Depends(current_runtime)]
 
 
 def encode_cursor(row: Row) -> str:

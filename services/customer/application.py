@@ -19,7 +19,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from services.customer.domain import Customer
 from services.customer.publishing import to_contract
-from services.runtime.errors import Conflict, NotFound
+from services.runtime.errors import NotFound
 from services.runtime.eventstore import CommandContext, EventSourcedApplication, stamp
 
 
@@ -165,10 +165,7 @@ class CustomerApplication(EventSourcedApplication):
     # Queries on the event store ------------------------------------------------------
 
     def customer(self, customer_id: UUID) -> Customer:
-        try:
-            return self.repository.get(customer_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"no customer with id {customer_id}") from None
+        return self.load(customer_id, Customer, "customer")
 
     def customer_as_of(self, customer_id: UUID, moment: datetime) -> Customer:
         """The customer as they were at `moment`: every event up to it, none after."""
@@ -184,24 +181,7 @@ class CustomerApplication(EventSourcedApplication):
 
     def history(self, customer_id: UUID) -> list[dict[str, Any]]:
         """Every change to the customer: what, when, by whom, in which request."""
-        entries = []
-        for domain_event in self.events.get(customer_id):
-            envelope = to_contract(domain_event)
-            if envelope is None:
-                continue
-            entries.append(
-                {
-                    "version": envelope.aggregate_version,
-                    "event_type": envelope.event_type,
-                    "recorded_at": envelope.recorded_at,
-                    "actor": envelope.actor,
-                    "correlation_id": envelope.correlation_id,
-                    "change": envelope.payload.model_dump(mode="json"),
-                }
-            )
-        if not entries:
-            raise NotFound(f"no customer with id {customer_id}")
-        return entries
+        return self.change_history(customer_id, to_contract, what="customer")
 
     # ---------------------------------------------------------------------------------
 
@@ -211,21 +191,7 @@ class CustomerApplication(EventSourcedApplication):
         expected_version: int | None,
         command: Callable[[Customer], None],
     ) -> Customer:
-        customer = self.customer(customer_id)
-        if expected_version is not None and customer.version != expected_version:
-            raise Conflict(
-                f"customer {customer_id} is at version {customer.version}, but the request "
-                f"expected version {expected_version}; reload the customer and try again"
-            )
-        command(customer)
-        try:
-            self.save(customer)
-        except RecordConflictError:
-            raise Conflict(
-                f"customer {customer_id} was changed by someone else at the same time; "
-                "reload the customer and try again"
-            ) from None
-        return customer
+        return self.change(customer_id, expected_version, command, kind=Customer, what="customer")
 
 
 @dataclass(frozen=True)

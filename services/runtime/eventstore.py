@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
+    RecordConflictError,
     StoredEvent,
     Transcoding,
 )
+
+from services.runtime.errors import Conflict, NotFound
 
 METADATA_KEY = "_meta"
 
@@ -109,8 +112,75 @@ def postgres_environment(database_url: str, schema: str) -> dict[str, str]:
     }
 
 
+AggregateT = TypeVar("AggregateT")
+
+
 class EventSourcedApplication(Application[UUID]):
-    """Base of every service's application: metadata stamping and extra transcodings."""
+    """Base of every service's application: metadata stamping, extra transcodings, and
+    the load-check-change-save cycle of commands with optimistic concurrency."""
+
+    def load(self, aggregate_id: UUID, kind: type[AggregateT], what: str) -> AggregateT:
+        """The aggregate of that kind, or `NotFound` naming `what` it is ("customer")."""
+        try:
+            found: object = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {what} with id {aggregate_id}") from None
+        if not isinstance(found, kind):
+            raise NotFound(f"no {what} with id {aggregate_id}")
+        return found
+
+    def change(
+        self,
+        aggregate_id: UUID,
+        expected_version: int | None,
+        command: Callable[[AggregateT], object],
+        *,
+        kind: type[AggregateT],
+        what: str,
+    ) -> AggregateT:
+        """Load, check the caller's expected version, run `command`, save.
+
+        A stale expected version, or another writer saving first, answers `Conflict`:
+        no change is ever lost silently.
+        """
+        aggregate: Any = self.load(aggregate_id, kind, what)
+        if expected_version is not None and aggregate.version != expected_version:
+            raise Conflict(
+                f"{what} {aggregate_id} is at version {aggregate.version}, but the request "
+                f"expected version {expected_version}; reload it and try again"
+            )
+        command(aggregate)
+        try:
+            self.save(aggregate)
+        except RecordConflictError:
+            raise Conflict(
+                f"{what} {aggregate_id} was changed by someone else at the same time; "
+                "reload it and try again"
+            ) from None
+        return cast(AggregateT, aggregate)
+
+    def change_history(
+        self, aggregate_id: UUID, translate: Callable[[Any], Any], *, what: str
+    ) -> list[dict[str, Any]]:
+        """Every change to the aggregate as its contract tells it: what, when, by whom."""
+        entries = []
+        for domain_event in self.events.get(aggregate_id):
+            envelope = translate(domain_event)
+            if envelope is None:
+                continue
+            entries.append(
+                {
+                    "version": envelope.aggregate_version,
+                    "event_type": envelope.event_type,
+                    "recorded_at": envelope.recorded_at,
+                    "actor": envelope.actor,
+                    "correlation_id": envelope.correlation_id,
+                    "change": envelope.payload.model_dump(mode="json"),
+                }
+            )
+        if not entries:
+            raise NotFound(f"no {what} with id {aggregate_id}")
+        return entries
 
     def construct_mapper(self) -> Mapper[UUID]:
         return self.factory.mapper(

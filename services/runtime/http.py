@@ -14,15 +14,15 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
-from services.runtime.errors import CommandRejected
+from services.runtime.errors import CommandRejected, RuleViolation
 from services.runtime.eventstore import CommandContext, command_context
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
 
@@ -33,6 +33,28 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 CORRELATION_HEADER = "X-Correlation-ID"
 ACTOR_HEADER = "X-Actor"
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The version you last saw, e.g. `"3"`; a different current version '
+            "answers 409."
+        ),
+    ] = None,
+) -> int | None:
+    """The aggregate version a command expects, from `If-Match` (none: no check)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise RuleViolation(f'If-Match must be a version number such as "3", got {if_match!r}')
+    return int(text)
+
+
+ExpectedVersion = Annotated[int | None, Depends(expected_version)]
+"""A route parameter carrying the `If-Match` version of a command."""
 
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:

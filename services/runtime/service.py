@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
 
 from services.runtime.consumer import BatchConsumer, BatchHandler
 from services.runtime.database import (
@@ -156,6 +156,12 @@ class ServiceRuntime:
             except (OSError, TimeoutError):
                 continue
         return False
+
+
+def current_runtime(request: Request) -> ServiceRuntime:
+    """FastAPI dependency: the running service's parts."""
+    runtime: ServiceRuntime = request.app.state.runtime
+    return runtime
 
 
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:

@@ -18,7 +18,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
-from services.runtime.errors import Conflict, NotFound
+from services.runtime.errors import NotFound
 from services.runtime.eventstore import EventSourcedApplication
 from services.sales.domain import Opportunity, Purchase, purchase_id
 from services.sales.publishing import to_contract
@@ -264,33 +264,12 @@ class SalesApplication(EventSourcedApplication):
     # Queries on the event store ------------------------------------------------------
 
     def opportunity(self, opportunity_id: UUID) -> Opportunity:
-        try:
-            found: Any = self.repository.get(opportunity_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"no opportunity with id {opportunity_id}") from None
-        if not isinstance(found, Opportunity):
-            raise NotFound(f"no opportunity with id {opportunity_id}")
-        return found
+        return self.load(opportunity_id, Opportunity, "opportunity")
 
     def history(self, opportunity_id: UUID) -> list[dict[str, Any]]:
         """Every change to the opportunity: what, when, by whom, in which request."""
-        self.opportunity(opportunity_id)
-        entries = []
-        for domain_event in self.events.get(opportunity_id):
-            envelope = to_contract(domain_event)
-            if envelope is None:
-                continue
-            entries.append(
-                {
-                    "version": envelope.aggregate_version,
-                    "event_type": envelope.event_type,
-                    "recorded_at": envelope.recorded_at,
-                    "actor": envelope.actor,
-                    "correlation_id": envelope.correlation_id,
-                    "change": envelope.payload.model_dump(mode="json"),
-                }
-            )
-        return entries
+        self.opportunity(opportunity_id)  # 404 for ids of other aggregates (purchases)
+        return self.change_history(opportunity_id, to_contract, what="opportunity")
 
     def _change(
         self,
@@ -298,18 +277,6 @@ class SalesApplication(EventSourcedApplication):
         expected_version: int | None,
         command: Callable[[Opportunity], Any],
     ) -> Opportunity:
-        opportunity = self.opportunity(opportunity_id)
-        if expected_version is not None and opportunity.version != expected_version:
-            raise Conflict(
-                f"opportunity {opportunity_id} is at version {opportunity.version}, but the "
-                f"request expected version {expected_version}; reload it and try again"
-            )
-        command(opportunity)
-        try:
-            self.save(opportunity)
-        except RecordConflictError:
-            raise Conflict(
-                f"opportunity {opportunity_id} was changed by someone else at the same time; "
-                "reload it and try again"
-            ) from None
-        return opportunity
+        return self.change(
+            opportunity_id, expected_version, command, kind=Opportunity, what="opportunity"
+        )

@@ -13,49 +13,28 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import Depends, Header, Request
+from fastapi import Depends
 from fastapi.responses import StreamingResponse
 
 from services.runtime.errors import RuleViolation
-from services.runtime.service import ServiceRuntime
+from services.runtime.http import ExpectedVersion
+from services.runtime.service import ServiceRuntime, current_runtime
 from services.sales.application import SalesApplication
 
 
-def runtime(request: Request) -> ServiceRuntime:
-    value: ServiceRuntime = request.app.state.runtime
-    return value
-
-
-def sales_application(rt: Annotated[ServiceRuntime, Depends(runtime)]) -> SalesApplication:
+def sales_application(rt: Annotated[ServiceRuntime, Depends(current_runtime)]) -> SalesApplication:
     assert isinstance(rt.application, SalesApplication)
     return rt.application
 
 
-def pool(rt: Annotated[ServiceRuntime, Depends(runtime)]) -> asyncpg.Pool:
+def pool(rt: Annotated[ServiceRuntime, Depends(current_runtime)]) -> asyncpg.Pool:
     assert rt.pool is not None
     return rt.pool
 
 
-def expected_version(
-    if_match: Annotated[
-        str | None,
-        Header(
-            description='The version you last saw, e.g. `"3"`; a different current version '
-            "answers 409."
-        ),
-    ] = None,
-) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise RuleViolation(f'If-Match must be a version number such as "3", got {if_match!r}')
-    return int(text)
-
-
 App = Annotated[SalesApplication, Depends(sales_application)]
 Pool = Annotated[asyncpg.Pool, Depends(pool)]
-Version = Annotated[int | None, Depends(expected_version)]
+Version = ExpectedVersion
 
 
 def encode_cursor(moment: datetime, item_id: UUID) -> str:
