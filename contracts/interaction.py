@@ -1,0 +1,395 @@
+"""Events of the interaction service (`Topic.INTERACTION`) and the inbound messages other
+systems publish to it (`Topic.CALL_LOGS_INBOUND`, `Topic.MESSAGES_INBOUND`,
+`Topic.SURVEY_ANSWERS_INBOUND`).
+
+Inbound messages are plain JSON documents, not our envelope: a call centre, a messaging
+gateway or a survey tool produces them without knowing the CRM's conventions. Each names
+its customer by CRM customer id or by the sending system's own reference, and carries
+the sender's id of the fact (`source` + `source_id`), which makes a re-sent message a
+repeat rather than a second fact.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Self
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from contracts.envelope import EventPayload
+from contracts.references import CustomerHint, CustomerReference, SourceName
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+SourceId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+
+
+class InteractionChannel(StrEnum):
+    PHONE = "phone"
+    MEETING = "meeting"
+    EMAIL = "email"
+    SMS = "sms"
+    CHAT = "chat"
+    WECHAT = "wechat"
+    VISIT = "visit"
+    WEB = "web"
+
+
+class MessageChannel(StrEnum):
+    """The channels a messaging gateway carries."""
+
+    SMS = "sms"
+    CHAT = "chat"
+    WECHAT = "wechat"
+    EMAIL = "email"
+    WEB = "web"
+
+
+class Direction(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class ParticipantRole(StrEnum):
+    STAFF = "staff"
+    CONTACT = "contact"
+
+
+class Participant(BaseModel):
+    """Someone who took part: a member of staff, or one of the customer's contacts."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    role: ParticipantRole
+    name: ShortText
+    contact_id: str | None = Field(
+        default=None, max_length=64, description="The customer's contact person id, if known."
+    )
+
+
+class TicketKind(StrEnum):
+    SERVICE_REQUEST = "service_request"
+    COMPLAINT = "complaint"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+SEVERITY_RANK = {Severity.LOW: 0, Severity.MEDIUM: 1, Severity.HIGH: 2, Severity.CRITICAL: 3}
+
+
+class FeedbackKind(StrEnum):
+    SUGGESTION = "suggestion"
+    PRAISE = "praise"
+
+
+Csat = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction, 1 (bad) to 5.")]
+Nps = Annotated[int, Field(ge=0, le=10, description="Likelihood to recommend, 0 to 10.")]
+
+
+class ReferencedCustomer(BaseModel):
+    """Set when the fact came from another system naming the customer by its own id."""
+
+    customer_reference: CustomerReference | None = Field(
+        default=None, description="How the sending system named the customer."
+    )
+    customer_hint: CustomerHint | None = Field(
+        default=None, description="What the sending system knew of the customer."
+    )
+
+
+# Events ------------------------------------------------------------------------------
+
+
+class InteractionLogged(EventPayload, ReferencedCustomer):
+    """A contact with a customer happened. The envelope's `occurred_at` is `started_at`."""
+
+    event_type = "interaction.logged"
+
+    channel: InteractionChannel
+    direction: Direction
+    started_at: AwareDatetime
+    duration_seconds: int | None = Field(default=None, ge=0)
+    participants: list[Participant] = Field(default_factory=list)
+    subject: str = Field(max_length=200)
+    notes: str = Field(default="", max_length=20_000)
+    opportunity_id: UUID | None = None
+    ticket_id: UUID | None = None
+    source: str | None = Field(default=None, description="The system that reported it, if any.")
+    source_id: str | None = Field(default=None, description="Its id in that system.")
+
+
+class InteractionCorrected(EventPayload):
+    """Fields of a logged interaction corrected; only those in `changed` are meaningful."""
+
+    event_type = "interaction.corrected"
+
+    channel: InteractionChannel | None = None
+    direction: Direction | None = None
+    started_at: AwareDatetime | None = None
+    duration_seconds: int | None = None
+    participants: list[Participant] | None = None
+    subject: str | None = None
+    notes: str | None = None
+    opportunity_id: UUID | None = None
+    ticket_id: UUID | None = None
+    changed: list[str] = Field(description="Names of the corrected fields.")
+    reason: str = Field(description="Why it was corrected.")
+
+
+class TicketOpened(EventPayload, ReferencedCustomer):
+    """A service request or complaint; due times follow the severity's service level."""
+
+    event_type = "interaction.ticket_opened"
+
+    kind: TicketKind
+    channel: InteractionChannel
+    category: str
+    severity: Severity
+    subject: str
+    description: str = ""
+    opened_at: AwareDatetime
+    response_due_at: AwareDatetime
+    resolution_due_at: AwareDatetime
+
+
+class TicketAssigned(EventPayload):
+    event_type = "interaction.ticket_assigned"
+
+    assignee: str
+
+
+class TicketEscalated(EventPayload):
+    """Raised in severity (or to a higher support level); due times may become earlier."""
+
+    event_type = "interaction.ticket_escalated"
+
+    severity: Severity
+    level: int = Field(ge=1, description="Escalation level after this escalation.")
+    reason: str
+    response_due_at: AwareDatetime
+    resolution_due_at: AwareDatetime
+
+
+class TicketResponded(EventPayload):
+    """The customer got an answer. The first one stops the response clock."""
+
+    event_type = "interaction.ticket_responded"
+
+    responded_at: AwareDatetime
+    responder: str
+    message: str = ""
+
+
+class TicketResolved(EventPayload):
+    event_type = "interaction.ticket_resolved"
+
+    resolved_at: AwareDatetime
+    resolution: str
+
+
+class TicketReopened(EventPayload):
+    """The resolution did not hold: the resolution clock restarts from `reopened_at`."""
+
+    event_type = "interaction.ticket_reopened"
+
+    reopened_at: AwareDatetime
+    reason: str
+    resolution_due_at: AwareDatetime
+
+
+class TicketClosed(EventPayload):
+    event_type = "interaction.ticket_closed"
+
+    closed_at: AwareDatetime
+
+
+class SurveyAnswered(EventPayload, ReferencedCustomer):
+    """A satisfaction survey answer: CSAT, NPS or both."""
+
+    event_type = "interaction.survey_answered"
+
+    survey: str
+    csat: int | None = Field(default=None, ge=1, le=5)
+    nps: int | None = Field(default=None, ge=0, le=10)
+    comment: str = ""
+    channel: InteractionChannel | None = None
+    interaction_id: UUID | None = None
+    ticket_id: UUID | None = None
+    answered_at: AwareDatetime
+    source: str | None = None
+    source_id: str | None = None
+
+
+class FeedbackGiven(EventPayload):
+    """A suggestion or praise from the customer (complaints are tickets)."""
+
+    event_type = "interaction.feedback_given"
+
+    kind: FeedbackKind
+    text: str
+    channel: InteractionChannel | None = None
+    interaction_id: UUID | None = None
+    given_at: AwareDatetime
+
+
+class ContactPlanSet(EventPayload):
+    """How often and on which channel the customer is to be contacted (replaces any plan)."""
+
+    event_type = "interaction.contact_plan_set"
+
+    channel: InteractionChannel
+    every_days: int = Field(ge=1, le=3660)
+    owner: str | None = None
+    note: str = ""
+    starts_at: AwareDatetime
+
+
+class ContactPlanEnded(EventPayload):
+    event_type = "interaction.contact_plan_ended"
+
+    reason: str = ""
+
+
+EVENTS: tuple[type[EventPayload], ...] = (
+    InteractionLogged,
+    InteractionCorrected,
+    TicketOpened,
+    TicketAssigned,
+    TicketEscalated,
+    TicketResponded,
+    TicketResolved,
+    TicketReopened,
+    TicketClosed,
+    SurveyAnswered,
+    FeedbackGiven,
+    ContactPlanSet,
+    ContactPlanEnded,
+)
+
+
+# Inbound messages ---------------------------------------------------------------------
+
+
+class InboundCustomer(BaseModel):
+    """Names the customer: by CRM id, or by the sending system's reference (or both)."""
+
+    customer_id: UUID | None = Field(default=None, description="The CRM customer id, if known.")
+    customer_reference: CustomerReference | None = Field(
+        default=None, description="The customer as the sending system knows them."
+    )
+    customer_hint: CustomerHint | None = Field(
+        default=None,
+        description="Name, phone, email: used when the CRM does not know the customer yet.",
+    )
+
+    @model_validator(mode="after")
+    def _names_a_customer(self) -> Self:
+        if self.customer_id is None and self.customer_reference is None:
+            raise ValueError("name the customer by customer_id or customer_reference")
+        return self
+
+
+EXAMPLE_CALL_LOG: dict[str, Any] = {
+    "source": "callcentre",
+    "call_id": "C-20261123-0042",
+    "customer_reference": {"source": "callcentre", "source_customer_id": "86-13800138000"},
+    "customer_hint": {"name": "张伟", "phone": "+86 138 0013 8000"},
+    "direction": "inbound",
+    "started_at": "2026-11-23T09:15:00+08:00",
+    "duration_seconds": 312,
+    "agent": "王芳",
+    "subject": "咨询发票开具",
+    "notes": "客户询问增值税专用发票的开具时间。已告知三个工作日内寄出。",
+}
+
+
+class CallLog(InboundCustomer):
+    """A call handled by the call centre (`Topic.CALL_LOGS_INBOUND`)."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_CALL_LOG]})
+
+    source: SourceName = Field(description="The call centre system, e.g. callcentre.")
+    call_id: SourceId = Field(description="The call's id in that system; the idempotency key.")
+    direction: Direction
+    started_at: AwareDatetime
+    duration_seconds: int = Field(ge=0, le=86_400)
+    agent: ShortText | None = Field(default=None, description="The agent who took the call.")
+    subject: ShortText
+    notes: LongText = ""
+    ticket_id: UUID | None = Field(default=None, description="The CRM ticket the call is about.")
+
+
+EXAMPLE_MESSAGE: dict[str, Any] = {
+    "source": "msg-gateway",
+    "message_id": "wx-8f2a91",
+    "channel": "wechat",
+    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
+    "direction": "inbound",
+    "sent_at": "2026-11-23T10:02:11+08:00",
+    "sender": "张伟",
+    "subject": "订单发货进度",
+    "text": "请问我上周的订单什么时候发货",
+}
+
+
+class InboundMessage(InboundCustomer):
+    """A message carried by the messaging gateway (`Topic.MESSAGES_INBOUND`)."""
+
+    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [EXAMPLE_MESSAGE]})
+
+    source: SourceName = Field(description="The gateway, e.g. msg-gateway.")
+    message_id: SourceId = Field(description="The message's id there; the idempotency key.")
+    channel: MessageChannel
+    direction: Direction
+    sent_at: AwareDatetime
+    sender: ShortText | None = Field(default=None, description="Who wrote it.")
+    subject: ShortText | None = Field(
+        default=None, description="A subject line; the start of the text when absent."
+    )
+    text: LongText
+
+
+EXAMPLE_SURVEY_ANSWER: dict[str, Any] = {
+    "source": "survey-tool",
+    "answer_id": "S-77812",
+    "survey": "post-ticket",
+    "customer_reference": {"source": "callcentre", "source_customer_id": "86-13800138000"},
+    "answered_at": "2026-11-23T12:00:00+08:00",
+    "csat": 4,
+    "nps": 9,
+    "comment": "处理很及时。谢谢",
+    "channel": "phone",
+}
+
+
+class SurveyAnswer(InboundCustomer):
+    """One respondent's answer from the survey tool (`Topic.SURVEY_ANSWERS_INBOUND`)."""
+
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [EXAMPLE_SURVEY_ANSWER]}
+    )
+
+    source: SourceName = Field(description="The survey tool, e.g. survey-tool.")
+    answer_id: SourceId = Field(description="The answer's id there; the idempotency key.")
+    survey: ShortText = Field(description="Which survey, e.g. post-ticket, quarterly-nps.")
+    answered_at: AwareDatetime
+    csat: Csat | None = None
+    nps: Nps | None = None
+    comment: LongText = ""
+    channel: InteractionChannel | None = Field(
+        default=None, description="The channel of the contact the survey is about."
+    )
+    interaction_id: UUID | None = None
+    ticket_id: UUID | None = None
+
+    @model_validator(mode="after")
+    def _has_a_score(self) -> Self:
+        if self.csat is None and self.nps is None:
+            raise ValueError("an answer carries csat, nps or both")
+        return self

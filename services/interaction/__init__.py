@@ -1,0 +1,1 @@
+"""The interaction service: contacts, tickets and complaints, satisfaction, contact plans."""

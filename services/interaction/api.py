@@ -1,0 +1,543 @@
+"""HTTP commands of the interaction service: log and correct interactions, work tickets,
+record survey answers and feedback, set contact plans.
+
+Commands answer with the aggregate's id and version (also as `ETag`); send
+`If-Match: "<version>"` to have a change refused with 409 when someone else was first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from contracts.interaction import (
+    Csat,
+    Direction,
+    FeedbackKind,
+    InteractionChannel,
+    LongText,
+    Nps,
+    Participant,
+    Severity,
+    ShortText,
+    TicketKind,
+)
+from services.interaction.customers import customer_known
+from services.interaction.domain import inbound_id
+from services.interaction.web import (
+    App,
+    IdempotencyKey,
+    Policy,
+    Pool,
+    Version,
+    not_in_future,
+    now,
+)
+from services.runtime.errors import RuleViolation
+from services.runtime.eventstore import current_context
+
+router = APIRouter()
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LogInteraction(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
+                    "channel": "meeting",
+                    "direction": "outbound",
+                    "started_at": "2026-11-20T14:00:00+08:00",
+                    "duration_seconds": 3600,
+                    "participants": [
+                        {"role": "staff", "name": "李娜"},
+                        {"role": "contact", "name": "张伟", "contact_id": "primary"},
+                    ],
+                    "subject": "年度合同续签洽谈",
+                    "notes": "客户希望增加华南区的配送服务。下周提交报价。",
+                }
+            ]
+        },
+    )
+
+    customer_id: UUID
+    channel: InteractionChannel
+    direction: Direction
+    started_at: AwareDatetime | None = Field(
+        default=None, description="When the contact began; now when absent. Not in the future."
+    )
+    duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
+    participants: list[Participant] = Field(default_factory=list, max_length=50)
+    subject: ShortText
+    notes: LongText = ""
+    opportunity_id: UUID | None = None
+    ticket_id: UUID | None = None
+
+
+class CorrectInteraction(Strict):
+    """Only the fields present are corrected; `reason` says why (kept in the history)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"duration_seconds": 1800, "reason": "the call was logged as an hour"}]
+        },
+    )
+
+    channel: InteractionChannel | None = None
+    direction: Direction | None = None
+    started_at: AwareDatetime | None = None
+    duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
+    participants: list[Participant] | None = Field(default=None, max_length=50)
+    subject: ShortText | None = None
+    notes: LongText | None = None
+    opportunity_id: UUID | None = None
+    ticket_id: UUID | None = None
+    reason: ShortText
+
+
+class OpenTicket(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
+                    "kind": "complaint",
+                    "channel": "phone",
+                    "category": "delivery",
+                    "severity": "high",
+                    "subject": "货物延迟三天未送达",
+                    "description": "订单 SO-1029 承诺 11 月 18 日送达。至今未收到。",
+                }
+            ]
+        },
+    )
+
+    customer_id: UUID
+    kind: TicketKind
+    channel: InteractionChannel
+    category: ShortText = Field(description="What it is about, e.g. delivery, billing, quality.")
+    severity: Severity
+    subject: ShortText
+    description: LongText = ""
+    opened_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the customer raised it, if earlier than now (the service-level "
+        "clocks run from this moment). Not in the future.",
+    )
+
+
+class AssignTicket(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"assignee": "王芳"}]}
+    )
+
+    assignee: ShortText
+
+
+class EscalateTicket(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"severity": "critical", "reason": "客户威胁退货"}]},
+    )
+
+    severity: Severity | None = Field(
+        default=None, description="The higher severity; absent to raise only the level."
+    )
+    reason: ShortText
+
+
+class RespondToTicket(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"responder": "王芳", "message": "已联系物流。今日送达"}]},
+    )
+
+    responder: ShortText
+    message: LongText = ""
+    responded_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+
+
+class ResolveTicket(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"resolution": "货物已送达。补偿优惠券 50 元"}]},
+    )
+
+    resolution: ShortText
+    resolved_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+
+
+class ReopenTicket(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "客户反馈货物破损"}]}
+    )
+
+    reason: ShortText
+
+
+class AnswerSurvey(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
+                    "survey": "post-ticket",
+                    "csat": 4,
+                    "nps": 8,
+                    "comment": "响应很快",
+                    "channel": "phone",
+                }
+            ]
+        },
+    )
+
+    customer_id: UUID
+    survey: ShortText
+    csat: Csat | None = None
+    nps: Nps | None = None
+    comment: LongText = ""
+    channel: InteractionChannel | None = None
+    interaction_id: UUID | None = None
+    ticket_id: UUID | None = None
+    answered_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+
+
+class GiveFeedback(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
+                    "kind": "suggestion",
+                    "text": "希望增加微信下单功能",
+                    "channel": "wechat",
+                }
+            ]
+        },
+    )
+
+    customer_id: UUID
+    kind: FeedbackKind
+    text: LongText = Field(min_length=1)
+    channel: InteractionChannel | None = None
+    interaction_id: UUID | None = None
+    given_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+
+
+class SetContactPlan(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"channel": "phone", "every_days": 30, "owner": "李娜", "note": "季度回访"}
+            ]
+        },
+    )
+
+    channel: InteractionChannel
+    every_days: int = Field(ge=1, le=3660, description="Contact at least this often.")
+    owner: ShortText | None = None
+    note: LongText = ""
+    starts_at: AwareDatetime | None = Field(
+        default=None, description="When the first contact is due if none happened; now if absent."
+    )
+
+
+class EndContactPlan(Strict):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "客户要求暂停回访"}]}
+    )
+
+    reason: LongText = ""
+
+
+class Accepted(BaseModel):
+    id: UUID = Field(description="The interaction, ticket, answer, feedback or plan.")
+    version: int = Field(description="Its version after the command.")
+
+
+def accepted(response: Response, aggregate_id: UUID, version: int) -> Accepted:
+    response.headers["ETag"] = f'"{version}"'
+    return Accepted(id=aggregate_id, version=version)
+
+
+CUSTOMER_GRACE_SECONDS = 3.0
+"""How long a command waits for a customer registered moments ago to reach this service."""
+
+
+async def require_customer(pool: asyncpg.Pool, customer_id: UUID) -> None:
+    """Refuse a command about a customer the CRM does not know, after a short grace for a
+    customer registered a moment ago (the customer topic reaches this service in
+    milliseconds)."""
+    deadline = time.monotonic() + CUSTOMER_GRACE_SECONDS
+    while not await customer_known(pool, customer_id):
+        if time.monotonic() > deadline:
+            raise RuleViolation(
+                f"no customer with id {customer_id} is known to the CRM; register the "
+                "customer first (POST /customers on the customer service)"
+            )
+        await asyncio.sleep(0.1)
+
+
+def actor() -> str:
+    """Who is asking: idempotency keys are scoped by caller, so two callers never collide."""
+    return current_context().actor
+
+
+def _changes(body: BaseModel, exclude: set[str]) -> dict[str, Any]:
+    fields = body.model_fields_set - exclude
+    changes = {name: getattr(body, name) for name in fields}
+    if "participants" in changes and changes["participants"] is not None:
+        changes["participants"] = [p.model_dump(mode="json") for p in changes["participants"]]
+    for name in ("channel", "direction"):
+        if changes.get(name) is not None:
+            changes[name] = changes[name].value
+    return changes
+
+
+# Interactions ------------------------------------------------------------------------
+
+
+@router.post(
+    "/interactions", status_code=201, summary="Log a contact with a customer", tags=["interactions"]
+)
+async def log_interaction(
+    body: LogInteraction, app: App, pool: Pool, key: IdempotencyKey, response: Response
+) -> Accepted:
+    await require_customer(pool, body.customer_id)
+    interaction = await asyncio.to_thread(
+        app.log_interaction,
+        customer_id=body.customer_id,
+        requested_id=inbound_id("http-interaction", actor(), key) if key else None,
+        channel=body.channel.value,
+        direction=body.direction.value,
+        started_at=not_in_future(body.started_at, "started_at"),
+        duration_seconds=body.duration_seconds,
+        participants=[p.model_dump(mode="json") for p in body.participants],
+        subject=body.subject,
+        notes=body.notes,
+        opportunity_id=body.opportunity_id,
+        ticket_id=body.ticket_id,
+    )
+    response.headers["Location"] = f"/interactions/{interaction.id}"
+    return accepted(response, interaction.id, interaction.version)
+
+
+@router.post(
+    "/interactions/{interaction_id}/corrections",
+    summary="Correct a logged interaction (recorded as a correction, nothing overwritten)",
+    tags=["interactions"],
+)
+def correct_interaction(
+    interaction_id: UUID, body: CorrectInteraction, app: App, version: Version, response: Response
+) -> Accepted:
+    changes = _changes(body, {"reason"})
+    if not changes:
+        raise RuleViolation("name at least one field to correct")
+    if "started_at" in changes:
+        changes["started_at"] = not_in_future(changes["started_at"], "started_at")
+    interaction = app.correct_interaction(interaction_id, changes, body.reason, version)
+    return accepted(response, interaction_id, interaction.version)
+
+
+# Tickets -----------------------------------------------------------------------------
+
+
+@router.post(
+    "/tickets", status_code=201, summary="Open a service request or complaint", tags=["tickets"]
+)
+async def open_ticket(
+    body: OpenTicket, app: App, pool: Pool, policy: Policy, response: Response
+) -> Accepted:
+    await require_customer(pool, body.customer_id)
+    ticket = await asyncio.to_thread(
+        app.open_ticket,
+        customer_id=body.customer_id,
+        opened_at=not_in_future(body.opened_at, "opened_at"),
+        policy=policy,
+        kind=body.kind.value,
+        channel=body.channel.value,
+        category=body.category,
+        severity=body.severity.value,
+        subject=body.subject,
+        description=body.description,
+    )
+    response.headers["Location"] = f"/tickets/{ticket.id}"
+    return accepted(response, ticket.id, ticket.version)
+
+
+@router.post("/tickets/{ticket_id}/assignment", summary="Assign a ticket", tags=["tickets"])
+def assign_ticket(
+    ticket_id: UUID, body: AssignTicket, app: App, version: Version, response: Response
+) -> Accepted:
+    ticket = app.assign_ticket(ticket_id, body.assignee, version)
+    return accepted(response, ticket_id, ticket.version)
+
+
+@router.post(
+    "/tickets/{ticket_id}/escalations",
+    summary="Escalate a ticket: raise its level, and its severity if given",
+    description="Due times follow the new severity's targets, counted from the opening, "
+    "and never move later.",
+    tags=["tickets"],
+)
+def escalate_ticket(
+    ticket_id: UUID,
+    body: EscalateTicket,
+    app: App,
+    policy: Policy,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    severity = body.severity.value if body.severity else None
+    ticket = app.escalate_ticket(ticket_id, severity, body.reason, policy, version)
+    return accepted(response, ticket_id, ticket.version)
+
+
+@router.post(
+    "/tickets/{ticket_id}/responses",
+    summary="Record an answer to the customer (the first stops the response clock)",
+    tags=["tickets"],
+)
+def respond_to_ticket(
+    ticket_id: UUID, body: RespondToTicket, app: App, version: Version, response: Response
+) -> Accepted:
+    ticket = app.respond_to_ticket(
+        ticket_id,
+        not_in_future(body.responded_at, "responded_at"),
+        body.responder,
+        body.message,
+        version,
+    )
+    return accepted(response, ticket_id, ticket.version)
+
+
+@router.post("/tickets/{ticket_id}/resolution", summary="Resolve a ticket", tags=["tickets"])
+def resolve_ticket(
+    ticket_id: UUID, body: ResolveTicket, app: App, version: Version, response: Response
+) -> Accepted:
+    ticket = app.resolve_ticket(
+        ticket_id, not_in_future(body.resolved_at, "resolved_at"), body.resolution, version
+    )
+    return accepted(response, ticket_id, ticket.version)
+
+
+@router.post(
+    "/tickets/{ticket_id}/reopening",
+    summary="Reopen a resolved or closed ticket (the resolution clock restarts)",
+    tags=["tickets"],
+)
+def reopen_ticket(
+    ticket_id: UUID,
+    body: ReopenTicket,
+    app: App,
+    policy: Policy,
+    version: Version,
+    response: Response,
+) -> Accepted:
+    ticket = app.reopen_ticket(ticket_id, now(), body.reason, policy, version)
+    return accepted(response, ticket_id, ticket.version)
+
+
+@router.post("/tickets/{ticket_id}/closure", summary="Close a resolved ticket", tags=["tickets"])
+def close_ticket(ticket_id: UUID, app: App, version: Version, response: Response) -> Accepted:
+    ticket = app.close_ticket(ticket_id, now(), version)
+    return accepted(response, ticket_id, ticket.version)
+
+
+# Satisfaction ------------------------------------------------------------------------
+
+
+@router.post(
+    "/survey-answers", status_code=201, summary="Record a survey answer", tags=["satisfaction"]
+)
+async def answer_survey(
+    body: AnswerSurvey, app: App, pool: Pool, key: IdempotencyKey, response: Response
+) -> Accepted:
+    if body.csat is None and body.nps is None:
+        raise RuleViolation("an answer carries csat (1-5), nps (0-10) or both")
+    await require_customer(pool, body.customer_id)
+    answer = await asyncio.to_thread(
+        app.answer_survey,
+        customer_id=body.customer_id,
+        requested_id=inbound_id("http-survey-answer", actor(), key) if key else None,
+        survey=body.survey,
+        csat=body.csat,
+        nps=body.nps,
+        comment=body.comment,
+        channel=body.channel.value if body.channel else None,
+        interaction_id=body.interaction_id,
+        ticket_id=body.ticket_id,
+        answered_at=not_in_future(body.answered_at, "answered_at"),
+    )
+    return accepted(response, answer.id, answer.version)
+
+
+@router.post(
+    "/feedback", status_code=201, summary="Record a suggestion or praise", tags=["satisfaction"]
+)
+async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Response) -> Accepted:
+    await require_customer(pool, body.customer_id)
+    feedback = await asyncio.to_thread(
+        app.give_feedback,
+        customer_id=body.customer_id,
+        kind=body.kind.value,
+        text=body.text,
+        channel=body.channel.value if body.channel else None,
+        interaction_id=body.interaction_id,
+        given_at=not_in_future(body.given_at, "given_at"),
+    )
+    return accepted(response, feedback.id, feedback.version)
+
+
+# Contact plans -----------------------------------------------------------------------
+
+
+@router.put(
+    "/customers/{customer_id}/contact-plan",
+    summary="Set how often and on which channel the customer is to be contacted",
+    tags=["contact plans"],
+)
+async def set_contact_plan(
+    customer_id: UUID, body: SetContactPlan, app: App, pool: Pool, response: Response
+) -> Accepted:
+    await require_customer(pool, customer_id)
+    plan = await asyncio.to_thread(
+        app.set_contact_plan,
+        customer_id,
+        {
+            "channel": body.channel.value,
+            "every_days": body.every_days,
+            "owner": body.owner,
+            "note": body.note,
+            "starts_at": body.starts_at or now(),
+        },
+    )
+    return accepted(response, plan.id, plan.version)
+
+
+@router.delete(
+    "/customers/{customer_id}/contact-plan",
+    summary="End the customer's contact plan",
+    tags=["contact plans"],
+)
+def end_contact_plan(
+    customer_id: UUID, app: App, response: Response, body: EndContactPlan | None = None
+) -> Accepted:
+    plan = app.end_contact_plan(customer_id, body.reason if body else "")
+    return accepted(response, plan.id, plan.version)

@@ -1,0 +1,303 @@
+"""Interaction commands: the service layer of the interaction service.
+
+Each command loads its aggregate, checks the caller's expected version (optimistic
+concurrency), lets the aggregate decide and saves the new events. Facts reported by other
+systems (calls, messages, survey answers) are recorded in batches: one `save()` for all
+new aggregates of a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import RecordConflictError
+
+from services.interaction.domain import (
+    ContactPlan,
+    Feedback,
+    Interaction,
+    SurveyResponse,
+    Ticket,
+    contact_plan_id,
+)
+from services.interaction.sla import SlaPolicy
+from services.runtime.errors import Conflict, NotFound
+from services.runtime.eventstore import EventSourcedApplication
+
+A = TypeVar("A", bound=Aggregate)
+
+
+class InteractionApplication(EventSourcedApplication):
+    name = "Interactions"
+
+    # Interactions --------------------------------------------------------------------
+
+    def log_interaction(
+        self, *, customer_id: UUID, requested_id: UUID | None = None, **fields: Any
+    ) -> Interaction:
+        """Log a contact. With `requested_id` (derived from the caller's idempotency key)
+        a repeated request returns the interaction logged the first time."""
+        if requested_id is not None and (found := self._existing(Interaction, requested_id)):
+            return found
+        interaction = Interaction(
+            customer_id=customer_id,
+            channel=fields["channel"],
+            direction=fields["direction"],
+            started_at=fields["started_at"],
+            duration_seconds=fields.get("duration_seconds"),
+            participants=fields.get("participants") or [],
+            subject=fields["subject"],
+            notes=fields.get("notes") or "",
+            opportunity_id=fields.get("opportunity_id"),
+            ticket_id=fields.get("ticket_id"),
+            source=None,
+            source_id=None,
+            customer_reference=None,
+            customer_hint=None,
+            requested_id=requested_id,
+        )
+        return self._save_new(interaction)
+
+    def correct_interaction(
+        self,
+        interaction_id: UUID,
+        changes: dict[str, Any],
+        reason: str,
+        expected_version: int | None = None,
+    ) -> Interaction:
+        return self._change(
+            Interaction,
+            interaction_id,
+            expected_version,
+            lambda i: i.correct(changes, reason),
+        )
+
+    def record_reported(self, aggregates: Sequence[Aggregate]) -> list[UUID]:
+        """Save facts other systems reported, all in one `save()`.
+
+        The caller has left out those already recorded; if another replica recorded some
+        meanwhile, they are saved one by one and the repeats skipped. Returns the ids
+        recorded now.
+        """
+        if not aggregates:
+            return []
+        try:
+            self.save(*aggregates)
+            return [a.id for a in aggregates]
+        except RecordConflictError:
+            recorded = []
+            for aggregate in aggregates:
+                try:
+                    self.save(aggregate)
+                    recorded.append(aggregate.id)
+                except RecordConflictError:
+                    continue
+            return recorded
+
+    # Tickets -------------------------------------------------------------------------
+
+    def open_ticket(
+        self, *, customer_id: UUID, opened_at: datetime, policy: SlaPolicy, **fields: Any
+    ) -> Ticket:
+        response_due, resolution_due = policy.due(fields["severity"], opened_at)
+        ticket = Ticket(
+            customer_id=customer_id,
+            kind=fields["kind"],
+            channel=fields["channel"],
+            category=fields["category"],
+            severity=fields["severity"],
+            subject=fields["subject"],
+            description=fields.get("description") or "",
+            opened_at=opened_at,
+            response_due_at=response_due,
+            resolution_due_at=resolution_due,
+            customer_reference=None,
+            customer_hint=None,
+        )
+        self.save(ticket)
+        return ticket
+
+    def assign_ticket(
+        self, ticket_id: UUID, assignee: str, expected_version: int | None = None
+    ) -> Ticket:
+        return self._change(Ticket, ticket_id, expected_version, lambda t: t.assign(assignee))
+
+    def escalate_ticket(
+        self,
+        ticket_id: UUID,
+        severity: str | None,
+        reason: str,
+        policy: SlaPolicy,
+        expected_version: int | None = None,
+    ) -> Ticket:
+        return self._change(
+            Ticket,
+            ticket_id,
+            expected_version,
+            lambda t: t.escalate(severity, reason, policy.targets()),
+        )
+
+    def respond_to_ticket(
+        self,
+        ticket_id: UUID,
+        responded_at: datetime,
+        responder: str,
+        message: str,
+        expected_version: int | None = None,
+    ) -> Ticket:
+        return self._change(
+            Ticket,
+            ticket_id,
+            expected_version,
+            lambda t: t.respond(responded_at, responder, message),
+        )
+
+    def resolve_ticket(
+        self,
+        ticket_id: UUID,
+        resolved_at: datetime,
+        resolution: str,
+        expected_version: int | None = None,
+    ) -> Ticket:
+        return self._change(
+            Ticket, ticket_id, expected_version, lambda t: t.resolve(resolved_at, resolution)
+        )
+
+    def reopen_ticket(
+        self,
+        ticket_id: UUID,
+        reopened_at: datetime,
+        reason: str,
+        policy: SlaPolicy,
+        expected_version: int | None = None,
+    ) -> Ticket:
+        def reopen(ticket: Ticket) -> None:
+            ticket.reopen(reopened_at, reason, policy.resolution_minutes_for(ticket.severity))
+
+        return self._change(Ticket, ticket_id, expected_version, reopen)
+
+    def close_ticket(
+        self, ticket_id: UUID, closed_at: datetime, expected_version: int | None = None
+    ) -> Ticket:
+        return self._change(Ticket, ticket_id, expected_version, lambda t: t.close(closed_at))
+
+    # Satisfaction --------------------------------------------------------------------
+
+    def answer_survey(
+        self, *, customer_id: UUID, requested_id: UUID | None = None, **fields: Any
+    ) -> SurveyResponse:
+        """Record an answer; with `requested_id` a repeated request records nothing new."""
+        if requested_id is not None and (found := self._existing(SurveyResponse, requested_id)):
+            return found
+        response = SurveyResponse(
+            customer_id=customer_id,
+            survey=fields["survey"],
+            csat=fields.get("csat"),
+            nps=fields.get("nps"),
+            comment=fields.get("comment") or "",
+            channel=fields.get("channel"),
+            interaction_id=fields.get("interaction_id"),
+            ticket_id=fields.get("ticket_id"),
+            answered_at=fields["answered_at"],
+            source=None,
+            source_id=None,
+            customer_reference=None,
+            customer_hint=None,
+            requested_id=requested_id,
+        )
+        return self._save_new(response)
+
+    def give_feedback(self, *, customer_id: UUID, **fields: Any) -> Feedback:
+        feedback = Feedback(
+            customer_id=customer_id,
+            kind=fields["kind"],
+            text=fields["text"],
+            channel=fields.get("channel"),
+            interaction_id=fields.get("interaction_id"),
+            given_at=fields["given_at"],
+        )
+        self.save(feedback)
+        return feedback
+
+    # Contact plans -------------------------------------------------------------------
+
+    def set_contact_plan(self, customer_id: UUID, plan: dict[str, Any]) -> ContactPlan:
+        try:
+            contact_plan: ContactPlan = self.repository.get(contact_plan_id(customer_id))
+        except AggregateNotFoundError:
+            contact_plan = ContactPlan(customer_id=customer_id)
+        contact_plan.set(plan)
+        self._save(contact_plan, "contact plan", contact_plan.id)
+        return contact_plan
+
+    def end_contact_plan(self, customer_id: UUID, reason: str) -> ContactPlan:
+        contact_plan = self.get(ContactPlan, contact_plan_id(customer_id), "contact plan")
+        contact_plan.end(reason)
+        self._save(contact_plan, "contact plan", contact_plan.id)
+        return contact_plan
+
+    # Queries on the event store ------------------------------------------------------
+
+    def get(self, kind: type[A], aggregate_id: UUID, label: str | None = None) -> A:
+        what = label or kind.__name__.lower()
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"no {what} with id {aggregate_id}") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"no {what} with id {aggregate_id}")
+        return aggregate
+
+    # ---------------------------------------------------------------------------------
+
+    def _existing(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            aggregate: Aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(aggregate, kind):
+            raise Conflict(f"the idempotency key was used for something else ({aggregate_id})")
+        return aggregate
+
+    def _save_new(self, aggregate: A) -> A:
+        """Save a new aggregate; if a concurrent repeat of the request saved it first,
+        return that one."""
+        try:
+            self.save(aggregate)
+        except RecordConflictError:
+            found = self._existing(type(aggregate), aggregate.id)
+            if found is None:
+                raise
+            return found
+        return aggregate
+
+    def _change(
+        self,
+        kind: type[A],
+        aggregate_id: UUID,
+        expected_version: int | None,
+        command: Callable[[A], None],
+    ) -> A:
+        aggregate = self.get(kind, aggregate_id)
+        if expected_version is not None and aggregate.version != expected_version:
+            raise Conflict(
+                f"{kind.__name__.lower()} {aggregate_id} is at version {aggregate.version}, but "
+                f"the request expected version {expected_version}; reload it and try again"
+            )
+        command(aggregate)
+        self._save(aggregate, kind.__name__.lower(), aggregate_id)
+        return aggregate
+
+    def _save(self, aggregate: Aggregate, label: str, aggregate_id: UUID) -> None:
+        try:
+            self.save(aggregate)
+        except RecordConflictError:
+            raise Conflict(
+                f"{label} {aggregate_id} was changed by someone else at the same time; "
+                "reload it and try again"
+            ) from None

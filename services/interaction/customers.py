@@ -1,0 +1,149 @@
+"""What the interaction service knows of customers, folded from the customer topic.
+
+- `interaction_customers`: name, preferred and opted-out channels, for the views and for
+  contact plans that must not use a channel the customer refused;
+- `interaction_customer_references`: how other systems name a customer, so that an
+  inbound call or survey answer naming the customer by reference lands on the right one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts.envelope import EventEnvelope
+from contracts.topics import Topic
+
+DDL = """
+CREATE TABLE IF NOT EXISTS interaction_customers (
+    customer_id uuid PRIMARY KEY,
+    name text NOT NULL,
+    preferred_channels text[] NOT NULL DEFAULT '{}',
+    opted_out_channels text[] NOT NULL DEFAULT '{}',
+    updated_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS interaction_customer_references (
+    source text NOT NULL,
+    source_customer_id text NOT NULL,
+    customer_id uuid NOT NULL,
+    PRIMARY KEY (source, source_customer_id)
+);
+"""
+
+Row = dict[str, Any]
+
+
+def fold_customer(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
+    """The customer row after `event`; None before the customer is registered."""
+    payload = event.payload
+    if event.event_type == "customer.registered":
+        preferences = payload.channel_preferences
+        return {
+            "name": payload.name,
+            "preferred_channels": [c.value for c in preferences.preferred],
+            "opted_out_channels": [c.value for c in preferences.opted_out],
+            "updated_at": event.occurred_at,
+        }
+    if row is None:
+        return None
+    if event.event_type == "customer.profile_changed" and "name" in payload.changed:
+        return {**row, "name": payload.name or row["name"], "updated_at": event.occurred_at}
+    if event.event_type == "customer.channel_preferences_changed":
+        preferences = payload.channel_preferences
+        return {
+            **row,
+            "preferred_channels": [c.value for c in preferences.preferred],
+            "opted_out_channels": [c.value for c in preferences.opted_out],
+            "updated_at": event.occurred_at,
+        }
+    return row
+
+
+class InteractionCustomers:
+    name = "interaction_customers"
+    topics: Sequence[str] = (Topic.CUSTOMER,)
+
+    async def create_tables(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(DDL)
+
+    async def apply(
+        self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
+    ) -> None:
+        ids = list({e.customer_id for e in events})
+        rows: dict[UUID, Row | None] = {
+            r["customer_id"]: dict(r)
+            for r in await connection.fetch(
+                "SELECT * FROM interaction_customers WHERE customer_id = ANY($1::uuid[]) "
+                "FOR UPDATE",
+                ids,
+            )
+        }
+        touched: set[UUID] = set()
+        references: list[tuple[str, str, UUID]] = []
+        for event in events:
+            before = rows.get(event.customer_id)
+            after = fold_customer(before, event)
+            if after is not before and after is not None:
+                rows[event.customer_id] = after
+                touched.add(event.customer_id)
+            if event.event_type == "customer.registered":
+                references += [
+                    (r.source, r.source_customer_id, event.customer_id)
+                    for r in event.payload.references
+                ]
+            elif event.event_type == "customer.reference_added":
+                reference = event.payload.reference
+                references.append(
+                    (reference.source, reference.source_customer_id, event.customer_id)
+                )
+        written = [(i, r) for i in touched if (r := rows[i]) is not None]
+        if written:
+            await connection.executemany(
+                """INSERT INTO interaction_customers
+                       (customer_id, name, preferred_channels, opted_out_channels, updated_at)
+                   VALUES ($1, $2, $3, $4, $5)
+                   ON CONFLICT (customer_id) DO UPDATE SET name = excluded.name,
+                       preferred_channels = excluded.preferred_channels,
+                       opted_out_channels = excluded.opted_out_channels,
+                       updated_at = excluded.updated_at""",
+                [
+                    (i, r["name"], r["preferred_channels"], r["opted_out_channels"],
+                     r["updated_at"])
+                    for i, r in written
+                ],
+            )  # fmt: skip
+        if references:
+            await connection.executemany(
+                """INSERT INTO interaction_customer_references
+                       (source, source_customer_id, customer_id)
+                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
+                references,
+            )
+
+
+async def resolve_references(
+    connection: asyncpg.Connection | asyncpg.Pool, references: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], UUID]:
+    """The known customers among `references`, in one query."""
+    if not references:
+        return {}
+    rows = await connection.fetch(
+        """SELECT r.source, r.source_customer_id, r.customer_id
+           FROM interaction_customer_references r
+           JOIN unnest($1::text[], $2::text[]) AS wanted(source, source_customer_id)
+             USING (source, source_customer_id)""",
+        [s for s, _ in references],
+        [c for _, c in references],
+    )
+    return {(r["source"], r["source_customer_id"]): UUID(str(r["customer_id"])) for r in rows}
+
+
+async def customer_known(connection: asyncpg.Connection | asyncpg.Pool, customer_id: UUID) -> bool:
+    return bool(
+        await connection.fetchval(
+            "SELECT 1 FROM interaction_customers WHERE customer_id = $1", customer_id
+        )
+    )

@@ -1,0 +1,48 @@
+"""The interaction service's composition: what it stores, publishes, projects and serves."""
+
+from typing import Any
+
+from contracts.topics import Topic
+from services.interaction.api import router as commands
+from services.interaction.application import InteractionApplication
+from services.interaction.customers import InteractionCustomers
+from services.interaction.ingestion import (
+    CALL_LOGS,
+    MESSAGES,
+    SURVEY_ANSWERS,
+    InboundIngestion,
+)
+from services.interaction.projections import InteractionViews
+from services.interaction.publishing import to_contract
+from services.interaction.views import router as views
+from services.runtime.consumer import BatchHandler
+from services.runtime.service import ServiceDefinition, ServiceRuntime
+
+
+def inbound_feeds(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
+    assert isinstance(runtime.application, InteractionApplication)
+    assert runtime.pool is not None
+    return [
+        InboundIngestion(feed, runtime.application, runtime.pool)
+        for feed in (CALL_LOGS, MESSAGES, SURVEY_ANSWERS)
+    ]
+
+
+DEFINITION = ServiceDefinition(
+    name="interaction",
+    title="CRM interaction service",
+    description=(
+        "Every contact with a customer (calls, meetings, e-mail, SMS, chat, WeChat, visits, "
+        "web), service requests and complaints with their service-level targets, "
+        "satisfaction survey answers and feedback, and contact plans. Commands record "
+        f"events published on `{Topic.INTERACTION}`. Call logs, messages and survey answers "
+        f"from other systems arrive on `{Topic.CALL_LOGS_INBOUND}`, `{Topic.MESSAGES_INBOUND}` "
+        f"and `{Topic.SURVEY_ANSWERS_INBOUND}`."
+    ),
+    topic=Topic.INTERACTION,
+    application_class=InteractionApplication,
+    translate=to_contract,
+    projections=lambda: [InteractionViews(), InteractionCustomers()],
+    routers=[commands, views],
+    handlers=inbound_feeds,
+)

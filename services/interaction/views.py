@@ -1,0 +1,583 @@
+"""HTTP queries of the interaction service, answered from its projections (JSON and CSV)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from contracts.interaction import (
+    Direction,
+    FeedbackKind,
+    InteractionChannel,
+    Severity,
+    TicketKind,
+)
+from services.interaction import queries
+from services.interaction.queries import InteractionQuery, TicketQuery
+from services.interaction.web import (
+    Pool,
+    csv_response,
+    decode_cursor,
+    next_cursor,
+    now,
+    paged_csv,
+    rows_csv,
+)
+from services.runtime.errors import NotFound, RuleViolation
+
+router = APIRouter()
+
+Period = Literal["day", "week", "month", "quarter", "year"]
+Cursor = Annotated[str | None, Query(max_length=1000, description="From the previous page.")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+class SlaState(StrEnum):
+    ON_TRACK = "on_track"
+    AT_RISK = "at_risk"
+    BREACHED = "breached"
+    MET = "met"
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+# Response models ---------------------------------------------------------------------
+
+
+class InteractionView(BaseModel):
+    interaction_id: UUID
+    customer_id: UUID
+    customer_name: str | None
+    channel: str
+    direction: str
+    started_at: datetime
+    duration_seconds: int | None
+    participants: list[dict[str, Any]]
+    subject: str
+    notes: str
+    opportunity_id: UUID | None
+    ticket_id: UUID | None
+    source: str | None = Field(description="The system that reported it, if not the CRM.")
+    source_id: str | None
+    version: int
+    correction_count: int = Field(description="How often it was corrected.")
+    recorded_at: datetime
+
+
+class InteractionPage(BaseModel):
+    items: list[InteractionView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class TimelineEntry(BaseModel):
+    entry_type: Literal["interaction", "ticket", "survey_answer", "feedback"]
+    entry_id: UUID
+    at: datetime
+    channel: str | None
+    title: str
+    detail: str
+    details: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    items: list[TimelineEntry]
+    next_cursor: str | None
+
+
+class TicketView(BaseModel):
+    ticket_id: UUID
+    customer_id: UUID
+    customer_name: str | None
+    kind: str
+    channel: str
+    category: str
+    severity: str
+    status: str
+    assignee: str | None
+    level: int = Field(description="How often it was escalated.")
+    subject: str
+    description: str
+    opened_at: datetime
+    response_due_at: datetime
+    first_responded_at: datetime | None
+    resolution_due_at: datetime
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    resolution: str | None
+    reopen_count: int
+    sla_state: SlaState = Field(
+        description="breached: a target was missed; at_risk: less than a fifth of a running "
+        "target's time is left; on_track; met: resolved within its targets."
+    )
+    response_breached: bool
+    resolution_breached: bool
+    version: int
+
+
+class TicketPage(BaseModel):
+    items: list[TicketView]
+    next_cursor: str | None
+
+
+class TicketTimes(BaseModel):
+    period_start: datetime
+    channel: str
+    category: str
+    opened: int
+    responded: int
+    avg_first_response_minutes: float | None
+    median_first_response_minutes: float | None
+    resolved: int
+    avg_resolution_minutes: float | None
+    median_resolution_minutes: float | None
+    response_breaches: int
+    resolution_breaches: int
+
+
+class SurveyResult(BaseModel):
+    period_start: datetime
+    channel: str | None
+    answers: int
+    csat_answers: int
+    csat_average: float | None
+    nps_answers: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float | None = Field(description="% promoters (9-10) - % detractors (0-6).")
+
+
+class FeedbackView(BaseModel):
+    feedback_id: UUID
+    customer_id: UUID
+    customer_name: str | None
+    kind: str
+    text: str
+    channel: str | None
+    interaction_id: UUID | None
+    given_at: datetime
+
+
+class FeedbackPage(BaseModel):
+    items: list[FeedbackView]
+    next_cursor: str | None
+
+
+class DueContact(BaseModel):
+    customer_id: UUID
+    customer_name: str | None
+    planned_channel: str
+    channel_to_use: str | None = Field(
+        description="The planned channel, or another the customer allows if they opted out "
+        "of it; null when they refused every remote channel."
+    )
+    planned_channel_refused: bool
+    every_days: int
+    owner: str | None
+    note: str
+    last_contacted_at: datetime | None
+    last_channel: str | None
+    due_at: datetime
+    state: Literal["overdue", "due", "planned"]
+
+
+class DueContactPage(BaseModel):
+    items: list[DueContact]
+    next_cursor: str | None
+
+
+# Filters -----------------------------------------------------------------------------
+
+
+def interaction_query(
+    customer_id: UUID | None = None,
+    channel: Annotated[list[InteractionChannel] | None, Query()] = None,
+    direction: Direction | None = None,
+    since: Annotated[AwareDatetime | None, Query(description="From this moment on.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Before this moment.")] = None,
+    participant: Annotated[
+        str | None, Query(max_length=200, description="A participant's name, any case.")
+    ] = None,
+    keyword: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="Part of the subject or notes, any case; Chinese included. One or "
+            "two letters or digits match a whole word.",
+        ),
+    ] = None,
+    ticket_id: UUID | None = None,
+    opportunity_id: UUID | None = None,
+) -> InteractionQuery:
+    if since and until and since >= until:
+        raise RuleViolation("since must lie before until")
+    if keyword is not None and not keyword.strip():
+        raise RuleViolation("keyword must contain more than white space")
+    return InteractionQuery(
+        customer_id=customer_id,
+        channels=tuple(c.value for c in channel or ()),
+        direction=direction.value if direction else None,
+        since=since,
+        until=until,
+        participant=participant,
+        keyword=keyword,
+        ticket_id=ticket_id,
+        opportunity_id=opportunity_id,
+    )
+
+
+Filters = Annotated[InteractionQuery, Depends(interaction_query)]
+
+
+def period_range(
+    since: AwareDatetime | None, until: AwareDatetime | None, default_days: int = 365
+) -> tuple[datetime, datetime]:
+    end = until or now()
+    start = since or end - timedelta(days=default_days)
+    if start >= end:
+        raise RuleViolation("since must lie before until")
+    return start, end
+
+
+# Interactions ------------------------------------------------------------------------
+
+
+@router.get("/interactions", summary="Search interactions, newest first", tags=["interactions"])
+async def search_interactions(
+    pool: Pool, filters: Filters, limit: Limit = 50, cursor: Cursor = None
+) -> InteractionPage:
+    rows = await queries.search_interactions(
+        pool, filters, limit=limit + 1, after=decode_cursor(cursor)
+    )
+    return InteractionPage(
+        items=[InteractionView.model_validate(r) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, ("started_at", "interaction_id")),
+    )
+
+
+INTERACTION_CSV = (
+    "interaction_id",
+    "customer_id",
+    "customer_name",
+    "channel",
+    "direction",
+    "started_at",
+    "duration_seconds",
+    "participants",
+    "subject",
+    "notes",
+    "opportunity_id",
+    "ticket_id",
+    "source",
+    "source_id",
+    "correction_count",
+)
+
+
+@router.get(
+    "/interactions/export.csv",
+    summary="Export every interaction matching the filters as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+    tags=["interactions"],
+)
+async def export_interactions(pool: Pool, filters: Filters) -> StreamingResponse:
+    async def fetch(after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
+        return await queries.search_interactions(pool, filters, limit=1000, after=after)
+
+    return csv_response(
+        paged_csv(fetch, INTERACTION_CSV, ("started_at", "interaction_id")), "interactions.csv"
+    )
+
+
+@router.get(
+    "/interactions/{interaction_id}",
+    summary="One interaction as it is after every correction",
+    tags=["interactions"],
+)
+async def read_interaction(interaction_id: UUID, pool: Pool) -> InteractionView:
+    row = await queries.get_interaction(pool, interaction_id)
+    if row is None:
+        raise NotFound(f"no interaction with id {interaction_id}")
+    return InteractionView.model_validate(row)
+
+
+@router.get(
+    "/customers/{customer_id}/timeline",
+    summary="Everything between the customer and us, newest first",
+    description="Interactions, tickets, survey answers and feedback in one list.",
+    tags=["interactions"],
+)
+async def customer_timeline(
+    customer_id: UUID,
+    pool: Pool,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> TimelinePage:
+    rows = await queries.customer_timeline(
+        pool, customer_id, since=since, until=until, limit=limit + 1, after=decode_cursor(cursor)
+    )
+    return TimelinePage(
+        items=[TimelineEntry.model_validate(r) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, ("at", "entry_id")),
+    )
+
+
+TIMELINE_CSV = ("at", "entry_type", "entry_id", "channel", "title", "detail", "details")
+
+
+@router.get(
+    "/customers/{customer_id}/timeline/export.csv",
+    summary="Export the customer's whole timeline as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+    tags=["interactions"],
+)
+async def export_timeline(
+    customer_id: UUID,
+    pool: Pool,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+) -> StreamingResponse:
+    async def fetch(after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
+        return await queries.customer_timeline(
+            pool, customer_id, since=since, until=until, limit=1000, after=after
+        )
+
+    return csv_response(
+        paged_csv(fetch, TIMELINE_CSV, ("at", "entry_id")), f"timeline-{customer_id}.csv"
+    )
+
+
+# Tickets -----------------------------------------------------------------------------
+
+
+def ticket_query(
+    status: Annotated[
+        list[TicketStatus] | None, Query(description="Default: open tickets only.")
+    ] = None,
+    severity: Severity | None = None,
+    assignee: Annotated[str | None, Query(max_length=200)] = None,
+    unassigned: bool = False,
+    sla_state: SlaState | None = None,
+    customer_id: UUID | None = None,
+    kind: TicketKind | None = None,
+    category: Annotated[str | None, Query(max_length=200)] = None,
+) -> TicketQuery:
+    return TicketQuery(
+        statuses=tuple(s.value for s in status or [TicketStatus.OPEN]),
+        severity=severity.value if severity else None,
+        assignee=assignee,
+        unassigned=unassigned,
+        sla_state=sla_state.value if sla_state else None,
+        customer_id=customer_id,
+        kind=kind.value if kind else None,
+        category=category,
+    )
+
+
+TicketFilters = Annotated[TicketQuery, Depends(ticket_query)]
+
+
+@router.get(
+    "/tickets",
+    summary="Tickets (open ones unless asked) by severity, assignee and SLA state",
+    tags=["tickets"],
+)
+async def find_tickets(
+    pool: Pool, filters: TicketFilters, limit: Limit = 50, cursor: Cursor = None
+) -> TicketPage:
+    rows = await queries.find_tickets(
+        pool, filters, now=now(), limit=limit + 1, after=decode_cursor(cursor)
+    )
+    return TicketPage(
+        items=[TicketView.model_validate(r) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, ("opened_at", "ticket_id")),
+    )
+
+
+TICKET_CSV = tuple(TicketView.model_fields)
+
+
+@router.get(
+    "/tickets/export.csv",
+    summary="Export the tickets matching the filters as CSV",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+    tags=["tickets"],
+)
+async def export_tickets(pool: Pool, filters: TicketFilters) -> StreamingResponse:
+    moment = now()
+
+    async def fetch(after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
+        return await queries.find_tickets(pool, filters, now=moment, limit=1000, after=after)
+
+    return csv_response(paged_csv(fetch, TICKET_CSV, ("opened_at", "ticket_id")), "tickets.csv")
+
+
+@router.get(
+    "/tickets/times",
+    summary="First-response and resolution times by period, channel and category",
+    tags=["tickets"],
+)
+async def ticket_times(
+    pool: Pool,
+    period: Period = "month",
+    since: Annotated[AwareDatetime | None, Query(description="Default: a year ago.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Default: now.")] = None,
+    kind: TicketKind | None = None,
+    severity: Severity | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    start, end = period_range(since, until)
+    rows = await queries.ticket_times(
+        pool,
+        period=period,
+        since=start,
+        until=end,
+        kind=kind.value if kind else None,
+        severity=severity.value if severity else None,
+    )
+    if format == "csv":
+        return rows_csv(rows, tuple(TicketTimes.model_fields), "ticket-times.csv")
+    return [TicketTimes.model_validate(r) for r in rows]
+
+
+class TicketCount(BaseModel):
+    severity: str
+    assignee: str | None = Field(description="Null: not assigned yet.")
+    sla_state: SlaState
+    tickets: int
+    oldest_opened_at: datetime
+
+
+@router.get(
+    "/tickets/summary",
+    summary="Open tickets counted by severity, assignee and SLA state",
+    tags=["tickets"],
+)
+async def ticket_summary(pool: Pool) -> list[TicketCount]:
+    rows = await queries.ticket_summary(pool, now=now())
+    return [TicketCount.model_validate(r) for r in rows]
+
+
+@router.get("/tickets/{ticket_id}", summary="One ticket with its SLA state", tags=["tickets"])
+async def read_ticket(ticket_id: UUID, pool: Pool) -> TicketView:
+    row = await queries.get_ticket(pool, ticket_id, now())
+    if row is None:
+        raise NotFound(f"no ticket with id {ticket_id}")
+    return TicketView.model_validate(row)
+
+
+# Satisfaction ------------------------------------------------------------------------
+
+
+@router.get(
+    "/survey-results",
+    summary="CSAT average and NPS by period and channel",
+    tags=["satisfaction"],
+)
+async def survey_results(
+    pool: Pool,
+    period: Period = "month",
+    since: Annotated[AwareDatetime | None, Query(description="Default: a year ago.")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Default: now.")] = None,
+    survey: Annotated[str | None, Query(max_length=200)] = None,
+    channel: InteractionChannel | None = None,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    start, end = period_range(since, until)
+    rows = await queries.survey_results(
+        pool,
+        period=period,
+        since=start,
+        until=end,
+        survey=survey,
+        channel=channel.value if channel else None,
+    )
+    if format == "csv":
+        return rows_csv(rows, tuple(SurveyResult.model_fields), "survey-results.csv")
+    return [SurveyResult.model_validate(r) for r in rows]
+
+
+@router.get("/feedback", summary="Suggestions and praise, newest first", tags=["satisfaction"])
+async def find_feedback(
+    pool: Pool,
+    kind: FeedbackKind | None = None,
+    customer_id: UUID | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> FeedbackPage:
+    rows = await queries.find_feedback(
+        pool,
+        kind=kind.value if kind else None,
+        customer_id=customer_id,
+        limit=limit + 1,
+        after=decode_cursor(cursor),
+    )
+    return FeedbackPage(
+        items=[FeedbackView.model_validate(r) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, ("given_at", "feedback_id")),
+    )
+
+
+# Contact plans -----------------------------------------------------------------------
+
+
+@router.get(
+    "/contacts-due",
+    summary="Planned contacts due or overdue, most overdue first, respecting opt-outs",
+    tags=["contact plans"],
+)
+async def contacts_due(
+    pool: Pool,
+    within_days: Annotated[
+        int, Query(ge=0, le=3660, description="Also those due in the next N days.")
+    ] = 0,
+    owner: Annotated[str | None, Query(max_length=200)] = None,
+    channel: InteractionChannel | None = None,
+    include_refused: Annotated[
+        bool, Query(description="Also customers who opted out of every remote channel.")
+    ] = False,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> DueContactPage:
+    rows = await queries.contacts_due(
+        pool,
+        now=now(),
+        within=timedelta(days=within_days),
+        owner=owner,
+        channel=channel.value if channel else None,
+        include_refused=include_refused,
+        limit=limit + 1,
+        after=decode_cursor(cursor),
+    )
+    return DueContactPage(
+        items=[DueContact.model_validate(r) for r in rows[:limit]],
+        next_cursor=next_cursor(rows, limit, ("due_at", "customer_id")),
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/contact-plan",
+    summary="The customer's contact plan and when the next contact is due",
+    tags=["contact plans"],
+)
+async def read_contact_plan(customer_id: UUID, pool: Pool) -> DueContact:
+    row = await queries.get_contact_plan(pool, customer_id, now())
+    if row is None:
+        raise NotFound(f"customer {customer_id} has no contact plan")
+    return DueContact.model_validate(row)
