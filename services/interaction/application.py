@@ -26,7 +26,7 @@ from services.interaction.domain import (
     contact_plan_id,
 )
 from services.interaction.sla import SlaPolicy
-from services.runtime.errors import Conflict, NotFound
+from services.runtime.errors import Conflict
 from services.runtime.eventstore import EventSourcedApplication
 
 A = TypeVar("A", bound=Aggregate)
@@ -70,11 +70,12 @@ class InteractionApplication(EventSourcedApplication):
         reason: str,
         expected_version: int | None = None,
     ) -> Interaction:
-        return self._change(
-            Interaction,
+        return self.change(
             interaction_id,
             expected_version,
             lambda i: i.correct(changes, reason),
+            kind=Interaction,
+            what="interaction",
         )
 
     def record_reported(self, aggregates: Sequence[Aggregate]) -> list[UUID]:
@@ -125,7 +126,7 @@ class InteractionApplication(EventSourcedApplication):
     def assign_ticket(
         self, ticket_id: UUID, assignee: str, expected_version: int | None = None
     ) -> Ticket:
-        return self._change(Ticket, ticket_id, expected_version, lambda t: t.assign(assignee))
+        return self._change_ticket(ticket_id, expected_version, lambda t: t.assign(assignee))
 
     def escalate_ticket(
         self,
@@ -135,8 +136,7 @@ class InteractionApplication(EventSourcedApplication):
         policy: SlaPolicy,
         expected_version: int | None = None,
     ) -> Ticket:
-        return self._change(
-            Ticket,
+        return self._change_ticket(
             ticket_id,
             expected_version,
             lambda t: t.escalate(severity, reason, policy.targets()),
@@ -150,8 +150,7 @@ class InteractionApplication(EventSourcedApplication):
         message: str,
         expected_version: int | None = None,
     ) -> Ticket:
-        return self._change(
-            Ticket,
+        return self._change_ticket(
             ticket_id,
             expected_version,
             lambda t: t.respond(responded_at, responder, message),
@@ -164,8 +163,8 @@ class InteractionApplication(EventSourcedApplication):
         resolution: str,
         expected_version: int | None = None,
     ) -> Ticket:
-        return self._change(
-            Ticket, ticket_id, expected_version, lambda t: t.resolve(resolved_at, resolution)
+        return self._change_ticket(
+            ticket_id, expected_version, lambda t: t.resolve(resolved_at, resolution)
         )
 
     def reopen_ticket(
@@ -179,12 +178,17 @@ class InteractionApplication(EventSourcedApplication):
         def reopen(ticket: Ticket) -> None:
             ticket.reopen(reopened_at, reason, policy.resolution_minutes_for(ticket.severity))
 
-        return self._change(Ticket, ticket_id, expected_version, reopen)
+        return self._change_ticket(ticket_id, expected_version, reopen)
 
     def close_ticket(
         self, ticket_id: UUID, closed_at: datetime, expected_version: int | None = None
     ) -> Ticket:
-        return self._change(Ticket, ticket_id, expected_version, lambda t: t.close(closed_at))
+        return self._change_ticket(ticket_id, expected_version, lambda t: t.close(closed_at))
+
+    def _change_ticket(
+        self, ticket_id: UUID, expected_version: int | None, command: Callable[[Ticket], object]
+    ) -> Ticket:
+        return self.change(ticket_id, expected_version, command, kind=Ticket, what="ticket")
 
     # Satisfaction --------------------------------------------------------------------
 
@@ -232,26 +236,16 @@ class InteractionApplication(EventSourcedApplication):
         except AggregateNotFoundError:
             contact_plan = ContactPlan(customer_id=customer_id)
         contact_plan.set(plan)
-        self._save(contact_plan, "contact plan", contact_plan.id)
+        self.save_change(contact_plan, "contact plan")
         return contact_plan
 
     def end_contact_plan(self, customer_id: UUID, reason: str) -> ContactPlan:
-        contact_plan = self.get(ContactPlan, contact_plan_id(customer_id), "contact plan")
+        contact_plan = self.load(contact_plan_id(customer_id), ContactPlan, "contact plan")
         contact_plan.end(reason)
-        self._save(contact_plan, "contact plan", contact_plan.id)
+        self.save_change(contact_plan, "contact plan")
         return contact_plan
 
     # Queries on the event store ------------------------------------------------------
-
-    def get(self, kind: type[A], aggregate_id: UUID, label: str | None = None) -> A:
-        what = label or kind.__name__.lower()
-        try:
-            aggregate: Aggregate = self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            raise NotFound(f"no {what} with id {aggregate_id}") from None
-        if not isinstance(aggregate, kind):
-            raise NotFound(f"no {what} with id {aggregate_id}")
-        return aggregate
 
     # ---------------------------------------------------------------------------------
 
@@ -275,29 +269,3 @@ class InteractionApplication(EventSourcedApplication):
                 raise
             return found
         return aggregate
-
-    def _change(
-        self,
-        kind: type[A],
-        aggregate_id: UUID,
-        expected_version: int | None,
-        command: Callable[[A], None],
-    ) -> A:
-        aggregate = self.get(kind, aggregate_id)
-        if expected_version is not None and aggregate.version != expected_version:
-            raise Conflict(
-                f"{kind.__name__.lower()} {aggregate_id} is at version {aggregate.version}, but "
-                f"the request expected version {expected_version}; reload it and try again"
-            )
-        command(aggregate)
-        self._save(aggregate, kind.__name__.lower(), aggregate_id)
-        return aggregate
-
-    def _save(self, aggregate: Aggregate, label: str, aggregate_id: UUID) -> None:
-        try:
-            self.save(aggregate)
-        except RecordConflictError:
-            raise Conflict(
-                f"{label} {aggregate_id} was changed by someone else at the same time; "
-                "reload it and try again"
-            ) from None

@@ -2,7 +2,7 @@
 
 - `interaction_customers`: name, preferred and opted-out channels, for the views and for
   contact plans that must not use a channel the customer refused;
-- `interaction_customer_references`: how other systems name a customer, so that an
+- `customer_references`: how other systems name a customer, so that an
   inbound call or survey answer naming the customer by reference lands on the right one.
 """
 
@@ -16,6 +16,12 @@ import asyncpg
 
 from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
+from services.runtime.customer_references import (
+    REFERENCES_DDL,
+    Reference,
+    references_in,
+    remember_references,
+)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS interaction_customers (
@@ -24,12 +30,6 @@ CREATE TABLE IF NOT EXISTS interaction_customers (
     preferred_channels text[] NOT NULL DEFAULT '{}',
     opted_out_channels text[] NOT NULL DEFAULT '{}',
     updated_at timestamptz NOT NULL
-);
-CREATE TABLE IF NOT EXISTS interaction_customer_references (
-    source text NOT NULL,
-    source_customer_id text NOT NULL,
-    customer_id uuid NOT NULL,
-    PRIMARY KEY (source, source_customer_id)
 );
 """
 
@@ -68,6 +68,7 @@ class InteractionCustomers:
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(DDL)
+        await connection.execute(REFERENCES_DDL)
 
     async def apply(
         self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
@@ -82,23 +83,14 @@ class InteractionCustomers:
             )
         }
         touched: set[UUID] = set()
-        references: list[tuple[str, str, UUID]] = []
+        references: list[Reference] = []
         for event in events:
             before = rows.get(event.customer_id)
             after = fold_customer(before, event)
             if after is not before and after is not None:
                 rows[event.customer_id] = after
                 touched.add(event.customer_id)
-            if event.event_type == "customer.registered":
-                references += [
-                    (r.source, r.source_customer_id, event.customer_id)
-                    for r in event.payload.references
-                ]
-            elif event.event_type == "customer.reference_added":
-                reference = event.payload.reference
-                references.append(
-                    (reference.source, reference.source_customer_id, event.customer_id)
-                )
+            references += references_in(event)
         written = [(i, r) for i in touched if (r := rows[i]) is not None]
         if written:
             await connection.executemany(
@@ -115,30 +107,7 @@ class InteractionCustomers:
                     for i, r in written
                 ],
             )  # fmt: skip
-        if references:
-            await connection.executemany(
-                """INSERT INTO interaction_customer_references
-                       (source, source_customer_id, customer_id)
-                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
-                references,
-            )
-
-
-async def resolve_references(
-    connection: asyncpg.Connection | asyncpg.Pool, references: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], UUID]:
-    """The known customers among `references`, in one query."""
-    if not references:
-        return {}
-    rows = await connection.fetch(
-        """SELECT r.source, r.source_customer_id, r.customer_id
-           FROM interaction_customer_references r
-           JOIN unnest($1::text[], $2::text[]) AS wanted(source, source_customer_id)
-             USING (source, source_customer_id)""",
-        [s for s, _ in references],
-        [c for _, c in references],
-    )
-    return {(r["source"], r["source_customer_id"]): UUID(str(r["customer_id"])) for r in rows}
+        await remember_references(connection, references)
 
 
 async def customer_known(connection: asyncpg.Connection | asyncpg.Pool, customer_id: UUID) -> bool:

@@ -10,69 +10,31 @@ that they can label metrics: `empty message`, `malformed JSON`, `not a JSON obje
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from contracts.interaction import CallLog, InboundMessage, SurveyAnswer
-from contracts.registry import ContractViolation, describe_validation_error
-
-M = TypeVar("M", bound=BaseModel)
-
-_LABELS: dict[type[BaseModel], str] = {
-    CallLog: "invalid call log",
-    InboundMessage: "invalid message",
-    SurveyAnswer: "invalid survey answer",
-}
-_TYPE_ERRORS = ("_type", "_parsing", "model_attributes_type", "dict_type", "list_type")
-
-
-def parse_inbound(raw: bytes | None, model: type[M]) -> M:
-    """The message as `model`, or `ContractViolation` saying why it does not fit."""
-    if raw is None or raw == b"":
-        raise ContractViolation("empty message", "the message has no value")
-    try:
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise ContractViolation("malformed JSON", first["msg"]) from None
-        if first["type"] == "model_type" and not first["loc"]:
-            raise ContractViolation(
-                "not a JSON object", "the message must be one JSON object"
-            ) from None
-        raise ContractViolation(_reason(first, _LABELS[model]), _detail(exc)) from None
+from services.runtime.inbound import parse_inbound
 
 
 def parse_call_log(raw: bytes | None) -> CallLog:
-    return parse_inbound(raw, CallLog)
+    return parse_inbound(raw, CallLog, invalid="invalid call log", specific=_reason)
 
 
 def parse_message(raw: bytes | None) -> InboundMessage:
-    return parse_inbound(raw, InboundMessage)
+    return parse_inbound(raw, InboundMessage, invalid="invalid message", specific=_reason)
 
 
 def parse_survey_answer(raw: bytes | None) -> SurveyAnswer:
-    return parse_inbound(raw, SurveyAnswer)
+    return parse_inbound(raw, SurveyAnswer, invalid="invalid survey answer", specific=_reason)
 
 
-def _reason(error: Any, fallback: str) -> str:
-    kind: str = error["type"]
-    field = str(error["loc"][0]) if error["loc"] else ""
-    if kind == "missing":
-        return "missing field"
+def _reason(field: str, kind: str, error: ErrorDetails) -> str | None:
     if field == "channel" and kind == "enum":
         return "unknown channel"
     if field == "direction" and kind == "enum":
         return "unknown direction"
     if field in ("csat", "nps") and kind in ("greater_than_equal", "less_than_equal"):
         return f"{field} out of range"
-    if kind.endswith(_TYPE_ERRORS):
-        return "wrong type"
     if kind == "value_error" and not error["loc"]:
         return "no customer named" if "customer" in error["msg"] else "no score"
-    return fallback
-
-
-def _detail(error: ValidationError) -> str:
-    return describe_validation_error(error)
+    return None

@@ -28,12 +28,13 @@ from contracts.interaction import CallLog, InboundCustomer, InboundMessage, Surv
 from contracts.references import customer_id_for_reference
 from contracts.topics import Topic
 from services.interaction.application import InteractionApplication
-from services.interaction.customers import resolve_references
 from services.interaction.domain import Interaction, SurveyResponse, inbound_id
 from services.interaction.inbound import parse_call_log, parse_message, parse_survey_answer
 from services.runtime.consumer import TRANSIENT_ERRORS, Parsed
+from services.runtime.customer_references import resolve_references
 from services.runtime.deadletter import Rejection
 from services.runtime.eventstore import CommandContext, stamp
+from services.runtime.inbound import RecordedAggregates
 from services.runtime.metrics import EVENTS_CONSUMED
 
 M = TypeVar("M", bound=InboundCustomer)
@@ -175,7 +176,7 @@ class InboundIngestion(Generic[M]):
         self._feed = feed
         self._application = application
         self._pool = pool
-        self._events_table: str = getattr(application.recorder, "events_table_name", "")
+        self._recorded = RecordedAggregates(application, pool)
         self.name = feed.name
         self.group_id = feed.group_id
         self.topics: Sequence[str] = (feed.topic,)
@@ -207,7 +208,7 @@ class InboundIngestion(Generic[M]):
         candidates: dict[UUID, Parsed[M]] = {}
         for item in batch:
             candidates.setdefault(inbound_id(feed.label, *feed.key(item.value)), item)
-        existing = await self._recorded(list(candidates))
+        existing = await self._recorded.among(list(candidates))
         fresh = [
             (aggregate_id, item, customer_for(item.value, known))
             for aggregate_id, item in candidates.items()
@@ -265,17 +266,6 @@ class InboundIngestion(Generic[M]):
                     Rejection(item.record, "could not record", f"{type(exc).__name__}: {exc}")
                 )
         return recorded, rejections
-
-    async def _recorded(self, ids: list[UUID]) -> set[UUID]:
-        """Which of `ids` the event store holds already: one query."""
-        if not ids or not self._events_table:
-            return set()
-        rows = await self._pool.fetch(
-            f"SELECT originator_id FROM {self._events_table} "
-            "WHERE originator_id = ANY($1::uuid[]) AND originator_version = 1",
-            ids,
-        )
-        return {r["originator_id"] for r in rows}
 
 
 def customer_for(message: InboundCustomer, known: dict[tuple[str, str], UUID]) -> UUID:

@@ -20,16 +20,10 @@ from contracts.interaction import (
 )
 from services.interaction import queries
 from services.interaction.queries import InteractionQuery, TicketQuery
-from services.interaction.web import (
-    Pool,
-    csv_response,
-    decode_cursor,
-    next_cursor,
-    now,
-    paged_csv,
-    rows_csv,
-)
+from services.interaction.web import Pool, now
+from services.runtime.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.paging import decode_cursor, next_cursor
 
 router = APIRouter()
 

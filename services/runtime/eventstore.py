@@ -150,14 +150,18 @@ class EventSourcedApplication(Application[UUID]):
                 f"expected version {expected_version}; reload it and try again"
             )
         command(aggregate)
+        self.save_change(aggregate, what)
+        return cast(AggregateT, aggregate)
+
+    def save_change(self, aggregate: Any, what: str) -> None:
+        """Save a changed aggregate; another writer saving first answers `Conflict`."""
         try:
             self.save(aggregate)
         except RecordConflictError:
             raise Conflict(
-                f"{what} {aggregate_id} was changed by someone else at the same time; "
+                f"{what} {aggregate.id} was changed by someone else at the same time; "
                 "reload it and try again"
             ) from None
-        return cast(AggregateT, aggregate)
 
     def change_history(
         self, aggregate_id: UUID, translate: Callable[[Any], Any], *, what: str

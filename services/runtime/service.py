@@ -11,12 +11,12 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from services.runtime.consumer import BatchConsumer, BatchHandler
 from services.runtime.database import (
@@ -162,6 +162,16 @@ def current_runtime(request: Request) -> ServiceRuntime:
     """FastAPI dependency: the running service's parts."""
     runtime: ServiceRuntime = request.app.state.runtime
     return runtime
+
+
+def current_pool(runtime: Annotated[ServiceRuntime, Depends(current_runtime)]) -> asyncpg.Pool:
+    """FastAPI dependency: the service's database pool, for queries on its read models."""
+    assert runtime.pool is not None, "the pool opens before the service answers"
+    return runtime.pool
+
+
+DatabasePool = Annotated[asyncpg.Pool, Depends(current_pool)]
+"""A route parameter carrying the service's database pool."""
 
 
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:

@@ -16,6 +16,12 @@ import asyncpg
 
 from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
+from services.runtime.customer_references import (
+    REFERENCES_DDL,
+    Reference,
+    references_in,
+    remember_references,
+)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS sales_customers (
@@ -24,12 +30,6 @@ CREATE TABLE IF NOT EXISTS sales_customers (
     region text,
     first_seen_in text,
     updated_at timestamptz NOT NULL
-);
-CREATE TABLE IF NOT EXISTS customer_references (
-    source text NOT NULL,
-    source_customer_id text NOT NULL,
-    customer_id uuid NOT NULL,
-    PRIMARY KEY (source, source_customer_id)
 );
 """
 
@@ -40,6 +40,7 @@ class SalesCustomers:
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(DDL)
+        await connection.execute(REFERENCES_DDL)
 
     async def apply(
         self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
@@ -53,7 +54,7 @@ class SalesCustomers:
             )
         }
         touched: set[UUID] = set()
-        references: list[tuple[str, str, UUID]] = []
+        references: list[Reference] = []
         for event in events:
             payload = event.payload
             row = rows.get(event.customer_id)
@@ -65,9 +66,6 @@ class SalesCustomers:
                     "updated_at": event.occurred_at,
                 }
                 touched.add(event.customer_id)
-                references += [
-                    (r.source, r.source_customer_id, event.customer_id) for r in payload.references
-                ]
             elif event.event_type == "customer.profile_changed" and row is not None:
                 if "name" in payload.changed and payload.name:
                     row["name"] = payload.name
@@ -75,9 +73,7 @@ class SalesCustomers:
                     row["region"] = payload.region
                 row["updated_at"] = event.occurred_at
                 touched.add(event.customer_id)
-            elif event.event_type == "customer.reference_added":
-                ref = payload.reference
-                references.append((ref.source, ref.source_customer_id, event.customer_id))
+            references += references_in(event)
         if touched:
             await connection.executemany(
                 """INSERT INTO sales_customers
@@ -92,29 +88,7 @@ class SalesCustomers:
                     for i in touched
                 ],
             )  # fmt: skip
-        if references:
-            await connection.executemany(
-                """INSERT INTO customer_references (source, source_customer_id, customer_id)
-                   VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
-                references,
-            )
-
-
-async def resolve_references(
-    connection: asyncpg.Connection | asyncpg.Pool, references: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], UUID]:
-    """The known customers among `references`, in one query."""
-    if not references:
-        return {}
-    rows = await connection.fetch(
-        """SELECT r.source, r.source_customer_id, r.customer_id
-           FROM customer_references r
-           JOIN unnest($1::text[], $2::text[]) AS wanted(source, source_customer_id)
-             USING (source, source_customer_id)""",
-        [s for s, _ in references],
-        [c for _, c in references],
-    )
-    return {(r["source"], r["source_customer_id"]): r["customer_id"] for r in rows}
+        await remember_references(connection, references)
 
 
 async def customer_known(pool: asyncpg.Pool, customer_id: UUID) -> bool:

@@ -9,50 +9,27 @@ that they can label metrics: `empty message`, `malformed JSON`, `not a JSON obje
 from __future__ import annotations
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from contracts.registry import ContractViolation, describe_validation_error
+from contracts.registry import describe_validation_error
 from contracts.sales import SUPPORTED_CURRENCIES, PurchaseCompleted
-
-_TYPE_ERRORS = (
-    "_type",
-    "_parsing",
-    "model_attributes_type",
-    "dict_type",
-    "list_type",
-    "uuid_parsing",
-    "datetime_from_date_parsing",
-)
+from services.runtime.inbound import parse_inbound
 
 
 def parse_purchase(raw: bytes | None) -> PurchaseCompleted:
-    if raw is None or raw == b"":
-        raise ContractViolation("empty message", "the message has no value")
-    try:
-        return PurchaseCompleted.model_validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        if first["type"] == "json_invalid":
-            raise ContractViolation("malformed JSON", first["msg"]) from None
-        if first["type"] == "model_type" and not first["loc"]:
-            raise ContractViolation("not a JSON object", "a purchase is one JSON object") from None
-        raise ContractViolation(_reason(exc), _detail(exc)) from None
+    return parse_inbound(
+        raw, PurchaseCompleted, invalid="invalid purchase", specific=_reason, detail=_detail
+    )
 
 
-def _reason(error: ValidationError) -> str:
-    first = error.errors()[0]
-    kind = first["type"]
-    field = str(first["loc"][0]) if first["loc"] else ""
-    if kind == "missing":
-        return "missing field"
+def _reason(field: str, kind: str, error: ErrorDetails) -> str | None:
     if field == "currency" and kind == "enum":
         return "unknown currency"
     if field == "amount" and kind in ("greater_than", "greater_than_equal"):
         return "amount not positive"
-    if kind.endswith(_TYPE_ERRORS):
-        return "wrong type"
-    if kind == "value_error" and not first["loc"]:
+    if kind == "value_error" and not error["loc"]:
         return "no customer named"
-    return "invalid purchase"
+    return None
 
 
 def _detail(error: ValidationError) -> str:

@@ -27,10 +27,11 @@ from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
 from services.runtime.consumer import Parsed
+from services.runtime.customer_references import resolve_references
 from services.runtime.deadletter import Rejection
+from services.runtime.inbound import RecordedAggregates
 from services.runtime.metrics import EVENTS_CONSUMED
 from services.sales.application import NewPurchase, SalesApplication
-from services.sales.customers import resolve_references
 from services.sales.domain import purchase_id
 from services.sales.inbound import parse_purchase
 
@@ -43,7 +44,7 @@ class PurchaseIngestion:
     def __init__(self, application: SalesApplication, pool: asyncpg.Pool) -> None:
         self._application = application
         self._pool = pool
-        self._events_table: str = getattr(application.recorder, "events_table_name", "")
+        self._recorded = RecordedAggregates(application, pool)
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> PurchaseCompleted:
         return parse_purchase(record.value)
@@ -75,7 +76,7 @@ class PurchaseIngestion:
                 purchase_id(item.value.source, item.value.order_id),
                 new_purchase(item.value, known, derived),
             )
-        existing = await self._recorded(list(candidates))
+        existing = await self._recorded.among(list(candidates))
         fresh = [p for i, p in candidates.items() if i not in existing]
         recorded = await asyncio.to_thread(self._application.record_purchases, fresh)
         for outcome, number in (
@@ -90,17 +91,6 @@ class PurchaseIngestion:
                     outcome=outcome,
                 ).inc(number)
         return []
-
-    async def _recorded(self, ids: list[UUID]) -> set[UUID]:
-        """Which of `ids` the event store holds already: one query."""
-        if not ids or not self._events_table:
-            return set()
-        rows = await self._pool.fetch(
-            f"SELECT originator_id FROM {self._events_table} "
-            "WHERE originator_id = ANY($1::uuid[]) AND originator_version = 1",
-            ids,
-        )
-        return {r["originator_id"] for r in rows}
 
 
 def new_purchase(

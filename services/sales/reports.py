@@ -19,19 +19,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.sales import ActivityKind, Currency, Stage
+from services.runtime.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.errors import NotFound
+from services.runtime.paging import decode_cursor, encode_cursor
 from services.sales import queries
 from services.sales.queries import DateBasis, GroupBy, OpportunityFilter, PurchaseFilter
-from services.sales.web import (
-    App,
-    Pool,
-    csv_download,
-    csv_stream,
-    csv_text,
-    decode_cursor,
-    encode_cursor,
-    paged_csv,
-)
+from services.sales.web import App, Pool
 
 router = APIRouter(tags=["sales views"])
 
@@ -246,7 +239,7 @@ def _json_rows(rows: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
 
 def _respond(rows: list[dict[str, Any]], model: type[BaseModel], format: str, filename: str) -> Any:
     if format == "csv":
-        return csv_download(csv_text(rows, list(model.model_fields)), filename)
+        return rows_csv(rows, list(model.model_fields), filename)
     return [model.model_validate(r) for r in rows]
 
 
@@ -334,7 +327,7 @@ async def list_opportunities(
     today = dt.datetime.now(dt.UTC).date()
     if overdue:
         filters = OpportunityFilter(**{**vars(filters), "overdue_on": today})
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor)
     rows = await queries.find_opportunities(db, filters, limit=limit + 1, after=after)
     page, more = rows[:limit], len(rows) > limit
     return OpportunityPage(
@@ -380,7 +373,7 @@ async def export_opportunities(
         rows = await queries.find_opportunities(db, filters, limit=1000, after=after)
         return [_with_overdue(r, today) for r in rows]
 
-    return csv_stream(
+    return csv_response(
         paged_csv(fetch, OPPORTUNITY_CSV, ("opened_at", "opportunity_id"), 1000),
         "opportunities.csv",
     )
@@ -427,7 +420,7 @@ async def list_contracts(
     )
     if format == "csv":
         columns = [n for n in ContractView.model_fields if n != "payments"]
-        download: Any = csv_download(csv_text(rows, columns), "contracts.csv")
+        download: Any = rows_csv(rows, columns, "contracts.csv")
         return download
     return [ContractView.model_validate(r) for r in rows]
 
@@ -469,7 +462,7 @@ PurchaseFilters = Annotated[PurchaseFilter, Depends(purchase_filter)]
 async def _purchase_page(
     db: Pool, filters: PurchaseFilter, limit: int, cursor: str | None
 ) -> PurchasePage:
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor)
     rows = await queries.find_purchases(db, filters, limit=limit + 1, after=after)
     page, more = _json_rows(rows[:limit], "items"), len(rows) > limit
     return PurchasePage(
@@ -506,7 +499,7 @@ async def export_purchases(db: Pool, filters: PurchaseFilters) -> Response:
     async def fetch(after: tuple[dt.datetime, UUID] | None) -> list[dict[str, Any]]:
         return await queries.find_purchases(db, filters, limit=1000, after=after)
 
-    return csv_stream(
+    return csv_response(
         paged_csv(fetch, PURCHASE_CSV, ("occurred_at", "purchase_id"), 1000), "purchases.csv"
     )
 
