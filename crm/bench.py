@@ -37,6 +37,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     ingestion.add_argument("--count", type=int, default=20_000, help="purchases (default 20000)")
     ingestion.set_defaults(handler=run_purchase_ingestion)
+    search = benchmarks.add_parser(
+        "keyword-search",
+        help="keyword search latency over many interactions, with the query plans",
+    )
+    search.add_argument(
+        "--count", type=int, default=1_000_000, help="interactions (default 1000000)"
+    )
+    search.set_defaults(handler=run_keyword_search)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -101,6 +109,13 @@ def run_projection_latency(args: argparse.Namespace) -> int:
 
 def run_purchase_ingestion(args: argparse.Namespace) -> int:
     from crm.bench_sales import run_purchase_ingestion as measure
+
+    measure(args.count)
+    return 0
+
+
+def run_keyword_search(args: argparse.Namespace) -> int:
+    from crm.bench_interaction import run_keyword_search as measure
 
     measure(args.count)
     return 0

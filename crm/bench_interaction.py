@@ -1,4 +1,4 @@
-"""Keyword search over many interactions: `python -m crm.bench_interaction --count 1000000`.
+"""Keyword search over many interactions: `crm bench keyword-search --count 1000000`.
 
 In one process: starts an embedded PostgreSQL, creates the interaction service's
 projection tables (`InteractionViews.create_tables`), bulk-loads `count` synthetic
@@ -14,7 +14,6 @@ percentile latency per kind of keyword and the EXPLAIN plans of two queries.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import random
@@ -368,21 +367,13 @@ def run_keyword_search(count: int) -> dict[str, float]:
         tempfile.TemporaryDirectory(prefix="crm-bench-interaction-") as directory,
         EmbeddedPostgres(Path(directory) / "postgres") as postgres,
     ):
-        return asyncio.run(measure(postgres, count))
+        figures = asyncio.run(measure(postgres, count))
+    print_figures(figures)
+    return figures
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--count", type=int, default=100_000, help="interactions to load")
-    arguments = parser.parse_args(argv)
-    if arguments.count < 1:
-        parser.error("--count must be at least 1")
-    figures = run_keyword_search(arguments.count)
-    print()
+def print_figures(figures: dict[str, float]) -> None:
+    print(f"\nkeyword search over {figures['count']:,.0f} interactions (milliseconds):")
     for name, value in figures.items():
-        print(f"{name:32} {value:12.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        if name != "count":
+            print(f"  {name:32} {value:10.2f}")

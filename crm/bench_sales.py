@@ -1,4 +1,4 @@
-"""Benchmark of purchase ingestion: `python -m crm.bench_sales --count 20000`.
+"""Benchmark of purchase ingestion: `crm bench purchase-ingestion --count 20000`.
 
 In one process: starts an embedded PostgreSQL and broker, publishes `count` completed
 purchases on the inbound purchases topic, and measures events per second from the
@@ -17,7 +17,6 @@ The clock starts when the first batch reaches the handler (after consumer-group 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import tempfile
@@ -292,17 +291,3 @@ def print_figures(figures: dict[str, float]) -> None:
         f"{figures['baseline_committed_seconds']:.2f} s)"
     )
     print(f"  batched / baseline: {figures['speedup']:.1f} times")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--count", type=int, default=20_000, help="purchases (default 20000)")
-    args = parser.parse_args(argv)
-    if args.count < 1:
-        parser.error("--count must be at least 1")
-    run_purchase_ingestion(args.count)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

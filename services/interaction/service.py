@@ -6,6 +6,7 @@ from contracts.topics import Topic
 from services.interaction.api import router as commands
 from services.interaction.application import InteractionApplication
 from services.interaction.customers import InteractionCustomers
+from services.interaction.gauges import refresh_open_tickets
 from services.interaction.ingestion import (
     CALL_LOGS,
     MESSAGES,
@@ -45,4 +46,5 @@ DEFINITION = ServiceDefinition(
     projections=lambda: [InteractionViews(), InteractionCustomers()],
     routers=[commands, views],
     handlers=inbound_feeds,
+    gauges=[refresh_open_tickets],
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -37,6 +37,10 @@ from services.runtime.settings import ServiceSettings
 log = logging.getLogger(__name__)
 
 
+GaugeRefresh = Callable[[asyncpg.Pool], Awaitable[None]]
+"""Sets gauges from what a query on the read models answers."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class ServiceDefinition:
     name: str
@@ -51,6 +55,8 @@ class ServiceDefinition:
         default=lambda runtime: ()
     )
     """Consumers beyond the projections: inbound topics, other services' topics."""
+    gauges: Sequence[GaugeRefresh] = ()
+    """Gauges computed from the read models, refreshed every `gauge_refresh_seconds`."""
 
 
 class ServiceRuntime:
@@ -112,6 +118,19 @@ class ServiceRuntime:
             asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"),
             *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
         ]
+        if self.definition.gauges:
+            self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
+
+    async def _refresh_gauges(self) -> None:
+        """Refresh the read-model gauges forever; a failed refresh keeps the last values."""
+        assert self.pool is not None
+        while True:
+            for refresh in self.definition.gauges:
+                try:
+                    await refresh(self.pool)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("gauge refresh %s failed: %r", refresh.__name__, exc)
+            await asyncio.sleep(self.settings.gauge_refresh_seconds)
 
     async def stop(self) -> None:
         for task in self._tasks:

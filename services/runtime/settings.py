@@ -34,6 +34,13 @@ class ServiceSettings(BaseSettings):
     )
     relay_batch_size: int = Field(default=1000, ge=1, le=50_000)
     relay_poll_interval_seconds: float = Field(default=0.02, gt=0, le=10)
+    gauge_refresh_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=3600,
+        description="How often gauges read from the read models (open tickets by SLA "
+        "state, segment sizes) are refreshed.",
+    )
     consumer_max_records: int = Field(default=2000, ge=1, le=100_000)
     consumer_batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
     consumer_fetch_max_wait_ms: int = Field(

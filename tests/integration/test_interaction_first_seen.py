@@ -12,13 +12,8 @@ from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.topics import Topic
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
-from tests.integration.interaction_fixtures import (
-    interaction_service,
-    publish_json,
-    wait_for,
-)
-
-__all__ = ["interaction_service"]
+from tests.support.http import wait_for
+from tests.support.kafka import publish_json
 
 
 async def test_an_unknown_caller_becomes_a_customer_named_by_the_call_centre(

@@ -23,15 +23,9 @@ from contracts.topics import Topic
 from crm import demo_interaction
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
-from tests.integration.interaction_fixtures import (
-    interaction_service,
-    publish_json,
-    register_customer,
-    wait_for,
-)
-from tests.support.kafka import header, read_topic
-
-__all__ = ["interaction_service"]
+from tests.support.customers import register_customer
+from tests.support.http import wait_for
+from tests.support.kafka import header, publish_json, read_topic
 
 NOW = datetime.now(UTC)
 CALLCENTRE_REF = CustomerReference(source="callcentre", source_customer_id="86-13800138000")

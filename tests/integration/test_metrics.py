@@ -4,16 +4,22 @@ lag returns to zero."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
-from tests.support.kafka import publish_raw
+from tests.support.customers import register_customer
+from tests.support.kafka import publish_json, publish_raw
 
 pytestmark = pytest.mark.integration
 
@@ -87,3 +93,72 @@ async def test_counts_match_the_workload_and_lag_returns_to_zero(
     latency = "crm_http_request_duration_seconds_count"
     assert total(samples, latency, route="/customers", method="POST") == 11
     assert total(samples, "crm_db_pool_connections", schema="customer", state="max") > 0
+
+
+async def scrape_until(
+    client: httpx.AsyncClient, settled: Callable[[Samples], bool], attempts: int = 150
+) -> Samples:
+    """Scrape until `settled` accepts the samples (or the attempts run out)."""
+    for _ in range(attempts):
+        samples = await scrape(client)
+        if settled(samples):
+            break
+        await asyncio.sleep(0.1)
+    return samples
+
+
+async def test_sales_and_interaction_count_their_inbound_feeds_and_breaches(
+    infra: Infrastructure, sales_service: ServiceProcess, interaction_service: ServiceProcess
+) -> None:
+    example: dict[str, Any] = PurchaseCompleted.model_json_schema()["examples"][0]
+    customer = str(uuid.uuid4())
+    purchases = [
+        {**example, "order_id": f"M-{i}", "customer_id": customer, "customer_reference": None}
+        for i in range(3)
+    ]
+    await publish_json(
+        infra.bootstrap_servers,
+        Topic.PURCHASES_INBOUND,
+        [(customer, p) for p in purchases]
+        + [(customer, purchases[0]), (customer, {**purchases[1], "amount": "-5"})],
+    )
+    async with httpx.AsyncClient(base_url=sales_service.url, timeout=10) as client:
+        inbound = "sales_purchases_inbound"
+        sales = await scrape_until(
+            client,
+            lambda s: (
+                total(s, "crm_events_consumed_total", consumer=inbound) == 4
+                and total(s, "crm_outbox_backlog_events") == 0
+            ),
+        )
+    consumed = "crm_events_consumed_total"
+    assert total(sales, consumed, consumer=inbound, outcome="applied") == 3
+    assert total(sales, consumed, consumer=inbound, outcome="duplicate") == 1
+    assert total(sales, "crm_dead_letters_total", reason="amount not positive") == 1
+    purchase_recorded = {"topic": Topic.SALES.value, "event_type": "sales.purchase_recorded"}
+    assert total(sales, "crm_events_published_total", **purchase_recorded) == 3
+
+    huaxin = await register_customer(infra.bootstrap_servers, "指标华信")
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).isoformat()
+    ticket = {
+        "customer_id": str(huaxin),
+        "kind": "complaint",
+        "channel": "phone",
+        "category": "delivery",
+        "subject": "货物未送达",
+    }
+    async with httpx.AsyncClient(base_url=interaction_service.url, timeout=10) as client:
+        for severity, opened_at in (("critical", two_days_ago), ("low", None)):
+            response = await client.post(
+                "/tickets", json={**ticket, "severity": severity, "opened_at": opened_at}
+            )
+            assert response.status_code == 201, response.text
+        open_tickets = "crm_tickets_open"
+        interaction = await scrape_until(
+            client, lambda s: total(s, open_tickets, severity="low", sla_state="on_track") == 1
+        )
+    assert total(interaction, open_tickets, severity="critical", sla_state="breached") == 1
+    assert total(interaction, open_tickets, sla_state="breached") == 1
+    assert total(interaction, open_tickets) == 2
+    route = {"route": "/tickets", "method": "POST", "status": "201"}
+    assert total(interaction, "crm_http_requests_total", **route) == 2

@@ -22,12 +22,11 @@ from contracts.topics import Topic
 from crm import demo_sales
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
-from tests.integration.sales_fixtures import publish_purchases, sales_service, wait_for
 from tests.support.events import as_message, envelope
-from tests.support.kafka import header, publish_raw, read_topic
+from tests.support.http import wait_for
+from tests.support.kafka import header, publish_json, publish_raw, read_topic
 
 pytestmark = pytest.mark.integration
-__all__ = ["sales_service"]
 
 TODAY = datetime.now(UTC).date()
 THIS_MONTH = TODAY.strftime("%Y-%m")
@@ -222,8 +221,9 @@ async def test_a_deal_from_lead_to_paid_and_purchases_from_a_shop(
         # Purchases from the shop: three orders, one of them sent twice, one of them
         # naming a customer the CRM has never seen, by the shop's own customer id.
         stranger = CustomerReference(source="shop-cn", source_customer_id="U-777")
-        await publish_purchases(
+        await publish_json(
             infra.bootstrap_servers,
+            Topic.PURCHASES_INBOUND,
             [
                 (customer_id, purchase("SO-1", "1299.00", customer_id=customer_id)),
                 (customer_id, purchase("SO-2", "88.50", customer_id=customer_id)),
@@ -351,8 +351,10 @@ async def test_bad_purchases_are_dead_lettered_with_reasons(
         "type": {**good, "amount": {"value": 5}},
         "nobody": {k: v for k, v in good.items() if k != "customer_id"},
     }
-    await publish_purchases(
-        infra.bootstrap_servers, [(key, value) for key, value in bad.items()] + [("ok", good)]
+    await publish_json(
+        infra.bootstrap_servers,
+        Topic.PURCHASES_INBOUND,
+        [(key, value) for key, value in bad.items()] + [("ok", good)],
     )
 
     dead = await read_topic(infra.bootstrap_servers, Topic.DEAD_LETTER, expect=len(bad))

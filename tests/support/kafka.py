@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
@@ -60,3 +61,17 @@ def header(record: ConsumerRecord[Any, Any], name: str) -> str | None:
         if key == name:
             return bytes(value).decode()
     return None
+
+
+async def publish_json(
+    bootstrap_servers: str, topic: str, messages: Sequence[tuple[str, dict[str, Any] | bytes]]
+) -> None:
+    """Publish as another system would: JSON values (bytes are sent as they are), keyed."""
+    await publish_raw(
+        bootstrap_servers,
+        topic,
+        [
+            (key.encode(), value if isinstance(value, bytes) else orjson.dumps(value))
+            for key, value in messages
+        ],
+    )

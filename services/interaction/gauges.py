@@ -1,0 +1,29 @@
+"""Gauges the interaction service computes from its read models for Prometheus."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+from prometheus_client import Gauge
+
+from contracts.interaction import Severity
+from services.interaction.queries import ticket_summary
+
+SLA_STATES = ("on_track", "at_risk", "breached")
+
+OPEN_TICKETS = Gauge(
+    "crm_tickets_open",
+    "Open tickets by severity and service-level state (on_track, at_risk, breached).",
+    ["severity", "sla_state"],
+)
+
+
+async def refresh_open_tickets(pool: asyncpg.Pool) -> None:
+    counts = {(s.value, state): 0 for s in Severity for state in SLA_STATES}
+    for row in await ticket_summary(pool, now=datetime.now(UTC)):
+        key = (row["severity"], row["sla_state"])
+        if key in counts:
+            counts[key] += row["tickets"]
+    for (severity, state), count in counts.items():
+        OPEN_TICKETS.labels(severity=severity, sla_state=state).set(count)
