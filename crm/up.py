@@ -289,12 +289,25 @@ class Supervisor:
         )
 
     async def _prepare_storage(self) -> None:
+        import asyncpg
+
         from contracts.topics import Topic
         from services.runtime.database import ensure_database
         from services.runtime.kafka import ensure_topics, wait_for_broker
+        from services.runtime.outbox import republish_from_the_start
 
         assert self.postgres is not None and self.broker is not None
         await ensure_database(self.postgres.dsn(DATABASE))
+        connection = await asyncpg.connect(self.postgres.dsn(DATABASE))
+        try:
+            kept = await republish_from_the_start(connection)
+        finally:
+            await connection.close()
+        if kept:
+            say(
+                "The broker starts empty: the services publish their kept events again "
+                "(consumers skip those they applied)"
+            )
         await wait_for_broker(self.broker.bootstrap_servers)
         await ensure_topics(self.broker.bootstrap_servers, list(Topic), partitions=TOPIC_PARTITIONS)
         say(f"Database {DATABASE!r} and {len(Topic)} topics are ready")
@@ -407,7 +420,7 @@ class Supervisor:
         lines = ["", f"CRM is up ({elapsed:.1f}s). Press Ctrl-C to stop everything.", ""]
 
         def row(label: str, value: object, *, sub: bool = False) -> str:
-            return f"    {label:<16}{value}" if sub else f"  {label:<18}{value}"
+            return f"    {label:<17} {value}" if sub else f"  {label:<19} {value}"
 
         for spec in services:
             lines += [
@@ -427,10 +440,14 @@ class Supervisor:
             row("log", self.postgres.log_path, sub=True),
             row("psql", f"{psql} {self.postgres.dsn(DATABASE)}", sub=True),
             row("Kafka bootstrap", self.broker.bootstrap_servers),
-            row("broker", "Tansu, in memory: topics are empty after every start", sub=True),
+            row(
+                "broker",
+                "Tansu, in memory: every start republishes the kept event stores",
+                sub=True,
+            ),
             row("log", self.broker.log_path, sub=True),
             row("topics", ""),
-            *(f"    {topic.value:<26}{topic.description}" for topic in Topic),
+            *(f"    {topic.value:<31} {topic.description}" for topic in Topic),
             "",
             f"  Service output follows, prefixed with the service name; it is also kept in "
             f"{self.logs_dir}/<service>.log",

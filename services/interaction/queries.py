@@ -206,6 +206,20 @@ SLA_STATE = """CASE
     ELSE 'on_track' END"""
 
 
+def _ticket_row(record: asyncpg.Record, now: datetime) -> Row:
+    """A ticket as of `now`: a target the clock has passed without an answer (or a
+    resolution) is breached already, not only once the late answer comes."""
+    row = dict(record)
+    still_open = row["status"] == "open"
+    row["response_breached"] = row["response_breached"] or (
+        still_open and row["first_responded_at"] is None and row["response_due_at"] < now
+    )
+    row["resolution_breached"] = row["resolution_breached"] or (
+        still_open and row["resolution_due_at"] < now
+    )
+    return row
+
+
 @dataclass(frozen=True)
 class TicketQuery:
     statuses: tuple[str, ...] = ("open",)
@@ -252,7 +266,7 @@ async def find_tickets(
         f"LIMIT {where.parameter(limit)}",
         *where.values,
     )
-    return [dict(r) for r in records]
+    return [_ticket_row(r, now) for r in records]
 
 
 async def ticket_summary(connection: Connection, *, now: datetime) -> list[Row]:
@@ -277,7 +291,7 @@ async def get_ticket(connection: Connection, ticket_id: UUID, now: datetime) -> 
         ticket_id,
         now,
     )
-    return dict(records[0]) if records else None
+    return _ticket_row(records[0], now) if records else None
 
 
 async def ticket_times(

@@ -113,8 +113,12 @@ class TicketView(BaseModel):
         description="breached: a target was missed; at_risk: less than a fifth of a running "
         "target's time is left; on_track; met: resolved within its targets."
     )
-    response_breached: bool
-    resolution_breached: bool
+    response_breached: bool = Field(
+        description="First answered after its target, or still unanswered past it."
+    )
+    resolution_breached: bool = Field(
+        description="Resolved after its target, or still open past it."
+    )
     version: int
 
 

@@ -206,3 +206,22 @@ class OutboxRelay:
             OUTBOX_OLDEST_AGE.labels(topic=self._topic).set(
                 max(0.0, time.time() - recorded.timestamp())
             )
+
+
+async def republish_from_the_start(connection: asyncpg.Connection) -> list[str]:
+    """Make every service's relay publish its whole event store again when it next starts.
+
+    For a broker that lost its topics (the in-memory broker of a local run): the topics
+    then hold the whole history again, and consumers skip the events they had applied,
+    since they recognise them by event id. Returns the schemas whose position was reset.
+    """
+    schemas = [
+        row["table_schema"]
+        for row in await connection.fetch(
+            "SELECT table_schema FROM information_schema.tables "
+            "WHERE table_name = 'outbox_position'"
+        )
+    ]
+    for schema in schemas:
+        await connection.execute(f'DELETE FROM "{schema}".outbox_position')
+    return schemas

@@ -142,7 +142,10 @@ async def test_contacts_complaints_surveys_and_plans(
             lambda body: [t["ticket_id"] for t in body["items"]] == [complaint_id],
             sla_state="breached",
         )
-        assert breached["items"][0]["customer_name"] == "上海华信贸易有限公司"
+        late = breached["items"][0]
+        assert late["customer_name"] == "上海华信贸易有限公司"
+        assert late["response_breached"] is True, "unanswered past its target: breached now"
+        assert late["resolution_breached"] is False
         on_track = await wait_for(
             client, "/tickets", lambda body: len(body["items"]) == 1, sla_state="on_track"
         )
