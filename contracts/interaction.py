@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from contracts.envelope import EventPayload
 from contracts.references import CustomerHint, CustomerReference, SourceName
+from contracts.topics import Topic
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
@@ -393,3 +394,10 @@ class SurveyAnswer(InboundCustomer):
         if self.csat is None and self.nps is None:
             raise ValueError("an answer carries csat, nps or both")
         return self
+
+INBOUND: dict[str, type[BaseModel]] = {
+    Topic.CALL_LOGS_INBOUND: CallLog,
+    Topic.MESSAGES_INBOUND: InboundMessage,
+    Topic.SURVEY_ANSWERS_INBOUND: SurveyAnswer,
+}
+"""The model of each inbound topic's messages."""
