@@ -395,6 +395,7 @@ class SurveyAnswer(InboundCustomer):
             raise ValueError("an answer carries csat, nps or both")
         return self
 
+
 INBOUND: dict[str, type[BaseModel]] = {
     Topic.CALL_LOGS_INBOUND: CallLog,
     Topic.MESSAGES_INBOUND: InboundMessage,
