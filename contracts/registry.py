@@ -13,6 +13,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import EventEnvelope, EventPayload
+from contracts.topics import Topic
 
 EVENT_MODULES = (
     "contracts.customer",
@@ -63,6 +64,24 @@ class ContractViolation(ValueError):
 
 def all_event_models() -> tuple[type[EventPayload], ...]:
     return _ALL_EVENTS
+
+
+def topic_of(model: type[EventPayload]) -> Topic:
+    """The topic an event is published on: its service's, named by the event type's prefix
+    (`customer.registered` → `crm.customer.events.v1`)."""
+    service = model.event_type.partition(".")[0]
+    try:
+        return Topic(f"crm.{service}.events.v1")
+    except ValueError:
+        raise LookupError(f"no topic for {model.event_type}: add one to contracts.topics") from None
+
+
+def events_by_topic() -> dict[Topic, list[type[EventPayload]]]:
+    """Every event model, grouped by the topic it is published on."""
+    grouped: dict[Topic, list[type[EventPayload]]] = {}
+    for model in _ALL_EVENTS:
+        grouped.setdefault(topic_of(model), []).append(model)
+    return grouped
 
 
 def inbound_models() -> dict[str, type[BaseModel]]:

@@ -3,7 +3,8 @@
 Reasons (the `dlq.reason` header of a dead-lettered message) are a small fixed set, so
 that they can label metrics: `empty message`, `malformed JSON`, `not a JSON object`,
 `missing field`, `wrong type`, `unknown channel`, `unknown direction`,
-`csat out of range`, `nps out of range`, `no score`, `no customer named`, and
+`csat out of range`, `nps out of range`, `no score`, `no customer named`,
+`bad customer reference`, `date in the future`, `too long`, and
 `invalid call log` / `invalid message` / `invalid survey answer` for anything else.
 `dlq.detail` names the field and the problem.
 """
@@ -59,8 +60,14 @@ def parse_survey_answer(raw: bytes | None) -> SurveyAnswer:
 def _reason(error: Any, fallback: str) -> str:
     kind: str = error["type"]
     field = str(error["loc"][0]) if error["loc"] else ""
+    if field == "customer_reference":
+        return "bad customer reference"
     if kind == "missing":
         return "missing field"
+    if kind == "date_in_future":
+        return "date in the future"
+    if kind in ("string_too_long", "too_long"):
+        return "too long"
     if field == "channel" and kind == "enum":
         return "unknown channel"
     if field == "direction" and kind == "enum":

@@ -3,7 +3,8 @@
 Reasons (the `dlq.reason` header of the dead-lettered message) are a small fixed set, so
 that they can label metrics: `empty message`, `malformed JSON`, `not a JSON object`,
 `missing field`, `wrong type`, `amount not positive`, `unknown currency`,
-`no customer named`, `invalid purchase`. `dlq.detail` names the field and the problem.
+`no customer named`, `bad customer reference`, `date in the future`, `too long`,
+`invalid purchase`. `dlq.detail` names the field and the problem.
 """
 
 from __future__ import annotations
@@ -42,8 +43,14 @@ def _reason(error: ValidationError) -> str:
     first = error.errors()[0]
     kind = first["type"]
     field = str(first["loc"][0]) if first["loc"] else ""
+    if field == "customer_reference":
+        return "bad customer reference"
     if kind == "missing":
         return "missing field"
+    if kind == "date_in_future":
+        return "date in the future"
+    if kind in ("string_too_long", "too_long"):
+        return "too long"
     if field == "currency" and kind == "enum":
         return "unknown currency"
     if field == "amount" and kind in ("greater_than", "greater_than_equal"):
