@@ -1,7 +1,8 @@
 """Public event contracts of the CRM: the envelope, every event payload, and topic names.
 
 Other systems depend on this package alone (`pip install ./contracts`, distribution
-`crm-contracts`); it holds no service code and needs only pydantic (and orjson).
+`crm-contracts`); it holds no service code and needs only pydantic (it uses orjson
+when installed).
 
     import contracts
     from contracts.customer import CustomerRegistered
