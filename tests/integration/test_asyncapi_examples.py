@@ -11,7 +11,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from contracts import Topic, parse_event
+from contracts import Topic, events_by_topic, parse_event
 from contracts.asyncapi import load_document
 from contracts.references import CustomerReference, customer_id_for_reference
 from services.runtime.processes import ServiceProcess
@@ -56,7 +56,7 @@ async def test_every_documented_example_is_applied(
 
     # Outbound: each example is an event the contracts read.
     outbound = examples_by_action(served, "send")
-    assert set(outbound) == {Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION, Topic.DEAD_LETTER}
+    assert set(outbound) == {*events_by_topic(), Topic.DEAD_LETTER}
     for address, payloads in outbound.items():
         if address == Topic.DEAD_LETTER:
             continue
