@@ -38,6 +38,7 @@ unit: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.jsonschema
+	$(BIN)/python -m contracts.asyncapi
 
 bench: $(STAMP)
 	$(BIN)/crm bench projection-latency --count 1000

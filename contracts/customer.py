@@ -112,6 +112,50 @@ class ChannelPreferences(BaseModel):
 
 class CustomerRegistered(EventPayload):
     event_type = "customer.registered"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "上海华信贸易有限公司",
+                    "kind": "business",
+                    "industry": "贸易",
+                    "region": "华东",
+                    "source_channel": "展会",
+                    "owner": "李娜",
+                    "tags": ["key-account"],
+                    "contacts": [
+                        {
+                            "contact_id": "c-1",
+                            "name": "张伟",
+                            "title": "采购经理",
+                            "phones": ["+86 138 0013 8000"],
+                            "emails": ["zhang.wei@huaxin.com.cn"],
+                        }
+                    ],
+                    "addresses": [
+                        {
+                            "label": "office",
+                            "line1": "浦东新区世纪大道100号",
+                            "line2": "20楼",
+                            "city": "上海",
+                            "region": "上海市",
+                            "postal_code": "200120",
+                            "country": "CN",
+                        }
+                    ],
+                    "classification": {
+                        "importance_tier": "important",
+                        "loyalty_stage": "new",
+                        "value_behaviour": None,
+                        "relationship_level": "responsive",
+                    },
+                    "channel_preferences": {"preferred": ["wechat", "phone"], "opted_out": ["sms"]},
+                    "references": [{"source": "shop-cn", "source_customer_id": "U-1029"}],
+                    "first_seen_in": None,
+                }
+            ]
+        }
+    )
 
     name: ShortText
     kind: CustomerKind
@@ -138,6 +182,13 @@ class CustomerReferenceAdded(EventPayload):
     """Another system's name for the customer; facts it publishes land on this customer."""
 
     event_type = "customer.reference_added"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"reference": {"source": "callcentre", "source_customer_id": "86-13800138000"}}
+            ]
+        }
+    )
 
     reference: CustomerReference
 
@@ -146,6 +197,11 @@ class CustomerProfileChanged(EventPayload):
     """Only the fields that changed are present; an explicit null clears a field."""
 
     event_type = "customer.profile_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"owner": "王芳", "region": "华南", "changed": ["owner", "region"]}]
+        }
+    )
 
     name: ShortText | None = None
     kind: CustomerKind | None = None
@@ -160,18 +216,50 @@ class CustomerAddressSet(EventPayload):
     """An address was added, or the address with the same label replaced."""
 
     event_type = "customer.address_set"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "address": {
+                        "label": "billing",
+                        "line1": "天河区珠江新城华夏路8号",
+                        "city": "广州",
+                        "region": "广东省",
+                        "postal_code": "510623",
+                        "country": "CN",
+                    }
+                }
+            ]
+        }
+    )
 
     address: Address
 
 
 class CustomerAddressRemoved(EventPayload):
     event_type = "customer.address_removed"
+    model_config = ConfigDict(json_schema_extra={"examples": [{"label": "shipping"}]})
 
     label: Tag
 
 
 class ContactPersonAdded(EventPayload):
     event_type = "customer.contact_added"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "contact": {
+                        "contact_id": "c-2",
+                        "name": "刘洋",
+                        "title": "财务主管",
+                        "phones": ["+86 139 1234 5678"],
+                        "emails": [],
+                    }
+                }
+            ]
+        }
+    )
 
     contact: ContactPerson
 
@@ -180,12 +268,28 @@ class ContactPersonChanged(EventPayload):
     """The contact person as it is after the change."""
 
     event_type = "customer.contact_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "contact": {
+                        "contact_id": "c-1",
+                        "name": "张伟",
+                        "title": "采购总监",
+                        "phones": ["+86 138 0013 8000"],
+                        "emails": ["zhang.wei@huaxin.com.cn"],
+                    }
+                }
+            ]
+        }
+    )
 
     contact: ContactPerson
 
 
 class ContactPersonRemoved(EventPayload):
     event_type = "customer.contact_removed"
+    model_config = ConfigDict(json_schema_extra={"examples": [{"contact_id": "c-2"}]})
 
     contact_id: str
 
@@ -194,6 +298,20 @@ class CustomerClassified(EventPayload):
     """The four classifications as they are after the change."""
 
     event_type = "customer.classified"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "classification": {
+                        "importance_tier": "vip",
+                        "loyalty_stage": "loyal",
+                        "value_behaviour": "lighthouse",
+                        "relationship_level": "partner",
+                    }
+                }
+            ]
+        }
+    )
 
     classification: Classification
 
@@ -203,6 +321,7 @@ class CustomerTaggedV1(EventPayload):
 
     event_type = "customer.tagged"
     schema_version = 1
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tag": "key-account"}]})
 
     tag: Tag
 
@@ -212,6 +331,7 @@ class CustomerTagged(EventPayload):
 
     event_type = "customer.tagged"
     schema_version = 2
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tags": ["key-account", "华东"]}]})
 
     tags: list[Tag] = Field(min_length=1, max_length=50)
 
@@ -223,6 +343,7 @@ def tagged_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
 
 class CustomerUntagged(EventPayload):
     event_type = "customer.untagged"
+    model_config = ConfigDict(json_schema_extra={"examples": [{"tag": "trial"}]})
 
     tag: Tag
 
@@ -231,6 +352,13 @@ class ChannelPreferencesChanged(EventPayload):
     """Preferences and opt-outs as they are after the change."""
 
     event_type = "customer.channel_preferences_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"channel_preferences": {"preferred": ["email"], "opted_out": ["phone", "sms"]}}
+            ]
+        }
+    )
 
     channel_preferences: ChannelPreferences
 

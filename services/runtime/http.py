@@ -4,6 +4,7 @@
 - `GET /health/ready`: 200 when the database and broker are reachable and the
   projections have caught up; 503 with the failing checks otherwise.
 - `GET /metrics`: Prometheus text format.
+- `GET /asyncapi.json`: the AsyncAPI document of every topic (`contracts/asyncapi.json`).
 Every response carries `X-Correlation-ID` (the caller's, or a new one); commands record
 it, with the actor from `X-Actor`, on the events they cause.
 """
@@ -22,6 +23,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
+from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected, RuleViolation
 from services.runtime.eventstore import CommandContext, command_context
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -158,5 +160,17 @@ def create_app(
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    asyncapi_document = ASYNCAPI_FILE.read_bytes()
+
+    @app.get(
+        "/asyncapi.json",
+        tags=["operations"],
+        summary="AsyncAPI document of every Kafka topic, inbound and outbound",
+        response_class=Response,
+        responses={200: {"content": {"application/json": {}}}},
+    )
+    async def asyncapi() -> Response:
+        return Response(asyncapi_document, media_type="application/json")
 
     return app

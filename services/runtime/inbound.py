@@ -45,8 +45,9 @@ def parse_inbound(
     detail: Callable[[ValidationError], str] = describe_validation_error,
 ) -> M:
     """`raw` as `model`; otherwise `ContractViolation` with one of the reasons `empty
-    message`, `malformed JSON`, `not a JSON object`, `missing field`, what `specific`
-    says, `wrong type`, or `invalid` for anything else."""
+    message`, `malformed JSON`, `not a JSON object`, `bad customer reference`, `missing
+    field`, `date in the future`, `too long`, what `specific` says, `wrong type`, or
+    `invalid` for anything else."""
     if raw is None or raw == b"":
         raise ContractViolation("empty message", "the message has no value")
     try:
@@ -61,8 +62,14 @@ def parse_inbound(
             raise ContractViolation(
                 "not a JSON object", "the message must be one JSON object"
             ) from None
-        if kind == "missing":
+        if field == "customer_reference":
+            reason = "bad customer reference"
+        elif kind == "missing":
             reason = "missing field"
+        elif kind == "date_in_future":
+            reason = "date in the future"
+        elif kind in ("string_too_long", "too_long"):
+            reason = "too long"
         elif (particular := specific(field, kind, first)) is not None:
             reason = particular
         elif kind.endswith(TYPE_ERRORS):

@@ -3,7 +3,8 @@
 Reasons (the `dlq.reason` header of the dead-lettered message) are a small fixed set, so
 that they can label metrics: `empty message`, `malformed JSON`, `not a JSON object`,
 `missing field`, `wrong type`, `amount not positive`, `unknown currency`,
-`no customer named`, `invalid purchase`. `dlq.detail` names the field and the problem.
+`no customer named`, `bad customer reference`, `date in the future`, `too long`,
+`invalid purchase`. `dlq.detail` names the field and the problem.
 """
 
 from __future__ import annotations

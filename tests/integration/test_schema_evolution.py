@@ -1,20 +1,28 @@
 """A version-1 customer.tagged published by an old producer is still applied, beside
-version 2, by the running service."""
+version 2, by the running service; and one stored in the event store before version 2
+existed is read, published as version 2 and folded."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import httpx
 import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
 
 from contracts import customer as contract
+from contracts import parse_event
 from contracts.topics import Topic
+from services.customer.application import CustomerApplication
+from services.customer.domain import Customer
+from services.runtime.eventstore import postgres_environment
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.events import as_message, envelope
-from tests.support.kafka import publish_raw
+from tests.support.kafka import publish_raw, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -41,3 +49,44 @@ async def test_version_1_and_version_2_messages_are_both_applied(
                 break
             await asyncio.sleep(0.1)
     assert response.json()["tags"] == ["from-v1", "from-v2", "also"]
+
+
+async def test_a_version_1_event_stored_long_ago_is_read_published_and_folded(
+    infra: Infrastructure, customer_service: ServiceProcess
+) -> None:
+    """An event stored in PostgreSQL before version 2 existed: the service loads it, lists
+    it in the history, and publishes it as version 2, which the directory folds."""
+    app = await asyncio.to_thread(
+        CustomerApplication, postgres_environment(infra.database_url, "customer")
+    )
+    try:
+        customer = await asyncio.to_thread(app.register, name="陈静", kind="consumer")
+        old_state = app.mapper.transcoder.encode(
+            {"tag": "老客户", "timestamp": datetime(2025, 1, 1, tzinfo=UTC)}
+        )
+        stored = StoredEvent(
+            originator_id=customer.id,
+            originator_version=2,
+            topic=get_topic(Customer.Tagged),
+            state=old_state,
+        )
+        await asyncio.to_thread(app.recorder.insert_events, [stored])
+    finally:
+        app.close()
+    published = await read_topic(infra.bootstrap_servers, Topic.CUSTOMER, expect=2)
+    tagged = parse_event(published[-1].value)
+    assert (tagged.event_type, tagged.schema_version) == ("customer.tagged", 2)
+    assert isinstance(tagged.payload, contract.CustomerTagged)
+    assert tagged.payload.tags == ["老客户"]
+    async with httpx.AsyncClient(base_url=customer_service.url) as client:
+        for _ in range(100):
+            response = await client.get(f"/customers/{customer.id}")
+            if response.status_code == 200 and response.json()["version"] == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert response.json()["tags"] == ["老客户"]
+        history = (await client.get(f"/customers/{customer.id}/history")).json()
+    entries = history if isinstance(history, list) else history["items"]
+    assert [e["change"] for e in entries if e["event_type"] == "customer.tagged"] == [
+        {"tags": ["老客户"]}
+    ]

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import orjson
 import pytest
 
-from contracts import ContractViolation, parse_event
+from contracts import (
+    ContractViolation,
+    all_event_models,
+    build_envelope,
+    inbound_models,
+    parse_event,
+    serialize_event,
+)
 from contracts import customer as contract
+from contracts.envelope import example_envelope, payload_example
 from contracts.jsonschema import SCHEMA_DIR, expected_files
 from tests.support.events import envelope
 
@@ -58,3 +68,39 @@ def test_what_does_not_fit_is_rejected_with_a_reason(raw: bytes | None, reason: 
     with pytest.raises(ContractViolation) as rejected:
         parse_event(raw)
     assert rejected.value.reason == reason
+
+
+def with_unknown_fields(document: Any) -> Any:
+    """The document with a field no model knows added to it and to every object inside."""
+    if isinstance(document, dict):
+        grown = {key: with_unknown_fields(value) for key, value in document.items()}
+        return {**grown, "added_in_a_later_version": {"any": ["thing", 1]}}
+    if isinstance(document, list):
+        return [with_unknown_fields(item) for item in document]
+    return document
+
+
+@pytest.mark.parametrize("model", all_event_models(), ids=lambda m: m.event_type)
+def test_every_event_is_read_with_fields_it_does_not_know(model: Any) -> None:
+    example = example_envelope(model)
+    assert parse_event(orjson.dumps(with_unknown_fields(example))) == parse_event(
+        orjson.dumps(example)
+    )
+
+
+@pytest.mark.parametrize("topic", list(inbound_models()), ids=str)
+def test_every_inbound_message_is_read_with_fields_it_does_not_know(topic: str) -> None:
+    model = inbound_models()[topic]
+    example = payload_example(model)
+    grown = model.model_validate_json(orjson.dumps(with_unknown_fields(example)))
+    assert grown == model.model_validate_json(orjson.dumps(example))
+
+
+def test_build_envelope_makes_a_valid_event() -> None:
+    customer_id = uuid.uuid4()
+    event = build_envelope(
+        contract.CustomerTagged(tags=["vip"]), customer_id=customer_id, producer="erp"
+    )
+    assert (event.event_type, event.schema_version) == ("customer.tagged", 2)
+    assert event.occurred_at == event.recorded_at
+    assert parse_event(serialize_event(event)) == event
