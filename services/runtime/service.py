@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,7 @@ from services.runtime.eventstore import EventSourcedApplication, postgres_enviro
 from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
 from services.runtime.logs import configure_logging
-from services.runtime.outbox import OutboxRelay, Translator
+from services.runtime.outbox import OutboxRelay, OutboxSource, Translator
 from services.runtime.projection import Projection, ProjectionHandler
 from services.runtime.settings import ServiceSettings
 
@@ -51,6 +51,12 @@ class ServiceDefinition:
         default=lambda runtime: ()
     )
     """Consumers beyond the projections: inbound topics, other services' topics."""
+    outboxes: Callable[[], Sequence[OutboxSource]] = field(default=lambda: ())
+    """Outbox tables relayed to `topic` besides the event store (e.g. a fold's conclusions)."""
+    background: Callable[[ServiceRuntime], Sequence[Callable[[], Coroutine[Any, Any, None]]]] = field(
+        default=lambda runtime: ()
+    )
+    """Long-running tasks started with the service (e.g. periodic sweeps)."""
 
 
 class ServiceRuntime:
@@ -63,6 +69,7 @@ class ServiceRuntime:
         self.application: EventSourcedApplication | None = None
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
+        self.extra_relays: list[OutboxRelay] = []
         self.consumers: list[BatchConsumer[Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._dead_letters: DeadLetterPublisher | None = None
@@ -83,6 +90,18 @@ class ServiceRuntime:
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
         )
+        self.extra_relays = [
+            OutboxRelay(
+                source=source,
+                database_dsn=settings.database_dsn,
+                schema=self.schema,
+                topic=self.definition.topic,
+                producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
+                batch_size=settings.relay_batch_size,
+                poll_interval=settings.relay_poll_interval_seconds,
+            )
+            for source in self.definition.outboxes()
+        ]
         self._dead_letters = DeadLetterPublisher(
             lambda: reliable_producer(settings, f"{self.schema}-dead-letters"), self.schema
         )
@@ -111,6 +130,8 @@ class ServiceRuntime:
         self._tasks = [
             asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"),
             *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
+            *(asyncio.create_task(r.run()) for r in self.extra_relays),
+            *(asyncio.create_task(task()) for task in self.definition.background(self)),
         ]
 
     async def stop(self) -> None:
