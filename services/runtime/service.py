@@ -36,6 +36,8 @@ from services.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceDefinition:
@@ -53,7 +55,7 @@ class ServiceDefinition:
     """Consumers beyond the projections: inbound topics, other services' topics."""
     outboxes: Callable[[], Sequence[OutboxSource]] = field(default=lambda: ())
     """Outbox tables relayed to `topic` besides the event store (e.g. a fold's conclusions)."""
-    background: Callable[[ServiceRuntime], Sequence[Callable[[], Coroutine[Any, Any, None]]]] = field(
+    background: Callable[[ServiceRuntime], Sequence[BackgroundTask]] = field(
         default=lambda runtime: ()
     )
     """Long-running tasks started with the service (e.g. periodic sweeps)."""
