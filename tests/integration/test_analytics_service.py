@@ -142,7 +142,7 @@ async def test_a_defined_segment_fills_publishes_and_streams(
         assert any("analytics.segment_changed" in line for line in feed_lines)
 
         records = await read_topic(infra.bootstrap_servers, Topic.ANALYTICS, expect=6)
-        changes = [parse_event(r.value) for r in records]
+        changes: list[Any] = [parse_event(r.value) for r in records]
         entered = [
             e
             for e in changes
