@@ -45,6 +45,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--count", type=int, default=1_000_000, help="interactions (default 1000000)"
     )
     search.set_defaults(handler=run_keyword_search)
+    fold = benchmarks.add_parser(
+        "analytics-fold",
+        help="events per second of the analytics fold, beside raw consume and one "
+        "transaction per event",
+    )
+    fold.add_argument("--customers", type=int, default=10_000, help="customers (default 10000)")
+    fold.add_argument(
+        "--baseline-events",
+        type=int,
+        default=3000,
+        help="events for the one-transaction-per-event baseline (default 3000)",
+    )
+    fold.set_defaults(handler=run_analytics_fold)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -118,6 +131,15 @@ def run_keyword_search(args: argparse.Namespace) -> int:
     from crm.bench_interaction import run_keyword_search as measure
 
     measure(args.count)
+    return 0
+
+
+def run_analytics_fold(args: argparse.Namespace) -> int:
+    from crm.bench_analytics import run_analytics_fold as measure
+
+    if args.customers < 1 or args.baseline_events < 1:
+        raise SystemExit("--customers and --baseline-events must be at least 1")
+    measure(args.customers, args.baseline_events)
     return 0
 
 

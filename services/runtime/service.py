@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -30,12 +30,13 @@ from services.runtime.eventstore import EventSourcedApplication, postgres_enviro
 from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
 from services.runtime.logs import configure_logging
-from services.runtime.outbox import OutboxRelay, Translator
+from services.runtime.outbox import OutboxRelay, OutboxSource, Translator
 from services.runtime.projection import Projection, ProjectionHandler
 from services.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
+BackgroundTask = Callable[[], Coroutine[Any, Any, None]]
 
 GaugeRefresh = Callable[[asyncpg.Pool], Awaitable[None]]
 """Sets gauges from what a query on the read models answers."""
@@ -57,6 +58,12 @@ class ServiceDefinition:
     """Consumers beyond the projections: inbound topics, other services' topics."""
     gauges: Sequence[GaugeRefresh] = ()
     """Gauges computed from the read models, refreshed every `gauge_refresh_seconds`."""
+    outboxes: Callable[[], Sequence[OutboxSource]] = field(default=lambda: ())
+    """Outbox tables relayed to `topic` besides the event store (e.g. a fold's conclusions)."""
+    background: Callable[[ServiceRuntime], Sequence[BackgroundTask]] = field(
+        default=lambda runtime: ()
+    )
+    """Long-running tasks started with the service (e.g. periodic sweeps)."""
 
 
 class ServiceRuntime:
@@ -69,6 +76,7 @@ class ServiceRuntime:
         self.application: EventSourcedApplication | None = None
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
+        self.extra_relays: list[OutboxRelay] = []
         self.consumers: list[BatchConsumer[Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._dead_letters: DeadLetterPublisher | None = None
@@ -89,6 +97,18 @@ class ServiceRuntime:
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
         )
+        self.extra_relays = [
+            OutboxRelay(
+                source=source,
+                database_dsn=settings.database_dsn,
+                schema=self.schema,
+                topic=self.definition.topic,
+                producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
+                batch_size=settings.relay_batch_size,
+                poll_interval=settings.relay_poll_interval_seconds,
+            )
+            for source in self.definition.outboxes()
+        ]
         self._dead_letters = DeadLetterPublisher(
             lambda: reliable_producer(settings, f"{self.schema}-dead-letters"), self.schema
         )
@@ -117,6 +137,8 @@ class ServiceRuntime:
         self._tasks = [
             asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"),
             *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
+            *(asyncio.create_task(r.run()) for r in self.extra_relays),
+            *(asyncio.create_task(task()) for task in self.definition.background(self)),
         ]
         if self.definition.gauges:
             self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))

@@ -1,0 +1,210 @@
+"""Benchmark of the analytics fold: `crm bench analytics-fold --customers 10000`.
+
+In one process: starts an embedded PostgreSQL and broker, publishes a generated history
+(`crm.analytics_history`: registrations, purchases, won contracts, interactions, surveys,
+tickets) on the customer, sales and interaction topics, then measures, in the same run:
+
+- raw consume: a plain aiokafka consumer reading the same topics to the end (no parsing);
+- fold: the analytics service's real code (`AnalyticsFold` behind the
+  `ProjectionHandler` in a `BatchConsumer`, batches of `CRM_CONSUMER_MAX_RECORDS` = 2000),
+  from the topics to committed analytics state (profiles, memberships, outbox), clock
+  started when the first batch reaches the handler;
+- baseline: the same handler and fold, one event per transaction, over the first
+  `--baseline-events` events.
+
+Each run has its own database and consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.topics import Topic
+from crm.analytics_history import history
+from services.analytics.money import Converter
+from services.analytics.projections import AnalyticsFold
+from services.runtime.consumer import BatchConsumer, Parsed
+from services.runtime.database import create_pool, ensure_database
+from services.runtime.deadletter import DeadLetterPublisher, Rejection
+from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
+from services.runtime.kafka import ensure_topics
+from services.runtime.projection import ProjectionHandler
+
+TOPICS = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION)
+MAX_RECORDS = 2000
+
+
+class TimedHandler(ProjectionHandler):
+    first_batch_at: float | None = None
+    handled = 0
+
+    async def handle(self, batch: Sequence[Parsed[Any]]) -> list[Rejection]:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.perf_counter()
+        failed = await super().handle(batch)
+        self.handled += len(batch)
+        return failed
+
+
+async def publish(servers: str, messages: list[tuple[str, bytes, bytes]]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers, acks="all", linger_ms=20, max_batch_size=1 << 20
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = [await producer.send(t, value=v, key=k) for t, k, v in messages]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(servers: str, expect: int) -> float:
+    consumer = AIOKafkaConsumer(
+        *TOPICS,
+        bootstrap_servers=servers,
+        group_id="crm.bench.raw",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < expect:
+            batches = await consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
+            if batches and started is None:
+                started = time.perf_counter()
+            seen += sum(len(b) for b in batches.values())
+    finally:
+        await consumer.stop()
+    return expect / (time.perf_counter() - (started or time.perf_counter()))
+
+
+async def fold_run(database_url: str, servers: str, expect: int) -> dict[str, float]:
+    await ensure_database(database_url)
+    pool = await create_pool(database_url, "analytics")
+    handler = TimedHandler(AnalyticsFold(Converter("CNY")), pool)
+    handler.group_id = "crm.bench.analytics-fold"
+    await handler.prepare()
+    consumer = BatchConsumer(
+        handler=handler,
+        consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
+            *topics, bootstrap_servers=servers, **kw
+        ),
+        dead_letters=DeadLetterPublisher(lambda: AIOKafkaProducer(bootstrap_servers=servers), "b"),
+        max_records=MAX_RECORDS,
+    )
+    task = asyncio.create_task(consumer.run())
+    try:
+        while handler.handled < expect:
+            await asyncio.sleep(0.02)
+        done = time.perf_counter()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    async with pool.acquire() as c:
+        profiles = await c.fetchval("SELECT count(*) FROM profiles")
+        conclusions = await c.fetchval("SELECT count(*) FROM outbox")
+    await pool.close()
+    seconds = done - (handler.first_batch_at or done)
+    return {
+        "events_per_second": expect / seconds,
+        "seconds": seconds,
+        "profiles": profiles,
+        "conclusions": conclusions,
+    }
+
+
+async def baseline_run(database_url: str, servers: str, events: int) -> float:
+    """One event per transaction through the same handler and fold."""
+    await ensure_database(database_url)
+    pool = await create_pool(database_url, "analytics")
+    handler = ProjectionHandler(AnalyticsFold(Converter("CNY")), pool)
+    await handler.prepare()
+    consumer = AIOKafkaConsumer(
+        *TOPICS,
+        bootstrap_servers=servers,
+        group_id="crm.bench.baseline",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        while len(records) < events:
+            for batch in (await consumer.getmany(timeout_ms=500, max_records=events)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    records = records[:events]
+    started = time.perf_counter()
+    for record in records:
+        await handler.handle([Parsed(record, handler.parse(record))])
+    seconds = time.perf_counter() - started
+    await pool.close()
+    return events / seconds
+
+
+async def measure(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, customers: int, baseline: int
+) -> dict[str, float]:
+    servers = broker.bootstrap_servers
+    await ensure_topics(servers, list(Topic))
+    messages = [e.message() for e in history(customers)]
+    publish_seconds = await publish(servers, messages)
+    count = len(messages)
+    raw = await raw_consume(servers, count)
+    folded = await fold_run(postgres.dsn("crm_bench_analytics_fold"), servers, count)
+    per_event = await baseline_run(
+        postgres.dsn("crm_bench_analytics_baseline"), servers, min(baseline, count)
+    )
+    return {
+        "customers": customers,
+        "events": count,
+        "publish_seconds": publish_seconds,
+        "raw_events_per_second": raw,
+        "fold_events_per_second": folded["events_per_second"],
+        "fold_seconds": folded["seconds"],
+        "profiles": folded["profiles"],
+        "conclusions": folded["conclusions"],
+        "baseline_events_per_second": per_event,
+    }
+
+
+def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
+    if customers < 1 or baseline < 1:
+        raise ValueError("--customers and --baseline-events must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="crm-bench-analytics-") as scratch:
+        root = Path(scratch)
+        with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedBroker() as broker:
+            figures = asyncio.run(measure(postgres, broker, customers, baseline))
+    fold, raw, base = (
+        figures["fold_events_per_second"],
+        figures["raw_events_per_second"],
+        figures["baseline_events_per_second"],
+    )
+    print(
+        f"analytics fold of {figures['events']:.0f} events for {customers} customers "
+        "(customer, sales and interaction topics -> committed analytics state)"
+    )
+    print(f"  published in {figures['publish_seconds']:.2f} s")
+    print(f"  raw consume (aiokafka, no parsing)   {raw:9.0f} events/s")
+    print(
+        f"  fold (batched, the service's code)   {fold:9.0f} events/s   "
+        f"({figures['fold_seconds']:.2f} s; {figures['profiles']:.0f} profiles, "
+        f"{figures['conclusions']:.0f} conclusions in the outbox)"
+    )
+    print(f"  baseline (one event per transaction) {base:9.0f} events/s")
+    print(f"  fold / raw consume: {fold / raw:.2f}   fold / baseline: {fold / base:.1f} times")
+    return figures

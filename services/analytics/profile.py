@@ -1,0 +1,295 @@
+"""The analytic profile of one customer and the fold of contract events into it (pure).
+
+The fold is order-independent, so that a batch can be folded in any order and a late
+event never undoes a newer one:
+- purchases and won contracts: count, sum, first and the two latest dates (commutative);
+- customer fields, tags and tickets: each keeps the aggregate version that last set it,
+  and an event only changes what an older version set;
+- the latest NPS answer is the one answered last (ties: the larger event id);
+- contacts: the latest contact and the contacts of the last 90 days.
+
+Repeats are recognised before the fold (by event id, in `consumed_events`).
+`interaction.corrected` is not folded: a corrected time or channel does not change the
+profile (documented limitation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from contracts.envelope import EventEnvelope
+from services.analytics.money import Converter
+
+CONTACT_WINDOW_DAYS = 90
+
+CUSTOMER_FIELDS = ("name", "kind", "industry", "region", "source_channel", "owner")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+@dataclass
+class Profile:
+    customer_id: UUID
+    registered: bool = False
+    name: str | None = None
+    kind: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    source_channel: str | None = None
+    owner: str | None = None
+    importance_tier: str | None = None
+    tags: dict[str, list[Any]] = field(default_factory=dict)
+    """tag -> [version, present]"""
+    versions: dict[str, int] = field(default_factory=dict)
+    """customer field -> aggregate version that last set it"""
+    purchase_count: int = 0
+    total_spend: Decimal = Decimal("0.00")
+    first_purchase_at: datetime | None = None
+    last_purchase_at: datetime | None = None
+    previous_purchase_at: datetime | None = None
+    last_contact_at: datetime | None = None
+    recent_contacts: list[datetime] = field(default_factory=list)
+    csat_sum: int = 0
+    csat_count: int = 0
+    nps_latest: int | None = None
+    nps_at: datetime | None = None
+    nps_event: str | None = None
+    tickets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """ticket id -> {"kind", "v" (version of the open state), "open", "due", "dv"}"""
+    # derived by the conclusions, stored to tell what changed
+    segments: dict[str, int] = field(default_factory=dict)
+    """segment -> rule version of the current memberships"""
+    churn_reasons: list[str] = field(default_factory=list)
+    recency_score: int | None = None
+    frequency_score: int | None = None
+    monetary_score: int | None = None
+
+    # Derived facts ----------------------------------------------------------------------
+
+    @property
+    def tag_list(self) -> list[str]:
+        return sorted(t for t, (_, present) in self.tags.items() if present)
+
+    @property
+    def average_spend(self) -> Decimal | None:
+        if not self.purchase_count:
+            return None
+        return (self.total_spend / self.purchase_count).quantize(Decimal("0.01"))
+
+    @property
+    def csat_average(self) -> float | None:
+        return round(self.csat_sum / self.csat_count, 2) if self.csat_count else None
+
+    @property
+    def complaints_total(self) -> int:
+        return sum(1 for t in self.tickets.values() if t.get("kind") == "complaint")
+
+    @property
+    def complaints_open(self) -> int:
+        return sum(1 for t in self.tickets.values() if t.get("kind") == "complaint" and t["open"])
+
+    def complaints_past_target(self, now: datetime) -> int:
+        return sum(
+            1
+            for t in self.tickets.values()
+            if t.get("kind") == "complaint" and t["open"] and t.get("due") and t["due"] < now
+        )
+
+    def interactions_since(self, since: datetime) -> int:
+        return sum(1 for moment in self.recent_contacts if moment >= since)
+
+    # Storage ----------------------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "registered": self.registered,
+            **{name: getattr(self, name) for name in CUSTOMER_FIELDS},
+            "importance_tier": self.importance_tier,
+            "tags": self.tags,
+            "versions": self.versions,
+            "purchase_count": self.purchase_count,
+            "total_spend": str(self.total_spend),
+            "first_purchase_at": _iso(self.first_purchase_at),
+            "last_purchase_at": _iso(self.last_purchase_at),
+            "previous_purchase_at": _iso(self.previous_purchase_at),
+            "last_contact_at": _iso(self.last_contact_at),
+            "recent_contacts": [m.isoformat() for m in self.recent_contacts],
+            "csat_sum": self.csat_sum,
+            "csat_count": self.csat_count,
+            "nps_latest": self.nps_latest,
+            "nps_at": _iso(self.nps_at),
+            "nps_event": self.nps_event,
+            "tickets": {k: {**t, "due": _iso(t.get("due"))} for k, t in self.tickets.items()},
+            "segments": self.segments,
+            "churn_reasons": self.churn_reasons,
+        }
+
+    @classmethod
+    def from_state(cls, customer_id: UUID, state: dict[str, Any]) -> Profile:
+        return cls(
+            customer_id=customer_id,
+            registered=state["registered"],
+            **{name: state.get(name) for name in CUSTOMER_FIELDS},
+            importance_tier=state.get("importance_tier"),
+            tags=state["tags"],
+            versions=state["versions"],
+            purchase_count=state["purchase_count"],
+            total_spend=Decimal(state["total_spend"]),
+            first_purchase_at=_dt(state["first_purchase_at"]),
+            last_purchase_at=_dt(state["last_purchase_at"]),
+            previous_purchase_at=_dt(state["previous_purchase_at"]),
+            last_contact_at=_dt(state["last_contact_at"]),
+            recent_contacts=[datetime.fromisoformat(m) for m in state["recent_contacts"]],
+            csat_sum=state["csat_sum"],
+            csat_count=state["csat_count"],
+            nps_latest=state["nps_latest"],
+            nps_at=_dt(state["nps_at"]),
+            nps_event=state["nps_event"],
+            tickets={k: {**t, "due": _dt(t.get("due"))} for k, t in state["tickets"].items()},
+            segments=state["segments"],
+            churn_reasons=state["churn_reasons"],
+        )
+
+
+# The fold -----------------------------------------------------------------------------
+
+
+def _set_field(profile: Profile, name: str, value: Any, version: int) -> None:
+    if version >= profile.versions.get(name, 0):
+        setattr(profile, name, None if value is None else str(value))
+        profile.versions[name] = version
+
+
+def _set_tag(profile: Profile, tag: str, present: bool, version: int) -> None:
+    seen = profile.tags.get(tag)
+    if seen is None or version >= seen[0]:
+        profile.tags[tag] = [version, present]
+
+
+def _purchase(profile: Profile, moment: datetime, amount: Decimal) -> None:
+    profile.purchase_count += 1
+    profile.total_spend += amount
+    if profile.first_purchase_at is None or moment < profile.first_purchase_at:
+        profile.first_purchase_at = moment
+    if profile.last_purchase_at is None or moment > profile.last_purchase_at:
+        profile.previous_purchase_at = profile.last_purchase_at
+        profile.last_purchase_at = moment
+    elif profile.previous_purchase_at is None or moment > profile.previous_purchase_at:
+        profile.previous_purchase_at = moment
+
+
+def _contact(profile: Profile, moment: datetime, now: datetime) -> None:
+    if profile.last_contact_at is None or moment > profile.last_contact_at:
+        profile.last_contact_at = moment
+    horizon = now - timedelta(days=CONTACT_WINDOW_DAYS)
+    if moment >= horizon:
+        profile.recent_contacts.append(moment)
+    profile.recent_contacts = sorted(m for m in profile.recent_contacts if m >= horizon)
+
+
+def _ticket(
+    profile: Profile,
+    ticket_id: str,
+    version: int,
+    *,
+    kind: str | None = None,
+    open_: bool | None = None,
+    due: datetime | None = None,
+) -> None:
+    ticket = profile.tickets.setdefault(ticket_id, {"kind": None, "v": 0, "open": False, "dv": 0})
+    if kind is not None:
+        ticket["kind"] = kind
+    if open_ is not None and version >= ticket["v"]:
+        ticket["v"] = version
+        ticket["open"] = open_
+    if due is not None and version >= ticket["dv"]:
+        ticket["dv"] = version
+        ticket["due"] = due
+
+
+FOLDED_TYPES = frozenset(
+    {
+        "customer.registered",
+        "customer.profile_changed",
+        "customer.classified",
+        "customer.tagged",
+        "customer.untagged",
+        "sales.purchase_recorded",
+        "sales.contract_signed",
+        "interaction.logged",
+        "interaction.survey_answered",
+        "interaction.ticket_opened",
+        "interaction.ticket_escalated",
+        "interaction.ticket_resolved",
+        "interaction.ticket_reopened",
+        "interaction.ticket_closed",
+    }
+)
+"""Event types that change a profile; the others leave it as it is."""
+
+
+def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now: datetime) -> None:
+    """Fold one event into the profile."""
+    kind = event.event_type
+    p: Any = event.payload
+    version = event.aggregate_version or 1
+    if kind == "customer.registered":
+        profile.registered = True
+        for name in CUSTOMER_FIELDS:
+            _set_field(profile, name, getattr(p, name), version)
+        _set_field(profile, "importance_tier", p.classification.importance_tier.value, version)
+        for tag in p.tags:
+            _set_tag(profile, tag, True, version)
+    elif kind == "customer.profile_changed":
+        for name in p.changed:
+            if name in CUSTOMER_FIELDS:
+                _set_field(profile, name, getattr(p, name), version)
+    elif kind == "customer.classified":
+        _set_field(profile, "importance_tier", p.classification.importance_tier.value, version)
+    elif kind == "customer.tagged":
+        for tag in p.tags:
+            _set_tag(profile, tag, True, version)
+    elif kind == "customer.untagged":
+        _set_tag(profile, p.tag, False, version)
+    elif kind == "sales.purchase_recorded":
+        _purchase(profile, event.occurred_at, converter.convert(p.amount, p.currency))
+    elif kind == "sales.contract_signed":
+        _purchase(profile, day_start(p.signed_on), converter.convert(p.amount, p.currency))
+    elif kind == "interaction.logged":
+        _contact(profile, p.started_at, now)
+    elif kind == "interaction.survey_answered":
+        if p.csat is not None:
+            profile.csat_sum += p.csat
+            profile.csat_count += 1
+        if p.nps is not None:
+            key = (p.answered_at, str(event.event_id))
+            if profile.nps_at is None or key > (profile.nps_at, profile.nps_event or ""):
+                profile.nps_latest = p.nps
+                profile.nps_at = p.answered_at
+                profile.nps_event = str(event.event_id)
+    elif kind.startswith("interaction.ticket_"):
+        ticket_id = str(event.aggregate_id)
+        if kind == "interaction.ticket_opened":
+            _ticket(
+                profile, ticket_id, version, kind=p.kind.value, open_=True, due=p.resolution_due_at
+            )
+        elif kind == "interaction.ticket_escalated":
+            _ticket(profile, ticket_id, version, due=p.resolution_due_at)
+        elif kind == "interaction.ticket_reopened":
+            _ticket(profile, ticket_id, version, open_=True, due=p.resolution_due_at)
+        elif kind in ("interaction.ticket_resolved", "interaction.ticket_closed"):
+            _ticket(profile, ticket_id, version, open_=False)

@@ -1,0 +1,921 @@
+"""The analytics fold: contract events -> profiles, memberships, conclusions (PostgreSQL).
+
+One projection, `analytics_fold`, reads the customer, sales, interaction and analytics
+topics. For each batch, inside the consumer's transaction (with the batch's record in
+`consumed_events`):
+
+1. one advisory lock serialises every writer of the analytics tables (replicas, the RFM
+   re-scoring, the sweep), so conclusions and outbox positions are drawn in one order;
+2. the affected profiles are loaded with one query, the events folded in memory
+   (`profile.apply`), RFM scores given from the stored quintile boundaries, and every
+   segment and churn rule evaluated (`segments.conclude`);
+3. profiles are written back with one `unnest` upsert; segment entries and exits go to
+   `segment_history`, churn warnings to `churn_warnings`, and each conclusion, as a
+   contract envelope, to the `outbox` table that the service's relay publishes; detail
+   rows for the views (interactions, surveys, tickets, opportunities) with one statement
+   each.
+
+A segment definition arriving on the analytics topic re-evaluates every customer in the
+same transaction. RFM boundaries are re-computed set-based by `rescore` (background, at
+most every `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS`), and `sweep` re-evaluates the
+time-dependent rules (lifecycle, days since, churn thresholds) for everyone.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from contracts.envelope import EventEnvelope
+from contracts.topics import Topic
+from services.analytics import rfm
+from services.analytics.matrix import quadrant
+from services.analytics.money import Converter
+from services.analytics.profile import FOLDED_TYPES, Profile, apply
+from services.analytics.publishing import PRODUCER
+from services.analytics.segments import CHURN_FIELDS, Outcome, SegmentRule, conclude, pick
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "crm-analytics-writers"
+OUTBOX_TABLE = "outbox"
+CHUNK = 5000
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS profiles (
+    customer_id uuid PRIMARY KEY,
+    state jsonb NOT NULL,
+    registered boolean NOT NULL,
+    name text, kind text, industry text, region text, owner text,
+    tags text[] NOT NULL DEFAULT '{}',
+    purchase_count integer NOT NULL,
+    total_spend numeric(20, 2) NOT NULL,
+    first_purchase_at timestamptz,
+    last_purchase_at timestamptz,
+    last_purchase_date date,
+    last_contact_at timestamptz,
+    csat_average double precision,
+    csat_count integer NOT NULL,
+    nps_latest smallint,
+    complaints_open integer NOT NULL,
+    complaints_total integer NOT NULL,
+    recency_score smallint,
+    frequency_score smallint,
+    monetary_score smallint,
+    rfm_segment text,
+    lifecycle_stage text NOT NULL,
+    value_tier text NOT NULL,
+    satisfaction text NOT NULL,
+    quadrant text,
+    churn_risk boolean NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS profiles_recency ON profiles (last_purchase_date)
+    WHERE purchase_count > 0;
+CREATE INDEX IF NOT EXISTS profiles_frequency ON profiles (purchase_count)
+    WHERE purchase_count > 0;
+CREATE INDEX IF NOT EXISTS profiles_monetary ON profiles (total_spend) WHERE purchase_count > 0;
+CREATE INDEX IF NOT EXISTS profiles_unscored ON profiles (customer_id)
+    WHERE purchase_count > 0 AND recency_score IS NULL;
+CREATE TABLE IF NOT EXISTS rfm_state (
+    id integer PRIMARY KEY CHECK (id = 1),
+    recency date[],
+    frequency integer[],
+    monetary numeric[],
+    dirty boolean NOT NULL DEFAULT true,
+    buyers bigint NOT NULL DEFAULT 0,
+    scored_at timestamptz
+);
+INSERT INTO rfm_state (id) VALUES (1) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS segment_rules (
+    segment text PRIMARY KEY,
+    version integer NOT NULL,
+    name text NOT NULL,
+    description text NOT NULL,
+    rule jsonb NOT NULL,
+    defined_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment_history (
+    id bigserial PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    segment text NOT NULL,
+    rule_version integer NOT NULL,
+    entered_at timestamptz NOT NULL,
+    entered_values jsonb NOT NULL,
+    left_at timestamptz,
+    left_values jsonb
+);
+CREATE UNIQUE INDEX IF NOT EXISTS segment_current
+    ON segment_history (customer_id, segment) WHERE left_at IS NULL;
+CREATE INDEX IF NOT EXISTS segment_members ON segment_history (segment, customer_id)
+    WHERE left_at IS NULL;
+CREATE INDEX IF NOT EXISTS segment_as_of ON segment_history (segment, entered_at);
+CREATE TABLE IF NOT EXISTS churn_warnings (
+    customer_id uuid PRIMARY KEY,
+    raised_at timestamptz NOT NULL,
+    reasons text[] NOT NULL,
+    value_tier text NOT NULL,
+    "values" jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS interactions (
+    interaction_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    started_at timestamptz NOT NULL,
+    channel text NOT NULL,
+    direction text NOT NULL,
+    subject text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS interactions_customer ON interactions (customer_id, started_at);
+CREATE TABLE IF NOT EXISTS surveys (
+    event_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    survey text NOT NULL,
+    answered_at timestamptz NOT NULL,
+    csat smallint,
+    nps smallint,
+    channel text
+);
+CREATE INDEX IF NOT EXISTS surveys_customer ON surveys (customer_id);
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    kind text,
+    channel text,
+    category text,
+    severity text,
+    subject text,
+    assignee text,
+    opened_at timestamptz,
+    resolved_at timestamptz,
+    resolution_due_at timestamptz,
+    due_version integer NOT NULL DEFAULT 0,
+    status text NOT NULL,
+    status_version integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_customer ON tickets (customer_id);
+CREATE TABLE IF NOT EXISTS opportunities (
+    opportunity_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    description text,
+    owner text,
+    stage text,
+    stage_version integer NOT NULL DEFAULT 0,
+    expected_amount numeric(20, 4),
+    currency text,
+    expected_close_date date,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS opportunities_customer ON opportunities (customer_id);
+"""
+
+PROFILE_COLUMNS = (
+    ("customer_id", "uuid"),
+    ("state", "text"),
+    ("registered", "boolean"),
+    ("name", "text"),
+    ("kind", "text"),
+    ("industry", "text"),
+    ("region", "text"),
+    ("owner", "text"),
+    ("tags", "text"),
+    ("purchase_count", "integer"),
+    ("total_spend", "numeric"),
+    ("first_purchase_at", "timestamptz"),
+    ("last_purchase_at", "timestamptz"),
+    ("last_purchase_date", "date"),
+    ("last_contact_at", "timestamptz"),
+    ("csat_average", "float8"),
+    ("csat_count", "integer"),
+    ("nps_latest", "smallint"),
+    ("complaints_open", "integer"),
+    ("complaints_total", "integer"),
+    ("recency_score", "smallint"),
+    ("frequency_score", "smallint"),
+    ("monetary_score", "smallint"),
+    ("rfm_segment", "text"),
+    ("lifecycle_stage", "text"),
+    ("value_tier", "text"),
+    ("satisfaction", "text"),
+    ("quadrant", "text"),
+    ("churn_risk", "boolean"),
+)
+DERIVED = ("rfm_segment", "lifecycle_stage", "value_tier", "satisfaction", "quadrant", "churn_risk")
+TAG_SEPARATOR = "\x1f"
+
+
+def _select_expression(name: str, kind: str) -> str:
+    if name == "state":
+        return "u.state::jsonb"
+    if name == "tags":
+        return "coalesce(string_to_array(u.tags, E'\\x1f'), '{}')"
+    return f"u.{name}"
+
+
+_UPSERT_PROFILES = (
+    "INSERT INTO profiles ("
+    + ", ".join(n for n, _ in PROFILE_COLUMNS)
+    + ", updated_at) SELECT "
+    + ", ".join(_select_expression(n, k) for n, k in PROFILE_COLUMNS)
+    + f", ${len(PROFILE_COLUMNS) + 1} FROM unnest("
+    + ", ".join(f"${i + 1}::{k}[]" for i, (_, k) in enumerate(PROFILE_COLUMNS))
+    + ") AS u("
+    + ", ".join(n for n, _ in PROFILE_COLUMNS)
+    + ") ON CONFLICT (customer_id) DO UPDATE SET "
+    + ", ".join(f"{n} = excluded.{n}" for n, _ in PROFILE_COLUMNS[1:])
+    + ", updated_at = excluded.updated_at"
+)
+
+_LOAD = """SELECT customer_id, state::text AS state, recency_score, frequency_score,
+                  monetary_score, rfm_segment, lifecycle_stage, value_tier, satisfaction,
+                  quadrant, churn_risk
+           FROM profiles"""
+
+
+def _envelope(event_type: str, customer_id: UUID, payload: dict[str, Any], now: str) -> bytes:
+    """A contract envelope (`contracts.analytics`), serialised without a model round-trip."""
+    return orjson.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "schema_version": 1,
+            "customer_id": str(customer_id),
+            "aggregate_id": None,
+            "aggregate_version": None,
+            "occurred_at": now,
+            "recorded_at": now,
+            "producer": PRODUCER,
+            "actor": "analytics",
+            "correlation_id": None,
+            "causation_id": None,
+            "payload": payload,
+        }
+    )
+
+
+class Bounds:
+    """The stored RFM quintile boundaries (None until somebody bought)."""
+
+    def __init__(self, recency: list[date] | None, frequency: list[int] | None, monetary: Any):
+        self.recency = recency
+        self.frequency = frequency
+        self.monetary = [Decimal(m) for m in monetary] if monetary else None
+
+    def score(self, profile: Profile) -> None:
+        if not profile.purchase_count or profile.last_purchase_at is None:
+            profile.recency_score = profile.frequency_score = profile.monetary_score = None
+            return
+        profile.recency_score = rfm.score(profile.last_purchase_at.date(), self.recency)
+        profile.frequency_score = rfm.score(profile.purchase_count, self.frequency)
+        profile.monetary_score = rfm.score(profile.total_spend, self.monetary)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "recency": [d.isoformat() for d in self.recency] if self.recency else None,
+            "frequency": self.frequency,
+            "monetary": [str(m) for m in self.monetary] if self.monetary else None,
+        }
+
+
+async def load_bounds(connection: asyncpg.Connection) -> Bounds:
+    row = await connection.fetchrow("SELECT recency, frequency, monetary FROM rfm_state")
+    return Bounds(row["recency"], row["frequency"], row["monetary"])
+
+
+async def load_rules(connection: asyncpg.Connection) -> list[SegmentRule]:
+    rows = await connection.fetch(
+        "SELECT segment, version, name, rule::text AS rule FROM segment_rules ORDER BY segment"
+    )
+    return [
+        SegmentRule.of(r["segment"], r["version"], r["name"], orjson.loads(r["rule"])) for r in rows
+    ]
+
+
+class Loaded:
+    """Profiles read for a batch, with what was stored of their derived columns."""
+
+    def __init__(self) -> None:
+        self.profiles: dict[UUID, Profile] = {}
+        self.stored: dict[UUID, tuple[Any, ...]] = {}
+
+    def add_rows(self, rows: Iterable[asyncpg.Record]) -> None:
+        for row in rows:
+            profile = Profile.from_state(row["customer_id"], orjson.loads(row["state"]))
+            profile.recency_score = row["recency_score"]
+            profile.frequency_score = row["frequency_score"]
+            profile.monetary_score = row["monetary_score"]
+            self.profiles[profile.customer_id] = profile
+            self.stored[profile.customer_id] = tuple(row[name] for name in DERIVED)
+
+    def get(self, customer_id: UUID) -> Profile:
+        profile = self.profiles.get(customer_id)
+        if profile is None:
+            profile = self.profiles[customer_id] = Profile(customer_id)
+        return profile
+
+
+class AnalyticsFold:
+    name = "analytics_fold"
+    topics: Sequence[str] = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION, Topic.ANALYTICS)
+
+    def __init__(
+        self, converter: Converter, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.converter = converter
+        self.clock = clock
+
+    async def create_tables(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(TABLES)
+        await connection.execute(
+            f"""CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
+                    position bigserial PRIMARY KEY,
+                    envelope bytea NOT NULL,
+                    recorded_at timestamptz NOT NULL DEFAULT now())"""
+        )
+
+    async def apply(
+        self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
+    ) -> None:
+        await lock(connection)
+        now = self.clock()
+        folded = [e for e in events if e.event_type in FOLDED_TYPES]
+        await write_details(connection, events, now)
+        if folded:
+            loaded = Loaded()
+            loaded.add_rows(
+                await connection.fetch(
+                    _LOAD + " WHERE customer_id = ANY($1::uuid[])",
+                    list({e.customer_id for e in folded}),
+                )
+            )
+            bought = False
+            for event in folded:
+                apply(loaded.get(event.customer_id), event, self.converter, now)
+                bought = bought or event.event_type.startswith("sales.")
+            bounds = await load_bounds(connection)
+            for profile in loaded.profiles.values():
+                bounds.score(profile)
+            await store(connection, loaded, await load_rules(connection), now)
+            if bought:
+                await connection.execute("UPDATE rfm_state SET dirty = true WHERE NOT dirty")
+        definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
+        if definitions:
+            await define_segments(connection, definitions)
+            await reconclude_all(connection, await load_rules(connection), now)
+
+
+async def lock(connection: asyncpg.Connection) -> None:
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", LOCK_KEY)
+
+
+async def define_segments(
+    connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
+) -> None:
+    for event in events:
+        p: Any = event.payload
+        await connection.execute(
+            """INSERT INTO segment_rules (segment, version, name, description, rule, defined_at)
+               VALUES ($1, $2, $3, $4, $5::jsonb, $6)
+               ON CONFLICT (segment) DO UPDATE SET version = excluded.version,
+                   name = excluded.name, description = excluded.description,
+                   rule = excluded.rule, defined_at = excluded.defined_at
+               WHERE segment_rules.version < excluded.version""",
+            p.segment,
+            p.version,
+            p.name,
+            p.description,
+            orjson.dumps(p.rule).decode(),
+            event.recorded_at,
+        )
+
+
+async def store(
+    connection: asyncpg.Connection,
+    loaded: Loaded,
+    rules: Sequence[SegmentRule],
+    now: datetime,
+    *,
+    only_changed: bool = False,
+) -> int:
+    """Conclude every loaded profile and write what follows. Returns how many changed."""
+    outcomes: list[tuple[Profile, Outcome]] = []
+    for profile in loaded.profiles.values():
+        before_segments = dict(profile.segments)
+        before_churn = list(profile.churn_reasons)
+        outcome = conclude(profile, now, rules)
+        derived = derived_columns(profile, outcome)
+        if (
+            only_changed
+            and not outcome.changes
+            and not outcome.revised
+            and before_segments == profile.segments
+            and before_churn == profile.churn_reasons
+            and loaded.stored.get(profile.customer_id) == derived
+        ):
+            continue
+        outcomes.append((profile, outcome))
+    if not outcomes:
+        return 0
+    await write_profiles(connection, outcomes, now)
+    await write_memberships(connection, outcomes, now)
+    await write_churn(connection, outcomes, now)
+    return len(outcomes)
+
+
+def derived_columns(profile: Profile, outcome: Outcome) -> tuple[Any, ...]:
+    v = outcome.values
+    return (
+        v["rfm_segment"],
+        v["lifecycle_stage"],
+        v["value_tier"],
+        v["satisfaction"],
+        quadrant(v["value_tier"], v["satisfaction"]),
+        bool(outcome.churn_reasons),
+    )
+
+
+async def write_profiles(
+    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
+) -> None:
+    columns: dict[str, list[Any]] = {name: [] for name, _ in PROFILE_COLUMNS}
+    for profile, outcome in outcomes:
+        v = outcome.values
+        rfm_segment, stage, tier, level, quad, risk = derived_columns(profile, outcome)
+        row = {
+            "customer_id": profile.customer_id,
+            "state": orjson.dumps(profile.to_state()).decode(),
+            "registered": profile.registered,
+            "name": profile.name,
+            "kind": profile.kind,
+            "industry": profile.industry,
+            "region": profile.region,
+            "owner": profile.owner,
+            "tags": TAG_SEPARATOR.join(profile.tag_list) or None,
+            "purchase_count": profile.purchase_count,
+            "total_spend": profile.total_spend,
+            "first_purchase_at": profile.first_purchase_at,
+            "last_purchase_at": profile.last_purchase_at,
+            "last_purchase_date": v["last_purchase_date"],
+            "last_contact_at": profile.last_contact_at,
+            "csat_average": profile.csat_average,
+            "csat_count": profile.csat_count,
+            "nps_latest": profile.nps_latest,
+            "complaints_open": profile.complaints_open,
+            "complaints_total": profile.complaints_total,
+            "recency_score": profile.recency_score,
+            "frequency_score": profile.frequency_score,
+            "monetary_score": profile.monetary_score,
+            "rfm_segment": rfm_segment,
+            "lifecycle_stage": stage,
+            "value_tier": tier,
+            "satisfaction": level,
+            "quadrant": quad,
+            "churn_risk": risk,
+        }
+        for name, value in row.items():
+            columns[name].append(value)
+    await connection.execute(_UPSERT_PROFILES, *(columns[name] for name, _ in PROFILE_COLUMNS), now)
+
+
+async def write_memberships(
+    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
+) -> None:
+    moment = now.isoformat()
+    entered: list[tuple[UUID, str, int, str]] = []
+    left: list[tuple[UUID, str, str]] = []
+    revised: list[tuple[UUID, str, int]] = []
+    envelopes: list[bytes] = []
+    for profile, outcome in outcomes:
+        for change in outcome.changes:
+            values = orjson.dumps(change.values).decode()
+            if change.direction == "entered":
+                entered.append((profile.customer_id, change.segment, change.rule_version, values))
+            else:
+                left.append((profile.customer_id, change.segment, values))
+            envelopes.append(
+                _envelope(
+                    "analytics.segment_changed",
+                    profile.customer_id,
+                    {
+                        "segment": change.segment,
+                        "direction": change.direction,
+                        "rule_version": change.rule_version,
+                        "values": change.values,
+                    },
+                    moment,
+                )
+            )
+        for segment in outcome.revised:
+            revised.append((profile.customer_id, segment, outcome.memberships[segment][0]))
+        if outcome.churn_event == "raised":
+            envelopes.append(
+                _envelope(
+                    "analytics.churn_risk_raised",
+                    profile.customer_id,
+                    {
+                        "reasons": outcome.churn_reasons,
+                        "value_tier": outcome.values["value_tier"],
+                        "values": pick(outcome.values, CHURN_FIELDS),
+                    },
+                    moment,
+                )
+            )
+        elif outcome.churn_event == "cleared":
+            envelopes.append(
+                _envelope(
+                    "analytics.churn_risk_cleared",
+                    profile.customer_id,
+                    {
+                        "value_tier": outcome.values["value_tier"],
+                        "values": pick(outcome.values, CHURN_FIELDS),
+                    },
+                    moment,
+                )
+            )
+    if left:
+        await connection.execute(
+            """UPDATE segment_history h SET left_at = $4, left_values = u.v::jsonb
+               FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(c, s, v)
+               WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
+            *zip(*left, strict=True),
+            now,
+        )
+    if entered:
+        await connection.execute(
+            """INSERT INTO segment_history
+                   (customer_id, segment, rule_version, entered_at, entered_values)
+               SELECT u.c, u.s, u.r, $5, u.v::jsonb
+               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS u(c, s, r, v)""",
+            *zip(*entered, strict=True),
+            now,
+        )
+    if revised:
+        await connection.execute(
+            """UPDATE segment_history h SET rule_version = u.r
+               FROM unnest($1::uuid[], $2::text[], $3::int[]) AS u(c, s, r)
+               WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
+            *zip(*revised, strict=True),
+        )
+    if envelopes:
+        await connection.execute(
+            f"""INSERT INTO {OUTBOX_TABLE} (envelope, recorded_at)
+                SELECT e, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(e, n) ORDER BY n""",
+            envelopes,
+            now,
+        )
+
+
+async def write_churn(
+    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
+) -> None:
+    at_risk = [(p, o) for p, o in outcomes if o.churn_reasons]
+    cleared = [p.customer_id for p, o in outcomes if o.churn_event == "cleared"]
+    if at_risk:
+        await connection.execute(
+            """INSERT INTO churn_warnings (customer_id, raised_at, reasons, value_tier, "values")
+               SELECT u.c, $5, string_to_array(u.r, ','), u.t, u.v::jsonb
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(c, r, t, v)
+               ON CONFLICT (customer_id) DO UPDATE SET reasons = excluded.reasons,
+                   value_tier = excluded.value_tier, "values" = excluded."values"
+               """,
+            [p.customer_id for p, _ in at_risk],
+            [",".join(o.churn_reasons) for _, o in at_risk],
+            [o.values["value_tier"] for _, o in at_risk],
+            [orjson.dumps(pick(o.values, CHURN_FIELDS)).decode() for _, o in at_risk],
+            now,
+        )
+    if cleared:
+        await connection.execute(
+            "DELETE FROM churn_warnings WHERE customer_id = ANY($1::uuid[])", cleared
+        )
+
+
+async def reconclude_all(
+    connection: asyncpg.Connection, rules: Sequence[SegmentRule], now: datetime
+) -> int:
+    """Evaluate every customer again (a new definition, the sweep); write what changed."""
+    after = UUID(int=0)
+    changed = 0
+    while True:
+        rows = await connection.fetch(
+            _LOAD + " WHERE customer_id > $1 ORDER BY customer_id LIMIT $2", after, CHUNK
+        )
+        if not rows:
+            return changed
+        loaded = Loaded()
+        loaded.add_rows(rows)
+        changed += await store(connection, loaded, rules, now, only_changed=True)
+        after = rows[-1]["customer_id"]
+
+
+# RFM re-scoring -----------------------------------------------------------------------
+
+_BOUNDS = """
+SELECT percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY last_purchase_date),
+       percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY purchase_count),
+       percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY total_spend),
+       count(*)
+FROM profiles WHERE purchase_count > 0
+"""
+
+_SCORE = {
+    "recency_score": ("last_purchase_date", "date"),
+    "frequency_score": ("purchase_count", "integer"),
+    "monetary_score": ("total_spend", "numeric"),
+}
+
+
+async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
+    """Move the RFM boundaries to the current population, set-based.
+
+    New boundaries come from `percentile_disc` over the profile table. Every buyer's
+    stored scores agree with the stored boundaries (the fold scores with them under the
+    same lock), so only customers whose value lies between an old and a new boundary can
+    change score: one UPDATE restricted to those ranges (indexed) re-scores them and
+    returns who changed; only those are re-evaluated. Returns how many changed.
+    """
+    await lock(connection)
+    state = await connection.fetchrow("SELECT * FROM rfm_state")
+    if not state["dirty"]:
+        return 0
+    r_new, f_new, m_new, buyers = await connection.fetchrow(_BOUNDS)
+    old = {
+        "recency_score": state["recency"],
+        "frequency_score": state["frequency"],
+        "monetary_score": state["monetary"],
+    }
+    new = {"recency_score": r_new, "frequency_score": f_new, "monetary_score": m_new}
+    params: list[Any] = []
+
+    def param(value: Any, kind: str) -> str:
+        params.append(value)
+        return f"${len(params)}::{kind}"
+
+    scores = []
+    ranges = []
+    for score_column, (column, kind) in _SCORE.items():
+        bounds = new[score_column]
+        if bounds is None:
+            continue
+        array = param(list(bounds), f"{kind}[]")
+        scores.append(
+            f"{score_column} = 1 + "
+            + " + ".join(f"({column} > ({array})[{i}])::int" for i in range(1, 5))
+        )
+        previous = old[score_column]
+        if previous is None:
+            ranges = ["true"]
+            continue
+        for before, after in zip(previous, bounds, strict=True):
+            if before != after:
+                low, high = min(before, after), max(before, after)
+                ranges.append(f"{column} BETWEEN {param(low, kind)} AND {param(high, kind)}")
+    ids: list[UUID] = []
+    if scores:
+        ranges.append("recency_score IS NULL")
+        returned = await connection.fetch(
+            f"""WITH scored AS (
+                    UPDATE profiles SET {", ".join(scores)}
+                    WHERE purchase_count > 0 AND ({" OR ".join(ranges)})
+                    RETURNING customer_id, recency_score, frequency_score, monetary_score)
+                SELECT s.customer_id FROM scored s JOIN profiles p USING (customer_id)
+                WHERE (s.recency_score, s.frequency_score, s.monetary_score)
+                      IS DISTINCT FROM (p.recency_score, p.frequency_score, p.monetary_score)""",
+            *params,
+        )
+        ids = [r["customer_id"] for r in returned]
+    await connection.execute(
+        """UPDATE rfm_state SET recency = $1, frequency = $2, monetary = $3, dirty = false,
+               buyers = $4, scored_at = $5""",
+        r_new,
+        f_new,
+        m_new,
+        buyers,
+        now,
+    )
+    if not ids:
+        return 0
+    rules = await load_rules(connection)
+    changed = 0
+    for start in range(0, len(ids), CHUNK):
+        loaded = Loaded()
+        loaded.add_rows(
+            await connection.fetch(
+                _LOAD + " WHERE customer_id = ANY($1::uuid[])", ids[start : start + CHUNK]
+            )
+        )
+        changed += await store(connection, loaded, rules, now, only_changed=True)
+    return changed
+
+
+# Detail rows for the views ------------------------------------------------------------
+
+
+async def write_details(
+    connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]], now: datetime
+) -> None:
+    interactions: list[tuple[Any, ...]] = []
+    surveys: list[tuple[Any, ...]] = []
+    tickets: dict[UUID, dict[str, Any]] = {}
+    opportunities: dict[UUID, dict[str, Any]] = {}
+    ordered = sorted(
+        (e for e in events if e.event_type.startswith(("interaction.", "sales.opportunity"))),
+        key=lambda e: e.aggregate_version or 0,
+    )
+    for event in ordered:
+        kind = event.event_type
+        p: Any = event.payload
+        if kind == "interaction.logged":
+            interactions.append(
+                (event.aggregate_id, event.customer_id, p.started_at, p.channel.value,
+                 p.direction.value, p.subject)
+            )  # fmt: skip
+        elif kind == "interaction.survey_answered":
+            surveys.append(
+                (event.event_id, event.customer_id, p.survey, p.answered_at, p.csat, p.nps,
+                 p.channel.value if p.channel else None)
+            )  # fmt: skip
+        elif kind.startswith("interaction.ticket_") and event.aggregate_id is not None:
+            _ticket_row(tickets, event, p)
+        elif kind.startswith("sales.opportunity_") and event.aggregate_id is not None:
+            _opportunity_row(opportunities, event, p)
+    if interactions:
+        await connection.execute(
+            """INSERT INTO interactions
+                   (interaction_id, customer_id, started_at, channel, direction, subject)
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[],
+                                    $5::text[], $6::text[])
+               ON CONFLICT DO NOTHING""",
+            *zip(*interactions, strict=True),
+        )
+    if surveys:
+        await connection.execute(
+            """INSERT INTO surveys (event_id, customer_id, survey, answered_at, csat, nps, channel)
+               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],
+                                    $5::smallint[], $6::smallint[], $7::text[])
+               ON CONFLICT DO NOTHING""",
+            *zip(*surveys, strict=True),
+        )
+    if tickets:
+        await _write_tickets(connection, list(tickets.values()))
+    if opportunities:
+        await _write_opportunities(connection, list(opportunities.values()), now)
+
+
+_TICKET_FIELDS = (
+    "ticket_id",
+    "customer_id",
+    "kind",
+    "channel",
+    "category",
+    "severity",
+    "subject",
+    "assignee",
+    "opened_at",
+    "resolved_at",
+    "resolution_due_at",
+    "due_version",
+    "status",
+    "status_version",
+)
+_TICKET_TYPES = (
+    ("uuid", "uuid") + ("text",) * 6 + ("timestamptz",) * 3 + ("integer", "text", "integer")
+)
+
+
+def _ticket_row(tickets: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], p: Any) -> None:
+    assert event.aggregate_id is not None
+    version = event.aggregate_version or 1
+    row = tickets.setdefault(
+        event.aggregate_id,
+        {
+            **dict.fromkeys(_TICKET_FIELDS),
+            "ticket_id": event.aggregate_id,
+            "customer_id": event.customer_id,
+            "due_version": 0,
+            "status": "open",
+            "status_version": 0,
+        },
+    )
+    kind = event.event_type.removeprefix("interaction.ticket_")
+    if kind == "opened":
+        row.update(
+            kind=p.kind.value,
+            channel=p.channel.value,
+            category=p.category,
+            severity=p.severity.value,
+            subject=p.subject,
+            opened_at=p.opened_at,
+        )
+    if kind == "assigned":
+        row["assignee"] = p.assignee
+    if kind == "escalated":
+        row["severity"] = p.severity.value
+    if kind in ("opened", "escalated", "reopened") and version >= row["due_version"]:
+        row.update(resolution_due_at=p.resolution_due_at, due_version=version)
+    if kind == "resolved":
+        row["resolved_at"] = p.resolved_at
+    status = {"opened": "open", "reopened": "open", "resolved": "resolved", "closed": "closed"}
+    if kind in status and version >= row["status_version"]:
+        row.update(status=status[kind], status_version=version)
+
+
+async def _write_tickets(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    arrays = [[row[name] for row in rows] for name in _TICKET_FIELDS]
+    keep = ("kind", "channel", "category", "severity", "subject", "assignee", "opened_at")
+    await connection.execute(
+        f"""INSERT INTO tickets AS t ({", ".join(_TICKET_FIELDS)})
+            SELECT * FROM unnest({
+            ", ".join(f"${i + 1}::{k}[]" for i, k in enumerate(_TICKET_TYPES))
+        })
+            ON CONFLICT (ticket_id) DO UPDATE SET
+            {", ".join(f"{c} = coalesce(excluded.{c}, t.{c})" for c in keep)},
+            resolved_at = greatest(excluded.resolved_at, t.resolved_at),
+            resolution_due_at = CASE WHEN excluded.due_version >= t.due_version
+                THEN coalesce(excluded.resolution_due_at, t.resolution_due_at)
+                ELSE t.resolution_due_at END,
+            due_version = greatest(excluded.due_version, t.due_version),
+            status = CASE WHEN excluded.status_version >= t.status_version
+                          AND excluded.status_version > 0
+                THEN excluded.status ELSE t.status END,
+            status_version = greatest(excluded.status_version, t.status_version)""",
+        *arrays,
+    )
+
+
+def _opportunity_row(
+    opportunities: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], p: Any
+) -> None:
+    assert event.aggregate_id is not None
+    row = opportunities.setdefault(
+        event.aggregate_id,
+        {
+            "opportunity_id": event.aggregate_id,
+            "customer_id": event.customer_id,
+            "description": None,
+            "owner": None,
+            "stage": None,
+            "stage_version": 0,
+            "expected_amount": None,
+            "currency": None,
+            "expected_close_date": None,
+        },
+    )
+    version = event.aggregate_version or 1
+    kind = event.event_type
+    if kind == "sales.opportunity_opened":
+        row.update(
+            description=p.description,
+            owner=p.owner,
+            expected_amount=p.expected_amount,
+            currency=p.currency.value,
+            expected_close_date=p.expected_close_date,
+        )
+    if kind in ("sales.opportunity_opened", "sales.opportunity_stage_changed"):
+        stage = p.stage if kind == "sales.opportunity_opened" else p.to_stage
+        if version >= row["stage_version"]:
+            row.update(stage=stage.value, stage_version=version)
+    elif kind == "sales.opportunity_amount_changed":
+        row.update(expected_amount=p.expected_amount, currency=p.currency.value)
+    elif kind == "sales.opportunity_owner_changed":
+        row["owner"] = p.owner
+    elif kind == "sales.opportunity_close_date_changed":
+        row["expected_close_date"] = p.expected_close_date
+
+
+async def _write_opportunities(
+    connection: asyncpg.Connection, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    fields = (
+        ("opportunity_id", "uuid"),
+        ("customer_id", "uuid"),
+        ("description", "text"),
+        ("owner", "text"),
+        ("stage", "text"),
+        ("stage_version", "integer"),
+        ("expected_amount", "numeric"),
+        ("currency", "text"),
+        ("expected_close_date", "date"),
+    )
+    keep = ("description", "owner", "expected_amount", "currency", "expected_close_date")
+    await connection.execute(
+        f"""INSERT INTO opportunities AS o ({", ".join(n for n, _ in fields)}, updated_at)
+            SELECT *, ${len(fields) + 1}::timestamptz FROM unnest({
+            ", ".join(f"${i + 1}::{k}[]" for i, (_, k) in enumerate(fields))
+        })
+            ON CONFLICT (opportunity_id) DO UPDATE SET
+            {", ".join(f"{c} = coalesce(excluded.{c}, o.{c})" for c in keep)},
+            stage = CASE WHEN excluded.stage_version >= o.stage_version
+                THEN coalesce(excluded.stage, o.stage) ELSE o.stage END,
+            stage_version = greatest(excluded.stage_version, o.stage_version),
+            updated_at = excluded.updated_at""",
+        *([row[n] for row in rows] for n, _ in fields),
+        now,
+    )

@@ -1,0 +1,218 @@
+"""The segment rule language: rules over profile fields, as JSON (pure).
+
+A rule is one of
+- `{"all": [rule, ...]}` (and), `{"any": [rule, ...]}` (or), `{"not": rule}`;
+- a comparison `{"field": F, "op": OP, "value": V}`.
+
+Operators: `eq`, `ne`, `lt`, `le`, `gt`, `ge` (numbers, dates, text), `between`
+(`[low, high]`, both included), `in` (a list of allowed values), `contains` (a list
+field such as `tags` holds V), `exists` (`true`: the field has a value; `false`: it
+has none). A comparison with a field that has no value (a customer without purchases has
+no `average_spend`) is false, whatever the operator, except `exists`.
+
+`validate` checks a rule strictly: an unknown field, an unknown operator, an operator the
+field's type does not support, or a value of the wrong type raises `RuleError` naming
+it. `compile_rule` turns a valid rule into a predicate over a profile's field values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+NUMBER = "number"
+INTEGER = "integer"
+TEXT = "text"
+TEXT_LIST = "text list"
+DATE = "date"
+BOOLEAN = "boolean"
+
+FIELDS: dict[str, tuple[str, str]] = {
+    "kind": (TEXT, "consumer, business, channel_partner, internal"),
+    "industry": (TEXT, "the customer's industry"),
+    "region": (TEXT, "the customer's region"),
+    "owner": (TEXT, "the account manager"),
+    "source_channel": (TEXT, "where the customer came from"),
+    "importance_tier": (TEXT, "vip, important, ordinary"),
+    "tags": (TEXT_LIST, "the customer's tags"),
+    "registered": (BOOLEAN, "the customer is registered in the customer service"),
+    "purchase_count": (INTEGER, "purchases and won contracts"),
+    "total_spend": (NUMBER, "total spend in the reporting currency"),
+    "average_spend": (NUMBER, "average spend per purchase in the reporting currency"),
+    "first_purchase_date": (DATE, "date of the first purchase"),
+    "last_purchase_date": (DATE, "date of the last purchase"),
+    "days_since_last_purchase": (INTEGER, "days since the last purchase"),
+    "days_since_last_contact": (INTEGER, "days since the last logged interaction"),
+    "interactions_90d": (INTEGER, "interactions in the last 90 days"),
+    "csat_average": (NUMBER, "average CSAT (1-5) of every answer"),
+    "csat_count": (INTEGER, "number of CSAT answers"),
+    "nps_latest": (INTEGER, "the latest NPS answer (0-10)"),
+    "nps_category": (TEXT, "promoter, passive, detractor"),
+    "complaints_open": (INTEGER, "open complaints"),
+    "complaints_total": (INTEGER, "complaints ever opened"),
+    "recency_score": (INTEGER, "RFM recency score 1-5"),
+    "frequency_score": (INTEGER, "RFM frequency score 1-5"),
+    "monetary_score": (INTEGER, "RFM monetary score 1-5"),
+    "rfm_segment": (TEXT, "champions, loyal, ... (named RFM segment)"),
+    "lifecycle_stage": (TEXT, "prospect, new, growing, retained, at_risk, lapsed, reactivated"),
+    "value_tier": (TEXT, "top, high, medium, low, none"),
+    "satisfaction": (TEXT, "high, low, unknown"),
+    "churn_risk": (BOOLEAN, "a churn warning is open"),
+}
+
+ORDERED = (NUMBER, INTEGER, TEXT, DATE)
+OPERATORS: dict[str, tuple[str, ...]] = {
+    "eq": (NUMBER, INTEGER, TEXT, DATE, BOOLEAN),
+    "ne": (NUMBER, INTEGER, TEXT, DATE, BOOLEAN),
+    "lt": ORDERED,
+    "le": ORDERED,
+    "gt": ORDERED,
+    "ge": ORDERED,
+    "between": ORDERED,
+    "in": (NUMBER, INTEGER, TEXT),
+    "contains": (TEXT_LIST,),
+    "exists": (NUMBER, INTEGER, TEXT, TEXT_LIST, DATE, BOOLEAN),
+}
+MAX_DEPTH = 10
+MAX_NODES = 200
+
+Predicate = Callable[[Mapping[str, Any]], bool]
+
+
+class RuleError(ValueError):
+    """A rule that is not valid; the message names the part at fault."""
+
+
+def _scalar(field: str, kind: str, value: Any, where: str) -> Any:
+    """The comparison value converted to the field's type, or RuleError."""
+    if kind in (NUMBER, INTEGER):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RuleError(f"{where}: field {field!r} is a number; got {value!r}")
+        return value
+    if kind in (TEXT, TEXT_LIST):
+        if not isinstance(value, str):
+            raise RuleError(f"{where}: field {field!r} compares with text; got {value!r}")
+        return value
+    if kind == DATE:
+        if not isinstance(value, str):
+            raise RuleError(f"{where}: field {field!r} is a date (YYYY-MM-DD); got {value!r}")
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise RuleError(
+                f"{where}: field {field!r} is a date (YYYY-MM-DD); got {value!r}"
+            ) from None
+    if not isinstance(value, bool):
+        raise RuleError(f"{where}: field {field!r} is true or false; got {value!r}")
+    return value
+
+
+def _comparison(rule: Mapping[str, Any], where: str) -> Predicate:
+    unknown_keys = set(rule) - {"field", "op", "value"}
+    if unknown_keys:
+        raise RuleError(f"{where}: unknown key(s) {sorted(unknown_keys)} in a comparison")
+    field = rule.get("field")
+    op = rule.get("op")
+    if not isinstance(field, str) or field not in FIELDS:
+        raise RuleError(f"{where}: unknown field {field!r}; known fields: {', '.join(FIELDS)}")
+    if not isinstance(op, str) or op not in OPERATORS:
+        known = ", ".join(OPERATORS)
+        raise RuleError(f"{where}: unknown operator {op!r}; known operators: {known}")
+    kind = FIELDS[field][0]
+    if kind not in OPERATORS[op]:
+        raise RuleError(f"{where}: operator {op!r} does not apply to {field!r} ({kind})")
+    if "value" not in rule:
+        raise RuleError(f"{where}: the comparison of {field!r} needs a value")
+    value = rule["value"]
+    if op == "exists":
+        if not isinstance(value, bool):
+            raise RuleError(f"{where}: exists takes true or false; got {value!r}")
+        return lambda v: (v.get(field) is not None) == value
+    if op == "between":
+        if not isinstance(value, list) or len(value) != 2:
+            raise RuleError(f"{where}: between takes [low, high]; got {value!r}")
+        low, high = (_scalar(field, kind, x, where) for x in value)
+        if low > high:
+            raise RuleError(f"{where}: between's low {value[0]!r} is above its high {value[1]!r}")
+        return lambda v: (x := v.get(field)) is not None and low <= x <= high
+    if op == "in":
+        if not isinstance(value, list) or not value:
+            raise RuleError(f"{where}: in takes a non-empty list; got {value!r}")
+        allowed = frozenset(_scalar(field, kind, x, where) for x in value)
+        return lambda v: (x := v.get(field)) is not None and x in allowed
+    if op == "contains":
+        wanted = _scalar(field, kind, value, where)
+        return lambda v: wanted in (v.get(field) or ())
+    target = _scalar(field, kind, value, where)
+    compare: Callable[[Any], bool] = {
+        "eq": lambda x: x == target,
+        "ne": lambda x: x != target,
+        "lt": lambda x: x < target,
+        "le": lambda x: x <= target,
+        "gt": lambda x: x > target,
+        "ge": lambda x: x >= target,
+    }[op]
+    return lambda v: (x := v.get(field)) is not None and compare(x)
+
+
+def _compile(rule: Any, where: str, depth: int, counter: list[int]) -> Predicate:
+    counter[0] += 1
+    if counter[0] > MAX_NODES:
+        raise RuleError(f"the rule has more than {MAX_NODES} parts")
+    if depth > MAX_DEPTH:
+        raise RuleError(f"{where}: the rule nests deeper than {MAX_DEPTH} levels")
+    if not isinstance(rule, Mapping):
+        raise RuleError(f"{where}: a rule is a JSON object; got {rule!r}")
+    for combinator in ("all", "any"):
+        if combinator in rule:
+            if len(rule) != 1:
+                raise RuleError(f"{where}: {combinator!r} must be the only key of its object")
+            parts = rule[combinator]
+            if not isinstance(parts, list) or not parts:
+                raise RuleError(f"{where}.{combinator}: a non-empty list of rules is needed")
+            compiled = [
+                _compile(p, f"{where}.{combinator}[{i}]", depth + 1, counter)
+                for i, p in enumerate(parts)
+            ]
+            if combinator == "all":
+                return lambda v: all(c(v) for c in compiled)
+            return lambda v: any(c(v) for c in compiled)
+    if "not" in rule:
+        if len(rule) != 1:
+            raise RuleError(f"{where}: 'not' must be the only key of its object")
+        inner = _compile(rule["not"], f"{where}.not", depth + 1, counter)
+        return lambda v: not inner(v)
+    if "field" in rule or "op" in rule:
+        return _comparison(rule, where)
+    raise RuleError(
+        f"{where}: unknown rule {sorted(rule)}; use all, any, not or a comparison "
+        "{field, op, value}"
+    )
+
+
+def compile_rule(rule: Any) -> Predicate:
+    """A predicate over field values; RuleError when the rule is not valid."""
+    return _compile(rule, "rule", 0, [0])
+
+
+def validate(rule: Any) -> None:
+    compile_rule(rule)
+
+
+def fields_of(rule: Any) -> list[str]:
+    """The profile fields a (valid) rule reads, in order of appearance."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            if "field" in node and node["field"] not in found:
+                found.append(node["field"])
+            for key in ("all", "any"):
+                for part in node.get(key, ()):
+                    walk(part)
+            if "not" in node:
+                walk(node["not"])
+
+    walk(rule)
+    return found

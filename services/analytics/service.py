@@ -1,0 +1,68 @@
+"""The analytics service's composition: what it stores, folds, publishes and serves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from contracts.topics import Topic
+from services.analytics.api import router
+from services.analytics.application import AnalyticsApplication
+from services.analytics.maintenance import every, refresh_gauges, rescore_once, sweep_once
+from services.analytics.projections import OUTBOX_TABLE, AnalyticsFold
+from services.analytics.publishing import to_contract
+from services.analytics.settings import AnalyticsSettings
+from services.runtime.outbox import TableSource
+from services.runtime.service import BackgroundTask, ServiceDefinition, ServiceRuntime
+
+
+def settings_of(runtime: ServiceRuntime) -> AnalyticsSettings:
+    settings = runtime.settings
+    return settings if isinstance(settings, AnalyticsSettings) else AnalyticsSettings()
+
+
+def fold() -> AnalyticsFold:
+    return AnalyticsFold(AnalyticsSettings().converter())
+
+
+def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
+    settings = settings_of(runtime)
+    assert runtime.pool is not None
+    pool = runtime.pool
+
+    async def rescore() -> None:
+        await rescore_once(pool)
+
+    async def sweep() -> None:
+        await sweep_once(pool)
+
+    return [
+        partial(every, settings.analytics_rescore_interval_seconds, rescore, "RFM re-scoring"),
+        partial(every, settings.analytics_sweep_interval_seconds, sweep, "time-based sweep"),
+        partial(
+            every,
+            settings.analytics_metrics_interval_seconds,
+            partial(refresh_gauges, pool),
+            "refreshing the analytics gauges",
+        ),
+    ]
+
+
+DEFINITION = ServiceDefinition(
+    name="analytics",
+    title="CRM analytics service",
+    description=(
+        f"Folds `{Topic.CUSTOMER}`, `{Topic.SALES}` and `{Topic.INTERACTION}` into one "
+        "analytic profile per customer: RFM scores by quintile, lifecycle stage, value tier, "
+        "satisfaction, built-in and defined segments with their history, churn warnings, "
+        "satisfaction views and overviews. Segment changes and churn warnings are published "
+        f"on `{Topic.ANALYTICS}`."
+    ),
+    topic=Topic.ANALYTICS,
+    application_class=AnalyticsApplication,
+    translate=to_contract,
+    projections=lambda: [fold()],
+    routers=[router],
+    outboxes=lambda: [TableSource(OUTBOX_TABLE, name=f"{Topic.ANALYTICS}:conclusions")],
+    background=background,
+)

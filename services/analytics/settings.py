@@ -1,0 +1,59 @@
+"""Configuration of the analytics service (see `ServiceSettings` for the shared part).
+
+- `CRM_ANALYTICS_PORT` (8004).
+- `CRM_ANALYTICS_REPORTING_CURRENCY` (CNY): the one currency of every figure.
+- `CRM_ANALYTICS_EXCHANGE_RATES`: JSON object overriding the fixed table of
+  `services.analytics.money.DEFAULT_RATES` (CNY per unit), e.g. `{"USD": "7.10"}`.
+- `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS` (2): how often the RFM boundaries are moved to
+  the current population when purchases arrived.
+- `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
+  again for the rules that depend on the date (lifecycle, days since, churn thresholds).
+- `CRM_ANALYTICS_METRICS_INTERVAL_SECONDS` (15): how often the segment and
+  satisfaction gauges are refreshed.
+"""
+
+from decimal import Decimal
+
+from pydantic import Field, field_validator
+
+from services.analytics.money import DEFAULT_RATES, Converter
+from services.runtime.settings import ServiceSettings
+
+
+class AnalyticsSettings(ServiceSettings):
+    http_port: int = Field(default=8004, ge=1, le=65535, validation_alias="CRM_ANALYTICS_PORT")
+    analytics_reporting_currency: str = Field(
+        default="CNY", validation_alias="CRM_ANALYTICS_REPORTING_CURRENCY"
+    )
+    analytics_exchange_rates: dict[str, Decimal] = Field(
+        default_factory=dict, validation_alias="CRM_ANALYTICS_EXCHANGE_RATES"
+    )
+    analytics_rescore_interval_seconds: float = Field(
+        default=2.0, gt=0, le=3600, validation_alias="CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS"
+    )
+    analytics_sweep_interval_seconds: float = Field(
+        default=3600.0, gt=0, le=86_400, validation_alias="CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS"
+    )
+    analytics_metrics_interval_seconds: float = Field(
+        default=15.0, gt=0, le=3600, validation_alias="CRM_ANALYTICS_METRICS_INTERVAL_SECONDS"
+    )
+
+    @field_validator("analytics_exchange_rates")
+    @classmethod
+    def _rates_are_known_and_positive(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, rate in value.items():
+            if currency not in DEFAULT_RATES:
+                raise ValueError(f"unknown currency {currency!r}")
+            if rate <= 0:
+                raise ValueError(f"the rate of {currency} must be positive")
+        return value
+
+    @field_validator("analytics_reporting_currency")
+    @classmethod
+    def _currency_is_known(cls, value: str) -> str:
+        if value not in DEFAULT_RATES:
+            raise ValueError(f"unknown currency {value!r}; one of {', '.join(DEFAULT_RATES)}")
+        return value
+
+    def converter(self) -> Converter:
+        return Converter(self.analytics_reporting_currency, self.analytics_exchange_rates)
