@@ -45,12 +45,14 @@ MAX_RECORDS = 2000
 class TimedHandler(ProjectionHandler):
     first_batch_at: float | None = None
     handled = 0
+    batches = 0
 
     async def handle(self, batch: Sequence[Parsed[Any]]) -> list[Rejection]:
         if self.first_batch_at is None:
             self.first_batch_at = time.perf_counter()
         failed = await super().handle(batch)
         self.handled += len(batch)
+        self.batches += 1
         return failed
 
 
@@ -123,6 +125,7 @@ async def fold_run(database_url: str, servers: str, expect: int) -> dict[str, fl
         "seconds": seconds,
         "profiles": profiles,
         "conclusions": conclusions,
+        "average_batch": handler.handled / max(1, handler.batches),
     }
 
 
@@ -178,6 +181,7 @@ async def measure(
         "fold_seconds": folded["seconds"],
         "profiles": folded["profiles"],
         "conclusions": folded["conclusions"],
+        "average_batch": folded["average_batch"],
         "baseline_events_per_second": per_event,
     }
 
@@ -203,7 +207,8 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
     print(
         f"  fold (batched, the service's code)   {fold:9.0f} events/s   "
         f"({figures['fold_seconds']:.2f} s; {figures['profiles']:.0f} profiles, "
-        f"{figures['conclusions']:.0f} conclusions in the outbox)"
+        f"{figures['conclusions']:.0f} conclusions in the outbox; "
+        f"{figures['average_batch']:.0f} events per batch on average)"
     )
     print(f"  baseline (one event per transaction) {base:9.0f} events/s")
     print(f"  fold / raw consume: {fold / raw:.2f}   fold / baseline: {fold / base:.1f} times")
