@@ -409,6 +409,21 @@ class Supervisor:
                 say(f"Loaded the {service.spec.name} demo data")
             except (DemoLoadError, httpx.HTTPError, ValueError) as error:
                 say(f"warning: could not load the {service.spec.name} demo: {error}", error=True)
+        await self._publish_demo_history(ids)
+
+    async def _publish_demo_history(self, customer_ids: list[str]) -> None:
+        """Purchases and survey answers as a shop and a survey tool publish them."""
+        from aiokafka.errors import KafkaError
+
+        from crm.demo_history import publish
+
+        assert self.broker is not None
+        try:
+            sent = await publish(self.broker.bootstrap_servers, customer_ids)
+        except KafkaError as error:
+            say(f"warning: could not publish the demo purchase history: {error}", error=True)
+            return
+        say(f"Published {sent} demo purchases and survey answers on the inbound topics")
 
     def _print_summary(self, services: list[ServiceSpec]) -> None:
         from contracts.topics import Topic
