@@ -50,9 +50,9 @@ class Pattern:
 PATTERNS = (
     Pattern("frequent big buyer", 20, 540, 3, (6_000, 20_000), 5, 10),
     Pattern("loyal regular", 35, 540, 8, (2_000, 6_000), 4, 8),
-    Pattern("big buyer who stopped", 25, 540, 160, (10_000, 30_000), 3, 5),
+    Pattern("big buyer who stopped", 25, 540, 200, (10_000, 30_000), 3, 5),
     Pattern("new buyer", 0, 10, 10, (1_500, 4_000), 4, 9),
-    Pattern("occasional small buyer", 90, 500, 40, (200, 800), 3, 7),
+    Pattern("occasional small buyer", 60, 300, 40, (200, 800), 3, 7),
     Pattern("gone quiet a year ago", 120, 540, 380, (300, 1_200), None, None),
     Pattern("unhappy big buyer", 30, 400, 6, (8_000, 18_000), 2, 3),
     Pattern("prospect", 0, 0, 0, (0, 0), 4, None),

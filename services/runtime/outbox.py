@@ -203,8 +203,14 @@ class OutboxRelay:
             self._dsn, server_settings={"search_path": f'"{self._schema}"'}
         )
         try:
-            await connection.execute(POSITION_DDL)
-            await self._source.prepare(connection)
+            async with connection.transaction():
+                # relays of one service, or of its replicas, start together: one at a
+                # time creates the tables (CREATE IF NOT EXISTS is not safe in parallel)
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('crm-outbox-tables', 0))"
+                )
+                await connection.execute(POSITION_DDL)
+                await self._source.prepare(connection)
             while not await connection.fetchval(
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._lock_key
             ):
