@@ -4,30 +4,16 @@ fold's lock; a database outage is logged and retried at the next interval."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
 
 from services.analytics import metrics
 from services.analytics.projections import load_rules, lock, reconclude_all, rescore
-from services.runtime.consumer import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
-
-
-async def every(seconds: float, step: Callable[[], Awaitable[None]], what: str) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            await step()
-        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
-            log.warning("%s failed, will retry: %r", what, exc)
-        except Exception:
-            log.exception("%s failed, will retry", what)
 
 
 async def rescore_once(pool: asyncpg.Pool) -> int:

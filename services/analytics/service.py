@@ -8,11 +8,12 @@ from functools import partial
 from contracts.topics import Topic
 from services.analytics.api import router
 from services.analytics.application import AnalyticsApplication
-from services.analytics.maintenance import every, refresh_gauges, rescore_once, sweep_once
+from services.analytics.maintenance import refresh_gauges, rescore_once, sweep_once
 from services.analytics.projections import OUTBOX_TABLE, AnalyticsFold
 from services.analytics.publishing import to_contract
 from services.analytics.settings import AnalyticsSettings
 from services.runtime.outbox import TableSource
+from services.runtime.periodic import every
 from services.runtime.service import BackgroundTask, ServiceDefinition, ServiceRuntime
 
 
@@ -39,12 +40,6 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     return [
         partial(every, settings.analytics_rescore_interval_seconds, rescore, "RFM re-scoring"),
         partial(every, settings.analytics_sweep_interval_seconds, sweep, "time-based sweep"),
-        partial(
-            every,
-            settings.analytics_metrics_interval_seconds,
-            partial(refresh_gauges, pool),
-            "refreshing the analytics gauges",
-        ),
     ]
 
 
@@ -65,4 +60,5 @@ DEFINITION = ServiceDefinition(
     routers=[router],
     outboxes=lambda: [TableSource(OUTBOX_TABLE, name=f"{Topic.ANALYTICS}:conclusions")],
     background=background,
+    gauges=[refresh_gauges],
 )

@@ -8,8 +8,8 @@
   the current population when purchases arrived.
 - `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
   again for the rules that depend on the date (lifecycle, days since, churn thresholds).
-- `CRM_ANALYTICS_METRICS_INTERVAL_SECONDS` (15): how often the segment and
-  satisfaction gauges are refreshed.
+- The segment and satisfaction gauges are refreshed every `CRM_GAUGE_REFRESH_SECONDS`
+  (15), like every service's read-model gauges.
 """
 
 from decimal import Decimal
@@ -33,9 +33,6 @@ class AnalyticsSettings(ServiceSettings):
     )
     analytics_sweep_interval_seconds: float = Field(
         default=3600.0, gt=0, le=86_400, validation_alias="CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS"
-    )
-    analytics_metrics_interval_seconds: float = Field(
-        default=15.0, gt=0, le=3600, validation_alias="CRM_ANALYTICS_METRICS_INTERVAL_SECONDS"
     )
 
     @field_validator("analytics_exchange_rates")

@@ -102,7 +102,8 @@ class ProjectionHandler:
         for group in groups:
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
-                    await self._apply(connection, group)
+                    outcomes = await self._apply(connection, group)
+                self._count(outcomes)  # only once committed: a retried batch counts once
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:
@@ -114,7 +115,11 @@ class ProjectionHandler:
     def _unappliable(self, item: Delivered, exc: Exception) -> Rejection:
         return Rejection(item.record, "could not apply", f"{type(exc).__name__}: {exc}")
 
-    async def _apply(self, connection: asyncpg.Connection, delivered: list[Delivered]) -> None:
+    async def _apply(
+        self, connection: asyncpg.Connection, delivered: list[Delivered]
+    ) -> list[tuple[Delivered, bool]]:
+        """Record and apply the batch's new events; returns each delivery and whether it
+        was applied now (False: a duplicate)."""
         unique: dict[UUID, Delivered] = {}
         for item in delivered:
             unique.setdefault(item.value.event_id, item)
@@ -136,9 +141,14 @@ class ProjectionHandler:
         fresh = [i.value for i in items if i.value.event_id in new_ids]
         if fresh:
             await self.projection.apply(connection, fresh)
+        outcomes = []
         for item in delivered:
-            applied = item.value.event_id in new_ids
+            outcomes.append((item, item.value.event_id in new_ids))
             new_ids.discard(item.value.event_id)
+        return outcomes
+
+    def _count(self, outcomes: list[tuple[Delivered, bool]]) -> None:
+        for item, applied in outcomes:
             EVENTS_CONSUMED.labels(
                 consumer=self.name,
                 topic=item.record.topic,

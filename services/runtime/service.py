@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Any
 
 import asyncpg
@@ -31,6 +32,7 @@ from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
 from services.runtime.logs import configure_logging
 from services.runtime.outbox import OutboxRelay, OutboxSource, Translator
+from services.runtime.periodic import every
 from services.runtime.projection import Projection, ProjectionHandler
 from services.runtime.settings import ServiceSettings
 
@@ -140,19 +142,17 @@ class ServiceRuntime:
             *(asyncio.create_task(r.run()) for r in self.extra_relays),
             *(asyncio.create_task(task()) for task in self.definition.background(self)),
         ]
-        if self.definition.gauges:
-            self._tasks.append(asyncio.create_task(self._refresh_gauges(), name="gauges"))
-
-    async def _refresh_gauges(self) -> None:
-        """Refresh the read-model gauges forever; a failed refresh keeps the last values."""
-        assert self.pool is not None
-        while True:
-            for refresh in self.definition.gauges:
-                try:
-                    await refresh(self.pool)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("gauge refresh %s failed: %r", refresh.__name__, exc)
-            await asyncio.sleep(self.settings.gauge_refresh_seconds)
+        self._tasks += [
+            asyncio.create_task(
+                every(
+                    self.settings.gauge_refresh_seconds,
+                    partial(refresh, self.pool),
+                    f"refreshing gauges ({getattr(refresh, '__qualname__', refresh)})",
+                ),
+                name="gauges",
+            )
+            for refresh in self.definition.gauges
+        ]
 
     async def stop(self) -> None:
         for task in self._tasks:

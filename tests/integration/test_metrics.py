@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
+from crm.analytics_history import history
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.customers import register_customer
@@ -162,3 +163,61 @@ async def test_sales_and_interaction_count_their_inbound_feeds_and_breaches(
     assert total(interaction, open_tickets) == 2
     route = {"route": "/tickets", "method": "POST", "status": "201"}
     assert total(interaction, "crm_http_requests_total", **route) == 2
+
+
+FOLD = "analytics_fold"
+
+
+def folded(samples: Samples, topics: set[str], **labels: str) -> float:
+    """Events the analytics fold consumed from `topics` (it also reads its own topic, for
+    segment definitions and its conclusions)."""
+    return sum(
+        total(samples, "crm_events_consumed_total", consumer=FOLD, topic=topic, **labels)
+        for topic in topics
+    )
+
+
+async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
+    infra: Infrastructure,
+) -> None:
+    events = history(30)
+    messages = [event.message() for event in events]
+    duplicate = messages[len(messages) // 2]
+    raw = [(key, value) for _, key, value in messages]
+    inputs = {str(topic) for topic, _, _ in messages}
+    service = infra.service("analytics", CRM_GAUGE_REFRESH_SECONDS="0.2")
+    await asyncio.to_thread(service.start)
+    try:
+        for topic in {topic for topic, _, _ in messages}:
+            await publish_raw(
+                infra.bootstrap_servers,
+                topic,
+                [(k, v) for (t, k, v) in messages if t == topic]
+                + ([duplicate[1:]] if topic == duplicate[0] else []),
+            )
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+            samples = await scrape_until(
+                client,
+                lambda s: (
+                    folded(s, inputs) == len(raw) + 1
+                    and total(s, "crm_consumer_lag_messages") == 0
+                    and total(s, "crm_analytics_segment_customers", segment="tier.top") > 0
+                ),
+                attempts=300,
+            )
+            profiles = (await client.get("/profiles", params={"limit": 500})).json()["items"]
+    finally:
+        await asyncio.to_thread(service.stop)
+    assert folded(samples, inputs, outcome="applied") == len(raw)
+    assert folded(samples, inputs, outcome="duplicate") == 1
+    assert total(samples, "crm_consumer_lag_messages") == 0
+    assert total(samples, "crm_projection_lag_seconds", projection=FOLD) == 0
+    tiers = {
+        tier: total(samples, "crm_analytics_segment_customers", segment=f"tier.{tier}")
+        for tier in ("top", "high", "medium", "low")
+    }
+    buyers = [p for p in profiles if p["purchase_count"] > 0]
+    assert sum(tiers.values()) == len(buyers) > 0
+    assert tiers["top"] == sum(1 for p in buyers if p["value_tier"] == "top")
+    conclusions = f"{Topic.ANALYTICS}:conclusions"
+    assert total(samples, "crm_outbox_backlog_events", topic=conclusions) == 0

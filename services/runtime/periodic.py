@@ -1,0 +1,26 @@
+"""Work a service repeats for as long as it runs: sweeps, re-scoring, gauge refreshes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+
+from services.runtime.consumer import TRANSIENT_ERRORS
+
+log = logging.getLogger(__name__)
+
+
+async def every(seconds: float, step: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run `step` now and then every `seconds`, forever; a failed run is logged and the
+    next one comes on time."""
+    while True:
+        try:
+            await step()
+        except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+            log.warning("%s failed, will retry: %r", what, exc)
+        except Exception:
+            log.exception("%s failed, will retry", what)
+        await asyncio.sleep(seconds)
