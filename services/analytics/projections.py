@@ -323,6 +323,15 @@ class Loaded:
 
 class AnalyticsFold:
     name = "analytics_fold"
+    kept_tables = (OUTBOX_TABLE,)
+    """A rebuild keeps the live outbox: the conclusions in it were published already."""
+
+    async def settle(self, connection: asyncpg.Connection) -> None:
+        """Bring a rebuilt state to where the live one is: RFM boundaries moved to the
+        final population (the live service does it in the background)."""
+        while await rescore(connection, datetime.now(UTC)):
+            pass
+
     topics: Sequence[str] = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION, Topic.ANALYTICS)
 
     def __init__(
@@ -372,7 +381,11 @@ class AnalyticsFold:
 
 
 async def lock(connection: asyncpg.Connection) -> None:
-    await connection.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", LOCK_KEY)
+    """Serialise the writers of this schema's analytics tables and outbox (a rebuild's
+    shadow schema has its own lock)."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))", LOCK_KEY
+    )
 
 
 async def define_segments(

@@ -7,7 +7,11 @@ and keep being updated by the service. When the shadow has caught up, one transa
 1. locks the live `consumed_events` table, which holds back the live consumers' commits;
 2. reads the topics up to their current end into the shadow, so that it contains every
    event any live consumer could have committed;
-3. replaces the live tables by the shadow ones, with their record of consumed events.
+3. replaces the live tables by the shadow ones, with their record of consumed events,
+   except the tables the projection lists in `kept_tables` (an outbox whose rows were
+   published already: the live one stays, so nothing is published twice). Before that,
+   a projection with a `settle(connection)` method brings the shadow to where the live
+   state's background work (re-scoring) has brought the live one.
 
 Afterwards the live consumers carry on against the new tables; whatever they had fetched
 and not yet committed is either already in them (and recognised) or new (and applied).
@@ -82,7 +86,7 @@ class ProjectionRebuild:
             partitions = await self._assign_from_beginning(consumer)
             total = sum((await consumer.end_offsets(partitions)).values())
             await self._read_until(consumer, handler, partitions, total, progress)
-            tables = await self._swap(consumer, handler, partitions, progress)
+            tables = await self._swap(consumer, handler, pool, partitions, progress)
         finally:
             await consumer.stop()
             await pool.close()
@@ -130,6 +134,7 @@ class ProjectionRebuild:
         self,
         consumer: AIOKafkaConsumer,
         handler: ProjectionHandler,
+        pool: asyncpg.Pool,
         partitions: list[TopicPartition],
         progress: Progress | None,
     ) -> list[str]:
@@ -143,12 +148,20 @@ class ProjectionRebuild:
                 await self._read_until(
                     consumer, handler, partitions, sum(end.values()), progress, end
                 )
+                settle = getattr(self._projection, "settle", None)
+                if settle is not None:
+                    async with pool.acquire() as shadow, shadow.transaction():
+                        await settle(shadow)
+                # tables whose rows were published already (an outbox) stay as they are:
+                # a rebuild must not publish its conclusions a second time
+                kept = ["consumed_events", *getattr(self._projection, "kept_tables", ())]
                 tables = [
                     r["tablename"]
                     for r in await connection.fetch(
                         "SELECT tablename FROM pg_tables WHERE schemaname = $1 "
-                        "AND tablename <> 'consumed_events' ORDER BY tablename",
+                        "AND tablename <> ALL($2::text[]) ORDER BY tablename",
                         self._shadow,
+                        kept,
                     )
                 ]
                 for table in tables:

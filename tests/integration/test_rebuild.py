@@ -13,8 +13,11 @@ import asyncpg
 import httpx
 import pytest
 
+from contracts.topics import Topic
+from crm.analytics_history import history
 from services.runtime.processes import REPO, ServiceProcess
 from tests.conftest import Infrastructure
+from tests.support.kafka import publish_raw, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -90,3 +93,74 @@ async def test_rebuild_while_serving_and_writing(
         assert row["change_count"] == histories[customer_id], "every event applied exactly once"
         if customer_id not in written:
             assert row == before[customer_id]
+
+
+async def analytics_state(database_url: str) -> tuple[dict[str, Any], int]:
+    """Each profile's scores and segments, and how many conclusions the outbox holds."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        profiles = await connection.fetch(
+            "SELECT customer_id, purchase_count, total_spend, recency_score, frequency_score,"
+            " monetary_score, rfm_segment, value_tier FROM analytics.profiles"
+        )
+        conclusions = await connection.fetchval("SELECT count(*) FROM analytics.outbox")
+    finally:
+        await connection.close()
+    return {str(r["customer_id"]): dict(r) for r in profiles}, conclusions
+
+
+async def test_rebuilding_analytics_publishes_no_conclusion_twice(
+    infra: Infrastructure,
+) -> None:
+    messages = [event.message() for event in history(40)]
+    service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.2")
+    await asyncio.to_thread(service.start)
+    try:
+        for topic in {topic for topic, _, _ in messages}:
+            await publish_raw(
+                infra.bootstrap_servers, topic, [(k, v) for t, k, v in messages if t == topic]
+            )
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+            for _ in range(300):
+                ready = (await client.get("/health/ready")).json()["checks"]
+                published = await read_topic(
+                    infra.bootstrap_servers, Topic.ANALYTICS, expect=1, timeout=1
+                )
+                before, conclusions = await analytics_state(infra.database_url)
+                if (
+                    ready["projections_caught_up"]
+                    and conclusions
+                    and (len(published) == conclusions)
+                ):
+                    break
+                await asyncio.sleep(0.2)
+        assert conclusions > 0 and len(published) == conclusions
+
+        rebuilt = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "crm.cli",
+            "rebuild",
+            "analytics",
+            cwd=REPO,
+            env={
+                **os.environ,
+                "CRM_DATABASE_URL": infra.database_url,
+                "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, errors = await rebuilt.communicate()
+        assert rebuilt.returncode == 0, errors.decode()
+
+        await asyncio.sleep(2)  # time for the relay to publish anything it wrongly would
+        after, conclusions_after = await analytics_state(infra.database_url)
+        republished = await read_topic(
+            infra.bootstrap_servers, Topic.ANALYTICS, expect=len(published), timeout=5
+        )
+    finally:
+        await asyncio.to_thread(service.stop)
+    assert after == before
+    assert conclusions_after == conclusions
+    assert len(republished) == len(published)
