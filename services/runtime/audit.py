@@ -114,6 +114,13 @@ def _customer_of(scope: MutableMapping[str, Any], path_params: dict[str, Any]) -
     return None
 
 
+def _customer_at(location: str | None) -> uuid.UUID | None:
+    """The customer a command created, from its answer's `Location: /customers/<id>`."""
+    if location and location.startswith("/customers/"):
+        return _uuid_or_none(location.removeprefix("/customers/").split("/")[0])
+    return None
+
+
 class AuditLog:
     """Queues entries from requests and writes them in batches."""
 
@@ -145,6 +152,7 @@ class AuditLog:
         status: int,
         correlation_id: str,
         user_agent: str | None,
+        location: str | None = None,
     ) -> None:
         """Record the request in `scope` if it is a command or a personal-data read."""
         principal = scope.get("state", {}).get("principal")
@@ -169,7 +177,7 @@ class AuditLog:
                 method,
                 template,
                 json.dumps(path_params, ensure_ascii=False),
-                _customer_of(scope, path_params),
+                _customer_of(scope, path_params) or _customer_at(location),
                 status,
                 client[0] if client else None,
                 (user_agent or "")[:500] or None,

@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -31,6 +32,7 @@ from services.runtime.errors import CommandRejected, RuleViolation
 from services.runtime.eventstore import CommandContext, command_context
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.runtime.security import (
+    Principal,
     RateLimiter,
     SecurityMiddleware,
     TokenVerifier,
@@ -90,21 +92,25 @@ class RequestContextMiddleware(BaseHTTPMiddleware):
             response = await call_next(request)
             elapsed = time.perf_counter() - started
             template = getattr(request.scope.get("route"), "path", "unmatched")
+            principal = request.scope.get("state", {}).get("principal")
+            caller = principal.subject if isinstance(principal, Principal) else context.actor
             if not template.startswith(("/health", "/metrics")):
-                access_log.info(
-                    "%s %s %d %.1fms",
-                    request.method,
-                    request.url.path,
-                    response.status_code,
-                    elapsed * 1000,
-                    extra={"status": response.status_code, "route": template},
-                )
+                with command_context(replace(context, actor=caller)):
+                    access_log.info(
+                        "%s %s %d %.1fms",
+                        request.method,
+                        request.url.path,
+                        response.status_code,
+                        elapsed * 1000,
+                        extra={"status": response.status_code, "route": template},
+                    )
             if self._audit is not None:
                 self._audit.observe(
                     request.scope,
                     response.status_code,
                     correlation_id,
                     request.headers.get("user-agent"),
+                    response.headers.get("location"),
                 )
         HTTP_REQUESTS.labels(
             self._service, template, request.method, str(response.status_code)

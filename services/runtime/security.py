@@ -542,7 +542,12 @@ class SecurityMiddleware:
 
         context = replace(current_context(), actor=principal.subject)
         with command_context(context):
-            await self.app(scope, limited_receive, guarded_send)
+            try:
+                await self.app(scope, limited_receive, guarded_send)
+            except Exception:
+                if not refused:
+                    raise
+                # the route saw the body end early (ClientDisconnect); 413 is sent already
 
     def _token(self, authorization: str | None) -> str:
         if not authorization:

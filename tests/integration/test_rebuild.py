@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from services.runtime.processes import REPO, ServiceProcess
@@ -31,7 +30,7 @@ async def rows(database_url: str) -> dict[str, dict[str, Any]]:
 async def test_rebuild_while_serving_and_writing(
     infra: Infrastructure, customer_service: ServiceProcess
 ) -> None:
-    async with httpx.AsyncClient(base_url=customer_service.url, timeout=10) as client:
+    async with customer_service.client(timeout=10) as client:
         ids = []
         for i in range(150):
             body = {"name": f"重建客户 {i:02d}", "kind": "consumer", "tags": ["rebuild"]}
