@@ -412,4 +412,6 @@ async def test_contacts_complaints_surveys_and_plans(
 
     # The demo data of `crm up` is accepted as it stands ----------------------------------
     demo_customers = [str(await register_customer(servers, f"演示客户 {n}")) for n in range(4)]
-    await demo_interaction.load(interaction_service.url, demo_customers)
+    await demo_interaction.load(
+        interaction_service.url, demo_customers, interaction_service.token()
+    )

@@ -394,7 +394,7 @@ async def test_demo_data_loads_and_customer_names_follow_the_customer_topic(
             as_message(envelope(second, 1, CustomerRegistered(name="瑞丰医疗", kind="business"))),
         ],
     )
-    await demo_sales.load(sales_service.url, [str(first), str(second)])
+    await demo_sales.load(sales_service.url, [str(first), str(second)], sales_service.token())
 
     async with sales_service.client(timeout=10) as sales:
         stages = await wait_for(
