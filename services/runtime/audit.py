@@ -130,14 +130,19 @@ class AuditLog:
         self._wake = asyncio.Event()
         self._pool: asyncpg.Pool | None = None
         self._task: asyncio.Task[None] | None = None
+        self.accepting = False
+        """Whether entries are queued (once started; an app built without its runtime,
+        as in unit tests, records nothing)."""
 
     async def start(self, pool: asyncpg.Pool) -> None:
         async with pool.acquire() as connection, connection.transaction():
             await connection.execute(AUDIT_DDL)
         self._pool = pool
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-audit")
+        self.accepting = True
 
     async def stop(self) -> None:
+        self.accepting = False
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -186,13 +191,16 @@ class AuditLog:
         )
 
     def record(self, entry: tuple[Any, ...]) -> None:
-        if self._task is None:
-            return  # not started: an app built without its runtime (unit tests)
+        if not self.accepting:
+            return
         if len(self._queue) >= MAX_QUEUED:
             AUDIT_ENTRIES.labels(self.service, "dropped").inc()
             return
         self._queue.append(entry)
         self._wake.set()
+
+    def queued(self) -> list[tuple[Any, ...]]:
+        return list(self._queue)
 
     async def flush(self) -> None:
         while self._queue and self._pool is not None:

@@ -89,7 +89,13 @@ class RequestContextMiddleware(BaseHTTPMiddleware):
         )
         started = time.perf_counter()
         with command_context(context):
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:
+                if self._audit is not None:  # an unhandled error: still who tried what
+                    user_agent = request.headers.get("user-agent")
+                    self._audit.observe(request.scope, 500, correlation_id, user_agent)
+                raise
             elapsed = time.perf_counter() - started
             template = getattr(request.scope.get("route"), "path", "unmatched")
             principal = request.scope.get("state", {}).get("principal")

@@ -10,10 +10,10 @@ from fastapi import Depends
 
 from services.runtime.http import ExpectedVersion
 from services.runtime.security import Caller, Forbidden
-
-__all__ = ["App", "Caller", "OwnOpportunity", "Pool", "Version", "check_owner"]
 from services.runtime.service import DatabasePool, ServiceRuntime, current_runtime
 from services.sales.application import SalesApplication
+
+__all__ = ["App", "Caller", "OwnOpportunity", "Pool", "Version", "check_owner"]
 
 
 def sales_application(rt: Annotated[ServiceRuntime, Depends(current_runtime)]) -> SalesApplication:
