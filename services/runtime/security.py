@@ -415,6 +415,29 @@ def api_routes(app: Any) -> Iterator[RouteInfo]:
                 yield RouteInfo(method, route.path, route_requirement(route))
 
 
+def document_permissions(app: Any) -> None:
+    """Name each operation's permission in the OpenAPI document (`x-required-permission`
+    and a sentence in its description), so API users know which role to ask for."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = build()
+        for route in api_routes(app):
+            operation = schema["paths"].get(route.path, {}).get(route.method.lower())
+            if operation is None or route.requirement is None:
+                continue
+            if "x-required-permission" in operation:
+                continue  # the cached document is documented already
+            permission = route.requirement.permission
+            roles = ", ".join(r for r in ROLES if permission in ROLE_PERMISSIONS[r])
+            operation["x-required-permission"] = permission
+            sentence = f"Needs the permission `{permission}` (roles: {roles})."
+            operation["description"] = f"{operation.get('description', '')}\n\n{sentence}".strip()
+        return schema
+
+    app.openapi = openapi
+
+
 async def refuse_undeclared(request: Request) -> None:
     """App-wide dependency: a route that declares no permission is refused to everyone."""
     route = request.scope.get("route")

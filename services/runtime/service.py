@@ -34,7 +34,12 @@ from services.runtime.kafka import connection_options, reliable_producer
 from services.runtime.logs import configure_logging
 from services.runtime.outbox import OutboxRelay, Translator
 from services.runtime.projection import Projection, ProjectionHandler
-from services.runtime.security import RateLimiter, SecurityConfigError, TokenVerifier
+from services.runtime.security import (
+    RateLimiter,
+    SecurityConfigError,
+    TokenVerifier,
+    document_permissions,
+)
 from services.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -227,6 +232,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
     for router in definition.routers:
         app.include_router(router)
     app.include_router(audit.router)
+    document_permissions(app)
     return app
 
 

@@ -114,6 +114,8 @@ def test_every_route_answers_each_role_by_the_matrix(name: str) -> None:
             continue
         requirement = requirement_of(app, method, template)
         assert requirement is not None, f"{method} {template} declares no permission"
+        assert operation["x-required-permission"] == requirement.permission
+        assert f"`{requirement.permission}`" in operation["description"]
         anonymous = call(client, method, path, {})
         assert anonymous.status_code == 401, f"{method} {template} without a token"
         assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
