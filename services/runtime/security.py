@@ -439,16 +439,16 @@ def document_permissions(app: Any) -> None:
 
 
 async def refuse_undeclared(request: Request) -> None:
-    """App-wide dependency: a route that declares no permission is refused to everyone."""
+    """App-wide dependency: a route that declares no permission is refused to everyone
+    (and so is a request whose route cannot be told: this fails closed)."""
     route = request.scope.get("route")
-    if (
-        isinstance(route, APIRoute)
-        and not is_public(route.path)
-        and route_requirement(route) is None
-    ):
+    path = getattr(route, "path", None)
+    if path is not None and is_public(path):
+        return
+    if route is None or route_requirement(route) is None:
         raise Forbidden(
-            f"{request.method} {route.path} declares no permission, so it is refused to "
-            "everyone; declare one with requires(...)"
+            f"{request.method} {path or request.url.path} declares no permission, so it is "
+            "refused to everyone; declare one with requires(...)"
         )
 
 
