@@ -30,6 +30,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="measure a running customer service instead of starting one",
     )
+    latency.add_argument(
+        "--token",
+        default=None,
+        help="with --url: a bearer token allowed to register customers (default: "
+        "CRM_TOKEN, else one from the secret `crm up` keeps in ./.crm)",
+    )
     latency.set_defaults(handler=run_projection_latency)
     ingestion = benchmarks.add_parser(
         "purchase-ingestion",
@@ -66,12 +72,13 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-async def measure_projection_latency(url: str, count: int) -> dict[str, float]:
+async def measure_projection_latency(url: str, count: int, token: str) -> dict[str, float]:
     import httpx
 
     command_seconds: list[float] = []
     visible_seconds: list[float] = []
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, timeout=30, headers=headers) as client:
         started_all = time.perf_counter()
         for i in range(count):
             started = time.perf_counter()
@@ -102,7 +109,13 @@ def run_projection_latency(args: argparse.Namespace) -> int:
     if args.count < 1:
         raise SystemExit("--count must be at least 1")
     if args.url:
-        figures = asyncio.run(measure_projection_latency(args.url, args.count))
+        from crm.tokens import TokenError, cli_token
+
+        try:
+            token = cli_token(args.token)
+        except TokenError as error:
+            raise SystemExit(f"crm bench: error: {error}") from None
+        figures = asyncio.run(measure_projection_latency(args.url, args.count, token))
     else:
         figures = _with_own_stack(args.count)
     print(f"command → projection latency over {figures['count']:.0f} registrations")
@@ -161,9 +174,11 @@ def _with_own_stack(count: int) -> dict[str, float]:
                 database_url=database_url,
                 bootstrap_servers=broker.bootstrap_servers,
                 log_dir=root,
+                # the measurement polls the directory as fast as it can; no rate limit
+                extra_env={"CRM_RATE_LIMIT_PER_MINUTE": "0"},
             )
             service.start()
             try:
-                return asyncio.run(measure_projection_latency(service.url, count))
+                return asyncio.run(measure_projection_latency(service.url, count, service.token()))
             finally:
                 service.stop()

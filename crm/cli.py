@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from crm import backup, bench, deadletters, demo, rebuild, topics, up
+from crm import backup, bench, deadletters, demo, rebuild, tokens, topics, up
 
-SUBCOMMANDS = (up, demo, topics, backup, rebuild, deadletters, bench)
+SUBCOMMANDS = (up, tokens, demo, topics, backup, rebuild, deadletters, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -480,13 +480,21 @@ def _check(response: "httpx.Response", what: str) -> dict[str, Any]:
     return body
 
 
-async def directory_is_empty(customer_url: str, client: "httpx.AsyncClient | None" = None) -> bool:
+def _bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+async def directory_is_empty(
+    customer_url: str, client: "httpx.AsyncClient | None" = None, token: str | None = None
+) -> bool:
     """Whether the customer directory lists no customer at all."""
     import httpx
 
     async with contextlib.AsyncExitStack() as stack:
         if client is None:
-            client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=30, headers=_bearer(token))
+            )
         response = await client.get(f"{customer_url.rstrip('/')}/customers", params={"limit": 1})
         return not _check(response, "GET /customers")["items"]
 
@@ -498,15 +506,20 @@ async def load_demo(
     seed: int = DEFAULT_SEED,
     client: "httpx.AsyncClient | None" = None,
     progress: Callable[[int, int], None] | None = None,
+    token: str | None = None,
 ) -> list[str]:
-    """Register `demo_customers(count, seed)`; returns the new customer ids in order."""
+    """Register `demo_customers(count, seed)`; returns the new customer ids in order.
+
+    Sends `token` when it opens its own client (a given client carries its own)."""
     import httpx
 
     base = customer_url.rstrip("/")
     ids: list[str] = []
     async with contextlib.AsyncExitStack() as stack:
         if client is None:
-            client = await stack.enter_async_context(httpx.AsyncClient(timeout=30))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=30, headers=_bearer(token))
+            )
         customers = demo_customers(count, seed)
         for index, body in enumerate(customers):
             created = _check(
@@ -551,14 +564,27 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help="random seed of the generator (default: 7)"
     )
+    parser.add_argument(
+        "--token",
+        default=None,
+        help="bearer token allowed to register customers (default: CRM_TOKEN, else an "
+        "administrator token from the secret `crm up` keeps in ./.crm)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import httpx
 
+    from crm.tokens import TokenError, cli_token
+
     if args.count < 0:
         print("crm demo: error: --count must not be negative", file=sys.stderr)
+        return 2
+    try:
+        token = cli_token(args.token)
+    except TokenError as error:
+        print(f"crm demo: error: {error}", file=sys.stderr)
         return 2
 
     def progress(done: int, total: int) -> None:
@@ -567,7 +593,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         ids = asyncio.run(
-            load_demo(args.customer_url, args.count, seed=args.seed, progress=progress)
+            load_demo(args.customer_url, args.count, seed=args.seed, progress=progress, token=token)
         )
     except httpx.TransportError as error:
         print(

@@ -79,13 +79,15 @@ def demo_requests(customer_ids: list[str], now: datetime) -> list[tuple[str, dic
     return requests
 
 
-async def load(interaction_url: str, customer_ids: list[str]) -> None:
-    """Give the first (up to twelve) customers a history of contacts, tickets and surveys."""
+async def load(interaction_url: str, customer_ids: list[str], token: str) -> None:
+    """Give the first (up to twelve) customers a history of contacts, tickets and surveys,
+    sending `token`."""
     chosen = customer_ids[:12]
     if not chosen:
         return
     now = datetime.now(UTC)
-    async with httpx.AsyncClient(base_url=interaction_url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=interaction_url, timeout=30, headers=headers) as client:
         for path, body in demo_requests(chosen, now):
             await _send(client, "PUT" if path.endswith("contact-plan") else "POST", path, body)
         first = chosen[0]

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 
-ACTOR = {"X-Actor": "demo"}
 CENT = Decimal("0.01")
 
 # description, products (name, quantity, unit price), currency, region, owner,
@@ -62,7 +61,7 @@ async def _open(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
     reach the sales service, so a 'not known' answer is retried for a while."""
     deadline = time.monotonic() + 30
     while True:
-        response = await client.post("/opportunities", json=body, headers=ACTOR)
+        response = await client.post("/opportunities", json=body)
         if response.status_code == 201:
             opportunity_id: str = response.json()["opportunity_id"]
             return opportunity_id
@@ -73,19 +72,21 @@ async def _open(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
 
 
 async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = await client.post(path, json=body, headers=ACTOR)
+    response = await client.post(path, json=body)
     if response.status_code >= 400:
         raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text}")
     result: dict[str, Any] = response.json()
     return result
 
 
-async def load(sales_url: str, customer_ids: list[str]) -> None:
-    """Create the demo opportunities for the given customers (at least one)."""
+async def load(sales_url: str, customer_ids: list[str], token: str) -> None:
+    """Create the demo opportunities for the given customers (at least one), sending
+    `token` (it must be allowed to work anyone's opportunities: a manager or administrator)."""
     if not customer_ids:
         raise ValueError("the sales demo needs at least one customer id")
     today = datetime.now(UTC).date()
-    async with httpx.AsyncClient(base_url=sales_url, timeout=30) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=sales_url, timeout=30, headers=headers) as client:
         for index, deal in enumerate(DEALS):
             await _load_deal(client, deal, customer_ids[index % len(customer_ids)], today)
 

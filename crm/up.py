@@ -3,7 +3,8 @@
 Starts an embedded PostgreSQL (data kept in `DIR/postgres` between runs) and an embedded
 Kafka-protocol broker (in memory), creates the `crm` database and every topic, runs each
 service that exists as `python -m services.<name>`, waits until they are ready, loads demo
-customers into an empty directory, prints where everything is, and then supervises.
+customers into an empty directory, prints where everything is and a bearer token per role
+(signed with the secret kept in `DIR/auth-secret`, see `crm.tokens`), and then supervises.
 
 Ctrl-C, SIGTERM or SIGHUP stop everything in order: services (SIGTERM, SIGKILL after
 10 s), then the broker, then PostgreSQL; the exit status is 0. A child that dies on its
@@ -64,7 +65,16 @@ KAFKA_PORT = ("CRM_KAFKA_PORT", 9092)
 
 
 DEMO_LOADERS = {"sales": "crm.demo_sales", "interaction": "crm.demo_interaction"}
-"""Each module's `load(service_url, customer_ids)` adds that service's demo data."""
+"""Each module's `load(service_url, customer_ids, token)` adds that service's demo data."""
+
+KEY_VARIABLES = (
+    "CRM_AUTH_SECRET",
+    "CRM_AUTH_SECRET_FILE",
+    "CRM_AUTH_PUBLIC_KEY",
+    "CRM_AUTH_PUBLIC_KEY_FILE",
+    "CRM_AUTH_JWKS_FILE",
+)
+"""Token keys of the environment, replaced by the local secret for the services."""
 
 
 class UpError(Exception):
@@ -154,6 +164,8 @@ class Supervisor:
         self.services: list[RunningService] = []
         self.stopping = asyncio.Event()
         self.started_at = time.monotonic()
+        self.secret = ""
+        self.tokens: dict[str, str] = {}
 
     # entry point
 
@@ -220,6 +232,7 @@ class Supervisor:
             shutil.rmtree(pg_dir, ignore_errors=True)
             shutil.rmtree(self.logs_dir, ignore_errors=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_tokens()
 
         first_run = not (pg_dir / "PG_VERSION").exists()
         say(
@@ -249,6 +262,15 @@ class Supervisor:
             await self._unless_stopped(self._load_demo())
         self._print_summary(services)
         return await self._supervise()
+
+    def _prepare_tokens(self) -> None:
+        from crm.tokens import local_secret, role_tokens, write_tokens_file
+
+        secret = local_secret(self.data_dir, create=True)
+        assert secret is not None
+        self.secret = secret
+        self.tokens = role_tokens(secret)
+        write_tokens_file(self.data_dir, self.tokens)
 
     def _check_ports(self, postgres: int, kafka: int, services: list[ServiceSpec]) -> None:
         from services.runtime.embedded import port_is_free
@@ -317,9 +339,13 @@ class Supervisor:
 
         assert self.postgres is not None and self.broker is not None
         self._check_stop()
+        from crm.tokens import SECRET_FILE
+
+        inherited = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
         env = {
             "CRM_LOG_FORMAT": "text",  # for people reading the terminal; JSON in production
-            **os.environ,
+            **inherited,
+            "CRM_AUTH_SECRET_FILE": str(self.data_dir / SECRET_FILE),
             "CRM_DATABASE_URL": self.postgres.dsn(DATABASE),
             "CRM_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
             "PYTHONUNBUFFERED": "1",
@@ -387,10 +413,13 @@ class Supervisor:
         import httpx
 
         from crm.demo import DEFAULT_COUNT, DemoLoadError, directory_is_empty, load_demo
+        from crm.tokens import mint
 
         url = next(s.spec.url for s in self.services if s.spec.name == "customer")
+        token = mint(self.secret, "administrator", "demo-loader")
+        headers = {"Authorization": f"Bearer {token}"}
         try:
-            async with httpx.AsyncClient(timeout=30.0) as client:
+            async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
                 if not await directory_is_empty(url, client):
                     say("The customer directory has data already: not loading demo customers")
                     return
@@ -405,7 +434,7 @@ class Supervisor:
             if loader is None:
                 continue
             try:
-                await importlib.import_module(loader).load(service.spec.url, ids)
+                await importlib.import_module(loader).load(service.spec.url, ids, token)
                 say(f"Loaded the {service.spec.name} demo data")
             except (DemoLoadError, httpx.HTTPError, ValueError) as error:
                 say(f"warning: could not load the {service.spec.name} demo: {error}", error=True)
@@ -447,6 +476,7 @@ class Supervisor:
             ]
         if missing:
             lines.append(row("not built yet", ", ".join(missing)))
+        lines += self._token_lines(services)
         psql = postgres_bin_dir() / "psql"
         lines += [
             "",
@@ -469,6 +499,27 @@ class Supervisor:
             "",
         ]
         say("\n".join(lines))
+
+    def _token_lines(self, services: list[ServiceSpec]) -> list[str]:
+        from crm.tokens import DEMO_LIFETIME, DEMO_SUBJECTS, SECRET_FILE, TOKENS_FILE
+
+        if not self.tokens:
+            return []
+        days = DEMO_LIFETIME.days
+        first = services[0].url if services else f"http://{HOST}:8001"
+        lines = [
+            "",
+            f"  Bearer tokens, one per role (valid {days} days; `crm token --role ROLE` mints",
+            f"  more; signing secret in {self.data_dir / SECRET_FILE}):",
+        ]
+        for role, token in self.tokens.items():
+            lines.append(f"    {role:<14} ({DEMO_SUBJECTS[role]}) {token}")
+        lines += [
+            f"  They are also in {self.data_dir / TOKENS_FILE}; try:",
+            f"    source {self.data_dir / TOKENS_FILE}",
+            f'    curl -H "Authorization: Bearer $TOKEN" {first}/customers?limit=3',
+        ]
+        return lines
 
     # running
 

@@ -17,6 +17,7 @@ from services.runtime.database import ensure_database
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.kafka import ensure_topics
 from services.runtime.processes import ServiceProcess
+from tests.support.auth import TEST_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -44,13 +45,15 @@ class Infrastructure:
     def service(
         self, name: str, *, database_url: str | None = None, **extra_env: str
     ) -> ServiceProcess:
-        """A service process on this infrastructure (not started yet)."""
+        """A service process on this infrastructure (not started yet); it accepts tokens
+        signed with `TEST_SECRET`, and `service.client(role=...)` sends one."""
         return ServiceProcess(
             name,
             database_url=database_url or self.database_url,
             bootstrap_servers=self.bootstrap_servers,
             log_dir=self.log_dir,
             extra_env=extra_env,
+            auth_secret=TEST_SECRET,
         )
 
 

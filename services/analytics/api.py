@@ -28,6 +28,7 @@ from services.analytics.rules import FIELDS, OPERATORS, RuleError, validate
 from services.analytics.segments import BUILTIN_FIELDS, BUILTIN_PREFIXES, BUILTIN_SEGMENTS
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http import ExpectedVersion
+from services.runtime.security import requires
 from services.runtime.service import ServiceRuntime, current_runtime
 
 router = APIRouter(tags=["analytics"])
@@ -209,7 +210,12 @@ def checked(rule: dict[str, Any]) -> dict[str, Any]:
     return rule
 
 
-@router.post("/segments", status_code=201, summary="Define a segment by a rule")
+@router.post(
+    "/segments",
+    status_code=201,
+    summary="Define a segment by a rule",
+    dependencies=[requires("segments:write")],
+)
 async def define_segment(body: NewSegment, app: App, response: Response) -> dict[str, Any]:
     checked(body.rule)
     definition = await asyncio.to_thread(
@@ -224,7 +230,11 @@ async def define_segment(body: NewSegment, app: App, response: Response) -> dict
     return {"segment": body.segment, "version": definition.version}
 
 
-@router.put("/segments/{segment}", summary="Change a segment's rule (a new version)")
+@router.put(
+    "/segments/{segment}",
+    summary="Change a segment's rule (a new version)",
+    dependencies=[requires("segments:write")],
+)
 async def change_segment(
     segment: str, body: SegmentBody, app: App, version: ExpectedVersion, response: Response
 ) -> dict[str, Any]:
@@ -241,7 +251,11 @@ async def change_segment(
     return {"segment": segment, "version": definition.version}
 
 
-@router.get("/segments/rule-language", summary="Fields and operators of segment rules")
+@router.get(
+    "/segments/rule-language",
+    summary="Fields and operators of segment rules",
+    dependencies=[requires("analytics:read")],
+)
 async def rule_language() -> dict[str, Any]:
     return {
         "fields": {name: {"type": t, "meaning": m} for name, (t, m) in FIELDS.items()},
@@ -249,7 +263,11 @@ async def rule_language() -> dict[str, Any]:
     }
 
 
-@router.get("/segments", summary="Every segment with its size and share of value")
+@router.get(
+    "/segments",
+    summary="Every segment with its size and share of value",
+    dependencies=[requires("analytics:read")],
+)
 async def segments(rt: Runtime, format: Format = "json") -> Any:
     async with pool_of(rt).acquire() as c:
         sizes = await c.fetch(
@@ -304,12 +322,20 @@ async def definition_of(rt: ServiceRuntime, segment: str) -> dict[str, Any]:
     return {"kind": "defined", **record(row)}
 
 
-@router.get("/segments/{segment}", summary="A segment's definition")
+@router.get(
+    "/segments/{segment}",
+    summary="A segment's definition",
+    dependencies=[requires("analytics:read")],
+)
 async def segment_definition(segment: str, rt: Runtime) -> dict[str, Any]:
     return await definition_of(rt, segment)
 
 
-@router.get("/segments/{segment}/members", summary="Members now, or as of a past moment")
+@router.get(
+    "/segments/{segment}/members",
+    summary="Members now, or as of a past moment",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def segment_members(
     segment: str,
     rt: Runtime,
@@ -343,7 +369,11 @@ async def segment_members(
 FAMILIES = ("rfm", "lifecycle", "tier")
 
 
-@router.get("/segment-migration", summary="How customers moved between segments")
+@router.get(
+    "/segment-migration",
+    summary="How customers moved between segments",
+    dependencies=[requires("analytics:read")],
+)
 async def migration(
     rt: Runtime,
     from_: Annotated[datetime, Query(alias="from", description="ISO 8601 with offset")],
@@ -394,7 +424,11 @@ FILTERS = (
 )
 
 
-@router.get("/profiles", summary="Analytic profiles, filtered")
+@router.get(
+    "/profiles",
+    summary="Analytic profiles, filtered",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def profiles(
     request: Request,
     rt: Runtime,
@@ -452,7 +486,11 @@ async def profile_row(rt: ServiceRuntime, customer_id: UUID) -> asyncpg.Record:
     return row
 
 
-@router.get("/profiles/{customer_id}", summary="One customer's analytic profile")
+@router.get(
+    "/profiles/{customer_id}",
+    summary="One customer's analytic profile",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def profile(customer_id: UUID, rt: Runtime) -> dict[str, Any]:
     return profile_view(await profile_row(rt, customer_id), currency_of(rt))
 
@@ -475,7 +513,11 @@ async def current_segments(rt: ServiceRuntime, customer_id: UUID) -> list[dict[s
     return out
 
 
-@router.get("/customers/{customer_id}/segments", summary="Current segments and why")
+@router.get(
+    "/customers/{customer_id}/segments",
+    summary="Current segments and why",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def customer_segments(customer_id: UUID, rt: Runtime) -> dict[str, Any]:
     await profile_row(rt, customer_id)
     return {"customer_id": str(customer_id), "segments": await current_segments(rt, customer_id)}
@@ -484,6 +526,7 @@ async def customer_segments(customer_id: UUID, rt: Runtime) -> dict[str, Any]:
 @router.get(
     "/customers/{customer_id}/segments/{segment}/why",
     summary="Why the customer is (or is not) in a segment: the rule and the values",
+    dependencies=[requires("analytics:read", personal_data=True)],
 )
 async def why(customer_id: UUID, segment: str, rt: Runtime) -> dict[str, Any]:
     await profile_row(rt, customer_id)
@@ -506,7 +549,11 @@ async def why(customer_id: UUID, segment: str, rt: Runtime) -> dict[str, Any]:
     }
 
 
-@router.get("/customers/{customer_id}/segment-history", summary="Segments entered and left")
+@router.get(
+    "/customers/{customer_id}/segment-history",
+    summary="Segments entered and left",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def segment_history(
     customer_id: UUID, rt: Runtime, limit: Limit = 100, cursor: Cursor = None,
     format: Format = "json",
@@ -525,7 +572,11 @@ async def segment_history(
     return page([record(r) for r in rows], limit, "id", format, "segment-history.csv")
 
 
-@router.get("/customers/{customer_id}/360", summary="Everything analytics knows of a customer")
+@router.get(
+    "/customers/{customer_id}/360",
+    summary="Everything analytics knows of a customer",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def customer_360(customer_id: UUID, rt: Runtime) -> dict[str, Any]:
     view = profile_view(await profile_row(rt, customer_id), currency_of(rt))
     async with pool_of(rt).acquire() as c:
@@ -586,7 +637,11 @@ GROUPS = {
 }
 
 
-@router.get("/satisfaction", summary="CSAT, NPS, complaint rate and resolution times")
+@router.get(
+    "/satisfaction",
+    summary="CSAT, NPS, complaint rate and resolution times",
+    dependencies=[requires("analytics:read")],
+)
 async def satisfaction(
     rt: Runtime,
     by: Annotated[Literal["segment", "channel", "owner", "period"], Query()] = "segment",
@@ -662,7 +717,11 @@ async def satisfaction(
     return listing(rows, format, f"satisfaction-by-{by}.csv")
 
 
-@router.get("/value-satisfaction", summary="The value x satisfaction matrix")
+@router.get(
+    "/value-satisfaction",
+    summary="The value x satisfaction matrix",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def value_satisfaction(
     rt: Runtime, sample: Annotated[int, Query(ge=0, le=100)] = 10
 ) -> dict[str, Any]:
@@ -706,7 +765,11 @@ async def value_satisfaction(
     return {"quadrants": quadrants, "buyers_without_satisfaction_data": unknown}
 
 
-@router.get("/value-satisfaction/{quadrant}/customers", summary="Customers of a quadrant")
+@router.get(
+    "/value-satisfaction/{quadrant}/customers",
+    summary="Customers of a quadrant",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def quadrant_customers(
     quadrant: str, rt: Runtime, limit: Limit = 100, cursor: Cursor = None,
     format: Format = "json",
@@ -728,7 +791,11 @@ async def quadrant_customers(
 # Churn --------------------------------------------------------------------------------
 
 
-@router.get("/churn-warnings", summary="Open churn warnings of top-tier customers")
+@router.get(
+    "/churn-warnings",
+    summary="Open churn warnings of top-tier customers",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
 async def churn_warnings(
     rt: Runtime,
     reason: Annotated[
@@ -754,7 +821,11 @@ async def churn_warnings(
 # Overviews ----------------------------------------------------------------------------
 
 
-@router.get("/overview/pareto", summary="The 80/20 view: the top fifth and their value")
+@router.get(
+    "/overview/pareto",
+    summary="The 80/20 view: the top fifth and their value",
+    dependencies=[requires("analytics:read")],
+)
 async def pareto(rt: Runtime) -> dict[str, Any]:
     row = await pool_of(rt).fetchrow(
         """WITH ranked AS (
@@ -784,7 +855,11 @@ async def pareto(rt: Runtime) -> dict[str, Any]:
     }
 
 
-@router.get("/overview/lifecycle", summary="Customers per lifecycle stage")
+@router.get(
+    "/overview/lifecycle",
+    summary="Customers per lifecycle stage",
+    dependencies=[requires("analytics:read")],
+)
 async def lifecycle_overview(rt: Runtime, format: Format = "json") -> Any:
     rows = await pool_of(rt).fetch(
         """SELECT lifecycle_stage, count(*) AS customers, sum(total_spend) AS value
@@ -802,7 +877,11 @@ async def lifecycle_overview(rt: Runtime, format: Format = "json") -> Any:
     return listing(items, format, "lifecycle.csv")
 
 
-@router.get("/overview/distribution", summary="Customers, buyers and value by a dimension")
+@router.get(
+    "/overview/distribution",
+    summary="Customers, buyers and value by a dimension",
+    dependencies=[requires("analytics:read")],
+)
 async def distribution(
     rt: Runtime,
     by: Annotated[Literal["region", "industry", "kind", "owner", "value_tier"], Query()] = "region",
@@ -820,7 +899,11 @@ async def distribution(
     return listing([record(r) for r in rows], format, f"distribution-by-{by}.csv")
 
 
-@router.get("/rfm", summary="The current RFM quintile boundaries and scoring rules")
+@router.get(
+    "/rfm",
+    summary="The current RFM quintile boundaries and scoring rules",
+    dependencies=[requires("analytics:read")],
+)
 async def rfm_view(rt: Runtime) -> dict[str, Any]:
     row = await pool_of(rt).fetchrow(
         "SELECT recency, frequency, monetary, buyers, scored_at FROM rfm_state"
@@ -846,6 +929,7 @@ async def rfm_view(rt: Runtime) -> dict[str, Any]:
     "/feed",
     summary="Server-sent events: segment changes and churn warnings as they are drawn",
     responses={200: {"content": {"text/event-stream": {}}}},
+    dependencies=[requires("analytics:read")],
 )
 async def feed(
     request: Request,

@@ -44,6 +44,7 @@ from services.customer.projections import (
 )
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http import ExpectedVersion
+from services.runtime.security import requires
 from services.runtime.service import ServiceRuntime, current_runtime
 
 router = APIRouter(tags=["customers"])
@@ -255,14 +256,23 @@ def accepted(response: Response, customer_id: UUID, version: int, **extra: Any) 
 # Commands ----------------------------------------------------------------------------
 
 
-@router.post("/customers", status_code=201, summary="Register a customer")
+@router.post(
+    "/customers",
+    dependencies=[requires("customers:write")],
+    status_code=201,
+    summary="Register a customer",
+)
 def register_customer(body: RegisterCustomer, app: App, response: Response) -> Accepted:
     customer = app.register(**body.model_dump(mode="json"))
     response.headers["Location"] = f"/customers/{customer.id}"
     return accepted(response, customer.id, customer.version)
 
 
-@router.patch("/customers/{customer_id}/profile", summary="Change profile fields")
+@router.patch(
+    "/customers/{customer_id}/profile",
+    dependencies=[requires("customers:write")],
+    summary="Change profile fields",
+)
 def change_profile(
     customer_id: UUID, body: ProfileChanges, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -273,7 +283,11 @@ def change_profile(
     return accepted(response, customer_id, customer.version)
 
 
-@router.put("/customers/{customer_id}/addresses/{label}", summary="Add or replace an address")
+@router.put(
+    "/customers/{customer_id}/addresses/{label}",
+    dependencies=[requires("customers:write")],
+    summary="Add or replace an address",
+)
 def set_address(
     customer_id: UUID,
     label: Tag,
@@ -287,7 +301,11 @@ def set_address(
     return accepted(response, customer_id, customer.version)
 
 
-@router.delete("/customers/{customer_id}/addresses/{label}", summary="Remove an address")
+@router.delete(
+    "/customers/{customer_id}/addresses/{label}",
+    dependencies=[requires("customers:write")],
+    summary="Remove an address",
+)
 def remove_address(
     customer_id: UUID, label: str, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -295,7 +313,12 @@ def remove_address(
     return accepted(response, customer_id, customer.version)
 
 
-@router.post("/customers/{customer_id}/contacts", status_code=201, summary="Add a contact person")
+@router.post(
+    "/customers/{customer_id}/contacts",
+    dependencies=[requires("customers:write")],
+    status_code=201,
+    summary="Add a contact person",
+)
 def add_contact(
     customer_id: UUID, body: NewContact, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -303,7 +326,11 @@ def add_contact(
     return accepted(response, customer_id, customer.version, contact_id=contact_id)
 
 
-@router.patch("/customers/{customer_id}/contacts/{contact_id}", summary="Change a contact person")
+@router.patch(
+    "/customers/{customer_id}/contacts/{contact_id}",
+    dependencies=[requires("customers:write")],
+    summary="Change a contact person",
+)
 def change_contact(
     customer_id: UUID,
     contact_id: str,
@@ -319,7 +346,11 @@ def change_contact(
     return accepted(response, customer_id, customer.version)
 
 
-@router.delete("/customers/{customer_id}/contacts/{contact_id}", summary="Remove a contact person")
+@router.delete(
+    "/customers/{customer_id}/contacts/{contact_id}",
+    dependencies=[requires("customers:write")],
+    summary="Remove a contact person",
+)
 def remove_contact(
     customer_id: UUID, contact_id: str, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -329,6 +360,7 @@ def remove_contact(
 
 @router.patch(
     "/customers/{customer_id}/classification",
+    dependencies=[requires("customers:write")],
     summary="Change importance tier, loyalty stage, value behaviour or relationship level",
 )
 def classify(
@@ -348,7 +380,11 @@ def classify(
     return accepted(response, customer_id, customer.version)
 
 
-@router.post("/customers/{customer_id}/tags", summary="Tag a customer")
+@router.post(
+    "/customers/{customer_id}/tags",
+    dependencies=[requires("customers:write")],
+    summary="Tag a customer",
+)
 def tag_customer(
     customer_id: UUID, body: TagBody, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -356,7 +392,11 @@ def tag_customer(
     return accepted(response, customer_id, customer.version)
 
 
-@router.delete("/customers/{customer_id}/tags/{tag}", summary="Remove a tag")
+@router.delete(
+    "/customers/{customer_id}/tags/{tag}",
+    dependencies=[requires("customers:write")],
+    summary="Remove a tag",
+)
 def untag_customer(
     customer_id: UUID, tag: str, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -366,6 +406,7 @@ def untag_customer(
 
 @router.put(
     "/customers/{customer_id}/channel-preferences",
+    dependencies=[requires("customers:write")],
     summary="Set preferred channels and opt-outs",
 )
 def set_channel_preferences(
@@ -381,6 +422,7 @@ def set_channel_preferences(
 
 @router.post(
     "/customers/{customer_id}/references",
+    dependencies=[requires("customers:write")],
     summary="Record how another system names this customer",
     description="Facts that system publishes with this reference then land on this customer.",
 )
@@ -470,6 +512,7 @@ def view_of_row(row: Row) -> CustomerView:
 
 @router.get(
     "/customers/by-reference/{source}/{source_customer_id}",
+    dependencies=[requires("customers:read")],
     summary="The customer another system names by its own id",
     responses={404: {"description": "No customer carries that reference."}},
 )
@@ -481,7 +524,9 @@ async def customer_by_reference(source: str, source_customer_id: str, rt: Runtim
     return view_of_row(row)
 
 
-@router.get("/customers", summary="Search the customer directory")
+@router.get(
+    "/customers", dependencies=[requires("customers:read")], summary="Search the customer directory"
+)
 async def search_customers(
     rt: Runtime,
     filters: Filters,
@@ -503,6 +548,7 @@ CSV_COLUMNS = tuple(c for c in COLUMNS if c not in (*JSON_COLUMNS, "change_count
 
 @router.get(
     "/customers/export.csv",
+    dependencies=[requires("customers:read")],
     summary="Export every customer matching the filters as CSV",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
@@ -538,6 +584,7 @@ async def export_customers(rt: Runtime, filters: Filters) -> StreamingResponse:
 
 @router.get(
     "/customers/{customer_id}",
+    dependencies=[requires("customers:read")],
     summary="A customer, now or as they were at a past moment",
     responses={404: {"description": "No such customer (at that moment)."}},
 )
@@ -566,6 +613,7 @@ async def read_customer(
 
 @router.get(
     "/customers/{customer_id}/history",
+    dependencies=[requires("customers:read")],
     summary="Every change to a customer: what, when and by whom",
 )
 async def customer_history(customer_id: UUID, rt: Runtime) -> list[HistoryEntry]:

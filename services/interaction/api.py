@@ -41,6 +41,7 @@ from services.interaction.web import (
 )
 from services.runtime.errors import RuleViolation
 from services.runtime.eventstore import current_context
+from services.runtime.security import requires
 
 router = APIRouter()
 
@@ -314,7 +315,11 @@ def _changes(body: BaseModel, exclude: set[str]) -> dict[str, Any]:
 
 
 @router.post(
-    "/interactions", status_code=201, summary="Log a contact with a customer", tags=["interactions"]
+    "/interactions",
+    dependencies=[requires("interactions:write")],
+    status_code=201,
+    summary="Log a contact with a customer",
+    tags=["interactions"],
 )
 async def log_interaction(
     body: LogInteraction, app: App, pool: Pool, key: IdempotencyKey, response: Response
@@ -340,6 +345,7 @@ async def log_interaction(
 
 @router.post(
     "/interactions/{interaction_id}/corrections",
+    dependencies=[requires("interactions:write")],
     summary="Correct a logged interaction (recorded as a correction, nothing overwritten)",
     tags=["interactions"],
 )
@@ -359,7 +365,11 @@ def correct_interaction(
 
 
 @router.post(
-    "/tickets", status_code=201, summary="Open a service request or complaint", tags=["tickets"]
+    "/tickets",
+    dependencies=[requires("tickets:write")],
+    status_code=201,
+    summary="Open a service request or complaint",
+    tags=["tickets"],
 )
 async def open_ticket(
     body: OpenTicket, app: App, pool: Pool, policy: Policy, response: Response
@@ -381,7 +391,12 @@ async def open_ticket(
     return accepted(response, ticket.id, ticket.version)
 
 
-@router.post("/tickets/{ticket_id}/assignment", summary="Assign a ticket", tags=["tickets"])
+@router.post(
+    "/tickets/{ticket_id}/assignment",
+    dependencies=[requires("tickets:write")],
+    summary="Assign a ticket",
+    tags=["tickets"],
+)
 def assign_ticket(
     ticket_id: UUID, body: AssignTicket, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -391,6 +406,7 @@ def assign_ticket(
 
 @router.post(
     "/tickets/{ticket_id}/escalations",
+    dependencies=[requires("tickets:write")],
     summary="Escalate a ticket: raise its level, and its severity if given",
     description="Due times follow the new severity's targets, counted from the opening, "
     "and never move later.",
@@ -411,6 +427,7 @@ def escalate_ticket(
 
 @router.post(
     "/tickets/{ticket_id}/responses",
+    dependencies=[requires("tickets:write")],
     summary="Record an answer to the customer (the first stops the response clock)",
     tags=["tickets"],
 )
@@ -427,7 +444,12 @@ def respond_to_ticket(
     return accepted(response, ticket_id, ticket.version)
 
 
-@router.post("/tickets/{ticket_id}/resolution", summary="Resolve a ticket", tags=["tickets"])
+@router.post(
+    "/tickets/{ticket_id}/resolution",
+    dependencies=[requires("tickets:write")],
+    summary="Resolve a ticket",
+    tags=["tickets"],
+)
 def resolve_ticket(
     ticket_id: UUID, body: ResolveTicket, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -439,6 +461,7 @@ def resolve_ticket(
 
 @router.post(
     "/tickets/{ticket_id}/reopening",
+    dependencies=[requires("tickets:write")],
     summary="Reopen a resolved or closed ticket (the resolution clock restarts)",
     tags=["tickets"],
 )
@@ -454,7 +477,12 @@ def reopen_ticket(
     return accepted(response, ticket_id, ticket.version)
 
 
-@router.post("/tickets/{ticket_id}/closure", summary="Close a resolved ticket", tags=["tickets"])
+@router.post(
+    "/tickets/{ticket_id}/closure",
+    dependencies=[requires("tickets:write")],
+    summary="Close a resolved ticket",
+    tags=["tickets"],
+)
 def close_ticket(ticket_id: UUID, app: App, version: Version, response: Response) -> Accepted:
     ticket = app.close_ticket(ticket_id, now(), version)
     return accepted(response, ticket_id, ticket.version)
@@ -464,7 +492,11 @@ def close_ticket(ticket_id: UUID, app: App, version: Version, response: Response
 
 
 @router.post(
-    "/survey-answers", status_code=201, summary="Record a survey answer", tags=["satisfaction"]
+    "/survey-answers",
+    dependencies=[requires("interactions:write")],
+    status_code=201,
+    summary="Record a survey answer",
+    tags=["satisfaction"],
 )
 async def answer_survey(
     body: AnswerSurvey, app: App, pool: Pool, key: IdempotencyKey, response: Response
@@ -489,7 +521,11 @@ async def answer_survey(
 
 
 @router.post(
-    "/feedback", status_code=201, summary="Record a suggestion or praise", tags=["satisfaction"]
+    "/feedback",
+    dependencies=[requires("interactions:write")],
+    status_code=201,
+    summary="Record a suggestion or praise",
+    tags=["satisfaction"],
 )
 async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Response) -> Accepted:
     await require_customer(pool, body.customer_id)
@@ -510,6 +546,7 @@ async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Resp
 
 @router.put(
     "/customers/{customer_id}/contact-plan",
+    dependencies=[requires("interactions:write")],
     summary="Set how often and on which channel the customer is to be contacted",
     tags=["contact plans"],
 )
@@ -533,6 +570,7 @@ async def set_contact_plan(
 
 @router.delete(
     "/customers/{customer_id}/contact-plan",
+    dependencies=[requires("interactions:write")],
     summary="End the customer's contact plan",
     tags=["contact plans"],
 )

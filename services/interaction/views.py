@@ -24,6 +24,7 @@ from services.interaction.web import Pool, now
 from services.runtime.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.paging import decode_cursor, next_cursor
+from services.runtime.security import requires
 
 router = APIRouter()
 
@@ -251,7 +252,12 @@ def period_range(
 # Interactions ------------------------------------------------------------------------
 
 
-@router.get("/interactions", summary="Search interactions, newest first", tags=["interactions"])
+@router.get(
+    "/interactions",
+    dependencies=[requires("interactions:read", personal_data=True)],
+    summary="Search interactions, newest first",
+    tags=["interactions"],
+)
 async def search_interactions(
     pool: Pool, filters: Filters, limit: Limit = 50, cursor: Cursor = None
 ) -> InteractionPage:
@@ -285,6 +291,7 @@ INTERACTION_CSV = (
 
 @router.get(
     "/interactions/export.csv",
+    dependencies=[requires("interactions:read", personal_data=True)],
     summary="Export every interaction matching the filters as CSV",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
@@ -301,6 +308,7 @@ async def export_interactions(pool: Pool, filters: Filters) -> StreamingResponse
 
 @router.get(
     "/interactions/{interaction_id}",
+    dependencies=[requires("interactions:read", personal_data=True)],
     summary="One interaction as it is after every correction",
     tags=["interactions"],
 )
@@ -313,6 +321,7 @@ async def read_interaction(interaction_id: UUID, pool: Pool) -> InteractionView:
 
 @router.get(
     "/customers/{customer_id}/timeline",
+    dependencies=[requires("interactions:read")],
     summary="Everything between the customer and us, newest first",
     description="Interactions, tickets, survey answers and feedback in one list.",
     tags=["interactions"],
@@ -339,6 +348,7 @@ TIMELINE_CSV = ("at", "entry_type", "entry_id", "channel", "title", "detail", "d
 
 @router.get(
     "/customers/{customer_id}/timeline/export.csv",
+    dependencies=[requires("interactions:read")],
     summary="Export the customer's whole timeline as CSV",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
@@ -392,6 +402,7 @@ TicketFilters = Annotated[TicketQuery, Depends(ticket_query)]
 
 @router.get(
     "/tickets",
+    dependencies=[requires("interactions:read")],
     summary="Tickets (open ones unless asked) by severity, assignee and SLA state",
     tags=["tickets"],
 )
@@ -412,6 +423,7 @@ TICKET_CSV = tuple(TicketView.model_fields)
 
 @router.get(
     "/tickets/export.csv",
+    dependencies=[requires("interactions:read")],
     summary="Export the tickets matching the filters as CSV",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
@@ -428,6 +440,7 @@ async def export_tickets(pool: Pool, filters: TicketFilters) -> StreamingRespons
 
 @router.get(
     "/tickets/times",
+    dependencies=[requires("interactions:read")],
     summary="First-response and resolution times by period, channel and category",
     tags=["tickets"],
 )
@@ -464,6 +477,7 @@ class TicketCount(BaseModel):
 
 @router.get(
     "/tickets/summary",
+    dependencies=[requires("interactions:read")],
     summary="Open tickets counted by severity, assignee and SLA state",
     tags=["tickets"],
 )
@@ -472,7 +486,12 @@ async def ticket_summary(pool: Pool) -> list[TicketCount]:
     return [TicketCount.model_validate(r) for r in rows]
 
 
-@router.get("/tickets/{ticket_id}", summary="One ticket with its SLA state", tags=["tickets"])
+@router.get(
+    "/tickets/{ticket_id}",
+    dependencies=[requires("interactions:read")],
+    summary="One ticket with its SLA state",
+    tags=["tickets"],
+)
 async def read_ticket(ticket_id: UUID, pool: Pool) -> TicketView:
     row = await queries.get_ticket(pool, ticket_id, now())
     if row is None:
@@ -485,6 +504,7 @@ async def read_ticket(ticket_id: UUID, pool: Pool) -> TicketView:
 
 @router.get(
     "/survey-results",
+    dependencies=[requires("interactions:read")],
     summary="CSAT average and NPS by period and channel",
     tags=["satisfaction"],
 )
@@ -511,7 +531,12 @@ async def survey_results(
     return [SurveyResult.model_validate(r) for r in rows]
 
 
-@router.get("/feedback", summary="Suggestions and praise, newest first", tags=["satisfaction"])
+@router.get(
+    "/feedback",
+    dependencies=[requires("interactions:read")],
+    summary="Suggestions and praise, newest first",
+    tags=["satisfaction"],
+)
 async def find_feedback(
     pool: Pool,
     kind: FeedbackKind | None = None,
@@ -537,6 +562,7 @@ async def find_feedback(
 
 @router.get(
     "/contacts-due",
+    dependencies=[requires("interactions:read")],
     summary="Planned contacts due or overdue, most overdue first, respecting opt-outs",
     tags=["contact plans"],
 )
@@ -571,6 +597,7 @@ async def contacts_due(
 
 @router.get(
     "/customers/{customer_id}/contact-plan",
+    dependencies=[requires("interactions:read")],
     summary="The customer's contact plan and when the next contact is due",
     tags=["contact plans"],
 )

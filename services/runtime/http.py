@@ -6,7 +6,9 @@
 - `GET /metrics`: Prometheus text format.
 - `GET /asyncapi.json`: the AsyncAPI document of every topic (`contracts/asyncapi.json`).
 Every response carries `X-Correlation-ID` (the caller's, or a new one); commands record
-it, with the actor from `X-Actor`, on the events they cause.
+it, with the actor (the bearer token's subject, see `security.py`), on the events they
+cause. Every other route needs a bearer token and declares its permission; commands and
+reads of personal data are written to the audit log (`audit.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Request, Response
@@ -24,9 +27,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from contracts.asyncapi import ASYNCAPI_FILE
+from services.runtime.audit import AuditLog
 from services.runtime.errors import CommandRejected, RuleViolation
 from services.runtime.eventstore import CommandContext, command_context
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from services.runtime.security import (
+    Principal,
+    RateLimiter,
+    SecurityMiddleware,
+    TokenVerifier,
+    refuse_undeclared,
+)
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("crm.access")
@@ -34,7 +45,6 @@ access_log = logging.getLogger("crm.access")
 ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
 
 CORRELATION_HEADER = "X-Correlation-ID"
-ACTOR_HEADER = "X-Actor"
 
 
 def expected_version(
@@ -64,31 +74,49 @@ def error_body(message: str, **extra: Any) -> dict[str, Any]:
 
 
 class RequestContextMiddleware(BaseHTTPMiddleware):
-    """Sets the command context and records request metrics by route template."""
+    """Sets the command context, records request metrics by route template and hands
+    each request to the audit log."""
 
-    def __init__(self, app: Any, service: str) -> None:
+    def __init__(self, app: Any, service: str, audit: AuditLog | None = None) -> None:
         super().__init__(app)
         self._service = service
+        self._audit = audit
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        correlation_id = request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4())
-        actor = request.headers.get(ACTOR_HEADER) or "anonymous"
+        correlation_id = (request.headers.get(CORRELATION_HEADER) or str(uuid.uuid4()))[:200]
         context = CommandContext(
-            actor=actor[:200], correlation_id=correlation_id[:200], causation_id=correlation_id
+            actor="anonymous", correlation_id=correlation_id, causation_id=correlation_id
         )
         started = time.perf_counter()
         with command_context(context):
-            response = await call_next(request)
+            try:
+                response = await call_next(request)
+            except Exception:
+                if self._audit is not None:  # an unhandled error: still who tried what
+                    user_agent = request.headers.get("user-agent")
+                    self._audit.observe(request.scope, 500, correlation_id, user_agent)
+                raise
             elapsed = time.perf_counter() - started
             template = getattr(request.scope.get("route"), "path", "unmatched")
+            principal = request.scope.get("state", {}).get("principal")
+            caller = principal.subject if isinstance(principal, Principal) else context.actor
             if not template.startswith(("/health", "/metrics")):
-                access_log.info(
-                    "%s %s %d %.1fms",
-                    request.method,
-                    request.url.path,
+                with command_context(replace(context, actor=caller)):
+                    access_log.info(
+                        "%s %s %d %.1fms",
+                        request.method,
+                        request.url.path,
+                        response.status_code,
+                        elapsed * 1000,
+                        extra={"status": response.status_code, "route": template},
+                    )
+            if self._audit is not None:
+                self._audit.observe(
+                    request.scope,
                     response.status_code,
-                    elapsed * 1000,
-                    extra={"status": response.status_code, "route": template},
+                    correlation_id,
+                    request.headers.get("user-agent"),
+                    response.headers.get("location"),
                 )
         HTTP_REQUESTS.labels(
             self._service, template, request.method, str(response.status_code)
@@ -117,15 +145,28 @@ def create_app(
     description: str,
     readiness: ReadinessCheck,
     lifespan: Any,
+    verifier: TokenVerifier,
+    limiter: RateLimiter,
+    max_body: int,
+    audit: AuditLog | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
         description=description,
         version="1.0.0",
         lifespan=lifespan,
-        responses={422: {"description": "The request is invalid; `error` says what to fix."}},
+        dependencies=[Depends(refuse_undeclared)],
+        responses={
+            401: {"description": "No bearer token, or one that does not verify."},
+            403: {"description": "The token's roles lack the permission this needs."},
+            413: {"description": "The request body is too large."},
+            422: {"description": "The request is invalid; `error` says what to fix."},
+            429: {"description": "Too many requests with this token; see `Retry-After`."},
+        },
     )
-    app.add_middleware(RequestContextMiddleware, service=service)
+    # the last added runs first: correlation id and metrics, then authentication
+    app.add_middleware(SecurityMiddleware, verifier=verifier, limiter=limiter, max_body=max_body)
+    app.add_middleware(RequestContextMiddleware, service=service, audit=audit)
 
     @app.exception_handler(CommandRejected)
     async def _rejected(_: Request, exc: CommandRejected) -> JSONResponse:

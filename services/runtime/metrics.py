@@ -70,3 +70,8 @@ DB_POOL_CONNECTIONS = Gauge(
     "Connections of the projection database pool by state: open, idle, max.",
     ["schema", "state"],
 )
+AUDIT_ENTRIES = Counter(
+    "crm_audit_entries_total",
+    "Audit log entries by outcome: written, or dropped when the writer fell too far behind.",
+    ["service", "outcome"],
+)

@@ -8,16 +8,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from services.runtime.embedded import free_port, spawn
+from services.runtime.security import mint_token, new_secret
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 class ServiceProcess:
-    """`python -m services.<name>` with its own port, database and broker."""
+    """`python -m services.<name>` with its own port, database and broker.
+
+    It verifies bearer tokens signed with `auth_secret` (a new one unless given);
+    `client(role=...)` answers an HTTP client that sends such a token.
+    """
 
     def __init__(
         self,
@@ -27,8 +33,10 @@ class ServiceProcess:
         bootstrap_servers: str,
         log_dir: Path,
         extra_env: dict[str, str] | None = None,
+        auth_secret: str | None = None,
     ) -> None:
         self.name = name
+        self.auth_secret = auth_secret or new_secret()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -36,10 +44,25 @@ class ServiceProcess:
             "CRM_DATABASE_URL": database_url,
             "CRM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
             f"CRM_{name.upper()}_PORT": str(self.port),
+            "CRM_AUTH_SECRET": self.auth_secret,
             **(extra_env or {}),
         }
         self.log_path = log_dir / f"{name}-{self.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
+
+    def token(self, role: str = "administrator", subject: str | None = None) -> str:
+        """A bearer token this service accepts, for `subject` (default: the role's name)."""
+        return mint_token(self.auth_secret, subject or role, [role])
+
+    def headers(self, role: str = "administrator", subject: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(role, subject)}"}
+
+    def client(
+        self, role: str = "administrator", subject: str | None = None, **options: Any
+    ) -> httpx.AsyncClient:
+        """An HTTP client of this service that authenticates as `subject` with `role`."""
+        headers = {**options.pop("headers", {}), **self.headers(role, subject)}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, **options)
 
     def start(self, *, wait_ready: bool = True, timeout: float = 60.0) -> ServiceProcess:
         log = self.log_path.open("ab")

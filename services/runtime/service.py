@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -19,6 +20,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
 
+from services.runtime import audit
 from services.runtime.consumer import BatchConsumer, BatchHandler
 from services.runtime.database import (
     create_pool,
@@ -34,6 +36,12 @@ from services.runtime.logs import configure_logging
 from services.runtime.outbox import OutboxRelay, OutboxSource, Translator
 from services.runtime.periodic import every
 from services.runtime.projection import Projection, ProjectionHandler
+from services.runtime.security import (
+    RateLimiter,
+    SecurityConfigError,
+    TokenVerifier,
+    document_permissions,
+)
 from services.runtime.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -82,11 +90,13 @@ class ServiceRuntime:
         self.consumers: list[BatchConsumer[Any]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._dead_letters: DeadLetterPublisher | None = None
+        self.audit = audit.AuditLog(definition.name)
 
     async def start(self) -> None:
         settings = self.settings
         await ensure_database(settings.database_dsn)
         self.pool = await create_pool(settings.database_dsn, self.schema)
+        await self.audit.start(self.pool)
         env = postgres_environment(settings.database_dsn, self.schema)
         self.application = await asyncio.to_thread(self.definition.application_class, env)
         self.relay = OutboxRelay(
@@ -162,6 +172,7 @@ class ServiceRuntime:
                 await task
         if self._dead_letters is not None:
             await self._dead_letters.close()
+        await self.audit.stop()
         if self.pool is not None:
             await self.pool.close()
         if self.application is not None:
@@ -216,7 +227,9 @@ DatabasePool = Annotated[asyncpg.Pool, Depends(current_pool)]
 
 
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+    """The service's HTTP app; raises `SecurityConfigError` when no token key is set."""
     runtime = ServiceRuntime(definition, settings)
+    verifier = TokenVerifier.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -232,16 +245,26 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
         description=definition.description,
         readiness=runtime.readiness,
         lifespan=lifespan,
+        verifier=verifier,
+        limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        max_body=settings.max_body_bytes,
+        audit=runtime.audit,
     )
     app.state.runtime = runtime
     for router in definition.routers:
         app.include_router(router)
+    app.include_router(audit.router)
+    document_permissions(app)
     return app
 
 
 def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: int) -> None:
     configure_logging(definition.name, settings.log_level, settings.log_format)
-    app = build_app(definition, settings)
+    try:
+        app = build_app(definition, settings)
+    except SecurityConfigError as exc:
+        sys.stderr.write(f"invalid configuration: {exc}\n")
+        raise SystemExit(2) from None
     config: dict[str, Any] = {
         "host": settings.http_host,
         "port": port,

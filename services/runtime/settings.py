@@ -5,9 +5,10 @@ message naming the variable, rather than failing later.
 """
 
 import sys
+from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import Field, PostgresDsn, ValidationError, field_validator
+from pydantic import Field, PostgresDsn, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -48,6 +49,35 @@ class ServiceSettings(BaseSettings):
         ge=1,
         le=10_000,
         description="Longest time the broker may hold a fetch that has no new data yet.",
+    )
+
+    # Security of the HTTP APIs (services/runtime/security.py) -----------------------
+    auth_secret: SecretStr | None = Field(
+        default=None, description="HS256 secret that signs bearer tokens (never logged)."
+    )
+    auth_secret_file: Path | None = Field(
+        default=None, description="File holding the HS256 secret (instead of auth_secret)."
+    )
+    auth_public_key: SecretStr | None = Field(
+        default=None, description="PEM public key verifying RS256 or ES256 tokens."
+    )
+    auth_public_key_file: Path | None = Field(
+        default=None, description="File holding that PEM public key."
+    )
+    auth_jwks_file: Path | None = Field(
+        default=None, description="JSON Web Key Set file; tokens name their key by `kid`."
+    )
+    auth_issuer: str = Field(default="crm", min_length=1, description="Required `iss`.")
+    auth_audience: str = Field(default="crm", min_length=1, description="Required `aud`.")
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, le=100 * 1_048_576, description="Largest request body."
+    )
+    rate_limit_per_minute: int = Field(
+        default=1200, ge=0, le=1_000_000, description="Requests per token per minute; 0: no limit."
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, le=1_000_000, description="Requests a token may send at once."
     )
 
     @field_validator("kafka_bootstrap_servers")

@@ -24,8 +24,9 @@ from contracts.sales import (
     Stage,
 )
 from services.runtime.errors import RuleViolation
+from services.runtime.security import requires
 from services.sales.customers import customer_known
-from services.sales.web import App, Pool, Version
+from services.sales.web import App, Caller, OwnOpportunity, Pool, Version, check_owner
 
 router = APIRouter(tags=["opportunities"])
 
@@ -240,13 +241,15 @@ def accepted(response: Response, opportunity_id: UUID, version: int, **extra: An
 
 @router.post(
     "/opportunities",
+    dependencies=[requires("opportunities:write")],
     status_code=201,
     summary="Open an opportunity",
     responses={422: {"description": "Invalid, or the customer is not known."}},
 )
 async def open_opportunity(
-    body: OpenOpportunity, app: App, db: Pool, response: Response
+    body: OpenOpportunity, app: App, db: Pool, caller: Caller, response: Response
 ) -> Accepted:
+    check_owner(caller, body.owner, "an opportunity opened for another owner")
     if not await customer_known(db, body.customer_id):
         raise RuleViolation(
             f"customer {body.customer_id} is not known to the sales service; register the "
@@ -261,7 +264,11 @@ async def open_opportunity(
     return accepted(response, opportunity.id, opportunity.version)
 
 
-@router.post("/opportunities/{opportunity_id}/stage", summary="Move to another stage")
+@router.post(
+    "/opportunities/{opportunity_id}/stage",
+    dependencies=[requires("opportunities:write"), OwnOpportunity],
+    summary="Move to another stage",
+)
 def move_stage(
     opportunity_id: UUID, body: MoveStage, app: App, version: Version, response: Response
 ) -> Accepted:
@@ -279,6 +286,7 @@ def move_stage(
 
 @router.patch(
     "/opportunities/{opportunity_id}",
+    dependencies=[requires("opportunities:write"), OwnOpportunity],
     summary="Change expected amount, currency, close date, owner or win probability",
 )
 def change_opportunity(
@@ -298,6 +306,7 @@ def change_opportunity(
 
 @router.post(
     "/opportunities/{opportunity_id}/activities",
+    dependencies=[requires("opportunities:write"), OwnOpportunity],
     status_code=201,
     summary="Record a key activity: planned (with a predicted result) or already done",
 )
@@ -325,6 +334,7 @@ def add_activity(
 
 @router.post(
     "/opportunities/{opportunity_id}/activities/{activity_id}/result",
+    dependencies=[requires("opportunities:write"), OwnOpportunity],
     summary="Record what actually came of an activity; mark its prediction held or missed",
 )
 def record_result(
@@ -348,6 +358,7 @@ def record_result(
 
 @router.post(
     "/opportunities/{opportunity_id}/quotes",
+    dependencies=[requires("opportunities:write"), OwnOpportunity],
     status_code=201,
     summary="Issue a quote, or the next version of one",
 )
@@ -374,6 +385,7 @@ def issue_quote(
 
 @router.post(
     "/opportunities/{opportunity_id}/contract",
+    dependencies=[requires("opportunities:write"), OwnOpportunity],
     status_code=201,
     summary="Record the signed contract of a won opportunity",
 )
@@ -398,6 +410,7 @@ def sign_contract(
 
 @router.post(
     "/opportunities/{opportunity_id}/contract/payments",
+    dependencies=[requires("opportunities:write"), OwnOpportunity],
     status_code=201,
     summary="Record a payment received against the contract",
 )

@@ -22,6 +22,7 @@ from contracts.sales import ActivityKind, Currency, Stage
 from services.runtime.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.errors import NotFound
 from services.runtime.paging import decode_cursor, encode_cursor
+from services.runtime.security import requires
 from services.sales import queries
 from services.sales.queries import DateBasis, GroupBy, OpportunityFilter, PurchaseFilter
 from services.sales.web import App, Pool
@@ -251,6 +252,7 @@ CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 
 @router.get(
     "/pipeline",
+    dependencies=[requires("opportunities:read")],
     summary="The pipeline by stage: counts, amounts and probability-weighted amounts",
     responses=CSV,
 )
@@ -262,6 +264,7 @@ async def pipeline(db: Pool, filters: Filters, format: Format = "json") -> list[
 
 @router.get(
     "/analysis/opportunities",
+    dependencies=[requires("opportunities:read")],
     summary="Opportunity counts, amounts and win rate by period, product, region, stage or owner",
     responses=CSV,
 )
@@ -280,7 +283,12 @@ async def analysis(
     return result
 
 
-@router.get("/analysis/owners", summary="Performance per owner", responses=CSV)
+@router.get(
+    "/analysis/owners",
+    dependencies=[requires("opportunities:read")],
+    summary="Performance per owner",
+    responses=CSV,
+)
 async def owners(db: Pool, filters: Filters, format: Format = "json") -> list[OwnerRow]:
     rows = await queries.owner_performance(db, filters)
     result: list[OwnerRow] = _respond(rows, OwnerRow, format, "owners.csv")
@@ -289,6 +297,7 @@ async def owners(db: Pool, filters: Filters, format: Format = "json") -> list[Ow
 
 @router.get(
     "/analysis/predictions",
+    dependencies=[requires("opportunities:read")],
     summary="How often predicted results of activities held, per owner and activity kind",
     responses=CSV,
 )
@@ -314,7 +323,9 @@ def _with_overdue(row: dict[str, Any], today: dt.date) -> dict[str, Any]:
     return _json_rows([row], "products")[0]
 
 
-@router.get("/opportunities", summary="Search opportunities")
+@router.get(
+    "/opportunities", dependencies=[requires("opportunities:read")], summary="Search opportunities"
+)
 async def list_opportunities(
     db: Pool,
     filters: Filters,
@@ -340,6 +351,7 @@ async def list_opportunities(
 
 @router.get(
     "/opportunities/overdue",
+    dependencies=[requires("opportunities:read")],
     summary="Open opportunities whose expected close date has passed",
 )
 async def overdue_opportunities(
@@ -356,6 +368,7 @@ OPPORTUNITY_CSV = [n for n in OpportunityView.model_fields if n != "products"]
 
 @router.get(
     "/opportunities/export.csv",
+    dependencies=[requires("opportunities:read")],
     summary="Export every opportunity matching the filters as CSV",
     response_class=Response,
     responses=CSV,
@@ -381,6 +394,7 @@ async def export_opportunities(
 
 @router.get(
     "/opportunities/{opportunity_id}",
+    dependencies=[requires("opportunities:read")],
     summary="An opportunity with its activities, quotes, contract and payments",
     responses={404: {"description": "No such opportunity (yet)."}},
 )
@@ -396,6 +410,7 @@ async def read_opportunity(opportunity_id: UUID, db: Pool, response: Response) -
 
 @router.get(
     "/opportunities/{opportunity_id}/history",
+    dependencies=[requires("opportunities:read")],
     summary="Every change to an opportunity: what, when and by whom (from the event store)",
 )
 async def opportunity_history(opportunity_id: UUID, app: App) -> list[HistoryEntry]:
@@ -406,7 +421,11 @@ async def opportunity_history(opportunity_id: UUID, app: App) -> list[HistoryEnt
 # Contracts ------------------------------------------------------------------------------
 
 
-@router.get("/contracts", summary="Signed contracts with what has been paid and what is owed")
+@router.get(
+    "/contracts",
+    dependencies=[requires("opportunities:read")],
+    summary="Signed contracts with what has been paid and what is owed",
+)
 async def list_contracts(
     db: Pool,
     customer_id: UUID | None = None,
@@ -427,6 +446,7 @@ async def list_contracts(
 
 @router.get(
     "/contracts/{contract_id}",
+    dependencies=[requires("opportunities:read")],
     summary="A contract, its payments and its outstanding balance",
     responses={404: {"description": "No such contract (yet)."}},
 )
@@ -476,7 +496,11 @@ async def _purchase_page(
     )
 
 
-@router.get("/purchases", summary="Purchases reported by other systems, newest first")
+@router.get(
+    "/purchases",
+    dependencies=[requires("opportunities:read")],
+    summary="Purchases reported by other systems, newest first",
+)
 async def list_purchases(
     db: Pool,
     filters: PurchaseFilters,
@@ -491,6 +515,7 @@ PURCHASE_CSV = [n for n in PurchaseView.model_fields if n != "items"]
 
 @router.get(
     "/purchases/export.csv",
+    dependencies=[requires("opportunities:read")],
     summary="Export every purchase matching the filters as CSV",
     response_class=Response,
     responses=CSV,
@@ -506,6 +531,7 @@ async def export_purchases(db: Pool, filters: PurchaseFilters) -> Response:
 
 @router.get(
     "/customers/{customer_id}/purchases",
+    dependencies=[requires("opportunities:read")],
     summary="A customer's purchases, newest first, with totals by currency",
 )
 async def customer_purchases(
@@ -517,7 +543,11 @@ async def customer_purchases(
     return await _purchase_page(db, PurchaseFilter(customer_id=customer_id), limit, cursor)
 
 
-@router.get("/customers/{customer_id}/opportunities", summary="A customer's opportunities")
+@router.get(
+    "/customers/{customer_id}/opportunities",
+    dependencies=[requires("opportunities:read")],
+    summary="A customer's opportunities",
+)
 async def customer_opportunities(
     customer_id: UUID,
     db: Pool,

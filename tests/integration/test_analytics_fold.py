@@ -19,7 +19,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import asyncpg
-import httpx
 from aiokafka import AIOKafkaProducer
 
 from contracts.registry import parse_event
@@ -220,7 +219,7 @@ async def test_profiles_scores_and_segments_equal_an_independent_computation(
     service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.5")
     await asyncio.to_thread(service.start)
     try:
-        async with httpx.AsyncClient(base_url=service.url, timeout=30) as client:
+        async with service.client(timeout=30) as client:
             defined = await client.post(
                 "/segments",
                 json={"segment": "big_happy", "name": "大客户且满意", "rule": RULE},

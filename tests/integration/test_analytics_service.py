@@ -105,7 +105,7 @@ async def test_a_defined_segment_fills_publishes_and_streams(
     infra: Infrastructure, analytics: ServiceProcess
 ) -> None:
     customers = await population(infra)
-    async with httpx.AsyncClient(base_url=analytics.url, timeout=30) as client:
+    async with analytics.client(timeout=30) as client:
         await wait_for(
             client, "/profiles", lambda body: len(body["items"]) == 10 and all(
                 p["monetary_score"] for p in body["items"])
@@ -186,7 +186,7 @@ async def test_a_churn_warning_is_raised_and_cleared(
 ) -> None:
     customers = await population(infra)
     top = customers[0]
-    async with httpx.AsyncClient(base_url=analytics.url, timeout=30) as client:
+    async with analytics.client(timeout=30) as client:
         await wait_for(client, f"/profiles/{top}", lambda p: p["value_tier"] == "top")
         await publish_raw(infra.bootstrap_servers, Topic.INTERACTION, [survey(top, 3, 60)])
         warnings = await wait_for(client, "/churn-warnings", lambda body: len(body["items"]) == 1)
@@ -231,7 +231,7 @@ BAD_RULES = [
 async def test_bad_input_is_answered_with_4xx_naming_the_problem(
     analytics: ServiceProcess,
 ) -> None:
-    async with httpx.AsyncClient(base_url=analytics.url, timeout=30) as client:
+    async with analytics.client(timeout=30) as client:
         for rule, named in BAD_RULES:
             response = await client.post(
                 "/segments", json={"segment": "bad_one", "name": "x", "rule": rule}

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -46,9 +45,9 @@ def customer_of(example: dict[str, Any]) -> uuid.UUID:
 async def test_every_documented_example_is_applied(
     infra: Infrastructure, sales_service: ServiceProcess, interaction_service: ServiceProcess
 ) -> None:
-    async with httpx.AsyncClient(base_url=sales_service.url) as sales:
+    async with sales_service.client() as sales:
         served = (await sales.get("/asyncapi.json")).json()
-    async with httpx.AsyncClient(base_url=interaction_service.url) as interaction:
+    async with interaction_service.client() as interaction:
         assert (await interaction.get("/asyncapi.json")).json() == served
     assert served == load_document()
 
@@ -83,7 +82,7 @@ async def test_every_documented_example_is_applied(
     (call,) = inbound[Topic.CALL_LOGS_INBOUND]
     (message,) = inbound[Topic.MESSAGES_INBOUND]
     (answer,) = inbound[Topic.SURVEY_ANSWERS_INBOUND]
-    async with httpx.AsyncClient(base_url=sales_service.url) as sales:
+    async with sales_service.client() as sales:
         recorded = await wait_for(
             sales,
             f"/customers/{customer_of(purchase)}/purchases",
@@ -93,7 +92,7 @@ async def test_every_documented_example_is_applied(
     assert recorded["items"][0]["order_id"] == purchase["order_id"]
     assert recorded["items"][0]["amount"] in ("1299.00", "1299.0000", 1299.0)
 
-    async with httpx.AsyncClient(base_url=interaction_service.url) as interaction:
+    async with interaction_service.client() as interaction:
         caller = customer_of(call)
         assert customer_of(answer) == caller  # the example answer is from the same caller
         timeline = await wait_for(

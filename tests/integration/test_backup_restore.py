@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from services.runtime.processes import REPO
@@ -68,7 +67,7 @@ async def test_restore_into_an_empty_database_rebuilds_every_projection(
     await asyncio.to_thread(original.start)
     versions = 0
     try:
-        async with httpx.AsyncClient(base_url=original.url, timeout=10) as client:
+        async with original.client(timeout=10) as client:
             for i in range(25):
                 body = {"name": f"备份客户 {i:02d}", "kind": "consumer", "tags": ["backup"]}
                 customer_id = (await client.post("/customers", json=body)).json()["customer_id"]
@@ -92,7 +91,7 @@ async def test_restore_into_an_empty_database_rebuilds_every_projection(
     await asyncio.to_thread(restored.start)
     try:
         after = await wait_for_directory(restored_url, 25, versions)
-        async with httpx.AsyncClient(base_url=restored.url, timeout=10) as client:
+        async with restored.client(timeout=10) as client:
             history = (await client.get(f"/customers/{before[0]['customer_id']}/history")).json()
     finally:
         await asyncio.to_thread(restored.stop)
@@ -106,7 +105,7 @@ async def test_restore_refuses_a_database_that_has_events(
     service = infra.service("customer")
     await asyncio.to_thread(service.start)
     try:
-        async with httpx.AsyncClient(base_url=service.url) as client:
+        async with service.client() as client:
             await client.post("/customers", json={"name": "x", "kind": "consumer"})
         backup_file = tmp_path / "crm.backup"
         await crm("backup", "--database-url", infra.database_url, "--to", str(backup_file))

@@ -17,6 +17,7 @@ from contracts import parse_event
 from contracts.topics import Topic
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
+from tests.support.auth import bearer
 from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ async def wait_for(client: httpx.AsyncClient, path: str, check: Any, timeout: fl
 
 @pytest.fixture
 async def client(customer_service: ServiceProcess) -> Any:
-    async with httpx.AsyncClient(base_url=customer_service.url, timeout=10) as http:
+    async with customer_service.client(timeout=10) as http:
         yield http
 
 
@@ -59,7 +60,9 @@ async def test_registered_customer_reaches_directory_and_topic(
     client: httpx.AsyncClient, infra: Infrastructure
 ) -> None:
     started = time.monotonic()
-    response = await client.post("/customers", json=HUAXIN, headers={"X-Actor": "li.na"})
+    response = await client.post(
+        "/customers", json=HUAXIN, headers=bearer("administrator", "li.na")
+    )
     assert response.status_code == 201, response.text
     customer_id = response.json()["customer_id"]
     assert response.headers["ETag"] == '"1"'
@@ -285,7 +288,9 @@ async def test_logs_are_json_lines_carrying_the_correlation_id(
     client: httpx.AsyncClient, customer_service: ServiceProcess
 ) -> None:
     response = await client.post(
-        "/customers", json=HUAXIN, headers={"X-Correlation-ID": "req-4711", "X-Actor": "li.na"}
+        "/customers",
+        json=HUAXIN,
+        headers={"X-Correlation-ID": "req-4711", **bearer("administrator", "li.na")},
     )
     assert response.headers["X-Correlation-ID"] == "req-4711"
     await asyncio.sleep(0.2)

@@ -10,7 +10,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from contracts import customer as contract
@@ -67,7 +66,7 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_applied(
     assert "payload.kind" in (header(by_key[b"k3"], "dlq.detail") or "")
     assert all(header(r, "dlq.source_topic") == Topic.CUSTOMER for r in dead)
 
-    async with httpx.AsyncClient(base_url=customer_service.url) as client:
+    async with customer_service.client() as client:
         for _ in range(50):
             found = [(await client.get(f"/customers/{i}")).status_code for i in (before, after)]
             if found == [200, 200]:
@@ -119,7 +118,7 @@ async def test_a_fixed_dead_letter_is_replayed_and_applied_once(
 
     fixed = tmp_path / "fixed.json"
     fixed.write_bytes(good.model_dump_json().encode())
-    async with httpx.AsyncClient(base_url=customer_service.url) as client:
+    async with customer_service.client() as client:
         for _replay in range(2):  # the second replay is recognised as already applied
             await run_crm(infra, "dead-letters", "replay", position, "--value-file", str(fixed))
             for _ in range(50):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-import httpx
-
 from contracts.interaction import EXAMPLE_CALL_LOG
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.topics import Topic
@@ -33,8 +31,8 @@ async def test_an_unknown_caller_becomes_a_customer_named_by_the_call_centre(
         }
         await publish_json(infra.bootstrap_servers, Topic.CALL_LOGS_INBOUND, [("c", first_call)])
         async with (
-            httpx.AsyncClient(base_url=customers.url, timeout=10) as crm,
-            httpx.AsyncClient(base_url=interaction_service.url, timeout=10) as interactions,
+            customers.client(timeout=10) as crm,
+            interaction_service.client(timeout=10) as interactions,
         ):
             customer = await wait_for(
                 crm, "/customers/by-reference/callcentre/86-13900139000", lambda body: True

@@ -14,7 +14,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import orjson
 
 from contracts.interaction import EXAMPLE_CALL_LOG
@@ -59,7 +58,7 @@ async def test_contacts_complaints_surveys_and_plans(
     quiet = await register_customer(
         servers, "北京静默科技", opted_out=["phone", "sms", "email", "wechat"]
     )
-    async with httpx.AsyncClient(base_url=interaction_service.url, timeout=10) as client:
+    async with interaction_service.client(timeout=10) as client:
         await wait_for(client, f"/customers/{huaxin}/timeline", lambda body: True)
 
         # A support team logs a meeting and a call ---------------------------------------
@@ -413,4 +412,6 @@ async def test_contacts_complaints_surveys_and_plans(
 
     # The demo data of `crm up` is accepted as it stands ----------------------------------
     demo_customers = [str(await register_customer(servers, f"演示客户 {n}")) for n in range(4)]
-    await demo_interaction.load(interaction_service.url, demo_customers)
+    await demo_interaction.load(
+        interaction_service.url, demo_customers, interaction_service.token()
+    )

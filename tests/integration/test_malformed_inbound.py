@@ -10,7 +10,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
@@ -118,14 +117,14 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
             assert header(record, "dlq.source_topic") == message.topic, described
 
     # Every valid message around them is applied.
-    async with httpx.AsyncClient(base_url=sales_service.url) as sales:
+    async with sales_service.client() as sales:
         for n, customer in enumerate(customers):
             path = f"/customers/{customer}/purchases"
             body = await wait_for(sales, path, named(NAMES[n], 2 if n < 2 else 1), 30)
             assert {i["order_id"] for i in body["items"]} == {
                 f"OK-{k}" for k in (n, n + 3) if k < 5
             }
-    async with httpx.AsyncClient(base_url=interaction_service.url) as interaction:
+    async with interaction_service.client() as interaction:
         for customer in customers:
             timeline = await wait_for(
                 interaction,
@@ -153,7 +152,7 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
         **orjson.loads(good[Topic.PURCHASES_INBOUND][0][1]),
         "order_id": "OK-after-replays",
     }
-    async with httpx.AsyncClient(base_url=sales_service.url) as sales:
+    async with sales_service.client() as sales:
         for _ in range(2):
             await replay(options, Topic.PURCHASES_INBOUND, letter, corrected)
             await wait_for(sales, f"/customers/{shopper}/purchases", lambda b: len(b["items"]) >= 1)

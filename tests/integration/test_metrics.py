@@ -46,7 +46,7 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 async def test_counts_match_the_workload_and_lag_returns_to_zero(
     infra: Infrastructure, customer_service: ServiceProcess
 ) -> None:
-    async with httpx.AsyncClient(base_url=customer_service.url, timeout=10) as client:
+    async with customer_service.client(timeout=10) as client:
         ids = []
         for i in range(10):
             response = await client.post(
@@ -123,7 +123,7 @@ async def test_sales_and_interaction_count_their_inbound_feeds_and_breaches(
         [(customer, p) for p in purchases]
         + [(customer, purchases[0]), (customer, {**purchases[1], "amount": "-5"})],
     )
-    async with httpx.AsyncClient(base_url=sales_service.url, timeout=10) as client:
+    async with sales_service.client(timeout=10) as client:
         inbound = "sales_purchases_inbound"
         sales = await scrape_until(
             client,
@@ -148,7 +148,7 @@ async def test_sales_and_interaction_count_their_inbound_feeds_and_breaches(
         "category": "delivery",
         "subject": "货物未送达",
     }
-    async with httpx.AsyncClient(base_url=interaction_service.url, timeout=10) as client:
+    async with interaction_service.client(timeout=10) as client:
         for severity, opened_at in (("critical", two_days_ago), ("low", None)):
             response = await client.post(
                 "/tickets", json={**ticket, "severity": severity, "opened_at": opened_at}
@@ -195,7 +195,7 @@ async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
                 [(k, v) for (t, k, v) in messages if t == topic]
                 + ([duplicate[1:]] if topic == duplicate[0] else []),
             )
-        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+        async with service.client(timeout=10) as client:
             samples = await scrape_until(
                 client,
                 lambda s: (

@@ -17,7 +17,6 @@ import sqlite3
 from collections import Counter
 from typing import Any
 
-import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -115,7 +114,7 @@ class CustomerMirror:
 async def test_another_system_follows_the_customer_topic_once_per_event(
     infra: Infrastructure, customer_service: ServiceProcess, tmp_path: Any
 ) -> None:
-    async with httpx.AsyncClient(base_url=customer_service.url) as crm:
+    async with customer_service.client() as crm:
         ids = []
         for name in ("上海华信贸易有限公司", "广州恒达物流有限公司"):
             created = await crm.post("/customers", json={"name": name, "kind": "business"})

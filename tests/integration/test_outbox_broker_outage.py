@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from contracts import parse_event
@@ -22,7 +21,7 @@ async def test_customers_registered_while_broker_down_all_arrive(
 ) -> None:
     await asyncio.to_thread(infra.broker.stop)
 
-    async with httpx.AsyncClient(base_url=customer_service.url, timeout=30) as client:
+    async with customer_service.client(timeout=30) as client:
         ids = set()
         for i in range(200):
             response = await client.post(

@@ -30,7 +30,7 @@ async def test_one_replica_relays_and_the_other_takes_over(infra: Infrastructure
     for replica in replicas:
         await asyncio.to_thread(replica.start)
     try:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=replicas[0].headers()) as client:
             leaders = [await is_leader(client, r) for r in replicas]
             assert sorted(leaders) == [False, True]
             leader, standby = (

@@ -10,7 +10,6 @@ import sys
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 
 from contracts.topics import Topic
@@ -34,7 +33,7 @@ async def rows(database_url: str) -> dict[str, dict[str, Any]]:
 async def test_rebuild_while_serving_and_writing(
     infra: Infrastructure, customer_service: ServiceProcess
 ) -> None:
-    async with httpx.AsyncClient(base_url=customer_service.url, timeout=10) as client:
+    async with customer_service.client(timeout=10) as client:
         ids = []
         for i in range(150):
             body = {"name": f"重建客户 {i:02d}", "kind": "consumer", "tags": ["rebuild"]}
@@ -120,7 +119,7 @@ async def test_rebuilding_analytics_publishes_no_conclusion_twice(
             await publish_raw(
                 infra.bootstrap_servers, topic, [(k, v) for t, k, v in messages if t == topic]
             )
-        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+        async with service.client(timeout=10) as client:
             for _ in range(300):
                 ready = (await client.get("/health/ready")).json()["checks"]
                 published = await read_topic(

@@ -22,6 +22,7 @@ from contracts.topics import Topic
 from crm import demo_sales
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
+from tests.support.auth import bearer
 from tests.support.events import as_message, envelope
 from tests.support.http import wait_for
 from tests.support.kafka import header, publish_json, publish_raw, read_topic
@@ -41,7 +42,9 @@ async def open_when_customer_known(
 ) -> dict[str, Any]:
     """Open an opportunity, waiting for the customer to reach the sales service first."""
     for _ in range(200):
-        response = await client.post("/opportunities", json=body, headers={"X-Actor": "li.na"})
+        response = await client.post(
+            "/opportunities", json=body, headers=bearer("administrator", "li.na")
+        )
         if response.status_code != 422 or "not known" not in response.text:
             break
         await _sleep()
@@ -73,8 +76,8 @@ async def test_a_deal_from_lead_to_paid_and_purchases_from_a_shop(
     infra: Infrastructure, customer_service: ServiceProcess, sales_service: ServiceProcess
 ) -> None:
     async with (
-        httpx.AsyncClient(base_url=customer_service.url, timeout=10) as customers,
-        httpx.AsyncClient(base_url=sales_service.url, timeout=10) as sales,
+        customer_service.client(timeout=10) as customers,
+        sales_service.client(timeout=10) as sales,
     ):
         registered = await customers.post(
             "/customers",
@@ -371,7 +374,7 @@ async def test_bad_purchases_are_dead_lettered_with_reasons(
     assert "XBT" in (reasons["currency"][1] or "")
     assert all(header(r, "dlq.source_topic") == Topic.PURCHASES_INBOUND for r in dead)
 
-    async with httpx.AsyncClient(base_url=sales_service.url, timeout=10) as sales:
+    async with sales_service.client(timeout=10) as sales:
         recorded = await wait_for(
             sales, f"/customers/{customer_id}/purchases", lambda b: len(b["items"]) == 1
         )
@@ -391,9 +394,9 @@ async def test_demo_data_loads_and_customer_names_follow_the_customer_topic(
             as_message(envelope(second, 1, CustomerRegistered(name="瑞丰医疗", kind="business"))),
         ],
     )
-    await demo_sales.load(sales_service.url, [str(first), str(second)])
+    await demo_sales.load(sales_service.url, [str(first), str(second)], sales_service.token())
 
-    async with httpx.AsyncClient(base_url=sales_service.url, timeout=10) as sales:
+    async with sales_service.client(timeout=10) as sales:
         stages = await wait_for(
             sales, "/pipeline", lambda rows: {"won", "lost"} <= {r["stage"] for r in rows}
         )

@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
@@ -42,7 +41,7 @@ async def test_version_1_and_version_2_messages_are_both_applied(
             as_message(envelope(customer_id, 3, contract.CustomerTagged(tags=["from-v2", "also"]))),
         ],
     )
-    async with httpx.AsyncClient(base_url=customer_service.url) as client:
+    async with customer_service.client() as client:
         for _ in range(50):
             response = await client.get(f"/customers/{customer_id}")
             if response.status_code == 200 and response.json()["version"] == 3:
@@ -78,7 +77,7 @@ async def test_a_version_1_event_stored_long_ago_is_read_published_and_folded(
     assert (tagged.event_type, tagged.schema_version) == ("customer.tagged", 2)
     assert isinstance(tagged.payload, contract.CustomerTagged)
     assert tagged.payload.tags == ["老客户"]
-    async with httpx.AsyncClient(base_url=customer_service.url) as client:
+    async with customer_service.client() as client:
         for _ in range(100):
             response = await client.get(f"/customers/{customer.id}")
             if response.status_code == 200 and response.json()["version"] == 2:
