@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test lint unit schemas bench clean tools
+.PHONY: up test lint unit schemas bench fuzz clean tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,5 +43,19 @@ schemas: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/crm bench projection-latency --count 1000
 
+# Fuzz every service of a running `make up` from its OpenAPI document: no answer may be a
+# 5xx or break its own schema. Schemathesis lives in its own environment (its pins are
+# its own business).
+FUZZ_VENV := .venv-fuzz
+FUZZ_EXAMPLES ?= 50
+fuzz:
+	@test -f .crm/tokens.env || { echo "start the CRM first: make up"; exit 2; }
+	@test -x $(FUZZ_VENV)/bin/st || { $(PYTHON) -m venv $(FUZZ_VENV) && \
+	  $(FUZZ_VENV)/bin/python -m pip install --quiet 'schemathesis>=4.3,<5'; }
+	. .crm/tokens.env && for port in 8001 8002 8003 8004; do \
+	  $(FUZZ_VENV)/bin/st run http://127.0.0.1:$$port/openapi.json \
+	    -H "Authorization: Bearer $$TOKEN" -n $(FUZZ_EXAMPLES) --phases=examples,fuzzing \
+	    -c not_a_server_error,response_schema_conformance || exit 1; done
+
 clean:
-	rm -rf $(VENV) .crm .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FUZZ_VENV) .crm .pytest_cache .mypy_cache .ruff_cache

@@ -342,6 +342,9 @@ def change_contact(
     changes = body.model_dump(mode="json", include=body.model_fields_set)
     if not changes:
         raise RuleViolation("name at least one field to change")
+    for listed in ("phones", "emails"):
+        if listed in changes and changes[listed] is None:
+            changes[listed] = []  # null clears the list
     customer = app.change_contact(customer_id, contact_id, changes, version)
     return accepted(response, customer_id, customer.version)
 

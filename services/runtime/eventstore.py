@@ -26,8 +26,10 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
+from pydantic import ValidationError
 
-from services.runtime.errors import Conflict, NotFound
+from contracts.registry import describe_validation_error
+from services.runtime.errors import Conflict, NotFound, RuleViolation
 
 METADATA_KEY = "_meta"
 
@@ -119,6 +121,23 @@ class EventSourcedApplication(Application[UUID]):
     """Base of every service's application: metadata stamping, extra transcodings, and
     the load-check-change-save cycle of commands with optimistic concurrency."""
 
+    contract_of: Callable[[Any], object] | None = None
+    """The service's translation of domain events to contracts (set by the runtime):
+    a changed aggregate whose new events would not make valid contracts is refused
+    before anything is stored, so the outbox never meets an event it cannot publish."""
+
+    def check_publishable(self, aggregate: Any, what: str) -> None:
+        if self.contract_of is None:
+            return
+        for domain_event in getattr(aggregate, "pending_events", ()):
+            try:
+                self.contract_of(domain_event)
+            except ValidationError as exc:
+                raise RuleViolation(
+                    f"this change would make an invalid {what} event: "
+                    + describe_validation_error(exc)
+                ) from None
+
     def load(self, aggregate_id: UUID, kind: type[AggregateT], what: str) -> AggregateT:
         """The aggregate of that kind, or `NotFound` naming `what` it is ("customer")."""
         try:
@@ -150,6 +169,7 @@ class EventSourcedApplication(Application[UUID]):
                 f"expected version {expected_version}; reload it and try again"
             )
         command(aggregate)
+        self.check_publishable(aggregate, what)
         self.save_change(aggregate, what)
         return cast(AggregateT, aggregate)
 

@@ -99,6 +99,7 @@ class ServiceRuntime:
         await self.audit.start(self.pool)
         env = postgres_environment(settings.database_dsn, self.schema)
         self.application = await asyncio.to_thread(self.definition.application_class, env)
+        self.application.contract_of = self.definition.translate
         self.relay = OutboxRelay(
             application=self.application,
             database_dsn=settings.database_dsn,

@@ -136,6 +136,36 @@ async def test_every_kind_of_change_is_recorded_and_projected(client: httpx.Asyn
     assert history[1]["change"]["changed"] == ["industry", "region"]
 
 
+async def test_clearing_a_contacts_lists_keeps_history_and_publishing_working(
+    client: httpx.AsyncClient,
+) -> None:
+    """Found by fuzzing: `"emails": null` once stored an event that could not be
+    published, which stopped the outbox relay and broke the history."""
+    body = {
+        "name": "清空联系方式",
+        "kind": "business",
+        "contacts": [{"name": "赵敏", "phones": ["+86 138 0000 0000"], "emails": ["z@a.cn"]}],
+    }
+    customer_id = (await client.post("/customers", json=body)).json()["customer_id"]
+    base = f"/customers/{customer_id}"
+    customer = await wait_for(client, base, lambda c: c["version"] == 1)
+    contact_id = customer["contacts"][0]["contact_id"]
+    cleared = await client.patch(
+        f"{base}/contacts/{contact_id}", json={"emails": None, "phones": None}
+    )
+    assert cleared.status_code == 200, cleared.text
+    customer = await wait_for(client, base, lambda c: c["version"] == 2)
+    assert customer["contacts"][0]["emails"] == [] and customer["contacts"][0]["phones"] == []
+    history = await client.get(f"{base}/history")
+    assert history.status_code == 200
+    assert [h["event_type"] for h in history.json()] == [
+        "customer.registered",
+        "customer.contact_changed",
+    ]
+    ready = (await client.get("/health/ready")).json()
+    assert ready["checks"]["background_tasks_running"] is True
+
+
 async def test_concurrent_changes_are_refused_not_lost(client: httpx.AsyncClient) -> None:
     customer_id = (await client.post("/customers", json=HUAXIN)).json()["customer_id"]
     path = f"/customers/{customer_id}/profile"
