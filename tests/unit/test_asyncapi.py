@@ -73,3 +73,29 @@ def test_dead_letters_are_documented_with_their_headers() -> None:
     assert {"dlq.reason", "dlq.detail", "dlq.source_topic"} <= set(message["headers"]["properties"])
     (example,) = message["examples"]
     assert example["headers"]["dlq.reason"] == "unknown currency"
+
+
+def test_no_two_contract_types_share_a_name() -> None:
+    """The document names schemas by class name: two enums or models of one name (say
+    two `Direction`s) would make it depend on import order."""
+    import enum
+    import importlib
+    import inspect
+
+    from pydantic import BaseModel
+
+    from contracts import registry
+
+    modules = [
+        importlib.import_module(name)
+        for name in (*registry.EVENT_MODULES, "contracts.envelope", "contracts.references")
+    ]
+    seen: dict[str, str] = {}
+    for module in modules:
+        for name, value in vars(module).items():
+            if not inspect.isclass(value) or value.__module__ != module.__name__:
+                continue
+            if issubclass(value, BaseModel | enum.Enum):
+                assert seen.setdefault(name, module.__name__) == module.__name__, (
+                    f"{name} is defined in {seen[name]} and in {module.__name__}"
+                )

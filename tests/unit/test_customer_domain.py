@@ -83,3 +83,19 @@ def test_name_and_kind_cannot_be_cleared() -> None:
 def test_untagging_a_missing_tag_is_refused() -> None:
     with pytest.raises(NotFound):
         new_customer().untag("never-had-it")
+
+
+def test_a_change_whose_event_would_break_its_contract_is_refused() -> None:
+    """The outbox must never meet an event it cannot publish: such a change is a 422."""
+    from services.customer.application import CustomerApplication
+    from services.customer.publishing import to_contract
+
+    application = CustomerApplication()
+    application.contract_of = to_contract
+    customer = new_customer()
+    customer.change_contact("c1", {"emails": None})  # bypassing the API's own checks
+    with pytest.raises(RuleViolation, match=r"contact\.emails"):
+        application.check_publishable(customer, "customer")
+    customer = new_customer()
+    customer.change_contact("c1", {"emails": ["c@a.cn"]})
+    application.check_publishable(customer, "customer")
