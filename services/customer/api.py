@@ -43,7 +43,7 @@ from services.customer.projections import (
     get_customer,
 )
 from services.runtime.errors import NotFound, RuleViolation
-from services.runtime.http import ExpectedVersion
+from services.runtime.http import ExpectedVersion, StrictBody
 from services.runtime.security import requires
 from services.runtime.service import ServiceRuntime, current_runtime
 
@@ -81,15 +81,11 @@ EXAMPLE_CUSTOMER: dict[str, Any] = {
 # Request and response models -------------------------------------------------------
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class NewContact(ContactDetails):
     model_config = ConfigDict(extra="forbid")
 
 
-class RegisterCustomer(Strict):
+class RegisterCustomer(StrictBody):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_CUSTOMER]})
 
     name: ShortText
@@ -105,7 +101,7 @@ class RegisterCustomer(Strict):
     channel_preferences: ChannelPreferences = Field(default_factory=ChannelPreferences)
 
 
-class ProfileChanges(Strict):
+class ProfileChanges(StrictBody):
     """Only the fields present are changed; null clears an optional field."""
 
     model_config = ConfigDict(
@@ -120,7 +116,7 @@ class ProfileChanges(Strict):
     owner: ShortText | None = None
 
 
-class ContactChanges(Strict):
+class ContactChanges(StrictBody):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"title": "采购总监"}]}
     )
@@ -131,7 +127,7 @@ class ContactChanges(Strict):
     emails: list[EmailStr] | None = Field(default=None, max_length=10)
 
 
-class AddressBody(Strict):
+class AddressBody(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -147,7 +143,7 @@ class AddressBody(Strict):
     country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")
 
 
-class ClassificationChanges(Strict):
+class ClassificationChanges(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"importance_tier": "vip", "loyalty_stage": "loyal"}]},
@@ -159,7 +155,7 @@ class ClassificationChanges(Strict):
     relationship_level: RelationshipLevel | None = None
 
 
-class TagBody(Strict):
+class TagBody(StrictBody):
     """One tag (`tag`) or several (`tags`)."""
 
     model_config = ConfigDict(
@@ -180,7 +176,7 @@ class TagBody(Strict):
         return [self.tag] if self.tag is not None else list(self.tags or [])
 
 
-class ChannelPreferencesBody(Strict):
+class ChannelPreferencesBody(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"preferred": ["email"], "opted_out": ["phone", "sms"]}]},

@@ -41,16 +41,13 @@ from services.interaction.web import (
 )
 from services.runtime.errors import RuleViolation
 from services.runtime.eventstore import current_context
+from services.runtime.http import StrictBody
 from services.runtime.security import requires
 
 router = APIRouter()
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LogInteraction(Strict):
+class LogInteraction(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -86,7 +83,7 @@ class LogInteraction(Strict):
     ticket_id: UUID | None = None
 
 
-class CorrectInteraction(Strict):
+class CorrectInteraction(StrictBody):
     """Only the fields present are corrected; `reason` says why (kept in the history)."""
 
     model_config = ConfigDict(
@@ -108,7 +105,7 @@ class CorrectInteraction(Strict):
     reason: ShortText
 
 
-class OpenTicket(Strict):
+class OpenTicket(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -140,7 +137,7 @@ class OpenTicket(Strict):
     )
 
 
-class AssignTicket(Strict):
+class AssignTicket(StrictBody):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"assignee": "王芳"}]}
     )
@@ -148,7 +145,7 @@ class AssignTicket(Strict):
     assignee: ShortText
 
 
-class EscalateTicket(Strict):
+class EscalateTicket(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"severity": "critical", "reason": "客户威胁退货"}]},
@@ -160,7 +157,7 @@ class EscalateTicket(Strict):
     reason: ShortText
 
 
-class RespondToTicket(Strict):
+class RespondToTicket(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"responder": "王芳", "message": "已联系物流。今日送达"}]},
@@ -171,7 +168,7 @@ class RespondToTicket(Strict):
     responded_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
 
 
-class ResolveTicket(Strict):
+class ResolveTicket(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={"examples": [{"resolution": "货物已送达。补偿优惠券 50 元"}]},
@@ -181,7 +178,7 @@ class ResolveTicket(Strict):
     resolved_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
 
 
-class ReopenTicket(Strict):
+class ReopenTicket(StrictBody):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"reason": "客户反馈货物破损"}]}
     )
@@ -189,7 +186,7 @@ class ReopenTicket(Strict):
     reason: ShortText
 
 
-class AnswerSurvey(Strict):
+class AnswerSurvey(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -217,7 +214,7 @@ class AnswerSurvey(Strict):
     answered_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
 
 
-class GiveFeedback(Strict):
+class GiveFeedback(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -240,7 +237,7 @@ class GiveFeedback(Strict):
     given_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
 
 
-class SetContactPlan(Strict):
+class SetContactPlan(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -259,7 +256,7 @@ class SetContactPlan(Strict):
     )
 
 
-class EndContactPlan(Strict):
+class EndContactPlan(StrictBody):
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [{"reason": "客户要求暂停回访"}]}
     )

@@ -431,7 +431,41 @@ def _kafka_answers(port: int) -> bool:
 # PostgreSQL ---------------------------------------------------------------------------
 
 
-class EmbeddedPostgres:
+class _ChildServer:
+    """What the embedded servers share: a child process with its log, started and
+    stopped as a context manager."""
+
+    _process: "subprocess.Popen[bytes] | None"
+    _log: IO[bytes] | None
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _close(self, process: "subprocess.Popen[bytes]") -> None:
+        if process.poll() is None:
+            _kill_tree(process)
+        self._process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+class EmbeddedPostgres(_ChildServer):
     """A PostgreSQL 18 server on 127.0.0.1, data in `data_dir`, trust authentication.
 
     `start()` runs `initdb` when `data_dir` holds no cluster yet, so the same directory
@@ -543,27 +577,7 @@ class EmbeddedPostgres:
         finally:
             self._close(process)
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # internals
-
-    def _close(self, process: "subprocess.Popen[bytes]") -> None:
-        if process.poll() is None:
-            _kill_tree(process)
-        self._process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def _prepare_data_dir(self, account: _Account | None, bin_dir: Path) -> None:
         self._data_dir.mkdir(parents=True, exist_ok=True)
@@ -640,7 +654,7 @@ def _postgres_env() -> dict[str, str]:
 # Kafka-protocol broker ----------------------------------------------------------------
 
 
-class EmbeddedBroker:
+class EmbeddedBroker(_ChildServer):
     """A Tansu broker on 127.0.0.1 with in-memory storage (a restart empties it).
 
     Output goes to `log_path` (appended) when given, else to a temporary file that is only
@@ -726,27 +740,7 @@ class EmbeddedBroker:
             time.sleep(0.05)
         self.start()
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # internals
-
-    def _close(self, process: "subprocess.Popen[bytes]") -> None:
-        if process.poll() is None:
-            _kill_tree(process)
-        self._process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     def _output(self) -> str:
         if self._log_path is not None:

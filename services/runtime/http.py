@@ -24,6 +24,7 @@ from fastapi import Depends, FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from contracts.asyncapi import ASYNCAPI_FILE
@@ -67,6 +68,13 @@ def expected_version(
 
 ExpectedVersion = Annotated[int | None, Depends(expected_version)]
 """A route parameter carrying the `If-Match` version of a command."""
+
+
+class StrictBody(BaseModel):
+    """The body of a command: a field the API does not know is refused (422), never
+    silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:

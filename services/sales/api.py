@@ -24,6 +24,7 @@ from contracts.sales import (
     Stage,
 )
 from services.runtime.errors import RuleViolation
+from services.runtime.http import StrictBody
 from services.runtime.security import requires
 from services.sales.customers import customer_known
 from services.sales.web import App, Caller, OwnOpportunity, Pool, Version, check_owner
@@ -31,11 +32,7 @@ from services.sales.web import App, Caller, OwnOpportunity, Pool, Version, check
 router = APIRouter(tags=["opportunities"])
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class OpenOpportunity(Strict):
+class OpenOpportunity(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -73,7 +70,7 @@ class OpenOpportunity(Strict):
     )
 
 
-class MoveStage(Strict):
+class MoveStage(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -94,7 +91,7 @@ class MoveStage(Strict):
     note: LongText | None = None
 
 
-class ChangeOpportunity(Strict):
+class ChangeOpportunity(StrictBody):
     """Only the fields present change; `probability: null` goes back to the stage default."""
 
     model_config = ConfigDict(
@@ -111,7 +108,7 @@ class ChangeOpportunity(Strict):
     probability: Probability | None = None
 
 
-class NewActivity(Strict):
+class NewActivity(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -141,7 +138,7 @@ class NewActivity(Strict):
     prediction_held: bool | None = None
 
 
-class ActivityResult(Strict):
+class ActivityResult(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -162,7 +159,7 @@ class ActivityResult(Strict):
     )
 
 
-class NewQuote(Strict):
+class NewQuote(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -187,7 +184,7 @@ class NewQuote(Strict):
     note: LongText | None = None
 
 
-class SignContract(Strict):
+class SignContract(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -200,7 +197,7 @@ class SignContract(Strict):
     signed_on: dt.date
 
 
-class NewPayment(Strict):
+class NewPayment(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
