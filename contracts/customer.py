@@ -11,11 +11,15 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from contracts.envelope import EventPayload
+from contracts.personal import PERSONAL
 from contracts.references import CustomerReference
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()\-]{3,30}$")]
+PersonalText = Annotated[ShortText, PERSONAL]
+PersonalPhone = Annotated[Phone, PERSONAL]
+PersonalEmail = Annotated[EmailStr, PERSONAL]
 
 
 class CustomerKind(StrEnum):
@@ -66,10 +70,10 @@ class ContactDetails(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    name: ShortText
+    name: PersonalText
     title: ShortText | None = None
-    phones: list[Phone] = Field(default_factory=list, max_length=10)
-    emails: list[EmailStr] = Field(default_factory=list, max_length=10)
+    phones: list[PersonalPhone] = Field(default_factory=list, max_length=10)
+    emails: list[PersonalEmail] = Field(default_factory=list, max_length=10)
 
 
 class ContactPerson(ContactDetails):
@@ -80,11 +84,11 @@ class Address(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     label: Tag = Field(description="What the address is for, e.g. office, billing, shipping.")
-    line1: ShortText
-    line2: ShortText | None = None
-    city: ShortText
+    line1: PersonalText
+    line2: PersonalText | None = None
+    city: PersonalText
     region: ShortText | None = None
-    postal_code: Annotated[str, StringConstraints(max_length=20)] | None = None
+    postal_code: Annotated[str, StringConstraints(max_length=20), PERSONAL] | None = None
     country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
         description="ISO 3166-1 alpha-2 country code."
     )
@@ -157,7 +161,7 @@ class CustomerRegistered(EventPayload):
         }
     )
 
-    name: ShortText
+    name: PersonalText
     kind: CustomerKind
     industry: ShortText | None = None
     region: ShortText | None = None
@@ -203,7 +207,7 @@ class CustomerProfileChanged(EventPayload):
         }
     )
 
-    name: ShortText | None = None
+    name: PersonalText | None = None
     kind: CustomerKind | None = None
     industry: ShortText | None = None
     region: ShortText | None = None
@@ -363,6 +367,24 @@ class ChannelPreferencesChanged(EventPayload):
     channel_preferences: ChannelPreferences
 
 
+class CustomerErased(EventPayload):
+    """The customer was forgotten at their request: their key is destroyed, so every
+    personal value of theirs in any event reads as `[erased]`. Every consumer removes
+    their personal data from its views and keeps the non-personal facts (amounts, dates,
+    classifications, segments)."""
+
+    event_type = "customer.erased"
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"request_reference": "DSR-2026-0042"}]}
+    )
+
+    request_reference: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The erasure request this fulfils (a ticket or case number).",
+    )
+
+
 EVENTS: tuple[type[EventPayload], ...] = (
     CustomerRegistered,
     CustomerProfileChanged,
@@ -377,6 +399,7 @@ EVENTS: tuple[type[EventPayload], ...] = (
     CustomerUntagged,
     ChannelPreferencesChanged,
     CustomerReferenceAdded,
+    CustomerErased,
 )
 
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {

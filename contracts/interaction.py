@@ -18,12 +18,14 @@ from uuid import UUID
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.envelope import EventPayload
+from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
 from contracts.timestamps import PastDatetime
 from contracts.topics import Topic
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
+PersonalText = Annotated[str, PERSONAL]
 SourceId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 
 
@@ -64,7 +66,7 @@ class Participant(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     role: ParticipantRole
-    name: ShortText
+    name: Annotated[ShortText, PERSONAL]
     contact_id: str | None = Field(
         default=None, max_length=64, description="The customer's contact person id, if known."
     )
@@ -145,8 +147,8 @@ class InteractionLogged(EventPayload, ReferencedCustomer):
     started_at: AwareDatetime
     duration_seconds: int | None = Field(default=None, ge=0)
     participants: list[Participant] = Field(default_factory=list)
-    subject: str = Field(max_length=200)
-    notes: str = Field(default="", max_length=20_000)
+    subject: PersonalText = Field(max_length=200)
+    notes: PersonalText = Field(default="", max_length=20_000)
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
     source: str | None = Field(default=None, description="The system that reported it, if any.")
@@ -174,12 +176,12 @@ class InteractionCorrected(EventPayload):
     started_at: AwareDatetime | None = None
     duration_seconds: int | None = None
     participants: list[Participant] | None = None
-    subject: str | None = None
-    notes: str | None = None
+    subject: PersonalText | None = None
+    notes: PersonalText | None = None
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
     changed: list[str] = Field(description="Names of the corrected fields.")
-    reason: str = Field(description="Why it was corrected.")
+    reason: PersonalText = Field(description="Why it was corrected.")
 
 
 class TicketOpened(EventPayload, ReferencedCustomer):
@@ -208,8 +210,8 @@ class TicketOpened(EventPayload, ReferencedCustomer):
     channel: InteractionChannel
     category: str
     severity: Severity
-    subject: str
-    description: str = ""
+    subject: PersonalText
+    description: PersonalText = ""
     opened_at: AwareDatetime
     response_due_at: AwareDatetime
     resolution_due_at: AwareDatetime
@@ -242,7 +244,7 @@ class TicketEscalated(EventPayload):
 
     severity: Severity
     level: int = Field(ge=1, description="Escalation level after this escalation.")
-    reason: str
+    reason: PersonalText
     response_due_at: AwareDatetime
     resolution_due_at: AwareDatetime
 
@@ -265,7 +267,7 @@ class TicketResponded(EventPayload):
 
     responded_at: AwareDatetime
     responder: str
-    message: str = ""
+    message: PersonalText = ""
 
 
 class TicketResolved(EventPayload):
@@ -279,7 +281,7 @@ class TicketResolved(EventPayload):
     )
 
     resolved_at: AwareDatetime
-    resolution: str
+    resolution: PersonalText
 
 
 class TicketReopened(EventPayload):
@@ -299,7 +301,7 @@ class TicketReopened(EventPayload):
     )
 
     reopened_at: AwareDatetime
-    reason: str
+    reason: PersonalText
     resolution_due_at: AwareDatetime
 
 
@@ -343,7 +345,7 @@ class SurveyAnswered(EventPayload, ReferencedCustomer):
     survey: str
     csat: int | None = Field(default=None, ge=1, le=5)
     nps: int | None = Field(default=None, ge=0, le=10)
-    comment: str = ""
+    comment: PersonalText = ""
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
     ticket_id: UUID | None = None
@@ -371,7 +373,7 @@ class FeedbackGiven(EventPayload):
     )
 
     kind: FeedbackKind
-    text: str
+    text: PersonalText
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
     given_at: AwareDatetime
@@ -398,7 +400,7 @@ class ContactPlanSet(EventPayload):
     channel: InteractionChannel
     every_days: int = Field(ge=1, le=3660)
     owner: str | None = None
-    note: str = ""
+    note: PersonalText = ""
     starts_at: AwareDatetime
 
 

@@ -13,8 +13,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from contracts.personal import PERSONAL
+
 REFERENCE_NAMESPACE = uuid.UUID("8d4f1c3e-5a0b-4e57-9a3c-0f6b2d71e9a4")
 
+PersonalName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), PERSONAL]
 SourceName = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
 ]
@@ -34,9 +37,9 @@ class CustomerHint(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
-    phone: Annotated[str, StringConstraints(max_length=40)] | None = None
-    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    name: PersonalName | None = None
+    phone: Annotated[str, StringConstraints(max_length=40), PERSONAL] | None = None
+    email: Annotated[str, StringConstraints(max_length=254), PERSONAL] | None = None
 
 
 def customer_id_for_reference(reference: CustomerReference) -> uuid.UUID:

@@ -27,12 +27,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from contracts.envelope import EventPayload
+from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
 from contracts.timestamps import PastDatetime
 from contracts.topics import Topic
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+PersonalShort = Annotated[ShortText, PERSONAL]
+PersonalLong = Annotated[LongText, PERSONAL]
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
 Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4, allow_inf_nan=False)]
 PositiveMoney = Annotated[Money, Field(gt=0)]
@@ -148,7 +151,7 @@ class OpportunityOpened(EventPayload):
     )
 
     opportunity_id: UUID
-    description: LongText
+    description: PersonalLong
     products: list[ProductLine] = Field(min_length=1)
     expected_amount: NonNegativeMoney
     currency: Currency
@@ -193,8 +196,8 @@ class OpportunityStageChanged(EventPayload):
     probability_overridden: bool = Field(
         default=False, description="True when the owner gave the probability for this move."
     )
-    lost_reason: LongText | None = None
-    note: LongText | None = None
+    lost_reason: PersonalLong | None = None
+    note: PersonalLong | None = None
 
 
 class OpportunityAmountChanged(EventPayload):
@@ -311,9 +314,9 @@ class ActivityPlanned(EventPayload):
     kind: ActivityKind
     scheduled_on: date
     owner: ShortText
-    people: list[ShortText] = Field(default_factory=list)
-    description: LongText
-    predicted_result: LongText | None = None
+    people: list[PersonalShort] = Field(default_factory=list)
+    description: PersonalLong
+    predicted_result: PersonalLong | None = None
 
 
 class ActivityCompleted(EventPayload):
@@ -342,8 +345,8 @@ class ActivityCompleted(EventPayload):
     kind: ActivityKind
     owner: ShortText
     occurred_on: date
-    actual_result: LongText
-    predicted_result: LongText | None = None
+    actual_result: PersonalLong
+    predicted_result: PersonalLong | None = None
     prediction_held: bool | None = None
 
 
@@ -377,7 +380,7 @@ class QuoteIssued(EventPayload):
     total_amount: NonNegativeMoney
     currency: Currency
     valid_until: date
-    note: LongText | None = None
+    note: PersonalLong | None = None
 
 
 class ContractSigned(EventPayload):

@@ -13,10 +13,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 SECRET_FILE = "auth-secret"
+MASTER_KEY_FILE = "keyring-master-key"
 TOKENS_FILE = "tokens.env"
 DEFAULT_DATA_DIR = Path(".crm")
 DEMO_LIFETIME = timedelta(days=7)
@@ -38,15 +40,31 @@ class TokenError(Exception):
 
 def local_secret(data_dir: Path, *, create: bool) -> str | None:
     """The signing secret kept in `data_dir` (made now if `create` and missing)."""
-    path = data_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip()
-    if not create:
-        return None
     from services.runtime.security import new_secret
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = new_secret()
+    return kept_secret(data_dir / SECRET_FILE, new_secret if create else None)
+
+
+def local_master_key(data_dir: Path) -> Path:
+    """The file holding the keyring master key of `crm up` (made on first use).
+
+    Losing it makes every sealed personal value of the local data unreadable, as if all
+    customers had been erased; `crm up --fresh` keeps it."""
+    from services.runtime.keyring import new_master_key
+
+    path = data_dir / MASTER_KEY_FILE
+    kept_secret(path, new_master_key)
+    return path
+
+
+def kept_secret(path: Path, make: Callable[[], str] | None) -> str | None:
+    """The secret in `path`, else a new one from `make` written there (mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    if make is None:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = make()
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as file:
         file.write(secret + "\n")

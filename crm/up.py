@@ -73,8 +73,10 @@ KEY_VARIABLES = (
     "CRM_AUTH_PUBLIC_KEY",
     "CRM_AUTH_PUBLIC_KEY_FILE",
     "CRM_AUTH_JWKS_FILE",
+    "CRM_KEYRING_MASTER_KEY",
+    "CRM_KEYRING_MASTER_KEY_FILE",
 )
-"""Token keys of the environment, replaced by the local secret for the services."""
+"""Keys of the environment, replaced by the local token secret and master key."""
 
 
 class UpError(Exception):
@@ -339,13 +341,14 @@ class Supervisor:
 
         assert self.postgres is not None and self.broker is not None
         self._check_stop()
-        from crm.tokens import SECRET_FILE
+        from crm.tokens import SECRET_FILE, local_master_key
 
         inherited = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
         env = {
             "CRM_LOG_FORMAT": "text",  # for people reading the terminal; JSON in production
             **inherited,
             "CRM_AUTH_SECRET_FILE": str(self.data_dir / SECRET_FILE),
+            "CRM_KEYRING_MASTER_KEY_FILE": str(local_master_key(self.data_dir)),
             "CRM_DATABASE_URL": self.postgres.dsn(DATABASE),
             "CRM_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
             "PYTHONUNBUFFERED": "1",

@@ -22,6 +22,7 @@ from typing import Any
 from uuid import UUID
 
 from contracts.envelope import EventEnvelope
+from contracts.personal import ERASED
 from services.analytics.money import Converter
 
 CONTACT_WINDOW_DAYS = 90
@@ -228,6 +229,7 @@ FOLDED_TYPES = frozenset(
         "customer.classified",
         "customer.tagged",
         "customer.untagged",
+        "customer.erased",
         "sales.purchase_recorded",
         "sales.contract_signed",
         "interaction.logged",
@@ -265,6 +267,8 @@ def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now
             _set_tag(profile, tag, True, version)
     elif kind == "customer.untagged":
         _set_tag(profile, p.tag, False, version)
+    elif kind == "customer.erased":
+        _set_field(profile, "name", ERASED, version)
     elif kind == "sales.purchase_recorded":
         _purchase(profile, event.occurred_at, converter.convert(p.amount, p.currency))
     elif kind == "sales.contract_signed":

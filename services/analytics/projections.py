@@ -42,6 +42,12 @@ from services.analytics.money import Converter
 from services.analytics.profile import FOLDED_TYPES, Profile, apply
 from services.analytics.publishing import PRODUCER
 from services.analytics.segments import CHURN_FIELDS, Outcome, SegmentRule, conclude, pick
+from services.runtime.privacy import (
+    ERASED_TEXT,
+    PersonalColumns,
+    erase_personal_columns,
+    erased_customers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -356,6 +362,7 @@ class AnalyticsFold:
         now = self.clock()
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
         await write_details(connection, events, now)
+        await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
         if folded:
             loaded = Loaded()
             loaded.add_rows(
@@ -378,6 +385,15 @@ class AnalyticsFold:
         if definitions:
             await define_segments(connection, definitions)
             await reconclude_all(connection, await load_rules(connection), now)
+
+
+PERSONAL_COLUMNS = (
+    PersonalColumns("interactions", {"subject": ERASED_TEXT}),
+    PersonalColumns("tickets", {"subject": ERASED_TEXT}),
+    PersonalColumns("opportunities", {"description": ERASED_TEXT}),
+)
+"""The personal columns of the detail views behind the customer 360; the profile's name
+is erased by the fold itself."""
 
 
 async def lock(connection: asyncpg.Connection) -> None:

@@ -44,6 +44,7 @@ from services.customer.projections import (
 )
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http import ExpectedVersion, StrictBody
+from services.runtime.keyring import CustomerErased as CustomerErasedError
 from services.runtime.security import requires
 from services.runtime.service import ServiceRuntime, current_runtime
 
@@ -434,6 +435,64 @@ def add_reference(
 ) -> Accepted:
     customer = app.add_reference(customer_id, body.model_dump(mode="json"), version)
     return accepted(response, customer_id, customer.version)
+
+
+# Erasure and keys --------------------------------------------------------------------
+
+
+class EraseCustomer(StrictBody):
+    request_reference: str | None = Field(
+        default=None, max_length=100, description="The erasure request (a case number)."
+    )
+
+
+class Erased(BaseModel):
+    customer_id: UUID
+    version: int
+    erased: bool = True
+
+
+@router.post(
+    "/customers/{customer_id}/erasure",
+    dependencies=[requires("admin")],
+    summary="Forget a customer (right to erasure)",
+    description="Destroys the customer's key, so every personal value of theirs in any "
+    "stored event or Kafka message reads as `[erased]`, and records `customer.erased`, "
+    "on which every service removes their personal data from its views. Amounts, dates, "
+    "classifications and segments stay. Erasing again changes nothing.",
+)
+async def erase_customer(
+    customer_id: UUID, body: EraseCustomer, rt: Runtime, response: Response
+) -> Erased:
+    app = customers(rt)
+    await _in_thread(app.customer, customer_id)  # 404 for an unknown customer
+    await _in_thread(rt.keyring.destroy, customer_id)
+    customer = await _in_thread(app.erase, customer_id, body.request_reference)
+    response.headers["ETag"] = f'"{customer.version}"'
+    return Erased(customer_id=customer_id, version=customer.version)
+
+
+class CustomerKey(BaseModel):
+    customer_id: UUID
+    key: str = Field(description="Base64 of the customer's 32-byte AES-256-GCM key.")
+
+
+@router.get(
+    "/customers/{customer_id}/key",
+    dependencies=[requires("keys:read")],
+    summary="The key that opens this customer's sealed personal values",
+    description="For systems that consume the CRM's topics and must read personal fields "
+    "(`contracts.personal.open_value`). 410 once the customer was erased.",
+    responses={410: {"description": "The customer was erased; their key is gone."}},
+)
+async def customer_key(customer_id: UUID, rt: Runtime) -> CustomerKey:
+    await _in_thread(customers(rt).customer, customer_id)  # 404 for an unknown customer
+    key = (await _in_thread(rt.keyring.opening_keys, [customer_id])).get(customer_id)
+    if key is None:
+        if await _in_thread(rt.keyring.is_erased, customer_id):
+            raise CustomerErasedError(customer_id)
+        key = await _in_thread(rt.keyring.sealing_key, customer_id)
+    return CustomerKey(customer_id=customer_id, key=base64.b64encode(key).decode())
 
 
 # Queries -----------------------------------------------------------------------------

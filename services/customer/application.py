@@ -162,6 +162,10 @@ class CustomerApplication(EventSourcedApplication):
             customer_id, expected_version, lambda c: c.set_channel_preferences(preferences)
         )
 
+    def erase(self, customer_id: UUID, request_reference: str | None) -> Customer:
+        """Record the erasure of a customer whose key the caller destroyed."""
+        return self._change(customer_id, None, lambda c: c.erase(request_reference))
+
     # Queries on the event store ------------------------------------------------------
 
     def customer(self, customer_id: UUID) -> Customer:

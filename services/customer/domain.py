@@ -66,6 +66,7 @@ class Customer(Aggregate):
         self.channel_preferences = dict(channel_preferences)
         self.references = [dict(r) for r in references]
         self.first_seen_in = first_seen_in
+        self.erased = False
 
     # References from other systems ---------------------------------------------------
 
@@ -205,6 +206,20 @@ class Customer(Aggregate):
     def _channel_preferences_changed(self, channel_preferences: dict[str, Any]) -> None:
         self.channel_preferences = dict(channel_preferences)
 
+    # Erasure -------------------------------------------------------------------------
+
+    def erase(self, request_reference: str | None) -> None:
+        """Record that the customer was forgotten (their key is destroyed by then, so
+        their personal values already read as erased). Erasing again changes nothing."""
+        if not self.erased:
+            self._erased(request_reference=request_reference)
+
+    @event("Erased")
+    def _erased(self, request_reference: str | None) -> None:
+        self.erased = True
+        self.contacts = {}
+        self.addresses = {}
+
     # Views ---------------------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
@@ -224,6 +239,7 @@ class Customer(Aggregate):
             "channel_preferences": dict(self.channel_preferences),
             "references": [dict(r) for r in self.references],
             "first_seen_in": self.first_seen_in,
+            "erased": getattr(self, "erased", False),
             "registered_at": self.created_on.isoformat(),
             "updated_at": self.modified_on.isoformat(),
         }

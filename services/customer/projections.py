@@ -16,6 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.envelope import EventEnvelope
+from contracts.personal import ERASED
 from contracts.topics import Topic
 
 Row = dict[str, Any]
@@ -148,6 +149,8 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
                 row["customer_references"] = [*row["customer_references"], reference]
         elif kind == "customer.channel_preferences_changed":
             row.update(_channels(payload.channel_preferences.model_dump(mode="json")))
+        elif kind == "customer.erased":
+            row.update(name=ERASED, contacts=[], addresses=[])
         else:
             return row
     row["version"] = event.aggregate_version or row.get("version", 0)

@@ -36,6 +36,7 @@ _PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
     "ChannelPreferencesChanged": lambda e: contract.ChannelPreferencesChanged(
         channel_preferences=e.channel_preferences
     ),
+    "Erased": lambda e: contract.CustomerErased(request_reference=e.request_reference),
 }
 
 

@@ -3,7 +3,9 @@
 - `interaction_customers`: name, preferred and opted-out channels, for the views and for
   contact plans that must not use a channel the customer refused;
 - `customer_references`: how other systems name a customer, so that an
-  inbound call or survey answer naming the customer by reference lands on the right one.
+  inbound call or survey answer naming the customer by reference lands on the right one;
+- on `customer.erased`, the personal columns of every interaction view
+  (`PERSONAL_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ from uuid import UUID
 import asyncpg
 
 from contracts.envelope import EventEnvelope
+from contracts.personal import ERASED
 from contracts.topics import Topic
 from services.runtime.customer_references import (
     REFERENCES_DDL,
     Reference,
     references_in,
     remember_references,
+)
+from services.runtime.privacy import (
+    EMPTY_JSON_LIST,
+    EMPTY_TEXT,
+    EMPTY_TEXT_ARRAY,
+    ERASED_TEXT,
+    PersonalColumns,
+    erase_personal_columns,
+    erased_customers,
 )
 
 DDL = """
@@ -34,6 +46,29 @@ CREATE TABLE IF NOT EXISTS interaction_customers (
 """
 
 Row = dict[str, Any]
+
+PERSONAL_COLUMNS = (
+    PersonalColumns(
+        "interactions",
+        {
+            "participants": EMPTY_JSON_LIST,
+            "participant_names": EMPTY_TEXT_ARRAY,
+            "subject": ERASED_TEXT,
+            "notes": EMPTY_TEXT,
+            "search_text": EMPTY_TEXT,
+            "search_grams": EMPTY_TEXT_ARRAY,
+        },
+    ),
+    PersonalColumns(
+        "tickets",
+        {"subject": ERASED_TEXT, "description": EMPTY_TEXT, "resolution": ERASED_TEXT},
+    ),
+    PersonalColumns("survey_answers", {"comment": EMPTY_TEXT}),
+    PersonalColumns("feedback", {"text": ERASED_TEXT}),
+    PersonalColumns("contact_plans", {"note": EMPTY_TEXT}),
+)
+"""The interaction views' personal columns; a customer's erasure overwrites them
+(channels, times, scores, SLA states stay)."""
 
 
 def fold_customer(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
@@ -51,6 +86,8 @@ def fold_customer(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
         return None
     if event.event_type == "customer.profile_changed" and "name" in payload.changed:
         return {**row, "name": payload.name or row["name"], "updated_at": event.occurred_at}
+    if event.event_type == "customer.erased":
+        return {**row, "name": ERASED, "updated_at": event.occurred_at}
     if event.event_type == "customer.channel_preferences_changed":
         preferences = payload.channel_preferences
         return {
@@ -108,6 +145,7 @@ class InteractionCustomers:
                 ],
             )  # fmt: skip
         await remember_references(connection, references)
+        await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
 
 
 async def customer_known(connection: asyncpg.Connection | asyncpg.Pool, customer_id: UUID) -> bool:

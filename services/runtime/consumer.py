@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -90,6 +90,13 @@ class BatchHandler(Protocol[T]):
         ...
 
 
+RecordOpener = Callable[
+    [Sequence[ConsumerRecord[Any, Any]]], Awaitable[list[ConsumerRecord[Any, Any]]]
+]
+"""Opens sealed personal values of records before parsing (the originals stay for the
+dead-letter topic, so that no opened personal data is copied there)."""
+
+
 class BatchConsumer(Generic[T]):
     def __init__(
         self,
@@ -101,8 +108,10 @@ class BatchConsumer(Generic[T]):
         batch_timeout_ms: int = 50,
         fetch_max_wait_ms: int = 50,
         group_suffix: str = "",
+        opener: RecordOpener | None = None,
     ) -> None:
         self.handler = handler
+        self._opener = opener
         self.group_id = handler.group_id + group_suffix
         self._consumer_factory = consumer_factory
         self._dead_letters = dead_letters
@@ -188,9 +197,10 @@ class BatchConsumer(Generic[T]):
         """Parse, dead-letter and handle one batch; return once it is all done."""
         parsed: list[Parsed[T]] = []
         rejected: list[Rejection] = []
-        for record in records:
+        readable = records if self._opener is None else await self._opener(records)
+        for record, opened in zip(records, readable, strict=True):
             try:
-                parsed.append(Parsed(record, self.handler.parse(record)))
+                parsed.append(Parsed(record, self.handler.parse(opened)))
             except ContractViolation as exc:
                 rejected.append(Rejection(record, exc.reason, exc.detail))
                 self.count(record.topic, "unparsed", "dead_lettered")

@@ -21,3 +21,9 @@ class RuleViolation(CommandRejected):
     """The command breaks a business rule (e.g. removing a contact that is not there)."""
 
     status_code = 422
+
+
+class Gone(CommandRejected):
+    """What the command would touch is gone for good (e.g. an erased customer's data)."""
+
+    status_code = 410

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import date
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
@@ -30,6 +30,10 @@ from pydantic import ValidationError
 
 from contracts.registry import describe_validation_error
 from services.runtime.errors import Conflict, NotFound, RuleViolation
+from services.runtime.personal import SEALED_FOR
+
+if TYPE_CHECKING:
+    from services.runtime.personal import PersonalData
 
 METADATA_KEY = "_meta"
 
@@ -78,10 +82,28 @@ def event_metadata(domain_event: object) -> dict[str, Any]:
 
 
 class MetadataStampingMapper(Mapper[UUID]):
+    """Stamps the command's context on each event and, once `personal` is set, keeps
+    personal values sealed with the customer's key (`services.runtime.personal`)."""
+
+    personal: PersonalData | None = None
+
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if METADATA_KEY not in vars(domain_event):
             object.__setattr__(domain_event, METADATA_KEY, asdict(current_context()))
+        if self.personal is not None:
+            state = vars(domain_event)
+            sealed = self.personal.seal_state(domain_event, state)
+            if sealed is not state:
+                shell = object.__new__(type(domain_event))
+                object.__setattr__(shell, "__dict__", sealed)
+                return super().to_stored_event(shell)
         return super().to_stored_event(domain_event)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        domain_event = super().to_domain_event(stored_event)
+        if self.personal is not None and SEALED_FOR in vars(domain_event):
+            self.personal.open_state(vars(domain_event))
+        return domain_event
 
 
 class DateAsISO(Transcoding):
@@ -125,6 +147,11 @@ class EventSourcedApplication(Application[UUID]):
     """The service's translation of domain events to contracts (set by the runtime):
     a changed aggregate whose new events would not make valid contracts is refused
     before anything is stored, so the outbox never meets an event it cannot publish."""
+
+    def protect_personal_data(self, personal: PersonalData) -> None:
+        """From now on, store personal values sealed and open them when reading."""
+        assert isinstance(self.mapper, MetadataStampingMapper)
+        self.mapper.personal = personal
 
     def check_publishable(self, aggregate: Any, what: str) -> None:
         if self.contract_of is None:

@@ -13,7 +13,12 @@ from typing import Any
 import httpx
 
 from services.runtime.embedded import free_port, spawn
+from services.runtime.keyring import new_master_key
 from services.runtime.security import mint_token, new_secret
+
+SESSION_MASTER_KEY = new_master_key()
+"""The keyring master key of the services one test run or tool starts: they share the
+customers' keys, so they share the key that wraps them."""
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,6 +50,7 @@ class ServiceProcess:
             "CRM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
             f"CRM_{name.upper()}_PORT": str(self.port),
             "CRM_AUTH_SECRET": self.auth_secret,
+            "CRM_KEYRING_MASTER_KEY": SESSION_MASTER_KEY,
             **(extra_env or {}),
         }
         self.log_path = log_dir / f"{name}-{self.port}.log"

@@ -60,7 +60,8 @@ PERMISSIONS: dict[str, str] = {
     "analytics:read": "analytics views (segments, churn, customer 360)",
     "segments:write": "define and change segments",
     "audit:read": "the audit log (GET /audit)",
-    "admin": "erasure, dead-letter replay and rebuilds",
+    "admin": "erasure, subject-access exports, dead-letter replay and rebuilds",
+    "keys:read": "customers' keys, to open sealed personal fields of consumed events",
 }
 """Every permission, with what it allows."""
 
@@ -90,7 +91,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     "administrator": frozenset(PERMISSIONS),
     "integration": frozenset(
-        {"customers:read", "customers:write", "interactions:write", "tickets:write"}
+        {"customers:read", "customers:write", "interactions:write", "tickets:write", "keys:read"}
     ),
 }
 """What each role may do; a token's permissions are the union over its roles."""

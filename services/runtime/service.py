@@ -20,7 +20,7 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from services.runtime import audit
+from services.runtime import audit, privacy
 from services.runtime.consumer import BatchConsumer, BatchHandler
 from services.runtime.database import (
     create_pool,
@@ -32,9 +32,11 @@ from services.runtime.deadletter import DeadLetterPublisher
 from services.runtime.eventstore import EventSourcedApplication, postgres_environment
 from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
+from services.runtime.keyring import Keyring, KeyringConfigError, master_key_from
 from services.runtime.logs import configure_logging
 from services.runtime.outbox import OutboxRelay, OutboxSource, Translator
 from services.runtime.periodic import every
+from services.runtime.personal import PersonalData
 from services.runtime.projection import Projection, ProjectionHandler
 from services.runtime.security import (
     RateLimiter,
@@ -84,6 +86,16 @@ class ServiceRuntime:
         self.settings = settings
         self.schema = definition.name
         self.application: EventSourcedApplication | None = None
+        self.keyring = Keyring(
+            settings.database_dsn,
+            master_key_from(
+                settings.keyring_master_key.get_secret_value()
+                if settings.keyring_master_key is not None
+                else None,
+                settings.keyring_master_key_file,
+            ),
+        )
+        self.personal = PersonalData(self.keyring, definition.translate)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
         self.extra_relays: list[OutboxRelay] = []
@@ -98,14 +110,16 @@ class ServiceRuntime:
         self.pool = await create_pool(settings.database_dsn, self.schema)
         await self.audit.start(self.pool)
         env = postgres_environment(settings.database_dsn, self.schema)
+        await asyncio.to_thread(self.keyring.open)
         self.application = await asyncio.to_thread(self.definition.application_class, env)
         self.application.contract_of = self.definition.translate
+        self.application.protect_personal_data(self.personal)
         self.relay = OutboxRelay(
             application=self.application,
             database_dsn=settings.database_dsn,
             schema=self.schema,
             topic=self.definition.topic,
-            translate=self.definition.translate,
+            translate=self.personal.sealing_translator(),
             producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
@@ -142,6 +156,7 @@ class ServiceRuntime:
                 batch_timeout_ms=settings.consumer_batch_timeout_ms,
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
                 group_suffix=f".{generation[:8]}",
+                opener=self.personal.open_records,
             )
             for handler in handlers
         ]
@@ -178,6 +193,7 @@ class ServiceRuntime:
             await self.pool.close()
         if self.application is not None:
             self.application.close()
+        await asyncio.to_thread(self.keyring.close)
 
     async def readiness(self) -> dict[str, bool]:
         return {
@@ -228,7 +244,8 @@ DatabasePool = Annotated[asyncpg.Pool, Depends(current_pool)]
 
 
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
-    """The service's HTTP app; raises `SecurityConfigError` when no token key is set."""
+    """The service's HTTP app; raises `SecurityConfigError` when no token key is set and
+    `KeyringConfigError` when no usable master key is."""
     runtime = ServiceRuntime(definition, settings)
     verifier = TokenVerifier.from_settings(settings)
 
@@ -255,6 +272,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
     for router in definition.routers:
         app.include_router(router)
     app.include_router(audit.router)
+    app.include_router(privacy.router)
     document_permissions(app)
     return app
 
@@ -263,7 +281,7 @@ def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: 
     configure_logging(definition.name, settings.log_level, settings.log_format)
     try:
         app = build_app(definition, settings)
-    except SecurityConfigError as exc:
+    except (SecurityConfigError, KeyringConfigError) as exc:
         sys.stderr.write(f"invalid configuration: {exc}\n")
         raise SystemExit(2) from None
     config: dict[str, Any] = {

@@ -76,6 +76,14 @@ class ServiceSettings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=1200, ge=0, le=1_000_000, description="Requests per token per minute; 0: no limit."
     )
+    # Personal data (services/runtime/keyring.py) --------------------------------------
+    keyring_master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the 32-byte key that wraps every customer's key (never logged).",
+    )
+    keyring_master_key_file: Path | None = Field(
+        default=None, description="File holding that master key (instead of keyring_master_key)."
+    )
     rate_limit_burst: int = Field(
         default=200, ge=1, le=1_000_000, description="Requests a token may send at once."
     )

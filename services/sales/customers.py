@@ -3,7 +3,8 @@
 - `sales_customers`: each customer's current name and region, for the sales views;
 - `customer_references`: how other systems name a customer (source, their id) → the
   CRM's customer id, so that an inbound purchase naming the customer by reference lands
-  on the right customer.
+  on the right customer;
+- on `customer.erased`, the personal columns of every sales view (`PERSONAL_COLUMNS`).
 """
 
 from __future__ import annotations
@@ -15,12 +16,20 @@ from uuid import UUID
 import asyncpg
 
 from contracts.envelope import EventEnvelope
+from contracts.personal import ERASED
 from contracts.topics import Topic
 from services.runtime.customer_references import (
     REFERENCES_DDL,
     Reference,
     references_in,
     remember_references,
+)
+from services.runtime.privacy import (
+    EMPTY_TEXT_ARRAY,
+    ERASED_TEXT,
+    PersonalColumns,
+    erase_personal_columns,
+    erased_customers,
 )
 
 DDL = """
@@ -32,6 +41,22 @@ CREATE TABLE IF NOT EXISTS sales_customers (
     updated_at timestamptz NOT NULL
 );
 """
+
+PERSONAL_COLUMNS = (
+    PersonalColumns("opportunities", {"description": ERASED_TEXT, "lost_reason": ERASED_TEXT}),
+    PersonalColumns(
+        "activities",
+        {
+            "people": EMPTY_TEXT_ARRAY,
+            "description": ERASED_TEXT,
+            "predicted_result": ERASED_TEXT,
+            "actual_result": ERASED_TEXT,
+        },
+    ),
+    PersonalColumns("quotes", {"note": ERASED_TEXT}),
+)
+"""The sales views' personal columns; a customer's erasure overwrites them (amounts,
+stages, dates and products stay)."""
 
 
 class SalesCustomers:
@@ -66,6 +91,9 @@ class SalesCustomers:
                     "updated_at": event.occurred_at,
                 }
                 touched.add(event.customer_id)
+            elif event.event_type == "customer.erased" and row is not None:
+                row["name"] = ERASED
+                touched.add(event.customer_id)
             elif event.event_type == "customer.profile_changed" and row is not None:
                 if "name" in payload.changed and payload.name:
                     row["name"] = payload.name
@@ -89,6 +117,7 @@ class SalesCustomers:
                 ],
             )  # fmt: skip
         await remember_references(connection, references)
+        await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
 
 
 async def customer_known(pool: asyncpg.Pool, customer_id: UUID) -> bool:

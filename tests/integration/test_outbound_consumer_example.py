@@ -5,6 +5,10 @@
   offsets were committed, or published a second time at another offset. The consumer
   keeps the ids of the events it applied, in the same transaction as what it does with
   them, and skips repeats.
+- Personal fields (here the name) arrive sealed with the customer's key; the consumer
+  opens them with `contracts.personal.open_value` and the key the CRM hands to
+  integration accounts (`GET /customers/{id}/key`). Once a customer is erased there is
+  no key, and the values read as `[erased]`.
 - It needs only the `contracts` package (`pip install ./contracts`) and a Kafka client.
 
 The test drives the real customer service, then makes the consumer see every event
@@ -13,15 +17,19 @@ again both ways, and checks that each event was handled exactly once.
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 import contracts
 from contracts.customer import CustomerRegistered, CustomerTagged
+from contracts.personal import open_value
 from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
@@ -32,8 +40,11 @@ pytestmark = pytest.mark.integration
 class CustomerMirror:
     """Keeps a table of customer names and tags from `crm.customer.events.v1`."""
 
-    def __init__(self, database: sqlite3.Connection) -> None:
+    def __init__(
+        self, database: sqlite3.Connection, key_of: Callable[[UUID], bytes | None]
+    ) -> None:
         self.db = database
+        self.key_of = key_of
         self.db.executescript(
             """CREATE TABLE IF NOT EXISTS applied_events (event_id TEXT PRIMARY KEY);
                CREATE TABLE IF NOT EXISTS customers (
@@ -70,7 +81,12 @@ class CustomerMirror:
         if isinstance(payload, CustomerRegistered):
             self.db.execute(
                 "INSERT INTO customers VALUES (?, ?, ?, ?)",
-                (customer, payload.name, ",".join(payload.tags), event.aggregate_version),
+                (
+                    customer,
+                    open_value(payload.name, self.key_of(event.customer_id), event.customer_id),
+                    ",".join(payload.tags),
+                    event.aggregate_version,
+                ),
             )
         else:
             if isinstance(payload, CustomerTagged):  # version 1 messages arrive as version 2
@@ -124,8 +140,14 @@ async def test_another_system_follows_the_customer_topic_once_per_event(
                 answer = await crm.post(f"/customers/{customer_id}/tags", json={"tag": tag})
                 assert answer.status_code == 200, answer.text
     events = 2 + 3 * 2
+    keys: dict[UUID, bytes | None] = {}
+    async with customer_service.client(role="integration") as integration:
+        for customer_id in ids:
+            answer = await integration.get(f"/customers/{customer_id}/key")
+            assert answer.status_code == 200, answer.text
+            keys[UUID(customer_id)] = base64.b64decode(answer.json()["key"])
 
-    mirror = CustomerMirror(sqlite3.connect(tmp_path / "mirror.db"))
+    mirror = CustomerMirror(sqlite3.connect(tmp_path / "mirror.db"), keys.get)
     # 1. A crash before committing: on restart, everything is delivered again.
     await mirror.follow(infra.bootstrap_servers, messages=events, commit=False)
     assert mirror.repeats == 0

@@ -11,6 +11,9 @@ from services.runtime.security import mint_token
 TEST_SECRET = "test-secret-of-the-crm-test-suite-0123456789"
 """The HS256 secret of every service the tests start (never used outside tests)."""
 
+TEST_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LW9mLXRoZS1jcm0tdGVzdHM="
+"""The keyring master key of the apps unit tests build (32 bytes, base64; tests only)."""
+
 
 def token(
     role: str = "administrator",

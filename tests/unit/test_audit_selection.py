@@ -13,13 +13,14 @@ from services.interaction.service import DEFINITION as INTERACTION
 from services.runtime.audit import COLUMNS
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
-from tests.support.auth import TEST_SECRET, bearer
+from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer
 
 
 def recorded(
     definition: ServiceDefinition, requests: list[tuple[str, str, Any]]
 ) -> list[dict[str, Any]]:
-    app = build_app(definition, ServiceSettings(auth_secret=TEST_SECRET))
+    settings = ServiceSettings(auth_secret=TEST_SECRET, keyring_master_key=TEST_MASTER_KEY)
+    app = build_app(definition, settings)
     audit = app.state.runtime.audit
     audit.accepting = True
     client = TestClient(app, raise_server_exceptions=False)

@@ -1,5 +1,5 @@
 """The contracts are a package of their own: no service code, installable alone, and usable
-with nothing but pydantic."""
+with nothing but pydantic (and cryptography, to open sealed personal values)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import contracts
 
 CONTRACTS = Path(contracts.__file__).parent
-ALLOWED_IMPORTS = {"contracts", "pydantic", "pydantic_core", "orjson", "faststream"}
+ALLOWED_IMPORTS = {"contracts", "pydantic", "pydantic_core", "cryptography", "orjson", "faststream"}
 ONLY_PYDANTIC = (
     "pydantic",
     "pydantic-core",
@@ -25,6 +25,9 @@ ONLY_PYDANTIC = (
     "email-validator",
     "dnspython",
     "idna",
+    "cryptography",
+    "cffi",
+    "pycparser",
 )
 
 
@@ -77,6 +80,10 @@ event = contracts.build_envelope(
     producer="erp",
 )
 assert contracts.parse_event(contracts.serialize_event(event)) == event
+from contracts.personal import ERASED, new_key, open_value, seal_value
+key, customer = new_key(), uuid.uuid4()
+assert open_value(seal_value("张伟", key, customer), key, customer) == "张伟"
+assert open_value(seal_value("张伟", key, customer), None, customer) == ERASED
 assert contracts.Topic.PURCHASES_INBOUND == "crm.inbound.purchases.v1"
 assert len(contracts.all_event_models()) >= 38
 from contracts.asyncapi import load_document
@@ -87,7 +94,7 @@ print("ok")
 """
 
 
-def test_the_wheel_holds_only_the_contracts_and_works_with_only_pydantic(
+def test_the_wheel_holds_only_the_contracts_and_works_with_only_its_dependencies(
     tmp_path: Path,
 ) -> None:
     wheel = build_wheel(tmp_path)
@@ -100,7 +107,8 @@ def test_the_wheel_holds_only_the_contracts_and_works_with_only_pydantic(
     )
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert [r for r in requires if "extra ==" not in r] == [
-        "Requires-Dist: pydantic[email]<3,>=2.10"
+        "Requires-Dist: pydantic[email]<3,>=2.10",
+        "Requires-Dist: cryptography>=42",
     ]
 
     # A Python with the wheel and pydantic's own dependencies, and nothing else.

@@ -30,7 +30,7 @@ from services.runtime.security import (
 )
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
-from tests.support.auth import TEST_SECRET, bearer
+from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer
 
 SERVICES_DIR = Path(services.__file__).parent
 
@@ -46,7 +46,9 @@ def service_definitions() -> dict[str, ServiceDefinition]:
 
 
 DEFINITIONS = service_definitions()
-SETTINGS = ServiceSettings(auth_secret=TEST_SECRET, rate_limit_per_minute=0)
+SETTINGS = ServiceSettings(
+    auth_secret=TEST_SECRET, keyring_master_key=TEST_MASTER_KEY, rate_limit_per_minute=0
+)
 
 
 def app_of(definition: ServiceDefinition) -> FastAPI:

@@ -27,7 +27,7 @@ from services.runtime.security import (
 )
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
-from tests.support.auth import TEST_SECRET, bearer, token
+from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer, token
 
 router = APIRouter()
 
@@ -49,7 +49,7 @@ def probe_app(**settings: Any) -> TestClient:
         projections=list,
         routers=[router],
     )
-    options = {"auth_secret": TEST_SECRET, **settings}
+    options = {"auth_secret": TEST_SECRET, "keyring_master_key": TEST_MASTER_KEY, **settings}
     return TestClient(build_app(definition, ServiceSettings(**options)))
 
 
