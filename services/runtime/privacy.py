@@ -48,7 +48,8 @@ class PersonalColumns:
 
     def statement(self) -> str:
         assignments = ", ".join(
-            f"{column} = {value.format(column=column)}" for column, value in self.erased.items()
+            f"{column} = {value.replace('{column}', column)}"
+            for column, value in self.erased.items()
         )
         return f"UPDATE {self.table} SET {assignments} WHERE {self.customer_column} = ANY($1)"
 
