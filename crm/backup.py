@@ -2,7 +2,10 @@
 derived from them.
 
 A backup holds every service's event store (the tables eventsourcing keeps stored events
-in), taken with `pg_dump` in one consistent snapshot. A restore loads them into an empty
+in) and the customers' keys (`crm_keys.customer_keys`, wrapped by the master key, which
+is not in the backup: keep it apart), taken with `pg_dump` in one consistent snapshot.
+Restoring a backup older than an erasure brings back the erased customer's key with the
+events; erase them again after such a restore. A restore loads them into an empty
 database. Services started on it republish their events (the relay's position is not in
 the backup) and, seeing a new database generation, rebuild every projection from the
 topics; consumers recognise the events they see twice.
@@ -22,7 +25,8 @@ from services import SERVICE_NAMES as SERVICE_SCHEMAS
 EVENT_STORE_TABLES = """
 SELECT table_schema, table_name
 FROM information_schema.columns
-WHERE column_name = 'originator_version' AND table_schema = ANY($1::text[])
+WHERE (column_name = 'originator_version' AND table_schema = ANY($1::text[]))
+   OR (table_schema = 'crm_keys' AND table_name = 'customer_keys')
 GROUP BY table_schema, table_name
 ORDER BY table_schema, table_name
 """
@@ -107,7 +111,7 @@ async def _prepare_empty_database(database_url: str) -> None:
         if existing:
             names = ", ".join(f"{r['table_schema']}.{r['table_name']}" for r in existing)
             raise SystemExit(f"the target database is not empty (it has {names}); refusing")
-        for schema in SERVICE_SCHEMAS:
+        for schema in (*SERVICE_SCHEMAS, "crm_keys"):
             await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     finally:
         await connection.close()

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -115,6 +115,24 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+LIBPQ_TLS = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+}
+
+
+def libpq_tls_environment(database_url: str) -> dict[str, str]:
+    """The TLS parameters of a `postgresql://` URL as libpq's variables (PGSSLMODE...).
+
+    eventsourcing connects with host, port and credentials only; libpq takes the rest
+    from these variables of the process, so the event store uses TLS as the URL says
+    (asyncpg and the keyring read the URL's parameters themselves)."""
+    query = parse_qs(urlsplit(database_url).query)
+    return {LIBPQ_TLS[k]: v[-1] for k, v in query.items() if k in LIBPQ_TLS}
 
 
 def postgres_environment(database_url: str, schema: str) -> dict[str, str]:

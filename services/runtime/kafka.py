@@ -34,12 +34,23 @@ def connection_options(settings: ServiceSettings) -> dict[str, Any]:
         "security_protocol": settings.kafka_security_protocol,
     }
     if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        options["ssl_context"] = ssl.create_default_context()
+        options["ssl_context"] = tls_context(settings)
     if settings.kafka_sasl_mechanism:
         options["sasl_mechanism"] = settings.kafka_sasl_mechanism
         options["sasl_plain_username"] = settings.kafka_sasl_username
-        options["sasl_plain_password"] = settings.kafka_sasl_password
+        options["sasl_plain_password"] = settings.kafka_sasl_secret()
     return options
+
+
+def tls_context(settings: ServiceSettings) -> ssl.SSLContext:
+    """Verifies the brokers against the configured CA (else the system's), and presents a
+    client certificate when one is configured."""
+    context = ssl.create_default_context(
+        cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+    )
+    if settings.kafka_ssl_certfile is not None and settings.kafka_ssl_keyfile is not None:
+        context.load_cert_chain(str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile))
+    return context
 
 
 def reliable_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,11 @@ from services.runtime.database import (
     record_pool_use,
 )
 from services.runtime.deadletter import DeadLetterPublisher
-from services.runtime.eventstore import EventSourcedApplication, postgres_environment
+from services.runtime.eventstore import (
+    EventSourcedApplication,
+    libpq_tls_environment,
+    postgres_environment,
+)
 from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
 from services.runtime.keyring import Keyring, KeyringConfigError, master_key_from
@@ -110,6 +115,7 @@ class ServiceRuntime:
         self.pool = await create_pool(settings.database_dsn, self.schema)
         await self.audit.start(self.pool)
         env = postgres_environment(settings.database_dsn, self.schema)
+        os.environ.update(libpq_tls_environment(settings.database_dsn))
         await asyncio.to_thread(self.keyring.open)
         self.application = await asyncio.to_thread(self.definition.application_class, env)
         self.application.contract_of = self.definition.translate

@@ -6,9 +6,17 @@ message naming the variable, rather than failing later.
 
 import sys
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field, PostgresDsn, SecretStr, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PostgresDsn,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,7 +27,12 @@ class ServiceSettings(BaseSettings):
 
     database_url: PostgresDsn = Field(
         default=PostgresDsn("postgresql://postgres@127.0.0.1:5432/crm"),
-        description="PostgreSQL server and database holding every service's schema.",
+        description="PostgreSQL server and database holding every service's schema. TLS: "
+        "add `?sslmode=verify-full&sslrootcert=/path/ca.pem` (and `sslcert`, `sslkey` for "
+        "client certificates).",
+    )
+    database_password_file: Path | None = Field(
+        default=None, description="File holding the database password (instead of the URL)."
     )
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list of brokers."
@@ -27,7 +40,17 @@ class ServiceSettings(BaseSettings):
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = Field(default=None, repr=False)
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = Field(
+        default=None, description="File holding the SASL password (instead of the variable)."
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle that signs the brokers' certificates (PEM)."
+    )
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="Client certificate for mutual TLS (PEM)."
+    )
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Its private key (PEM).")
     http_host: str = "127.0.0.1"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = Field(
@@ -97,9 +120,55 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"expected host:port, got {server.strip()!r}")
         return value
 
+    @model_validator(mode="after")
+    def _transport_is_complete(self) -> Self:
+        if self.kafka_sasl_mechanism and not self.kafka_security_protocol.startswith("SASL"):
+            raise ValueError("CRM_KAFKA_SASL_MECHANISM needs a SASL_* security protocol")
+        if self.kafka_security_protocol.startswith("SASL"):
+            if not self.kafka_sasl_mechanism or not self.kafka_sasl_username:
+                raise ValueError(
+                    "a SASL security protocol needs CRM_KAFKA_SASL_MECHANISM and "
+                    "CRM_KAFKA_SASL_USERNAME"
+                )
+            if (self.kafka_sasl_password is None) == (self.kafka_sasl_password_file is None):
+                raise ValueError(
+                    "set exactly one of CRM_KAFKA_SASL_PASSWORD, CRM_KAFKA_SASL_PASSWORD_FILE"
+                )
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"CRM_{name.upper()}: no such file: {path}")
+        if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
+            raise ValueError("CRM_KAFKA_SSL_CERTFILE and CRM_KAFKA_SSL_KEYFILE go together")
+        return self
+
     @property
     def database_dsn(self) -> str:
-        return str(self.database_url)
+        """The database URL, with the password from `database_password_file` if set."""
+        if self.database_password_file is None:
+            return str(self.database_url)
+        password = read_secret(self.database_password_file, "CRM_DATABASE_PASSWORD_FILE")
+        parts = urlsplit(str(self.database_url))
+        user = parts.username or "postgres"
+        host = parts.netloc.rpartition("@")[2]
+        netloc = f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    def kafka_sasl_secret(self) -> str | None:
+        if self.kafka_sasl_password is not None:
+            return self.kafka_sasl_password.get_secret_value()
+        if self.kafka_sasl_password_file is not None:
+            return read_secret(self.kafka_sasl_password_file, "CRM_KAFKA_SASL_PASSWORD_FILE")
+        return None
+
+
+def read_secret(path: Path, variable: str) -> str:
+    """A secret kept in a file (trailing newline dropped); a missing file stops start-up."""
+    try:
+        return path.read_text().rstrip("\n")
+    except OSError as exc:
+        sys.stderr.write(f"invalid configuration:\n  {variable}: {exc.strerror}: {path}\n")
+        raise SystemExit(2) from None
 
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
