@@ -31,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from services.runtime.kafka import connection_options
+    from services.runtime.keyring import Keyring, KeyringConfigError
+    from services.runtime.personal import PersonalData
     from services.runtime.rebuild import Progress, rebuild_projections
     from services.runtime.settings import ServiceSettings, load_settings
 
@@ -47,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         projections = [p for p in projections if p.name in args.projection]
     settings = load_settings(ServiceSettings)
     options = connection_options(settings)
+    try:
+        keyring = Keyring.from_settings(settings)
+    except KeyringConfigError as exc:
+        raise SystemExit(f"invalid configuration: {exc}") from None
+    keyring.open()
     bars: list[tqdm[Any]] = []
 
     def progress_for(name: str) -> Progress:
@@ -67,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
             schema=definition.name,
             consumer_factory=lambda **kw: AIOKafkaConsumer(**options, **kw),
             progress_for=progress_for,
+            opener=PersonalData(keyring, definition.translate).open_records,
         )
     )
+    keyring.close()
     for bar in bars:
         bar.close()
     for report in reports:

@@ -32,6 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from contracts.personal import KEY_BYTES, new_key
 from services.runtime.errors import Gone
+from services.runtime.settings import ServiceSettings
 
 KEYS_DDL = """
 CREATE SCHEMA IF NOT EXISTS crm_keys;
@@ -93,6 +94,19 @@ def master_key_from(value: str | None, file: Path | None) -> bytes:
 
 
 class Keyring:
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> Keyring:
+        """The shared keyring in the settings' database, with their master key;
+        `KeyringConfigError` when no usable master key is set."""
+        secret = settings.keyring_master_key
+        return cls(
+            settings.database_dsn,
+            master_key_from(
+                secret.get_secret_value() if secret is not None else None,
+                settings.keyring_master_key_file,
+            ),
+        )
+
     def __init__(self, dsn: str, master_key: bytes, *, cache_seconds: float = 60.0) -> None:
         self._master = AESGCM(master_key)
         self._pool = ConnectionPool(

@@ -28,7 +28,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.registry import ContractViolation
-from services.runtime.consumer import Parsed
+from services.runtime.consumer import Parsed, RecordOpener
 from services.runtime.projection import Projection, ProjectionHandler
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,10 @@ class ProjectionRebuild:
         schema: str,
         consumer_factory: Callable[..., AIOKafkaConsumer],
         batch_size: int = 5000,
+        opener: RecordOpener | None = None,
     ) -> None:
         self._projection = projection
+        self._opener = opener
         self._dsn = database_dsn
         self._live = schema
         self._shadow = f"{schema}__rebuild_{projection.name}"[:63]
@@ -119,9 +121,10 @@ class ProjectionRebuild:
             fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
             batch: list[Parsed[Any]] = []
             for records in fetched.values():
-                for record in records:
+                readable = records if self._opener is None else await self._opener(records)
+                for record, opened in zip(records, readable, strict=True):
                     try:
-                        batch.append(Parsed(record, handler.parse(record)))
+                        batch.append(Parsed(record, handler.parse(opened)))
                     except ContractViolation:
                         self._skipped += 1  # dead-lettered when it was first consumed
             self._read += sum(len(records) for records in fetched.values())
@@ -191,7 +194,10 @@ async def rebuild_projections(
     schema: str,
     consumer_factory: Callable[..., AIOKafkaConsumer],
     progress_for: Callable[[str], Progress] | None = None,
+    opener: RecordOpener | None = None,
 ) -> list[RebuildReport]:
+    """Rebuild each projection in turn; `opener` opens sealed personal values (the
+    service's `PersonalData.open_records`), as the live consumers do."""
     reports = []
     for projection in projections:
         rebuild = ProjectionRebuild(
@@ -199,6 +205,7 @@ async def rebuild_projections(
             database_dsn=database_dsn,
             schema=schema,
             consumer_factory=consumer_factory,
+            opener=opener,
         )
         progress = progress_for(projection.name) if progress_for else None
         reports.append(await rebuild.run(progress))

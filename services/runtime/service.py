@@ -37,7 +37,7 @@ from services.runtime.eventstore import (
 )
 from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
-from services.runtime.keyring import Keyring, KeyringConfigError, master_key_from
+from services.runtime.keyring import Keyring, KeyringConfigError
 from services.runtime.logs import configure_logging
 from services.runtime.outbox import OutboxRelay, OutboxSource, Translator
 from services.runtime.periodic import every
@@ -91,15 +91,7 @@ class ServiceRuntime:
         self.settings = settings
         self.schema = definition.name
         self.application: EventSourcedApplication | None = None
-        self.keyring = Keyring(
-            settings.database_dsn,
-            master_key_from(
-                settings.keyring_master_key.get_secret_value()
-                if settings.keyring_master_key is not None
-                else None,
-                settings.keyring_master_key_file,
-            ),
-        )
+        self.keyring = Keyring.from_settings(settings)
         self.personal = PersonalData(self.keyring, definition.translate)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None

@@ -14,7 +14,7 @@ import pytest
 
 from contracts.topics import Topic
 from crm.analytics_history import history
-from services.runtime.processes import REPO, ServiceProcess
+from services.runtime.processes import REPO, SESSION_MASTER_KEY, ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
 
@@ -55,6 +55,7 @@ async def test_rebuild_while_serving_and_writing(
                 **os.environ,
                 "CRM_DATABASE_URL": infra.database_url,
                 "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+                "CRM_KEYRING_MASTER_KEY": SESSION_MASTER_KEY,
             },
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -146,6 +147,7 @@ async def test_rebuilding_analytics_publishes_no_conclusion_twice(
                 **os.environ,
                 "CRM_DATABASE_URL": infra.database_url,
                 "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+                "CRM_KEYRING_MASTER_KEY": SESSION_MASTER_KEY,
             },
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

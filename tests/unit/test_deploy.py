@@ -100,6 +100,15 @@ def test_every_deployment_is_probed_limited_and_unprivileged() -> None:
             assert {"cpu", "memory"} <= set(container["resources"]["limits"])
 
 
+def test_every_deployment_gets_the_secrets_a_service_needs_to_start() -> None:
+    for deployment in (d for d in manifests() if d["kind"] == "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            names = {variable["name"] for variable in container.get("env", [])}
+            assert {"CRM_DATABASE_URL", "CRM_AUTH_SECRET", "CRM_KEYRING_MASTER_KEY"} <= names, (
+                deployment["metadata"]["name"]
+            )
+
+
 def test_deployed_services_are_the_services_of_the_repository() -> None:
     built = {p.parent.name for p in SERVICES.glob("*/__main__.py")}
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
