@@ -8,6 +8,8 @@ Kafka client, and the timeline, search, SLA, survey and contact-plan views answe
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import csv
 import io
 import uuid
@@ -17,10 +19,12 @@ from typing import Any
 import orjson
 
 from contracts.interaction import EXAMPLE_CALL_LOG
+from contracts.personal import open_value
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.topics import Topic
 from crm import demo_interaction
-from services.runtime.processes import ServiceProcess
+from services.runtime.keyring import Keyring
+from services.runtime.processes import SESSION_MASTER_KEY, ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.customers import register_customer
 from tests.support.http import wait_for
@@ -394,7 +398,15 @@ async def test_contacts_complaints_surveys_and_plans(
         s for s in surveys if s["payload"]["customer_reference"] == stranger.model_dump()
     )
     assert by_stranger["customer_id"] == str(customer_id_for_reference(stranger))
-    assert by_stranger["payload"]["customer_hint"]["name"] == "陈静"
+    # the hint's name is personal: sealed with the customer's key on the topic
+    sealed_name = by_stranger["payload"]["customer_hint"]["name"]
+    assert sealed_name.startswith("sealed:v1:")
+    keyring = Keyring(infra.database_url, base64.b64decode(SESSION_MASTER_KEY))
+    await asyncio.to_thread(keyring.open)
+    stranger_id = customer_id_for_reference(stranger)
+    key = (await asyncio.to_thread(keyring.opening_keys, [stranger_id]))[stranger_id]
+    await asyncio.to_thread(keyring.close)
+    assert open_value(sealed_name, key, stranger_id) == "陈静"
     calls = [
         orjson.loads(r.value)
         for r in published
