@@ -10,20 +10,25 @@ from services.runtime.processes import ServiceProcess
 from tests.conftest import Infrastructure
 
 
+async def running(service: ServiceProcess) -> AsyncIterator[ServiceProcess]:
+    """The service started (and ready), then stopped."""
+    await asyncio.to_thread(service.start)
+    try:
+        yield service
+    finally:
+        await asyncio.to_thread(service.stop)
+
+
 @pytest.fixture
 async def customer_service(infra: Infrastructure) -> AsyncIterator[ServiceProcess]:
-    service = infra.service("customer")
-    await asyncio.to_thread(service.start)
-    yield service
-    await asyncio.to_thread(service.stop)
+    async for service in running(infra.service("customer")):
+        yield service
 
 
 @pytest.fixture
 async def sales_service(infra: Infrastructure) -> AsyncIterator[ServiceProcess]:
-    service = infra.service("sales")
-    await asyncio.to_thread(service.start)
-    yield service
-    await asyncio.to_thread(service.stop)
+    async for service in running(infra.service("sales")):
+        yield service
 
 
 SLA_ENV = {
@@ -37,6 +42,13 @@ within 30 minutes and resolved within 8 hours."""
 @pytest.fixture
 async def interaction_service(infra: Infrastructure) -> AsyncIterator[ServiceProcess]:
     service = infra.service("interaction", CRM_GAUGE_REFRESH_SECONDS="0.2", **SLA_ENV)
-    await asyncio.to_thread(service.start)
-    yield service
-    await asyncio.to_thread(service.stop)
+    async for running_service in running(service):
+        yield running_service
+
+
+@pytest.fixture
+async def analytics_service(infra: Infrastructure) -> AsyncIterator[ServiceProcess]:
+    """Re-scoring RFM every 0.3 s, so that tests see moved boundaries soon."""
+    service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.3")
+    async for running_service in running(service):
+        yield running_service

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,11 +22,8 @@ from tests.support.kafka import publish_raw, read_topic
 
 
 @pytest.fixture
-async def analytics(infra: Infrastructure) -> AsyncIterator[ServiceProcess]:
-    service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.3")
-    await asyncio.to_thread(service.start)
-    yield service
-    await asyncio.to_thread(service.stop)
+def analytics(analytics_service: ServiceProcess) -> ServiceProcess:
+    return analytics_service
 
 
 def envelope(

@@ -67,28 +67,23 @@ def write_certificates(directory: Path) -> Path:
     server = _certificate("127.0.0.1", server_key, ca_name, ca_key, ca=False)
     (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     (directory / "server.pem").write_bytes(server.public_bytes(serialization.Encoding.PEM))
-    key_file = directory / "server.key"
-    key_file.write_bytes(
-        server_key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_file.chmod(0o600)
+    _write_key(directory / "server.key", server_key)
     client_key = ec.generate_private_key(ec.SECP256R1())
     client = _certificate("postgres", client_key, ca_name, ca_key, ca=False)
     (directory / "client.pem").write_bytes(client.public_bytes(serialization.Encoding.PEM))
-    client_key_file = directory / "client.key"
-    client_key_file.write_bytes(
-        client_key.private_bytes(
+    _write_key(directory / "client.key", client_key)
+    return directory / "ca.pem"
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    client_key_file.chmod(0o600)
-    return directory / "ca.pem"
+    path.chmod(0o600)
 
 
 async def test_the_service_talks_to_postgresql_over_verified_tls(

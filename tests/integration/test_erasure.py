@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,14 +31,6 @@ from tests.support.http import wait_for
 pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).date()
-
-
-@pytest.fixture
-async def analytics_service(infra: Infrastructure) -> AsyncIterator[ServiceProcess]:
-    service = infra.service("analytics")
-    await asyncio.to_thread(service.start)
-    yield service
-    await asyncio.to_thread(service.stop)
 
 
 def personal_values(marker: str) -> dict[str, str]:
