@@ -16,6 +16,7 @@ the database are waited out on the same batch, never skipped.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +50,20 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
 )
 """Errors that say "try the same batch again later", never "this message is bad"."""
+
+YOUNG_GENERATION_THRESHOLD = 20_000
+"""Allocations between two collections of the youngest generation (Python's default: 700).
+
+A batch keeps tens of thousands of objects (envelopes, payloads, profiles) alive until it
+is done; with the default every batch passes them through several young collections and
+promotes them into the oldest generation, which then triggers full collections of the
+whole heap: a fifth of a fold's time. Raised once per process, never lowered."""
+
+
+def tune_garbage_collector() -> None:
+    threshold, *older = gc.get_threshold()
+    if threshold < YOUNG_GENERATION_THRESHOLD:
+        gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *older)
 
 
 @dataclass(frozen=True)
@@ -119,6 +134,7 @@ class BatchConsumer(Generic[T]):
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting after broker outages."""
+        tune_garbage_collector()
         await self.handler.prepare()
         while True:
             consumer = self._consumer_factory(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 from uuid import UUID
@@ -148,10 +149,13 @@ class ProjectionHandler:
         return outcomes
 
     def _count(self, outcomes: list[tuple[Delivered, bool]]) -> None:
-        for item, applied in outcomes:
+        counts: Counter[tuple[str, str, bool]] = Counter(
+            (item.record.topic, item.value.event_type, applied) for item, applied in outcomes
+        )
+        for (topic, event_type, applied), count in counts.items():
             EVENTS_CONSUMED.labels(
                 consumer=self.name,
-                topic=item.record.topic,
-                event_type=item.value.event_type,
+                topic=topic,
+                event_type=event_type,
                 outcome="applied" if applied else "duplicate",
-            ).inc()
+            ).inc(count)
