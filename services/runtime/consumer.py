@@ -8,6 +8,9 @@ For each batch:
    not apply, which are dead-lettered too;
 3. only then are the batch's offsets committed to the broker.
 
+While a batch is handled, the next one is fetched and parsed (its handling starts only
+once the previous batch's offsets are committed).
+
 A crash between 2 and 3 re-delivers the batch: handlers recognise what they already did
 (projections by event id, inbound consumers by the sender's idempotency key). Outages of
 the database are waited out on the same batch, never skipped.
@@ -26,7 +29,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from contracts.registry import ContractViolation
 from services.runtime.deadletter import DeadLetterPublisher, Rejection
@@ -167,31 +170,66 @@ class BatchConsumer(Generic[T]):
                     log.debug("consumer stop failed", exc_info=True)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            fetched = await consumer.getmany(
-                timeout_ms=self._batch_timeout_ms, max_records=self._max_records
-            )
-            records = [record for batch in fetched.values() for record in batch]
-            if records:
-                await self.handle_batch(records)
-                failpoint("consumer_after_handle_before_commit")
-                try:
-                    await consumer.commit(
-                        {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
-                    )
-                except CommitFailedError as exc:
-                    # A rebalance moved the partitions; the next owner re-reads the batch
-                    # and its handler recognises what was already done.
-                    log.info("offset commit skipped after rebalance: %s", exc)
-            await self._record_lag(consumer)
+        """Fetch and parse the next batch while the previous one is being handled.
 
-    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        Batches are still handled one after another, in order, each with its offsets
+        committed only after it was handled; only the fetching and parsing (CPU) of the
+        next batch overlaps the previous batch's waits on its database and broker.
+        """
+        pending: asyncio.Task[None] | None = None
+        try:
+            while True:
+                fetched = await consumer.getmany(
+                    timeout_ms=self._batch_timeout_ms, max_records=self._max_records
+                )
+                records = [record for batch in fetched.values() for record in batch]
+                parsed, rejected = self.parse(records)
+                if pending is not None:
+                    await pending
+                    pending = None
+                await self._record_lag(consumer, fetched)
+                if records:
+                    pending = asyncio.create_task(self._finish(consumer, fetched, parsed, rejected))
+        finally:
+            if pending is not None:
+                # Stopped or the broker lost: a batch not handled yet is rolled back and
+                # read again later (its offsets were not committed).
+                pending.cancel()
+                await asyncio.gather(pending, return_exceptions=True)
+
+    async def _finish(
+        self,
+        consumer: AIOKafkaConsumer,
+        fetched: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        parsed: list[Parsed[T]],
+        rejected: list[Rejection],
+    ) -> None:
+        """Handle a parsed batch, then commit its offsets."""
+        await self.handle_parsed(parsed, rejected)
+        failpoint("consumer_after_handle_before_commit")
+        try:
+            await consumer.commit(
+                {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
+            )
+        except CommitFailedError as exc:
+            # A rebalance moved the partitions; the next owner re-reads the batch
+            # and its handler recognises what was already done.
+            log.info("offset commit skipped after rebalance: %s", exc)
+
+    async def _record_lag(
+        self,
+        consumer: AIOKafkaConsumer,
+        unhandled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+    ) -> None:
+        """Lag up to what is handled: a fetched batch not handled yet still counts."""
         behind = 0
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            lag = max(0, highwater - await consumer.position(tp))
+            waiting = unhandled.get(tp)
+            handled = waiting[0].offset if waiting else await consumer.position(tp)
+            lag = max(0, highwater - handled)
             behind += lag
             CONSUMER_LAG.labels(
                 consumer=self.name, topic=tp.topic, partition=str(tp.partition)
@@ -200,8 +238,10 @@ class BatchConsumer(Generic[T]):
         if self.caught_up:
             self.handler.on_caught_up()
 
-    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
-        """Parse, dead-letter and handle one batch; return once it is all done."""
+    def parse(
+        self, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> tuple[list[Parsed[T]], list[Rejection]]:
+        """Each message's content, or why it goes to the dead-letter topic."""
         parsed: list[Parsed[T]] = []
         rejected: list[Rejection] = []
         for record in records:
@@ -209,7 +249,16 @@ class BatchConsumer(Generic[T]):
                 parsed.append(Parsed(record, self.handler.parse(record)))
             except ContractViolation as exc:
                 rejected.append(Rejection(record, exc.reason, exc.detail))
-                self.count(record.topic, "unparsed", "dead_lettered")
+        return parsed, rejected
+
+    async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        """Parse, dead-letter and handle one batch; return once it is all done."""
+        await self.handle_parsed(*self.parse(records))
+
+    async def handle_parsed(self, parsed: list[Parsed[T]], rejected: list[Rejection]) -> None:
+        """Dead-letter what did not parse and handle the rest; return once it is all done."""
+        for rejection in rejected:
+            self.count(rejection.record.topic, "unparsed", "dead_lettered")
         await self._dead_letters.publish(rejected)
         if not parsed:
             return

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
+import orjson
 from aiokafka.structs import ConsumerRecord
 
 from contracts.envelope import EventEnvelope
@@ -125,18 +126,21 @@ class ProjectionHandler:
         for item in delivered:
             unique.setdefault(item.value.event_id, item)
         items = list(unique.values())
+        # One JSON parameter rather than one array per column: asyncpg checks every
+        # element of an array parameter in Python, PostgreSQL reads JSON faster.
+        consumed = orjson.dumps(
+            [(i.value.event_id, i.record.topic, i.record.partition, i.record.offset) for i in items]
+        ).decode()
         new_ids = {
             row["event_id"]
             for row in await connection.fetch(
                 """INSERT INTO consumed_events (projection, event_id, topic, partition, "offset")
-                   SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[])
+                   SELECT $1, (e->>0)::uuid, e->>1, (e->>2)::int, (e->>3)::bigint
+                   FROM jsonb_array_elements($2::jsonb) AS e
                    ON CONFLICT DO NOTHING
                    RETURNING event_id""",
                 self.name,
-                [i.value.event_id for i in items],
-                [i.record.topic for i in items],
-                [i.record.partition for i in items],
-                [i.record.offset for i in items],
+                consumed,
             )
         }
         fresh = [i.value for i in items if i.value.event_id in new_ids]
