@@ -54,6 +54,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 """Errors that say "try the same batch again later", never "this message is bad"."""
 
+PARSE_SLICE = 50
+"""Messages parsed at a time while the previous batch is handled (about a millisecond)."""
+
 YOUNG_GENERATION_THRESHOLD = 20_000
 """Allocations between two collections of the youngest generation (Python's default: 700).
 
@@ -183,7 +186,7 @@ class BatchConsumer(Generic[T]):
                     timeout_ms=self._batch_timeout_ms, max_records=self._max_records
                 )
                 records = [record for batch in fetched.values() for record in batch]
-                parsed, rejected = self.parse(records)
+                parsed, rejected = await self._parse_beside(records, pending)
                 if pending is not None:
                     await pending
                     pending = None
@@ -237,6 +240,22 @@ class BatchConsumer(Generic[T]):
         self.caught_up = behind == 0
         if self.caught_up:
             self.handler.on_caught_up()
+
+    async def _parse_beside(
+        self, records: Sequence[ConsumerRecord[Any, Any]], pending: asyncio.Task[None] | None
+    ) -> tuple[list[Parsed[T]], list[Rejection]]:
+        """Parse while `pending` handles the previous batch: in slices, letting the handling
+        go on whenever its database answers, so that parsing fills its waits."""
+        if pending is None or pending.done():
+            return self.parse(records)
+        parsed: list[Parsed[T]] = []
+        rejected: list[Rejection] = []
+        for start in range(0, len(records), PARSE_SLICE):
+            await asyncio.sleep(0)
+            more, bad = self.parse(records[start : start + PARSE_SLICE])
+            parsed += more
+            rejected += bad
+        return parsed, rejected
 
     def parse(
         self, records: Sequence[ConsumerRecord[Any, Any]]
