@@ -23,9 +23,11 @@ time-dependent rules (lifecycle, days since, churn thresholds) for everyone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -364,23 +366,28 @@ class AnalyticsFold:
         await lock(connection)
         now = self.clock()
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
-        await write_details(connection, events, now)
+        outcomes: list[tuple[Profile, Outcome]] = []
+        bought = False
         if folded:
-            loaded = Loaded()
-            loaded.add_rows(
-                await connection.fetch(
-                    _LOAD + " WHERE customer_id = ANY($1::uuid[])",
-                    list({e.customer_id for e in folded}),
-                )
+            rows = await connection.fetch(
+                _LOAD + " WHERE customer_id = ANY($1::uuid[])",
+                list({e.customer_id for e in folded}),
             )
-            bought = False
-            for event in folded:
-                apply(loaded.get(event.customer_id), event, self.converter, now)
-                bought = bought or event.event_type.startswith("sales.")
             bounds = await load_bounds(connection)
-            for profile in loaded.profiles.values():
-                bounds.score(profile)
-            await store(connection, loaded, await load_rules(connection), now)
+            rules = await load_rules(connection)
+        # The detail rows are written while the profiles are folded and concluded.
+        async with alongside(write_details(connection, events, now)):
+            if folded:
+                loaded = Loaded()
+                loaded.add_rows(rows)
+                for event in folded:
+                    apply(loaded.get(event.customer_id), event, self.converter, now)
+                    bought = bought or event.event_type.startswith("sales.")
+                for profile in loaded.profiles.values():
+                    bounds.score(profile)
+                outcomes = conclude_all(loaded, rules, now)
+        if folded:
+            await write_outcomes(connection, outcomes, now)
             if bought:
                 await connection.execute("UPDATE rfm_state SET dirty = true WHERE NOT dirty")
         definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
@@ -427,6 +434,15 @@ async def store(
     only_changed: bool = False,
 ) -> int:
     """Conclude every loaded profile and write what follows. Returns how many changed."""
+    outcomes = conclude_all(loaded, rules, now, only_changed=only_changed)
+    await write_outcomes(connection, outcomes, now)
+    return len(outcomes)
+
+
+def conclude_all(
+    loaded: Loaded, rules: Sequence[SegmentRule], now: datetime, *, only_changed: bool = False
+) -> list[tuple[Profile, Outcome]]:
+    """Conclude every loaded profile; with `only_changed`, keep those with something new."""
     outcomes: list[tuple[Profile, Outcome]] = []
     for profile in loaded.profiles.values():
         before_segments = dict(profile.segments)
@@ -443,12 +459,38 @@ async def store(
         ):
             continue
         outcomes.append((profile, outcome))
+    return outcomes
+
+
+async def write_outcomes(
+    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
+) -> None:
+    """Profiles, memberships, churn warnings and conclusions of `outcomes`. The membership
+    rows and envelopes are made while PostgreSQL writes the profiles."""
     if not outcomes:
-        return 0
-    await write_profiles(connection, outcomes, now)
-    await write_memberships(connection, outcomes, now)
+        return
+    async with alongside(write_profiles(connection, outcomes, now)):
+        memberships = membership_rows(outcomes, now)
+    await write_memberships(connection, memberships, now)
     await write_churn(connection, outcomes, now)
-    return len(outcomes)
+
+
+@contextlib.asynccontextmanager
+async def alongside(statements: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `statements` (on the transaction's connection) while the body computes.
+
+    The statements start at once (their rows made, the first one sent); the body runs
+    while PostgreSQL executes them, and must not use the connection. Leaving the block
+    waits for them, and raises their error if they failed; if the body fails, they are
+    still waited for (the connection is free again) and the body's error is raised."""
+    task = asyncio.ensure_future(statements)
+    await asyncio.sleep(0)
+    try:
+        yield
+    except BaseException:
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    await task
 
 
 def derived_columns(profile: Profile, outcome: Outcome) -> tuple[Any, ...]:
@@ -506,14 +548,20 @@ async def write_profiles(
     await connection.execute(_UPSERT_PROFILES, rows_json(rows), now)
 
 
-async def write_memberships(
-    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
-) -> None:
+class Memberships:
+    """Rows of `segment_history` and `outbox` that a batch of outcomes makes."""
+
+    def __init__(self) -> None:
+        self.entered: list[tuple[UUID, str, int, str]] = []
+        self.left: list[tuple[UUID, str, str]] = []
+        self.revised: list[tuple[UUID, str, int]] = []
+        self.envelopes: list[bytes] = []
+
+
+def membership_rows(outcomes: Sequence[tuple[Profile, Outcome]], now: datetime) -> Memberships:
     moment = now.isoformat()
-    entered: list[tuple[UUID, str, int, str]] = []
-    left: list[tuple[UUID, str, str]] = []
-    revised: list[tuple[UUID, str, int]] = []
-    envelopes: list[bytes] = []
+    rows = Memberships()
+    entered, left, revised, envelopes = rows.entered, rows.left, rows.revised, rows.envelopes
     for profile, outcome in outcomes:
         for change in outcome.changes:
             values = orjson.dumps(change.values).decode()
@@ -561,6 +609,13 @@ async def write_memberships(
                     moment,
                 )
             )
+    return rows
+
+
+async def write_memberships(
+    connection: asyncpg.Connection, rows: Memberships, now: datetime
+) -> None:
+    entered, left, revised, envelopes = rows.entered, rows.left, rows.revised, rows.envelopes
     if left:
         await connection.execute(
             """UPDATE segment_history h SET left_at = $4, left_values = u.v::jsonb
