@@ -9,11 +9,15 @@ topics. For each batch, inside the consumer's transaction (with the batch's reco
 2. the affected profiles are loaded with one query, the events folded in memory
    (`profile.apply`), RFM scores given from the stored quintile boundaries, and every
    segment and churn rule evaluated (`segments.conclude`);
-3. profiles are written back with one `unnest` upsert; segment entries and exits go to
-   `segment_history`, churn warnings to `churn_warnings`, and each conclusion, as a
-   contract envelope, to the `outbox` table that the service's relay publishes; detail
-   rows for the views (interactions, surveys, tickets, opportunities) with one statement
-   each.
+3. profiles are written back with one upsert (all rows in one JSON parameter read by
+   `json_to_recordset`); segment entries and exits go to `segment_history`, churn
+   warnings to `churn_warnings`, and each conclusion, as a contract envelope, to the
+   `outbox` table that the service's relay publishes; detail rows for the views
+   (interactions, surveys, tickets, opportunities) with one statement each.
+
+PostgreSQL works while Python computes (`alongside`): the detail rows are written while
+the profiles are folded and concluded, and the profiles while the segment history rows
+and envelopes are made; statements on the connection still run one at a time.
 
 A segment definition arriving on the analytics topic re-evaluates every customer in the
 same transaction. RFM boundaries are re-computed set-based by `rescore` (background, at
