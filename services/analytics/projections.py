@@ -9,11 +9,15 @@ topics. For each batch, inside the consumer's transaction (with the batch's reco
 2. the affected profiles are loaded with one query, the events folded in memory
    (`profile.apply`), RFM scores given from the stored quintile boundaries, and every
    segment and churn rule evaluated (`segments.conclude`);
-3. profiles are written back with one `unnest` upsert; segment entries and exits go to
-   `segment_history`, churn warnings to `churn_warnings`, and each conclusion, as a
-   contract envelope, to the `outbox` table that the service's relay publishes; detail
-   rows for the views (interactions, surveys, tickets, opportunities) with one statement
-   each.
+3. profiles are written back with one upsert (all rows in one JSON parameter read by
+   `json_to_recordset`); segment entries and exits go to `segment_history`, churn
+   warnings to `churn_warnings`, and each conclusion, as a contract envelope, to the
+   `outbox` table that the service's relay publishes; detail rows for the views
+   (interactions, surveys, tickets, opportunities) with one statement each.
+
+PostgreSQL works while Python computes (`alongside`): the detail rows are written while
+the profiles are folded and concluded, and the profiles while the segment history rows
+and envelopes are made; statements on the connection still run one at a time.
 
 A segment definition arriving on the analytics topic re-evaluates every customer in the
 same transaction. RFM boundaries are re-computed set-based by `rescore` (background, at
@@ -23,9 +27,11 @@ time-dependent rules (lifecycle, days since, churn thresholds) for everyone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -184,14 +190,14 @@ CREATE INDEX IF NOT EXISTS opportunities_customer ON opportunities (customer_id)
 
 PROFILE_COLUMNS = (
     ("customer_id", "uuid"),
-    ("state", "text"),
+    ("state", "jsonb"),
     ("registered", "boolean"),
     ("name", "text"),
     ("kind", "text"),
     ("industry", "text"),
     ("region", "text"),
     ("owner", "text"),
-    ("tags", "text"),
+    ("tags", "text[]"),
     ("purchase_count", "integer"),
     ("total_spend", "numeric"),
     ("first_purchase_at", "timestamptz"),
@@ -214,27 +220,36 @@ PROFILE_COLUMNS = (
     ("churn_risk", "boolean"),
 )
 DERIVED = ("rfm_segment", "lifecycle_stage", "value_tier", "satisfaction", "quadrant", "churn_risk")
-TAG_SEPARATOR = "\x1f"
 
 
-def _select_expression(name: str, kind: str) -> str:
-    if name == "state":
-        return "u.state::jsonb"
-    if name == "tags":
-        return "coalesce(string_to_array(u.tags, E'\\x1f'), '{}')"
-    return f"u.{name}"
+def rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows for one `json_to_recordset($n::json)` parameter: a whole batch of rows in one
+    JSON text, read by PostgreSQL, instead of one array per column (asyncpg checks every
+    element of an array parameter in Python). UUIDs, dates and times are written by
+    orjson in the forms PostgreSQL reads; decimals as their exact text."""
+    return orjson.dumps(rows, default=_json_default).decode()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal | UUID):  # asyncpg's own UUID type, too
+        return str(value)
+    raise TypeError(f"not serialisable: {type(value).__name__}")
+
+
+def recordset(parameter: int, columns: Sequence[tuple[str, str]]) -> str:
+    """`json_to_recordset($parameter::json) AS u(column type, ...)`."""
+    definitions = ", ".join(f'"{name}" {kind}' for name, kind in columns)
+    return f"json_to_recordset(${parameter}::json) AS u({definitions})"
 
 
 _UPSERT_PROFILES = (
     "INSERT INTO profiles ("
     + ", ".join(n for n, _ in PROFILE_COLUMNS)
     + ", updated_at) SELECT "
-    + ", ".join(_select_expression(n, k) for n, k in PROFILE_COLUMNS)
-    + f", ${len(PROFILE_COLUMNS) + 1} FROM unnest("
-    + ", ".join(f"${i + 1}::{k}[]" for i, (_, k) in enumerate(PROFILE_COLUMNS))
-    + ") AS u("
-    + ", ".join(n for n, _ in PROFILE_COLUMNS)
-    + ") ON CONFLICT (customer_id) DO UPDATE SET "
+    + ", ".join(f"u.{n}" for n, _ in PROFILE_COLUMNS)
+    + ", $2 FROM "
+    + recordset(1, PROFILE_COLUMNS)
+    + " ON CONFLICT (customer_id) DO UPDATE SET "
     + ", ".join(f"{n} = excluded.{n}" for n, _ in PROFILE_COLUMNS[1:])
     + ", updated_at = excluded.updated_at"
 )
@@ -361,24 +376,30 @@ class AnalyticsFold:
         await lock(connection)
         now = self.clock()
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
-        await write_details(connection, events, now)
+        outcomes: list[tuple[Profile, Outcome]] = []
+        bought = False
+        if folded:
+            rows = await connection.fetch(
+                _LOAD + " WHERE customer_id = ANY($1::uuid[])",
+                list({e.customer_id for e in folded}),
+            )
+            bounds = await load_bounds(connection)
+            rules = await load_rules(connection)
+        # The detail rows are written while the profiles are folded and concluded.
+        async with alongside(write_details(connection, events, now)):
+            if folded:
+                loaded = Loaded()
+                loaded.add_rows(rows)
+                for event in folded:
+                    apply(loaded.get(event.customer_id), event, self.converter, now)
+                    bought = bought or event.event_type.startswith("sales.")
+                for profile in loaded.profiles.values():
+                    bounds.score(profile)
+                outcomes = conclude_all(loaded, rules, now)
+        # after the batch's detail rows, so that none of them writes a personal value back
         await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
         if folded:
-            loaded = Loaded()
-            loaded.add_rows(
-                await connection.fetch(
-                    _LOAD + " WHERE customer_id = ANY($1::uuid[])",
-                    list({e.customer_id for e in folded}),
-                )
-            )
-            bought = False
-            for event in folded:
-                apply(loaded.get(event.customer_id), event, self.converter, now)
-                bought = bought or event.event_type.startswith("sales.")
-            bounds = await load_bounds(connection)
-            for profile in loaded.profiles.values():
-                bounds.score(profile)
-            await store(connection, loaded, await load_rules(connection), now)
+            await write_outcomes(connection, outcomes, now)
             if bought:
                 await connection.execute("UPDATE rfm_state SET dirty = true WHERE NOT dirty")
         definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
@@ -434,6 +455,15 @@ async def store(
     only_changed: bool = False,
 ) -> int:
     """Conclude every loaded profile and write what follows. Returns how many changed."""
+    outcomes = conclude_all(loaded, rules, now, only_changed=only_changed)
+    await write_outcomes(connection, outcomes, now)
+    return len(outcomes)
+
+
+def conclude_all(
+    loaded: Loaded, rules: Sequence[SegmentRule], now: datetime, *, only_changed: bool = False
+) -> list[tuple[Profile, Outcome]]:
+    """Conclude every loaded profile; with `only_changed`, keep those with something new."""
     outcomes: list[tuple[Profile, Outcome]] = []
     for profile in loaded.profiles.values():
         before_segments = dict(profile.segments)
@@ -450,12 +480,38 @@ async def store(
         ):
             continue
         outcomes.append((profile, outcome))
+    return outcomes
+
+
+async def write_outcomes(
+    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
+) -> None:
+    """Profiles, memberships, churn warnings and conclusions of `outcomes`. The membership
+    rows and envelopes are made while PostgreSQL writes the profiles."""
     if not outcomes:
-        return 0
-    await write_profiles(connection, outcomes, now)
-    await write_memberships(connection, outcomes, now)
+        return
+    async with alongside(write_profiles(connection, outcomes, now)):
+        memberships = membership_rows(outcomes, now)
+    await write_memberships(connection, memberships, now)
     await write_churn(connection, outcomes, now)
-    return len(outcomes)
+
+
+@contextlib.asynccontextmanager
+async def alongside(statements: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run `statements` (on the transaction's connection) while the body computes.
+
+    The statements start at once (their rows made, the first one sent); the body runs
+    while PostgreSQL executes them, and must not use the connection. Leaving the block
+    waits for them, and raises their error if they failed; if the body fails, they are
+    still waited for (the connection is free again) and the body's error is raised."""
+    task = asyncio.ensure_future(statements)
+    await asyncio.sleep(0)
+    try:
+        yield
+    except BaseException:
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    await task
 
 
 def derived_columns(profile: Profile, outcome: Outcome) -> tuple[Any, ...]:
@@ -473,54 +529,60 @@ def derived_columns(profile: Profile, outcome: Outcome) -> tuple[Any, ...]:
 async def write_profiles(
     connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
 ) -> None:
-    columns: dict[str, list[Any]] = {name: [] for name, _ in PROFILE_COLUMNS}
+    rows = []
     for profile, outcome in outcomes:
         v = outcome.values
         rfm_segment, stage, tier, level, quad, risk = derived_columns(profile, outcome)
-        row = {
-            "customer_id": profile.customer_id,
-            "state": orjson.dumps(profile.to_state()).decode(),
-            "registered": profile.registered,
-            "name": profile.name,
-            "kind": profile.kind,
-            "industry": profile.industry,
-            "region": profile.region,
-            "owner": profile.owner,
-            "tags": TAG_SEPARATOR.join(profile.tag_list) or None,
-            "purchase_count": profile.purchase_count,
-            "total_spend": profile.total_spend,
-            "first_purchase_at": profile.first_purchase_at,
-            "last_purchase_at": profile.last_purchase_at,
-            "last_purchase_date": v["last_purchase_date"],
-            "last_contact_at": profile.last_contact_at,
-            "csat_average": profile.csat_average,
-            "csat_count": profile.csat_count,
-            "nps_latest": profile.nps_latest,
-            "complaints_open": profile.complaints_open,
-            "complaints_total": profile.complaints_total,
-            "recency_score": profile.recency_score,
-            "frequency_score": profile.frequency_score,
-            "monetary_score": profile.monetary_score,
-            "rfm_segment": rfm_segment,
-            "lifecycle_stage": stage,
-            "value_tier": tier,
-            "satisfaction": level,
-            "quadrant": quad,
-            "churn_risk": risk,
-        }
-        for name, value in row.items():
-            columns[name].append(value)
-    await connection.execute(_UPSERT_PROFILES, *(columns[name] for name, _ in PROFILE_COLUMNS), now)
+        rows.append(
+            {
+                "customer_id": profile.customer_id,
+                "state": profile.to_state(),
+                "registered": profile.registered,
+                "name": profile.name,
+                "kind": profile.kind,
+                "industry": profile.industry,
+                "region": profile.region,
+                "owner": profile.owner,
+                "tags": v["tags"],
+                "purchase_count": profile.purchase_count,
+                "total_spend": profile.total_spend,
+                "first_purchase_at": profile.first_purchase_at,
+                "last_purchase_at": profile.last_purchase_at,
+                "last_purchase_date": v["last_purchase_date"],
+                "last_contact_at": profile.last_contact_at,
+                "csat_average": v["csat_average"],
+                "csat_count": profile.csat_count,
+                "nps_latest": profile.nps_latest,
+                "complaints_open": v["complaints_open"],
+                "complaints_total": v["complaints_total"],
+                "recency_score": profile.recency_score,
+                "frequency_score": profile.frequency_score,
+                "monetary_score": profile.monetary_score,
+                "rfm_segment": rfm_segment,
+                "lifecycle_stage": stage,
+                "value_tier": tier,
+                "satisfaction": level,
+                "quadrant": quad,
+                "churn_risk": risk,
+            }
+        )
+    await connection.execute(_UPSERT_PROFILES, rows_json(rows), now)
 
 
-async def write_memberships(
-    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
-) -> None:
+class Memberships:
+    """Rows of `segment_history` and `outbox` that a batch of outcomes makes."""
+
+    def __init__(self) -> None:
+        self.entered: list[tuple[UUID, str, int, str]] = []
+        self.left: list[tuple[UUID, str, str]] = []
+        self.revised: list[tuple[UUID, str, int]] = []
+        self.envelopes: list[bytes] = []
+
+
+def membership_rows(outcomes: Sequence[tuple[Profile, Outcome]], now: datetime) -> Memberships:
     moment = now.isoformat()
-    entered: list[tuple[UUID, str, int, str]] = []
-    left: list[tuple[UUID, str, str]] = []
-    revised: list[tuple[UUID, str, int]] = []
-    envelopes: list[bytes] = []
+    rows = Memberships()
+    entered, left, revised, envelopes = rows.entered, rows.left, rows.revised, rows.envelopes
     for profile, outcome in outcomes:
         for change in outcome.changes:
             values = orjson.dumps(change.values).decode()
@@ -568,6 +630,13 @@ async def write_memberships(
                     moment,
                 )
             )
+    return rows
+
+
+async def write_memberships(
+    connection: asyncpg.Connection, rows: Memberships, now: datetime
+) -> None:
+    entered, left, revised, envelopes = rows.entered, rows.left, rows.revised, rows.envelopes
     if left:
         await connection.execute(
             """UPDATE segment_history h SET left_at = $4, left_values = u.v::jsonb
@@ -746,12 +815,30 @@ async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
 
 # Detail rows for the views ------------------------------------------------------------
 
+_INTERACTION_COLUMNS = (
+    ("interaction_id", "uuid"),
+    ("customer_id", "uuid"),
+    ("started_at", "timestamptz"),
+    ("channel", "text"),
+    ("direction", "text"),
+    ("subject", "text"),
+)
+_SURVEY_COLUMNS = (
+    ("event_id", "uuid"),
+    ("customer_id", "uuid"),
+    ("survey", "text"),
+    ("answered_at", "timestamptz"),
+    ("csat", "smallint"),
+    ("nps", "smallint"),
+    ("channel", "text"),
+)
+
 
 async def write_details(
     connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]], now: datetime
 ) -> None:
-    interactions: list[tuple[Any, ...]] = []
-    surveys: list[tuple[Any, ...]] = []
+    interactions: list[dict[str, Any]] = []
+    surveys: list[dict[str, Any]] = []
     tickets: dict[UUID, dict[str, Any]] = {}
     opportunities: dict[UUID, dict[str, Any]] = {}
     ordered = sorted(
@@ -763,13 +850,15 @@ async def write_details(
         p: Any = event.payload
         if kind == "interaction.logged":
             interactions.append(
-                (event.aggregate_id, event.customer_id, p.started_at, p.channel.value,
-                 p.direction.value, p.subject)
+                {"interaction_id": event.aggregate_id, "customer_id": event.customer_id,
+                 "started_at": p.started_at, "channel": p.channel.value,
+                 "direction": p.direction.value, "subject": p.subject}
             )  # fmt: skip
         elif kind == "interaction.survey_answered":
             surveys.append(
-                (event.event_id, event.customer_id, p.survey, p.answered_at, p.csat, p.nps,
-                 p.channel.value if p.channel else None)
+                {"event_id": event.event_id, "customer_id": event.customer_id,
+                 "survey": p.survey, "answered_at": p.answered_at, "csat": p.csat,
+                 "nps": p.nps, "channel": p.channel.value if p.channel else None}
             )  # fmt: skip
         elif kind.startswith("interaction.ticket_") and event.aggregate_id is not None:
             _ticket_row(tickets, event, p)
@@ -779,18 +868,16 @@ async def write_details(
         await connection.execute(
             """INSERT INTO interactions
                    (interaction_id, customer_id, started_at, channel, direction, subject)
-               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[],
-                                    $5::text[], $6::text[])
-               ON CONFLICT DO NOTHING""",
-            *zip(*interactions, strict=True),
+               SELECT * FROM """
+            + recordset(1, _INTERACTION_COLUMNS)
+            + " ON CONFLICT DO NOTHING",
+            rows_json(interactions),
         )
     if surveys:
         await connection.execute(
-            """INSERT INTO surveys (event_id, customer_id, survey, answered_at, csat, nps, channel)
-               SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],
-                                    $5::smallint[], $6::smallint[], $7::text[])
-               ON CONFLICT DO NOTHING""",
-            *zip(*surveys, strict=True),
+            "INSERT INTO surveys (event_id, customer_id, survey, answered_at, csat, nps, channel)"
+            " SELECT * FROM " + recordset(1, _SURVEY_COLUMNS) + " ON CONFLICT DO NOTHING",
+            rows_json(surveys),
         )
     if tickets:
         await _write_tickets(connection, list(tickets.values()))
@@ -857,13 +944,11 @@ def _ticket_row(tickets: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], 
 
 
 async def _write_tickets(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
-    arrays = [[row[name] for row in rows] for name in _TICKET_FIELDS]
     keep = ("kind", "channel", "category", "severity", "subject", "assignee", "opened_at")
     await connection.execute(
         f"""INSERT INTO tickets AS t ({", ".join(_TICKET_FIELDS)})
-            SELECT * FROM unnest({
-            ", ".join(f"${i + 1}::{k}[]" for i, k in enumerate(_TICKET_TYPES))
-        })
+            SELECT {", ".join(f"u.{c}" for c in _TICKET_FIELDS)}
+            FROM {recordset(1, tuple(zip(_TICKET_FIELDS, _TICKET_TYPES, strict=True)))}
             ON CONFLICT (ticket_id) DO UPDATE SET
             {", ".join(f"{c} = coalesce(excluded.{c}, t.{c})" for c in keep)},
             resolved_at = greatest(excluded.resolved_at, t.resolved_at),
@@ -875,7 +960,7 @@ async def _write_tickets(connection: asyncpg.Connection, rows: list[dict[str, An
                           AND excluded.status_version > 0
                 THEN excluded.status ELSE t.status END,
             status_version = greatest(excluded.status_version, t.status_version)""",
-        *arrays,
+        rows_json(rows),
     )
 
 
@@ -936,15 +1021,14 @@ async def _write_opportunities(
     keep = ("description", "owner", "expected_amount", "currency", "expected_close_date")
     await connection.execute(
         f"""INSERT INTO opportunities AS o ({", ".join(n for n, _ in fields)}, updated_at)
-            SELECT *, ${len(fields) + 1}::timestamptz FROM unnest({
-            ", ".join(f"${i + 1}::{k}[]" for i, (_, k) in enumerate(fields))
-        })
+            SELECT {", ".join(f"u.{n}" for n, _ in fields)}, $2::timestamptz
+            FROM {recordset(1, fields)}
             ON CONFLICT (opportunity_id) DO UPDATE SET
             {", ".join(f"{c} = coalesce(excluded.{c}, o.{c})" for c in keep)},
             stage = CASE WHEN excluded.stage_version >= o.stage_version
                 THEN coalesce(excluded.stage, o.stage) ELSE o.stage END,
             stage_version = greatest(excluded.stage_version, o.stage_version),
             updated_at = excluded.updated_at""",
-        *([row[n] for row in rows] for n, _ in fields),
+        rows_json(rows),
         now,
     )

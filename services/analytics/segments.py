@@ -60,13 +60,27 @@ def _date(moment: datetime | None) -> date | None:
 
 def field_values(profile: Profile, now: datetime) -> dict[str, Any]:
     """Every rule field of the profile, as of `now` (days computed from stored dates)."""
+    return values_and_churn_reasons(profile, now)[0]
+
+
+def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str, Any], list[str]]:
+    """`field_values` and the churn reasons (`churn.reasons`) that follow from them."""
     today = now.date()
     first, last = _date(profile.first_purchase_at), _date(profile.last_purchase_at)
     r, f, m = profile.recency_score, profile.frequency_score, profile.monetary_score
     csat = profile.csat_average
     tier = rfm.value_tier(m) if profile.purchase_count else "none"
     average = profile.average_spend
-    return {
+    reasons = churn.reasons(
+        tier=tier,
+        today=today,
+        first=first,
+        last=last,
+        purchase_count=profile.purchase_count,
+        nps_latest=profile.nps_latest,
+        complaints_past_target=profile.complaints_past_target(now),
+    )
+    values = {
         "kind": profile.kind,
         "industry": profile.industry,
         "region": profile.region,
@@ -98,18 +112,9 @@ def field_values(profile: Profile, now: datetime) -> dict[str, Any]:
         "lifecycle_stage": lifecycle.stage(today, first, last, _date(profile.previous_purchase_at)),
         "value_tier": tier,
         "satisfaction": matrix.satisfaction(csat, profile.nps_latest),
-        "churn_risk": bool(
-            churn.reasons(
-                tier=tier,
-                today=today,
-                first=first,
-                last=last,
-                purchase_count=profile.purchase_count,
-                nps_latest=profile.nps_latest,
-                complaints_past_target=profile.complaints_past_target(now),
-            )
-        ),
+        "churn_risk": bool(reasons),
     }
+    return values, reasons
 
 
 def jsonable(value: Any) -> Any:
@@ -158,7 +163,7 @@ class Outcome:
 def conclude(profile: Profile, now: datetime, rules: Sequence[SegmentRule]) -> Outcome:
     """Evaluate every segment and the churn rules; update the profile's memberships and
     churn reasons and tell what changed."""
-    values = field_values(profile, now)
+    values, reasons = values_and_churn_reasons(profile, now)
     memberships: dict[str, tuple[int, dict[str, Any]]] = {
         segment: (1, pick(values, names)) for segment, names in builtin_memberships(values).items()
     }
@@ -185,16 +190,6 @@ def conclude(profile: Profile, now: datetime, rules: Sequence[SegmentRule]) -> O
             changes.append(Change(segment, "left", current_version, pick(values, names)))
     profile.segments = {segment: version for segment, (version, _) in memberships.items()}
 
-    today = now.date()
-    reasons = churn.reasons(
-        tier=values["value_tier"],
-        today=today,
-        first=values["first_purchase_date"],
-        last=values["last_purchase_date"],
-        purchase_count=profile.purchase_count,
-        nps_latest=profile.nps_latest,
-        complaints_past_target=profile.complaints_past_target(now),
-    )
     churn_event = None
     if reasons and not profile.churn_reasons:
         churn_event = "raised"

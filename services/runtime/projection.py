@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
-from uuid import UUID
 
 import asyncpg
+import orjson
 from aiokafka.structs import ConsumerRecord
 
 from contracts.envelope import EventEnvelope
@@ -91,7 +92,7 @@ class ProjectionHandler:
                 return [self._unappliable(batch[0], exc)]
             log.info("batch of %d failed (%r); applying one by one", len(batch), exc)
             failed = await self._apply_each_transaction([[item] for item in batch], isolate=True)
-        newest = max(item.value.recorded_at.timestamp() for item in batch)
+        newest = max(item.value.recorded_at for item in batch).timestamp()
         PROJECTION_LAG.labels(projection=self.name).set(max(0.0, time.time() - newest))
         return failed
 
@@ -120,38 +121,46 @@ class ProjectionHandler:
     ) -> list[tuple[Delivered, bool]]:
         """Record and apply the batch's new events; returns each delivery and whether it
         was applied now (False: a duplicate)."""
-        unique: dict[UUID, Delivered] = {}
+        # Keyed by the ids' integers: hashing a uuid.UUID runs Python code, an int's does not.
+        unique: dict[int, Delivered] = {}
         for item in delivered:
-            unique.setdefault(item.value.event_id, item)
+            unique.setdefault(item.value.event_id.int, item)
         items = list(unique.values())
+        # One JSON parameter rather than one array per column: asyncpg checks every
+        # element of an array parameter in Python, PostgreSQL reads JSON faster.
+        consumed = orjson.dumps(
+            [(i.value.event_id, i.record.topic, i.record.partition, i.record.offset) for i in items]
+        ).decode()
         new_ids = {
-            row["event_id"]
+            row[0].int
             for row in await connection.fetch(
                 """INSERT INTO consumed_events (projection, event_id, topic, partition, "offset")
-                   SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[])
+                   SELECT $1, (e->>0)::uuid, e->>1, (e->>2)::int, (e->>3)::bigint
+                   FROM jsonb_array_elements($2::jsonb) AS e
                    ON CONFLICT DO NOTHING
                    RETURNING event_id""",
                 self.name,
-                [i.value.event_id for i in items],
-                [i.record.topic for i in items],
-                [i.record.partition for i in items],
-                [i.record.offset for i in items],
+                consumed,
             )
         }
-        fresh = [i.value for i in items if i.value.event_id in new_ids]
+        fresh = [item.value for key, item in unique.items() if key in new_ids]
         if fresh:
             await self.projection.apply(connection, fresh)
         outcomes = []
         for item in delivered:
-            outcomes.append((item, item.value.event_id in new_ids))
-            new_ids.discard(item.value.event_id)
+            key = item.value.event_id.int
+            outcomes.append((item, key in new_ids))
+            new_ids.discard(key)
         return outcomes
 
     def _count(self, outcomes: list[tuple[Delivered, bool]]) -> None:
-        for item, applied in outcomes:
+        counts: Counter[tuple[str, str, bool]] = Counter(
+            (item.record.topic, item.value.event_type, applied) for item, applied in outcomes
+        )
+        for (topic, event_type, applied), count in counts.items():
             EVENTS_CONSUMED.labels(
                 consumer=self.name,
-                topic=item.record.topic,
-                event_type=item.value.event_type,
+                topic=topic,
+                event_type=event_type,
                 outcome="applied" if applied else "duplicate",
-            ).inc()
+            ).inc(count)
