@@ -10,7 +10,9 @@ be opened, readers see `ERASED`.
 
 Sealing and opening happen while a model validates, steered by the validation context
 (`SEALING` → a callable that seals one string, `OPENING` → one that opens one), so the
-contracts stay the one place that says what is personal. Consumers outside the CRM open
+contracts stay the one place that says what is personal. `parse_event` takes sealed
+values as they are (`ACCEPTING_SEALED`); anything else (HTTP bodies, inbound messages)
+refuses a value in the sealed form. Consumers outside the CRM open
 values with `open_value` and the customer's key (the customer service hands it to
 integration accounts).
 """
@@ -32,7 +34,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import core_schema
+from pydantic_core import PydanticCustomError, core_schema
 
 SEALED_PREFIX = "sealed:v1:"
 ERASED = "[erased]"
@@ -41,6 +43,9 @@ ERASED = "[erased]"
 SEALING = "seal_personal"
 OPENING = "open_personal"
 COLLECTING = "collect_personal"
+ACCEPTING_SEALED = "accept_sealed"
+"""Context key: sealed values are taken as they are (messages read from Kafka). Without
+it a value in the sealed form is refused, so that nobody can submit one as plain text."""
 
 KEY_BYTES = 32
 _NONCE_BYTES = 12
@@ -89,7 +94,13 @@ def _personal(value: Any, handler: ValidatorFunctionWrapHandler, info: Validatio
         if value.startswith(SEALED_PREFIX):
             opener: Transform | None = context.get(OPENING)
             if opener is None:
-                return value
+                if context.get(ACCEPTING_SEALED):
+                    return value
+                raise PydanticCustomError(
+                    "sealed_form",
+                    "a personal value cannot start with {prefix} (the form of sealed values)",
+                    {"prefix": SEALED_PREFIX},
+                )
             value = opener(value)
             if value == ERASED:
                 return value

@@ -18,6 +18,7 @@ except ImportError:  # pragma: no cover - exercised by the package test
 from pydantic import BaseModel, ValidationError
 
 from contracts.envelope import EventEnvelope, EventPayload
+from contracts.personal import ACCEPTING_SEALED
 from contracts.topics import Topic
 
 EVENT_MODULES = (
@@ -123,6 +124,10 @@ def envelope_class(model: type[EventPayload]) -> type[EventEnvelope[Any]]:
     return EventEnvelope[model]  # type: ignore[valid-type]
 
 
+_AS_PUBLISHED = {ACCEPTING_SEALED: True}
+"""Messages on Kafka carry personal values sealed."""
+
+
 def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
     """Parse the value of a Kafka message into a typed envelope."""
     if raw is None:
@@ -145,7 +150,7 @@ def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
         document = _upcast(document, event_type, schema_version)
     model = payload_model(event_type, document["schema_version"])
     try:
-        return envelope_class(model).model_validate(document)
+        return envelope_class(model).model_validate(document, context=_AS_PUBLISHED)
     except ValidationError as exc:
         raise ContractViolation("invalid event", describe_validation_error(exc)) from None
 
@@ -153,7 +158,9 @@ def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
 def _upcast(document: dict[str, Any], event_type: str, version: int) -> dict[str, Any]:
     """Validate an older payload against its own version, then bring it to the newest."""
     try:
-        payload = payload_model(event_type, version).model_validate(document.get("payload"))
+        payload = payload_model(event_type, version).model_validate(
+            document.get("payload"), context=_AS_PUBLISHED
+        )
     except ValidationError as exc:
         detail = describe_validation_error(exc)
         raise ContractViolation("invalid event", f"payload (version {version}): {detail}") from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -35,11 +36,14 @@ from contracts.personal import (
     ERASED,
     SEALED_PREFIX,
     SEALING,
+    PersonalDataError,
     is_sealed,
     open_value,
     seal_value,
 )
 from services.runtime.keyring import CustomerErased, Keyring
+
+log = logging.getLogger(__name__)
 
 Translator = Callable[[Any], EventEnvelope[Any] | None]
 
@@ -113,11 +117,20 @@ class PersonalData:
             return
         customer_id = UUID(subject)
         key = self.keyring.opening_keys([customer_id])[customer_id]
+
+        def opened(text: str) -> str:
+            try:
+                return open_value(text, key, customer_id)
+            except PersonalDataError:
+                # not sealed by the CRM (a plain value in the sealed form, stored before
+                # such values were refused): unreadable, so read as erased rather than
+                # making the whole aggregate unreadable
+                log.warning("a stored value of customer %s does not open", customer_id)
+                return ERASED
+
         for name, value in list(state.items()):
             if not name.startswith("_"):
-                state[name] = _replace_strings(
-                    value, lambda text: open_value(text, key, customer_id)
-                )
+                state[name] = _replace_strings(value, opened)
 
     # The outbox relay ----------------------------------------------------------------
 
