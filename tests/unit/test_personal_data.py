@@ -92,7 +92,8 @@ def test_a_caller_cannot_submit_a_value_in_the_sealed_form() -> None:
         customer_id=uuid.uuid4(),
         producer="crm.customer",
     )
-    assert parse_event(serialize_event(event)).payload.name == sealed  # as published
+    parsed: Any = parse_event(serialize_event(event)).payload
+    assert parsed.name == sealed  # as published
 
 
 def test_the_event_store_keeps_exactly_the_personal_values_sealed() -> None:
@@ -155,5 +156,6 @@ async def test_consumers_read_opened_values_and_dead_letters_keep_the_sealed_byt
     other = dataclasses.replace(record, key=b"not-a-customer", value=b'{"x": 1}')
     opened, untouched = await personal.open_records([record, other])
     assert untouched is other and record.value == published
-    contact = parse_event(opened.value).payload.contacts[0]
+    payload: Any = parse_event(opened.value).payload
+    contact = payload.contacts[0]
     assert contact.emails == ["zhang.wei@huaxin.com.cn"] and contact.name == "张伟"
