@@ -41,11 +41,10 @@ from services.runtime.metrics import (
     PUBLISH_FAILURES,
     RELAY_LEADER,
 )
+from services.runtime.personal import Translator
 
 log = logging.getLogger(__name__)
 
-Translator = Callable[[Any], EventEnvelope[Any] | None]
-"""Converts a domain event to its public contract; None for events kept private."""
 
 POSITION_DDL = """
 CREATE TABLE IF NOT EXISTS outbox_position (

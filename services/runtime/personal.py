@@ -46,6 +46,7 @@ from services.runtime.keyring import CustomerErased, Keyring
 log = logging.getLogger(__name__)
 
 Translator = Callable[[Any], EventEnvelope[Any] | None]
+"""Converts a domain event to its public contract; None for events kept private."""
 
 SEALED_FOR = "_sealed_for"
 """State key of a stored event whose personal values are sealed: the customer's id."""

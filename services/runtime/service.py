@@ -39,9 +39,9 @@ from services.runtime.http import create_app
 from services.runtime.kafka import connection_options, reliable_producer
 from services.runtime.keyring import Keyring, KeyringConfigError
 from services.runtime.logs import configure_logging
-from services.runtime.outbox import OutboxRelay, OutboxSource, Translator
+from services.runtime.outbox import OutboxRelay, OutboxSource
 from services.runtime.periodic import every
-from services.runtime.personal import PersonalData
+from services.runtime.personal import PersonalData, Translator
 from services.runtime.projection import Projection, ProjectionHandler
 from services.runtime.security import (
     RateLimiter,
