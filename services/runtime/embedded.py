@@ -18,6 +18,7 @@ this process, which then stops the children in order (services, broker, database
 instead of every process receiving SIGINT at the same instant.
 """
 
+import abc
 import contextlib
 import ctypes
 import errno
@@ -431,18 +432,18 @@ def _kafka_answers(port: int) -> bool:
 # PostgreSQL ---------------------------------------------------------------------------
 
 
-class _ChildServer:
+class _ChildServer(abc.ABC):
     """What the embedded servers share: a child process with its log, started and
     stopped as a context manager."""
 
     _process: "subprocess.Popen[bytes] | None"
     _log: IO[bytes] | None
 
-    def start(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def start(self) -> None: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def stop(self) -> None: ...
 
     def __enter__(self) -> Self:
         self.start()

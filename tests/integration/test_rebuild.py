@@ -30,6 +30,22 @@ async def rows(database_url: str) -> dict[str, dict[str, Any]]:
     return {str(r["customer_id"]): dict(r) for r in records}
 
 
+async def crm_rebuild(infra: Infrastructure, service: str) -> asyncio.subprocess.Process:
+    """`crm rebuild SERVICE` as an operator runs it, against the test's infrastructure."""
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "crm.cli", "rebuild", service),
+        cwd=REPO,
+        env={
+            **os.environ,
+            "CRM_DATABASE_URL": infra.database_url,
+            "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
+            "CRM_KEYRING_MASTER_KEY": SESSION_MASTER_KEY,
+        },
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
 async def test_rebuild_while_serving_and_writing(
     infra: Infrastructure, customer_service: ServiceProcess
 ) -> None:
@@ -44,22 +60,7 @@ async def test_rebuild_while_serving_and_writing(
             await asyncio.sleep(0.1)
         before = await rows(infra.database_url)
 
-        rebuilding = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm.cli",
-            "rebuild",
-            "customer",
-            cwd=REPO,
-            env={
-                **os.environ,
-                "CRM_DATABASE_URL": infra.database_url,
-                "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
-                "CRM_KEYRING_MASTER_KEY": SESSION_MASTER_KEY,
-            },
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        rebuilding = await crm_rebuild(infra, "customer")
         reads: list[int] = []
         written: set[str] = set()
         tag = 0
@@ -136,22 +137,7 @@ async def test_rebuilding_analytics_publishes_no_conclusion_twice(
                 await asyncio.sleep(0.2)
         assert conclusions > 0 and len(published) == conclusions
 
-        rebuilt = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "crm.cli",
-            "rebuild",
-            "analytics",
-            cwd=REPO,
-            env={
-                **os.environ,
-                "CRM_DATABASE_URL": infra.database_url,
-                "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
-                "CRM_KEYRING_MASTER_KEY": SESSION_MASTER_KEY,
-            },
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        rebuilt = await crm_rebuild(infra, "analytics")
         _, errors = await rebuilt.communicate()
         assert rebuilt.returncode == 0, errors.decode()
 
