@@ -46,6 +46,7 @@ from services.analytics import rfm
 from services.analytics.matrix import quadrant
 from services.analytics.money import Converter
 from services.analytics.profile import FOLDED_TYPES, Profile, apply
+from services.analytics.profile_cache import WRITER_TOKEN_TABLE, ProfileCache, claim
 from services.analytics.publishing import PRODUCER
 from services.analytics.segments import CHURN_FIELDS, Outcome, SegmentRule, conclude, pick
 from services.runtime.privacy import (
@@ -356,13 +357,19 @@ class AnalyticsFold:
     topics: Sequence[str] = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION, Topic.ANALYTICS)
 
     def __init__(
-        self, converter: Converter, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        converter: Converter,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        cache_capacity: int = 100_000,
     ) -> None:
         self.converter = converter
         self.clock = clock
+        self.cache = ProfileCache(cache_capacity)
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(TABLES)
+        await connection.execute(WRITER_TOKEN_TABLE)
         await connection.execute(
             f"""CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
                     position bigserial PRIMARY KEY,
@@ -373,22 +380,28 @@ class AnalyticsFold:
     async def apply(
         self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
     ) -> None:
-        await lock(connection)
+        cache = self.cache
+        cache.follow(*await lock(connection))
         now = self.clock()
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
         outcomes: list[tuple[Profile, Outcome]] = []
         bought = False
         if folded:
-            rows = await connection.fetch(
-                _LOAD + " WHERE customer_id = ANY($1::uuid[])",
-                list({e.customer_id for e in folded}),
+            loaded = Loaded()
+            loaded.profiles = cache.take({e.customer_id: None for e in folded})
+            missing = list({e.customer_id for e in folded} - loaded.profiles.keys())
+            rows = (
+                await connection.fetch(_LOAD + " WHERE customer_id = ANY($1::uuid[])", missing)
+                if missing
+                else []
             )
-            bounds = await load_bounds(connection)
-            rules = await load_rules(connection)
+            if cache.bounds is None or cache.rules is None:
+                cache.bounds = await load_bounds(connection)
+                cache.rules = await load_rules(connection)
+            bounds, rules = cache.bounds, cache.rules
         # The detail rows are written while the profiles are folded and concluded.
         async with alongside(write_details(connection, events, now)):
             if folded:
-                loaded = Loaded()
                 loaded.add_rows(rows)
                 for event in folded:
                     apply(loaded.get(event.customer_id), event, self.converter, now)
@@ -400,12 +413,14 @@ class AnalyticsFold:
         await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
         if folded:
             await write_outcomes(connection, outcomes, now)
+            cache.keep(loaded.profiles.values())
             if bought:
                 await connection.execute("UPDATE rfm_state SET dirty = true WHERE NOT dirty")
         definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
         if definitions:
             await define_segments(connection, definitions)
             await reconclude_all(connection, await load_rules(connection), now)
+            cache.clear()  # every profile concluded again, under the new rules
 
 
 PERSONAL_COLUMNS = (
@@ -417,12 +432,14 @@ PERSONAL_COLUMNS = (
 is erased by the fold itself."""
 
 
-async def lock(connection: asyncpg.Connection) -> None:
+async def lock(connection: asyncpg.Connection) -> tuple[UUID, UUID]:
     """Serialise the writers of this schema's analytics tables and outbox (a rebuild's
-    shadow schema has its own lock)."""
+    shadow schema has its own lock), and leave a new writer token (`profile_cache`).
+    Returns the previous token and the new one."""
     await connection.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))", LOCK_KEY
     )
+    return await claim(connection)
 
 
 async def define_segments(

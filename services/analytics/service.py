@@ -23,7 +23,8 @@ def settings_of(runtime: ServiceRuntime) -> AnalyticsSettings:
 
 
 def fold() -> AnalyticsFold:
-    return AnalyticsFold(AnalyticsSettings().converter())
+    settings = AnalyticsSettings()
+    return AnalyticsFold(settings.converter(), cache_capacity=settings.analytics_profile_cache_size)
 
 
 def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:

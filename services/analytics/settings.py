@@ -8,6 +8,8 @@
   the current population when purchases arrived.
 - `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
   again for the rules that depend on the date (lifecycle, days since, churn thresholds).
+- `CRM_ANALYTICS_PROFILE_CACHE_SIZE` (100000): profiles the fold keeps in memory between
+  batches, so as not to read back what it wrote (about 3 KB each; 0 keeps none).
 - The segment and satisfaction gauges are refreshed every `CRM_GAUGE_REFRESH_SECONDS`
   (15), like every service's read-model gauges.
 """
@@ -33,6 +35,10 @@ class AnalyticsSettings(ServiceSettings):
     )
     analytics_sweep_interval_seconds: float = Field(
         default=3600.0, gt=0, le=86_400, validation_alias="CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS"
+    )
+
+    analytics_profile_cache_size: int = Field(
+        default=100_000, ge=0, le=10_000_000, validation_alias="CRM_ANALYTICS_PROFILE_CACHE_SIZE"
     )
 
     @field_validator("analytics_exchange_rates")

@@ -15,6 +15,8 @@ from contracts import (
     build_envelope,
     inbound_models,
     parse_event,
+    registry,
+    sales,
     serialize_event,
 )
 from contracts import customer as contract
@@ -125,3 +127,32 @@ def test_build_envelope_makes_a_valid_event() -> None:
     assert (event.event_type, event.schema_version) == ("customer.tagged", 2)
     assert event.occurred_at == event.recorded_at
     assert parse_event(serialize_event(event)) == event
+
+
+@pytest.mark.parametrize("model", all_event_models(), ids=lambda m: m.event_type)
+def test_every_event_reads_the_same_in_one_pass_as_in_steps(model: Any) -> None:
+    raw = orjson.dumps(example_envelope(model))
+    one_pass = registry._parse_in_one_pass(raw)
+    if (model.event_type, model.schema_version) in registry._UPCASTERS:
+        assert one_pass is None  # older versions are upcast, in steps
+    else:
+        assert one_pass is not None
+        assert one_pass == registry._parse_in_steps(raw)
+
+
+def test_amounts_sent_as_json_numbers_read_the_same_in_one_pass_as_in_steps() -> None:
+    example = example_envelope(sales.PurchaseRecorded)
+    for amount in (1299.99, 0.1, 12000, 1e-2):
+        raw = orjson.dumps({**example, "payload": {**example["payload"], "amount": amount}})
+        one_pass = registry._parse_in_one_pass(raw)
+        assert one_pass is not None
+        assert one_pass.payload.amount == registry._parse_in_steps(raw).payload.amount
+
+
+def test_a_nested_key_named_like_the_event_type_does_not_mislead_the_parser() -> None:
+    example = example_envelope(contract.CustomerTagged)
+    decoy = {"event_type": "customer.erased", "schema_version": 1}
+    raw = orjson.dumps({**example, "payload": {**example["payload"], "origin": decoy}})
+    event = parse_event(raw)
+    assert (event.event_type, type(event.payload)) == ("customer.tagged", contract.CustomerTagged)
+    assert event == parse_event(orjson.dumps(example))

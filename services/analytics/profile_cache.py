@@ -1,0 +1,88 @@
+"""The fold's memory of what it last stored, so that a batch need not read it back.
+
+Every writer of the analytics tables (the fold, the RFM re-scoring, the sweep, a segment
+definition) holds the writers' lock and leaves a new random token in `writer_token`
+(`claim`). The fold keeps the token it left with the profiles, boundaries and rules it
+wrote: when the next batch finds that same token, nobody else has written since and its
+own transaction committed, so what it keeps is what is stored. Any other token (another
+replica, the re-scoring, a rolled-back batch, a rebuilt schema) empties the cache, and
+the batch reads from the tables as before.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+import asyncpg
+
+from services.analytics.profile import Profile
+
+if TYPE_CHECKING:
+    from services.analytics.projections import Bounds
+    from services.analytics.segments import SegmentRule
+
+WRITER_TOKEN_TABLE = """
+CREATE TABLE IF NOT EXISTS writer_token (
+    id integer PRIMARY KEY CHECK (id = 1),
+    token uuid NOT NULL
+);
+INSERT INTO writer_token (id, token) VALUES (1, gen_random_uuid()) ON CONFLICT DO NOTHING;
+"""
+
+
+async def claim(connection: asyncpg.Connection) -> tuple[UUID, UUID]:
+    """Leave a new writer token (under the writers' lock); returns (previous, new)."""
+    new = uuid.uuid4()
+    previous = await connection.fetchval(
+        """UPDATE writer_token w SET token = $1 FROM (SELECT token FROM writer_token) old
+           RETURNING old.token""",
+        new,
+    )
+    return previous, new
+
+
+class ProfileCache:
+    """Profiles (the `capacity` most recently folded), RFM boundaries and segment rules as
+    the fold last wrote them, valid while the writer token is the one it left."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.token: UUID | None = None
+        self.profiles: dict[UUID, Profile] = {}
+        self.bounds: Bounds | None = None
+        self.rules: list[SegmentRule] | None = None
+
+    def follow(self, previous: UUID, new: UUID) -> None:
+        """The writer token was claimed (`claim`): forget everything unless the previous
+        token is the one this cache left. From here on the cache stands for the claiming
+        transaction: if it does not commit, the next claim finds another token."""
+        if previous != self.token:
+            self.clear()
+        self.token = new
+
+    def clear(self) -> None:
+        self.profiles.clear()
+        self.bounds = self.rules = None
+
+    def take(self, customer_ids: Iterable[UUID]) -> dict[UUID, Profile]:
+        """The kept profiles of these customers, removed from the cache (`keep` puts
+        them back once folded)."""
+        found = {}
+        for customer_id in customer_ids:
+            profile = self.profiles.pop(customer_id, None)
+            if profile is not None:
+                found[customer_id] = profile
+        return found
+
+    def keep(self, profiles: Iterable[Profile]) -> None:
+        """Remember profiles as written, the newest last; forget the least recently
+        folded beyond the capacity."""
+        for profile in profiles:
+            self.profiles[profile.customer_id] = profile
+        excess = len(self.profiles) - self.capacity
+        for customer_id in list(itertools.islice(self.profiles, max(0, excess))):
+            del self.profiles[customer_id]
