@@ -12,6 +12,10 @@ tickets) on the customer, sales and interaction topics, then measures, in the sa
 - baseline: the same handler and fold, one event per transaction, over the first
   `--baseline-events` events.
 
+Beside the fold's rate it prints the CPU time each process used for it (this Python
+process, PostgreSQL, the broker) and what that CPU time alone allows on this machine's
+cores, however well the processes overlapped.
+
 Each run has its own database and consumer group.
 """
 
@@ -19,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +97,11 @@ async def raw_consume(servers: str, expect: int) -> float:
     return expect / (time.perf_counter() - (started or time.perf_counter()))
 
 
-async def fold_run(database_url: str, servers: str, expect: int) -> dict[str, float]:
+async def fold_run(
+    database_url: str, servers: str, expect: int, servers_cpu: Callable[[], tuple[float, float]]
+) -> dict[str, float]:
+    """The fold from the topics to committed state, with the CPU seconds of this process
+    and of the servers (`servers_cpu`: PostgreSQL's and the broker's so far) it took."""
     await ensure_database(database_url)
     pool = await create_pool(database_url, "analytics")
     handler = TimedHandler(AnalyticsFold(Converter("CNY")), pool)
@@ -106,11 +115,14 @@ async def fold_run(database_url: str, servers: str, expect: int) -> dict[str, fl
         dead_letters=DeadLetterPublisher(lambda: AIOKafkaProducer(bootstrap_servers=servers), "b"),
         max_records=MAX_RECORDS,
     )
+    python_before, (postgres_before, broker_before) = time.process_time(), servers_cpu()
     task = asyncio.create_task(consumer.run())
     try:
         while handler.handled < expect:
             await asyncio.sleep(0.02)
         done = time.perf_counter()
+        python_cpu = time.process_time() - python_before
+        postgres_after, broker_after = servers_cpu()
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -126,6 +138,9 @@ async def fold_run(database_url: str, servers: str, expect: int) -> dict[str, fl
         "profiles": profiles,
         "conclusions": conclusions,
         "average_batch": handler.handled / max(1, handler.batches),
+        "python_cpu": python_cpu,
+        "postgres_cpu": postgres_after - postgres_before,
+        "broker_cpu": broker_after - broker_before,
     }
 
 
@@ -168,7 +183,12 @@ async def measure(
     publish_seconds = await publish(servers, messages)
     count = len(messages)
     raw = await raw_consume(servers, count)
-    folded = await fold_run(postgres.dsn("crm_bench_analytics_fold"), servers, count)
+    folded = await fold_run(
+        postgres.dsn("crm_bench_analytics_fold"),
+        servers,
+        count,
+        lambda: (postgres.cpu_seconds(), broker.cpu_seconds()),
+    )
     per_event = await baseline_run(
         postgres.dsn("crm_bench_analytics_baseline"), servers, min(baseline, count)
     )
@@ -183,6 +203,9 @@ async def measure(
         "conclusions": folded["conclusions"],
         "average_batch": folded["average_batch"],
         "baseline_events_per_second": per_event,
+        "python_cpu": folded["python_cpu"],
+        "postgres_cpu": folded["postgres_cpu"],
+        "broker_cpu": folded["broker_cpu"],
     }
 
 
@@ -211,5 +234,13 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
         f"{figures['average_batch']:.0f} events per batch on average)"
     )
     print(f"  baseline (one event per transaction) {base:9.0f} events/s")
+    events, cores = figures["events"], os.cpu_count() or 1
+    cpu = {name: figures[f"{name}_cpu"] for name in ("python", "postgres", "broker")}
+    used = (f"{name} {s:.2f} s ({s / events * 1e6:.0f} µs/event)" for name, s in cpu.items())
+    print("  CPU time of the fold: " + ", ".join(used))
+    print(
+        f"  what that CPU time allows on {cores} cores, perfectly overlapped: "
+        f"{events / max(sum(cpu.values()) / cores, max(cpu.values())):.0f} events/s"
+    )
     print(f"  fold / raw consume: {fold / raw:.2f}   fold / baseline: {fold / base:.1f} times")
     return figures

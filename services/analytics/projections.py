@@ -262,13 +262,14 @@ _LOAD = """SELECT customer_id, state::text AS state, recency_score, frequency_sc
 
 
 def _envelope(event_type: str, customer_id: UUID, payload: dict[str, Any], now: str) -> bytes:
-    """A contract envelope (`contracts.analytics`), serialised without a model round-trip."""
+    """A contract envelope (`contracts.analytics`), serialised without a model round-trip
+    (orjson writes the ids itself)."""
     return orjson.dumps(
         {
-            "event_id": str(uuid.uuid4()),
+            "event_id": uuid.uuid4(),
             "event_type": event_type,
             "schema_version": 1,
-            "customer_id": str(customer_id),
+            "customer_id": customer_id,
             "aggregate_id": None,
             "aggregate_version": None,
             "occurred_at": now,
@@ -278,7 +279,8 @@ def _envelope(event_type: str, customer_id: UUID, payload: dict[str, Any], now: 
             "correlation_id": None,
             "causation_id": None,
             "payload": payload,
-        }
+        },
+        default=_json_default,
     )
 
 

@@ -449,6 +449,25 @@ class _ChildServer(abc.ABC):
         self.start()
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the server's processes have used so far, counting
+        those that have exited (such as PostgreSQL's closed connections); for benchmarks."""
+        import psutil
+
+        if self._process is None:
+            return 0.0
+        root = psutil.Process(self._process.pid)
+        total = 0.0
+        for process in (root, *root.children(recursive=True)):
+            with contextlib.suppress(psutil.Error):
+                used = process.cpu_times()
+                total += used.user + used.system + used.children_user + used.children_system
+        return total
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -504,10 +523,6 @@ class EmbeddedPostgres(_ChildServer):
     @property
     def log_path(self) -> Path:
         return self._data_dir / "server.log"
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:
@@ -684,10 +699,6 @@ class EmbeddedBroker(_ChildServer):
     @property
     def log_path(self) -> Path | None:
         return self._log_path
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     @property
     def running(self) -> bool:
