@@ -9,7 +9,7 @@
 - `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
   again for the rules that depend on the date (lifecycle, days since, churn thresholds).
 - `CRM_ANALYTICS_PROFILE_CACHE_SIZE` (100000): profiles the fold keeps in memory between
-  batches, so as not to read back what it wrote (about 3 KB each; 0 keeps none).
+  batches, so as not to read back what it wrote (about 2 KB each; 0 keeps none).
 - The segment and satisfaction gauges are refreshed every `CRM_GAUGE_REFRESH_SECONDS`
   (15), like every service's read-model gauges.
 """
