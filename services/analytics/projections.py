@@ -6,7 +6,9 @@ topics. For each batch, inside the consumer's transaction (with the batch's reco
 
 1. one advisory lock serialises every writer of the analytics tables (replicas, the RFM
    re-scoring, the sweep), so conclusions and outbox positions are drawn in one order;
-2. the affected profiles are loaded with one query, the events folded in memory
+   each leaves a new writer token (`profile_cache`);
+2. the affected profiles are taken from what the fold last wrote when the token it found
+   is its own, or else loaded with one query; the events are folded in memory
    (`profile.apply`), RFM scores given from the stored quintile boundaries, and every
    segment and churn rule evaluated (`segments.conclude`);
 3. profiles are written back with one upsert (all rows in one JSON parameter read by
