@@ -6,11 +6,12 @@ event never undoes a newer one:
 - customer fields, tags and tickets: each keeps the aggregate version that last set it,
   and an event only changes what an older version set;
 - the latest NPS answer is the one answered last (ties: the larger event id);
-- contacts: the latest contact and the contacts of the last 90 days.
+- contacts: each interaction with the version of the event that last set its time
+  (`interaction.logged`, then `interaction.corrected`), kept while it is in the last 90
+  days or among the three latest; the latest contact and the contacts of the last 90 days
+  follow from them.
 
 Repeats are recognised before the fold (by event id, in `consumed_events`).
-`interaction.corrected` is not folded: a corrected time or channel does not change the
-profile (documented limitation).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from contracts.personal import ERASED
 from services.analytics.money import Converter
 
 CONTACT_WINDOW_DAYS = 90
+LATEST_CONTACTS_KEPT = 3
+"""Contacts kept beyond the window, so that the latest contact is still known when a
+correction moves it back in time."""
 
 CUSTOMER_FIELDS = ("name", "kind", "industry", "region", "source_channel", "owner")
 
@@ -62,8 +66,11 @@ class Profile:
     first_purchase_at: datetime | None = None
     last_purchase_at: datetime | None = None
     previous_purchase_at: datetime | None = None
+    contacts: dict[str, list[Any]] = field(default_factory=dict)
+    """interaction id -> [version, start time], for the contacts still kept"""
     last_contact_at: datetime | None = None
     recent_contacts: list[datetime] = field(default_factory=list)
+    """start times of the kept contacts within the window (as of the last fold)"""
     csat_sum: int = 0
     csat_count: int = 0
     nps_latest: int | None = None
@@ -127,6 +134,7 @@ class Profile:
             "first_purchase_at": _iso(self.first_purchase_at),
             "last_purchase_at": _iso(self.last_purchase_at),
             "previous_purchase_at": _iso(self.previous_purchase_at),
+            "contacts": {k: [v, moment.isoformat()] for k, (v, moment) in self.contacts.items()},
             "last_contact_at": _iso(self.last_contact_at),
             "recent_contacts": [m.isoformat() for m in self.recent_contacts],
             "csat_sum": self.csat_sum,
@@ -153,6 +161,7 @@ class Profile:
             first_purchase_at=_dt(state["first_purchase_at"]),
             last_purchase_at=_dt(state["last_purchase_at"]),
             previous_purchase_at=_dt(state["previous_purchase_at"]),
+            contacts=_contacts_of(state),
             last_contact_at=_dt(state["last_contact_at"]),
             recent_contacts=[datetime.fromisoformat(m) for m in state["recent_contacts"]],
             csat_sum=state["csat_sum"],
@@ -164,6 +173,19 @@ class Profile:
             segments=state["segments"],
             churn_reasons=state["churn_reasons"],
         )
+
+
+def _contacts_of(state: dict[str, Any]) -> dict[str, list[Any]]:
+    """The kept contacts of a stored state. States stored before contacts were kept by
+    interaction have only the times: they are kept under stand-in keys (version 0), so
+    that their contacts still count; a correction of one of them counts as a contact."""
+    if "contacts" in state:
+        return {k: [v, datetime.fromisoformat(m)] for k, (v, m) in state["contacts"].items()}
+    times = [datetime.fromisoformat(m) for m in state["recent_contacts"]]
+    last = _dt(state["last_contact_at"])
+    if last is not None and last not in times:  # the latest, outside the window
+        times.append(last)
+    return {f"earlier-{n}": [0, moment] for n, moment in enumerate(times)}
 
 
 # The fold -----------------------------------------------------------------------------
@@ -193,13 +215,21 @@ def _purchase(profile: Profile, moment: datetime, amount: Decimal) -> None:
         profile.previous_purchase_at = moment
 
 
-def _contact(profile: Profile, moment: datetime, now: datetime) -> None:
-    if profile.last_contact_at is None or moment > profile.last_contact_at:
-        profile.last_contact_at = moment
+def _contact(profile: Profile, key: str, version: int, moment: datetime, now: datetime) -> None:
+    """The interaction `key` started at `moment` (as of its aggregate `version`)."""
+    seen = profile.contacts.get(key)
+    if seen is not None and version < seen[0]:
+        return
+    contacts = profile.contacts
+    contacts[key] = [version, moment]
     horizon = now - timedelta(days=CONTACT_WINDOW_DAYS)
-    if moment >= horizon:
-        profile.recent_contacts.append(moment)
-    profile.recent_contacts = sorted(m for m in profile.recent_contacts if m >= horizon)
+    if len(contacts) > LATEST_CONTACTS_KEPT:
+        latest = sorted(m for _, m in contacts.values())[-LATEST_CONTACTS_KEPT]
+        cut = min(latest, horizon)
+        contacts = profile.contacts = {k: c for k, c in contacts.items() if c[1] >= cut}
+    moments = [m for _, m in contacts.values()]
+    profile.last_contact_at = max(moments)
+    profile.recent_contacts = sorted(m for m in moments if m >= horizon)
 
 
 def _ticket(
@@ -233,6 +263,7 @@ FOLDED_TYPES = frozenset(
         "sales.purchase_recorded",
         "sales.contract_signed",
         "interaction.logged",
+        "interaction.corrected",
         "interaction.survey_answered",
         "interaction.ticket_opened",
         "interaction.ticket_escalated",
@@ -274,7 +305,11 @@ def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now
     elif kind == "sales.contract_signed":
         _purchase(profile, day_start(p.signed_on), converter.convert(p.amount, p.currency))
     elif kind == "interaction.logged":
-        _contact(profile, p.started_at, now)
+        _contact(profile, str(event.aggregate_id or event.event_id), version, p.started_at, now)
+    elif kind == "interaction.corrected":
+        if "started_at" in p.changed and p.started_at is not None:
+            interaction = str(event.aggregate_id or event.event_id)
+            _contact(profile, interaction, version, p.started_at, now)
     elif kind == "interaction.survey_answered":
         if p.csat is not None:
             profile.csat_sum += p.csat

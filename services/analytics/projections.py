@@ -148,6 +148,7 @@ CREATE TABLE IF NOT EXISTS interactions (
     direction text NOT NULL,
     subject text NOT NULL
 );
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 1;
 CREATE INDEX IF NOT EXISTS interactions_customer ON interactions (customer_id, started_at);
 CREATE TABLE IF NOT EXISTS surveys (
     event_id uuid PRIMARY KEY,
@@ -859,6 +860,7 @@ async def write_details(
     connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]], now: datetime
 ) -> None:
     interactions: list[dict[str, Any]] = []
+    corrections: dict[UUID, dict[str, Any]] = {}
     surveys: list[dict[str, Any]] = []
     tickets: dict[UUID, dict[str, Any]] = {}
     opportunities: dict[UUID, dict[str, Any]] = {}
@@ -875,6 +877,8 @@ async def write_details(
                  "started_at": p.started_at, "channel": p.channel.value,
                  "direction": p.direction.value, "subject": p.subject}
             )  # fmt: skip
+        elif kind == "interaction.corrected" and event.aggregate_id is not None:
+            _correction_row(corrections, event, p)
         elif kind == "interaction.survey_answered":
             surveys.append(
                 {"event_id": event.event_id, "customer_id": event.customer_id,
@@ -894,6 +898,8 @@ async def write_details(
             + " ON CONFLICT DO NOTHING",
             rows_json(interactions),
         )
+    if corrections:
+        await _write_corrections(connection, list(corrections.values()))
     if surveys:
         await connection.execute(
             "INSERT INTO surveys (event_id, customer_id, survey, answered_at, csat, nps, channel)"
@@ -904,6 +910,48 @@ async def write_details(
         await _write_tickets(connection, list(tickets.values()))
     if opportunities:
         await _write_opportunities(connection, list(opportunities.values()), now)
+
+
+_CORRECTED_FIELDS = ("channel", "direction", "started_at", "subject")
+
+
+def _correction_row(
+    corrections: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], p: Any
+) -> None:
+    """The corrections of one interaction in a batch, merged in version order (the
+    events come sorted by version)."""
+    assert event.aggregate_id is not None
+    row = corrections.setdefault(
+        event.aggregate_id,
+        {"interaction_id": event.aggregate_id, **dict.fromkeys(_CORRECTED_FIELDS)},
+    )
+    row["version"] = event.aggregate_version or 1
+    for name in _CORRECTED_FIELDS:
+        value = getattr(p, name)
+        if name in p.changed and value is not None:
+            row[name] = getattr(value, "value", value)
+
+
+async def _write_corrections(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Corrected fields of logged interactions, unless a later version is stored. (A
+    correction read before its interaction was logged is not kept: the interaction
+    service publishes both on one partition, in order.)"""
+    columns = (
+        ("interaction_id", "uuid"),
+        ("version", "integer"),
+        ("channel", "text"),
+        ("direction", "text"),
+        ("started_at", "timestamptz"),
+        ("subject", "text"),
+    )
+    await connection.execute(
+        f"""UPDATE interactions i SET
+                {", ".join(f"{c} = coalesce(u.{c}, i.{c})" for c in _CORRECTED_FIELDS)},
+                version = u.version
+            FROM {recordset(1, columns)}
+            WHERE i.interaction_id = u.interaction_id AND i.version < u.version""",
+        rows_json(rows),
+    )
 
 
 _TICKET_FIELDS = (

@@ -213,6 +213,52 @@ async def test_a_churn_warning_is_raised_and_cleared(
             ]
 
 
+async def test_a_corrected_interaction_moves_the_last_contact_and_the_360(
+    infra: Infrastructure, analytics: ServiceProcess
+) -> None:
+    customer, call = uuid.uuid4(), uuid.uuid4()
+    long_ago = datetime.now(UTC) - timedelta(days=200)
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    logged = {"channel": "phone", "direction": "inbound", "started_at": long_ago.isoformat(),
+              "subject": "回访"}  # fmt: skip
+    correction = {"started_at": yesterday.isoformat(), "channel": "wechat",
+                  "changed": ["channel", "started_at"], "reason": "日期记错了"}  # fmt: skip
+    await publish_raw(
+        infra.bootstrap_servers, Topic.CUSTOMER, [registered(customer, "客户甲", "华东")]
+    )
+    await publish_raw(
+        infra.bootstrap_servers,
+        Topic.INTERACTION,
+        [envelope("interaction.logged", customer, logged, long_ago, aggregate_id=call)],
+    )
+    async with analytics.client(timeout=30) as client:
+        await wait_for(
+            client, f"/profiles/{customer}", lambda p: p["days_since_last_contact"] == 200
+        )
+        await publish_raw(
+            infra.bootstrap_servers,
+            Topic.INTERACTION,
+            [
+                envelope(
+                    "interaction.corrected",
+                    customer,
+                    correction,
+                    yesterday,
+                    aggregate_id=call,
+                    aggregate_version=2,
+                )
+            ],
+        )
+        profile = await wait_for(
+            client, f"/profiles/{customer}", lambda p: p["days_since_last_contact"] == 1
+        )
+        assert profile["interactions_90d"] == 1
+        view = (await client.get(f"/customers/{customer}/360")).json()
+        [shown] = view["last_interactions"]
+        assert (shown["channel"], shown["subject"]) == ("wechat", "回访")
+        assert datetime.fromisoformat(shown["started_at"]) == yesterday
+
+
 BAD_RULES = [
     ({"field": "shoe_size", "op": "gt", "value": 40}, "shoe_size"),
     ({"field": "total_spend", "op": "roughly", "value": 1}, "roughly"),
