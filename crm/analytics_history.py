@@ -64,8 +64,13 @@ def _envelope(
     }
 
 
-def history(customers: int, *, seed: int = 7, now: datetime | None = None) -> list[Event]:
-    """Events for `customers` customers, in the order each service would publish them."""
+def history(
+    customers: int, *, seed: int = 7, now: datetime | None = None, corrected: float = 0.0
+) -> list[Event]:
+    """Events for `customers` customers, in the order each service would publish them.
+
+    With `corrected`, that share of the interactions is corrected afterwards: its start
+    time moved into the last 60 days (`interaction.corrected`, version 2)."""
     rng = random.Random(seed)
     now = now or datetime.now(UTC)
     events: list[Event] = []
@@ -173,6 +178,8 @@ def history(customers: int, *, seed: int = 7, now: datetime | None = None) -> li
                     ),
                 )
             )
+            if corrected and rng.random() < corrected:
+                events.append(_correction(rng, customer, interaction, now))
         for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
             at = now - timedelta(days=rng.randint(0, 300), minutes=rng.randint(0, 1439))
             answer: dict[str, Any] = {"survey": "post-contact", "answered_at": at.isoformat()}
@@ -199,6 +206,25 @@ def history(customers: int, *, seed: int = 7, now: datetime | None = None) -> li
         for _ in range(rng.choice((0, 0, 0, 1, 1, 2))):
             events.extend(_ticket(rng, customer, now))
     return events
+
+
+def _correction(
+    rng: random.Random, customer: uuid.UUID, interaction: uuid.UUID, now: datetime
+) -> Event:
+    at = now - timedelta(days=rng.randint(0, 60), minutes=rng.randint(0, 1439))
+    return Event(
+        Topic.INTERACTION,
+        customer,
+        _envelope(
+            "interaction.corrected",
+            customer,
+            {"started_at": at.isoformat(), "changed": ["started_at"], "reason": "时间记错"},
+            at=now,
+            producer="crm.interaction",
+            aggregate_id=interaction,
+            aggregate_version=2,
+        ),
+    )
 
 
 def _ticket(rng: random.Random, customer: uuid.UUID, now: datetime) -> list[Event]:

@@ -14,11 +14,12 @@ import math
 import random
 import time
 from collections import defaultdict
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import asyncpg
+import orjson
 from aiokafka import AIOKafkaProducer
 
 from contracts.registry import parse_event
@@ -52,10 +53,17 @@ RULE = {
 }  # fmt: skip
 
 
-def expected(events: list[Event], today: date) -> dict[str, dict[str, Any]]:
+def contact_horizon(now: datetime) -> datetime:
+    """Contacts counted as "in the last 90 days": an hour inside the window, so that the
+    fold, whose window ends when it folds, has them all whatever the test's timing."""
+    return now - timedelta(days=90) + timedelta(hours=1)
+
+
+def expected(events: list[Event], now: datetime) -> dict[str, dict[str, Any]]:
     """Each customer's figures, computed from the raw events without the service's code."""
+    today, horizon = now.date(), contact_horizon(now)
     people: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"buys": [], "csat": [], "nps": [], "tickets": {}, "contacts": []}
+        lambda: {"buys": [], "csat": [], "nps": [], "tickets": {}, "contacts": {}}
     )
     for event in events:
         doc, p = event.document, event.document["payload"]
@@ -78,6 +86,11 @@ def expected(events: list[Event], today: date) -> dict[str, dict[str, Any]]:
                 c["csat"].append(p["csat"])
             if "nps" in p:
                 c["nps"].append((p["answered_at"], p["nps"]))
+        elif kind in ("interaction.logged", "interaction.corrected"):
+            version, moment = doc["aggregate_version"], datetime.fromisoformat(p["started_at"])
+            contact = c["contacts"].get(doc["aggregate_id"])
+            if contact is None or version > contact[0]:
+                c["contacts"][doc["aggregate_id"]] = (version, moment)
         elif kind == "interaction.ticket_opened":
             c["tickets"].setdefault(doc["aggregate_id"], {})["kind"] = p["kind"]
         elif kind == "interaction.ticket_resolved":
@@ -88,7 +101,10 @@ def expected(events: list[Event], today: date) -> dict[str, dict[str, Any]]:
         total = sum((a for _, a in buys), Decimal("0"))
         csat = round(sum(c["csat"]) / len(c["csat"]), 2) if c["csat"] else None
         complaints = [t for t in c["tickets"].values() if t.get("kind") == "complaint"]
+        contacts = [moment for _, moment in c["contacts"].values()]
         result[customer] = {
+            "last_contact": max(contacts) if contacts else None,
+            "contacts_90d": sum(1 for m in contacts if m >= horizon),
             "purchase_count": len(buys),
             "total_spend": total,
             "first": min(d for d, _ in buys) if buys else None,
@@ -166,13 +182,17 @@ async def publish_shuffled(bootstrap_servers: str, events: list[Event], seed: in
     return len(messages)
 
 
-async def mismatches(connection: asyncpg.Connection, want: dict[str, dict[str, Any]]) -> list[str]:
+async def mismatches(
+    connection: asyncpg.Connection, want: dict[str, dict[str, Any]], now: datetime
+) -> list[str]:
     rows = await connection.fetch(
         """SELECT customer_id::text AS id, purchase_count, total_spend, first_purchase_at,
                   last_purchase_at, csat_average, nps_latest, complaints_open,
-                  complaints_total, recency_score, frequency_score, monetary_score
+                  complaints_total, recency_score, frequency_score, monetary_score,
+                  last_contact_at, state->>'recent_contacts' AS recent
            FROM analytics.profiles"""
     )
+    horizon = contact_horizon(now)
     current: dict[str, set[str]] = defaultdict(set)
     for row in await connection.fetch(
         "SELECT customer_id::text AS id, segment FROM analytics.segment_history "
@@ -196,6 +216,10 @@ async def mismatches(connection: asyncpg.Connection, want: dict[str, dict[str, A
             "last": row["last_purchase_at"].astimezone(UTC).date()
             if row["last_purchase_at"]
             else None,
+            "last_contact": row["last_contact_at"],
+            "contacts_90d": sum(
+                1 for m in orjson.loads(row["recent"]) if datetime.fromisoformat(m) >= horizon
+            ),
             "csat_average": row["csat_average"],
             "nps_latest": row["nps_latest"],
             "complaints_total": row["complaints_total"],
@@ -213,7 +237,7 @@ async def test_profiles_scores_and_segments_equal_an_independent_computation(
     infra: Infrastructure,
 ) -> None:
     now = datetime.now(UTC)
-    events = history(CUSTOMERS, now=now)
+    events = history(CUSTOMERS, now=now, corrected=0.3)
     for event in events[:300]:  # the generated documents fit the contracts
         parse_event(event.message()[2])
     service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.5")
@@ -227,12 +251,13 @@ async def test_profiles_scores_and_segments_equal_an_independent_computation(
             assert defined.status_code == 201, defined.text
             published = await publish_shuffled(infra.bootstrap_servers, events)
             assert published > len(events)
-            want = expected(events, datetime.now(UTC).date())
+            checked_at = datetime.now(UTC)
+            want = expected(events, checked_at)
             connection = await asyncpg.connect(infra.database_url)
             try:
                 deadline = time.monotonic() + 120
                 while True:
-                    problems = await mismatches(connection, want)
+                    problems = await mismatches(connection, want, checked_at)
                     if not problems or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(1.0)
