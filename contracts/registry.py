@@ -142,18 +142,20 @@ def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
 def _parse_in_one_pass(raw: bytes | None) -> EventEnvelope[EventPayload] | None:
     """The usual message in one pass of pydantic's JSON parser (twice as fast as decoding
     to Python objects, then validating them): the type and version are read from the bytes
-    first, to choose the model, and checked against what was validated.
+    first, to choose the model, and checked against what was validated, so that the
+    payload is always validated by the model of the envelope's own type and version
+    (a nested key of the same name found first only sends the message the long way).
 
-    None whenever the bytes name no or several types or versions (a nested key of the
-    same name, say), the version needs upcasting, or the message is not valid: then
+    None whenever the bytes name no type or version, the version needs upcasting, the
+    validated envelope names another, or the message is not valid: then
     `_parse_in_steps` decides, with its own error messages."""
     if raw is None:
         return None
-    types = _EVENT_TYPE.findall(raw)
-    versions = _SCHEMA_VERSION.findall(raw)
-    if len(types) != 1 or len(versions) != 1:
+    found_type = _EVENT_TYPE.search(raw)
+    found_version = _SCHEMA_VERSION.search(raw)
+    if found_type is None or found_version is None:
         return None
-    key = (types[0].decode(), int(versions[0]))
+    key = (found_type[1].decode(), int(found_version[1]))
     model = _REGISTRY.get(key)
     if model is None or key in _UPCASTERS:
         return None

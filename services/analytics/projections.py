@@ -392,9 +392,10 @@ class AnalyticsFold:
         outcomes: list[tuple[Profile, Outcome]] = []
         bought = False
         if folded:
+            customers = {e.customer_id for e in folded}
             loaded = Loaded()
-            loaded.profiles = cache.take({e.customer_id: None for e in folded})
-            missing = list({e.customer_id for e in folded} - loaded.profiles.keys())
+            loaded.profiles = cache.take(customers)
+            missing = list(customers - loaded.profiles.keys())
             rows = (
                 await connection.fetch(_LOAD + " WHERE customer_id = ANY($1::uuid[])", missing)
                 if missing

@@ -151,10 +151,18 @@ def test_amounts_sent_as_json_numbers_read_the_same_in_one_pass_as_in_steps() ->
         assert one_pass.payload.amount == in_steps.amount
 
 
-def test_a_nested_key_named_like_the_event_type_does_not_mislead_the_parser() -> None:
+@pytest.mark.parametrize("first", [True, False], ids=["decoy first", "decoy last"])
+def test_a_nested_key_named_like_the_event_type_does_not_mislead_the_parser(first: bool) -> None:
     example = example_envelope(contract.CustomerTagged)
-    decoy = {"event_type": "customer.erased", "schema_version": 1}
-    raw = orjson.dumps({**example, "payload": {**example["payload"], "origin": decoy}})
+    decoy = {"origin": {"event_type": "customer.erased", "schema_version": 1}}
+    payload = {**decoy, **example["payload"]}
+    envelope_fields = {k: v for k, v in example.items() if k != "payload"}
+    if first:  # the nested keys come before the envelope's own: read the long way
+        document = {"payload": payload, **envelope_fields}
+    else:
+        document = {**envelope_fields, "payload": payload}
+    raw = orjson.dumps(document)
+    assert (registry._parse_in_one_pass(raw) is None) == first
     event = parse_event(raw)
     assert (event.event_type, type(event.payload)) == ("customer.tagged", contract.CustomerTagged)
     assert event == parse_event(orjson.dumps(example))
