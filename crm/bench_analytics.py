@@ -10,7 +10,11 @@ tickets) on the customer, sales and interaction topics, then measures, in the sa
   from the topics to committed analytics state (profiles, memberships, outbox), clock
   started when the first batch reaches the handler;
 - baseline: the same handler and fold, one event per transaction, over the first
-  `--baseline-events` events.
+  `--baseline-events` events;
+- floor: the same consumer and handler with a projection that folds nothing
+  (`NothingFolded`): fetching, validating every contract, recording the event ids and
+  committing, which any fold with the same guarantees does before folding; the rate
+  that leaves a fold, and the CPU it takes.
 
 Beside the fold's rate it prints the CPU time each process used for it (this Python
 process, PostgreSQL, the broker) and what that CPU time alone allows on this machine's
@@ -30,6 +34,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import Topic
@@ -41,7 +46,7 @@ from services.runtime.database import create_pool, ensure_database
 from services.runtime.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.runtime.kafka import ensure_topics
-from services.runtime.projection import ProjectionHandler
+from services.runtime.projection import Projection, ProjectionHandler
 
 TOPICS = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION)
 MAX_RECORDS = 2000
@@ -97,15 +102,34 @@ async def raw_consume(servers: str, expect: int) -> float:
     return expect / (time.perf_counter() - (started or time.perf_counter()))
 
 
+class NothingFolded:
+    """A projection of the fold's topics that applies nothing: what is left is the work
+    every batch does before the fold (validating, recording the event ids, committing)."""
+
+    name = "nothing_folded"
+    topics = AnalyticsFold.topics
+
+    async def create_tables(self, connection: asyncpg.Connection) -> None:
+        return None
+
+    async def apply(self, connection: asyncpg.Connection, events: Sequence[Any]) -> None:
+        return None
+
+
 async def fold_run(
-    database_url: str, servers: str, expect: int, servers_cpu: Callable[[], tuple[float, float]]
+    database_url: str,
+    servers: str,
+    expect: int,
+    servers_cpu: Callable[[], tuple[float, float]],
+    projection: Projection,
 ) -> dict[str, float]:
-    """The fold from the topics to committed state, with the CPU seconds of this process
-    and of the servers (`servers_cpu`: PostgreSQL's and the broker's so far) it took."""
+    """`projection` from the topics to committed state, with the CPU seconds of this
+    process and of the servers (`servers_cpu`: PostgreSQL's and the broker's so far) it
+    took."""
     await ensure_database(database_url)
     pool = await create_pool(database_url, "analytics")
-    handler = TimedHandler(AnalyticsFold(Converter("CNY")), pool)
-    handler.group_id = "crm.bench.analytics-fold"
+    handler = TimedHandler(projection, pool)
+    handler.group_id = f"crm.bench.{projection.name}"
     await handler.prepare()
     consumer = BatchConsumer(
         handler=handler,
@@ -127,16 +151,11 @@ async def fold_run(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    async with pool.acquire() as c:
-        profiles = await c.fetchval("SELECT count(*) FROM profiles")
-        conclusions = await c.fetchval("SELECT count(*) FROM outbox")
     await pool.close()
     seconds = done - (handler.first_batch_at or done)
     return {
         "events_per_second": expect / seconds,
         "seconds": seconds,
-        "profiles": profiles,
-        "conclusions": conclusions,
         "average_batch": handler.handled / max(1, handler.batches),
         "python_cpu": python_cpu,
         "postgres_cpu": postgres_after - postgres_before,
@@ -183,11 +202,17 @@ async def measure(
     publish_seconds = await publish(servers, messages)
     count = len(messages)
     raw = await raw_consume(servers, count)
+
+    def servers_cpu() -> tuple[float, float]:
+        return postgres.cpu_seconds(), broker.cpu_seconds()
+
+    fold_database = postgres.dsn("crm_bench_analytics_fold")
     folded = await fold_run(
-        postgres.dsn("crm_bench_analytics_fold"),
-        servers,
-        count,
-        lambda: (postgres.cpu_seconds(), broker.cpu_seconds()),
+        fold_database, servers, count, servers_cpu, AnalyticsFold(Converter("CNY"))
+    )
+    profiles, conclusions = await fold_counts(fold_database)
+    floor = await fold_run(
+        postgres.dsn("crm_bench_analytics_floor"), servers, count, servers_cpu, NothingFolded()
     )
     per_event = await baseline_run(
         postgres.dsn("crm_bench_analytics_baseline"), servers, min(baseline, count)
@@ -199,14 +224,28 @@ async def measure(
         "raw_events_per_second": raw,
         "fold_events_per_second": folded["events_per_second"],
         "fold_seconds": folded["seconds"],
-        "profiles": folded["profiles"],
-        "conclusions": folded["conclusions"],
+        "profiles": profiles,
+        "conclusions": conclusions,
         "average_batch": folded["average_batch"],
         "baseline_events_per_second": per_event,
         "python_cpu": folded["python_cpu"],
         "postgres_cpu": folded["postgres_cpu"],
         "broker_cpu": folded["broker_cpu"],
+        "floor_events_per_second": floor["events_per_second"],
+        **{f"floor_{name}_cpu": floor[f"{name}_cpu"] for name in CPU_USERS},
     }
+
+
+async def fold_counts(database_url: str) -> tuple[int, int]:
+    """Profiles and conclusions (outbox rows) the fold left."""
+    pool = await create_pool(database_url, "analytics")
+    try:
+        async with pool.acquire() as connection:
+            profiles = await connection.fetchval("SELECT count(*) FROM profiles")
+            conclusions = await connection.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await pool.close()
+    return profiles, conclusions
 
 
 def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
@@ -235,12 +274,39 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
     )
     print(f"  baseline (one event per transaction) {base:9.0f} events/s")
     events, cores = figures["events"], os.cpu_count() or 1
-    cpu = {name: figures[f"{name}_cpu"] for name in ("python", "postgres", "broker")}
-    used = (f"{name} {s:.2f} s ({s / events * 1e6:.0f} µs/event)" for name, s in cpu.items())
-    print("  CPU time of the fold: " + ", ".join(used))
+    cpu = {name: figures[f"{name}_cpu"] for name in CPU_USERS}
+    print("  CPU time of the fold: " + cpu_line(cpu, events))
     print(
         f"  what that CPU time allows on {cores} cores, perfectly overlapped: "
-        f"{events / max(sum(cpu.values()) / cores, max(cpu.values())):.0f} events/s"
+        f"{allowed_rate(cpu, events, cores):.0f} events/s"
     )
     print(f"  fold / raw consume: {fold / raw:.2f}   fold / baseline: {fold / base:.1f} times")
+    floor = figures["floor_events_per_second"]
+    floor_cpu = {name: figures[f"floor_{name}_cpu"] for name in CPU_USERS}
+    print(
+        f"  floor (validated and recorded, nothing folded) {floor:9.0f} events/s   "
+        f"(fold / floor: {fold / floor:.2f})"
+    )
+    print("  CPU time of the floor: " + cpu_line(floor_cpu, events))
+    print(
+        "  CPU the fold adds per event: "
+        + ", ".join(
+            f"{name} {(cpu[name] - floor_cpu[name]) / events * 1e6:.0f} µs" for name in CPU_USERS
+        )
+    )
     return figures
+
+
+CPU_USERS = ("python", "postgres", "broker")
+
+
+def cpu_line(cpu: dict[str, float], events: float) -> str:
+    return ", ".join(
+        f"{name} {s:.2f} s ({s / events * 1e6:.0f} µs/event)" for name, s in cpu.items()
+    )
+
+
+def allowed_rate(cpu: dict[str, float], events: float, cores: int) -> float:
+    """Events per second that CPU time allows on `cores`, with the processes perfectly
+    overlapped (none of them faster than its own CPU time)."""
+    return events / max(sum(cpu.values()) / cores, max(cpu.values()))
