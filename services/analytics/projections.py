@@ -348,16 +348,29 @@ class Loaded:
         return profile
 
 
+async def load_profiles(connection: asyncpg.Connection, customers: Sequence[UUID]) -> Loaded:
+    loaded = Loaded()
+    loaded.add_rows(
+        await connection.fetch(_LOAD + " WHERE customer_id = ANY($1::uuid[])", customers)
+    )
+    return loaded
+
+
 class AnalyticsFold:
     name = "analytics_fold"
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 
-    async def settle(self, connection: asyncpg.Connection) -> None:
-        """Bring a rebuilt state to where the live one is: RFM boundaries moved to the
-        final population (the live service does it in the background)."""
-        while await rescore(connection, datetime.now(UTC)):
+    async def settle(self, connection: asyncpg.Connection, live_schema: str) -> None:
+        """Bring a rebuilt state to where the live one is, in the rebuild's swap
+        transaction: RFM boundaries moved to the final population (the live service does
+        it in the background), and the live segment history and churn warnings kept, with
+        the differences recorded and published (`services.analytics.rebuild`)."""
+        from services.analytics.rebuild import keep_live_history  # it builds on this module
+
+        while await rescore(connection, self.clock()):
             pass
+        await keep_live_history(connection, live_schema, self.clock())
 
     topics: Sequence[str] = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION, Topic.ANALYTICS)
 
@@ -657,7 +670,7 @@ def membership_rows(outcomes: Sequence[tuple[Profile, Outcome]], now: datetime) 
 
 
 async def write_memberships(
-    connection: asyncpg.Connection, rows: Memberships, now: datetime
+    connection: asyncpg.Connection, rows: Memberships, now: datetime, *, outbox: str = OUTBOX_TABLE
 ) -> None:
     entered, left, revised, envelopes = rows.entered, rows.left, rows.revised, rows.envelopes
     if left:
@@ -686,7 +699,7 @@ async def write_memberships(
         )
     if envelopes:
         await connection.execute(
-            f"""INSERT INTO {OUTBOX_TABLE} (envelope, recorded_at)
+            f"""INSERT INTO {outbox} (envelope, recorded_at)
                 SELECT e, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(e, n) ORDER BY n""",
             envelopes,
             now,
@@ -826,12 +839,7 @@ async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
     rules = await load_rules(connection)
     changed = 0
     for start in range(0, len(ids), CHUNK):
-        loaded = Loaded()
-        loaded.add_rows(
-            await connection.fetch(
-                _LOAD + " WHERE customer_id = ANY($1::uuid[])", ids[start : start + CHUNK]
-            )
-        )
+        loaded = await load_profiles(connection, ids[start : start + CHUNK])
         changed += await store(connection, loaded, rules, now, only_changed=True)
     return changed
 

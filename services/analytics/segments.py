@@ -139,6 +139,14 @@ def builtin_memberships(values: Mapping[str, Any]) -> dict[str, tuple[str, ...]]
     return found
 
 
+def deciding_fields(segment: str, rules: Sequence[SegmentRule]) -> tuple[str, ...]:
+    """The fields whose values decide membership of `segment` (none for a segment whose
+    definition is gone)."""
+    if segment.startswith(BUILTIN_PREFIXES):
+        return BUILTIN_FIELDS[segment.split(".", 1)[0]]
+    return next((r.fields for r in rules if r.key == segment), ())
+
+
 @dataclass(frozen=True)
 class Change:
     segment: str
@@ -184,9 +192,7 @@ def conclude(profile: Profile, now: datetime, rules: Sequence[SegmentRule]) -> O
             current_version = versions_of_rules.get(segment, version)
             if segment.startswith(BUILTIN_PREFIXES):
                 current_version = 1
-            names = next((r.fields for r in rules if r.key == segment), ())
-            if segment.startswith(BUILTIN_PREFIXES):
-                names = BUILTIN_FIELDS[segment.split(".", 1)[0]]
+            names = deciding_fields(segment, rules)
             changes.append(Change(segment, "left", current_version, pick(values, names)))
     profile.segments = {segment: version for segment, (version, _) in memberships.items()}
 

@@ -10,8 +10,10 @@ and keep being updated by the service. When the shadow has caught up, one transa
 3. replaces the live tables by the shadow ones, with their record of consumed events,
    except the tables the projection lists in `kept_tables` (an outbox whose rows were
    published already: the live one stays, so nothing is published twice). Before that,
-   a projection with a `settle(connection)` method brings the shadow to where the live
-   state's background work (re-scoring) has brought the live one.
+   a projection with a `settle(connection, live_schema)` method brings the shadow to
+   where the live state is (in this transaction, the shadow's tables first in the search
+   path): the analytics fold moves its RFM boundaries as the live re-scoring did, and
+   keeps the live segment history.
 
 Afterwards the live consumers carry on against the new tables; whatever they had fetched
 and not yet committed is either already in them (and recognised) or new (and applied).
@@ -153,8 +155,10 @@ class ProjectionRebuild:
                 )
                 settle = getattr(self._projection, "settle", None)
                 if settle is not None:
-                    async with pool.acquire() as shadow, shadow.transaction():
-                        await settle(shadow)
+                    # in this transaction, the shadow's tables first (the rest of the
+                    # swap names its tables with their schema)
+                    await connection.execute(f'SET LOCAL search_path TO "{self._shadow}", public')
+                    await settle(connection, self._live)
                 # tables whose rows were published already (an outbox) stay as they are:
                 # a rebuild must not publish its conclusions a second time
                 kept = ["consumed_events", *getattr(self._projection, "kept_tables", ())]
