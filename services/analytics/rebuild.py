@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from services.analytics.profile import Profile
 from services.analytics.projections import (
     LOCK_KEY,
     OUTBOX_TABLE,
@@ -107,7 +107,7 @@ def differences(
     churn: dict[UUID, bool],
     rules: Sequence[SegmentRule],
     now: datetime,
-) -> list[tuple[Any, Outcome]]:
+) -> list[tuple[Profile, Outcome]]:
     """One outcome per customer whose rebuilt memberships or warning differ from the
     live ones: the entries, exits and new rule versions that lead from live to rebuilt."""
     outcomes: dict[UUID, Outcome] = {}
