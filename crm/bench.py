@@ -64,6 +64,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="events for the one-transaction-per-event baseline (default 3000)",
     )
     fold.set_defaults(handler=run_analytics_fold)
+    rfm = benchmarks.add_parser(
+        "rfm-rescore",
+        help="RFM re-scoring after new purchases, beside scoring every customer",
+    )
+    rfm.add_argument(
+        "--customers", type=int, default=1_000_000, help="customers who bought (default 1000000)"
+    )
+    rfm.add_argument("--purchases", type=int, default=10_000, help="new purchases (default 10000)")
+    rfm.set_defaults(handler=run_rfm_rescore)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -153,6 +162,15 @@ def run_analytics_fold(args: argparse.Namespace) -> int:
     if args.customers < 1 or args.baseline_events < 1:
         raise SystemExit("--customers and --baseline-events must be at least 1")
     measure(args.customers, args.baseline_events)
+    return 0
+
+
+def run_rfm_rescore(args: argparse.Namespace) -> int:
+    from crm.bench_rfm import run_rfm_rescore as measure
+
+    if args.customers < 1 or not 1 <= args.purchases <= args.customers:
+        raise SystemExit("--customers must be at least 1, --purchases 1 to --customers")
+    measure(args.customers, args.purchases)
     return 0
 
 
