@@ -772,8 +772,9 @@ async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
     New boundaries come from `percentile_disc` over the profile table. Every buyer's
     stored scores agree with the stored boundaries (the fold scores with them under the
     same lock), so only customers whose value lies between an old and a new boundary can
-    change score: one UPDATE restricted to those ranges (indexed) re-scores them and
-    returns who changed; only those are re-evaluated. Returns how many changed.
+    change score: one UPDATE restricted to those ranges (indexed) re-scores those whose
+    scores change and returns them; only those are re-evaluated. Returns how many
+    customers' conclusions changed.
     """
     await lock(connection)
     state = await connection.fetchrow("SELECT * FROM rfm_state")
@@ -792,16 +793,15 @@ async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
         params.append(value)
         return f"${len(params)}::{kind}"
 
-    scores = []
+    scores: dict[str, str] = {}
     ranges = []
     for score_column, (column, kind) in _SCORE.items():
         bounds = new[score_column]
         if bounds is None:
             continue
         array = param(list(bounds), f"{kind}[]")
-        scores.append(
-            f"{score_column} = 1 + "
-            + " + ".join(f"({column} > ({array})[{i}])::int" for i in range(1, 5))
+        scores[score_column] = "1 + " + " + ".join(
+            f"({column} > ({array})[{i}])::int" for i in range(1, 5)
         )
         previous = old[score_column]
         if previous is None:
@@ -814,14 +814,12 @@ async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
     ids: list[UUID] = []
     if scores:
         ranges.append("recency_score IS NULL")
+        # only rows whose scores change are written (and returned)
         returned = await connection.fetch(
-            f"""WITH scored AS (
-                    UPDATE profiles SET {", ".join(scores)}
-                    WHERE purchase_count > 0 AND ({" OR ".join(ranges)})
-                    RETURNING customer_id, recency_score, frequency_score, monetary_score)
-                SELECT s.customer_id FROM scored s JOIN profiles p USING (customer_id)
-                WHERE (s.recency_score, s.frequency_score, s.monetary_score)
-                      IS DISTINCT FROM (p.recency_score, p.frequency_score, p.monetary_score)""",
+            f"""UPDATE profiles SET {", ".join(f"{c} = {e}" for c, e in scores.items())}
+                WHERE purchase_count > 0 AND ({" OR ".join(ranges)})
+                  AND ({", ".join(scores)}) IS DISTINCT FROM ({", ".join(scores.values())})
+                RETURNING customer_id""",
             *params,
         )
         ids = [r["customer_id"] for r in returned]
