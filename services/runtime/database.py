@@ -7,7 +7,9 @@ import asyncpg
 from services.runtime.metrics import DB_POOL_CONNECTIONS
 
 
-async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, schema: str, *, max_size: int = 10, command_timeout: float | None = 60
+) -> asyncpg.Pool:
     """A pool whose connections see the service's own schema first."""
     connection = await asyncpg.connect(dsn)
     try:
@@ -19,7 +21,7 @@ async def create_pool(dsn: str, schema: str, *, max_size: int = 10) -> asyncpg.P
         min_size=1,
         max_size=max_size,
         server_settings={"search_path": f'"{schema}",public', "application_name": schema},
-        command_timeout=60,
+        command_timeout=command_timeout,
     )
     assert pool is not None
     DB_POOL_CONNECTIONS.labels(schema=schema, state="max").set(max_size)
