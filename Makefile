@@ -31,7 +31,7 @@ tools:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts services crm tests
+	$(BIN)/mypy contracts services crm local bench tests
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit

@@ -1,1 +1,2 @@
-"""The `crm` command: run the whole CRM locally (`crm up`) and load demo data (`crm demo`)."""
+"""The `crm` command: operations on a running CRM (topics, backup and restore, rebuilds,
+dead letters), and, in a checkout, the development commands of `local/` and `bench/`."""

@@ -102,7 +102,7 @@ def backup(database_url: str, target: Path) -> list[str]:
 async def _prepare_empty_database(database_url: str) -> None:
     import asyncpg
 
-    from services.runtime.database import ensure_database
+    from services.runtime.storage.database import ensure_database
 
     await ensure_database(database_url)
     connection = await asyncpg.connect(database_url)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.topics import Topic
-from services.runtime.deadletter import HEADER_PREFIX
+from services.runtime.messaging.deadletter import HEADER_PREFIX
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def describe_value(value: bytes | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from services.runtime.kafka import connection_options
+    from services.runtime.messaging.kafka import connection_options
     from services.runtime.settings import ServiceSettings, load_settings
 
     settings = load_settings(ServiceSettings)

@@ -30,10 +30,10 @@ def run(args: argparse.Namespace) -> int:
     from aiokafka import AIOKafkaConsumer
     from tqdm import tqdm
 
-    from services.runtime.kafka import connection_options
-    from services.runtime.keyring import Keyring, KeyringConfigError
-    from services.runtime.personal import PersonalData
-    from services.runtime.rebuild import Progress, rebuild_projections
+    from services.runtime.messaging.kafka import connection_options
+    from services.runtime.messaging.rebuild import Progress, rebuild_projections
+    from services.runtime.privacy.keyring import Keyring, KeyringConfigError
+    from services.runtime.privacy.sealing import PersonalData
     from services.runtime.settings import ServiceSettings, load_settings
 
     try:

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from contracts.topics import Topic
-    from services.runtime.kafka import connection_options, ensure_topics
+    from services.runtime.messaging.kafka import connection_options, ensure_topics
     from services.runtime.settings import ServiceSettings, load_settings
 
     settings = load_settings(ServiceSettings)

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from contracts.topics import Topic
-from services.runtime.database import ensure_database
-from services.runtime.embedded import EmbeddedBroker, EmbeddedPostgres
-from services.runtime.kafka import ensure_topics
-from services.runtime.processes import ServiceProcess
+from local.embedded import EmbeddedBroker, EmbeddedPostgres
+from local.launcher import ServiceProcess
+from services.runtime.messaging.kafka import ensure_topics
+from services.runtime.storage.database import ensure_database
 from tests.support.auth import TEST_SECRET
 
 

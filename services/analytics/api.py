@@ -27,8 +27,8 @@ from services.analytics.projections import OUTBOX_TABLE
 from services.analytics.rules import FIELDS, OPERATORS, RuleError, validate
 from services.analytics.segments import BUILTIN_FIELDS, BUILTIN_PREFIXES, BUILTIN_SEGMENTS
 from services.runtime.errors import NotFound, RuleViolation
-from services.runtime.http import ExpectedVersion
-from services.runtime.security import requires
+from services.runtime.http.commands import ExpectedVersion
+from services.runtime.http.security import requires
 from services.runtime.service import ServiceRuntime, current_runtime
 
 router = APIRouter(tags=["analytics"])

@@ -10,7 +10,7 @@ from eventsourcing.persistence import RecordConflictError
 
 from services.analytics.domain import SegmentDefinition, segment_id
 from services.runtime.errors import Conflict, NotFound
-from services.runtime.eventstore import EventSourcedApplication
+from services.runtime.storage.eventstore import EventSourcedApplication
 
 
 class AnalyticsApplication(EventSourcedApplication):

@@ -51,7 +51,7 @@ from services.analytics.profile import FOLDED_TYPES, Profile, apply
 from services.analytics.profile_cache import WRITER_TOKEN_TABLE, ProfileCache, claim
 from services.analytics.publishing import PRODUCER
 from services.analytics.segments import CHURN_FIELDS, Outcome, SegmentRule, conclude, pick
-from services.runtime.privacy import (
+from services.runtime.privacy.erasure import (
     ERASED_TEXT,
     PersonalColumns,
     erase_personal_columns,

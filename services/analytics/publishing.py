@@ -10,7 +10,7 @@ from typing import Any
 
 from contracts.analytics import NO_CUSTOMER, SegmentDefined
 from contracts.envelope import EventEnvelope
-from services.runtime.envelopes import envelope_from_domain_event
+from services.runtime.messaging.envelopes import envelope_from_domain_event
 
 PRODUCER = "crm.analytics"
 

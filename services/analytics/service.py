@@ -12,7 +12,7 @@ from services.analytics.maintenance import refresh_gauges, rescore_once, sweep_o
 from services.analytics.projections import OUTBOX_TABLE, AnalyticsFold
 from services.analytics.publishing import to_contract
 from services.analytics.settings import AnalyticsSettings
-from services.runtime.outbox import TableSource
+from services.runtime.messaging.outbox import TableSource
 from services.runtime.periodic import every
 from services.runtime.service import BackgroundTask, ServiceDefinition, ServiceRuntime
 

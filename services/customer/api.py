@@ -43,9 +43,9 @@ from services.customer.projections import (
     get_customer,
 )
 from services.runtime.errors import NotFound, RuleViolation
-from services.runtime.http import ExpectedVersion, StrictBody
-from services.runtime.keyring import CustomerErased as CustomerErasedError
-from services.runtime.security import requires
+from services.runtime.http.commands import ExpectedVersion, StrictBody
+from services.runtime.http.security import requires
+from services.runtime.privacy.keyring import CustomerErased as CustomerErasedError
 from services.runtime.service import ServiceRuntime, current_runtime
 
 router = APIRouter(tags=["customers"])

@@ -20,7 +20,7 @@ from eventsourcing.persistence import RecordConflictError
 from services.customer.domain import Customer
 from services.customer.publishing import to_contract
 from services.runtime.errors import NotFound
-from services.runtime.eventstore import CommandContext, EventSourcedApplication, stamp
+from services.runtime.storage.eventstore import CommandContext, EventSourcedApplication, stamp
 
 
 class CustomerApplication(EventSourcedApplication):

@@ -19,10 +19,10 @@ from contracts.references import CustomerHint, CustomerReference, customer_id_fo
 from contracts.registry import parse_event
 from contracts.topics import Topic
 from services.customer.application import CustomerApplication, Sighting
-from services.runtime.consumer import Parsed
-from services.runtime.deadletter import Rejection
-from services.runtime.eventstore import CommandContext
+from services.runtime.messaging.consumer import Parsed
+from services.runtime.messaging.deadletter import Rejection
 from services.runtime.metrics import EVENTS_CONSUMED
+from services.runtime.storage.eventstore import CommandContext
 
 
 def sighting_of(event: EventEnvelope[Any]) -> Sighting | None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from contracts import customer as contract
 from contracts.envelope import EventEnvelope, EventPayload
-from services.runtime.envelopes import envelope_from_domain_event
+from services.runtime.messaging.envelopes import envelope_from_domain_event
 
 PRODUCER = "crm.customer"
 

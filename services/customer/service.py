@@ -8,7 +8,7 @@ from services.customer.application import CustomerApplication
 from services.customer.consumers import FirstSeenCustomers
 from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
-from services.runtime.consumer import BatchHandler
+from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
 
 

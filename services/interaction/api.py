@@ -28,8 +28,8 @@ from contracts.interaction import (
     ShortText,
     TicketKind,
 )
-from services.interaction.customers import customer_known
 from services.interaction.domain import inbound_id
+from services.interaction.projections import CUSTOMERS
 from services.interaction.web import (
     App,
     IdempotencyKey,
@@ -40,9 +40,9 @@ from services.interaction.web import (
     now,
 )
 from services.runtime.errors import RuleViolation
-from services.runtime.eventstore import current_context
-from services.runtime.http import StrictBody
-from services.runtime.security import requires
+from services.runtime.http.commands import StrictBody
+from services.runtime.http.security import requires
+from services.runtime.storage.eventstore import current_context
 
 router = APIRouter()
 
@@ -283,7 +283,7 @@ async def require_customer(pool: asyncpg.Pool, customer_id: UUID) -> None:
     customer registered a moment ago (the customer topic reaches this service in
     milliseconds)."""
     deadline = time.monotonic() + CUSTOMER_GRACE_SECONDS
-    while not await customer_known(pool, customer_id):
+    while not await CUSTOMERS.known(pool, customer_id):
         if time.monotonic() > deadline:
             raise RuleViolation(
                 f"no customer with id {customer_id} is known to the CRM; register the "

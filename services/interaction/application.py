@@ -27,7 +27,7 @@ from services.interaction.domain import (
 )
 from services.interaction.sla import SlaPolicy
 from services.runtime.errors import Conflict
-from services.runtime.eventstore import EventSourcedApplication
+from services.runtime.storage.eventstore import EventSourcedApplication
 
 A = TypeVar("A", bound=Aggregate)
 

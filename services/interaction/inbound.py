@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic_core import ErrorDetails
 
 from contracts.interaction import CallLog, InboundMessage, SurveyAnswer
-from services.runtime.inbound import parse_inbound
+from services.runtime.messaging.inbound import parse_inbound
 
 
 def parse_call_log(raw: bytes | None) -> CallLog:

@@ -30,12 +30,12 @@ from contracts.topics import Topic
 from services.interaction.application import InteractionApplication
 from services.interaction.domain import Interaction, SurveyResponse, inbound_id
 from services.interaction.inbound import parse_call_log, parse_message, parse_survey_answer
-from services.runtime.consumer import TRANSIENT_ERRORS, Parsed
-from services.runtime.customer_references import resolve_references
-from services.runtime.deadletter import Rejection
-from services.runtime.eventstore import CommandContext, stamp
-from services.runtime.inbound import RecordedAggregates
+from services.runtime.customer_replica import resolve_references
+from services.runtime.messaging.consumer import TRANSIENT_ERRORS, Parsed
+from services.runtime.messaging.deadletter import Rejection
+from services.runtime.messaging.inbound import RecordedAggregates
 from services.runtime.metrics import EVENTS_CONSUMED
+from services.runtime.storage.eventstore import CommandContext, stamp
 
 M = TypeVar("M", bound=InboundCustomer)
 log = logging.getLogger(__name__)

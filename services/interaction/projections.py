@@ -21,6 +21,14 @@ from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
 from services.interaction.sla import AT_RISK_SHARE
 from services.interaction.textsearch import normalise, search_grams, search_text
+from services.runtime.customer_replica import CustomerReplica
+from services.runtime.privacy.erasure import (
+    EMPTY_JSON_LIST,
+    EMPTY_TEXT,
+    EMPTY_TEXT_ARRAY,
+    ERASED_TEXT,
+    PersonalColumns,
+)
 
 Row = dict[str, Any]
 
@@ -359,6 +367,33 @@ def feedback_row(event: EventEnvelope[Any]) -> tuple[Any, ...]:
 
 
 # The projection ----------------------------------------------------------------------
+
+
+PERSONAL_COLUMNS = (
+    PersonalColumns(
+        "interactions",
+        {
+            "participants": EMPTY_JSON_LIST,
+            "participant_names": EMPTY_TEXT_ARRAY,
+            "subject": ERASED_TEXT,
+            "notes": EMPTY_TEXT,
+            "search_text": EMPTY_TEXT,
+            "search_grams": EMPTY_TEXT_ARRAY,
+        },
+    ),
+    PersonalColumns(
+        "tickets",
+        {"subject": ERASED_TEXT, "description": EMPTY_TEXT, "resolution": ERASED_TEXT},
+    ),
+    PersonalColumns("survey_answers", {"comment": EMPTY_TEXT}),
+    PersonalColumns("feedback", {"text": ERASED_TEXT}),
+    PersonalColumns("contact_plans", {"note": EMPTY_TEXT}),
+)
+"""The interaction views' personal columns; a customer's erasure overwrites them
+(channels, times, scores, SLA states stay)."""
+
+CUSTOMERS = CustomerReplica("interaction_customers", PERSONAL_COLUMNS)
+"""The interaction service's replica of the customer topic (names, channels, references)."""
 
 
 class InteractionViews:

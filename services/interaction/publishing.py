@@ -13,7 +13,7 @@ from typing import Any
 
 from contracts import interaction as contract
 from contracts.envelope import EventEnvelope, EventPayload
-from services.runtime.envelopes import envelope_from_domain_event
+from services.runtime.messaging.envelopes import envelope_from_domain_event
 
 PRODUCER = "crm.interaction"
 

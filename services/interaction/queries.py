@@ -15,8 +15,16 @@ from uuid import UUID
 import asyncpg
 
 from services.interaction.textsearch import keyword_clause, normalise
+from services.runtime.http.paging import BY_MOMENT, Position, SortKey
 
 Row = dict[str, Any]
+
+INTERACTION_ORDER = SortKey(("started_at", "interaction_id"), BY_MOMENT)
+TIMELINE_ORDER = SortKey(("at", "entry_id"), BY_MOMENT)
+TICKET_ORDER = SortKey(("opened_at", "ticket_id"), BY_MOMENT)
+FEEDBACK_ORDER = SortKey(("given_at", "feedback_id"), BY_MOMENT)
+DUE_ORDER = SortKey(("due_at", "customer_id"), BY_MOMENT)
+"""The sort keys of the lists, newest (or soonest due) first."""
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 CONSENT_CHANNEL = {"phone": "phone", "sms": "sms", "email": "email", "wechat": "wechat"}
@@ -84,7 +92,7 @@ def _interaction_where(query: InteractionQuery) -> _Where:
 
 
 def search_sql(
-    query: InteractionQuery, *, limit: int, after: tuple[datetime, UUID] | None
+    query: InteractionQuery, *, limit: int, after: Position | None
 ) -> tuple[str, list[Any]]:
     where = _interaction_where(query)
     if after is not None:
@@ -109,7 +117,7 @@ async def search_interactions(
     query: InteractionQuery,
     *,
     limit: int,
-    after: tuple[datetime, UUID] | None = None,
+    after: Position | None = None,
 ) -> list[Row]:
     """One page of interactions, newest first; `after` is the last (started_at, id) seen."""
     sql, values = search_sql(query, limit=limit, after=after)
@@ -178,7 +186,7 @@ async def customer_timeline(
     since: datetime | None,
     until: datetime | None,
     limit: int,
-    after: tuple[datetime, UUID] | None = None,
+    after: Position | None = None,
 ) -> list[Row]:
     """Everything that passed between the customer and us, newest first."""
     before_at, before_id = after or (_FAR_FUTURE, _MAX_UUID)
@@ -238,7 +246,7 @@ async def find_tickets(
     *,
     now: datetime,
     limit: int,
-    after: tuple[datetime, UUID] | None = None,
+    after: Position | None = None,
 ) -> list[Row]:
     """One page of tickets, oldest first, with each one's service-level state at `now`."""
     where = _Where()
@@ -385,7 +393,7 @@ async def find_feedback(
     kind: str | None,
     customer_id: UUID | None,
     limit: int,
-    after: tuple[datetime, UUID] | None = None,
+    after: Position | None = None,
 ) -> list[Row]:
     before_at, before_id = after or (_FAR_FUTURE, _MAX_UUID)
     records = await connection.fetch(
@@ -446,7 +454,7 @@ async def contacts_due(
     channel: str | None,
     include_refused: bool,
     limit: int,
-    after: tuple[datetime, UUID] | None = None,
+    after: Position | None = None,
 ) -> list[Row]:
     """Planned contacts due before `now + within`, most overdue first, each with the
     channel to use given the customer's opt-outs. Customers who refused every remote

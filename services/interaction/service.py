@@ -5,7 +5,6 @@ from typing import Any
 from contracts.topics import Topic
 from services.interaction.api import router as commands
 from services.interaction.application import InteractionApplication
-from services.interaction.customers import InteractionCustomers
 from services.interaction.gauges import refresh_open_tickets
 from services.interaction.ingestion import (
     CALL_LOGS,
@@ -13,10 +12,10 @@ from services.interaction.ingestion import (
     SURVEY_ANSWERS,
     InboundIngestion,
 )
-from services.interaction.projections import InteractionViews
+from services.interaction.projections import CUSTOMERS, InteractionViews
 from services.interaction.publishing import to_contract
 from services.interaction.views import router as views
-from services.runtime.consumer import BatchHandler
+from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
 
 
@@ -43,7 +42,7 @@ DEFINITION = ServiceDefinition(
     topic=Topic.INTERACTION,
     application_class=InteractionApplication,
     translate=to_contract,
-    projections=lambda: [InteractionViews(), InteractionCustomers()],
+    projections=lambda: [InteractionViews(), CUSTOMERS],
     routers=[commands, views],
     handlers=inbound_feeds,
     gauges=[refresh_open_tickets],

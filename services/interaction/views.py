@@ -19,12 +19,19 @@ from contracts.interaction import (
     TicketKind,
 )
 from services.interaction import queries
-from services.interaction.queries import InteractionQuery, TicketQuery
+from services.interaction.queries import (
+    DUE_ORDER,
+    FEEDBACK_ORDER,
+    INTERACTION_ORDER,
+    TICKET_ORDER,
+    TIMELINE_ORDER,
+    InteractionQuery,
+    TicketQuery,
+)
 from services.interaction.web import Pool, now
-from services.runtime.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.errors import NotFound, RuleViolation
-from services.runtime.paging import decode_cursor, next_cursor
-from services.runtime.security import requires
+from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
+from services.runtime.http.security import requires
 
 router = APIRouter()
 
@@ -262,11 +269,11 @@ async def search_interactions(
     pool: Pool, filters: Filters, limit: Limit = 50, cursor: Cursor = None
 ) -> InteractionPage:
     rows = await queries.search_interactions(
-        pool, filters, limit=limit + 1, after=decode_cursor(cursor)
+        pool, filters, limit=limit + 1, after=INTERACTION_ORDER.after(cursor)
     )
     return InteractionPage(
         items=[InteractionView.model_validate(r) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, ("started_at", "interaction_id")),
+        next_cursor=INTERACTION_ORDER.next_cursor(rows, limit),
     )
 
 
@@ -301,9 +308,7 @@ async def export_interactions(pool: Pool, filters: Filters) -> StreamingResponse
     async def fetch(after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
         return await queries.search_interactions(pool, filters, limit=1000, after=after)
 
-    return csv_response(
-        paged_csv(fetch, INTERACTION_CSV, ("started_at", "interaction_id")), "interactions.csv"
-    )
+    return csv_response(paged_csv(fetch, INTERACTION_CSV, INTERACTION_ORDER), "interactions.csv")
 
 
 @router.get(
@@ -335,11 +340,16 @@ async def customer_timeline(
     cursor: Cursor = None,
 ) -> TimelinePage:
     rows = await queries.customer_timeline(
-        pool, customer_id, since=since, until=until, limit=limit + 1, after=decode_cursor(cursor)
+        pool,
+        customer_id,
+        since=since,
+        until=until,
+        limit=limit + 1,
+        after=TIMELINE_ORDER.after(cursor),
     )
     return TimelinePage(
         items=[TimelineEntry.model_validate(r) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, ("at", "entry_id")),
+        next_cursor=TIMELINE_ORDER.next_cursor(rows, limit),
     )
 
 
@@ -366,7 +376,7 @@ async def export_timeline(
         )
 
     return csv_response(
-        paged_csv(fetch, TIMELINE_CSV, ("at", "entry_id")), f"timeline-{customer_id}.csv"
+        paged_csv(fetch, TIMELINE_CSV, TIMELINE_ORDER), f"timeline-{customer_id}.csv"
     )
 
 
@@ -410,11 +420,11 @@ async def find_tickets(
     pool: Pool, filters: TicketFilters, limit: Limit = 50, cursor: Cursor = None
 ) -> TicketPage:
     rows = await queries.find_tickets(
-        pool, filters, now=now(), limit=limit + 1, after=decode_cursor(cursor)
+        pool, filters, now=now(), limit=limit + 1, after=TICKET_ORDER.after(cursor)
     )
     return TicketPage(
         items=[TicketView.model_validate(r) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, ("opened_at", "ticket_id")),
+        next_cursor=TICKET_ORDER.next_cursor(rows, limit),
     )
 
 
@@ -435,7 +445,7 @@ async def export_tickets(pool: Pool, filters: TicketFilters) -> StreamingRespons
     async def fetch(after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
         return await queries.find_tickets(pool, filters, now=moment, limit=1000, after=after)
 
-    return csv_response(paged_csv(fetch, TICKET_CSV, ("opened_at", "ticket_id")), "tickets.csv")
+    return csv_response(paged_csv(fetch, TICKET_CSV, TICKET_ORDER), "tickets.csv")
 
 
 @router.get(
@@ -549,11 +559,11 @@ async def find_feedback(
         kind=kind.value if kind else None,
         customer_id=customer_id,
         limit=limit + 1,
-        after=decode_cursor(cursor),
+        after=FEEDBACK_ORDER.after(cursor),
     )
     return FeedbackPage(
         items=[FeedbackView.model_validate(r) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, ("given_at", "feedback_id")),
+        next_cursor=FEEDBACK_ORDER.next_cursor(rows, limit),
     )
 
 
@@ -587,11 +597,11 @@ async def contacts_due(
         channel=channel.value if channel else None,
         include_refused=include_refused,
         limit=limit + 1,
-        after=decode_cursor(cursor),
+        after=DUE_ORDER.after(cursor),
     )
     return DueContactPage(
         items=[DueContact.model_validate(r) for r in rows[:limit]],
-        next_cursor=next_cursor(rows, limit, ("due_at", "customer_id")),
+        next_cursor=DUE_ORDER.next_cursor(rows, limit),
     )
 
 

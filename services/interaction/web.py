@@ -11,7 +11,7 @@ from services.interaction.application import InteractionApplication
 from services.interaction.settings import InteractionSettings
 from services.interaction.sla import SlaPolicy, policy
 from services.runtime.errors import RuleViolation
-from services.runtime.http import ExpectedVersion
+from services.runtime.http.commands import ExpectedVersion
 from services.runtime.service import DatabasePool, ServiceRuntime, current_runtime
 
 CLOCK_SKEW = timedelta(minutes=5)

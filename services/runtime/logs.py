@@ -10,7 +10,7 @@ from typing import Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
-from services.runtime.eventstore import active_context
+from services.runtime.storage.eventstore import active_context
 
 LogFormat = Literal["json", "text"]
 

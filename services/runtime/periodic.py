@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from services.runtime.consumer import TRANSIENT_ERRORS
+from services.runtime.messaging.consumer import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -21,35 +21,36 @@ import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from services.runtime import audit, privacy
-from services.runtime.consumer import BatchConsumer, BatchHandler
-from services.runtime.database import (
-    create_pool,
-    database_generation,
-    ensure_database,
-    record_pool_use,
-)
-from services.runtime.deadletter import DeadLetterPublisher
-from services.runtime.eventstore import (
-    EventSourcedApplication,
-    libpq_tls_environment,
-    postgres_environment,
-)
-from services.runtime.http import create_app
-from services.runtime.kafka import connection_options, reliable_producer
-from services.runtime.keyring import Keyring, KeyringConfigError
-from services.runtime.logs import configure_logging
-from services.runtime.outbox import OutboxRelay, OutboxSource
-from services.runtime.periodic import every
-from services.runtime.personal import PersonalData, Translator
-from services.runtime.projection import Projection, ProjectionHandler
-from services.runtime.security import (
+from services.runtime.http import audit
+from services.runtime.http.app import create_app
+from services.runtime.http.security import (
     RateLimiter,
     SecurityConfigError,
     TokenVerifier,
     document_permissions,
 )
+from services.runtime.logs import configure_logging
+from services.runtime.messaging.consumer import BatchConsumer, BatchHandler
+from services.runtime.messaging.deadletter import DeadLetterPublisher
+from services.runtime.messaging.kafka import connection_options, reliable_producer
+from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
+from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.periodic import every
+from services.runtime.privacy import erasure
+from services.runtime.privacy.keyring import Keyring, KeyringConfigError
+from services.runtime.privacy.sealing import PersonalData, Translator
 from services.runtime.settings import ServiceSettings
+from services.runtime.storage.database import (
+    create_pool,
+    database_generation,
+    ensure_database,
+    record_pool_use,
+)
+from services.runtime.storage.eventstore import (
+    EventSourcedApplication,
+    libpq_tls_environment,
+    postgres_environment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +271,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
     for router in definition.routers:
         app.include_router(router)
     app.include_router(audit.router)
-    app.include_router(privacy.router)
+    app.include_router(erasure.router)
     document_permissions(app)
     return app
 

@@ -74,7 +74,7 @@ class ServiceSettings(BaseSettings):
         description="Longest time the broker may hold a fetch that has no new data yet.",
     )
 
-    # Security of the HTTP APIs (services/runtime/security.py) -----------------------
+    # Security of the HTTP APIs (services/runtime/http/security.py) -----------------------
     auth_secret: SecretStr | None = Field(
         default=None, description="HS256 secret that signs bearer tokens (never logged)."
     )
@@ -99,7 +99,7 @@ class ServiceSettings(BaseSettings):
     rate_limit_per_minute: int = Field(
         default=1200, ge=0, le=1_000_000, description="Requests per token per minute; 0: no limit."
     )
-    # Personal data (services/runtime/keyring.py) --------------------------------------
+    # Personal data (services/runtime/privacy/keyring.py) --------------------------------------
     keyring_master_key: SecretStr | None = Field(
         default=None,
         description="Base64 of the 32-byte key that wraps every customer's key (never logged).",

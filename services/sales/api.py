@@ -24,9 +24,9 @@ from contracts.sales import (
     Stage,
 )
 from services.runtime.errors import RuleViolation
-from services.runtime.http import StrictBody
-from services.runtime.security import requires
-from services.sales.customers import customer_known
+from services.runtime.http.commands import StrictBody
+from services.runtime.http.security import requires
+from services.sales.projections import CUSTOMERS
 from services.sales.web import App, Caller, OwnOpportunity, Pool, Version, check_owner
 
 router = APIRouter(tags=["opportunities"])
@@ -247,7 +247,7 @@ async def open_opportunity(
     body: OpenOpportunity, app: App, db: Pool, caller: Caller, response: Response
 ) -> Accepted:
     check_owner(caller, body.owner, "an opportunity opened for another owner")
-    if not await customer_known(db, body.customer_id):
+    if not await CUSTOMERS.known(db, body.customer_id):
         raise RuleViolation(
             f"customer {body.customer_id} is not known to the sales service; register the "
             "customer first (a customer registered a moment ago may need a second to arrive)"

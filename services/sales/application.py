@@ -19,7 +19,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
 from services.runtime.errors import NotFound
-from services.runtime.eventstore import EventSourcedApplication
+from services.runtime.storage.eventstore import EventSourcedApplication
 from services.sales.domain import Opportunity, Purchase, purchase_id
 from services.sales.publishing import to_contract
 

@@ -14,7 +14,7 @@ from pydantic_core import ErrorDetails
 
 from contracts.registry import describe_validation_error
 from contracts.sales import SUPPORTED_CURRENCIES, PurchaseCompleted
-from services.runtime.inbound import parse_inbound
+from services.runtime.messaging.inbound import parse_inbound
 
 
 def parse_purchase(raw: bytes | None) -> PurchaseCompleted:

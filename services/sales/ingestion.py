@@ -26,10 +26,10 @@ from aiokafka.structs import ConsumerRecord
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
-from services.runtime.consumer import Parsed
-from services.runtime.customer_references import resolve_references
-from services.runtime.deadletter import Rejection
-from services.runtime.inbound import RecordedAggregates
+from services.runtime.customer_replica import resolve_references
+from services.runtime.messaging.consumer import Parsed
+from services.runtime.messaging.deadletter import Rejection
+from services.runtime.messaging.inbound import RecordedAggregates
 from services.runtime.metrics import EVENTS_CONSUMED
 from services.sales.application import NewPurchase, SalesApplication
 from services.sales.domain import purchase_id

@@ -16,6 +16,12 @@ import asyncpg
 
 from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
+from services.runtime.customer_replica import CustomerReplica
+from services.runtime.privacy.erasure import (
+    EMPTY_TEXT_ARRAY,
+    ERASED_TEXT,
+    PersonalColumns,
+)
 
 DDL = """
 CREATE TABLE IF NOT EXISTS opportunities (
@@ -367,6 +373,26 @@ async def insert_purchases(c: asyncpg.Connection, events: Sequence[EventEnvelope
            ON CONFLICT DO NOTHING""",
         *[list(column) for column in columns],
     )
+
+
+PERSONAL_COLUMNS = (
+    PersonalColumns("opportunities", {"description": ERASED_TEXT, "lost_reason": ERASED_TEXT}),
+    PersonalColumns(
+        "activities",
+        {
+            "people": EMPTY_TEXT_ARRAY,
+            "description": ERASED_TEXT,
+            "predicted_result": ERASED_TEXT,
+            "actual_result": ERASED_TEXT,
+        },
+    ),
+    PersonalColumns("quotes", {"note": ERASED_TEXT}),
+)
+"""The sales views' personal columns; a customer's erasure overwrites them (amounts,
+stages, dates and products stay)."""
+
+CUSTOMERS = CustomerReplica("sales_customers", PERSONAL_COLUMNS)
+"""The sales service's replica of the customer topic (names, channels, references)."""
 
 
 class SalesViews:

@@ -11,7 +11,7 @@ from typing import Any
 
 from contracts import sales as contract
 from contracts.envelope import EventEnvelope, EventPayload
-from services.runtime.envelopes import envelope_from_domain_event
+from services.runtime.messaging.envelopes import envelope_from_domain_event
 
 PRODUCER = "crm.sales"
 

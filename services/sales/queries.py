@@ -13,6 +13,8 @@ from uuid import UUID
 
 import asyncpg
 
+from services.runtime.http.paging import BY_MOMENT, Position, SortKey
+
 Row = dict[str, Any]
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -23,6 +25,10 @@ STAGE_RANK = (
     "array_position(ARRAY['lead','qualified','proposal','negotiation','won','lost'], o.stage)"
 )
 OPEN = "o.stage IN ('lead','qualified','proposal','negotiation')"
+
+OPPORTUNITY_ORDER = SortKey(("opened_at", "opportunity_id"), BY_MOMENT)
+PURCHASE_ORDER = SortKey(("occurred_at", "purchase_id"), BY_MOMENT)
+"""The sort keys of the lists, newest first."""
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,7 @@ async def find_opportunities(
     where: OpportunityFilter,
     *,
     limit: int,
-    after: tuple[datetime, UUID] | None = None,
+    after: Position | None = None,
 ) -> list[Row]:
     """One page in the order they were opened; `after` is the last (opened_at, id) seen."""
     values: list[Any] = []
@@ -311,7 +317,7 @@ async def find_purchases(
     where: PurchaseFilter,
     *,
     limit: int,
-    after: tuple[datetime, UUID] | None = None,
+    after: Position | None = None,
 ) -> list[Row]:
     """One page, newest first; `after` is the last (occurred_at, id) seen."""
     values: list[Any] = []

@@ -19,12 +19,18 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.sales import ActivityKind, Currency, Stage
-from services.runtime.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.errors import NotFound
-from services.runtime.paging import decode_cursor, encode_cursor
-from services.runtime.security import requires
+from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
+from services.runtime.http.security import requires
 from services.sales import queries
-from services.sales.queries import DateBasis, GroupBy, OpportunityFilter, PurchaseFilter
+from services.sales.queries import (
+    OPPORTUNITY_ORDER,
+    PURCHASE_ORDER,
+    DateBasis,
+    GroupBy,
+    OpportunityFilter,
+    PurchaseFilter,
+)
 from services.sales.web import App, Pool
 
 router = APIRouter(tags=["sales views"])
@@ -338,14 +344,11 @@ async def list_opportunities(
     today = dt.datetime.now(dt.UTC).date()
     if overdue:
         filters = OpportunityFilter(**{**vars(filters), "overdue_on": today})
-    after = decode_cursor(cursor)
+    after = OPPORTUNITY_ORDER.after(cursor)
     rows = await queries.find_opportunities(db, filters, limit=limit + 1, after=after)
-    page, more = rows[:limit], len(rows) > limit
     return OpportunityPage(
-        items=[OpportunityView.model_validate(_with_overdue(r, today)) for r in page],
-        next_cursor=encode_cursor(page[-1]["opened_at"], page[-1]["opportunity_id"])
-        if more
-        else None,
+        items=[OpportunityView.model_validate(_with_overdue(r, today)) for r in rows[:limit]],
+        next_cursor=OPPORTUNITY_ORDER.next_cursor(rows, limit),
     )
 
 
@@ -387,7 +390,7 @@ async def export_opportunities(
         return [_with_overdue(r, today) for r in rows]
 
     return csv_response(
-        paged_csv(fetch, OPPORTUNITY_CSV, ("opened_at", "opportunity_id"), 1000),
+        paged_csv(fetch, OPPORTUNITY_CSV, OPPORTUNITY_ORDER, 1000),
         "opportunities.csv",
     )
 
@@ -482,17 +485,15 @@ PurchaseFilters = Annotated[PurchaseFilter, Depends(purchase_filter)]
 async def _purchase_page(
     db: Pool, filters: PurchaseFilter, limit: int, cursor: str | None
 ) -> PurchasePage:
-    after = decode_cursor(cursor)
+    after = PURCHASE_ORDER.after(cursor)
     rows = await queries.find_purchases(db, filters, limit=limit + 1, after=after)
-    page, more = _json_rows(rows[:limit], "items"), len(rows) > limit
+    page = _json_rows(rows[:limit], "items")
     return PurchasePage(
         items=[PurchaseView.model_validate(r) for r in page],
         totals=[
             PurchaseTotal.model_validate(t) for t in await queries.purchase_totals(db, filters)
         ],
-        next_cursor=encode_cursor(page[-1]["occurred_at"], page[-1]["purchase_id"])
-        if more
-        else None,
+        next_cursor=PURCHASE_ORDER.next_cursor(rows, limit),
     )
 
 
@@ -524,9 +525,7 @@ async def export_purchases(db: Pool, filters: PurchaseFilters) -> Response:
     async def fetch(after: tuple[dt.datetime, UUID] | None) -> list[dict[str, Any]]:
         return await queries.find_purchases(db, filters, limit=1000, after=after)
 
-    return csv_response(
-        paged_csv(fetch, PURCHASE_CSV, ("occurred_at", "purchase_id"), 1000), "purchases.csv"
-    )
+    return csv_response(paged_csv(fetch, PURCHASE_CSV, PURCHASE_ORDER, 1000), "purchases.csv")
 
 
 @router.get(

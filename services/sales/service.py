@@ -3,13 +3,12 @@
 from typing import Any
 
 from contracts.topics import Topic
-from services.runtime.consumer import BatchHandler
+from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
 from services.sales.api import router as commands
 from services.sales.application import SalesApplication
-from services.sales.customers import SalesCustomers
 from services.sales.ingestion import PurchaseIngestion
-from services.sales.projections import SalesViews
+from services.sales.projections import CUSTOMERS, SalesViews
 from services.sales.publishing import to_contract
 from services.sales.reports import router as views
 
@@ -35,7 +34,7 @@ DEFINITION = ServiceDefinition(
     topic=Topic.SALES,
     application_class=SalesApplication,
     translate=to_contract,
-    projections=lambda: [SalesCustomers(), SalesViews()],
+    projections=lambda: [CUSTOMERS, SalesViews()],
     routers=[commands, views],
     handlers=purchase_ingestion,
 )

@@ -8,8 +8,8 @@ from uuid import UUID
 
 from fastapi import Depends
 
-from services.runtime.http import ExpectedVersion
-from services.runtime.security import Caller, Forbidden
+from services.runtime.http.commands import ExpectedVersion
+from services.runtime.http.security import Caller, Forbidden
 from services.runtime.service import DatabasePool, ServiceRuntime, current_runtime
 from services.sales.application import SalesApplication
 

@@ -23,7 +23,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from contracts.registry import parse_event
-from crm.analytics_history import Event, history
+from local.synthetic_history import Event, history
 from tests.conftest import Infrastructure
 
 CUSTOMERS = 2500

@@ -15,10 +15,10 @@ import pytest
 
 from contracts import sales
 from contracts.envelope import EventEnvelope, payload_example
+from local.embedded import EmbeddedPostgres
 from services.analytics.money import Converter
 from services.analytics.projections import AnalyticsFold
-from services.runtime.database import create_pool, ensure_database
-from services.runtime.embedded import EmbeddedPostgres
+from services.runtime.storage.database import create_pool, ensure_database
 from tests.support.events import envelope
 
 CUSTOMER = uuid.uuid4()

@@ -12,13 +12,13 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from crm.analytics_history import history
+from local.synthetic_history import history
 from services.analytics.money import Converter
 from services.analytics.projections import AnalyticsFold, rescore
-from services.runtime.consumer import Parsed
-from services.runtime.database import create_pool
-from services.runtime.projection import ProjectionHandler
-from services.runtime.rebuild import ProjectionRebuild
+from services.runtime.messaging.consumer import Parsed
+from services.runtime.messaging.projection import ProjectionHandler
+from services.runtime.messaging.rebuild import ProjectionRebuild
+from services.runtime.storage.database import create_pool
 from tests.conftest import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
 

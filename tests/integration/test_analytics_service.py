@@ -16,7 +16,7 @@ import pytest
 
 from contracts.registry import parse_event
 from contracts.topics import Topic
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
 

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from contracts import Topic, events_by_topic, parse_event
 from contracts.asyncapi import load_document
 from contracts.references import CustomerReference, customer_id_for_reference
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.http import wait_for
 

@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.runtime.processes import REPO
+from local.launcher import REPO
 from tests.conftest import Infrastructure
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ import pytest
 
 from contracts import parse_event
 from contracts.topics import Topic
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.auth import bearer
 from tests.support.kafka import read_topic

@@ -14,7 +14,7 @@ import pytest
 
 from contracts import customer as contract
 from contracts.topics import Topic
-from services.runtime.processes import REPO, ServiceProcess
+from local.launcher import REPO, ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.events import as_message, envelope
 from tests.support.kafka import header, publish_raw, read_topic

@@ -22,9 +22,9 @@ from contracts.interaction import EXAMPLE_CALL_LOG
 from contracts.personal import open_value
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.topics import Topic
-from crm import demo_interaction
-from services.runtime.keyring import Keyring
-from services.runtime.processes import SESSION_MASTER_KEY, ServiceProcess
+from local.demo import interaction as demo_interaction
+from local.launcher import ServiceProcess, session_master_key
+from services.runtime.privacy.keyring import Keyring
 from tests.conftest import Infrastructure
 from tests.support.customers import register_customer
 from tests.support.http import wait_for
@@ -401,7 +401,7 @@ async def test_contacts_complaints_surveys_and_plans(
     # the hint's name is personal: sealed with the customer's key on the topic
     sealed_name = by_stranger["payload"]["customer_hint"]["name"]
     assert sealed_name.startswith("sealed:v1:")
-    keyring = Keyring(infra.database_url, base64.b64decode(SESSION_MASTER_KEY))
+    keyring = Keyring(infra.database_url, base64.b64decode(session_master_key()))
     await asyncio.to_thread(keyring.open)
     stranger_id = customer_id_for_reference(stranger)
     key = (await asyncio.to_thread(keyring.opening_keys, [stranger_id]))[stranger_id]

@@ -21,7 +21,7 @@ from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
 from crm.deadletters import publish as replay
 from crm.deadletters import read_dead_letters
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.integration.malformed import Bad, malformed_messages
 from tests.support.events import as_message, envelope

@@ -16,8 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
-from crm.analytics_history import history
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
+from local.synthetic_history import history
 from tests.conftest import Infrastructure
 from tests.support.customers import register_customer
 from tests.support.kafka import publish_json, publish_raw

@@ -30,7 +30,7 @@ from aiokafka import AIOKafkaConsumer
 import contracts
 from contracts.customer import CustomerRegistered, CustomerTagged
 from contracts.personal import open_value
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
 

@@ -11,7 +11,7 @@ import pytest
 
 from contracts import parse_event
 from contracts.topics import Topic
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.kafka import read_topic
 

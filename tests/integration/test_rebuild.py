@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from contracts.topics import Topic
-from crm.analytics_history import history
-from services.runtime.processes import REPO, SESSION_MASTER_KEY, ServiceProcess
+from local.launcher import REPO, ServiceProcess, session_master_key
+from local.synthetic_history import history
 from tests.conftest import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
 
@@ -39,7 +39,7 @@ async def crm_rebuild(infra: Infrastructure, service: str) -> asyncio.subprocess
             **os.environ,
             "CRM_DATABASE_URL": infra.database_url,
             "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
-            "CRM_KEYRING_MASTER_KEY": SESSION_MASTER_KEY,
+            "CRM_KEYRING_MASTER_KEY": session_master_key(),
         },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -19,8 +19,8 @@ from contracts.customer import CustomerProfileChanged, CustomerRegistered
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.sales import PurchaseRecorded
 from contracts.topics import Topic
-from crm import demo_sales
-from services.runtime.processes import ServiceProcess
+from local.demo import sales as demo_sales
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.auth import bearer
 from tests.support.events import as_message, envelope

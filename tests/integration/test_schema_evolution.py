@@ -15,10 +15,10 @@ from eventsourcing.utils import get_topic
 from contracts import customer as contract
 from contracts import parse_event
 from contracts.topics import Topic
+from local.launcher import ServiceProcess
 from services.customer.application import CustomerApplication
 from services.customer.domain import Customer
-from services.runtime.eventstore import postgres_environment
-from services.runtime.processes import ServiceProcess
+from services.runtime.storage.eventstore import postgres_environment
 from tests.conftest import Infrastructure
 from tests.support.events import as_message, envelope
 from tests.support.kafka import publish_raw, read_topic

@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from services.runtime.processes import ServiceProcess
+from local.launcher import ServiceProcess
 from tests.conftest import Infrastructure
 from tests.support.customers import register_customer
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.runtime.security import mint_token
+from services.runtime.http.security import mint_token
 
 TEST_SECRET = "test-secret-of-the-crm-test-suite-0123456789"
 """The HS256 secret of every service the tests start (never used outside tests)."""

@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from contracts.registry import parse_event
-from crm.analytics_history import history
+from local.synthetic_history import history
 from services.analytics import churn, lifecycle, matrix, rfm
 from services.analytics.domain import SegmentDefinition
 from services.analytics.money import Converter

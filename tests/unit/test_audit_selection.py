@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from services.customer.service import DEFINITION as CUSTOMER
 from services.interaction.service import DEFINITION as INTERACTION
-from services.runtime.audit import COLUMNS
+from services.runtime.http.audit import COLUMNS
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
 from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer

@@ -41,7 +41,7 @@ def test_the_derived_id_depends_only_on_the_reference() -> None:
 def test_the_registration_records_the_event_that_caused_it() -> None:
     from dataclasses import replace
 
-    from services.runtime.eventstore import CommandContext, event_metadata
+    from services.runtime.storage.eventstore import CommandContext, event_metadata
 
     app = CustomerApplication()
     cause = CommandContext(actor="crm.sales", correlation_id="order-77", causation_id="evt-1")

@@ -14,13 +14,13 @@ from contracts import customer as customer_contract
 from contracts import interaction as contract
 from contracts.envelope import EventEnvelope
 from contracts.registry import ContractViolation
-from services.interaction.customers import fold_customer
 from services.interaction.inbound import parse_call_log, parse_message, parse_survey_answer
 from services.interaction.projections import fold_interaction, fold_ticket
 from services.interaction.queries import channel_to_use
 from services.interaction.settings import InteractionSettings
 from services.interaction.sla import policy
 from services.interaction.textsearch import keyword_clause, search_grams, search_text
+from services.runtime.customer_replica import fold_customer
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 TICKET = uuid.uuid4()

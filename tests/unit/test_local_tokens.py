@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from crm import tokens
 from crm.cli import main
-from services.runtime.security import ROLES, TokenVerifier
+from local import tokens
+from services.runtime.http.security import ROLES, TokenVerifier
 from services.runtime.settings import ServiceSettings
 
 

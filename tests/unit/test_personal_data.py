@@ -20,8 +20,8 @@ from contracts.personal import ERASED, is_sealed, new_key, open_value, seal_valu
 from contracts.registry import parse_event, serialize_event
 from services.customer.domain import Customer
 from services.customer.publishing import to_contract
-from services.runtime.keyring import CustomerErased, Keyring
-from services.runtime.personal import SEALED_FOR, PersonalData
+from services.runtime.privacy.keyring import CustomerErased, Keyring
+from services.runtime.privacy.sealing import SEALED_FOR, PersonalData
 
 
 class MemoryKeyring(Keyring):

@@ -20,7 +20,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 
 import services
-from services.runtime.security import (
+from services.runtime.http.security import (
     PUBLIC_PATHS,
     ROLE_PERMISSIONS,
     ROLES,

@@ -16,8 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.testclient import TestClient
 
 from services.customer.service import DEFINITION
-from services.runtime.eventstore import current_context
-from services.runtime.security import (
+from services.runtime.http.security import (
     RateLimiter,
     SecurityConfigError,
     TokenVerifier,
@@ -27,6 +26,7 @@ from services.runtime.security import (
 )
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
+from services.runtime.storage.eventstore import current_context
 from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer, token
 
 router = APIRouter()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.runtime.eventstore import libpq_tls_environment
-from services.runtime.kafka import connection_options
+from services.runtime.messaging.kafka import connection_options
 from services.runtime.settings import ServiceSettings, load_settings
+from services.runtime.storage.eventstore import libpq_tls_environment
 
 CA = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
 

@@ -1,0 +1,1 @@
+"""Benchmarks that print figures: `crm bench BENCHMARK`; development tooling, not in the image."""

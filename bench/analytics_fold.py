@@ -1,0 +1,312 @@
+"""Benchmark of the analytics fold: `crm bench analytics-fold --customers 10000`.
+
+In one process: starts an embedded PostgreSQL and broker, publishes a generated history
+(`local.synthetic_history`: registrations, purchases, won contracts, interactions, surveys,
+tickets) on the customer, sales and interaction topics, then measures, in the same run:
+
+- raw consume: a plain aiokafka consumer reading the same topics to the end (no parsing);
+- fold: the analytics service's real code (`AnalyticsFold` behind the
+  `ProjectionHandler` in a `BatchConsumer`, batches of `CRM_CONSUMER_MAX_RECORDS` = 2000),
+  from the topics to committed analytics state (profiles, memberships, outbox), clock
+  started when the first batch reaches the handler;
+- baseline: the same handler and fold, one event per transaction, over the first
+  `--baseline-events` events;
+- floor: the same consumer and handler with a projection that folds nothing
+  (`NothingFolded`): fetching, validating every contract, recording the event ids and
+  committing, which any fold with the same guarantees does before folding; the rate
+  that leaves a fold, and the CPU it takes.
+
+Beside the fold's rate it prints the CPU time each process used for it (this Python
+process, PostgreSQL, the broker) and what that CPU time alone allows on this machine's
+cores, however well the processes overlapped.
+
+Each run has its own database and consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.topics import Topic
+from local.embedded import EmbeddedBroker, EmbeddedPostgres
+from local.synthetic_history import history
+from services.analytics.money import Converter
+from services.analytics.projections import AnalyticsFold
+from services.runtime.messaging.consumer import BatchConsumer, Parsed
+from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
+from services.runtime.messaging.kafka import ensure_topics
+from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.storage.database import create_pool, ensure_database
+
+TOPICS = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION)
+MAX_RECORDS = 2000
+
+
+class TimedHandler(ProjectionHandler):
+    first_batch_at: float | None = None
+    handled = 0
+    batches = 0
+
+    async def handle(self, batch: Sequence[Parsed[Any]]) -> list[Rejection]:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.perf_counter()
+        failed = await super().handle(batch)
+        self.handled += len(batch)
+        self.batches += 1
+        return failed
+
+
+async def publish(servers: str, messages: list[tuple[str, bytes, bytes]]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers, acks="all", linger_ms=20, max_batch_size=1 << 20
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = [await producer.send(t, value=v, key=k) for t, k, v in messages]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def raw_consume(servers: str, expect: int) -> float:
+    consumer = AIOKafkaConsumer(
+        *TOPICS,
+        bootstrap_servers=servers,
+        group_id="bench.cli.raw",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < expect:
+            batches = await consumer.getmany(timeout_ms=500, max_records=MAX_RECORDS)
+            if batches and started is None:
+                started = time.perf_counter()
+            seen += sum(len(b) for b in batches.values())
+    finally:
+        await consumer.stop()
+    return expect / (time.perf_counter() - (started or time.perf_counter()))
+
+
+class NothingFolded:
+    """A projection of the fold's topics that applies nothing: what is left is the work
+    every batch does before the fold (validating, recording the event ids, committing)."""
+
+    name = "nothing_folded"
+    topics = AnalyticsFold.topics
+
+    async def create_tables(self, connection: asyncpg.Connection) -> None:
+        return None
+
+    async def apply(self, connection: asyncpg.Connection, events: Sequence[Any]) -> None:
+        return None
+
+
+async def fold_run(
+    database_url: str,
+    servers: str,
+    expect: int,
+    servers_cpu: Callable[[], tuple[float, float]],
+    projection: Projection,
+) -> dict[str, float]:
+    """`projection` from the topics to committed state, with the CPU seconds of this
+    process and of the servers (`servers_cpu`: PostgreSQL's and the broker's so far) it
+    took."""
+    await ensure_database(database_url)
+    pool = await create_pool(database_url, "analytics")
+    handler = TimedHandler(projection, pool)
+    handler.group_id = f"bench.cli.{projection.name}"
+    await handler.prepare()
+    consumer = BatchConsumer(
+        handler=handler,
+        consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
+            *topics, bootstrap_servers=servers, **kw
+        ),
+        dead_letters=DeadLetterPublisher(lambda: AIOKafkaProducer(bootstrap_servers=servers), "b"),
+        max_records=MAX_RECORDS,
+    )
+    python_before, (postgres_before, broker_before) = time.process_time(), servers_cpu()
+    task = asyncio.create_task(consumer.run())
+    try:
+        while handler.handled < expect:
+            await asyncio.sleep(0.02)
+        done = time.perf_counter()
+        python_cpu = time.process_time() - python_before
+        postgres_after, broker_after = servers_cpu()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await pool.close()
+    seconds = done - (handler.first_batch_at or done)
+    return {
+        "events_per_second": expect / seconds,
+        "seconds": seconds,
+        "average_batch": handler.handled / max(1, handler.batches),
+        "python_cpu": python_cpu,
+        "postgres_cpu": postgres_after - postgres_before,
+        "broker_cpu": broker_after - broker_before,
+    }
+
+
+async def baseline_run(database_url: str, servers: str, events: int) -> float:
+    """One event per transaction through the same handler and fold."""
+    await ensure_database(database_url)
+    pool = await create_pool(database_url, "analytics")
+    handler = ProjectionHandler(AnalyticsFold(Converter("CNY")), pool)
+    await handler.prepare()
+    consumer = AIOKafkaConsumer(
+        *TOPICS,
+        bootstrap_servers=servers,
+        group_id="bench.cli.baseline",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        while len(records) < events:
+            for batch in (await consumer.getmany(timeout_ms=500, max_records=events)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    records = records[:events]
+    started = time.perf_counter()
+    for record in records:
+        await handler.handle([Parsed(record, handler.parse(record))])
+    seconds = time.perf_counter() - started
+    await pool.close()
+    return events / seconds
+
+
+async def measure(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, customers: int, baseline: int
+) -> dict[str, float]:
+    servers = broker.bootstrap_servers
+    await ensure_topics(servers, list(Topic))
+    messages = [e.message() for e in history(customers)]
+    publish_seconds = await publish(servers, messages)
+    count = len(messages)
+    raw = await raw_consume(servers, count)
+
+    def servers_cpu() -> tuple[float, float]:
+        return postgres.cpu_seconds(), broker.cpu_seconds()
+
+    fold_database = postgres.dsn("crm_bench_analytics_fold")
+    folded = await fold_run(
+        fold_database, servers, count, servers_cpu, AnalyticsFold(Converter("CNY"))
+    )
+    profiles, conclusions = await fold_counts(fold_database)
+    floor = await fold_run(
+        postgres.dsn("crm_bench_analytics_floor"), servers, count, servers_cpu, NothingFolded()
+    )
+    per_event = await baseline_run(
+        postgres.dsn("crm_bench_analytics_baseline"), servers, min(baseline, count)
+    )
+    return {
+        "customers": customers,
+        "events": count,
+        "publish_seconds": publish_seconds,
+        "raw_events_per_second": raw,
+        "fold_events_per_second": folded["events_per_second"],
+        "fold_seconds": folded["seconds"],
+        "profiles": profiles,
+        "conclusions": conclusions,
+        "average_batch": folded["average_batch"],
+        "baseline_events_per_second": per_event,
+        "python_cpu": folded["python_cpu"],
+        "postgres_cpu": folded["postgres_cpu"],
+        "broker_cpu": folded["broker_cpu"],
+        "floor_events_per_second": floor["events_per_second"],
+        **{f"floor_{name}_cpu": floor[f"{name}_cpu"] for name in CPU_USERS},
+    }
+
+
+async def fold_counts(database_url: str) -> tuple[int, int]:
+    """Profiles and conclusions (outbox rows) the fold left."""
+    pool = await create_pool(database_url, "analytics")
+    try:
+        async with pool.acquire() as connection:
+            profiles = await connection.fetchval("SELECT count(*) FROM profiles")
+            conclusions = await connection.fetchval("SELECT count(*) FROM outbox")
+    finally:
+        await pool.close()
+    return profiles, conclusions
+
+
+def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
+    if customers < 1 or baseline < 1:
+        raise ValueError("--customers and --baseline-events must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="crm-bench-analytics-") as scratch:
+        root = Path(scratch)
+        with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedBroker() as broker:
+            figures = asyncio.run(measure(postgres, broker, customers, baseline))
+    fold, raw, base = (
+        figures["fold_events_per_second"],
+        figures["raw_events_per_second"],
+        figures["baseline_events_per_second"],
+    )
+    print(
+        f"analytics fold of {figures['events']:.0f} events for {customers} customers "
+        "(customer, sales and interaction topics -> committed analytics state)"
+    )
+    print(f"  published in {figures['publish_seconds']:.2f} s")
+    print(f"  raw consume (aiokafka, no parsing)   {raw:9.0f} events/s")
+    print(
+        f"  fold (batched, the service's code)   {fold:9.0f} events/s   "
+        f"({figures['fold_seconds']:.2f} s; {figures['profiles']:.0f} profiles, "
+        f"{figures['conclusions']:.0f} conclusions in the outbox; "
+        f"{figures['average_batch']:.0f} events per batch on average)"
+    )
+    print(f"  baseline (one event per transaction) {base:9.0f} events/s")
+    events, cores = figures["events"], os.cpu_count() or 1
+    cpu = {name: figures[f"{name}_cpu"] for name in CPU_USERS}
+    print("  CPU time of the fold: " + cpu_line(cpu, events))
+    print(
+        f"  what that CPU time allows on {cores} cores, perfectly overlapped: "
+        f"{allowed_rate(cpu, events, cores):.0f} events/s"
+    )
+    print(f"  fold / raw consume: {fold / raw:.2f}   fold / baseline: {fold / base:.1f} times")
+    floor = figures["floor_events_per_second"]
+    floor_cpu = {name: figures[f"floor_{name}_cpu"] for name in CPU_USERS}
+    print(
+        f"  floor (validated and recorded, nothing folded) {floor:9.0f} events/s   "
+        f"(fold / floor: {fold / floor:.2f})"
+    )
+    print("  CPU time of the floor: " + cpu_line(floor_cpu, events))
+    print(
+        "  CPU the fold adds per event: "
+        + ", ".join(
+            f"{name} {(cpu[name] - floor_cpu[name]) / events * 1e6:.0f} µs" for name in CPU_USERS
+        )
+    )
+    return figures
+
+
+CPU_USERS = ("python", "postgres", "broker")
+
+
+def cpu_line(cpu: dict[str, float], events: float) -> str:
+    return ", ".join(
+        f"{name} {s:.2f} s ({s / events * 1e6:.0f} µs/event)" for name, s in cpu.items()
+    )
+
+
+def allowed_rate(cpu: dict[str, float], events: float, cores: int) -> float:
+    """Events per second that CPU time allows on `cores`, with the processes perfectly
+    overlapped (none of them faster than its own CPU time)."""
+    return events / max(sum(cpu.values()) / cores, max(cpu.values()))

@@ -1,0 +1,105 @@
+"""`crm bench`: measurements that print figures, one module per benchmark in `bench/`.
+
+Development tooling: the production image carries neither this package nor the
+embedded servers the benchmarks start.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("bench", help="run a benchmark and print its figures")
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    latency = benchmarks.add_parser(
+        "projection-latency",
+        help="time from a registration command to the customer in the directory projection",
+    )
+    latency.add_argument("--count", type=int, default=1000, help="registrations (default 1000)")
+    latency.add_argument(
+        "--url",
+        default=None,
+        help="measure a running customer service instead of starting one",
+    )
+    latency.add_argument(
+        "--token",
+        default=None,
+        help="with --url: a bearer token allowed to register customers (default: "
+        "CRM_TOKEN, else one from the secret `crm up` keeps in ./.crm)",
+    )
+    latency.set_defaults(handler=run_projection_latency)
+    ingestion = benchmarks.add_parser(
+        "purchase-ingestion",
+        help="inbound purchases per second, batched, beside one transaction per purchase",
+    )
+    ingestion.add_argument("--count", type=int, default=20_000, help="purchases (default 20000)")
+    ingestion.set_defaults(handler=run_purchase_ingestion)
+    search = benchmarks.add_parser(
+        "keyword-search",
+        help="keyword search latency over many interactions, with the query plans",
+    )
+    search.add_argument(
+        "--count", type=int, default=1_000_000, help="interactions (default 1000000)"
+    )
+    search.set_defaults(handler=run_keyword_search)
+    fold = benchmarks.add_parser(
+        "analytics-fold",
+        help="events per second of the analytics fold, beside raw consume and one "
+        "transaction per event",
+    )
+    fold.add_argument("--customers", type=int, default=10_000, help="customers (default 10000)")
+    fold.add_argument(
+        "--baseline-events",
+        type=int,
+        default=3000,
+        help="events for the one-transaction-per-event baseline (default 3000)",
+    )
+    fold.set_defaults(handler=run_analytics_fold)
+    rfm = benchmarks.add_parser(
+        "rfm-rescore",
+        help="RFM re-scoring after new purchases, beside scoring every customer",
+    )
+    rfm.add_argument(
+        "--customers", type=int, default=1_000_000, help="customers who bought (default 1000000)"
+    )
+    rfm.add_argument("--purchases", type=int, default=10_000, help="new purchases (default 10000)")
+    rfm.set_defaults(handler=run_rfm_rescore)
+
+
+def run_projection_latency(args: argparse.Namespace) -> int:
+    from bench.projection_latency import run_projection_latency as measure
+
+    return measure(args)
+
+
+def run_purchase_ingestion(args: argparse.Namespace) -> int:
+    from bench.purchase_ingestion import run_purchase_ingestion as measure
+
+    measure(args.count)
+    return 0
+
+
+def run_keyword_search(args: argparse.Namespace) -> int:
+    from bench.keyword_search import run_keyword_search as measure
+
+    measure(args.count)
+    return 0
+
+
+def run_analytics_fold(args: argparse.Namespace) -> int:
+    from bench.analytics_fold import run_analytics_fold as measure
+
+    if args.customers < 1 or args.baseline_events < 1:
+        raise SystemExit("--customers and --baseline-events must be at least 1")
+    measure(args.customers, args.baseline_events)
+    return 0
+
+
+def run_rfm_rescore(args: argparse.Namespace) -> int:
+    from bench.rfm_rescore import run_rfm_rescore as measure
+
+    if args.customers < 1 or not 1 <= args.purchases <= args.customers:
+        raise SystemExit("--customers must be at least 1, --purchases 1 to --customers")
+    measure(args.customers, args.purchases)
+    return 0

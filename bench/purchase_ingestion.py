@@ -1,0 +1,293 @@
+"""Benchmark of purchase ingestion: `crm bench purchase-ingestion --count 20000`.
+
+In one process: starts an embedded PostgreSQL and broker, publishes `count` completed
+purchases on the inbound purchases topic, and measures events per second from the
+inbound topic to committed in the sales event store and published on the sales topic.
+It runs the service's real code (the `PurchaseIngestion` batch handler in a
+`BatchConsumer`, the `SalesApplication`, the `OutboxRelay`) twice over the same messages:
+
+- batched: what the sales service runs, one `save()` of many new purchases per batch;
+- baseline: the same, except that each purchase is saved in its own `save()` (one
+  transaction per event); the check for already-recorded orders stays one query per
+  batch in both, so the difference is the transactions alone.
+
+Each run has its own database and consumer group; the baseline relays to its own topic.
+The clock starts when the first batch reaches the handler (after consumer-group join).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from contracts.topics import Topic
+from local.embedded import EmbeddedBroker, EmbeddedPostgres
+from services.runtime.messaging.consumer import BatchConsumer, Parsed
+from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
+from services.runtime.messaging.kafka import ensure_topics
+from services.runtime.messaging.outbox import OutboxRelay
+from services.runtime.metrics import EVENTS_PUBLISHED
+from services.runtime.storage.database import create_pool, ensure_database
+from services.runtime.storage.eventstore import postgres_environment
+from services.sales.application import NewPurchase, SalesApplication
+from services.sales.ingestion import PurchaseIngestion
+from services.sales.projections import CUSTOMERS
+from services.sales.publishing import to_contract
+
+BASELINE_TOPIC = "bench.cli.sales-baseline.v1"
+SCHEMA = "sales"
+MAX_RECORDS = 2000
+"""Messages per batch: the sales service's default (`CRM_CONSUMER_MAX_RECORDS`)."""
+
+
+class OneSavePerPurchase(SalesApplication):
+    """The baseline: every purchase in its own `save()`, its own transaction."""
+
+    name = SalesApplication.name
+
+    def record_purchases(self, purchases: Sequence[NewPurchase]) -> list[UUID]:
+        recorded = []
+        for purchase in purchases:
+            aggregate = purchase.aggregate()
+            self.save(aggregate)
+            recorded.append(aggregate.id)
+        return recorded
+
+
+class TimedIngestion(PurchaseIngestion):
+    """The real handler, noting when the first batch arrived."""
+
+    first_batch_at: float | None = None
+
+    async def handle(self, batch: Sequence[Parsed[Any]]) -> list[Rejection]:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.perf_counter()
+        return await super().handle(batch)
+
+
+def purchases(count: int) -> list[tuple[bytes, bytes]]:
+    """`count` purchases by 2,000 shop customers, as (key, value) messages."""
+    moment = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
+    messages = []
+    for i in range(count):
+        customer = f"U-{i % 2000:05d}"
+        document = {
+            "source": "shop-cn",
+            "order_id": f"SO-{i:08d}",
+            "customer_reference": {"source": "shop-cn", "source_customer_id": customer},
+            "amount": f"{(i % 500) + 9.9:.2f}",
+            "currency": "CNY",
+            "items": [{"sku": f"SKU-{i % 37}", "name": "标准版月度订阅", "quantity": 1}],
+            "channel": "online",
+            "occurred_at": moment,
+        }
+        messages.append((customer.encode(), orjson.dumps(document)))
+    return messages
+
+
+async def publish(bootstrap_servers: str, messages: list[tuple[bytes, bytes]]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, acks="all", linger_ms=20, max_batch_size=1 << 20
+    )
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        pending = [
+            await producer.send(Topic.PURCHASES_INBOUND, value=value, key=key)
+            for key, value in messages
+        ]
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def wait_published(topic: str, expect: int) -> float:
+    """Wait until the relay has `expect` purchases acknowledged by the broker.
+
+    Reads the relay's own counter rather than consuming the topic, so that measuring
+    does not take CPU from what is measured; `topic_size` checks the topic afterwards.
+    """
+    while published(topic) < expect:
+        await asyncio.sleep(0.01)
+    return time.perf_counter()
+
+
+def published(topic: str) -> float:
+    """The relay's count for `topic`, read from that one metric (collecting the whole
+    registry would also read /proc for the process metrics, every time)."""
+    return sum(
+        sample.value
+        for family in EVENTS_PUBLISHED.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+        and sample.labels == {"topic": topic, "event_type": "sales.purchase_recorded"}
+    )
+
+
+async def topic_size(bootstrap_servers: str, topic: str, expect: int) -> int:
+    """How many events `topic` holds, reading it to the end (at most 30 s)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    seen = 0
+    deadline = time.monotonic() + 30
+    try:
+        while seen < expect and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            seen += sum(len(batch) for batch in batches.values())
+        return seen
+    finally:
+        await consumer.stop()
+
+
+async def wait_committed(pool: asyncpg.Pool, expect: int) -> float:
+    while await pool.fetchval("SELECT count(*) FROM sales_events") < expect:
+        await asyncio.sleep(0.05)
+    return time.perf_counter()
+
+
+async def ingest(
+    database_url: str,
+    bootstrap_servers: str,
+    *,
+    application_class: type[SalesApplication],
+    topic: str,
+    group: str,
+    count: int,
+) -> dict[str, float]:
+    await ensure_database(database_url)
+    pool = await create_pool(database_url, SCHEMA)
+    application = await asyncio.to_thread(
+        application_class, postgres_environment(database_url, SCHEMA)
+    )
+    async with pool.acquire() as connection:
+        await CUSTOMERS.create_tables(connection)
+    handler = TimedIngestion(application, pool)
+    handler.group_id = f"bench.cli.{group}"
+    consumer = BatchConsumer(
+        handler=handler,
+        consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
+            *topics, bootstrap_servers=bootstrap_servers, **kw
+        ),
+        dead_letters=DeadLetterPublisher(
+            lambda: AIOKafkaProducer(bootstrap_servers=bootstrap_servers), "bench"
+        ),
+        max_records=MAX_RECORDS,
+    )
+    relay = OutboxRelay(
+        application=application,
+        database_dsn=database_url,
+        schema=SCHEMA,
+        topic=topic,
+        translate=to_contract,
+        producer_factory=lambda: AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5, max_batch_size=1 << 20
+        ),
+        batch_size=2000,
+    )
+    started = time.perf_counter()
+    tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
+    try:
+        committed_at, published_at = await asyncio.gather(
+            wait_committed(pool, count), wait_published(topic, count)
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await pool.close()
+        application.close()
+    first = handler.first_batch_at or started
+    on_topic = await topic_size(bootstrap_servers, topic, count)
+    if on_topic != count:
+        raise RuntimeError(f"{topic} holds {on_topic} events, expected {count}")
+    return {
+        "seconds": published_at - first,
+        "committed_seconds": committed_at - first,
+        "events_per_second": count / (published_at - first),
+    }
+
+
+async def measure(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, count: int
+) -> dict[str, float]:
+    servers = broker.bootstrap_servers
+    await ensure_topics(servers, [*Topic, BASELINE_TOPIC])
+    publish_seconds = await publish(servers, purchases(count))
+    batched = await ingest(
+        postgres.dsn("crm_bench_sales_batched"),
+        servers,
+        application_class=SalesApplication,
+        topic=Topic.SALES,
+        group="batched",
+        count=count,
+    )
+    baseline = await ingest(
+        postgres.dsn("crm_bench_sales_baseline"),
+        servers,
+        application_class=OneSavePerPurchase,
+        topic=BASELINE_TOPIC,
+        group="baseline",
+        count=count,
+    )
+    return {
+        "count": float(count),
+        "publish_seconds": publish_seconds,
+        "batched_seconds": batched["seconds"],
+        "batched_committed_seconds": batched["committed_seconds"],
+        "batched_events_per_second": batched["events_per_second"],
+        "baseline_seconds": baseline["seconds"],
+        "baseline_committed_seconds": baseline["committed_seconds"],
+        "baseline_events_per_second": baseline["events_per_second"],
+        "speedup": batched["events_per_second"] / baseline["events_per_second"],
+    }
+
+
+def run_purchase_ingestion(count: int) -> dict[str, float]:
+    """Start the embedded infrastructure, measure both runs, print and return the figures."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="crm-bench-sales-") as scratch:
+        root = Path(scratch)
+        with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedBroker() as broker:
+            figures = asyncio.run(measure(postgres, broker, count))
+    print_figures(figures)
+    return figures
+
+
+def print_figures(figures: dict[str, float]) -> None:
+    print(
+        f"purchase ingestion of {figures['count']:.0f} purchases: "
+        "inbound topic -> event store -> sales topic"
+    )
+    print(f"  published to the inbound topic in {figures['publish_seconds']:.2f} s")
+    print(
+        f"  batched (one save per batch)     {figures['batched_events_per_second']:9.0f} events/s"
+        f"   ({figures['batched_seconds']:.2f} s; committed after "
+        f"{figures['batched_committed_seconds']:.2f} s)"
+    )
+    print(
+        f"  baseline (one save per purchase) {figures['baseline_events_per_second']:9.0f} events/s"
+        f"   ({figures['baseline_seconds']:.2f} s; committed after "
+        f"{figures['baseline_committed_seconds']:.2f} s)"
+    )
+    print(f"  batched / baseline: {figures['speedup']:.1f} times")

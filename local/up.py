@@ -1,0 +1,624 @@
+"""`crm up`: run the whole CRM on this machine, no Docker needed.
+
+Starts an embedded PostgreSQL (data kept in `DIR/postgres` between runs) and an embedded
+Kafka-protocol broker (in memory), creates the `crm` database and every topic, runs each
+service that exists as `python -m services.<name>`, waits until they are ready, loads demo
+customers into an empty directory, prints where everything is and a bearer token per role
+(signed with the secret kept in `DIR/auth-secret`, see `local.tokens`), and then supervises.
+
+Ctrl-C, SIGTERM or SIGHUP stop everything in order: services (SIGTERM, SIGKILL after
+10 s), then the broker, then PostgreSQL; the exit status is 0. A child that dies on its
+own stops everything with status 1. The children run in their own process groups, so a
+Ctrl-C reaches only this supervisor and the order holds; if the supervisor itself is
+killed, the kernel kills them (see `local.embedded`).
+"""
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import os
+import shutil
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+
+    from local.embedded import EmbeddedBroker, EmbeddedPostgres
+
+HOST = "127.0.0.1"
+DATABASE = "crm"
+READY_TIMEOUT = 60.0
+STOP_TIMEOUT = 10.0
+TOPIC_PARTITIONS = 3
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    port_variable: str
+    default_port: int
+
+    @property
+    def port(self) -> int:
+        return env_port(self.port_variable, self.default_port)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+SERVICES = (
+    ServiceSpec("customer", "CRM_CUSTOMER_PORT", 8001),
+    ServiceSpec("sales", "CRM_SALES_PORT", 8002),
+    ServiceSpec("interaction", "CRM_INTERACTION_PORT", 8003),
+    ServiceSpec("analytics", "CRM_ANALYTICS_PORT", 8004),
+)
+POSTGRES_PORT = ("CRM_POSTGRES_PORT", 5432)
+KAFKA_PORT = ("CRM_KAFKA_PORT", 9092)
+
+
+DEMO_LOADERS = {"sales": "local.demo.sales", "interaction": "local.demo.interaction"}
+"""Each module's `load(service_url, customer_ids, token)` adds that service's demo data."""
+
+
+class UpError(Exception):
+    """`crm up` cannot go on; the message says why and what to do."""
+
+
+class _Interrupted(Exception):
+    """A stop signal arrived while starting."""
+
+
+def env_port(variable: str, default: int) -> int:
+    raw = os.environ.get(variable, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise UpError(f"{variable}={raw!r} is not a TCP port number (1-65535)")
+    return int(raw)
+
+
+def available_services() -> list[ServiceSpec]:
+    """The services that exist in this checkout: those with a `__main__.py`."""
+    import services
+
+    root = Path(services.__file__).parent
+    return [spec for spec in SERVICES if (root / spec.name / "__main__.py").is_file()]
+
+
+# Output -------------------------------------------------------------------------------
+
+_COLOURS = ("36", "35", "33", "32", "34")
+
+
+def _use_colour() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def say(text: str = "", *, error: bool = False) -> None:
+    """Print, ignoring a terminal that went away (we must still stop the children)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr if error else sys.stdout, flush=True)
+
+
+@dataclass
+class RunningService:
+    spec: ServiceSpec
+    process: asyncio.subprocess.Process
+    log_file: IO[bytes]
+    prefix: str
+    tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
+    pump: "asyncio.Task[None] | None" = None
+
+    async def copy_output(self) -> None:
+        """Each line to the terminal, prefixed with the service name, and to its log file."""
+        stream = self.process.stdout
+        assert stream is not None
+        while True:
+            try:
+                line = await stream.readline()
+            except ValueError:  # a line longer than the stream limit
+                line = await stream.read(1 << 20)
+            if not line:
+                return
+            with contextlib.suppress(OSError, ValueError):
+                self.log_file.write(line)
+                self.log_file.flush()
+            text = line.decode(errors="replace").rstrip("\n")
+            self.tail.append(text)
+            with contextlib.suppress(OSError, ValueError):
+                sys.stdout.write(f"{self.prefix}{text}\n")
+                sys.stdout.flush()
+
+    def last_output(self) -> str:
+        return "\n".join(f"    {line}" for line in self.tail) or "    (no output)"
+
+
+# Supervisor ---------------------------------------------------------------------------
+
+
+class Supervisor:
+    def __init__(self, data_dir: Path, *, fresh: bool, demo: bool) -> None:
+        self.data_dir = data_dir
+        self.fresh = fresh
+        self.demo = demo
+        self.logs_dir = data_dir / "logs"
+        self.postgres: EmbeddedPostgres | None = None
+        self.broker: EmbeddedBroker | None = None
+        self.services: list[RunningService] = []
+        self.stopping = asyncio.Event()
+        self.started_at = time.monotonic()
+        self.secret = ""
+        self.tokens: dict[str, str] = {}
+
+    # entry point
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        for sig in handled:
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            return await self._start_and_supervise()
+        except _Interrupted:
+            return 0
+        except UpError as error:
+            say(f"crm up: error: {error}", error=True)
+            return 1
+        finally:
+            await self._shutdown()
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self.stopping.is_set():
+            say(f"\n{sig.name} received: shutting down (again to force)")
+            self.stopping.set()
+            return
+        say(f"\n{sig.name} received again: killing the services")
+        for service in self.services:
+            if service.process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    service.process.kill()
+
+    async def _unless_stopped(self, awaitable: Any) -> Any:
+        """Await `awaitable`, abandoning it if a stop signal arrives first."""
+        if self.stopping.is_set():
+            raise _Interrupted
+        work = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await work
+            raise _Interrupted
+        return work.result()
+
+    def _check_stop(self) -> None:
+        if self.stopping.is_set():
+            raise _Interrupted
+
+    # start-up
+
+    async def _start_and_supervise(self) -> int:
+        from local.embedded import EmbeddedBroker, EmbeddedError, EmbeddedPostgres
+
+        postgres_port = env_port(*POSTGRES_PORT)
+        kafka_port = env_port(*KAFKA_PORT)
+        services = available_services()
+        self._check_ports(postgres_port, kafka_port, services)
+        pg_dir = self.data_dir / "postgres"
+        self._check_not_in_use(pg_dir)
+        if self.fresh:
+            say(f"--fresh: removing {pg_dir} and {self.logs_dir}")
+            shutil.rmtree(pg_dir, ignore_errors=True)
+            shutil.rmtree(self.logs_dir, ignore_errors=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_tokens()
+
+        first_run = not (pg_dir / "PG_VERSION").exists()
+        say(
+            f"Starting PostgreSQL on {HOST}:{postgres_port} "
+            f"({'creating a new cluster in' if first_run else 'data in'} {pg_dir})"
+        )
+        self.postgres = EmbeddedPostgres(pg_dir, port=postgres_port)
+        try:
+            self.postgres.start()
+        except EmbeddedError as error:
+            raise UpError(str(error)) from None
+        self._check_stop()
+
+        say(f"Starting the Kafka broker (Tansu, in memory) on {HOST}:{kafka_port}")
+        self.broker = EmbeddedBroker(port=kafka_port, log_path=self.logs_dir / "kafka.log")
+        try:
+            self.broker.start()
+        except EmbeddedError as error:
+            raise UpError(str(error)) from None
+        self._check_stop()
+
+        await self._unless_stopped(self._prepare_storage())
+        for spec in services:
+            await self._start_service(spec)
+        await self._unless_stopped(self._wait_until_ready())
+        if self.demo and any(s.spec.name == "customer" for s in self.services):
+            await self._unless_stopped(self._load_demo())
+        self._print_summary(services)
+        return await self._supervise()
+
+    def _prepare_tokens(self) -> None:
+        from local.tokens import local_secret, role_tokens, write_tokens_file
+
+        secret = local_secret(self.data_dir, create=True)
+        assert secret is not None
+        self.secret = secret
+        self.tokens = role_tokens(secret)
+        write_tokens_file(self.data_dir, self.tokens)
+
+    def _check_ports(self, postgres: int, kafka: int, services: list[ServiceSpec]) -> None:
+        from local.embedded import port_is_free
+
+        wanted = [
+            (postgres, POSTGRES_PORT[0], "PostgreSQL"),
+            (kafka, KAFKA_PORT[0], "the Kafka broker"),
+            *((spec.port, spec.port_variable, f"the {spec.name} service") for spec in services),
+        ]
+        seen: dict[int, str] = {}
+        for port, variable, _what in wanted:
+            if port in seen:
+                raise UpError(f"{variable} and {seen[port]} are both set to port {port}")
+            seen[port] = variable
+        for port, variable, what in wanted:
+            if not port_is_free(port):
+                raise UpError(
+                    f"port {port} for {what} is already in use on {HOST}; "
+                    f"stop whatever listens there or set {variable} to a free port, "
+                    f"e.g. {variable}={port + 10000 if port < 55535 else port - 10000} crm up"
+                )
+
+    def _check_not_in_use(self, pg_dir: Path) -> None:
+        pid_file = pg_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return  # left over from a crash: PostgreSQL recovers
+        except PermissionError:
+            pass
+        raise UpError(
+            f"{pg_dir} is in use by a running PostgreSQL (pid {pid}), probably another "
+            f"`crm up`; stop it first or use another --data-dir"
+        )
+
+    async def _prepare_storage(self) -> None:
+        import asyncpg
+
+        from contracts.topics import Topic
+        from services.runtime.messaging.kafka import ensure_topics, wait_for_broker
+        from services.runtime.messaging.outbox import republish_from_the_start
+        from services.runtime.storage.database import ensure_database
+
+        assert self.postgres is not None and self.broker is not None
+        await ensure_database(self.postgres.dsn(DATABASE))
+        connection = await asyncpg.connect(self.postgres.dsn(DATABASE))
+        try:
+            kept = await republish_from_the_start(connection)
+        finally:
+            await connection.close()
+        if kept:
+            say(
+                "The broker starts empty: the services publish their kept events again "
+                "(consumers skip those they applied)"
+            )
+        await wait_for_broker(self.broker.bootstrap_servers)
+        await ensure_topics(self.broker.bootstrap_servers, list(Topic), partitions=TOPIC_PARTITIONS)
+        say(f"Database {DATABASE!r} and {len(Topic)} topics are ready")
+
+    async def _start_service(self, spec: ServiceSpec) -> None:
+        from local.embedded import child_process_options
+        from local.launcher import service_command, service_environment
+        from local.tokens import SECRET_FILE, local_master_key
+
+        assert self.postgres is not None and self.broker is not None
+        self._check_stop()
+        env = service_environment(
+            spec.name,
+            port=spec.port,
+            database_url=self.postgres.dsn(DATABASE),
+            bootstrap_servers=self.broker.bootstrap_servers,
+            keys={
+                "CRM_AUTH_SECRET_FILE": str(self.data_dir / SECRET_FILE),
+                "CRM_KEYRING_MASTER_KEY_FILE": str(local_master_key(self.data_dir)),
+            },
+        )
+        # for people reading the terminal; JSON in production
+        env.setdefault("CRM_LOG_FORMAT", "text")
+        width = max(len(s.name) for s in SERVICES)
+        prefix = f"{spec.name:<{width}} | "
+        if _use_colour():
+            colour = _COLOURS[SERVICES.index(spec) % len(_COLOURS)]
+            prefix = f"\033[{colour}m{prefix}\033[0m"
+        say(f"Starting the {spec.name} service on {spec.url}")
+        process = await asyncio.create_subprocess_exec(
+            *service_command(spec.name),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=env,
+            limit=1 << 20,
+            **child_process_options(),
+        )
+        service = RunningService(spec, process, self._open_log(spec.name), prefix)
+        service.pump = asyncio.create_task(service.copy_output())
+        self.services.append(service)
+
+    def _open_log(self, name: str) -> IO[bytes]:
+        return open(self.logs_dir / f"{name}.log", "ab")  # closed in _stop_service
+
+    async def _wait_until_ready(self) -> None:
+        import httpx
+
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            await asyncio.gather(*(self._wait_ready(s, client) for s in self.services))
+
+    async def _wait_ready(self, service: RunningService, client: "httpx.AsyncClient") -> None:
+        import httpx
+
+        url = f"{service.spec.url}/health/ready"
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = "no answer yet"
+        while True:
+            if service.process.returncode is not None:
+                await self._drain(service)
+                raise UpError(
+                    f"the {service.spec.name} service exited with code "
+                    f"{service.process.returncode} while starting; its last output:\n"
+                    f"{service.last_output()}"
+                )
+            try:
+                response = await client.get(url)
+                if response.status_code == 200:
+                    say(f"The {service.spec.name} service is ready")
+                    return
+                last = f"HTTP {response.status_code} {response.text[:300]}"
+            except httpx.TransportError as error:
+                last = repr(error)
+            if time.monotonic() > deadline:
+                raise UpError(
+                    f"the {service.spec.name} service was not ready within "
+                    f"{READY_TIMEOUT:.0f}s ({url}: {last}); its last output:\n"
+                    f"{service.last_output()}"
+                )
+            await asyncio.sleep(0.25)
+
+    async def _load_demo(self) -> None:
+        import httpx
+
+        from local.demo.customers import DEFAULT_COUNT, DemoLoadError, directory_is_empty, load_demo
+        from local.tokens import mint
+
+        url = next(s.spec.url for s in self.services if s.spec.name == "customer")
+        token = mint(self.secret, "administrator", "demo-loader")
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
+                if not await directory_is_empty(url, client):
+                    say("The customer directory has data already: not loading demo customers")
+                    return
+                say(f"Loading {DEFAULT_COUNT} demo customers (skip with --no-demo)")
+                ids = await load_demo(url, DEFAULT_COUNT, client=client)
+            say(f"Loaded {len(ids)} demo customers")
+        except (DemoLoadError, httpx.HTTPError) as error:
+            say(f"warning: could not load the demo customers: {error}", error=True)
+            return
+        for service in self.services:
+            loader = DEMO_LOADERS.get(service.spec.name)
+            if loader is None:
+                continue
+            try:
+                await importlib.import_module(loader).load(service.spec.url, ids, token)
+                say(f"Loaded the {service.spec.name} demo data")
+            except (DemoLoadError, httpx.HTTPError, ValueError) as error:
+                say(f"warning: could not load the {service.spec.name} demo: {error}", error=True)
+        await self._publish_demo_history(ids)
+
+    async def _publish_demo_history(self, customer_ids: list[str]) -> None:
+        """Purchases and survey answers as a shop and a survey tool publish them."""
+        from aiokafka.errors import KafkaError
+
+        from local.demo.history import publish
+
+        assert self.broker is not None
+        try:
+            sent = await publish(self.broker.bootstrap_servers, customer_ids)
+        except KafkaError as error:
+            say(f"warning: could not publish the demo purchase history: {error}", error=True)
+            return
+        say(f"Published {sent} demo purchases and survey answers on the inbound topics")
+
+    def _print_summary(self, services: list[ServiceSpec]) -> None:
+        from contracts.topics import Topic
+        from local.embedded import postgres_bin_dir
+
+        assert self.postgres is not None and self.broker is not None
+        elapsed = time.monotonic() - self.started_at
+        missing = [s.name for s in SERVICES if s not in services]
+        lines = ["", f"CRM is up ({elapsed:.1f}s). Press Ctrl-C to stop everything.", ""]
+
+        def row(label: str, value: object, *, sub: bool = False) -> str:
+            return f"    {label:<17} {value}" if sub else f"  {label:<19} {value}"
+
+        for spec in services:
+            lines += [
+                row(f"{spec.name} service", spec.url),
+                row("API docs", f"{spec.url}/docs", sub=True),
+                row("OpenAPI", f"{spec.url}/openapi.json", sub=True),
+                row("metrics", f"{spec.url}/metrics", sub=True),
+                row("readiness", f"{spec.url}/health/ready", sub=True),
+            ]
+        if missing:
+            lines.append(row("not built yet", ", ".join(missing)))
+        lines += self._token_lines(services)
+        psql = postgres_bin_dir() / "psql"
+        lines += [
+            "",
+            row("PostgreSQL", self.postgres.dsn(DATABASE)),
+            row("data", f"{self.postgres.data_dir} (kept; --fresh starts over)", sub=True),
+            row("log", self.postgres.log_path, sub=True),
+            row("psql", f"{psql} {self.postgres.dsn(DATABASE)}", sub=True),
+            row("Kafka bootstrap", self.broker.bootstrap_servers),
+            row(
+                "broker",
+                "Tansu, in memory: every start republishes the kept event stores",
+                sub=True,
+            ),
+            row("log", self.broker.log_path, sub=True),
+            row("topics", ""),
+            *(f"    {topic.value:<31} {topic.description}" for topic in Topic),
+            "",
+            f"  Service output follows, prefixed with the service name; it is also kept in "
+            f"{self.logs_dir}/<service>.log",
+            "",
+        ]
+        say("\n".join(lines))
+
+    def _token_lines(self, services: list[ServiceSpec]) -> list[str]:
+        from local.tokens import DEMO_LIFETIME, DEMO_SUBJECTS, SECRET_FILE, TOKENS_FILE
+
+        if not self.tokens:
+            return []
+        days = DEMO_LIFETIME.days
+        first = services[0].url if services else f"http://{HOST}:8001"
+        lines = [
+            "",
+            f"  Bearer tokens, one per role (valid {days} days; `crm token --role ROLE` mints",
+            f"  more; signing secret in {self.data_dir / SECRET_FILE}):",
+        ]
+        for role, token in self.tokens.items():
+            lines.append(f"    {role:<14} ({DEMO_SUBJECTS[role]}) {token}")
+        lines += [
+            f"  They are also in {self.data_dir / TOKENS_FILE}; try:",
+            f"    source {self.data_dir / TOKENS_FILE}",
+            f'    curl -H "Authorization: Bearer $TOKEN" {first}/customers?limit=3',
+        ]
+        return lines
+
+    # running
+
+    async def _supervise(self) -> int:
+        waits = {asyncio.create_task(s.process.wait()): s for s in self.services}
+        stop = asyncio.create_task(self.stopping.wait())
+        infra = asyncio.create_task(self._watch_infrastructure())
+        done, pending = await asyncio.wait(
+            {*waits, stop, infra}, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+        if stop in done:
+            return 0
+        if infra in done:
+            raise UpError(infra.result())
+        service = next(s for task, s in waits.items() if task in done)
+        await self._drain(service)
+        raise UpError(
+            f"the {service.spec.name} service exited unexpectedly with code "
+            f"{service.process.returncode}; its last output:\n{service.last_output()}"
+        )
+
+    async def _watch_infrastructure(self) -> str:
+        assert self.postgres is not None and self.broker is not None
+        while True:
+            await asyncio.sleep(1.0)
+            if not self.postgres.running:
+                return f"PostgreSQL exited unexpectedly; see {self.postgres.log_path}"
+            if not self.broker.running:
+                return f"the Kafka broker exited unexpectedly; see {self.broker.log_path}"
+
+    # shutdown
+
+    async def _shutdown(self) -> None:
+        if self.services:
+            say("Stopping services: " + ", ".join(s.spec.name for s in self.services))
+            await asyncio.gather(*(self._stop_service(s) for s in self.services))
+        if self.broker is not None:
+            say("Stopping the Kafka broker")
+            self.broker.stop()
+        if self.postgres is not None:
+            say("Stopping PostgreSQL")
+            self.postgres.stop()
+        if self.services or self.broker is not None or self.postgres is not None:
+            say("Everything is stopped.")
+
+    async def _stop_service(self, service: RunningService) -> None:
+        process = service.process
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                say(
+                    f"The {service.spec.name} service ignored SIGTERM for "
+                    f"{STOP_TIMEOUT:.0f}s: killing it"
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        await self._drain(service)
+        service.log_file.close()
+
+    @staticmethod
+    async def _drain(service: RunningService) -> None:
+        """Let the output copier reach the end of the pipe (bounded: a grandchild may hold it)."""
+        if service.pump is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(service.pump), 5.0)
+        except TimeoutError:
+            service.pump.cancel()
+
+
+# Subcommand ---------------------------------------------------------------------------
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "up",
+        help="run PostgreSQL, a Kafka broker and every service locally",
+        description="Run the whole CRM on this machine: an embedded PostgreSQL (data kept "
+        "in DIR/postgres), an embedded Kafka-protocol broker (in memory) and every "
+        "service, with demo customers. Ports come from CRM_POSTGRES_PORT (5432), "
+        "CRM_KAFKA_PORT (9092), CRM_CUSTOMER_PORT (8001), CRM_SALES_PORT (8002), "
+        "CRM_INTERACTION_PORT (8003) and CRM_ANALYTICS_PORT (8004). Ctrl-C stops everything.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(".crm"),
+        metavar="DIR",
+        help="where the database and the logs live (default: ./.crm)",
+    )
+    parser.add_argument("--fresh", action="store_true", help="delete the database and logs first")
+    parser.add_argument(
+        "--no-demo", action="store_true", help="do not load demo customers into an empty directory"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    data_dir = Path(args.data_dir).expanduser().absolute()
+    try:
+        supervisor = Supervisor(data_dir, fresh=args.fresh, demo=not args.no_demo)
+        return asyncio.run(supervisor.run())
+    except KeyboardInterrupt:  # before the signal handlers were installed
+        return 130

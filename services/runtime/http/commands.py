@@ -1,0 +1,52 @@
+"""What every command route shares: the `If-Match` version it expects, a body that refuses
+fields it does not know, and the answer that names what changed and its new version
+(also sent as `ETag`, to be sent back as `If-Match`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.runtime.errors import RuleViolation
+
+
+def expected_version(
+    if_match: Annotated[
+        str | None,
+        Header(
+            description='The version you last saw, e.g. `"3"`; a different current version '
+            "answers 409."
+        ),
+    ] = None,
+) -> int | None:
+    """The aggregate version a command expects, from `If-Match` (none: no check)."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise RuleViolation(f'If-Match must be a version number such as "3", got {if_match!r}')
+    return int(text)
+
+
+ExpectedVersion = Annotated[int | None, Depends(expected_version)]
+"""A route parameter carrying the `If-Match` version of a command."""
+
+
+class StrictBody(BaseModel):
+    """The body of a command: a field the API does not know is refused (422), never
+    silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Accepted(BaseModel):
+    """The answer to a command; each service adds the id of what it changed."""
+
+    version: int = Field(description="The aggregate's version after the command.")
+
+
+def etag(response: Response, version: int) -> None:
+    """Send `version` as the answer's `ETag`, to be sent back as `If-Match`."""
+    response.headers["ETag"] = f'"{version}"'

@@ -1,0 +1,589 @@
+"""Who may call the HTTP APIs: bearer tokens, roles, permissions and input limits.
+
+- **Authentication** (`SecurityMiddleware`): every request except the public paths
+  (`PUBLIC_PATHS`: health, metrics, API documents) carries `Authorization: Bearer <JWT>`,
+  verified against the configured key (HS256 secret, RS256/ES256 public key or a JWKS
+  file) with its expiry, issuer and audience. Its `sub` becomes the actor of the
+  commands; its `roles` claim names roles of `ROLE_PERMISSIONS`.
+- **Authorization**: each route declares the one permission it needs, on the route:
+  `@router.get(..., dependencies=[requires("customers:read")])`. A route that declares
+  none is refused to everyone (`refuse_undeclared`), so a forgotten declaration fails
+  closed, and the route-by-role test names it.
+- **Limits**: request bodies larger than `max_body_bytes` answer 413; each token may
+  send `rate_limit_burst` requests at once and `rate_limit_per_minute` on average, then
+  429 with `Retry-After`.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import fastapi.routing
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+
+from services.runtime.errors import CommandRejected
+from services.runtime.settings import ServiceSettings
+from services.runtime.storage.eventstore import command_context, current_context
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Roles and permissions ------------------------------------------------------------------
+
+PERMISSIONS: dict[str, str] = {
+    "customers:read": "customer records, the directory, their history and references",
+    "customers:write": "register and change customers",
+    "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
+    "interactions:write": "log and correct interactions, survey answers, feedback, plans",
+    "tickets:write": "open, assign, answer, escalate, resolve, reopen and close tickets",
+    "opportunities:read": "opportunities, pipeline and sales analyses, contracts, purchases",
+    "opportunities:write": "open and work opportunities the caller owns",
+    "opportunities:write-any": "work anyone's opportunities",
+    "analytics:read": "analytics views (segments, churn, customer 360)",
+    "segments:write": "define and change segments",
+    "audit:read": "the audit log (GET /audit)",
+    "admin": "erasure, subject-access exports, dead-letter replay and rebuilds",
+    "keys:read": "customers' keys, to open sealed personal fields of consumed events",
+}
+"""Every permission, with what it allows."""
+
+_SUPPORT = frozenset(
+    {
+        "customers:read",
+        "interactions:read",
+        "interactions:write",
+        "tickets:write",
+        "analytics:read",
+    }
+)
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "support_agent": _SUPPORT,
+    "sales_rep": _SUPPORT | {"opportunities:read", "opportunities:write"},
+    "manager": frozenset(
+        {
+            "customers:read",
+            "interactions:read",
+            "opportunities:read",
+            "opportunities:write",
+            "opportunities:write-any",
+            "analytics:read",
+            "segments:write",
+        }
+    ),
+    "administrator": frozenset(PERMISSIONS),
+    "integration": frozenset(
+        {"customers:read", "customers:write", "interactions:write", "tickets:write", "keys:read"}
+    ),
+}
+"""What each role may do; a token's permissions are the union over its roles."""
+
+ROLES = tuple(ROLE_PERMISSIONS)
+
+PUBLIC_PATHS = frozenset(
+    {
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/asyncapi.json",
+        "/openapi.json",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+    }
+)
+"""Paths answered without a token: probes, metrics and the API documents."""
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller of a request."""
+
+    subject: str
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+    token_key: str
+    """Identifies the token (its signature) for rate limiting."""
+
+    def may(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+def permissions_of(roles: Iterable[str]) -> frozenset[str]:
+    granted: set[str] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(granted)
+
+
+# Errors ---------------------------------------------------------------------------------
+
+
+class Forbidden(CommandRejected):
+    status_code = 403
+
+
+class Unauthenticated(Exception):
+    """No token, or one that does not verify; `str(error)` says which."""
+
+    def __init__(self, message: str, *, token_given: bool = True) -> None:
+        super().__init__(message)
+        self.token_given = token_given
+
+
+class SecurityConfigError(Exception):
+    """The settings name no usable key; the message says what to set."""
+
+
+# Tokens ---------------------------------------------------------------------------------
+
+MIN_SECRET_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class TokenVerifier:
+    keys: dict[str | None, Any]
+    """Verification keys by `kid`; `None` for the one key used when a token names none."""
+    algorithms: tuple[str, ...]
+    issuer: str
+    audience: str
+    leeway: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: ServiceSettings) -> TokenVerifier:
+        sources = {
+            "CRM_AUTH_SECRET": settings.auth_secret,
+            "CRM_AUTH_SECRET_FILE": settings.auth_secret_file,
+            "CRM_AUTH_PUBLIC_KEY": settings.auth_public_key,
+            "CRM_AUTH_PUBLIC_KEY_FILE": settings.auth_public_key_file,
+            "CRM_AUTH_JWKS_FILE": settings.auth_jwks_file,
+        }
+        given = [name for name, value in sources.items() if value is not None]
+        if len(given) != 1:
+            raise SecurityConfigError(
+                "bearer tokens need exactly one verification key: set one of "
+                + ", ".join(sources)
+                + (f" (set: {', '.join(given)})" if given else " (none is set)")
+            )
+        issuer, audience = settings.auth_issuer, settings.auth_audience
+        leeway = settings.auth_leeway_seconds
+        if settings.auth_secret is not None or settings.auth_secret_file is not None:
+            secret = (
+                settings.auth_secret.get_secret_value()
+                if settings.auth_secret is not None
+                else _read(settings.auth_secret_file, "CRM_AUTH_SECRET_FILE").strip()
+            )
+            if len(secret) < MIN_SECRET_LENGTH:
+                raise SecurityConfigError(
+                    f"the HS256 secret must be at least {MIN_SECRET_LENGTH} characters long"
+                )
+            return cls(
+                keys={None: secret.encode()},
+                algorithms=("HS256",),
+                issuer=issuer,
+                audience=audience,
+                leeway=leeway,
+            )
+        if settings.auth_jwks_file is not None:
+            text = _read(settings.auth_jwks_file, "CRM_AUTH_JWKS_FILE")
+            try:
+                key_set = jwt.PyJWKSet.from_json(text)
+            except (jwt.PyJWKError, ValueError) as exc:
+                raise SecurityConfigError(
+                    f"CRM_AUTH_JWKS_FILE is not a usable JWKS: {exc}"
+                ) from None
+            keys: dict[str | None, Any] = {k.key_id: k.key for k in key_set.keys}
+            if len(key_set.keys) == 1:
+                keys[None] = key_set.keys[0].key
+            return cls(
+                keys=keys,
+                algorithms=("RS256", "ES256"),
+                issuer=issuer,
+                audience=audience,
+                leeway=leeway,
+            )
+        pem = (
+            settings.auth_public_key.get_secret_value()
+            if settings.auth_public_key is not None
+            else _read(settings.auth_public_key_file, "CRM_AUTH_PUBLIC_KEY_FILE")
+        )
+        try:
+            public_key = load_pem_public_key(pem.encode())
+        except ValueError:
+            raise SecurityConfigError("the public key is not a PEM public key") from None
+        if isinstance(public_key, rsa.RSAPublicKey):
+            algorithms: tuple[str, ...] = ("RS256",)
+        elif isinstance(public_key, ec.EllipticCurvePublicKey):
+            algorithms = ("ES256",)
+        else:
+            raise SecurityConfigError("the public key must be an RSA or EC (P-256) key")
+        return cls(
+            keys={None: public_key},
+            algorithms=algorithms,
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway,
+        )
+
+    def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError:
+            raise Unauthenticated("the bearer token is not a JWT") from None
+        key = self.keys.get(header.get("kid")) or self.keys.get(None)
+        if key is None:
+            raise Unauthenticated(f"the bearer token names an unknown key {header.get('kid')!r}")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=list(self.algorithms),
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway,
+                options={"require": ["exp", "iss", "aud", "sub"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the bearer token has expired") from None
+        except jwt.InvalidAudienceError:
+            raise Unauthenticated(
+                f"the bearer token is not for audience {self.audience!r}"
+            ) from None
+        except jwt.InvalidIssuerError:
+            raise Unauthenticated(f"the bearer token was not issued by {self.issuer!r}") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise Unauthenticated(f"the bearer token lacks the {exc.claim!r} claim") from None
+        except jwt.InvalidAlgorithmError:
+            raise Unauthenticated(
+                f"the bearer token must be signed with {' or '.join(self.algorithms)}"
+            ) from None
+        except jwt.InvalidSignatureError:
+            raise Unauthenticated("the bearer token's signature does not verify") from None
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated(f"the bearer token is invalid: {exc}") from None
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject.strip():
+            raise Unauthenticated("the bearer token's subject is empty")
+        raw_roles = claims.get("roles", claims.get("role", []))
+        if isinstance(raw_roles, str):
+            raw_roles = [raw_roles]
+        if not isinstance(raw_roles, list):
+            raise Unauthenticated("the bearer token's roles claim must be a list of names")
+        roles = tuple(str(r) for r in raw_roles)
+        return Principal(
+            subject=subject.strip()[:200],
+            roles=roles,
+            permissions=permissions_of(roles),
+            token_key=token.rsplit(".", 1)[-1],
+        )
+
+
+def _read(path: Path | None, variable: str) -> str:
+    assert path is not None
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise SecurityConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+
+
+def mint_token(
+    key: Any,
+    subject: str,
+    roles: Iterable[str],
+    *,
+    lifetime: timedelta = timedelta(hours=1),
+    issuer: str = "crm",
+    audience: str = "crm",
+    algorithm: str = "HS256",
+    key_id: str | None = None,
+    now: datetime | None = None,
+) -> str:
+    """A signed token for `subject` with `roles` (for `crm up`, tests and tools)."""
+    issued = now or datetime.now(UTC)
+    claims = {
+        "sub": subject,
+        "roles": list(roles),
+        "iss": issuer,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + lifetime,
+        "jti": secrets.token_hex(8),
+    }
+    headers = {"kid": key_id} if key_id else None
+    return jwt.encode(claims, key, algorithm=algorithm, headers=headers)
+
+
+def new_secret() -> str:
+    """A fresh HS256 secret."""
+    return secrets.token_urlsafe(48)
+
+
+# Authorization --------------------------------------------------------------------------
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    description="A JWT whose `sub` is the caller and whose `roles` name CRM roles.",
+)
+
+
+def principal_of(request: Request) -> Principal:
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
+        raise Unauthenticated("no verified bearer token", token_given=False)
+    return principal
+
+
+class Requirement:
+    """The permission a route needs (a dependency; its presence declares it)."""
+
+    def __init__(self, permission: str, *, personal_data: bool = False) -> None:
+        if permission not in PERMISSIONS:
+            raise ValueError(f"unknown permission {permission!r}; add it to PERMISSIONS")
+        self.permission = permission
+        self.personal_data = personal_data
+
+    async def __call__(
+        self,
+        request: Request,
+        _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    ) -> Principal:
+        principal = principal_of(request)
+        if not principal.may(self.permission):
+            roles = ", ".join(principal.roles) or "none"
+            raise Forbidden(
+                f"this needs the permission {self.permission!r}; your roles ({roles}) lack it"
+            )
+        return principal
+
+    def __repr__(self) -> str:
+        return f"requires({self.permission!r})"
+
+
+def requires(permission: str, *, personal_data: bool | None = None) -> DependsParam:
+    """Declare the permission a route needs: `dependencies=[requires("tickets:write")]`.
+
+    `personal_data`: reads of this route are audited as reads of a customer's personal
+    data (default: for `customers:read`); commands are always audited.
+    """
+    if personal_data is None:
+        personal_data = permission == "customers:read"
+    return Depends(Requirement(permission, personal_data=personal_data))
+
+
+def route_requirement(route: Any) -> Requirement | None:
+    """The permission a route declared, if any."""
+    for dependency in getattr(route, "dependencies", ()):
+        if isinstance(dependency.dependency, Requirement):
+            return dependency.dependency
+    return None
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    method: str
+    path: str
+    requirement: Requirement | None
+
+
+def api_routes(app: Any) -> Iterator[RouteInfo]:
+    """Every API route of `app` (routers included) with the permission it declares."""
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)  # FastAPI >= 0.160
+    for route in iterate(app.routes) if iterate is not None else app.routes:
+        if isinstance(getattr(route, "route", route), APIRoute):
+            for method in sorted(route.methods or ()):
+                yield RouteInfo(method, route.path, route_requirement(route))
+
+
+def document_permissions(app: Any) -> None:
+    """Name each operation's permission in the OpenAPI document (`x-required-permission`
+    and a sentence in its description), so API users know which role to ask for."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = build()
+        for route in api_routes(app):
+            operation = schema["paths"].get(route.path, {}).get(route.method.lower())
+            if operation is None or route.requirement is None:
+                continue
+            if "x-required-permission" in operation:
+                continue  # the cached document is documented already
+            permission = route.requirement.permission
+            roles = ", ".join(r for r in ROLES if permission in ROLE_PERMISSIONS[r])
+            operation["x-required-permission"] = permission
+            sentence = f"Needs the permission `{permission}` (roles: {roles})."
+            operation["description"] = f"{operation.get('description', '')}\n\n{sentence}".strip()
+        return schema
+
+    app.openapi = openapi
+
+
+async def refuse_undeclared(request: Request) -> None:
+    """App-wide dependency: a route that declares no permission is refused to everyone
+    (and so is a request whose route cannot be told: this fails closed)."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    if path is not None and is_public(path):
+        return
+    if route is None or route_requirement(route) is None:
+        raise Forbidden(
+            f"{request.method} {path or request.url.path} declares no permission, so it is "
+            "refused to everyone; declare one with requires(...)"
+        )
+
+
+Caller = Annotated[Principal, Depends(principal_of)]
+"""A route parameter carrying the verified caller."""
+
+
+# Rate limiting --------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket per bearer token: `burst` at once, refilled at `per_minute`."""
+
+    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, key: str) -> float:
+        """0 when the request may go ahead; otherwise seconds until it may."""
+        if self.rate <= 0:
+            return 0.0
+        now = self.clock()
+        tokens, last = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1:
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+        self._buckets[key] = (tokens - 1, now)
+        if len(self._buckets) > 10_000:
+            self._forget_full(now)
+        return 0.0
+
+    def _forget_full(self, now: float) -> None:
+        full_after = self.burst / self.rate
+        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+
+
+# Middleware -----------------------------------------------------------------------------
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _quoted(text: str) -> str:
+    return text.replace("\\", "").replace('"', "'")
+
+
+class SecurityMiddleware:
+    """Authenticates every non-public request, limits its rate and body size, and runs it
+    as its token's subject. Stores the `Principal` in `scope["state"]["principal"]`, and a
+    command's body (already bounded) in `scope["state"]["body"]` for the audit log."""
+
+    def __init__(
+        self, app: ASGIApp, *, verifier: TokenVerifier, limiter: RateLimiter, max_body: int
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.limiter = limiter
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or is_public(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        try:
+            principal = self.verifier.verify(self._token(headers.get("authorization")))
+        except Unauthenticated as exc:
+            challenge = 'Bearer realm="crm"'
+            if exc.token_given:
+                challenge += f', error="invalid_token", error_description="{_quoted(str(exc))}"'
+            await _error(401, str(exc), {"WWW-Authenticate": challenge})(scope, receive, send)
+            return
+        wait = self.limiter.take(principal.token_key)
+        if wait > 0:
+            retry = str(max(1, math.ceil(wait)))
+            message = f"too many requests with this token; retry in {retry} s"
+            await _error(429, message, {"Retry-After": retry})(scope, receive, send)
+            return
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            await self._too_large(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        keep_body = scope["method"] not in ("GET", "HEAD")
+        received = 0
+        chunks: list[bytes] = []
+        refused = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                received += len(body)
+                if received > self.max_body:
+                    if not refused:
+                        refused = True
+                        await self._too_large(scope, receive, send)
+                    return {"type": "http.disconnect"}
+                if keep_body:
+                    chunks.append(body)
+                    if not message.get("more_body", False):
+                        state["body"] = b"".join(chunks)
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:
+                await send(message)
+
+        context = replace(current_context(), actor=principal.subject)
+        with command_context(context):
+            try:
+                await self.app(scope, limited_receive, guarded_send)
+            except Exception:
+                if not refused:
+                    raise
+                # the route saw the body end early (ClientDisconnect); 413 is sent already
+
+    def _token(self, authorization: str | None) -> str:
+        if not authorization:
+            raise Unauthenticated(
+                "this needs a bearer token: send `Authorization: Bearer <token>`",
+                token_given=False,
+            )
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the Authorization header must be `Bearer <token>`")
+        return token.strip()
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"the request body is larger than the limit of {self.max_body} bytes"
+        await _error(413, message)(scope, receive, send)

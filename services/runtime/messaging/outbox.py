@@ -1,0 +1,332 @@
+"""Outbox relay: publishes an application's notification log to its Kafka topic.
+
+The event store is the outbox. The relay reads stored events in notification order,
+converts each to its public contract, publishes it keyed by customer id, and records its
+position only after the broker acknowledged the whole batch. Delivery is at-least-once:
+after a failure the batch is sent again, and consumers recognise the repeats by event id.
+
+With several replicas of a service, the one holding a PostgreSQL advisory lock relays;
+the others wait on standby and take over when its connection goes away. While the
+broker is down, commands keep succeeding (they only write to the event store) and the
+backlog is published once it returns.
+
+What the relay reads is an `OutboxSource`: an application's notification log (the event
+store as the outbox, what customer, sales and interaction use) or an outbox table that a
+projection fills in the same transaction as its own changes (`TableSource`, what
+analytics uses for the conclusions its fold draws). Each source keeps its own position
+in `outbox_position` and its own leadership lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+
+from contracts.envelope import EventEnvelope
+from contracts.registry import parse_event, serialize_event
+from services.runtime.metrics import (
+    EVENTS_PUBLISHED,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+    PUBLISH_FAILURES,
+    RELAY_LEADER,
+)
+from services.runtime.privacy.sealing import Translator
+from services.runtime.storage.eventstore import EventSourcedApplication
+
+log = logging.getLogger(__name__)
+
+
+POSITION_DDL = """
+CREATE TABLE IF NOT EXISTS outbox_position (
+    topic text PRIMARY KEY,
+    position bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One stored item not yet published: its position in the source, its contract
+    envelope (None for items kept private) and when it was recorded."""
+
+    position: int
+    envelope: EventEnvelope[Any] | None
+    recorded_at: datetime | None
+
+
+class OutboxSource(Protocol):
+    """Where a relay reads what to publish, in order of strictly increasing position."""
+
+    name: str
+    """Names the source's row in `outbox_position` and its leadership lock."""
+
+    async def prepare(self, connection: asyncpg.Connection) -> None: ...
+
+    async def read(self, connection: asyncpg.Connection, after: int, limit: int) -> list[Pending]:
+        """Up to `limit` items with positions above `after`, in order."""
+        ...
+
+    async def newest(self, connection: asyncpg.Connection) -> int:
+        """The highest position stored (0 when empty)."""
+        ...
+
+
+class NotificationLogSource:
+    """An eventsourcing application's notification log, converted by `translate`."""
+
+    def __init__(self, application: EventSourcedApplication, translate: Translator, name: str):
+        self._application = application
+        self._translate = translate
+        self.name = name
+
+    async def prepare(self, connection: asyncpg.Connection) -> None:
+        return None
+
+    async def read(self, connection: asyncpg.Connection, after: int, limit: int) -> list[Pending]:
+        notifications = await asyncio.to_thread(
+            self._application.recorder.select_notifications, after + 1, limit
+        )
+        pending = []
+        for notification in notifications:
+            domain_event = self._application.mapper.to_domain_event(notification)
+            pending.append(
+                Pending(
+                    notification.id,
+                    self._translate(domain_event),
+                    getattr(domain_event, "timestamp", None),
+                )
+            )
+        return pending
+
+    async def newest(self, connection: asyncpg.Connection) -> int:
+        newest = await asyncio.to_thread(self._application.recorder.max_notification_id)
+        return int(newest or 0)
+
+
+OUTBOX_TABLE_DDL = """
+CREATE TABLE IF NOT EXISTS {table} (
+    position bigserial PRIMARY KEY,
+    envelope bytea NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+class TableSource:
+    """An outbox table in the service's schema: `position`, serialized `envelope`.
+
+    Writers insert envelopes in the same transaction as the state they derive from.
+    Positions must become visible in order: writers of the table serialise their
+    transactions (the analytics fold holds one advisory lock per transaction), so a
+    smaller position never commits after a larger one was read.
+    """
+
+    def __init__(self, table: str, name: str) -> None:
+        self.table = table
+        self.name = name
+
+    async def prepare(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(OUTBOX_TABLE_DDL.format(table=self.table))
+
+    async def read(self, connection: asyncpg.Connection, after: int, limit: int) -> list[Pending]:
+        rows = await connection.fetch(
+            f"SELECT position, envelope, recorded_at FROM {self.table} "
+            "WHERE position > $1 ORDER BY position LIMIT $2",
+            after,
+            limit,
+        )
+        return [Pending(r["position"], parse_event(r["envelope"]), r["recorded_at"]) for r in rows]
+
+    async def newest(self, connection: asyncpg.Connection) -> int:
+        return int(await connection.fetchval(f"SELECT max(position) FROM {self.table}") or 0)
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        database_dsn: str,
+        schema: str,
+        topic: str,
+        producer_factory: Callable[[], AIOKafkaProducer],
+        application: EventSourcedApplication | None = None,
+        translate: Translator | None = None,
+        source: OutboxSource | None = None,
+        batch_size: int = 1000,
+        poll_interval: float = 0.02,
+    ) -> None:
+        """Relays `source`, or else the notification log of `application` via `translate`."""
+        if source is None:
+            assert application is not None and translate is not None
+            source = NotificationLogSource(application, translate, name=topic)
+        self._source = source
+        self._dsn = database_dsn
+        self._schema = schema
+        self._topic = topic
+        self._producer_factory = producer_factory
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._producer: AIOKafkaProducer | None = None
+        self.broker_reachable = False
+        self.is_leader = False
+        self._lock_key = f"crm-outbox:{schema}:{source.name}"
+
+    async def run(self) -> None:
+        """Relay until cancelled, surviving database and broker outages."""
+        RELAY_LEADER.labels(topic=self._source.name).set(0)
+        try:
+            while True:
+                try:
+                    await self._lead_or_wait()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    log.warning("outbox relay lost its database connection: %s", exc)
+                    self.is_leader = False
+                    RELAY_LEADER.labels(topic=self._source.name).set(0)
+                    await asyncio.sleep(1.0)
+        finally:
+            await self._stop_producer()
+
+    async def _lead_or_wait(self) -> None:
+        connection = await asyncpg.connect(
+            self._dsn, server_settings={"search_path": f'"{self._schema}"'}
+        )
+        try:
+            async with connection.transaction():
+                # relays of one service, or of its replicas, start together: one at a
+                # time creates the tables (CREATE IF NOT EXISTS is not safe in parallel)
+                await connection.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended('crm-outbox-tables', 0))"
+                )
+                await connection.execute(POSITION_DDL)
+                await self._source.prepare(connection)
+            while not await connection.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._lock_key
+            ):
+                await asyncio.sleep(1.0)
+            self.is_leader = True
+            RELAY_LEADER.labels(topic=self._source.name).set(1)
+            log.info("outbox relay for %s is leading", self._source.name)
+            await self._relay(connection)
+        finally:
+            self.is_leader = False
+            RELAY_LEADER.labels(topic=self._source.name).set(0)
+            await connection.close()
+
+    async def _relay(self, connection: asyncpg.Connection) -> None:
+        key = self._source.name
+        position = await connection.fetchval(
+            "SELECT position FROM outbox_position WHERE topic = $1", key
+        )
+        position = int(position or 0)
+        while True:
+            pending = await self._source.read(connection, position, self._batch_size)
+            await self._record_backlog(connection, position, pending)
+            if not pending:
+                await asyncio.sleep(self._poll_interval)
+                continue
+            envelopes = [p.envelope for p in pending if p.envelope is not None]
+            await self._publish(envelopes)
+            position = pending[-1].position
+            await connection.execute(
+                """INSERT INTO outbox_position (topic, position) VALUES ($1, $2)
+                   ON CONFLICT (topic) DO UPDATE
+                   SET position = excluded.position, updated_at = now()""",
+                key,
+                position,
+            )
+
+    async def _publish(self, envelopes: Sequence[EventEnvelope[Any]]) -> None:
+        """Send every envelope and wait for all acknowledgements; retry until they arrive."""
+        delay = 0.2
+        while True:
+            try:
+                producer = await self._started_producer()
+                pending = [
+                    await producer.send(
+                        self._topic,
+                        value=serialize_event(envelope),
+                        key=str(envelope.customer_id).encode(),
+                        headers=[
+                            ("event_type", envelope.event_type.encode()),
+                            ("schema_version", str(envelope.schema_version).encode()),
+                        ],
+                    )
+                    for envelope in envelopes
+                ]
+                await asyncio.gather(*pending)
+            except (KafkaError, OSError) as exc:
+                self.broker_reachable = False
+                PUBLISH_FAILURES.labels(topic=self._topic).inc()
+                log.warning("publishing to %s failed, retrying: %r", self._topic, exc)
+                await self._stop_producer()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            self.broker_reachable = True
+            for envelope in envelopes:
+                EVENTS_PUBLISHED.labels(topic=self._topic, event_type=envelope.event_type).inc()
+            return
+
+    async def _started_producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            producer = self._producer_factory()
+            try:
+                await producer.start()
+            except BaseException:
+                await producer.stop()
+                raise
+            self._producer = producer
+        return self._producer
+
+    async def _stop_producer(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                await producer.stop()
+            except (KafkaError, OSError):
+                log.debug("producer stop failed", exc_info=True)
+
+    async def _record_backlog(
+        self, connection: asyncpg.Connection, position: int, pending: Sequence[Pending]
+    ) -> None:
+        if not pending:
+            OUTBOX_BACKLOG.labels(topic=self._source.name).set(0)
+            OUTBOX_OLDEST_AGE.labels(topic=self._source.name).set(0)
+            return
+        newest = await self._source.newest(connection)
+        OUTBOX_BACKLOG.labels(topic=self._source.name).set((newest or position) - position)
+        recorded = pending[0].recorded_at
+        if recorded is not None:
+            OUTBOX_OLDEST_AGE.labels(topic=self._source.name).set(
+                max(0.0, time.time() - recorded.timestamp())
+            )
+
+
+async def republish_from_the_start(connection: asyncpg.Connection) -> list[str]:
+    """Make every service's relay publish its whole event store again when it next starts.
+
+    For a broker that lost its topics (the in-memory broker of a local run): the topics
+    then hold the whole history again, and consumers skip the events they had applied,
+    since they recognise them by event id. Returns the schemas whose position was reset.
+    """
+    schemas = [
+        row["table_schema"]
+        for row in await connection.fetch(
+            "SELECT table_schema FROM information_schema.tables "
+            "WHERE table_name = 'outbox_position'"
+        )
+    ]
+    for schema in schemas:
+        await connection.execute(f'DELETE FROM "{schema}".outbox_position')
+    return schemas

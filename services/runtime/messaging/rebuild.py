@@ -1,0 +1,223 @@
+"""Rebuilding a projection from its topics while the service keeps answering.
+
+The projection is built afresh in a shadow schema, reading its topics from the beginning
+(partitions assigned directly, no consumer group). The live tables keep serving queries
+and keep being updated by the service. When the shadow has caught up, one transaction:
+
+1. locks the live `consumed_events` table, which holds back the live consumers' commits;
+2. reads the topics up to their current end into the shadow, so that it contains every
+   event any live consumer could have committed;
+3. replaces the live tables by the shadow ones, with their record of consumed events,
+   except the tables the projection lists in `kept_tables` (an outbox whose rows were
+   published already: the live one stays, so nothing is published twice). Before that,
+   a projection with a `settle(connection, live_schema)` method brings the shadow to
+   where the live state is (in this transaction, the shadow's tables first in the search
+   path): the analytics fold moves its RFM boundaries as the live re-scoring did, and
+   keeps the live segment history.
+
+Afterwards the live consumers carry on against the new tables; whatever they had fetched
+and not yet committed is either already in them (and recognised) or new (and applied).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from contracts.registry import ContractViolation
+from services.runtime.messaging.consumer import Parsed, RecordOpener
+from services.runtime.messaging.projection import Projection, ProjectionHandler
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called with (events read so far, events to read in all)."""
+
+
+@dataclass
+class RebuildReport:
+    projection: str
+    events_read: int
+    skipped: int
+    tables: list[str]
+
+
+class ProjectionRebuild:
+    def __init__(
+        self,
+        *,
+        projection: Projection,
+        database_dsn: str,
+        schema: str,
+        consumer_factory: Callable[..., AIOKafkaConsumer],
+        batch_size: int = 5000,
+        opener: RecordOpener | None = None,
+    ) -> None:
+        self._projection = projection
+        self._opener = opener
+        self._dsn = database_dsn
+        self._live = schema
+        self._shadow = f"{schema}__rebuild_{projection.name}"[:63]
+        self._consumer_factory = consumer_factory
+        self._batch_size = batch_size
+        self._read = 0
+        self._skipped = 0
+
+    async def run(self, progress: Progress | None = None) -> RebuildReport:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{self._shadow}" CASCADE')
+            await connection.execute(f'CREATE SCHEMA "{self._shadow}"')
+        finally:
+            await connection.close()
+        pool = await asyncpg.create_pool(
+            self._dsn,
+            min_size=1,
+            max_size=4,
+            server_settings={"search_path": f'"{self._shadow}",public'},
+        )
+        assert pool is not None
+        consumer = self._consumer_factory(enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            handler = ProjectionHandler(self._projection, pool)
+            await handler.prepare()
+            partitions = await self._assign_from_beginning(consumer)
+            total = sum((await consumer.end_offsets(partitions)).values())
+            await self._read_until(consumer, handler, partitions, total, progress)
+            tables = await self._swap(consumer, handler, pool, partitions, progress)
+        finally:
+            await consumer.stop()
+            await pool.close()
+        return RebuildReport(self._projection.name, self._read, self._skipped, tables)
+
+    async def _assign_from_beginning(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        await consumer.topics()  # loads the cluster's metadata
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in self._projection.topics
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        if not partitions:
+            raise RuntimeError(f"none of the topics {list(self._projection.topics)} exists")
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        return partitions
+
+    async def _read_until(
+        self,
+        consumer: AIOKafkaConsumer,
+        handler: ProjectionHandler,
+        partitions: list[TopicPartition],
+        total: int,
+        progress: Progress | None,
+        end: dict[TopicPartition, int] | None = None,
+    ) -> None:
+        end = end or await consumer.end_offsets(partitions)
+        while await _behind(consumer, end):
+            fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+            batch: list[Parsed[Any]] = []
+            for records in fetched.values():
+                readable = records if self._opener is None else await self._opener(records)
+                for record, opened in zip(records, readable, strict=True):
+                    try:
+                        batch.append(Parsed(record, handler.parse(opened)))
+                    except ContractViolation:
+                        self._skipped += 1  # dead-lettered when it was first consumed
+            self._read += sum(len(records) for records in fetched.values())
+            if batch:
+                self._skipped += len(await handler.handle(batch))
+            if progress is not None:
+                progress(self._read, max(total, self._read))
+
+    async def _swap(
+        self,
+        consumer: AIOKafkaConsumer,
+        handler: ProjectionHandler,
+        pool: asyncpg.Pool,
+        partitions: list[TopicPartition],
+        progress: Progress | None,
+    ) -> list[str]:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            async with connection.transaction():
+                await connection.execute(
+                    f'LOCK TABLE "{self._live}".consumed_events IN EXCLUSIVE MODE'
+                )
+                end = await consumer.end_offsets(partitions)
+                await self._read_until(
+                    consumer, handler, partitions, sum(end.values()), progress, end
+                )
+                settle = getattr(self._projection, "settle", None)
+                if settle is not None:
+                    # in this transaction, the shadow's tables first (the rest of the
+                    # swap names its tables with their schema)
+                    await connection.execute(f'SET LOCAL search_path TO "{self._shadow}", public')
+                    await settle(connection, self._live)
+                # tables whose rows were published already (an outbox) stay as they are:
+                # a rebuild must not publish its conclusions a second time
+                kept = ["consumed_events", *getattr(self._projection, "kept_tables", ())]
+                tables = [
+                    r["tablename"]
+                    for r in await connection.fetch(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = $1 "
+                        "AND tablename <> ALL($2::text[]) ORDER BY tablename",
+                        self._shadow,
+                        kept,
+                    )
+                ]
+                for table in tables:
+                    await connection.execute(f'DROP TABLE IF EXISTS "{self._live}"."{table}"')
+                    await connection.execute(
+                        f'ALTER TABLE "{self._shadow}"."{table}" SET SCHEMA "{self._live}"'
+                    )
+                await connection.execute(
+                    f'DELETE FROM "{self._live}".consumed_events WHERE projection = $1',
+                    self._projection.name,
+                )
+                await connection.execute(
+                    f'INSERT INTO "{self._live}".consumed_events '
+                    f'SELECT * FROM "{self._shadow}".consumed_events WHERE projection = $1',
+                    self._projection.name,
+                )
+                await connection.execute(f'DROP SCHEMA "{self._shadow}" CASCADE')
+        finally:
+            await connection.close()
+        return tables
+
+
+async def rebuild_projections(
+    projections: Sequence[Projection],
+    *,
+    database_dsn: str,
+    schema: str,
+    consumer_factory: Callable[..., AIOKafkaConsumer],
+    progress_for: Callable[[str], Progress] | None = None,
+    opener: RecordOpener | None = None,
+) -> list[RebuildReport]:
+    """Rebuild each projection in turn; `opener` opens sealed personal values (the
+    service's `PersonalData.open_records`), as the live consumers do."""
+    reports = []
+    for projection in projections:
+        rebuild = ProjectionRebuild(
+            projection=projection,
+            database_dsn=database_dsn,
+            schema=schema,
+            consumer_factory=consumer_factory,
+            opener=opener,
+        )
+        progress = progress_for(projection.name) if progress_for else None
+        reports.append(await rebuild.run(progress))
+    return reports
+
+
+async def _behind(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
+    for partition, offset in end.items():
+        if await consumer.position(partition) < offset:
+            return True
+    return False
