@@ -1,3 +1,4 @@
-"""What every CRM service runs on: settings, event store, outbox relay, projection
-consumer with dead-lettering, metrics, HTTP scaffolding and the embedded local
-infrastructure."""
+"""What every CRM service runs on, one package per concern: `http`, `messaging`,
+`storage`, `privacy`; and the composition (`service.py`), settings, metrics, logs and
+errors. The local infrastructure and the launcher of the tests live in `local/`, outside
+the product."""
