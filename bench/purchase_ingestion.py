@@ -40,12 +40,13 @@ from services.runtime.messaging.outbox import OutboxRelay
 from services.runtime.metrics import EVENTS_PUBLISHED
 from services.runtime.storage.database import create_pool, ensure_database
 from services.runtime.storage.eventstore import postgres_environment
+from services.runtime.storage.migrator import DURABLE, migrate_all
 from services.sales.application import NewPurchase, SalesApplication
 from services.sales.ingestion import PurchaseIngestion
 from services.sales.projections import CUSTOMERS
 from services.sales.publishing import to_contract
 
-BASELINE_TOPIC = "bench.cli.sales-baseline.v1"
+BASELINE_TOPIC = "bench.sales-baseline.v1"
 SCHEMA = "sales"
 MAX_RECORDS = 2000
 """Messages per batch: the sales service's default (`CRM_CONSUMER_MAX_RECORDS`)."""
@@ -173,6 +174,7 @@ async def ingest(
     count: int,
 ) -> dict[str, float]:
     await ensure_database(database_url)
+    await migrate_all(database_url, SCHEMA, (DURABLE,))
     pool = await create_pool(database_url, SCHEMA)
     application = await asyncio.to_thread(
         application_class, postgres_environment(database_url, SCHEMA)
@@ -180,7 +182,7 @@ async def ingest(
     async with pool.acquire() as connection:
         await CUSTOMERS.create_tables(connection)
     handler = TimedIngestion(application, pool)
-    handler.group_id = f"bench.cli.{group}"
+    handler.group_id = f"bench.{group}"
     consumer = BatchConsumer(
         handler=handler,
         consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(

@@ -49,6 +49,12 @@ PROJECTION_LAG = Gauge(
     "Now minus the recorded time of the last event applied to the projection.",
     ["projection"],
 )
+PROJECTION_REBUILD_NEEDED = Gauge(
+    "crm_projection_rebuild_needed",
+    "1 while a projection's tables have another shape than the code expects: it applies "
+    "nothing until `crm rebuild` has rebuilt it.",
+    ["projection"],
+)
 CONSUMER_LAG = Gauge(
     "crm_consumer_lag_messages",
     "Messages on the partition not yet consumed, by consumer.",

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
 
 from services.runtime.http import audit
-from services.runtime.http.app import create_app
+from services.runtime.http.app import Readiness, create_app
 from services.runtime.http.security import (
     RateLimiter,
     SecurityConfigError,
@@ -30,7 +30,7 @@ from services.runtime.http.security import (
     document_permissions,
 )
 from services.runtime.logs import configure_logging
-from services.runtime.messaging.consumer import BatchConsumer, BatchHandler
+from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
 from services.runtime.messaging.deadletter import DeadLetterPublisher
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
@@ -51,6 +51,7 @@ from services.runtime.storage.eventstore import (
     libpq_tls_environment,
     postgres_environment,
 )
+from services.runtime.storage.migrator import DURABLE, KEYRING, MigrationSet, migrate_all
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,8 @@ class ServiceDefinition:
         default=lambda runtime: ()
     )
     """Long-running tasks started with the service (e.g. periodic sweeps)."""
+    migrations: Sequence[MigrationSet] = ()
+    """The service's own durable tables, besides those every service has."""
 
 
 class ServiceRuntime:
@@ -105,6 +108,9 @@ class ServiceRuntime:
     async def start(self) -> None:
         settings = self.settings
         await ensure_database(settings.database_dsn)
+        await migrate_all(
+            settings.database_dsn, self.schema, (DURABLE, KEYRING, *self.definition.migrations)
+        )
         self.pool = await create_pool(settings.database_dsn, self.schema)
         await self.audit.start(self.pool)
         env = postgres_environment(settings.database_dsn, self.schema)
@@ -160,7 +166,10 @@ class ServiceRuntime:
             for handler in handlers
         ]
         for consumer in self.consumers:
-            await consumer.handler.prepare()
+            # tables exist before the first query; a projection that needs a rebuild
+            # waits in its consumer, and readiness says why
+            with contextlib.suppress(NotReady):
+                await consumer.handler.prepare()
         self._tasks = [
             asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"),
             *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
@@ -194,13 +203,16 @@ class ServiceRuntime:
             self.application.close()
         await asyncio.to_thread(self.keyring.close)
 
-    async def readiness(self) -> dict[str, bool]:
-        return {
+    async def readiness(self) -> Readiness:
+        waiting = [c.not_ready for c in self.consumers if c.not_ready is not None]
+        checks = {
             "database": await self._database_reachable(),
             "broker": await self._broker_reachable(),
+            "projections_current": not waiting,
             "projections_caught_up": all(c.caught_up for c in self.consumers),
             "background_tasks_running": all(not t.done() for t in self._tasks),
         }
+        return Readiness(checks, waiting)
 
     async def _database_reachable(self) -> bool:
         if self.pool is None:

@@ -19,6 +19,7 @@ from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.projection import ProjectionHandler
 from services.runtime.messaging.rebuild import ProjectionRebuild
 from services.runtime.storage.database import create_pool
+from services.runtime.storage.migrator import DURABLE, migrate_all
 from tests.conftest import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
 
@@ -39,6 +40,7 @@ async def fold_live(infra: Infrastructure, published: Counter[str]) -> None:
         for record in await read_topic(infra.bootstrap_servers, topic, expect=count)
     ]
     assert len(records) == sum(published.values())
+    await migrate_all(infra.database_url, "analytics", (DURABLE,))
     pool = await create_pool(infra.database_url, "analytics")
     try:
         handler = ProjectionHandler(fold_at(NOW), pool)

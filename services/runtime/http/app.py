@@ -17,7 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -42,7 +42,20 @@ from services.runtime.storage.eventstore import CommandContext, command_context
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("crm.access")
 
-ReadinessCheck = Callable[[], Awaitable[dict[str, bool]]]
+
+@dataclass(frozen=True)
+class Readiness:
+    """Each check and whether it passes; `problems` says what an operator must do."""
+
+    checks: dict[str, bool]
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        return all(self.checks.values())
+
+
+ReadinessCheck = Callable[[], Awaitable[Readiness]]
 
 CORRELATION_HEADER = "X-Correlation-ID"
 
@@ -169,11 +182,14 @@ def create_app(
         responses={503: {"description": "Not ready; `checks` shows what fails."}},
     )
     async def ready() -> JSONResponse:
-        checks = await readiness()
-        ok = all(checks.values())
+        state = await readiness()
         return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks},
-            status_code=200 if ok else 503,
+            {
+                "status": "ready" if state.ready else "not ready",
+                "checks": state.checks,
+                "problems": state.problems,
+            },
+            status_code=200 if state.ready else 503,
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")

@@ -38,37 +38,6 @@ from services.runtime.storage.filters import Where
 
 log = logging.getLogger(__name__)
 
-AUDIT_DDL = """
-SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.audit_log'));
-CREATE TABLE IF NOT EXISTS audit_log (
-    entry_id uuid PRIMARY KEY,
-    at timestamptz NOT NULL,
-    actor text NOT NULL,
-    roles text[] NOT NULL,
-    method text NOT NULL,
-    route text NOT NULL,
-    path_params jsonb NOT NULL,
-    customer_id uuid,
-    status integer NOT NULL,
-    client text,
-    user_agent text,
-    correlation_id text
-);
-CREATE INDEX IF NOT EXISTS audit_log_at ON audit_log (at DESC, entry_id DESC);
-CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log (actor, at DESC, entry_id DESC);
-CREATE INDEX IF NOT EXISTS audit_log_customer ON audit_log (customer_id, at DESC, entry_id DESC)
-    WHERE customer_id IS NOT NULL;
-CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the audit log is append-only: % is refused', TG_OP;
-END $$;
-CREATE OR REPLACE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
-    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
-CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
-REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC;
-"""
-
 COLUMNS = (
     "entry_id",
     "at",
@@ -136,8 +105,7 @@ class AuditLog:
         as in unit tests, records nothing)."""
 
     async def start(self, pool: asyncpg.Pool) -> None:
-        async with pool.acquire() as connection, connection.transaction():
-            await connection.execute(AUDIT_DDL)
+        """Write entries to `audit_log` (a durable table, see `storage/migrator.py`)."""
         self._pool = pool
         self._task = asyncio.create_task(self._run(), name=f"{self.service}-audit")
         self.accepting = True

@@ -75,6 +75,14 @@ def tune_garbage_collector() -> None:
         gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *older)
 
 
+class NotReady(Exception):
+    """Raised by a handler's `prepare` when it cannot consume yet; the message says why
+    and what would change it. The consumer asks again every `NOT_READY_RETRY_SECONDS`."""
+
+
+NOT_READY_RETRY_SECONDS = 5.0
+
+
 @dataclass(frozen=True)
 class Parsed(Generic[T]):
     """A message and what the handler parsed from it."""
@@ -99,7 +107,8 @@ class BatchHandler(Protocol[T]):
         ...
 
     async def prepare(self) -> None:
-        """Create tables and whatever else is needed before the first batch."""
+        """Create tables and whatever else is needed before the first batch; `NotReady`
+        while the handler cannot consume."""
         ...
 
     async def handle(self, batch: Sequence[Parsed[T]]) -> list[Rejection]:
@@ -145,6 +154,8 @@ class BatchConsumer(Generic[T]):
         self.caught_up = False
         self.connected = False
         self.last_error: str | None = None
+        self.not_ready: str | None = None
+        """Why the handler cannot consume yet, while it cannot."""
 
     @property
     def name(self) -> str:
@@ -153,7 +164,7 @@ class BatchConsumer(Generic[T]):
     async def run(self) -> None:
         """Consume until cancelled, reconnecting after broker outages."""
         tune_garbage_collector()
-        await self.handler.prepare()
+        await self.until_ready()
         while True:
             consumer = self._consumer_factory(
                 *self.handler.topics,
@@ -183,6 +194,23 @@ class BatchConsumer(Generic[T]):
                     await consumer.stop()
                 except (KafkaError, OSError):
                     log.debug("consumer stop failed", exc_info=True)
+
+    async def until_ready(self) -> None:
+        """Prepare the handler, waiting while it is not ready (e.g. its projection needs a
+        rebuild)."""
+        while True:
+            try:
+                await self.handler.prepare()
+            except NotReady as reason:
+                if self.not_ready != str(reason):
+                    log.warning("consumer %s waits: %s", self.name, reason)
+                self.not_ready = str(reason)
+                await asyncio.sleep(NOT_READY_RETRY_SECONDS)
+                continue
+            if self.not_ready is not None:
+                log.info("consumer %s resumes", self.name)
+            self.not_ready = None
+            return
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         """Fetch and parse the next batch while the previous one is being handled.

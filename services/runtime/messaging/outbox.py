@@ -46,15 +46,6 @@ from services.runtime.storage.eventstore import EventSourcedApplication
 log = logging.getLogger(__name__)
 
 
-POSITION_DDL = """
-CREATE TABLE IF NOT EXISTS outbox_position (
-    topic text PRIMARY KEY,
-    position bigint NOT NULL,
-    updated_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
-
 @dataclass(frozen=True)
 class Pending:
     """One stored item not yet published: its position in the source, its contract
@@ -208,7 +199,6 @@ class OutboxRelay:
                 await connection.execute(
                     "SELECT pg_advisory_xact_lock(hashtextextended('crm-outbox-tables', 0))"
                 )
-                await connection.execute(POSITION_DDL)
                 await self._source.prepare(connection)
             while not await connection.fetchval(
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._lock_key

@@ -1,5 +1,13 @@
 """Projections: read models folded from contract events, each event applied exactly once.
 
+Each projection names the shape of its tables with a `version` (1 unless it says more).
+The version its tables were built with is kept in `projection_versions`: a projection
+whose tables are missing creates them and records its version; one whose tables were
+built with another version raises `RebuildNeeded`, and its consumer applies nothing (the
+readiness says why, `crm_projection_rebuild_needed` is 1) until `crm rebuild` has built
+the tables afresh, beside the live ones, and recorded the new version. Tables are
+never patched in place: a changed shape is a new version.
+
 `ProjectionHandler` feeds a `Projection` from a `BatchConsumer`. In one PostgreSQL
 transaction it records the batch's event ids in `consumed_events`, skips those already
 there (the same event re-delivered, at the same or another offset), and applies the rest.
@@ -24,27 +32,23 @@ from aiokafka.structs import ConsumerRecord
 
 from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event
-from services.runtime.messaging.consumer import TRANSIENT_ERRORS, Parsed
+from services.runtime.messaging.consumer import TRANSIENT_ERRORS, NotReady, Parsed
 from services.runtime.messaging.deadletter import Rejection
-from services.runtime.metrics import EVENTS_CONSUMED, PROJECTION_LAG
+from services.runtime.metrics import EVENTS_CONSUMED, PROJECTION_LAG, PROJECTION_REBUILD_NEEDED
 
 log = logging.getLogger(__name__)
 
-CONSUMED_EVENTS_DDL = """
-CREATE TABLE IF NOT EXISTS consumed_events (
-    projection text NOT NULL,
-    event_id uuid NOT NULL,
-    topic text NOT NULL,
-    partition integer NOT NULL,
-    "offset" bigint NOT NULL,
-    consumed_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (projection, event_id)
-)
-"""
+
+class RebuildNeeded(NotReady):
+    """The projection's tables have another shape than its code; the message says which
+    and what to run."""
 
 
 class Projection(Protocol):
-    """A read model fed by events. `apply` runs inside the consumer's transaction."""
+    """A read model fed by events. `apply` runs inside the consumer's transaction.
+
+    A projection may set `version` (default 1): the shape of its tables, raised whenever
+    `create_tables` changes."""
 
     name: str
     topics: Sequence[str]
@@ -57,6 +61,20 @@ class Projection(Protocol):
 
 
 Delivered = Parsed[EventEnvelope[Any]]
+
+
+def shape_version(projection: Projection) -> int:
+    return int(getattr(projection, "version", 1))
+
+
+async def record_version(connection: asyncpg.Connection, projection: Projection) -> None:
+    """Record that `projection`'s tables in the current schema have its shape."""
+    await connection.execute(
+        """INSERT INTO projection_versions (projection, version) VALUES ($1, $2)
+           ON CONFLICT (projection) DO UPDATE SET version = excluded.version, built_at = now()""",
+        projection.name,
+        shape_version(projection),
+    )
 
 
 class ProjectionHandler:
@@ -73,10 +91,33 @@ class ProjectionHandler:
     def describe(self, value: EventEnvelope[Any]) -> str:
         return value.event_type
 
+    @property
+    def version(self) -> int:
+        return shape_version(self.projection)
+
     async def prepare(self) -> None:
+        """Create the tables if they are missing; `RebuildNeeded` when they have another
+        shape than this code's."""
         async with self._pool.acquire() as connection, connection.transaction():
-            await connection.execute(CONSUMED_EVENTS_DDL)
-            await self.projection.create_tables(connection)
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))",
+                f".projection.{self.name}",
+            )
+            built = await connection.fetchval(
+                "SELECT version FROM projection_versions WHERE projection = $1", self.name
+            )
+            if built is None:
+                await self.projection.create_tables(connection)
+                await record_version(connection, self.projection)
+                built = self.version
+        stale = built != self.version
+        PROJECTION_REBUILD_NEEDED.labels(projection=self.name).set(1 if stale else 0)
+        if stale:
+            raise RebuildNeeded(
+                f"projection {self.name} has tables of shape version {built}, this code "
+                f"needs version {self.version}: run `crm rebuild <service> --projection "
+                f"{self.name}`; until then it applies nothing"
+            )
 
     def on_caught_up(self) -> None:
         PROJECTION_LAG.labels(projection=self.name).set(0)

@@ -7,7 +7,8 @@ and keep being updated by the service. When the shadow has caught up, one transa
 1. locks the live `consumed_events` table, which holds back the live consumers' commits;
 2. reads the topics up to their current end into the shadow, so that it contains every
    event any live consumer could have committed;
-3. replaces the live tables by the shadow ones, with their record of consumed events,
+3. replaces the live tables by the shadow ones, with their record of consumed events and
+   their shape version (so a projection that needed a rebuild resumes),
    except the tables the projection lists in `kept_tables` (an outbox whose rows were
    published already: the live one stays, so nothing is published twice). Before that,
    a projection with a `settle(connection, live_schema)` method brings the shadow to
@@ -31,9 +32,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.registry import ContractViolation
 from services.runtime.messaging.consumer import Parsed, RecordOpener
-from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.messaging.projection import Projection, ProjectionHandler, record_version
 
 log = logging.getLogger(__name__)
+
+BOOKKEEPING = ("consumed_events", "projection_versions")
+"""Durable tables the handler writes beside the projection's own (`storage/migrations`)."""
 
 Progress = Callable[[int, int], None]
 """Called with (events read so far, events to read in all)."""
@@ -73,6 +77,12 @@ class ProjectionRebuild:
         try:
             await connection.execute(f'DROP SCHEMA IF EXISTS "{self._shadow}" CASCADE')
             await connection.execute(f'CREATE SCHEMA "{self._shadow}"')
+            # the bookkeeping the projection handler writes, shaped as the live one
+            for table in BOOKKEEPING:
+                await connection.execute(
+                    f'CREATE TABLE "{self._shadow}"."{table}" '
+                    f'(LIKE "{self._live}"."{table}" INCLUDING ALL)'
+                )
         finally:
             await connection.close()
         pool = await asyncpg.create_pool(
@@ -161,7 +171,7 @@ class ProjectionRebuild:
                     await settle(connection, self._live)
                 # tables whose rows were published already (an outbox) stay as they are:
                 # a rebuild must not publish its conclusions a second time
-                kept = ["consumed_events", *getattr(self._projection, "kept_tables", ())]
+                kept = [*BOOKKEEPING, *getattr(self._projection, "kept_tables", ())]
                 tables = [
                     r["tablename"]
                     for r in await connection.fetch(
@@ -185,6 +195,8 @@ class ProjectionRebuild:
                     f'SELECT * FROM "{self._shadow}".consumed_events WHERE projection = $1',
                     self._projection.name,
                 )
+                await connection.execute(f'SET LOCAL search_path TO "{self._live}"')
+                await record_version(connection, self._projection)
                 await connection.execute(f'DROP SCHEMA "{self._shadow}" CASCADE')
         finally:
             await connection.close()

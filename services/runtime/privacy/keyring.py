@@ -34,17 +34,6 @@ from contracts.personal import KEY_BYTES, new_key
 from services.runtime.errors import Gone
 from services.runtime.settings import ServiceSettings
 
-KEYS_DDL = """
-CREATE SCHEMA IF NOT EXISTS crm_keys;
-CREATE TABLE IF NOT EXISTS crm_keys.customer_keys (
-    customer_id uuid PRIMARY KEY,
-    wrapped_key bytea,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    erased_at timestamptz,
-    CHECK ((wrapped_key IS NULL) = (erased_at IS NOT NULL))
-)
-"""
-
 _NONCE_BYTES = 12
 
 
@@ -117,13 +106,8 @@ class Keyring:
         self._cache_seconds = cache_seconds
 
     def open(self) -> None:
+        """Connect to `crm_keys.customer_keys` (a durable table, see `storage/migrator.py`)."""
         self._pool.open(wait=True, timeout=30)
-        with self._pool.connection() as connection:
-            connection.execute("SELECT pg_advisory_lock(hashtextextended('crm-keyring', 0))")
-            try:
-                connection.execute(KEYS_DDL)
-            finally:
-                connection.execute("SELECT pg_advisory_unlock(hashtextextended('crm-keyring', 0))")
 
     def close(self) -> None:
         self._pool.close()

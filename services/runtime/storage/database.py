@@ -46,15 +46,6 @@ async def ensure_database(dsn: str) -> None:
         await connection.close()
 
 
-GENERATION_DDL = """
-CREATE TABLE IF NOT EXISTS database_generation (
-    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    generation uuid NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
-
 async def database_generation(pool: asyncpg.Pool) -> str:
     """An id of this incarnation of the service's database.
 
@@ -63,7 +54,6 @@ async def database_generation(pool: asyncpg.Pool) -> str:
     beginning instead of resuming from offsets that belonged to its predecessor.
     """
     async with pool.acquire() as connection:
-        await connection.execute(GENERATION_DDL)
         await connection.execute(
             "INSERT INTO database_generation (generation) VALUES (gen_random_uuid()) "
             "ON CONFLICT DO NOTHING"

@@ -1,0 +1,2 @@
+"""The customers' keys, in the `crm_keys` schema every service shares (applied by
+`storage/migrator.py`)."""
