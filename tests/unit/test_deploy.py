@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +73,12 @@ def test_dashboards_and_alerts_query_only_metrics_the_services_export() -> None:
     ],
 )
 def test_promtool_accepts_the_prometheus_files(command: list[str]) -> None:
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is missing: install Debian's prometheus package (make test does)"
+    venv_bin = str(Path(sys.executable).parent)
+    promtool = shutil.which("promtool") or shutil.which("promtool", path=venv_bin)
+    if promtool is None:
+        missing = "promtool is missing: `make tools` unpacks it from Debian's prometheus package"
+        assert not os.environ.get("CI"), missing + " (CI requires it)"
+        pytest.skip(missing)
     result = subprocess.run(
         [promtool, *command], cwd=DEPLOY, capture_output=True, text=True, check=False
     )
