@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: up test lint unit schemas bench fuzz clean tools
+.PHONY: up test lint unit schemas docs bench fuzz clean tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ unit: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.jsonschema
 	$(BIN)/python -m contracts.asyncapi
+
+# The documentation's generated tables (permissions, routes, configuration, metrics,
+# event types), between their markers in README.md and docs/*.md.
+docs: $(STAMP)
+	$(BIN)/python -m local.reference
 
 bench: $(STAMP)
 	$(BIN)/crm bench projection-latency --count 1000
