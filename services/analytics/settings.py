@@ -33,7 +33,7 @@ class AnalyticsSettings(ServiceSettings):
     analytics_reporting_currency: str = Field(
         default="CNY",
         validation_alias="CRM_ANALYTICS_REPORTING_CURRENCY",
-        description="The one currency every amount is reported in.",
+        description="The one currency every amount is reported in (one of the rates table).",
     )
     analytics_exchange_rates: dict[str, Decimal] = Field(
         default_factory=dict,
