@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCK   := requirements/development.lock
 
-.PHONY: up test lint unit schemas bench fuzz clean tools lock
+.PHONY: up test lint unit schemas docs bench fuzz clean tools lock
 
 # Versions come from the lock file (hashes checked); the project itself is installed
 # editable on top, without resolving anything again.
@@ -51,6 +51,11 @@ unit: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.jsonschema
 	$(BIN)/python -m contracts.asyncapi
+
+# The documentation's generated tables (permissions, routes, configuration, metrics,
+# event types), between their markers in README.md and docs/*.md.
+docs: $(STAMP)
+	$(BIN)/python -m local.reference
 
 bench: $(STAMP)
 	$(BIN)/crm bench projection-latency --count 1000

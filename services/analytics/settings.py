@@ -23,22 +23,46 @@ from services.runtime.settings import ServiceSettings
 
 
 class AnalyticsSettings(ServiceSettings):
-    http_port: int = Field(default=8004, ge=1, le=65535, validation_alias="CRM_ANALYTICS_PORT")
+    http_port: int = Field(
+        default=8004,
+        ge=1,
+        le=65535,
+        validation_alias="CRM_ANALYTICS_PORT",
+        description="HTTP port of the analytics service.",
+    )
     analytics_reporting_currency: str = Field(
-        default="CNY", validation_alias="CRM_ANALYTICS_REPORTING_CURRENCY"
+        default="CNY",
+        validation_alias="CRM_ANALYTICS_REPORTING_CURRENCY",
+        description="The one currency every amount is reported in (one of the rates table).",
     )
     analytics_exchange_rates: dict[str, Decimal] = Field(
-        default_factory=dict, validation_alias="CRM_ANALYTICS_EXCHANGE_RATES"
+        default_factory=dict,
+        validation_alias="CRM_ANALYTICS_EXCHANGE_RATES",
+        description='Overrides of the fixed table of rates (CNY per unit), e.g. `{"USD": "7.10"}`.',
     )
     analytics_rescore_interval_seconds: float = Field(
-        default=2.0, gt=0, le=3600, validation_alias="CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS"
+        default=2.0,
+        gt=0,
+        le=3600,
+        validation_alias="CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS",
+        description="How often the RFM boundaries are moved to the current population "
+        "when purchases arrived.",
     )
     analytics_sweep_interval_seconds: float = Field(
-        default=3600.0, gt=0, le=86_400, validation_alias="CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS"
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        validation_alias="CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS",
+        description="How often every customer is evaluated again for what depends on the "
+        "date (lifecycle, days since, churn thresholds).",
     )
-
     analytics_profile_cache_size: int = Field(
-        default=100_000, ge=0, le=10_000_000, validation_alias="CRM_ANALYTICS_PROFILE_CACHE_SIZE"
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        validation_alias="CRM_ANALYTICS_PROFILE_CACHE_SIZE",
+        description="Profiles the fold keeps in memory between batches (about 2 KB each; "
+        "0 keeps none).",
     )
 
     @field_validator("analytics_exchange_rates")

@@ -6,4 +6,10 @@ from services.runtime.settings import ServiceSettings
 
 
 class CustomerSettings(ServiceSettings):
-    http_port: int = Field(default=8001, ge=1, le=65535, validation_alias="CRM_CUSTOMER_PORT")
+    http_port: int = Field(
+        default=8001,
+        ge=1,
+        le=65535,
+        validation_alias="CRM_CUSTOMER_PORT",
+        description="HTTP port of the customer service.",
+    )

@@ -13,7 +13,13 @@ from services.runtime.settings import ServiceSettings
 
 
 class InteractionSettings(ServiceSettings):
-    http_port: int = Field(default=8003, ge=1, le=65535, validation_alias="CRM_INTERACTION_PORT")
+    http_port: int = Field(
+        default=8003,
+        ge=1,
+        le=65535,
+        validation_alias="CRM_INTERACTION_PORT",
+        description="HTTP port of the interaction service.",
+    )
     interaction_sla_response_minutes: dict[Severity, PositiveInt] = Field(
         default_factory=dict,
         validation_alias="CRM_INTERACTION_SLA_RESPONSE_MINUTES",

@@ -37,10 +37,16 @@ class ServiceSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092", description="Comma-separated host:port list of brokers."
     )
-    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How clients reach the brokers: TLS, SASL, or both."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="SASL mechanism; needs a `SASL_*` security protocol."
+    )
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (never logged)."
+    )
     kafka_sasl_password_file: Path | None = Field(
         default=None, description="File holding the SASL password (instead of the variable)."
     )
@@ -51,13 +57,24 @@ class ServiceSettings(BaseSettings):
         default=None, description="Client certificate for mutual TLS (PEM)."
     )
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Its private key (PEM).")
-    http_host: str = "127.0.0.1"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_host: str = Field(
+        default="127.0.0.1", description="Address the HTTP API listens on (`0.0.0.0`: all)."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log level written."
+    )
     log_format: Literal["json", "text"] = Field(
         default="json", description="json: one object per line, for log collectors."
     )
-    relay_batch_size: int = Field(default=1000, ge=1, le=50_000)
-    relay_poll_interval_seconds: float = Field(default=0.02, gt=0, le=10)
+    relay_batch_size: int = Field(
+        default=1000, ge=1, le=50_000, description="Events the outbox relay publishes per batch."
+    )
+    relay_poll_interval_seconds: float = Field(
+        default=0.02,
+        gt=0,
+        le=10,
+        description="How often the outbox relay looks for new events when it found none.",
+    )
     gauge_refresh_seconds: float = Field(
         default=15,
         gt=0,
@@ -65,8 +82,18 @@ class ServiceSettings(BaseSettings):
         description="How often gauges read from the read models (open tickets by SLA "
         "state, segment sizes) are refreshed.",
     )
-    consumer_max_records: int = Field(default=2000, ge=1, le=100_000)
-    consumer_batch_timeout_ms: int = Field(default=50, ge=1, le=10_000)
+    consumer_max_records: int = Field(
+        default=2000,
+        ge=1,
+        le=100_000,
+        description="Most messages a consumer handles in one batch (one transaction).",
+    )
+    consumer_batch_timeout_ms: int = Field(
+        default=50,
+        ge=1,
+        le=10_000,
+        description="Longest a consumer waits to fill a batch before handling what it has.",
+    )
     consumer_fetch_max_wait_ms: int = Field(
         default=50,
         ge=1,
@@ -92,7 +119,9 @@ class ServiceSettings(BaseSettings):
     )
     auth_issuer: str = Field(default="crm", min_length=1, description="Required `iss`.")
     auth_audience: str = Field(default="crm", min_length=1, description="Required `aud`.")
-    auth_leeway_seconds: int = Field(default=30, ge=0, le=600)
+    auth_leeway_seconds: int = Field(
+        default=30, ge=0, le=600, description="Clock skew allowed on a token's `exp`."
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, le=100 * 1_048_576, description="Largest request body."
     )

@@ -6,4 +6,10 @@ from services.runtime.settings import ServiceSettings
 
 
 class SalesSettings(ServiceSettings):
-    http_port: int = Field(default=8002, ge=1, le=65535, validation_alias="CRM_SALES_PORT")
+    http_port: int = Field(
+        default=8002,
+        ge=1,
+        le=65535,
+        validation_alias="CRM_SALES_PORT",
+        description="HTTP port of the sales service.",
+    )
