@@ -11,12 +11,14 @@ import asyncpg
 import httpx
 import pytest
 
+from contracts.topics import Topic
 from local.embedded import EmbeddedPostgres
 from local.launcher import ServiceProcess
 from services.runtime.storage.database import ensure_database
 from services.runtime.storage.migrator import DURABLE, KEYRING, migrate_all
 from tests.conftest import Infrastructure
 from tests.integration.test_rebuild import crm_rebuild
+from tests.support.kafka import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +113,8 @@ async def test_a_projection_of_another_shape_waits_for_a_rebuild_and_then_catche
             during = await client.post("/customers", json={"name": "等待客户", "kind": "consumer"})
             assert during.status_code == 201
             waiting_id = during.json()["customer_id"]
-            await asyncio.sleep(1.0)
+            published = await read_topic(infra.bootstrap_servers, Topic.CUSTOMER, expect=2)
+            assert waiting_id in {r.key.decode() for r in published}
             assert (await client.get(f"/customers/{waiting_id}")).status_code == 404
 
             rebuilding = await crm_rebuild(infra, "customer")
