@@ -1,0 +1,24 @@
+"""Dependencies shared by the customer routes: the application (event store), the
+running service (its keyring), the pool of the directory."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+
+from services.customer.application import CustomerApplication
+from services.runtime.service import DatabasePool, ServiceRuntime, current_runtime
+
+__all__ = ["App", "Pool", "Runtime"]
+
+Runtime = Annotated[ServiceRuntime, Depends(current_runtime)]
+Pool = DatabasePool
+
+
+def customer_application(rt: Runtime) -> CustomerApplication:
+    assert isinstance(rt.application, CustomerApplication)
+    return rt.application
+
+
+App = Annotated[CustomerApplication, Depends(customer_application)]
