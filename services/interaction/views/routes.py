@@ -80,8 +80,7 @@ def interaction_query(
     ticket_id: UUID | None = None,
     opportunity_id: UUID | None = None,
 ) -> InteractionQuery:
-    if since and until and since >= until:
-        raise RuleViolation("since must lie before until")
+    _in_order(since, until)
     if keyword is not None and not keyword.strip():
         raise RuleViolation("keyword must contain more than white space")
     return InteractionQuery(
@@ -100,13 +99,17 @@ def interaction_query(
 Filters = Annotated[InteractionQuery, Depends(interaction_query)]
 
 
+def _in_order(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise RuleViolation("since must lie before until")
+
+
 def period_range(
     since: AwareDatetime | None, until: AwareDatetime | None, default_days: int = 365
 ) -> tuple[datetime, datetime]:
     end = until or now()
     start = since or end - timedelta(days=default_days)
-    if start >= end:
-        raise RuleViolation("since must lie before until")
+    _in_order(start, end)
     return start, end
 
 
@@ -131,22 +134,8 @@ async def search_interactions(
     )
 
 
-INTERACTION_CSV = (
-    "interaction_id",
-    "customer_id",
-    "customer_name",
-    "channel",
-    "direction",
-    "started_at",
-    "duration_seconds",
-    "participants",
-    "subject",
-    "notes",
-    "opportunity_id",
-    "ticket_id",
-    "source",
-    "source_id",
-    "correction_count",
+INTERACTION_CSV = tuple(
+    n for n in InteractionView.model_fields if n not in ("version", "recorded_at")
 )
 
 

@@ -48,6 +48,8 @@ router = APIRouter(tags=["sales views"])
 Format = Annotated[
     Literal["json", "csv"], Query(description="`csv` answers the same rows as a CSV file.")
 ]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=1000)]
 
 
 def opportunity_filter(
@@ -181,8 +183,8 @@ async def list_opportunities(
     overdue: Annotated[
         bool, Query(description="Only open ones whose expected close date has passed.")
     ] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> OpportunityPage:
     today = _today()
     if overdue:
@@ -203,8 +205,8 @@ async def list_opportunities(
 async def overdue_opportunities(
     db: Pool,
     filters: Filters,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> OpportunityPage:
     return await list_opportunities(db, filters, True, limit, cursor)
 
@@ -348,8 +350,8 @@ async def _purchase_page(
 async def list_purchases(
     db: Pool,
     filters: PurchaseFilters,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> PurchasePage:
     return await _purchase_page(db, filters, limit, cursor)
 
@@ -379,8 +381,8 @@ async def export_purchases(db: Pool, filters: PurchaseFilters) -> Response:
 async def customer_purchases(
     customer_id: UUID,
     db: Pool,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> PurchasePage:
     return await _purchase_page(db, PurchaseFilter(customer_id=customer_id), limit, cursor)
 
@@ -394,8 +396,8 @@ async def customer_opportunities(
     customer_id: UUID,
     db: Pool,
     stage: Stage | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> OpportunityPage:
     filters = OpportunityFilter(customer_id=customer_id, stage=stage.value if stage else None)
     return await list_opportunities(db, filters, False, limit, cursor)
