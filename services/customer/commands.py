@@ -27,12 +27,11 @@ from contracts.customer import (
     ValueBehaviour,
 )
 from contracts.references import CustomerReference
-from services.customer.dependencies import App, Runtime
+from services.customer.dependencies import App, Runtime, Version
 from services.customer.domain import Customer
 from services.runtime.errors import RuleViolation
 from services.runtime.http import commands as shared
 from services.runtime.http.answers import id_before_version
-from services.runtime.http.commands import ExpectedVersion as Version
 from services.runtime.http.commands import StrictBody, etag
 from services.runtime.http.security import requires
 
