@@ -1,7 +1,7 @@
 """Keyword search over many interactions: `crm bench keyword-search --count 1000000`.
 
 In one process: starts an embedded PostgreSQL, creates the interaction service's
-projection tables (`InteractionViews.create_tables`), bulk-loads `count` synthetic
+projection tables (`InteractionProjection.create_tables`), bulk-loads `count` synthetic
 interactions with mixed Chinese and English subjects and notes straight into the
 `interactions` table with COPY (secondary indexes are dropped for the load and rebuilt
 by `create_tables` after it, as one would for a bulk load), runs ANALYZE, then runs a few
@@ -29,7 +29,7 @@ import asyncpg
 
 from bench.figures import percentile
 from local.embedded import EmbeddedPostgres
-from services.interaction.projections import CUSTOMERS, INTERACTION_COLUMNS, InteractionViews
+from services.interaction.projections import CUSTOMERS, INTERACTION_COLUMNS, InteractionProjection
 from services.interaction.queries import InteractionQuery, search_interactions, search_sql
 from services.interaction.textsearch import search_grams, search_text
 from services.runtime.storage.database import create_pool, ensure_database
@@ -274,7 +274,7 @@ async def load(pool: asyncpg.Pool, count: int) -> dict[str, float]:
     rng = random.Random(20261123)
     async with pool.acquire() as connection:
         await CUSTOMERS.create_tables(connection)
-        await InteractionViews().create_tables(connection)
+        await InteractionProjection().create_tables(connection)
         await drop_secondary_indexes(connection)
         started = time.perf_counter()
         done = 0
@@ -288,7 +288,7 @@ async def load(pool: asyncpg.Pool, count: int) -> dict[str, float]:
             print(f"  loaded {done:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
         loaded = time.perf_counter()
         await connection.execute("SET maintenance_work_mem = '256MB'")
-        await InteractionViews().create_tables(connection)
+        await InteractionProjection().create_tables(connection)
         indexed = time.perf_counter()
         await connection.execute("ANALYZE interactions")
         size = await connection.fetchval(

@@ -1,4 +1,5 @@
-"""The customer directory: one row per customer, folded from the customer topic.
+"""The customer directory: one row per customer, folded from the customer topic (its
+queries are in `queries.py`).
 
 `fold` is pure: the row as it was (or None) and one event give the row as it is after.
 `CustomerDirectory.apply` loads the rows a batch touches, folds every event in order,
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -226,76 +226,3 @@ async def upsert(connection: asyncpg.Connection, rows: list[Row]) -> None:
         f"ON CONFLICT (customer_id) DO UPDATE SET {updates}",
         [tuple(json.dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in rows],
     )
-
-
-@dataclass(frozen=True)
-class DirectoryQuery:
-    """Filters of the directory; every one is optional and they combine with AND."""
-
-    name: str | None = None
-    kind: str | None = None
-    industry: str | None = None
-    region: str | None = None
-    tag: str | None = None
-    owner: str | None = None
-    importance_tier: str | None = None
-    loyalty_stage: str | None = None
-
-    def where(self, first_parameter: int = 1) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
-        values: list[Any] = []
-
-        def add(sql: str, value: Any) -> None:
-            values.append(value)
-            clauses.append(sql.format(f"${first_parameter + len(values) - 1}"))
-
-        if self.name:
-            add("name ILIKE {} ESCAPE '\\'", f"%{_escape_like(self.name)}%")
-        for column in ("kind", "industry", "region", "owner", "importance_tier", "loyalty_stage"):
-            value = getattr(self, column)
-            if value:
-                add(f"{column} = {{}}", value)
-        if self.tag:
-            add("tags @> ARRAY[{}]::text[]", self.tag)
-        return (" AND ".join(clauses) or "TRUE"), values
-
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-async def find_customers(
-    connection: asyncpg.Connection | asyncpg.Pool,
-    query: DirectoryQuery,
-    *,
-    limit: int,
-    after: tuple[str, UUID] | None = None,
-) -> list[Row]:
-    """One page of the directory in name order; `after` is the last (name, id) seen."""
-    where, values = query.where()
-    if after is not None:
-        values.extend(after)
-        where += f" AND (name, customer_id) > (${len(values) - 1}, ${len(values)}::uuid)"
-    values.append(limit)
-    records = await connection.fetch(
-        f"SELECT * FROM customer_directory WHERE {where} "
-        f"ORDER BY name, customer_id LIMIT ${len(values)}",
-        *values,
-    )
-    return [row_from_record(r) for r in records]
-
-
-async def get_customer(connection: asyncpg.Pool, customer_id: UUID) -> Row | None:
-    record = await connection.fetchrow(
-        "SELECT * FROM customer_directory WHERE customer_id = $1", customer_id
-    )
-    return row_from_record(record) if record else None
-
-
-async def find_by_reference(pool: asyncpg.Pool, source: str, source_customer_id: str) -> Row | None:
-    record = await pool.fetchrow(
-        "SELECT * FROM customer_directory WHERE customer_references @> $1::jsonb "
-        "ORDER BY registered_at LIMIT 1",
-        json.dumps([{"source": source, "source_customer_id": source_customer_id}]),
-    )
-    return row_from_record(record) if record else None

@@ -3,9 +3,9 @@
 from typing import Any
 
 from contracts.topics import Topic
-from services.customer.api import router
+from services.customer import commands, views
 from services.customer.application import CustomerApplication
-from services.customer.consumers import FirstSeenCustomers
+from services.customer.ingestion import FirstSeenCustomers
 from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
 from services.runtime.messaging.consumer import BatchHandler
@@ -31,6 +31,6 @@ DEFINITION = ServiceDefinition(
     application_class=CustomerApplication,
     translate=to_contract,
     projections=lambda: [CustomerDirectory()],
-    routers=[router],
+    routers=[commands.router, views.router],
     handlers=first_seen_customers,
 )

@@ -21,11 +21,11 @@ from services.interaction.domain import (
     ContactPlan,
     Feedback,
     Interaction,
+    SlaPolicy,
     SurveyResponse,
     Ticket,
     contact_plan_id,
 )
-from services.interaction.sla import SlaPolicy
 from services.runtime.errors import Conflict
 from services.runtime.storage.eventstore import EventSourcedApplication
 
@@ -244,8 +244,6 @@ class InteractionApplication(EventSourcedApplication):
         contact_plan.end(reason)
         self.save_change(contact_plan, "contact plan")
         return contact_plan
-
-    # Queries on the event store ------------------------------------------------------
 
     # ---------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 - `Ticket`: a service request or complaint with its service-level clock.
 - `SurveyResponse` and `Feedback`: what the customer told us.
 - `ContactPlan`: how often and on which channel a customer is to be contacted.
+- `SlaPolicy`: how soon a ticket of each severity must be answered and resolved.
 
 Values arrive validated against the contract vocabularies; the aggregates guard what
 depends on their own state. A command that changes nothing records no event.
@@ -13,6 +14,7 @@ depends on their own state. A command that changes nothing records no event.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -354,3 +356,52 @@ class ContactPlan(Aggregate):
 
 def _minutes(value: int) -> timedelta:
     return timedelta(minutes=value)
+
+
+# Service-level targets ---------------------------------------------------------------
+
+DEFAULT_RESPONSE_MINUTES = {"critical": 15, "high": 60, "medium": 240, "low": 1440}
+DEFAULT_RESOLUTION_MINUTES = {"critical": 240, "high": 1440, "medium": 4320, "low": 10080}
+AT_RISK_SHARE = 0.2
+"""A running clock is "at risk" once less than this share of its target is left."""
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """How soon a ticket of each severity must be answered and resolved, in minutes.
+
+    The targets in force when a ticket is opened (or escalated, or reopened) are turned
+    into due times and recorded in the ticket's events, so a later change of targets
+    never rewrites the history of earlier tickets.
+    """
+
+    response_minutes: dict[str, int]
+    resolution_minutes: dict[str, int]
+
+    def due(self, severity: str, since: datetime) -> tuple[datetime, datetime]:
+        return (
+            since + _minutes(self.response_minutes[severity]),
+            since + _minutes(self.resolution_minutes[severity]),
+        )
+
+    def resolution_minutes_for(self, severity: str) -> int:
+        return self.resolution_minutes[severity]
+
+    def targets(self) -> dict[str, tuple[int, int]]:
+        return {
+            s.value: (self.response_minutes[s.value], self.resolution_minutes[s.value])
+            for s in Severity
+        }
+
+
+def policy(response: dict[str, int], resolution: dict[str, int]) -> SlaPolicy:
+    """The policy with the given targets over the defaults, checked for sense."""
+    merged_response = {**DEFAULT_RESPONSE_MINUTES, **response}
+    merged_resolution = {**DEFAULT_RESOLUTION_MINUTES, **resolution}
+    for severity in Severity:
+        if merged_response[severity] > merged_resolution[severity]:
+            raise ValueError(
+                f"the {severity} response target ({merged_response[severity]} min) is longer "
+                f"than its resolution target ({merged_resolution[severity]} min)"
+            )
+    return SlaPolicy(merged_response, merged_resolution)

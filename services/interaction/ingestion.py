@@ -1,21 +1,25 @@
 """Ingestion of what the call centre, the messaging gateway and the survey tool report.
 
-Per batch of inbound messages, not per message:
-1. each message is parsed; what does not fit its contract is dead-lettered with a reason;
-2. the customers named by reference are resolved in one query against the reference
-   mapping folded from the customer topic; a reference the CRM has never seen gets the
-   customer id derived from it (the customer service then registers that customer);
-3. each fact's aggregate id is derived from (source, source id); those already in the
-   event store are found in one query, and repeats within the batch are dropped;
-4. the new facts are saved in one `save()`, one transaction.
-A re-delivered or re-sent message finds its fact recorded and records nothing twice.
+Each inbound topic is a `Feed`; `InboundIngestion` records its facts each exactly once
+(`services.runtime.messaging.reported_facts`: per batch, the customers named by reference
+resolved in one query, the facts already recorded found in one query, the new ones saved
+in one `save()`, one transaction); a fact's aggregate id derives from (source, source
+id). A re-delivered or re-sent message finds its fact recorded and records nothing twice.
+
+Parsing gives a reason a sender can act on. Reasons (the `dlq.reason` header of a
+dead-lettered message) are a small fixed set, so that they can label metrics: `empty
+message`, `malformed JSON`, `not a JSON object`, `missing field`, `wrong type`, `unknown
+channel`, `unknown direction`, `csat out of range`, `nps out of range`, `no score`, `no
+customer named`, `bad customer reference`, `date in the future`, `too long`, and `invalid
+call log` / `invalid message` / `invalid survey answer` for anything else. `dlq.detail`
+names the field and the problem.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -23,22 +27,50 @@ from uuid import UUID
 import asyncpg
 from aiokafka.structs import ConsumerRecord
 from eventsourcing.domain import Aggregate
+from pydantic_core import ErrorDetails
 
 from contracts.interaction import CallLog, InboundCustomer, InboundMessage, SurveyAnswer
-from contracts.references import customer_id_for_reference
 from contracts.topics import Topic
 from services.interaction.application import InteractionApplication
 from services.interaction.domain import Interaction, SurveyResponse, inbound_id
-from services.interaction.inbound import parse_call_log, parse_message, parse_survey_answer
-from services.runtime.customer_replica import resolve_references
-from services.runtime.messaging.consumer import TRANSIENT_ERRORS, Parsed
+from services.runtime.messaging.consumer import TRANSIENT_ERRORS
 from services.runtime.messaging.deadletter import Rejection
-from services.runtime.messaging.inbound import RecordedAggregates
-from services.runtime.metrics import EVENTS_CONSUMED
+from services.runtime.messaging.inbound import parse_inbound
+from services.runtime.messaging.reported_facts import NewFact, ReportedFacts
 from services.runtime.storage.eventstore import CommandContext, stamp
 
 M = TypeVar("M", bound=InboundCustomer)
 log = logging.getLogger(__name__)
+
+
+# Parsing -----------------------------------------------------------------------------
+
+
+def parse_call_log(raw: bytes | None) -> CallLog:
+    return parse_inbound(raw, CallLog, invalid="invalid call log", specific=_reason)
+
+
+def parse_message(raw: bytes | None) -> InboundMessage:
+    return parse_inbound(raw, InboundMessage, invalid="invalid message", specific=_reason)
+
+
+def parse_survey_answer(raw: bytes | None) -> SurveyAnswer:
+    return parse_inbound(raw, SurveyAnswer, invalid="invalid survey answer", specific=_reason)
+
+
+def _reason(field: str, kind: str, error: ErrorDetails) -> str | None:
+    if field == "channel" and kind == "enum":
+        return "unknown channel"
+    if field == "direction" and kind == "enum":
+        return "unknown direction"
+    if field in ("csat", "nps") and kind in ("greater_than_equal", "less_than_equal"):
+        return f"{field} out of range"
+    if kind == "value_error" and not error["loc"]:
+        return "no customer named" if "customer" in error["msg"] else "no score"
+    return None
+
+
+# Feeds -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -169,67 +201,35 @@ SURVEY_ANSWERS: Feed[SurveyAnswer] = Feed(
 )
 
 
-class InboundIngestion(Generic[M]):
-    """A `BatchHandler` recording one inbound topic's messages, each exactly once."""
+# Recording ---------------------------------------------------------------------------
+
+
+class InboundIngestion(ReportedFacts[M]):
+    """Records one inbound topic's messages, each exactly once."""
 
     def __init__(self, feed: Feed[M], application: InteractionApplication, pool: asyncpg.Pool):
+        super().__init__(
+            name=feed.name,
+            group_id=feed.group_id,
+            topic=feed.topic,
+            label=feed.label,
+            application=application,
+            pool=pool,
+        )
         self._feed = feed
         self._application = application
-        self._pool = pool
-        self._recorded = RecordedAggregates(application, pool)
-        self.name = feed.name
-        self.group_id = feed.group_id
-        self.topics: Sequence[str] = (feed.topic,)
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> M:
         return self._feed.parse(record.value)
 
-    def describe(self, value: M) -> str:
-        return self._feed.label
+    def fact_id(self, message: M) -> UUID:
+        return inbound_id(self._feed.label, *self._feed.key(message))
 
-    async def prepare(self) -> None:
-        return None
-
-    def on_caught_up(self) -> None:
-        return None
-
-    async def handle(self, batch: Sequence[Parsed[M]]) -> list[Rejection]:
-        feed = self._feed
-        known = await resolve_references(
-            self._pool,
-            list(
-                {
-                    (r.source, r.source_customer_id)
-                    for item in batch
-                    if item.value.customer_id is None and (r := item.value.customer_reference)
-                }
-            ),
-        )
-        candidates: dict[UUID, Parsed[M]] = {}
-        for item in batch:
-            candidates.setdefault(inbound_id(feed.label, *feed.key(item.value)), item)
-        existing = await self._recorded.among(list(candidates))
-        fresh = [
-            (aggregate_id, item, customer_for(item.value, known))
-            for aggregate_id, item in candidates.items()
-            if aggregate_id not in existing
-        ]
-        recorded, rejections = await self._record(fresh)
-        for outcome, number in (
-            ("applied", len(recorded)),
-            ("duplicate", len(batch) - len(recorded) - len(rejections)),
-        ):
-            if number:
-                EVENTS_CONSUMED.labels(
-                    consumer=self.name, topic=feed.topic, event_type=feed.label, outcome=outcome
-                ).inc(number)
-        return rejections
-
-    def _aggregate(self, aggregate_id: UUID, item: Parsed[M], customer_id: UUID) -> Aggregate:
+    def _aggregate(self, fact: NewFact[M]) -> Aggregate:
         """The new aggregate recording the message, stamped with the message as its cause."""
-        aggregate = self._feed.build(item.value, aggregate_id, customer_id)
-        source, source_id = self._feed.key(item.value)
-        record = item.record
+        aggregate = self._feed.build(fact.item.value, fact.aggregate_id, fact.customer_id)
+        source, source_id = self._feed.key(fact.item.value)
+        record = fact.item.record
         stamp(
             aggregate,
             CommandContext(
@@ -240,40 +240,25 @@ class InboundIngestion(Generic[M]):
         )
         return aggregate
 
-    async def _record(
-        self, fresh: list[tuple[UUID, Parsed[M], UUID]]
-    ) -> tuple[list[UUID], list[Rejection]]:
+    async def record(self, fresh: list[NewFact[M]]) -> tuple[list[UUID], list[Rejection]]:
         """Save the batch's new facts in one `save()`. Should that fail for a reason other
         than an outage, save them one by one and reject only those that cannot be saved."""
         save = self._application.record_reported
         try:
-            return await asyncio.to_thread(save, [self._aggregate(*f) for f in fresh]), []
+            return await asyncio.to_thread(save, [self._aggregate(f) for f in fresh]), []
         except TRANSIENT_ERRORS:
             raise
         except Exception:
             log.warning("%s: saving a batch failed; saving one by one", self.name, exc_info=True)
         recorded: list[UUID] = []
         rejections: list[Rejection] = []
-        for aggregate_id, item, customer_id in fresh:
+        for fact in fresh:
             try:
-                recorded += await asyncio.to_thread(
-                    save, [self._aggregate(aggregate_id, item, customer_id)]
-                )
+                recorded += await asyncio.to_thread(save, [self._aggregate(fact)])
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:
                 rejections.append(
-                    Rejection(item.record, "could not record", f"{type(exc).__name__}: {exc}")
+                    Rejection(fact.item.record, "could not record", f"{type(exc).__name__}: {exc}")
                 )
         return recorded, rejections
-
-
-def customer_for(message: InboundCustomer, known: dict[tuple[str, str], UUID]) -> UUID:
-    """The CRM id of the customer the message names: given, known by reference, or derived
-    from the reference."""
-    if message.customer_id is not None:
-        return message.customer_id
-    reference = message.customer_reference
-    assert reference is not None  # the contract requires one of the two
-    found = known.get((reference.source, reference.source_customer_id))
-    return found if found is not None else customer_id_for_reference(reference)

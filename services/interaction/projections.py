@@ -19,7 +19,7 @@ import asyncpg
 
 from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
-from services.interaction.sla import AT_RISK_SHARE
+from services.interaction.domain import AT_RISK_SHARE
 from services.interaction.textsearch import normalise, search_grams, search_text
 from services.runtime.customer_replica import CustomerReplica
 from services.runtime.privacy.erasure import (
@@ -396,7 +396,10 @@ CUSTOMERS = CustomerReplica("interaction_customers", PERSONAL_COLUMNS)
 """The interaction service's replica of the customer topic (names, channels, references)."""
 
 
-class InteractionViews:
+class InteractionProjection:
+    """The interaction read models; `name` keys their consumer group and
+    `consumed_events`."""
+
     name = "interaction_views"
     topics: Sequence[str] = (Topic.INTERACTION,)
 

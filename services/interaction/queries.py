@@ -16,6 +16,7 @@ import asyncpg
 
 from services.interaction.textsearch import keyword_clause, normalise
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
+from services.runtime.storage.filters import Where
 
 Row = dict[str, Any]
 
@@ -30,22 +31,6 @@ Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 CONSENT_CHANNEL = {"phone": "phone", "sms": "sms", "email": "email", "wechat": "wechat"}
 """Interaction channels a customer can opt out of (the customer record's channel names);
 meetings, visits, chat and web have no opt-out."""
-
-
-class _Where:
-    def __init__(self) -> None:
-        self.clauses: list[str] = []
-        self.values: list[Any] = []
-
-    def parameter(self, value: Any) -> str:
-        self.values.append(value)
-        return f"${len(self.values)}"
-
-    def add(self, sql: str, value: Any) -> None:
-        self.clauses.append(sql.format(self.parameter(value)))
-
-    def sql(self) -> str:
-        return " AND ".join(self.clauses) or "TRUE"
 
 
 # Interactions ------------------------------------------------------------------------
@@ -65,48 +50,36 @@ class InteractionQuery:
     ticket_id: UUID | None = None
     opportunity_id: UUID | None = None
 
-
-def _interaction_where(query: InteractionQuery) -> _Where:
-    where = _Where()
-    if query.customer_id is not None:
-        where.add("i.customer_id = {}", query.customer_id)
-    if query.channels:
-        where.add("i.channel = ANY({}::text[])", list(query.channels))
-    if query.direction:
-        where.add("i.direction = {}", query.direction)
-    if query.since is not None:
-        where.add("i.started_at >= {}", query.since)
-    if query.until is not None:
-        where.add("i.started_at < {}", query.until)
-    if query.participant:
-        where.add("i.participant_names @> ARRAY[{}]::text[]", normalise(query.participant))
-    if query.ticket_id is not None:
-        where.add("i.ticket_id = {}", query.ticket_id)
-    if query.opportunity_id is not None:
-        where.add("i.opportunity_id = {}", query.opportunity_id)
-    if query.keyword:
-        clause, value = keyword_clause(query.keyword, len(where.values) + 1)
-        where.values.append(value)
-        where.clauses.append("i." + clause)
-    return where
+    def where(self) -> Where:
+        where = Where()
+        for column in ("customer_id", "direction", "ticket_id", "opportunity_id"):
+            where.equal(f"i.{column}", getattr(self, column))
+        where.add("i.channel = ANY({}::text[])", list(self.channels))
+        where.compare("i.started_at", ">=", self.since)
+        where.compare("i.started_at", "<", self.until)
+        where.add(
+            "i.participant_names @> ARRAY[{}]::text[]",
+            self.participant and normalise(self.participant),
+        )
+        if self.keyword:
+            condition, value = keyword_clause(self.keyword)
+            where.add("i." + condition, value)
+        return where
 
 
 def search_sql(
     query: InteractionQuery, *, limit: int, after: Position | None
 ) -> tuple[str, list[Any]]:
-    where = _interaction_where(query)
-    if after is not None:
-        where.clauses.append(
-            f"(i.started_at, i.interaction_id) < ({where.parameter(after[0])}, "
-            f"{where.parameter(after[1])}::uuid)"
-        )
+    where = query.where().after(
+        ("i.started_at", "i.interaction_id"), after, descending=True, casts=("", "uuid")
+    )
     sql = (
         "SELECT i.interaction_id, i.customer_id, c.name AS customer_name, i.channel, "
         "i.direction, i.started_at, i.duration_seconds, i.participants, i.subject, i.notes, "
         "i.opportunity_id, i.ticket_id, i.source, i.source_id, i.version, "
         "i.correction_count, i.recorded_at "
         "FROM interactions i LEFT JOIN interaction_customers c ON c.customer_id = i.customer_id "
-        f"WHERE {where.sql()} ORDER BY i.started_at DESC, i.interaction_id DESC "
+        f"WHERE {where.sql} ORDER BY i.started_at DESC, i.interaction_id DESC "
         f"LIMIT {where.parameter(limit)}"
     )
     return sql, where.values
@@ -249,28 +222,19 @@ async def find_tickets(
     after: Position | None = None,
 ) -> list[Row]:
     """One page of tickets, oldest first, with each one's service-level state at `now`."""
-    where = _Where()
-    now_parameter = where.parameter(now)
-    state = SLA_STATE.format(now=now_parameter)
-    if query.statuses:
-        where.add("t.status = ANY({}::text[])", list(query.statuses))
+    where = Where()
+    state = SLA_STATE.format(now=where.parameter(now))
+    where.add("t.status = ANY({}::text[])", list(query.statuses))
     for column in ("severity", "assignee", "customer_id", "kind", "category"):
-        value = getattr(query, column)
-        if value is not None:
-            where.add(f"t.{column} = {{}}", value)
+        where.equal(f"t.{column}", getattr(query, column))
     if query.unassigned:
-        where.clauses.append("t.assignee IS NULL")
-    if query.sla_state:
-        where.add(f"({state}) = {{}}", query.sla_state)
-    if after is not None:
-        where.clauses.append(
-            f"(t.opened_at, t.ticket_id) > ({where.parameter(after[0])}, "
-            f"{where.parameter(after[1])}::uuid)"
-        )
+        where.condition("t.assignee IS NULL")
+    where.add(f"({state}) = {{}}", query.sla_state)
+    where.after(("t.opened_at", "t.ticket_id"), after, casts=("", "uuid"))
     records = await connection.fetch(
         f"SELECT t.*, c.name AS customer_name, {state} AS sla_state "
         "FROM tickets t LEFT JOIN interaction_customers c ON c.customer_id = t.customer_id "
-        f"WHERE {where.sql()} ORDER BY t.opened_at, t.ticket_id "
+        f"WHERE {where.sql} ORDER BY t.opened_at, t.ticket_id "
         f"LIMIT {where.parameter(limit)}",
         *where.values,
     )

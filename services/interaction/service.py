@@ -3,18 +3,17 @@
 from typing import Any
 
 from contracts.topics import Topic
-from services.interaction.api import router as commands
+from services.interaction import commands, views
 from services.interaction.application import InteractionApplication
-from services.interaction.gauges import refresh_open_tickets
 from services.interaction.ingestion import (
     CALL_LOGS,
     MESSAGES,
     SURVEY_ANSWERS,
     InboundIngestion,
 )
-from services.interaction.projections import CUSTOMERS, InteractionViews
+from services.interaction.metrics import refresh_open_tickets
+from services.interaction.projections import CUSTOMERS, InteractionProjection
 from services.interaction.publishing import to_contract
-from services.interaction.views import router as views
 from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
 
@@ -42,8 +41,8 @@ DEFINITION = ServiceDefinition(
     topic=Topic.INTERACTION,
     application_class=InteractionApplication,
     translate=to_contract,
-    projections=lambda: [InteractionViews(), CUSTOMERS],
-    routers=[commands, views],
+    projections=lambda: [InteractionProjection(), CUSTOMERS],
+    routers=[commands.router, views.router],
     handlers=inbound_feeds,
     gauges=[refresh_open_tickets],
 )

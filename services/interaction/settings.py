@@ -2,13 +2,13 @@
 
 Service-level targets per severity, in minutes, as JSON objects, e.g.
 `CRM_INTERACTION_SLA_RESPONSE_MINUTES='{"critical": 10, "high": 30}'`; severities left
-out keep their defaults (`services.interaction.sla`).
+out keep their defaults (`services.interaction.domain`).
 """
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
 from contracts.interaction import Severity
-from services.interaction.sla import SlaPolicy, policy
+from services.interaction.domain import SlaPolicy, policy
 from services.runtime.settings import ServiceSettings
 
 

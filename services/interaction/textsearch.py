@@ -22,6 +22,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from services.runtime.storage.filters import escape_like
+
 _CJK = re.compile(
     "[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002ffff]"
 )
@@ -56,13 +58,10 @@ def search_grams(text: str) -> list[str]:
     return sorted(grams)
 
 
-def escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def keyword_clause(keyword: str, parameter: int) -> tuple[str, str]:
-    """The SQL condition for `keyword` using parameter `$parameter`, and its value."""
+def keyword_clause(keyword: str) -> tuple[str, str]:
+    """The SQL condition for `keyword`, its one parameter written `{}` (as `Where.add`
+    takes it), and the parameter's value."""
     normalised = normalise(keyword)
     if len(normalised) < SHORT_KEYWORD:
-        return f"search_grams @> ARRAY[${parameter}]::text[]", normalised
-    return f"search_text LIKE ${parameter} ESCAPE '\\'", f"%{escape_like(normalised)}%"
+        return "search_grams @> ARRAY[{}]::text[]", normalised
+    return "search_text LIKE {} ESCAPE '\\'", f"%{escape_like(normalised)}%"

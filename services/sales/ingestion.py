@@ -1,111 +1,99 @@
 """Ingestion of completed purchases from other systems (`Topic.PURCHASES_INBOUND`).
 
-Per batch of inbound messages, not per message:
-1. each message is parsed; what does not fit the contract is dead-lettered with a reason;
-2. the customers named by reference are resolved in one query against the reference
-   mapping folded from the customer topic; a reference the CRM has never seen gets the
-   customer id derived from it (the customer service registers that customer);
-3. the purchase ids (derived from source and order id) already in the event store are
-   found in one query, and repeats within the batch are dropped;
-4. the new purchases are saved in one `save()`, one transaction.
-The outbox relay then publishes them on the sales topic. A re-delivered batch finds its
-purchases recorded and records nothing twice.
+`PurchaseIngestion` records each purchase once (`services.runtime.messaging.reported_facts`:
+per batch, the customers named by reference resolved in one query, the purchases already
+recorded found in one query, the new ones saved in one `save()`, one transaction); its
+id derives from the source and the order id. The outbox relay then publishes them on the
+sales topic. A re-delivered batch finds its purchases recorded and records nothing twice.
+
+Parsing gives a reason a publisher can act on. Reasons (the `dlq.reason` header of the
+dead-lettered message) are a small fixed set, so that they can label metrics: `empty
+message`, `malformed JSON`, `not a JSON object`, `missing field`, `wrong type`, `amount
+not positive`, `unknown currency`, `no customer named`, `bad customer reference`, `date in
+the future`, `too long`, `invalid purchase`. `dlq.detail` names the field and the problem.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
-from contracts.references import CustomerReference, customer_id_for_reference
-from contracts.sales import PurchaseCompleted
+from contracts.registry import describe_validation_error
+from contracts.sales import SUPPORTED_CURRENCIES, PurchaseCompleted
 from contracts.topics import Topic
-from services.runtime.customer_replica import resolve_references
-from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.deadletter import Rejection
-from services.runtime.messaging.inbound import RecordedAggregates
-from services.runtime.metrics import EVENTS_CONSUMED
+from services.runtime.messaging.inbound import parse_inbound
+from services.runtime.messaging.reported_facts import NewFact, ReportedFacts
 from services.sales.application import NewPurchase, SalesApplication
 from services.sales.domain import purchase_id
-from services.sales.inbound import parse_purchase
+
+# Parsing -----------------------------------------------------------------------------
 
 
-class PurchaseIngestion:
-    name = "sales_purchases_inbound"
-    group_id = "crm.sales.purchases-inbound"
-    topics: Sequence[str] = (Topic.PURCHASES_INBOUND,)
+def parse_purchase(raw: bytes | None) -> PurchaseCompleted:
+    return parse_inbound(
+        raw, PurchaseCompleted, invalid="invalid purchase", specific=_reason, detail=_detail
+    )
 
+
+def _reason(field: str, kind: str, error: ErrorDetails) -> str | None:
+    if field == "currency" and kind == "enum":
+        return "unknown currency"
+    if field == "amount" and kind in ("greater_than", "greater_than_equal"):
+        return "amount not positive"
+    if kind == "value_error" and not error["loc"]:
+        return "no customer named"
+    return None
+
+
+def _detail(error: ValidationError) -> str:
+    detail = describe_validation_error(error)
+    if any(e["type"] == "enum" and e["loc"][:1] == ("currency",) for e in error.errors()):
+        currency = next(e["input"] for e in error.errors() if e["loc"][:1] == ("currency",))
+        detail = (
+            f"currency: {currency!r} is not a supported ISO 4217 code "
+            f"(supported: {', '.join(SUPPORTED_CURRENCIES)})"
+        )
+    return detail
+
+
+# Recording ---------------------------------------------------------------------------
+
+
+class PurchaseIngestion(ReportedFacts[PurchaseCompleted]):
     def __init__(self, application: SalesApplication, pool: asyncpg.Pool) -> None:
+        super().__init__(
+            name="sales_purchases_inbound",
+            group_id="crm.sales.purchases-inbound",
+            topic=Topic.PURCHASES_INBOUND,
+            label="purchase",
+            application=application,
+            pool=pool,
+        )
         self._application = application
-        self._pool = pool
-        self._recorded = RecordedAggregates(application, pool)
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> PurchaseCompleted:
         return parse_purchase(record.value)
 
-    def describe(self, value: PurchaseCompleted) -> str:
-        return "purchase"
+    def fact_id(self, message: PurchaseCompleted) -> UUID:
+        return purchase_id(message.source, message.order_id)
 
-    async def prepare(self) -> None:
-        return None
-
-    def on_caught_up(self) -> None:
-        return None
-
-    async def handle(self, batch: Sequence[Parsed[PurchaseCompleted]]) -> list[Rejection]:
-        known = await resolve_references(
-            self._pool,
-            list(
-                {
-                    (r.source, r.source_customer_id)
-                    for item in batch
-                    if item.value.customer_id is None and (r := item.value.customer_reference)
-                }
-            ),
-        )
-        derived = functools.lru_cache(maxsize=None)(customer_id_for_reference)
-        candidates: dict[UUID, NewPurchase] = {}
-        for item in batch:
-            candidates.setdefault(
-                purchase_id(item.value.source, item.value.order_id),
-                new_purchase(item.value, known, derived),
-            )
-        existing = await self._recorded.among(list(candidates))
-        fresh = [p for i, p in candidates.items() if i not in existing]
-        recorded = await asyncio.to_thread(self._application.record_purchases, fresh)
-        for outcome, number in (
-            ("applied", len(recorded)),
-            ("duplicate", len(batch) - len(recorded)),
-        ):
-            if number:
-                EVENTS_CONSUMED.labels(
-                    consumer=self.name,
-                    topic=Topic.PURCHASES_INBOUND,
-                    event_type="purchase",
-                    outcome=outcome,
-                ).inc(number)
-        return []
+    async def record(
+        self, fresh: list[NewFact[PurchaseCompleted]]
+    ) -> tuple[list[UUID], list[Rejection]]:
+        purchases = [new_purchase(f.item.value, f.customer_id) for f in fresh]
+        return await asyncio.to_thread(self._application.record_purchases, purchases), []
 
 
-def new_purchase(
-    message: PurchaseCompleted,
-    known: dict[tuple[str, str], UUID],
-    derive: Callable[[CustomerReference], UUID] = customer_id_for_reference,
-) -> NewPurchase:
-    """The purchase to record, with the customer it lands on."""
+def new_purchase(message: PurchaseCompleted, customer_id: UUID) -> NewPurchase:
+    """The purchase to record, on the customer the message names (`customer_of`)."""
     reference = message.customer_reference
-    if message.customer_id is not None:
-        customer_id = message.customer_id
-    else:
-        assert reference is not None  # the contract requires one of the two
-        found = known.get((reference.source, reference.source_customer_id))
-        customer_id = found if found is not None else derive(reference)
     return NewPurchase(
         source=message.source,
         order_id=message.order_id,

@@ -395,7 +395,9 @@ CUSTOMERS = CustomerReplica("sales_customers", PERSONAL_COLUMNS)
 """The sales service's replica of the customer topic (names, channels, references)."""
 
 
-class SalesViews:
+class SalesProjection:
+    """The sales read models; `name` keys their consumer group and `consumed_events`."""
+
     name = "sales_views"
     topics: Sequence[str] = (Topic.SALES,)
 

@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
+from services.runtime.storage.filters import Where
 
 Row = dict[str, Any]
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
@@ -25,6 +26,7 @@ STAGE_RANK = (
     "array_position(ARRAY['lead','qualified','proposal','negotiation','won','lost'], o.stage)"
 )
 OPEN = "o.stage IN ('lead','qualified','proposal','negotiation')"
+OPENED_ON = "(o.opened_at AT TIME ZONE 'UTC')::date"
 
 OPPORTUNITY_ORDER = SortKey(("opened_at", "opportunity_id"), BY_MOMENT)
 PURCHASE_ORDER = SortKey(("occurred_at", "purchase_id"), BY_MOMENT)
@@ -45,26 +47,15 @@ class OpportunityFilter:
     opened_to: date | None = None
     overdue_on: date | None = None
 
-    def where(self, values: list[Any]) -> str:
-        clauses: list[str] = []
-
-        def add(sql: str, value: Any) -> None:
-            values.append(value)
-            clauses.append(sql.replace("{}", f"${len(values)}"))
-
+    def where(self) -> Where:
+        where = Where()
         for column in ("stage", "owner", "region", "currency", "customer_id"):
-            value = getattr(self, column)
-            if value is not None:
-                add(f"o.{column} = {{}}", value)
-        if self.product:
-            add("o.product_names @> ARRAY[{}]::text[]", self.product)
-        if self.opened_from:
-            add("(o.opened_at AT TIME ZONE 'UTC')::date >= {}", self.opened_from)
-        if self.opened_to:
-            add("(o.opened_at AT TIME ZONE 'UTC')::date <= {}", self.opened_to)
-        if self.overdue_on:
-            add(f"o.expected_close_date < {{}} AND {OPEN}", self.overdue_on)
-        return " AND ".join(clauses) or "TRUE"
+            where.equal(f"o.{column}", getattr(self, column))
+        where.add("o.product_names @> ARRAY[{}]::text[]", self.product)
+        where.compare(OPENED_ON, ">=", self.opened_from)
+        where.compare(OPENED_ON, "<=", self.opened_to)
+        where.add(f"o.expected_close_date < {{}} AND {OPEN}", self.overdue_on)
+        return where
 
 
 OPPORTUNITY_SELECT = """
@@ -74,40 +65,38 @@ FROM opportunities o LEFT JOIN sales_customers c USING (customer_id)
 """
 
 
-async def pipeline(db: Connection, where: OpportunityFilter) -> list[Row]:
+async def pipeline(db: Connection, filters: OpportunityFilter) -> list[Row]:
     """Per stage and currency: how many, how much, and how much weighted by probability."""
-    values: list[Any] = []
-    condition = where.where(values)
+    where = filters.where()
     records = await db.fetch(
         f"""SELECT o.stage, o.currency, count(*) AS count,
                    sum(o.expected_amount) AS amount,
                    round(sum(o.expected_amount * o.probability / 100.0), 2) AS weighted_amount
-            FROM opportunities o WHERE {condition}
+            FROM opportunities o WHERE {where.sql}
             GROUP BY o.stage, o.currency
             ORDER BY min({STAGE_RANK}), o.currency""",
-        *values,
+        *where.values,
     )
     return [dict(r) for r in records]
 
 
 def _basis(date_basis: DateBasis) -> str:
     return {
-        "opened": "(o.opened_at AT TIME ZONE 'UTC')::date",
+        "opened": OPENED_ON,
         "expected_close": "o.expected_close_date",
         "closed": "(o.closed_at AT TIME ZONE 'UTC')::date",
     }[date_basis]
 
 
 async def analysis(
-    db: Connection, group_by: GroupBy, date_basis: DateBasis, where: OpportunityFilter
+    db: Connection, group_by: GroupBy, date_basis: DateBasis, filters: OpportunityFilter
 ) -> list[Row]:
     """Counts, amounts and win rate of opportunities per group and currency.
 
     By product, an opportunity counts once for each product it holds, and its amounts
     are those of the product's lines (quantity times unit price).
     """
-    values: list[Any] = []
-    condition = where.where(values)
+    where = filters.where()
     basis = _basis(date_basis)
     amount = "o.expected_amount"
     source = "opportunities o"
@@ -123,7 +112,7 @@ async def analysis(
         source += " CROSS JOIN LATERAL jsonb_array_elements(o.products) AS line(value)"
         amount = "(line.value->>'quantity')::numeric * (line.value->>'unit_price')::numeric"
     if group_by in ("month", "quarter"):
-        condition += f" AND {basis} IS NOT NULL"
+        where.condition(f"{basis} IS NOT NULL")
     records = await db.fetch(
         f"""SELECT {key} AS key, o.currency,
                    count(DISTINCT o.opportunity_id) AS count,
@@ -134,9 +123,9 @@ async def analysis(
                    coalesce(sum({amount}) FILTER (WHERE o.stage = 'won'), 0) AS won_amount,
                    count(DISTINCT o.opportunity_id) FILTER (WHERE o.stage = 'lost')
                        AS lost_count
-            FROM {source} WHERE {condition}
+            FROM {source} WHERE {where.sql}
             GROUP BY 1, 2 ORDER BY 1, 2""",
-        *values,
+        *where.values,
     )
     return [_with_win_rate(dict(r)) for r in records]
 
@@ -147,12 +136,11 @@ def _with_win_rate(row: Row) -> Row:
     return row
 
 
-async def owner_performance(db: Connection, where: OpportunityFilter) -> list[Row]:
+async def owner_performance(db: Connection, filters: OpportunityFilter) -> list[Row]:
     """Per owner and currency: pipeline, wins, losses, win rate, overdue, contracts, cash."""
-    values: list[Any] = []
-    condition = where.where(values)
+    where = filters.where()
     records = await db.fetch(
-        f"""WITH o AS (SELECT * FROM opportunities o WHERE {condition})
+        f"""WITH o AS (SELECT * FROM opportunities o WHERE {where.sql})
             SELECT o.owner, o.currency,
                    count(*) AS count,
                    count(*) FILTER (WHERE {OPEN}) AS open_count,
@@ -170,7 +158,7 @@ async def owner_performance(db: Connection, where: OpportunityFilter) -> list[Ro
             FROM o LEFT JOIN sales_contracts k
               ON k.opportunity_id = o.opportunity_id AND k.currency = o.currency
             GROUP BY o.owner, o.currency ORDER BY o.owner, o.currency""",
-        *values,
+        *where.values,
     )
     return [_with_win_rate(dict(r)) for r in records]
 
@@ -179,23 +167,16 @@ async def prediction_accuracy(
     db: Connection, owner: str | None, kind: str | None, since: date | None
 ) -> list[Row]:
     """Per owner and activity kind: how many predictions were made, resolved, held."""
-    values: list[Any] = []
-    clauses = ["a.predicted_result IS NOT NULL"]
-    for column, value in (("owner", owner), ("kind", kind)):
-        if value is not None:
-            values.append(value)
-            clauses.append(f"a.{column} = ${len(values)}")
-    if since is not None:
-        values.append(since)
-        clauses.append(f"a.scheduled_on >= ${len(values)}")
+    where = Where().condition("a.predicted_result IS NOT NULL")
+    where.equal("a.owner", owner).equal("a.kind", kind).compare("a.scheduled_on", ">=", since)
     records = await db.fetch(
         f"""SELECT a.owner, a.kind, count(*) AS predicted,
                    count(a.prediction_held) AS resolved,
                    count(*) FILTER (WHERE a.prediction_held) AS held,
                    count(*) FILTER (WHERE NOT a.prediction_held) AS missed
-            FROM activities a WHERE {" AND ".join(clauses)}
+            FROM activities a WHERE {where.sql}
             GROUP BY a.owner, a.kind ORDER BY a.owner, a.kind""",
-        *values,
+        *where.values,
     )
     rows = []
     for record in records:
@@ -207,22 +188,17 @@ async def prediction_accuracy(
 
 async def find_opportunities(
     db: Connection,
-    where: OpportunityFilter,
+    filters: OpportunityFilter,
     *,
     limit: int,
     after: Position | None = None,
 ) -> list[Row]:
     """One page in the order they were opened; `after` is the last (opened_at, id) seen."""
-    values: list[Any] = []
-    condition = where.where(values)
-    if after is not None:
-        values.extend(after)
-        condition += f" AND (o.opened_at, o.opportunity_id) > (${len(values) - 1}, ${len(values)})"
-    values.append(limit)
+    where = filters.where().after(("o.opened_at", "o.opportunity_id"), after)
     records = await db.fetch(
-        f"{OPPORTUNITY_SELECT} WHERE {condition} "
-        f"ORDER BY o.opened_at, o.opportunity_id LIMIT ${len(values)}",
-        *values,
+        f"{OPPORTUNITY_SELECT} WHERE {where.sql} "
+        f"ORDER BY o.opened_at, o.opportunity_id LIMIT {where.parameter(limit)}",
+        *where.values,
     )
     return [dict(r) for r in records]
 
@@ -258,24 +234,16 @@ async def contracts_of(
     contract_id: str | None = None,
     outstanding_only: bool = False,
 ) -> list[Row]:
-    values: list[Any] = []
-    clauses: list[str] = []
-    for column, value in (
-        ("opportunity_id", opportunity_id),
-        ("customer_id", customer_id),
-        ("contract_id", contract_id),
-    ):
-        if value is not None:
-            values.append(value)
-            clauses.append(f"k.{column} = ${len(values)}")
+    where = Where().equal("k.opportunity_id", opportunity_id).equal("k.customer_id", customer_id)
+    where.equal("k.contract_id", contract_id)
     if outstanding_only:
-        clauses.append("k.amount > k.paid")
+        where.condition("k.amount > k.paid")
     records = await db.fetch(
         f"""SELECT k.*, k.amount - k.paid AS outstanding, c.name AS customer_name
             FROM sales_contracts k LEFT JOIN sales_customers c USING (customer_id)
-            WHERE {" AND ".join(clauses) or "TRUE"}
+            WHERE {where.sql}
             ORDER BY k.signed_on, k.contract_id LIMIT 1000""",
-        *values,
+        *where.values,
     )
     rows = [dict(r) for r in records]
     if rows:
@@ -297,59 +265,40 @@ class PurchaseFilter:
     since: datetime | None = None
     until: datetime | None = None
 
-    def where(self, values: list[Any]) -> str:
-        clauses: list[str] = []
-        for column, operator, value in (
-            ("customer_id", "=", self.customer_id),
-            ("source", "=", self.source),
-            ("currency", "=", self.currency),
-            ("occurred_at", ">=", self.since),
-            ("occurred_at", "<", self.until),
-        ):
-            if value is not None:
-                values.append(value)
-                clauses.append(f"p.{column} {operator} ${len(values)}")
-        return " AND ".join(clauses) or "TRUE"
+    def where(self) -> Where:
+        where = Where()
+        for column in ("customer_id", "source", "currency"):
+            where.equal(f"p.{column}", getattr(self, column))
+        where.compare("p.occurred_at", ">=", self.since)
+        where.compare("p.occurred_at", "<", self.until)
+        return where
 
 
 async def find_purchases(
     db: Connection,
-    where: PurchaseFilter,
+    filters: PurchaseFilter,
     *,
     limit: int,
     after: Position | None = None,
 ) -> list[Row]:
     """One page, newest first; `after` is the last (occurred_at, id) seen."""
-    values: list[Any] = []
-    condition = where.where(values)
-    if after is not None:
-        values.extend(after)
-        condition += f" AND (p.occurred_at, p.purchase_id) < (${len(values) - 1}, ${len(values)})"
-    values.append(limit)
+    where = filters.where().after(("p.occurred_at", "p.purchase_id"), after, descending=True)
     records = await db.fetch(
         f"""SELECT p.*, c.name AS customer_name
             FROM purchases p LEFT JOIN sales_customers c USING (customer_id)
-            WHERE {condition}
-            ORDER BY p.occurred_at DESC, p.purchase_id DESC LIMIT ${len(values)}""",
-        *values,
+            WHERE {where.sql}
+            ORDER BY p.occurred_at DESC, p.purchase_id DESC LIMIT {where.parameter(limit)}""",
+        *where.values,
     )
     return [dict(r) for r in records]
 
 
-async def purchase_totals(db: Connection, where: PurchaseFilter) -> list[Row]:
-    values: list[Any] = []
-    condition = where.where(values)
+async def purchase_totals(db: Connection, filters: PurchaseFilter) -> list[Row]:
+    where = filters.where()
     records = await db.fetch(
         f"""SELECT p.currency, count(*) AS count, sum(p.amount) AS amount,
                    min(p.occurred_at) AS first_at, max(p.occurred_at) AS last_at
-            FROM purchases p WHERE {condition} GROUP BY p.currency ORDER BY p.currency""",
-        *values,
+            FROM purchases p WHERE {where.sql} GROUP BY p.currency ORDER BY p.currency""",
+        *where.values,
     )
     return [dict(r) for r in records]
-
-
-async def customer_name(db: Connection, customer_id: UUID) -> str | None:
-    name: str | None = await db.fetchval(
-        "SELECT name FROM sales_customers WHERE customer_id = $1", customer_id
-    )
-    return name

@@ -5,12 +5,11 @@ from typing import Any
 from contracts.topics import Topic
 from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
-from services.sales.api import router as commands
+from services.sales import commands, views
 from services.sales.application import SalesApplication
 from services.sales.ingestion import PurchaseIngestion
-from services.sales.projections import CUSTOMERS, SalesViews
+from services.sales.projections import CUSTOMERS, SalesProjection
 from services.sales.publishing import to_contract
-from services.sales.reports import router as views
 
 
 def purchase_ingestion(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
@@ -34,7 +33,7 @@ DEFINITION = ServiceDefinition(
     topic=Topic.SALES,
     application_class=SalesApplication,
     translate=to_contract,
-    projections=lambda: [CUSTOMERS, SalesViews()],
-    routers=[commands, views],
+    projections=lambda: [CUSTOMERS, SalesProjection()],
+    routers=[commands.router, views.router],
     handlers=purchase_ingestion,
 )

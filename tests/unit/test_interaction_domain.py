@@ -10,8 +10,8 @@ import pytest
 
 from contracts.registry import parse_event, serialize_event
 from services.interaction.application import InteractionApplication
+from services.interaction.domain import policy
 from services.interaction.publishing import to_contract
-from services.interaction.sla import policy
 from services.runtime.errors import Conflict, RuleViolation
 
 OPENED = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -14,11 +14,11 @@ from contracts import customer as customer_contract
 from contracts import interaction as contract
 from contracts.envelope import EventEnvelope
 from contracts.registry import ContractViolation
-from services.interaction.inbound import parse_call_log, parse_message, parse_survey_answer
+from services.interaction.domain import policy
+from services.interaction.ingestion import parse_call_log, parse_message, parse_survey_answer
 from services.interaction.projections import fold_interaction, fold_ticket
 from services.interaction.queries import channel_to_use
 from services.interaction.settings import InteractionSettings
-from services.interaction.sla import policy
 from services.interaction.textsearch import keyword_clause, search_grams, search_text
 from services.runtime.customer_replica import fold_customer
 
@@ -103,9 +103,9 @@ def test_short_keywords_use_the_gram_array_and_longer_ones_the_trigram_index() -
     grams = search_grams(text)
     assert {"投诉", "诉", "客户", "p客", "ai", "5g", "套餐"} <= set(grams)
     assert "em" not in grams  # two letters inside a word are not a word
-    assert keyword_clause("投诉", 1) == ("search_grams @> ARRAY[$1]::text[]", "投诉")
-    assert keyword_clause("VIP客户", 2) == ("search_text LIKE $2 ESCAPE '\\'", "%vip客户%")
-    assert keyword_clause("100%", 1)[1] == "%100\\%%"
+    assert keyword_clause("投诉") == ("search_grams @> ARRAY[{}]::text[]", "投诉")
+    assert keyword_clause("VIP客户") == ("search_text LIKE {} ESCAPE '\\'", "%vip客户%")
+    assert keyword_clause("100%")[1] == "%100\\%%"
 
 
 @pytest.mark.parametrize(

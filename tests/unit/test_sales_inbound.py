@@ -13,8 +13,8 @@ import pytest
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.registry import ContractViolation
 from contracts.sales import PurchaseCompleted
-from services.sales.inbound import parse_purchase
-from services.sales.ingestion import new_purchase
+from services.runtime.messaging.reported_facts import customer_of
+from services.sales.ingestion import new_purchase, parse_purchase
 
 EXAMPLE: dict[str, Any] = PurchaseCompleted.model_json_schema()["examples"][0]
 
@@ -67,9 +67,10 @@ def test_what_does_not_fit_is_rejected_with_a_reason(
 def test_a_purchase_lands_on_the_known_customer_or_the_one_derived_from_its_reference() -> None:
     message = parse_purchase(raw(EXAMPLE))
     reference = CustomerReference(source="shop-cn", source_customer_id="U-1029")
-    assert new_purchase(message, {}).customer_id == customer_id_for_reference(reference)
+    assert customer_of(message, {}) == customer_id_for_reference(reference)
     known = uuid.uuid4()
-    assert new_purchase(message, {("shop-cn", "U-1029"): known}).customer_id == known
+    assert customer_of(message, {("shop-cn", "U-1029"): known}) == known
     direct = uuid.uuid4()
     by_id = parse_purchase(raw({**EXAMPLE, "customer_id": str(direct)}))
-    assert new_purchase(by_id, {("shop-cn", "U-1029"): known}).customer_id == direct
+    assert customer_of(by_id, {("shop-cn", "U-1029"): known}) == direct
+    assert new_purchase(message, known).customer_id == known

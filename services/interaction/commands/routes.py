@@ -1,277 +1,70 @@
-"""HTTP commands of the interaction service: log and correct interactions, work tickets,
-record survey answers and feedback, set contact plans.
-
-Commands answer with the aggregate's id and version (also as `ETag`); send
-`If-Match: "<version>"` to have a change refused with 409 when someone else was first.
-"""
+"""The routes of the interaction commands; their request bodies are in `bodies.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.interaction import (
-    Csat,
-    Direction,
-    FeedbackKind,
-    InteractionChannel,
-    LongText,
-    Nps,
-    Participant,
-    Severity,
-    ShortText,
-    TicketKind,
+from services.interaction.commands.bodies import (
+    AnswerSurvey,
+    AssignTicket,
+    CorrectInteraction,
+    EndContactPlan,
+    EscalateTicket,
+    GiveFeedback,
+    LogInteraction,
+    OpenTicket,
+    ReopenTicket,
+    ResolveTicket,
+    RespondToTicket,
+    SetContactPlan,
 )
+from services.interaction.dependencies import App, IdempotencyKey, Policy, Pool, Version, now
 from services.interaction.domain import inbound_id
 from services.interaction.projections import CUSTOMERS
-from services.interaction.web import (
-    App,
-    IdempotencyKey,
-    Policy,
-    Pool,
-    Version,
-    not_in_future,
-    now,
-)
 from services.runtime.errors import RuleViolation
-from services.runtime.http.commands import StrictBody
+from services.runtime.http import commands as shared
+from services.runtime.http.answers import id_before_version
+from services.runtime.http.commands import etag
 from services.runtime.http.security import requires
 from services.runtime.storage.eventstore import current_context
 
 router = APIRouter()
 
 
-class LogInteraction(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
-                    "channel": "meeting",
-                    "direction": "outbound",
-                    "started_at": "2026-11-20T14:00:00+08:00",
-                    "duration_seconds": 3600,
-                    "participants": [
-                        {"role": "staff", "name": "李娜"},
-                        {"role": "contact", "name": "张伟", "contact_id": "primary"},
-                    ],
-                    "subject": "年度合同续签洽谈",
-                    "notes": "客户希望增加华南区的配送服务。下周提交报价。",
-                }
-            ]
-        },
-    )
+class Accepted(shared.Accepted):
+    model_config = ConfigDict(json_schema_extra=id_before_version)
 
-    customer_id: UUID
-    channel: InteractionChannel
-    direction: Direction
-    started_at: AwareDatetime | None = Field(
-        default=None, description="When the contact began; now when absent. Not in the future."
-    )
-    duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
-    participants: list[Participant] = Field(default_factory=list, max_length=50)
-    subject: ShortText
-    notes: LongText = ""
-    opportunity_id: UUID | None = None
-    ticket_id: UUID | None = None
-
-
-class CorrectInteraction(StrictBody):
-    """Only the fields present are corrected; `reason` says why (kept in the history)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"duration_seconds": 1800, "reason": "the call was logged as an hour"}]
-        },
-    )
-
-    channel: InteractionChannel | None = None
-    direction: Direction | None = None
-    started_at: AwareDatetime | None = None
-    duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
-    participants: list[Participant] | None = Field(default=None, max_length=50)
-    subject: ShortText | None = None
-    notes: LongText | None = None
-    opportunity_id: UUID | None = None
-    ticket_id: UUID | None = None
-    reason: ShortText
-
-
-class OpenTicket(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
-                    "kind": "complaint",
-                    "channel": "phone",
-                    "category": "delivery",
-                    "severity": "high",
-                    "subject": "货物延迟三天未送达",
-                    "description": "订单 SO-1029 承诺 11 月 18 日送达。至今未收到。",
-                }
-            ]
-        },
-    )
-
-    customer_id: UUID
-    kind: TicketKind
-    channel: InteractionChannel
-    category: ShortText = Field(description="What it is about, e.g. delivery, billing, quality.")
-    severity: Severity
-    subject: ShortText
-    description: LongText = ""
-    opened_at: AwareDatetime | None = Field(
-        default=None,
-        description="When the customer raised it, if earlier than now (the service-level "
-        "clocks run from this moment). Not in the future.",
-    )
-
-
-class AssignTicket(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"assignee": "王芳"}]}
-    )
-
-    assignee: ShortText
-
-
-class EscalateTicket(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"severity": "critical", "reason": "客户威胁退货"}]},
-    )
-
-    severity: Severity | None = Field(
-        default=None, description="The higher severity; absent to raise only the level."
-    )
-    reason: ShortText
-
-
-class RespondToTicket(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"responder": "王芳", "message": "已联系物流。今日送达"}]},
-    )
-
-    responder: ShortText
-    message: LongText = ""
-    responded_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
-
-
-class ResolveTicket(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"resolution": "货物已送达。补偿优惠券 50 元"}]},
-    )
-
-    resolution: ShortText
-    resolved_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
-
-
-class ReopenTicket(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reason": "客户反馈货物破损"}]}
-    )
-
-    reason: ShortText
-
-
-class AnswerSurvey(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
-                    "survey": "post-ticket",
-                    "csat": 4,
-                    "nps": 8,
-                    "comment": "响应很快",
-                    "channel": "phone",
-                }
-            ]
-        },
-    )
-
-    customer_id: UUID
-    survey: ShortText
-    csat: Csat | None = None
-    nps: Nps | None = None
-    comment: LongText = ""
-    channel: InteractionChannel | None = None
-    interaction_id: UUID | None = None
-    ticket_id: UUID | None = None
-    answered_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
-
-
-class GiveFeedback(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "0b6f5c1e-3d2a-4c1b-9e8f-7a6b5c4d3e2f",
-                    "kind": "suggestion",
-                    "text": "希望增加微信下单功能",
-                    "channel": "wechat",
-                }
-            ]
-        },
-    )
-
-    customer_id: UUID
-    kind: FeedbackKind
-    text: LongText = Field(min_length=1)
-    channel: InteractionChannel | None = None
-    interaction_id: UUID | None = None
-    given_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
-
-
-class SetContactPlan(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"channel": "phone", "every_days": 30, "owner": "李娜", "note": "季度回访"}
-            ]
-        },
-    )
-
-    channel: InteractionChannel
-    every_days: int = Field(ge=1, le=3660, description="Contact at least this often.")
-    owner: ShortText | None = None
-    note: LongText = ""
-    starts_at: AwareDatetime | None = Field(
-        default=None, description="When the first contact is due if none happened; now if absent."
-    )
-
-
-class EndContactPlan(StrictBody):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reason": "客户要求暂停回访"}]}
-    )
-
-    reason: LongText = ""
-
-
-class Accepted(BaseModel):
     id: UUID = Field(description="The interaction, ticket, answer, feedback or plan.")
     version: int = Field(description="Its version after the command.")
 
 
-def accepted(response: Response, aggregate_id: UUID, version: int) -> Accepted:
-    response.headers["ETag"] = f'"{version}"'
-    return Accepted(id=aggregate_id, version=version)
+def accepted(response: Response, aggregate: Aggregate) -> Accepted:
+    """The answer naming the changed aggregate and its new version (also the `ETag`)."""
+    etag(response, aggregate.version)
+    return Accepted(id=aggregate.id, version=aggregate.version)
+
+
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future a reported time may lie (clocks of other machines differ)."""
+
+
+def not_in_future(moment: datetime | None, name: str) -> datetime:
+    """`moment`, or now when absent; a moment in the future is refused."""
+    current = now()
+    if moment is None:
+        return current
+    if moment > current + CLOCK_SKEW:
+        raise RuleViolation(f"{name} lies in the future ({moment.isoformat()}); give a past time")
+    return moment
 
 
 CUSTOMER_GRACE_SECONDS = 3.0
@@ -337,7 +130,7 @@ async def log_interaction(
         ticket_id=body.ticket_id,
     )
     response.headers["Location"] = f"/interactions/{interaction.id}"
-    return accepted(response, interaction.id, interaction.version)
+    return accepted(response, interaction)
 
 
 @router.post(
@@ -355,7 +148,7 @@ def correct_interaction(
     if "started_at" in changes:
         changes["started_at"] = not_in_future(changes["started_at"], "started_at")
     interaction = app.correct_interaction(interaction_id, changes, body.reason, version)
-    return accepted(response, interaction_id, interaction.version)
+    return accepted(response, interaction)
 
 
 # Tickets -----------------------------------------------------------------------------
@@ -385,7 +178,7 @@ async def open_ticket(
         description=body.description,
     )
     response.headers["Location"] = f"/tickets/{ticket.id}"
-    return accepted(response, ticket.id, ticket.version)
+    return accepted(response, ticket)
 
 
 @router.post(
@@ -398,7 +191,7 @@ def assign_ticket(
     ticket_id: UUID, body: AssignTicket, app: App, version: Version, response: Response
 ) -> Accepted:
     ticket = app.assign_ticket(ticket_id, body.assignee, version)
-    return accepted(response, ticket_id, ticket.version)
+    return accepted(response, ticket)
 
 
 @router.post(
@@ -419,7 +212,7 @@ def escalate_ticket(
 ) -> Accepted:
     severity = body.severity.value if body.severity else None
     ticket = app.escalate_ticket(ticket_id, severity, body.reason, policy, version)
-    return accepted(response, ticket_id, ticket.version)
+    return accepted(response, ticket)
 
 
 @router.post(
@@ -438,7 +231,7 @@ def respond_to_ticket(
         body.message,
         version,
     )
-    return accepted(response, ticket_id, ticket.version)
+    return accepted(response, ticket)
 
 
 @router.post(
@@ -453,7 +246,7 @@ def resolve_ticket(
     ticket = app.resolve_ticket(
         ticket_id, not_in_future(body.resolved_at, "resolved_at"), body.resolution, version
     )
-    return accepted(response, ticket_id, ticket.version)
+    return accepted(response, ticket)
 
 
 @router.post(
@@ -471,7 +264,7 @@ def reopen_ticket(
     response: Response,
 ) -> Accepted:
     ticket = app.reopen_ticket(ticket_id, now(), body.reason, policy, version)
-    return accepted(response, ticket_id, ticket.version)
+    return accepted(response, ticket)
 
 
 @router.post(
@@ -482,7 +275,7 @@ def reopen_ticket(
 )
 def close_ticket(ticket_id: UUID, app: App, version: Version, response: Response) -> Accepted:
     ticket = app.close_ticket(ticket_id, now(), version)
-    return accepted(response, ticket_id, ticket.version)
+    return accepted(response, ticket)
 
 
 # Satisfaction ------------------------------------------------------------------------
@@ -514,7 +307,7 @@ async def answer_survey(
         ticket_id=body.ticket_id,
         answered_at=not_in_future(body.answered_at, "answered_at"),
     )
-    return accepted(response, answer.id, answer.version)
+    return accepted(response, answer)
 
 
 @router.post(
@@ -535,7 +328,7 @@ async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Resp
         interaction_id=body.interaction_id,
         given_at=not_in_future(body.given_at, "given_at"),
     )
-    return accepted(response, feedback.id, feedback.version)
+    return accepted(response, feedback)
 
 
 # Contact plans -----------------------------------------------------------------------
@@ -562,7 +355,7 @@ async def set_contact_plan(
             "starts_at": body.starts_at or now(),
         },
     )
-    return accepted(response, plan.id, plan.version)
+    return accepted(response, plan)
 
 
 @router.delete(
@@ -575,4 +368,4 @@ def end_contact_plan(
     customer_id: UUID, app: App, response: Response, body: EndContactPlan | None = None
 ) -> Accepted:
     plan = app.end_contact_plan(customer_id, body.reason if body else "")
-    return accepted(response, plan.id, plan.version)
+    return accepted(response, plan)

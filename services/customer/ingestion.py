@@ -1,4 +1,4 @@
-"""Kafka consumers of the customer service beyond its own projections.
+"""Other services' topics the customer service turns into commands.
 
 `FirstSeenCustomers` watches the sales and interaction topics for facts about customers
 named only by another system's reference (a shop's purchase, a call centre's call). A

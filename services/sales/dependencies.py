@@ -1,4 +1,5 @@
-"""Dependencies shared by the sales routes."""
+"""Dependencies shared by the sales routes: the application, the pool, who may work
+which opportunity."""
 
 from __future__ import annotations
 

@@ -1,28 +1,26 @@
-"""HTTP queries of the sales service, answered from its read models (never by replaying
-events): the pipeline, analyses, opportunity and purchase lists, contracts and balances.
-
-Aggregated views accept `format=csv`; lists page with `cursor` and export everything that
-matches with `/export.csv`. Amounts are strings with their currency; nothing is added
-across currencies.
-"""
+"""The routes of the sales views; their response models are in `responses.py`."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel
 
 from contracts.sales import ActivityKind, Currency, Stage
 from services.runtime.errors import NotFound
+from services.runtime.http.answers import HistoryEntry
+from services.runtime.http.commands import etag
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
+from services.runtime.http.paging import Position
 from services.runtime.http.security import requires
 from services.sales import queries
+from services.sales.dependencies import App, Pool
 from services.sales.queries import (
     OPPORTUNITY_ORDER,
     PURCHASE_ORDER,
@@ -31,13 +29,27 @@ from services.sales.queries import (
     OpportunityFilter,
     PurchaseFilter,
 )
-from services.sales.web import App, Pool
+from services.sales.views.responses import (
+    AnalysisRow,
+    ContractView,
+    OpportunityDetail,
+    OpportunityPage,
+    OpportunityView,
+    OwnerRow,
+    PipelineRow,
+    PredictionRow,
+    PurchasePage,
+    PurchaseTotal,
+    PurchaseView,
+)
 
 router = APIRouter(tags=["sales views"])
 
 Format = Annotated[
     Literal["json", "csv"], Query(description="`csv` answers the same rows as a CSV file.")
 ]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Cursor = Annotated[str | None, Query(max_length=1000)]
 
 
 def opportunity_filter(
@@ -63,177 +75,6 @@ def opportunity_filter(
 
 
 Filters = Annotated[OpportunityFilter, Depends(opportunity_filter)]
-
-
-# Response models ----------------------------------------------------------------------
-
-
-class PipelineRow(BaseModel):
-    stage: Stage
-    currency: str
-    count: int
-    amount: Decimal
-    weighted_amount: Decimal = Field(description="Sum of amount times win probability.")
-
-
-class AnalysisRow(BaseModel):
-    key: str = Field(description="The month (YYYY-MM), quarter (YYYY-Qn), product, ...")
-    currency: str
-    count: int
-    amount: Decimal
-    weighted_amount: Decimal
-    open_count: int
-    won_count: int
-    won_amount: Decimal
-    lost_count: int
-    win_rate: float | None = Field(description="won / (won + lost); null before any is decided")
-
-
-class OwnerRow(BaseModel):
-    owner: str
-    currency: str
-    count: int
-    open_count: int
-    open_amount: Decimal
-    weighted_amount: Decimal
-    won_count: int
-    won_amount: Decimal
-    lost_count: int
-    win_rate: float | None
-    overdue_count: int
-    contracted_amount: Decimal
-    collected_amount: Decimal
-
-
-class PredictionRow(BaseModel):
-    owner: str
-    kind: ActivityKind
-    predicted: int = Field(description="Activities that carried a predicted result.")
-    resolved: int = Field(description="Of those, how many have their actual result.")
-    held: int
-    missed: int
-    hit_rate: float | None = Field(description="held / resolved")
-
-
-class OpportunityView(BaseModel):
-    opportunity_id: UUID
-    customer_id: UUID
-    customer_name: str | None
-    description: str
-    products: list[dict[str, Any]]
-    expected_amount: Decimal
-    currency: str
-    weighted_amount: Decimal
-    expected_close_date: dt.date
-    region: str | None
-    owner: str
-    stage: Stage
-    probability: int
-    probability_overridden: bool
-    lost_reason: str | None
-    backward_moves: int
-    reopened: int
-    opened_at: dt.datetime
-    closed_at: dt.datetime | None
-    version: int
-    updated_at: dt.datetime
-    days_overdue: int | None = None
-
-
-class ActivityView(BaseModel):
-    activity_id: str
-    kind: ActivityKind
-    owner: str
-    scheduled_on: dt.date
-    people: list[str]
-    description: str
-    predicted_result: str | None
-    actual_result: str | None
-    occurred_on: dt.date | None
-    prediction_held: bool | None
-
-
-class QuoteView(BaseModel):
-    quote_id: str
-    quote_version: int
-    lines: list[dict[str, Any]]
-    total_amount: Decimal
-    currency: str
-    valid_until: dt.date
-    note: str | None
-    issued_at: dt.datetime
-
-
-class PaymentView(BaseModel):
-    payment_id: str
-    amount: Decimal
-    currency: str
-    received_on: dt.date
-    reference: str | None
-
-
-class ContractView(BaseModel):
-    contract_id: str
-    opportunity_id: UUID
-    customer_id: UUID
-    customer_name: str | None
-    owner: str
-    amount: Decimal
-    currency: str
-    signed_on: dt.date
-    paid: Decimal
-    outstanding: Decimal
-    payment_count: int
-    payments: list[PaymentView]
-
-
-class OpportunityDetail(OpportunityView):
-    activities: list[ActivityView]
-    quotes: list[QuoteView]
-    contract: ContractView | None
-
-
-class OpportunityPage(BaseModel):
-    items: list[OpportunityView]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
-
-
-class PurchaseView(BaseModel):
-    purchase_id: UUID
-    source: str
-    order_id: str
-    customer_id: UUID
-    customer_name: str | None
-    source_customer_id: str | None
-    amount: Decimal
-    currency: str
-    items: list[dict[str, Any]]
-    channel: str | None
-    occurred_at: dt.datetime
-    recorded_at: dt.datetime
-
-
-class PurchaseTotal(BaseModel):
-    currency: str
-    count: int
-    amount: Decimal
-    first_at: dt.datetime
-    last_at: dt.datetime
-
-
-class PurchasePage(BaseModel):
-    items: list[PurchaseView]
-    totals: list[PurchaseTotal] = Field(description="Over everything that matches, by currency.")
-    next_cursor: str | None
-
-
-class HistoryEntry(BaseModel):
-    version: int
-    event_type: str
-    recorded_at: dt.datetime
-    actor: str | None
-    correlation_id: str | None
-    change: dict[str, Any]
 
 
 def _json_rows(rows: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
@@ -322,6 +163,10 @@ async def predictions(
 # Opportunities --------------------------------------------------------------------------
 
 
+def _today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def _with_overdue(row: dict[str, Any], today: dt.date) -> dict[str, Any]:
     open_ = row["stage"] not in ("won", "lost")
     late = (today - row["expected_close_date"]).days
@@ -338,12 +183,12 @@ async def list_opportunities(
     overdue: Annotated[
         bool, Query(description="Only open ones whose expected close date has passed.")
     ] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> OpportunityPage:
-    today = dt.datetime.now(dt.UTC).date()
+    today = _today()
     if overdue:
-        filters = OpportunityFilter(**{**vars(filters), "overdue_on": today})
+        filters = dataclasses.replace(filters, overdue_on=today)
     after = OPPORTUNITY_ORDER.after(cursor)
     rows = await queries.find_opportunities(db, filters, limit=limit + 1, after=after)
     return OpportunityPage(
@@ -360,8 +205,8 @@ async def list_opportunities(
 async def overdue_opportunities(
     db: Pool,
     filters: Filters,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> OpportunityPage:
     return await list_opportunities(db, filters, True, limit, cursor)
 
@@ -381,11 +226,11 @@ async def export_opportunities(
     filters: Filters,
     overdue: bool = False,
 ) -> Response:
-    today = dt.datetime.now(dt.UTC).date()
+    today = _today()
     if overdue:
-        filters = OpportunityFilter(**{**vars(filters), "overdue_on": today})
+        filters = dataclasses.replace(filters, overdue_on=today)
 
-    async def fetch(after: tuple[dt.datetime, UUID] | None) -> list[dict[str, Any]]:
+    async def fetch(after: Position | None) -> list[dict[str, Any]]:
         rows = await queries.find_opportunities(db, filters, limit=1000, after=after)
         return [_with_overdue(r, today) for r in rows]
 
@@ -405,9 +250,9 @@ async def read_opportunity(opportunity_id: UUID, db: Pool, response: Response) -
     row = await queries.get_opportunity(db, opportunity_id)
     if row is None:
         raise NotFound(f"no opportunity with id {opportunity_id}")
-    _with_overdue(row, dt.datetime.now(dt.UTC).date())
+    _with_overdue(row, _today())
     _json_rows(row["quotes"], "lines")
-    response.headers["ETag"] = f'"{row["version"]}"'
+    etag(response, row["version"])
     return OpportunityDetail.model_validate(row)
 
 
@@ -505,8 +350,8 @@ async def _purchase_page(
 async def list_purchases(
     db: Pool,
     filters: PurchaseFilters,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> PurchasePage:
     return await _purchase_page(db, filters, limit, cursor)
 
@@ -522,7 +367,7 @@ PURCHASE_CSV = [n for n in PurchaseView.model_fields if n != "items"]
     responses=CSV,
 )
 async def export_purchases(db: Pool, filters: PurchaseFilters) -> Response:
-    async def fetch(after: tuple[dt.datetime, UUID] | None) -> list[dict[str, Any]]:
+    async def fetch(after: Position | None) -> list[dict[str, Any]]:
         return await queries.find_purchases(db, filters, limit=1000, after=after)
 
     return csv_response(paged_csv(fetch, PURCHASE_CSV, PURCHASE_ORDER, 1000), "purchases.csv")
@@ -536,8 +381,8 @@ async def export_purchases(db: Pool, filters: PurchaseFilters) -> Response:
 async def customer_purchases(
     customer_id: UUID,
     db: Pool,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> PurchasePage:
     return await _purchase_page(db, PurchaseFilter(customer_id=customer_id), limit, cursor)
 
@@ -551,8 +396,8 @@ async def customer_opportunities(
     customer_id: UUID,
     db: Pool,
     stage: Stage | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> OpportunityPage:
     filters = OpportunityFilter(customer_id=customer_id, stage=stage.value if stage else None)
     return await list_opportunities(db, filters, False, limit, cursor)

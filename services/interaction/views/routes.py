@@ -1,15 +1,14 @@
-"""HTTP queries of the interaction service, answered from its projections (JSON and CSV)."""
+"""The routes of the interaction views; their response models are in `responses.py`."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime
 
 from contracts.interaction import (
     Direction,
@@ -19,6 +18,7 @@ from contracts.interaction import (
     TicketKind,
 )
 from services.interaction import queries
+from services.interaction.dependencies import Pool, now
 from services.interaction.queries import (
     DUE_ORDER,
     FEEDBACK_ORDER,
@@ -28,7 +28,23 @@ from services.interaction.queries import (
     InteractionQuery,
     TicketQuery,
 )
-from services.interaction.web import Pool, now
+from services.interaction.views.responses import (
+    DueContact,
+    DueContactPage,
+    FeedbackPage,
+    FeedbackView,
+    InteractionPage,
+    InteractionView,
+    SlaState,
+    SurveyResult,
+    TicketCount,
+    TicketPage,
+    TicketStatus,
+    TicketTimes,
+    TicketView,
+    TimelineEntry,
+    TimelinePage,
+)
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.http.security import requires
@@ -38,168 +54,6 @@ router = APIRouter()
 Period = Literal["day", "week", "month", "quarter", "year"]
 Cursor = Annotated[str | None, Query(max_length=1000, description="From the previous page.")]
 Limit = Annotated[int, Query(ge=1, le=500)]
-
-
-class SlaState(StrEnum):
-    ON_TRACK = "on_track"
-    AT_RISK = "at_risk"
-    BREACHED = "breached"
-    MET = "met"
-
-
-class TicketStatus(StrEnum):
-    OPEN = "open"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
-
-
-# Response models ---------------------------------------------------------------------
-
-
-class InteractionView(BaseModel):
-    interaction_id: UUID
-    customer_id: UUID
-    customer_name: str | None
-    channel: str
-    direction: str
-    started_at: datetime
-    duration_seconds: int | None
-    participants: list[dict[str, Any]]
-    subject: str
-    notes: str
-    opportunity_id: UUID | None
-    ticket_id: UUID | None
-    source: str | None = Field(description="The system that reported it, if not the CRM.")
-    source_id: str | None
-    version: int
-    correction_count: int = Field(description="How often it was corrected.")
-    recorded_at: datetime
-
-
-class InteractionPage(BaseModel):
-    items: list[InteractionView]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
-
-
-class TimelineEntry(BaseModel):
-    entry_type: Literal["interaction", "ticket", "survey_answer", "feedback"]
-    entry_id: UUID
-    at: datetime
-    channel: str | None
-    title: str
-    detail: str
-    details: dict[str, Any]
-
-
-class TimelinePage(BaseModel):
-    items: list[TimelineEntry]
-    next_cursor: str | None
-
-
-class TicketView(BaseModel):
-    ticket_id: UUID
-    customer_id: UUID
-    customer_name: str | None
-    kind: str
-    channel: str
-    category: str
-    severity: str
-    status: str
-    assignee: str | None
-    level: int = Field(description="How often it was escalated.")
-    subject: str
-    description: str
-    opened_at: datetime
-    response_due_at: datetime
-    first_responded_at: datetime | None
-    resolution_due_at: datetime
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    resolution: str | None
-    reopen_count: int
-    sla_state: SlaState = Field(
-        description="breached: a target was missed; at_risk: less than a fifth of a running "
-        "target's time is left; on_track; met: resolved within its targets."
-    )
-    response_breached: bool = Field(
-        description="First answered after its target, or still unanswered past it."
-    )
-    resolution_breached: bool = Field(
-        description="Resolved after its target, or still open past it."
-    )
-    version: int
-
-
-class TicketPage(BaseModel):
-    items: list[TicketView]
-    next_cursor: str | None
-
-
-class TicketTimes(BaseModel):
-    period_start: datetime
-    channel: str
-    category: str
-    opened: int
-    responded: int
-    avg_first_response_minutes: float | None
-    median_first_response_minutes: float | None
-    resolved: int
-    avg_resolution_minutes: float | None
-    median_resolution_minutes: float | None
-    response_breaches: int
-    resolution_breaches: int
-
-
-class SurveyResult(BaseModel):
-    period_start: datetime
-    channel: str | None
-    answers: int
-    csat_answers: int
-    csat_average: float | None
-    nps_answers: int
-    promoters: int
-    passives: int
-    detractors: int
-    nps: float | None = Field(description="% promoters (9-10) - % detractors (0-6).")
-
-
-class FeedbackView(BaseModel):
-    feedback_id: UUID
-    customer_id: UUID
-    customer_name: str | None
-    kind: str
-    text: str
-    channel: str | None
-    interaction_id: UUID | None
-    given_at: datetime
-
-
-class FeedbackPage(BaseModel):
-    items: list[FeedbackView]
-    next_cursor: str | None
-
-
-class DueContact(BaseModel):
-    customer_id: UUID
-    customer_name: str | None
-    planned_channel: str
-    channel_to_use: str | None = Field(
-        description="The planned channel, or another the customer allows if they opted out "
-        "of it; null when they refused every remote channel."
-    )
-    planned_channel_refused: bool
-    every_days: int
-    owner: str | None
-    note: str
-    last_contacted_at: datetime | None
-    last_channel: str | None
-    due_at: datetime
-    state: Literal["overdue", "due", "planned"]
-
-
-class DueContactPage(BaseModel):
-    items: list[DueContact]
-    next_cursor: str | None
 
 
 # Filters -----------------------------------------------------------------------------
@@ -226,8 +80,7 @@ def interaction_query(
     ticket_id: UUID | None = None,
     opportunity_id: UUID | None = None,
 ) -> InteractionQuery:
-    if since and until and since >= until:
-        raise RuleViolation("since must lie before until")
+    _in_order(since, until)
     if keyword is not None and not keyword.strip():
         raise RuleViolation("keyword must contain more than white space")
     return InteractionQuery(
@@ -246,13 +99,17 @@ def interaction_query(
 Filters = Annotated[InteractionQuery, Depends(interaction_query)]
 
 
+def _in_order(since: datetime | None, until: datetime | None) -> None:
+    if since is not None and until is not None and since >= until:
+        raise RuleViolation("since must lie before until")
+
+
 def period_range(
     since: AwareDatetime | None, until: AwareDatetime | None, default_days: int = 365
 ) -> tuple[datetime, datetime]:
     end = until or now()
     start = since or end - timedelta(days=default_days)
-    if start >= end:
-        raise RuleViolation("since must lie before until")
+    _in_order(start, end)
     return start, end
 
 
@@ -277,22 +134,8 @@ async def search_interactions(
     )
 
 
-INTERACTION_CSV = (
-    "interaction_id",
-    "customer_id",
-    "customer_name",
-    "channel",
-    "direction",
-    "started_at",
-    "duration_seconds",
-    "participants",
-    "subject",
-    "notes",
-    "opportunity_id",
-    "ticket_id",
-    "source",
-    "source_id",
-    "correction_count",
+INTERACTION_CSV = tuple(
+    n for n in InteractionView.model_fields if n not in ("version", "recorded_at")
 )
 
 
@@ -475,14 +318,6 @@ async def ticket_times(
     if format == "csv":
         return rows_csv(rows, tuple(TicketTimes.model_fields), "ticket-times.csv")
     return [TicketTimes.model_validate(r) for r in rows]
-
-
-class TicketCount(BaseModel):
-    severity: str
-    assignee: str | None = Field(description="Null: not assigned yet.")
-    sla_state: SlaState
-    tickets: int
-    oldest_opened_at: datetime
 
 
 @router.get(

@@ -1,5 +1,5 @@
 """HTTP commands of the sales service: opportunities, stages, activities, quotes,
-contracts and payments. Queries are in `reports.py`."""
+contracts and payments. Queries are in `views.py`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from contracts.sales import (
     ActivityKind,
@@ -24,10 +24,13 @@ from contracts.sales import (
     Stage,
 )
 from services.runtime.errors import RuleViolation
-from services.runtime.http.commands import StrictBody
+from services.runtime.http import commands as shared
+from services.runtime.http.answers import id_before_version
+from services.runtime.http.commands import StrictBody, etag
 from services.runtime.http.security import requires
+from services.sales.dependencies import App, Caller, OwnOpportunity, Pool, Version, check_owner
+from services.sales.domain import Opportunity
 from services.sales.projections import CUSTOMERS
-from services.sales.web import App, Caller, OwnOpportunity, Pool, Version, check_owner
 
 router = APIRouter(tags=["opportunities"])
 
@@ -218,7 +221,9 @@ class NewPayment(StrictBody):
     reference: ShortText | None = None
 
 
-class Accepted(BaseModel):
+class Accepted(shared.Accepted):
+    model_config = ConfigDict(json_schema_extra=id_before_version)
+
     opportunity_id: UUID
     version: int = Field(description="The opportunity's version after the command.")
     activity_id: str | None = None
@@ -231,9 +236,10 @@ class Accepted(BaseModel):
     )
 
 
-def accepted(response: Response, opportunity_id: UUID, version: int, **extra: Any) -> Accepted:
-    response.headers["ETag"] = f'"{version}"'
-    return Accepted(opportunity_id=opportunity_id, version=version, **extra)
+def accepted(response: Response, opportunity: Opportunity, **extra: Any) -> Accepted:
+    """The answer naming the changed opportunity and its new version (also the `ETag`)."""
+    etag(response, opportunity.version)
+    return Accepted(opportunity_id=opportunity.id, version=opportunity.version, **extra)
 
 
 @router.post(
@@ -256,9 +262,9 @@ async def open_opportunity(
     fields["currency"] = body.currency.value
     fields["stage"] = body.stage.value
     fields["products"] = [line.model_dump() for line in body.products]
-    opportunity = await _in_thread(lambda: app.open_opportunity(**fields))
+    opportunity = await asyncio.to_thread(app.open_opportunity, **fields)
     response.headers["Location"] = f"/opportunities/{opportunity.id}"
-    return accepted(response, opportunity.id, opportunity.version)
+    return accepted(response, opportunity)
 
 
 @router.post(
@@ -278,7 +284,7 @@ def move_stage(
         note=body.note,
         expected_version=version,
     )
-    return accepted(response, opportunity_id, opportunity.version)
+    return accepted(response, opportunity)
 
 
 @router.patch(
@@ -298,7 +304,7 @@ def change_opportunity(
     if changes.get("currency") is not None:
         changes["currency"] = changes["currency"].value
     opportunity = app.change_opportunity(opportunity_id, changes, version)
-    return accepted(response, opportunity_id, opportunity.version)
+    return accepted(response, opportunity)
 
 
 @router.post(
@@ -326,7 +332,7 @@ def add_activity(
         },
         version,
     )
-    return accepted(response, opportunity_id, opportunity.version, activity_id=activity_id)
+    return accepted(response, opportunity, activity_id=activity_id)
 
 
 @router.post(
@@ -350,7 +356,7 @@ def record_result(
         prediction_held=body.prediction_held,
         expected_version=version,
     )
-    return accepted(response, opportunity_id, opportunity.version, activity_id=activity_id)
+    return accepted(response, opportunity, activity_id=activity_id)
 
 
 @router.post(
@@ -373,8 +379,7 @@ def issue_quote(
     )
     return accepted(
         response,
-        opportunity_id,
-        opportunity.version,
+        opportunity,
         quote_id=quote_id,
         quote_version=quote_version,
     )
@@ -398,8 +403,7 @@ def sign_contract(
     )
     return accepted(
         response,
-        opportunity_id,
-        opportunity.version,
+        opportunity,
         contract_id=contract_id,
         outstanding=opportunity.outstanding,
     )
@@ -425,13 +429,8 @@ def receive_payment(
     contract = opportunity.contract or {}
     return accepted(
         response,
-        opportunity_id,
-        opportunity.version,
+        opportunity,
         contract_id=contract.get("contract_id"),
         payment_id=payment_id,
         outstanding=opportunity.outstanding,
     )
-
-
-async def _in_thread(function: Any) -> Any:
-    return await asyncio.to_thread(function)

@@ -1,4 +1,4 @@
-"""Gauges the interaction service computes from its read models for Prometheus."""
+"""The interaction service's own Prometheus metrics: gauges computed from its read models."""
 
 from __future__ import annotations
 

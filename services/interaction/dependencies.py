@@ -1,21 +1,18 @@
-"""Dependencies and times shared by the interaction routes."""
+"""Dependencies shared by the interaction routes: the application, the pool, the
+service-level policy, the caller's idempotency key, and the clock."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Header
 
 from services.interaction.application import InteractionApplication
+from services.interaction.domain import SlaPolicy, policy
 from services.interaction.settings import InteractionSettings
-from services.interaction.sla import SlaPolicy, policy
-from services.runtime.errors import RuleViolation
 from services.runtime.http.commands import ExpectedVersion
 from services.runtime.service import DatabasePool, ServiceRuntime, current_runtime
-
-CLOCK_SKEW = timedelta(minutes=5)
-"""How far in the future a reported time may lie (clocks of other machines differ)."""
 
 
 def interaction_application(
@@ -53,14 +50,5 @@ IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 
 
 def now() -> datetime:
+    """The moment a request is answered: the service-level clocks and defaults read it."""
     return datetime.now(UTC)
-
-
-def not_in_future(moment: datetime | None, name: str) -> datetime:
-    """`moment`, or now when absent; a moment in the future is refused."""
-    current = now()
-    if moment is None:
-        return current
-    if moment > current + CLOCK_SKEW:
-        raise RuleViolation(f"{name} lies in the future ({moment.isoformat()}); give a past time")
-    return moment

@@ -1,0 +1,77 @@
+"""Queries on the customer directory: search with filters in name order, one customer,
+the customer another system names by its reference."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TypeAlias
+from uuid import UUID
+
+import asyncpg
+
+from services.customer.projections import Row, row_from_record
+from services.runtime.http.paging import Position, SortKey
+from services.runtime.storage.filters import Where, escape_like
+
+Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
+
+DIRECTORY_ORDER = SortKey(("name", "customer_id"), (str, UUID))
+"""The directory's order: by name, then id."""
+
+
+@dataclass(frozen=True)
+class DirectoryQuery:
+    """Filters of the directory; every one is optional and they combine with AND."""
+
+    name: str | None = None
+    kind: str | None = None
+    industry: str | None = None
+    region: str | None = None
+    tag: str | None = None
+    owner: str | None = None
+    importance_tier: str | None = None
+    loyalty_stage: str | None = None
+
+    def where(self) -> Where:
+        where = Where()
+        where.add("name ILIKE {} ESCAPE '\\'", self.name and f"%{escape_like(self.name)}%")
+        for column in ("kind", "industry", "region", "owner", "importance_tier", "loyalty_stage"):
+            where.equal(column, getattr(self, column))
+        where.add("tags @> ARRAY[{}]::text[]", self.tag)
+        return where
+
+
+async def find_customers(
+    connection: Connection,
+    query: DirectoryQuery,
+    *,
+    limit: int,
+    after: Position | None = None,
+) -> list[Row]:
+    """One page of the directory in name order; `after` is the last (name, id) seen."""
+    where = query.where().after(DIRECTORY_ORDER.columns, after, casts=("", "uuid"))
+    records = await connection.fetch(
+        f"SELECT * FROM customer_directory WHERE {where.sql} "
+        f"ORDER BY name, customer_id LIMIT {where.parameter(limit)}",
+        *where.values,
+    )
+    return [row_from_record(r) for r in records]
+
+
+async def get_customer(connection: Connection, customer_id: UUID) -> Row | None:
+    record = await connection.fetchrow(
+        "SELECT * FROM customer_directory WHERE customer_id = $1", customer_id
+    )
+    return row_from_record(record) if record else None
+
+
+async def find_by_reference(
+    connection: Connection, source: str, source_customer_id: str
+) -> Row | None:
+    record = await connection.fetchrow(
+        "SELECT * FROM customer_directory WHERE customer_references @> $1::jsonb "
+        "ORDER BY registered_at LIMIT 1",
+        json.dumps([{"source": source, "source_customer_id": source_customer_id}]),
+    )
+    return row_from_record(record) if record else None

@@ -1,0 +1,11 @@
+"""HTTP queries of the sales service, answered from its read models (never by replaying
+events): the pipeline, analyses, opportunity and purchase lists, contracts and balances.
+
+Aggregated views accept `format=csv`; lists page with `cursor` and export everything that
+matches with `/export.csv`. Amounts are strings with their currency; nothing is added
+across currencies.
+"""
+
+from services.sales.views.routes import router
+
+__all__ = ["router"]
