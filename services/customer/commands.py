@@ -30,9 +30,9 @@ from contracts.references import CustomerReference
 from services.customer.dependencies import App, Runtime, Version
 from services.customer.domain import Customer
 from services.runtime.errors import RuleViolation
-from services.runtime.http import commands as shared
-from services.runtime.http.answers import id_before_version
-from services.runtime.http.commands import StrictBody, etag
+from services.runtime.http import answers
+from services.runtime.http.answers import etag
+from services.runtime.http.commands import StrictBody
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["customers"])
@@ -177,9 +177,7 @@ class ChannelPreferencesBody(StrictBody):
 # Answers -----------------------------------------------------------------------------
 
 
-class Accepted(shared.Accepted):
-    model_config = ConfigDict(json_schema_extra=id_before_version)
-
+class Accepted(answers.Accepted):
     customer_id: UUID
     version: int = Field(description="The customer's version after the command.")
     contact_id: str | None = None

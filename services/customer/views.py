@@ -26,8 +26,7 @@ from services.customer.queries import (
     get_customer,
 )
 from services.runtime.errors import NotFound
-from services.runtime.http.answers import HistoryEntry
-from services.runtime.http.commands import etag
+from services.runtime.http.answers import HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import Position
 from services.runtime.http.security import requires

@@ -24,9 +24,9 @@ from contracts.sales import (
     Stage,
 )
 from services.runtime.errors import RuleViolation
-from services.runtime.http import commands as shared
-from services.runtime.http.answers import id_before_version
-from services.runtime.http.commands import StrictBody, etag
+from services.runtime.http import answers
+from services.runtime.http.answers import etag
+from services.runtime.http.commands import StrictBody
 from services.runtime.http.security import requires
 from services.sales.dependencies import App, Caller, OwnOpportunity, Pool, Version, check_owner
 from services.sales.domain import Opportunity
@@ -221,9 +221,7 @@ class NewPayment(StrictBody):
     reference: ShortText | None = None
 
 
-class Accepted(shared.Accepted):
-    model_config = ConfigDict(json_schema_extra=id_before_version)
-
+class Accepted(answers.Accepted):
     opportunity_id: UUID
     version: int = Field(description="The opportunity's version after the command.")
     activity_id: str | None = None

@@ -11,7 +11,7 @@ from uuid import UUID
 import asyncpg
 from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from services.interaction.commands.bodies import (
     AnswerSurvey,
@@ -31,18 +31,15 @@ from services.interaction.dependencies import App, IdempotencyKey, Policy, Pool,
 from services.interaction.domain import inbound_id
 from services.interaction.projections import CUSTOMERS
 from services.runtime.errors import RuleViolation
-from services.runtime.http import commands as shared
-from services.runtime.http.answers import id_before_version
-from services.runtime.http.commands import etag
+from services.runtime.http import answers
+from services.runtime.http.answers import etag
 from services.runtime.http.security import requires
 from services.runtime.storage.eventstore import current_context
 
 router = APIRouter()
 
 
-class Accepted(shared.Accepted):
-    model_config = ConfigDict(json_schema_extra=id_before_version)
-
+class Accepted(answers.Accepted):
     id: UUID = Field(description="The interaction, ticket, answer, feedback or plan.")
     version: int = Field(description="Its version after the command.")
 

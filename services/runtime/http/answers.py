@@ -1,10 +1,8 @@
-"""Answers several services give alike, beside `commands.Accepted` itself.
+"""Answers several services give alike.
 
-- `id_before_version`: the JSON Schema hook of a service's `Accepted` (a subclass of
-  `commands.Accepted` that adds the id of what changed). Pydantic lists the inherited
-  `version` before the fields a subclass adds; the published schema has always named
-  the id first among the required fields, and API documents compared across releases
-  should not change for a refactoring.
+- `Accepted`: the answer to a command. Each service subclasses it with the id of what
+  changed (`customer_id`, `opportunity_id`, `id`) and its own description of `version`;
+  `etag` sends the version as the `ETag`, to be sent back as `If-Match`.
 - `HistoryEntry`: one change in an aggregate's history, as
   `EventSourcedApplication.change_history` gives it.
 """
@@ -14,16 +12,30 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from fastapi import Response
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
 
-def id_before_version(schema: JsonDict) -> None:
-    """`model_config = ConfigDict(json_schema_extra=id_before_version)`: `version` last
-    among the required fields (the id, the only other one, first)."""
+def _version_last(schema: JsonDict) -> None:
+    """Pydantic lists the inherited `version` before the fields a subclass adds; the
+    published schemas have always named the id first among the required fields."""
     required = schema.get("required")
     if isinstance(required, list):
         required.sort(key=lambda name: name == "version")
+
+
+class Accepted(BaseModel):
+    """The answer to a command; each service adds the id of what it changed."""
+
+    model_config = ConfigDict(json_schema_extra=_version_last)
+
+    version: int = Field(description="The aggregate's version after the command.")
+
+
+def etag(response: Response, version: int) -> None:
+    """Send `version` as the answer's `ETag`, to be sent back as `If-Match`."""
+    response.headers["ETag"] = f'"{version}"'
 
 
 class HistoryEntry(BaseModel):

@@ -1,13 +1,12 @@
-"""What every command route shares: the `If-Match` version it expects, a body that refuses
-fields it does not know, and the answer that names what changed and its new version
-(also sent as `ETag`, to be sent back as `If-Match`)."""
+"""What every command route shares: the `If-Match` version it expects, and a body that
+refuses fields it does not know. The answer is `answers.Accepted`."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, Header
+from pydantic import BaseModel, ConfigDict
 
 from services.runtime.errors import RuleViolation
 
@@ -39,14 +38,3 @@ class StrictBody(BaseModel):
     silently dropped."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class Accepted(BaseModel):
-    """The answer to a command; each service adds the id of what it changed."""
-
-    version: int = Field(description="The aggregate's version after the command.")
-
-
-def etag(response: Response, version: int) -> None:
-    """Send `version` as the answer's `ETag`, to be sent back as `If-Match`."""
-    response.headers["ETag"] = f'"{version}"'

@@ -14,8 +14,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from contracts.sales import ActivityKind, Currency, Stage
 from services.runtime.errors import NotFound
-from services.runtime.http.answers import HistoryEntry
-from services.runtime.http.commands import etag
+from services.runtime.http.answers import HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.http.paging import Position
 from services.runtime.http.security import requires
