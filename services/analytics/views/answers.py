@@ -52,17 +52,21 @@ Moment = Annotated[
 """A moment with its offset, in ISO 8601 as `datetime.isoformat` writes it."""
 
 
-def with_money_text(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Recorded field values (a conclusion's deciding values) with the amounts among them
-    (`MONEY_FIELDS`, numbers where they are recorded) as decimal strings."""
-    if values is None:
-        return None
-    return {
-        name: money_text(Decimal(repr(value)))
-        if name in MONEY_FIELDS and isinstance(value, int | float)
-        else value
-        for name, value in values.items()
-    }
+def amounts_as_text(row: Mapping[str, Any], *columns: str) -> dict[str, Any]:
+    """`row` with the recorded field values in `columns` (a conclusion's deciding values,
+    numbers where they are recorded) holding their amounts (`MONEY_FIELDS`) as decimal
+    strings."""
+    found = dict(row)
+    for column in columns:
+        values = found[column]
+        if values is not None:
+            found[column] = {
+                name: money_text(Decimal(repr(value)))
+                if name in MONEY_FIELDS and isinstance(value, int | float)
+                else value
+                for name, value in values.items()
+            }
+    return found
 
 
 def checked_moment(value: datetime | None, name: str) -> datetime | None:

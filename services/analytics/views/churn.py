@@ -10,17 +10,17 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.analytics import queries
 from services.analytics.dependencies import Pool
-from services.analytics.queries import BY_CUSTOMER
+from services.analytics.queries import churn as queries
+from services.analytics.queries.records import BY_CUSTOMER
 from services.analytics.views.answers import (
     Cursor,
     Format,
     Limit,
     Moment,
     Money,
+    amounts_as_text,
     csv_of,
-    with_money_text,
 )
 from services.runtime.http.security import requires
 
@@ -59,10 +59,7 @@ async def churn_warnings(
     format: Format = "json",
 ) -> ChurnWarningPage | StreamingResponse:
     rows = await queries.churn_warnings(pool, reason, BY_CUSTOMER.after(cursor), limit + 1)
-    items = [
-        ChurnWarning.model_validate({**row, "values": with_money_text(row["values"])})
-        for row in rows[:limit]
-    ]
+    items = [ChurnWarning.model_validate(amounts_as_text(row, "values")) for row in rows[:limit]]
     if format == "csv":
         return csv_of(items, ChurnWarning, "churn-warnings.csv")
     return ChurnWarningPage(items=items, next_cursor=BY_CUSTOMER.next_cursor(rows, limit))

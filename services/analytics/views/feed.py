@@ -12,8 +12,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from services.analytics import queries
 from services.analytics.dependencies import Pool
+from services.analytics.queries import feed as queries
 from services.runtime.errors import RuleViolation
 from services.runtime.http.security import requires
 

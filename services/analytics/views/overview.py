@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.analytics import queries
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import lifecycle, rfm
-from services.analytics.queries import DistributionDimension
+from services.analytics.queries import overview as queries
+from services.analytics.queries.overview import DistributionDimension
 from services.analytics.views.answers import Format, Moment, Money, csv_of
 from services.runtime.http.security import requires
 

@@ -12,21 +12,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.analytics import queries
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import matrix
 from services.analytics.domain.money import cents
 from services.analytics.domain.profile import CONTACT_WINDOW_DAYS
 from services.analytics.domain.segments import BUILTIN_FIELDS
-from services.analytics.queries import BY_CUSTOMER, BY_HISTORY, PROFILE_FILTERS
+from services.analytics.queries import profiles as queries
+from services.analytics.queries.profiles import BY_HISTORY, PROFILE_FILTERS
+from services.analytics.queries.records import BY_CUSTOMER
 from services.analytics.views.answers import (
     Cursor,
     Format,
     Limit,
     Moment,
     Money,
+    amounts_as_text,
     csv_of,
-    with_money_text,
 )
 from services.analytics.views.segments import SegmentDefinitionView, definition_of
 from services.runtime.errors import NotFound, RuleViolation
@@ -260,8 +261,7 @@ async def current_segments(pool: Pool, customer_id: UUID) -> list[CurrentSegment
         if row["rule"] is None:
             family = row["segment"].split(".", 1)[0]
             row["rule"] = f"built-in {family} segment from {', '.join(BUILTIN_FIELDS[family])}"
-        row["decided_by"] = with_money_text(row["decided_by"])
-        segments.append(CurrentSegment.model_validate(row))
+        segments.append(CurrentSegment.model_validate(amounts_as_text(row, "decided_by")))
     return segments
 
 
@@ -289,13 +289,7 @@ async def why(customer_id: UUID, segment: str, pool: Pool) -> Why:
     row = await queries.last_change(pool, customer_id, segment)
     change = None
     if row is not None:
-        change = SegmentChange.model_validate(
-            {
-                **row,
-                "decided_by": with_money_text(row["decided_by"]),
-                "left_because": with_money_text(row["left_because"]),
-            }
-        )
+        change = SegmentChange.model_validate(amounts_as_text(row, "decided_by", "left_because"))
     return Why(
         customer_id=customer_id,
         segment=segment,
@@ -317,13 +311,7 @@ async def segment_history(
 ) -> SegmentHistoryPage | StreamingResponse:  # fmt: skip
     rows = await queries.segment_history(pool, customer_id, BY_HISTORY.after(cursor), limit + 1)
     items = [
-        SegmentHistoryEntry.model_validate(
-            {
-                **row,
-                "entered_values": with_money_text(row["entered_values"]),
-                "left_values": with_money_text(row["left_values"]),
-            }
-        )
+        SegmentHistoryEntry.model_validate(amounts_as_text(row, "entered_values", "left_values"))
         for row in rows[:limit]
     ]
     if format == "csv":

@@ -11,10 +11,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.analytics import queries
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import matrix
-from services.analytics.queries import BY_CUSTOMER, SatisfactionGroup
+from services.analytics.queries import satisfaction as queries
+from services.analytics.queries.profiles import quadrant_profiles
+from services.analytics.queries.records import BY_CUSTOMER
+from services.analytics.queries.satisfaction import SatisfactionGroup
 from services.analytics.views.answers import Cursor, Format, Limit, Money, checked_moment, csv_of
 from services.analytics.views.profiles import ProfilePage, ProfileView, profile_view
 from services.runtime.errors import NotFound
@@ -161,7 +163,7 @@ async def quadrant_customers(
 ) -> ProfilePage | StreamingResponse:  # fmt: skip
     if quadrant not in matrix.QUADRANTS:
         raise NotFound(f"no quadrant {quadrant!r}; one of {', '.join(matrix.QUADRANTS)}")
-    rows = await queries.quadrant_profiles(pool, quadrant, BY_CUSTOMER.after(cursor), limit + 1)
+    rows = await quadrant_profiles(pool, quadrant, BY_CUSTOMER.after(cursor), limit + 1)
     items = [profile_view(r, currency) for r in rows[:limit]]
     if format == "csv":
         return csv_of(items, ProfileView, f"{quadrant}.csv")

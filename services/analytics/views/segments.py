@@ -12,20 +12,21 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from services.analytics import queries
 from services.analytics.dependencies import Pool
 from services.analytics.domain.rules import FIELDS, OPERATORS
 from services.analytics.domain.segments import BUILTIN_FIELDS, BUILTIN_PREFIXES, BUILTIN_SEGMENTS
-from services.analytics.queries import BY_CUSTOMER, SEGMENT_FAMILIES
+from services.analytics.queries import segments as queries
+from services.analytics.queries.records import BY_CUSTOMER
+from services.analytics.queries.segments import SEGMENT_FAMILIES
 from services.analytics.views.answers import (
     Cursor,
     Format,
     Limit,
     Moment,
     Money,
+    amounts_as_text,
     checked_moment,
     csv_of,
-    with_money_text,
 )
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http.security import requires
@@ -189,10 +190,7 @@ async def segment_members(
     await definition_of(pool, segment)
     at = checked_moment(as_of, "as_of")
     rows = await queries.segment_members(pool, segment, at, BY_CUSTOMER.after(cursor), limit + 1)
-    items = [
-        Member.model_validate({**row, "decided_by": with_money_text(row["decided_by"])})
-        for row in rows[:limit]
-    ]
+    items = [Member.model_validate(amounts_as_text(row, "decided_by")) for row in rows[:limit]]
     if format == "csv":
         return csv_of(items, Member, f"{segment}.csv")
     return MemberPage(items=items, next_cursor=BY_CUSTOMER.next_cursor(rows, limit))
