@@ -40,8 +40,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from contracts.topics import Topic
 from local.embedded import EmbeddedBroker, EmbeddedPostgres
 from local.synthetic_history import history
-from services.analytics.money import Converter
-from services.analytics.projections import AnalyticsFold
+from services.analytics.domain.money import Converter
+from services.analytics.projections.fold import AnalyticsFold
 from services.runtime.messaging.consumer import BatchConsumer, Parsed
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.kafka import ensure_topics

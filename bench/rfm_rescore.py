@@ -12,7 +12,7 @@ three years; profiles in the fold's own stored form). Then, in the same run:
   boundaries;
 - re-scoring: the next `rescore` moves the boundaries to the new population and
   re-scores only the customers whose values lie between an old and a new boundary
-  (`services.analytics.projections.rescore`), re-evaluating only those.
+  (`services.analytics.projections.rescoring.rescore`), re-evaluating only those.
 
 It prints the time of each, how many customers' scores the re-scoring changed and how
 many customers' conclusions changed, and the ratio of the full scoring to the
@@ -33,8 +33,9 @@ from typing import Any
 from contracts.envelope import build_envelope
 from contracts.sales import PurchaseRecorded
 from local.embedded import EmbeddedPostgres
-from services.analytics.money import Converter
-from services.analytics.projections import AnalyticsFold, rescore
+from services.analytics.domain.money import Converter
+from services.analytics.projections.fold import AnalyticsFold
+from services.analytics.projections.rescoring import rescore
 from services.runtime.storage.database import create_pool, ensure_database
 
 BATCH = 2000

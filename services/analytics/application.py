@@ -8,7 +8,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
-from services.analytics.domain import SegmentDefinition, segment_id
+from services.analytics.domain.definition import SegmentDefinition, segment_id
 from services.runtime.errors import Conflict, NotFound
 from services.runtime.storage.eventstore import EventSourcedApplication
 

@@ -1,6 +1,11 @@
-"""Prometheus metrics of the analytics service. Labels are segments (built-in ones and
-those operators define: a bounded set) and fixed vocabularies; never customer ids."""
+"""Prometheus metrics of the analytics service, and the segment and satisfaction gauges
+refreshed from its tables (every `CRM_GAUGE_REFRESH_SECONDS`). Labels are segments
+(built-in ones and those operators define: a bounded set) and fixed vocabularies; never
+customer ids."""
 
+from __future__ import annotations
+
+import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
 SEGMENT_SIZE = Gauge(
@@ -37,3 +42,32 @@ SWEEP_CHANGED = Counter(
     "crm_analytics_sweep_changed_customers_total",
     "Customers whose conclusions changed in the periodic time-based sweep.",
 )
+
+
+async def refresh_gauges(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            """SELECT h.segment, count(*) AS size,
+                      avg(p.csat_average) AS csat,
+                      100.0 * (count(*) FILTER (WHERE p.nps_latest >= 9)
+                               - count(*) FILTER (WHERE p.nps_latest <= 6))
+                        / nullif(count(p.nps_latest), 0) AS nps
+               FROM segment_history h JOIN profiles p USING (customer_id)
+               WHERE h.left_at IS NULL GROUP BY h.segment"""
+        )
+        warnings = await connection.fetch(
+            "SELECT value_tier, count(*) AS n FROM churn_warnings GROUP BY value_tier"
+        )
+    seen = set()
+    for row in rows:
+        seen.add(row["segment"])
+        SEGMENT_SIZE.labels(row["segment"]).set(row["size"])
+        SEGMENT_CSAT.labels(row["segment"]).set(float(row["csat"] or 0))
+        SEGMENT_NPS.labels(row["segment"]).set(float(row["nps"] or 0))
+    for gauge in (SEGMENT_SIZE, SEGMENT_CSAT, SEGMENT_NPS):
+        for labels in list(gauge._metrics):  # segments that emptied
+            if labels[0] not in seen:
+                gauge.labels(*labels).set(0)
+    counts = {r["value_tier"]: r["n"] for r in warnings}
+    for tier in ("top", "high"):
+        CHURN_WARNINGS.labels(tier).set(counts.get(tier, 0))

@@ -1,7 +1,7 @@
 """How the analytics service's stored events appear on the analytics topic.
 
 Only segment definitions live in the event store; segment changes and churn warnings
-are drawn by the fold and published from its outbox table (`projections.py`).
+are drawn by the fold and published from its outbox table (`projections`).
 """
 
 from __future__ import annotations

@@ -6,20 +6,18 @@ from collections.abc import Sequence
 from functools import partial
 
 from contracts.topics import Topic
-from services.analytics.api import router
+from services.analytics import commands, views
 from services.analytics.application import AnalyticsApplication
-from services.analytics.maintenance import refresh_gauges, rescore_once, sweep_once
-from services.analytics.projections import OUTBOX_TABLE, AnalyticsFold
+from services.analytics.dependencies import analytics_settings
+from services.analytics.metrics import refresh_gauges
+from services.analytics.projections.fold import AnalyticsFold
+from services.analytics.projections.maintenance import rescore_once, sweep_once
+from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import to_contract
 from services.analytics.settings import AnalyticsSettings
 from services.runtime.messaging.outbox import TableSource
 from services.runtime.periodic import every
 from services.runtime.service import BackgroundTask, ServiceDefinition, ServiceRuntime
-
-
-def settings_of(runtime: ServiceRuntime) -> AnalyticsSettings:
-    settings = runtime.settings
-    return settings if isinstance(settings, AnalyticsSettings) else AnalyticsSettings()
 
 
 def fold() -> AnalyticsFold:
@@ -28,7 +26,7 @@ def fold() -> AnalyticsFold:
 
 
 def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
-    settings = settings_of(runtime)
+    settings = analytics_settings(runtime)
     assert runtime.pool is not None
     pool = runtime.pool
 
@@ -58,7 +56,7 @@ DEFINITION = ServiceDefinition(
     application_class=AnalyticsApplication,
     translate=to_contract,
     projections=lambda: [fold()],
-    routers=[router],
+    routers=[commands.router, views.router],
     outboxes=lambda: [TableSource(OUTBOX_TABLE, name=f"{Topic.ANALYTICS}:conclusions")],
     background=background,
     gauges=[refresh_gauges],

@@ -3,7 +3,7 @@
 - `CRM_ANALYTICS_PORT` (8004).
 - `CRM_ANALYTICS_REPORTING_CURRENCY` (CNY): the one currency of every figure.
 - `CRM_ANALYTICS_EXCHANGE_RATES`: JSON object overriding the fixed table of
-  `services.analytics.money.DEFAULT_RATES` (CNY per unit), e.g. `{"USD": "7.10"}`.
+  `services.analytics.domain.money.DEFAULT_RATES` (CNY per unit), e.g. `{"USD": "7.10"}`.
 - `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS` (2): how often the RFM boundaries are moved to
   the current population when purchases arrived.
 - `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from pydantic import Field, field_validator
 
-from services.analytics.money import DEFAULT_RATES, Converter
+from services.analytics.domain.money import DEFAULT_RATES, Converter
 from services.runtime.settings import ServiceSettings
 
 

@@ -1,4 +1,4 @@
-"""The fold's memory of the profiles it wrote (`services.analytics.profile_cache`) never
+"""The fold's memory of the profiles it wrote (`services.analytics.projections.cache`) never
 outlives what is stored: a batch that rolled back, or another writer in between, makes
 the next batch read the profiles from the tables again."""
 
@@ -16,8 +16,8 @@ import pytest
 from contracts import sales
 from contracts.envelope import EventEnvelope, payload_example
 from local.embedded import EmbeddedPostgres
-from services.analytics.money import Converter
-from services.analytics.projections import AnalyticsFold
+from services.analytics.domain.money import Converter
+from services.analytics.projections.fold import AnalyticsFold
 from services.runtime.storage.database import create_pool, ensure_database
 from tests.support.events import envelope
 

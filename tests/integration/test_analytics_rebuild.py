@@ -13,8 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from local.synthetic_history import history
-from services.analytics.money import Converter
-from services.analytics.projections import AnalyticsFold, rescore
+from services.analytics.domain.money import Converter
+from services.analytics.projections.fold import AnalyticsFold
+from services.analytics.projections.rescoring import rescore
 from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.projection import ProjectionHandler
 from services.runtime.messaging.rebuild import ProjectionRebuild

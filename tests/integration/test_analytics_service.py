@@ -5,6 +5,7 @@ and cleared, and bad input is answered with 4xx."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -168,7 +169,7 @@ async def test_a_defined_segment_fills_publishes_and_streams(
         assert why["member"] is True
         gone = (await client.get(f"/customers/{customers[2]}/segments/east_buyers/why")).json()
         assert gone["member"] is False
-        assert gone["last_change"]["left_because"]["total_spend"] == 300.0
+        assert gone["last_change"]["left_because"]["total_spend"] == "300.00"
         assert why["definition"]["version"] == 2
         history = (await client.get(f"/customers/{customers[0]}/segment-history")).json()
         assert any(h["segment"] == "east_buyers" for h in history["items"])
@@ -183,7 +184,13 @@ async def test_a_churn_warning_is_raised_and_cleared(
     customers = await population(infra)
     top = customers[0]
     async with analytics.client(timeout=30) as client:
-        await wait_for(client, f"/profiles/{top}", lambda p: p["value_tier"] == "top")
+        profile = await wait_for(client, f"/profiles/{top}", lambda p: p["value_tier"] == "top")
+        # amounts are decimal strings with two decimals, as every service sends them
+        assert (profile["total_spend"], profile["average_spend"]) == ("140100.00", "46700.00")
+        pareto = (await client.get("/overview/pareto")).json()
+        assert pareto["total_value"] == "145500.00"
+        segments = (await client.get("/segments")).json()["items"]
+        assert all(re.fullmatch(r"\d+\.\d{2}", s["value"]) for s in segments), segments
         await publish_raw(infra.bootstrap_servers, Topic.INTERACTION, [survey(top, 3, 60)])
         warnings = await wait_for(client, "/churn-warnings", lambda body: len(body["items"]) == 1)
         assert warnings["items"][0]["customer_id"] == str(top)
@@ -194,6 +201,10 @@ async def test_a_churn_warning_is_raised_and_cleared(
 
         await publish_raw(infra.bootstrap_servers, Topic.INTERACTION, [survey(top, 10, 1)])
         await wait_for(client, "/churn-warnings", lambda body: body["items"] == [])
+        empty = await client.get("/churn-warnings", params={"format": "csv"})
+        assert empty.text.splitlines() == [
+            "customer_id,name,owner,value_tier,reasons,raised_at,values,total_spend"
+        ]
         records = await read_topic(infra.bootstrap_servers, Topic.ANALYTICS, expect=1)
         kinds = [
             parse_event(r.value).event_type

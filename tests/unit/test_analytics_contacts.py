@@ -11,8 +11,8 @@ import orjson
 
 from contracts import interaction
 from contracts.envelope import EventEnvelope
-from services.analytics.money import Converter
-from services.analytics.profile import Profile, apply
+from services.analytics.domain.money import Converter
+from services.analytics.domain.profile import Profile, apply
 from tests.support.events import envelope
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)

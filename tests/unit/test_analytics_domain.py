@@ -15,13 +15,13 @@ import pytest
 
 from contracts.registry import parse_event
 from local.synthetic_history import history
-from services.analytics import churn, lifecycle, matrix, rfm
-from services.analytics.domain import SegmentDefinition
-from services.analytics.money import Converter
-from services.analytics.profile import Profile, apply
-from services.analytics.projections import _envelope
-from services.analytics.rules import RuleError, compile_rule, fields_of
-from services.analytics.segments import SegmentRule, conclude
+from services.analytics.domain import churn, lifecycle, matrix, rfm
+from services.analytics.domain.definition import SegmentDefinition
+from services.analytics.domain.money import Converter
+from services.analytics.domain.profile import Profile, apply
+from services.analytics.domain.rules import RuleError, compile_rule, fields_of
+from services.analytics.domain.segments import SegmentRule, conclude
+from services.analytics.projections.conclusions import envelope
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 TODAY = NOW.date()
@@ -266,7 +266,7 @@ def test_conclusions_name_the_changes_and_their_values() -> None:
 
 
 def test_the_fold_writes_conclusions_as_contract_envelopes() -> None:
-    raw = _envelope(
+    raw = envelope(
         "analytics.segment_changed",
         uuid.uuid4(),
         {"segment": "rfm.champions", "direction": "entered", "rule_version": 1,
@@ -276,7 +276,7 @@ def test_the_fold_writes_conclusions_as_contract_envelopes() -> None:
     event: Any = parse_event(raw)
     assert event.payload.segment == "rfm.champions"
     churned: Any = parse_event(
-        _envelope(
+        envelope(
             "analytics.churn_risk_raised",
             uuid.uuid4(),
             {"reasons": ["detractor"], "value_tier": "top", "values": {}},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from services.analytics.profile import Profile
-from services.analytics.profile_cache import ProfileCache
+from services.analytics.domain.profile import Profile
+from services.analytics.projections.cache import ProfileCache
 
 
 def profiles(n: int) -> list[Profile]:

@@ -17,7 +17,7 @@
 
 from __future__ import annotations
 
-from services.analytics.rfm import TOP_TIERS
+from services.analytics.domain.rfm import TOP_TIERS
 
 CSAT_HIGH = 4.0
 NPS_HIGH = 7

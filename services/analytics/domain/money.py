@@ -41,6 +41,12 @@ DEFAULT_RATES: dict[str, Decimal] = {
 CENT = Decimal("0.01")
 
 
+def cents(amount: Decimal) -> Decimal:
+    """`amount` rounded half-up to whole cents: how every figure is reported (sums of
+    converted amounts are whole cents already; averages and percentiles are not)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
 class Converter:
     """Converts amounts to the reporting currency."""
 
@@ -56,4 +62,4 @@ class Converter:
             factor = self._factors[currency]
         except KeyError:
             raise ValueError(f"no exchange rate for {currency!r}") from None
-        return (amount * factor).quantize(CENT, rounding=ROUND_HALF_UP)
+        return cents(amount * factor)

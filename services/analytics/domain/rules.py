@@ -61,6 +61,10 @@ FIELDS: dict[str, tuple[str, str]] = {
     "churn_risk": (BOOLEAN, "a churn warning is open"),
 }
 
+MONEY_FIELDS = ("total_spend", "average_spend")
+"""The fields that are amounts in the reporting currency (numbers in a rule and in the
+values a conclusion records; decimal strings in the service's answers)."""
+
 ORDERED = (NUMBER, INTEGER, TEXT, DATE)
 OPERATORS: dict[str, tuple[str, ...]] = {
     "eq": (NUMBER, INTEGER, TEXT, DATE, BOOLEAN),

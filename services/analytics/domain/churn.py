@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.analytics.rfm import TOP_TIERS
+from services.analytics.domain.rfm import TOP_TIERS
 
 OVERDUE_FACTOR = 3
 OVERDUE_MIN_DAYS = 30

@@ -24,7 +24,7 @@ from uuid import UUID
 
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
-from services.analytics.money import Converter
+from services.analytics.domain.money import Converter
 
 CONTACT_WINDOW_DAYS = 90
 LATEST_CONTACTS_KEPT = 3

@@ -2,7 +2,7 @@
 
 Every writer of the analytics tables (the fold, the RFM re-scoring, the sweep, a segment
 definition) holds the writers' lock and leaves a new random token in `writer_token`
-(`claim`). The fold keeps the token it left with the profiles, boundaries and rules it
+(`writers.claim`). The fold keeps the token it left with the profiles, boundaries and rules it
 wrote: when the next batch finds that same token, nobody else has written since and its
 own transaction committed, so what it keeps is what is stored. Any other token (another
 replica, the re-scoring, a rolled-back batch, a rebuilt schema) empties the cache, and
@@ -12,37 +12,12 @@ the batch reads from the tables as before.
 from __future__ import annotations
 
 import itertools
-import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 from uuid import UUID
 
-import asyncpg
-
-from services.analytics.profile import Profile
-
-if TYPE_CHECKING:
-    from services.analytics.projections import Bounds
-    from services.analytics.segments import SegmentRule
-
-WRITER_TOKEN_TABLE = """
-CREATE TABLE IF NOT EXISTS writer_token (
-    id integer PRIMARY KEY CHECK (id = 1),
-    token uuid NOT NULL
-);
-INSERT INTO writer_token (id, token) VALUES (1, gen_random_uuid()) ON CONFLICT DO NOTHING;
-"""
-
-
-async def claim(connection: asyncpg.Connection) -> tuple[UUID, UUID]:
-    """Leave a new writer token (under the writers' lock); returns (previous, new)."""
-    new = uuid.uuid4()
-    previous = await connection.fetchval(
-        """UPDATE writer_token w SET token = $1 FROM (SELECT token FROM writer_token) old
-           RETURNING old.token""",
-        new,
-    )
-    return previous, new
+from services.analytics.domain.profile import Profile
+from services.analytics.domain.segments import SegmentRule
+from services.analytics.projections.store import Bounds
 
 
 class ProfileCache:
@@ -57,7 +32,7 @@ class ProfileCache:
         self.rules: list[SegmentRule] | None = None
 
     def follow(self, previous: UUID, new: UUID) -> None:
-        """The writer token was claimed (`claim`): forget everything unless the previous
+        """The writer token was claimed (`writers.claim`): forget everything unless the previous
         token is the one this cache left. From here on the cache stands for the claiming
         transaction: if it does not commit, the next claim finds another token."""
         if previous != self.token:

@@ -1,4 +1,5 @@
-"""What a rebuild of the analytics fold keeps from the live tables (`settle`).
+"""What a rebuild of the analytics fold settles in the swap's transaction (`settle`): the
+RFM boundaries moved to the final population, and what it keeps from the live tables.
 
 A rebuild folds every event again into a shadow schema, where each conclusion is drawn
 at the time of the rebuild. The segment history and the churn warnings are facts of
@@ -21,23 +22,14 @@ The live writers of the analytics tables (the sweep, the re-scoring) wait for th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from services.analytics.profile import Profile
-from services.analytics.projections import (
-    LOCK_KEY,
-    OUTBOX_TABLE,
-    Loaded,
-    load_profiles,
-    load_rules,
-    membership_rows,
-    write_memberships,
-)
-from services.analytics.segments import (
+from services.analytics.domain.profile import Profile
+from services.analytics.domain.segments import (
     Change,
     Outcome,
     SegmentRule,
@@ -45,6 +37,11 @@ from services.analytics.segments import (
     field_values,
     pick,
 )
+from services.analytics.projections.conclusions import membership_rows, write_memberships
+from services.analytics.projections.rescoring import rescore
+from services.analytics.projections.store import Loaded, load_profiles, load_rules
+from services.analytics.projections.tables import OUTBOX_TABLE
+from services.analytics.projections.writers import LOCK_KEY
 
 _HISTORY_COLUMNS = (
     "id, customer_id, segment, rule_version, entered_at, entered_values, left_at, left_values"
@@ -67,6 +64,17 @@ SELECT coalesce(r.customer_id, l.customer_id) AS customer_id, r.customer_id IS N
 FROM churn_warnings r FULL JOIN {live}.churn_warnings l USING (customer_id)
 WHERE r.customer_id IS NULL OR l.customer_id IS NULL
 """
+
+
+async def settle(
+    connection: asyncpg.Connection, live_schema: str, clock: Callable[[], datetime]
+) -> None:
+    """Bring a rebuilt state to where the live one is: RFM boundaries moved to the final
+    population (the live service does it in the background), and the live segment
+    history and churn warnings kept, with the differences recorded and published."""
+    while await rescore(connection, clock()):
+        pass
+    await keep_live_history(connection, live_schema, clock())
 
 
 async def keep_live_history(connection: asyncpg.Connection, live_schema: str, now: datetime) -> int:

@@ -2,11 +2,11 @@
 churn warning; and what changed since the last conclusion (pure).
 
 Built-in segments (rule version 1, rules fixed in code):
-- `rfm.<named segment>` (exactly one for customers who bought; `services.analytics.rfm`);
-- `lifecycle.<stage>` (exactly one; `services.analytics.lifecycle`);
+- `rfm.<named segment>` (exactly one for customers who bought; `services.analytics.domain.rfm`);
+- `lifecycle.<stage>` (exactly one; `services.analytics.domain.lifecycle`);
 - `tier.<value tier>` (`top`, `high`, `medium`, `low`; buyers only).
 Defined segments have keys without a dot and rules in the rule language
-(`services.analytics.rules`).
+(`services.analytics.domain.rules`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from services.analytics import churn, lifecycle, matrix, rfm
-from services.analytics.profile import CONTACT_WINDOW_DAYS, Profile
-from services.analytics.rules import Predicate, compile_rule, fields_of
+from services.analytics.domain import churn, lifecycle, matrix, rfm
+from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, Profile
+from services.analytics.domain.rules import Predicate, compile_rule, fields_of
 
 BUILTIN_PREFIXES = ("rfm.", "lifecycle.", "tier.")
 BUILTIN_SEGMENTS = (

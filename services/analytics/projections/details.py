@@ -1,0 +1,292 @@
+"""Detail rows behind the customer 360 and the satisfaction views: interactions (as
+corrected), survey answers, tickets and opportunities, from the interaction and sales
+topics. Each row keeps the aggregate version that last set what may arrive out of order
+(a status, a stage, a due time), so a late event never undoes a newer one."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts.envelope import EventEnvelope
+from services.analytics.projections.bulk import recordset, rows_json
+from services.runtime.privacy.erasure import ERASED_TEXT, PersonalColumns
+
+PERSONAL_COLUMNS = (
+    PersonalColumns("interactions", {"subject": ERASED_TEXT}),
+    PersonalColumns("tickets", {"subject": ERASED_TEXT}),
+    PersonalColumns("opportunities", {"description": ERASED_TEXT}),
+)
+"""The personal columns of the detail rows; the profile's name is erased by the fold
+itself."""
+
+_INTERACTION_COLUMNS = (
+    ("interaction_id", "uuid"),
+    ("customer_id", "uuid"),
+    ("started_at", "timestamptz"),
+    ("channel", "text"),
+    ("direction", "text"),
+    ("subject", "text"),
+)
+_SURVEY_COLUMNS = (
+    ("event_id", "uuid"),
+    ("customer_id", "uuid"),
+    ("survey", "text"),
+    ("answered_at", "timestamptz"),
+    ("csat", "smallint"),
+    ("nps", "smallint"),
+    ("channel", "text"),
+)
+
+
+async def write_details(
+    connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]], now: datetime
+) -> None:
+    """The batch's detail rows, one statement per table, events of one aggregate applied
+    in version order."""
+    interactions: list[dict[str, Any]] = []
+    corrections: dict[UUID, dict[str, Any]] = {}
+    surveys: list[dict[str, Any]] = []
+    tickets: dict[UUID, dict[str, Any]] = {}
+    opportunities: dict[UUID, dict[str, Any]] = {}
+    ordered = sorted(
+        (e for e in events if e.event_type.startswith(("interaction.", "sales.opportunity"))),
+        key=lambda e: e.aggregate_version or 0,
+    )
+    for event in ordered:
+        kind = event.event_type
+        p: Any = event.payload
+        if kind == "interaction.logged":
+            interactions.append(
+                {"interaction_id": event.aggregate_id, "customer_id": event.customer_id,
+                 "started_at": p.started_at, "channel": p.channel.value,
+                 "direction": p.direction.value, "subject": p.subject}
+            )  # fmt: skip
+        elif kind == "interaction.corrected" and event.aggregate_id is not None:
+            _correction_row(corrections, event, p)
+        elif kind == "interaction.survey_answered":
+            surveys.append(
+                {"event_id": event.event_id, "customer_id": event.customer_id,
+                 "survey": p.survey, "answered_at": p.answered_at, "csat": p.csat,
+                 "nps": p.nps, "channel": p.channel.value if p.channel else None}
+            )  # fmt: skip
+        elif kind.startswith("interaction.ticket_") and event.aggregate_id is not None:
+            _ticket_row(tickets, event, p)
+        elif kind.startswith("sales.opportunity_") and event.aggregate_id is not None:
+            _opportunity_row(opportunities, event, p)
+    if interactions:
+        await connection.execute(
+            """INSERT INTO interactions
+                   (interaction_id, customer_id, started_at, channel, direction, subject)
+               SELECT * FROM """
+            + recordset(1, _INTERACTION_COLUMNS)
+            + " ON CONFLICT DO NOTHING",
+            rows_json(interactions),
+        )
+    if corrections:
+        await _write_corrections(connection, list(corrections.values()))
+    if surveys:
+        await connection.execute(
+            "INSERT INTO surveys (event_id, customer_id, survey, answered_at, csat, nps, channel)"
+            " SELECT * FROM " + recordset(1, _SURVEY_COLUMNS) + " ON CONFLICT DO NOTHING",
+            rows_json(surveys),
+        )
+    if tickets:
+        await _write_tickets(connection, list(tickets.values()))
+    if opportunities:
+        await _write_opportunities(connection, list(opportunities.values()), now)
+
+
+_CORRECTED_FIELDS = ("channel", "direction", "started_at", "subject")
+
+
+def _correction_row(
+    corrections: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], p: Any
+) -> None:
+    """The corrections of one interaction in a batch, merged in version order (the
+    events come sorted by version)."""
+    assert event.aggregate_id is not None
+    row = corrections.setdefault(
+        event.aggregate_id,
+        {"interaction_id": event.aggregate_id, **dict.fromkeys(_CORRECTED_FIELDS)},
+    )
+    row["version"] = event.aggregate_version or 1
+    for name in _CORRECTED_FIELDS:
+        value = getattr(p, name)
+        if name in p.changed and value is not None:
+            row[name] = getattr(value, "value", value)
+
+
+async def _write_corrections(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Corrected fields of logged interactions, unless a later version is stored. (A
+    correction read before its interaction was logged is not kept: the interaction
+    service publishes both on one partition, in order.)"""
+    columns = (
+        ("interaction_id", "uuid"),
+        ("version", "integer"),
+        ("channel", "text"),
+        ("direction", "text"),
+        ("started_at", "timestamptz"),
+        ("subject", "text"),
+    )
+    await connection.execute(
+        f"""UPDATE interactions i SET
+                {", ".join(f"{c} = coalesce(u.{c}, i.{c})" for c in _CORRECTED_FIELDS)},
+                version = u.version
+            FROM {recordset(1, columns)}
+            WHERE i.interaction_id = u.interaction_id AND i.version < u.version""",
+        rows_json(rows),
+    )
+
+
+_TICKET_FIELDS = (
+    "ticket_id",
+    "customer_id",
+    "kind",
+    "channel",
+    "category",
+    "severity",
+    "subject",
+    "assignee",
+    "opened_at",
+    "resolved_at",
+    "resolution_due_at",
+    "due_version",
+    "status",
+    "status_version",
+)
+_TICKET_TYPES = (
+    ("uuid", "uuid") + ("text",) * 6 + ("timestamptz",) * 3 + ("integer", "text", "integer")
+)
+
+
+def _ticket_row(tickets: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], p: Any) -> None:
+    assert event.aggregate_id is not None
+    version = event.aggregate_version or 1
+    row = tickets.setdefault(
+        event.aggregate_id,
+        {
+            **dict.fromkeys(_TICKET_FIELDS),
+            "ticket_id": event.aggregate_id,
+            "customer_id": event.customer_id,
+            "due_version": 0,
+            "status": "open",
+            "status_version": 0,
+        },
+    )
+    kind = event.event_type.removeprefix("interaction.ticket_")
+    if kind == "opened":
+        row.update(
+            kind=p.kind.value,
+            channel=p.channel.value,
+            category=p.category,
+            severity=p.severity.value,
+            subject=p.subject,
+            opened_at=p.opened_at,
+        )
+    if kind == "assigned":
+        row["assignee"] = p.assignee
+    if kind == "escalated":
+        row["severity"] = p.severity.value
+    if kind in ("opened", "escalated", "reopened") and version >= row["due_version"]:
+        row.update(resolution_due_at=p.resolution_due_at, due_version=version)
+    if kind == "resolved":
+        row["resolved_at"] = p.resolved_at
+    status = {"opened": "open", "reopened": "open", "resolved": "resolved", "closed": "closed"}
+    if kind in status and version >= row["status_version"]:
+        row.update(status=status[kind], status_version=version)
+
+
+async def _write_tickets(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    keep = ("kind", "channel", "category", "severity", "subject", "assignee", "opened_at")
+    await connection.execute(
+        f"""INSERT INTO tickets AS t ({", ".join(_TICKET_FIELDS)})
+            SELECT {", ".join(f"u.{c}" for c in _TICKET_FIELDS)}
+            FROM {recordset(1, tuple(zip(_TICKET_FIELDS, _TICKET_TYPES, strict=True)))}
+            ON CONFLICT (ticket_id) DO UPDATE SET
+            {", ".join(f"{c} = coalesce(excluded.{c}, t.{c})" for c in keep)},
+            resolved_at = greatest(excluded.resolved_at, t.resolved_at),
+            resolution_due_at = CASE WHEN excluded.due_version >= t.due_version
+                THEN coalesce(excluded.resolution_due_at, t.resolution_due_at)
+                ELSE t.resolution_due_at END,
+            due_version = greatest(excluded.due_version, t.due_version),
+            status = CASE WHEN excluded.status_version >= t.status_version
+                          AND excluded.status_version > 0
+                THEN excluded.status ELSE t.status END,
+            status_version = greatest(excluded.status_version, t.status_version)""",
+        rows_json(rows),
+    )
+
+
+def _opportunity_row(
+    opportunities: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], p: Any
+) -> None:
+    assert event.aggregate_id is not None
+    row = opportunities.setdefault(
+        event.aggregate_id,
+        {
+            "opportunity_id": event.aggregate_id,
+            "customer_id": event.customer_id,
+            "description": None,
+            "owner": None,
+            "stage": None,
+            "stage_version": 0,
+            "expected_amount": None,
+            "currency": None,
+            "expected_close_date": None,
+        },
+    )
+    version = event.aggregate_version or 1
+    kind = event.event_type
+    if kind == "sales.opportunity_opened":
+        row.update(
+            description=p.description,
+            owner=p.owner,
+            expected_amount=p.expected_amount,
+            currency=p.currency.value,
+            expected_close_date=p.expected_close_date,
+        )
+    if kind in ("sales.opportunity_opened", "sales.opportunity_stage_changed"):
+        stage = p.stage if kind == "sales.opportunity_opened" else p.to_stage
+        if version >= row["stage_version"]:
+            row.update(stage=stage.value, stage_version=version)
+    elif kind == "sales.opportunity_amount_changed":
+        row.update(expected_amount=p.expected_amount, currency=p.currency.value)
+    elif kind == "sales.opportunity_owner_changed":
+        row["owner"] = p.owner
+    elif kind == "sales.opportunity_close_date_changed":
+        row["expected_close_date"] = p.expected_close_date
+
+
+async def _write_opportunities(
+    connection: asyncpg.Connection, rows: list[dict[str, Any]], now: datetime
+) -> None:
+    fields = (
+        ("opportunity_id", "uuid"),
+        ("customer_id", "uuid"),
+        ("description", "text"),
+        ("owner", "text"),
+        ("stage", "text"),
+        ("stage_version", "integer"),
+        ("expected_amount", "numeric"),
+        ("currency", "text"),
+        ("expected_close_date", "date"),
+    )
+    keep = ("description", "owner", "expected_amount", "currency", "expected_close_date")
+    await connection.execute(
+        f"""INSERT INTO opportunities AS o ({", ".join(n for n, _ in fields)}, updated_at)
+            SELECT {", ".join(f"u.{n}" for n, _ in fields)}, $2::timestamptz
+            FROM {recordset(1, fields)}
+            ON CONFLICT (opportunity_id) DO UPDATE SET
+            {", ".join(f"{c} = coalesce(excluded.{c}, o.{c})" for c in keep)},
+            stage = CASE WHEN excluded.stage_version >= o.stage_version
+                THEN coalesce(excluded.stage, o.stage) ELSE o.stage END,
+            stage_version = greatest(excluded.stage_version, o.stage_version),
+            updated_at = excluded.updated_at""",
+        rows_json(rows),
+        now,
+    )

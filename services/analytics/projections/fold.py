@@ -1,0 +1,129 @@
+"""The analytics fold: contract events -> profiles, memberships, conclusions.
+
+One projection, `analytics_fold`, reads the customer, sales, interaction and analytics
+topics. For each batch, inside the consumer's transaction (with the batch's record in
+`consumed_events`):
+
+1. one advisory lock serialises every writer of the analytics tables (replicas, the RFM
+   re-scoring, the sweep), so conclusions and outbox positions are drawn in one order;
+   each leaves a new writer token (`writers`);
+2. the affected profiles are taken from what the fold last wrote when the token it found
+   is its own (`cache`), or else loaded with one query (`store`); the events are folded
+   in memory (`domain.profile.apply`), RFM scores given from the stored quintile
+   boundaries, and every segment and churn rule evaluated (`conclusions`);
+3. profiles are written back with one upsert (all rows in one JSON parameter read by
+   `json_to_recordset`); segment entries and exits go to `segment_history`, churn
+   warnings to `churn_warnings`, and each conclusion, as a contract envelope, to the
+   `outbox` table that the service's relay publishes; detail rows for the views
+   (interactions, surveys, tickets, opportunities) with one statement each (`details`).
+
+PostgreSQL works while Python computes (`bulk.alongside`): the detail rows are written
+while the profiles are folded and concluded, and the profiles while the segment history
+rows and envelopes are made; statements on the connection still run one at a time.
+
+A segment definition arriving on the analytics topic re-evaluates every customer in the
+same transaction. RFM boundaries are re-computed set-based by `rescoring.rescore`
+(background, at most every `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS`), and the sweep
+re-evaluates the time-dependent rules (lifecycle, days since, churn thresholds) for
+everyone (`maintenance`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from contracts.envelope import EventEnvelope
+from contracts.topics import Topic
+from services.analytics.domain.money import Converter
+from services.analytics.domain.profile import FOLDED_TYPES, Profile, apply
+from services.analytics.domain.segments import Outcome
+from services.analytics.projections import rebuild
+from services.analytics.projections.bulk import alongside
+from services.analytics.projections.cache import ProfileCache
+from services.analytics.projections.conclusions import conclude_all, write_outcomes
+from services.analytics.projections.details import PERSONAL_COLUMNS, write_details
+from services.analytics.projections.rescoring import reconclude_all
+from services.analytics.projections.store import (
+    Loaded,
+    bounds_are_stale,
+    fetch_profiles,
+    load_bounds,
+    load_rules,
+    store_rules,
+)
+from services.analytics.projections.tables import OUTBOX_TABLE, create_tables
+from services.analytics.projections.writers import lock
+from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
+
+
+class AnalyticsFold:
+    name = "analytics_fold"
+    kept_tables = (OUTBOX_TABLE,)
+    """A rebuild keeps the live outbox: the conclusions in it were published already."""
+
+    async def settle(self, connection: asyncpg.Connection, live_schema: str) -> None:
+        """Bring a rebuilt state to where the live one is, in the rebuild's swap
+        transaction (`rebuild.settle`)."""
+        await rebuild.settle(connection, live_schema, self.clock)
+
+    topics: Sequence[str] = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION, Topic.ANALYTICS)
+
+    def __init__(
+        self,
+        converter: Converter,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        cache_capacity: int = 100_000,
+    ) -> None:
+        self.converter = converter
+        self.clock = clock
+        self.cache = ProfileCache(cache_capacity)
+
+    async def create_tables(self, connection: asyncpg.Connection) -> None:
+        await create_tables(connection)
+
+    async def apply(
+        self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
+    ) -> None:
+        cache = self.cache
+        cache.follow(*await lock(connection))
+        now = self.clock()
+        folded = [e for e in events if e.event_type in FOLDED_TYPES]
+        outcomes: list[tuple[Profile, Outcome]] = []
+        bought = False
+        if folded:
+            customers = {e.customer_id for e in folded}
+            loaded = Loaded()
+            loaded.profiles = cache.take(customers)
+            missing = list(customers - loaded.profiles.keys())
+            rows = await fetch_profiles(connection, missing) if missing else []
+            if cache.bounds is None or cache.rules is None:
+                cache.bounds = await load_bounds(connection)
+                cache.rules = await load_rules(connection)
+            bounds, rules = cache.bounds, cache.rules
+        # The detail rows are written while the profiles are folded and concluded.
+        async with alongside(write_details(connection, events, now)):
+            if folded:
+                loaded.add_rows(rows)
+                for event in folded:
+                    apply(loaded.get(event.customer_id), event, self.converter, now)
+                    bought = bought or event.event_type.startswith("sales.")
+                for profile in loaded.profiles.values():
+                    bounds.score(profile)
+                outcomes = conclude_all(loaded, rules, now)
+        # after the batch's detail rows, so that none of them writes a personal value back
+        await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
+        if folded:
+            await write_outcomes(connection, outcomes, now)
+            cache.keep(loaded.profiles.values())
+            if bought:
+                await bounds_are_stale(connection)
+        definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
+        if definitions:
+            await store_rules(connection, definitions)
+            await reconclude_all(connection, await load_rules(connection), now)
+            cache.clear()  # every profile concluded again, under the new rules

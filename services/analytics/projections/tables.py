@@ -1,0 +1,157 @@
+"""The analytics tables: what the fold keeps (profiles, RFM boundaries, segment rules,
+segment history, churn warnings, the detail rows behind the views), the writers' token
+and the outbox of conclusions that the service's relay publishes."""
+
+from __future__ import annotations
+
+import asyncpg
+
+OUTBOX_TABLE = "outbox"
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS profiles (
+    customer_id uuid PRIMARY KEY,
+    state jsonb NOT NULL,
+    registered boolean NOT NULL,
+    name text, kind text, industry text, region text, owner text,
+    tags text[] NOT NULL DEFAULT '{}',
+    purchase_count integer NOT NULL,
+    total_spend numeric(20, 2) NOT NULL,
+    first_purchase_at timestamptz,
+    last_purchase_at timestamptz,
+    last_purchase_date date,
+    last_contact_at timestamptz,
+    csat_average double precision,
+    csat_count integer NOT NULL,
+    nps_latest smallint,
+    complaints_open integer NOT NULL,
+    complaints_total integer NOT NULL,
+    recency_score smallint,
+    frequency_score smallint,
+    monetary_score smallint,
+    rfm_segment text,
+    lifecycle_stage text NOT NULL,
+    value_tier text NOT NULL,
+    satisfaction text NOT NULL,
+    quadrant text,
+    churn_risk boolean NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS profiles_recency ON profiles (last_purchase_date)
+    WHERE purchase_count > 0;
+CREATE INDEX IF NOT EXISTS profiles_frequency ON profiles (purchase_count)
+    WHERE purchase_count > 0;
+CREATE INDEX IF NOT EXISTS profiles_monetary ON profiles (total_spend) WHERE purchase_count > 0;
+CREATE INDEX IF NOT EXISTS profiles_unscored ON profiles (customer_id)
+    WHERE purchase_count > 0 AND recency_score IS NULL;
+CREATE TABLE IF NOT EXISTS rfm_state (
+    id integer PRIMARY KEY CHECK (id = 1),
+    recency date[],
+    frequency integer[],
+    monetary numeric[],
+    dirty boolean NOT NULL DEFAULT true,
+    buyers bigint NOT NULL DEFAULT 0,
+    scored_at timestamptz
+);
+INSERT INTO rfm_state (id) VALUES (1) ON CONFLICT DO NOTHING;
+CREATE TABLE IF NOT EXISTS segment_rules (
+    segment text PRIMARY KEY,
+    version integer NOT NULL,
+    name text NOT NULL,
+    description text NOT NULL,
+    rule jsonb NOT NULL,
+    defined_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment_history (
+    id bigserial PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    segment text NOT NULL,
+    rule_version integer NOT NULL,
+    entered_at timestamptz NOT NULL,
+    entered_values jsonb NOT NULL,
+    left_at timestamptz,
+    left_values jsonb
+);
+CREATE UNIQUE INDEX IF NOT EXISTS segment_current
+    ON segment_history (customer_id, segment) WHERE left_at IS NULL;
+CREATE INDEX IF NOT EXISTS segment_members ON segment_history (segment, customer_id)
+    WHERE left_at IS NULL;
+CREATE INDEX IF NOT EXISTS segment_as_of ON segment_history (segment, entered_at);
+CREATE TABLE IF NOT EXISTS churn_warnings (
+    customer_id uuid PRIMARY KEY,
+    raised_at timestamptz NOT NULL,
+    reasons text[] NOT NULL,
+    value_tier text NOT NULL,
+    "values" jsonb NOT NULL
+);
+CREATE TABLE IF NOT EXISTS interactions (
+    interaction_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    started_at timestamptz NOT NULL,
+    channel text NOT NULL,
+    direction text NOT NULL,
+    subject text NOT NULL
+);
+ALTER TABLE interactions ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 1;
+CREATE INDEX IF NOT EXISTS interactions_customer ON interactions (customer_id, started_at);
+CREATE TABLE IF NOT EXISTS surveys (
+    event_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    survey text NOT NULL,
+    answered_at timestamptz NOT NULL,
+    csat smallint,
+    nps smallint,
+    channel text
+);
+CREATE INDEX IF NOT EXISTS surveys_customer ON surveys (customer_id);
+CREATE TABLE IF NOT EXISTS tickets (
+    ticket_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    kind text,
+    channel text,
+    category text,
+    severity text,
+    subject text,
+    assignee text,
+    opened_at timestamptz,
+    resolved_at timestamptz,
+    resolution_due_at timestamptz,
+    due_version integer NOT NULL DEFAULT 0,
+    status text NOT NULL,
+    status_version integer NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tickets_customer ON tickets (customer_id);
+CREATE TABLE IF NOT EXISTS opportunities (
+    opportunity_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    description text,
+    owner text,
+    stage text,
+    stage_version integer NOT NULL DEFAULT 0,
+    expected_amount numeric(20, 4),
+    currency text,
+    expected_close_date date,
+    updated_at timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS opportunities_customer ON opportunities (customer_id);
+"""
+
+WRITER_TOKEN_TABLE = """
+CREATE TABLE IF NOT EXISTS writer_token (
+    id integer PRIMARY KEY CHECK (id = 1),
+    token uuid NOT NULL
+);
+INSERT INTO writer_token (id, token) VALUES (1, gen_random_uuid()) ON CONFLICT DO NOTHING;
+"""
+"""The token each writer leaves (`writers.claim`)."""
+
+OUTBOX = f"""CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
+    position bigserial PRIMARY KEY,
+    envelope bytea NOT NULL,
+    recorded_at timestamptz NOT NULL DEFAULT now())"""
+
+
+async def create_tables(connection: asyncpg.Connection) -> None:
+    await connection.execute(TABLES)
+    await connection.execute(WRITER_TOKEN_TABLE)
+    await connection.execute(OUTBOX)

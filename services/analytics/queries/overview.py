@@ -1,0 +1,61 @@
+"""Overviews: the 80/20 view, lifecycle stages, customers and value by a dimension, and
+the RFM state."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import asyncpg
+
+from services.analytics.queries.records import as_dicts
+
+
+async def pareto(pool: asyncpg.Pool) -> dict[str, Any]:
+    """Buyers, their total value, the top fifth's value, and how many of the biggest
+    buyers make 80 % of the value."""
+    row = await pool.fetchrow(
+        """WITH ranked AS (
+               SELECT total_spend, row_number() OVER (ORDER BY total_spend DESC) AS n,
+                      count(*) OVER () AS buyers, sum(total_spend) OVER () AS total,
+                      sum(total_spend) OVER (ORDER BY total_spend DESC
+                                             ROWS UNBOUNDED PRECEDING) AS running
+               FROM profiles WHERE purchase_count > 0)
+           SELECT max(buyers) AS buyers, max(total) AS total,
+                  sum(total_spend) FILTER (WHERE n <= ceil(buyers * 0.2)) AS top_value,
+                  count(*) FILTER (WHERE n <= ceil(buyers * 0.2)) AS top_customers,
+                  min(n) FILTER (WHERE running >= total * 0.8) AS customers_for_80_percent
+           FROM ranked"""
+    )
+    return dict(row)
+
+
+async def lifecycle_stages(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
+    """stage -> {customers, value}, for the stages that have customers."""
+    rows = await pool.fetch(
+        """SELECT lifecycle_stage, count(*) AS customers, sum(total_spend) AS value
+           FROM profiles GROUP BY 1"""
+    )
+    return {r["lifecycle_stage"]: dict(r) for r in rows}
+
+
+DistributionDimension = Literal["region", "industry", "kind", "owner", "value_tier"]
+
+
+async def distribution(pool: asyncpg.Pool, by: DistributionDimension) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        f"""SELECT {by}, count(*) AS customers,
+                   count(*) FILTER (WHERE purchase_count > 0) AS buyers,
+                   count(*) FILTER (WHERE purchase_count = 0 AND last_contact_at IS NOT NULL)
+                     AS interested_prospects,
+                   coalesce(sum(total_spend), 0) AS value,
+                   avg(total_spend) FILTER (WHERE purchase_count > 0) AS average_spend_per_buyer
+            FROM profiles GROUP BY 1 ORDER BY value DESC, 1"""
+    )
+    return as_dicts(rows)
+
+
+async def rfm_state(pool: asyncpg.Pool) -> dict[str, Any]:
+    row = await pool.fetchrow(
+        "SELECT recency, frequency, monetary, buyers, scored_at FROM rfm_state"
+    )
+    return dict(row)

@@ -1,0 +1,177 @@
+"""Profiles: filtered lists, one customer's profile, current segments and their latest
+change, segment history, and the detail rows of the customer 360."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from services.analytics.queries.records import as_dict, as_dicts
+from services.runtime.http.paging import Position, SortKey
+from services.runtime.storage.filters import Where
+
+BY_HISTORY = SortKey(("id",), (int,))
+"""A customer's segment history pages by the history row's id (its order of record)."""
+
+PROFILE_FILTERS = (
+    "lifecycle_stage",
+    "value_tier",
+    "rfm_segment",
+    "region",
+    "industry",
+    "owner",
+    "kind",
+    "quadrant",
+    "satisfaction",
+)
+"""Profile columns `/profiles` filters on by equality."""
+
+PROFILE_COLUMNS = """customer_id, name, kind, industry, region, owner, tags, registered,
+    purchase_count, total_spend, first_purchase_at, last_purchase_at, last_contact_at,
+    csat_average, csat_count, nps_latest, complaints_open, complaints_total,
+    recency_score, frequency_score, monetary_score, rfm_segment, lifecycle_stage,
+    value_tier, satisfaction, quadrant, churn_risk, state->'recent_contacts' AS recent,
+    updated_at"""
+"""What a profile view shows (`recent`: the start times of the latest contacts)."""
+
+
+async def profiles(
+    pool: asyncpg.Pool,
+    filters: Mapping[str, str],
+    churn_risk: bool | None,
+    segment: str | None,
+    after: Position | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Profiles by customer id, each of `PROFILE_FILTERS` in `filters` equal to its value,
+    at churn risk or not, members of `segment`."""
+    where = Where()
+    where.after(("customer_id",), after)
+    for name in PROFILE_FILTERS:
+        if (value := filters.get(name)) is not None:
+            where.condition(f"{name} = {where.parameter(value)}")
+    if churn_risk is not None:
+        where.condition(f"churn_risk = {where.parameter(churn_risk)}")
+    if segment is not None:
+        where.condition(
+            "customer_id IN (SELECT customer_id FROM segment_history "
+            f"WHERE left_at IS NULL AND segment = {where.parameter(segment)})"
+        )
+    rows = await pool.fetch(
+        f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE {where.sql} "
+        f"ORDER BY customer_id LIMIT {where.parameter(limit)}",
+        *where.values,
+    )
+    return as_dicts(rows, "recent")
+
+
+async def quadrant_profiles(
+    pool: asyncpg.Pool, quadrant: str, after: Position | None, limit: int
+) -> list[dict[str, Any]]:
+    where = Where()
+    where.equal("quadrant", quadrant)
+    where.after(("customer_id",), after)
+    rows = await pool.fetch(
+        f"""SELECT {PROFILE_COLUMNS} FROM profiles WHERE {where.sql}
+            ORDER BY customer_id LIMIT {where.parameter(limit)}""",
+        *where.values,
+    )
+    return as_dicts(rows, "recent")
+
+
+async def profile(pool: asyncpg.Pool, customer_id: UUID) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE customer_id = $1", customer_id
+    )
+    return as_dict(row, "recent")
+
+
+async def current_segments(pool: asyncpg.Pool, customer_id: UUID) -> list[dict[str, Any]]:
+    """The customer's segments now, with the values that decided each and the rule of a
+    defined segment (None for a built-in one)."""
+    rows = await pool.fetch(
+        """SELECT h.segment, h.rule_version, h.entered_at, h.entered_values::text AS decided_by,
+                  r.rule::text AS rule
+           FROM segment_history h LEFT JOIN segment_rules r USING (segment)
+           WHERE h.customer_id = $1 AND h.left_at IS NULL ORDER BY h.segment""",
+        customer_id,
+    )
+    return as_dicts(rows, "decided_by", "rule")
+
+
+async def last_change(pool: asyncpg.Pool, customer_id: UUID, segment: str) -> dict[str, Any] | None:
+    """The customer's latest entry into `segment` (and exit, if left), or None."""
+    row = await pool.fetchrow(
+        """SELECT rule_version, entered_at, entered_values::text AS decided_by, left_at,
+                  left_values::text AS left_because
+           FROM segment_history WHERE customer_id = $1 AND segment = $2
+           ORDER BY id DESC LIMIT 1""",
+        customer_id,
+        segment,
+    )
+    return as_dict(row, "decided_by", "left_because")
+
+
+async def segment_history(
+    pool: asyncpg.Pool, customer_id: UUID, after: Position | None, limit: int
+) -> list[dict[str, Any]]:
+    where = Where()
+    where.equal("customer_id", customer_id)
+    where.after(("id",), after)
+    rows = await pool.fetch(
+        f"""SELECT id, segment, rule_version, entered_at, entered_values::text AS entered_values,
+                   left_at, left_values::text AS left_values
+            FROM segment_history WHERE {where.sql} ORDER BY id LIMIT {where.parameter(limit)}""",
+        *where.values,
+    )
+    return as_dicts(rows, "entered_values", "left_values")
+
+
+@dataclass(frozen=True)
+class CustomerDetails:
+    """The detail rows the customer 360 shows beside the profile."""
+
+    last_interactions: list[dict[str, Any]]
+    open_opportunities: list[dict[str, Any]]
+    open_tickets: list[dict[str, Any]]
+    latest_answers: list[dict[str, Any]]
+    churn_warning: dict[str, Any] | None
+
+
+async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDetails:
+    async with pool.acquire() as c:
+        interactions = await c.fetch(
+            """SELECT interaction_id, started_at, channel, direction, subject FROM interactions
+               WHERE customer_id = $1 ORDER BY started_at DESC LIMIT 10""",
+            customer_id,
+        )
+        opportunities = await c.fetch(
+            """SELECT opportunity_id, description, stage, expected_amount, currency, owner,
+                      expected_close_date FROM opportunities
+               WHERE customer_id = $1 AND stage NOT IN ('won', 'lost') ORDER BY updated_at""",
+            customer_id,
+        )
+        tickets = await c.fetch(
+            """SELECT ticket_id, kind, subject, severity, status, opened_at, resolution_due_at
+               FROM tickets WHERE customer_id = $1 AND status = 'open' ORDER BY opened_at""",
+            customer_id,
+        )
+        surveys = await c.fetch(
+            """SELECT survey, answered_at, csat, nps, channel FROM surveys
+               WHERE customer_id = $1 ORDER BY answered_at DESC LIMIT 5""",
+            customer_id,
+        )
+        warning = await c.fetchrow(
+            "SELECT raised_at, reasons FROM churn_warnings WHERE customer_id = $1", customer_id
+        )
+    return CustomerDetails(
+        last_interactions=as_dicts(interactions),
+        open_opportunities=as_dicts(opportunities),
+        open_tickets=as_dicts(tickets),
+        latest_answers=as_dicts(surveys),
+        churn_warning=as_dict(warning),
+    )

@@ -1,0 +1,89 @@
+"""How the analytics views answer: the query parameters every list shares, amounts and
+moments as the API writes them, and a list as CSV.
+
+Amounts are decimal strings with two decimals (`"120000.00"`), as the other services
+send them: never a float, never an exponent. Moments keep the form the service has always
+answered with (`2026-06-30T12:00:00+00:00`). A CSV download holds the same values as the
+JSON answer, one column per field of the item's model, so that an empty list is still a
+CSV file with its header line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, PlainSerializer, WithJsonSchema
+
+from services.analytics.domain.money import cents
+from services.analytics.domain.rules import MONEY_FIELDS
+from services.runtime.errors import RuleViolation
+from services.runtime.http.csvexport import rows_csv
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page.")]
+Cursor = Annotated[str | None, Query(max_length=200, description="From the previous page.")]
+Format = Annotated[Literal["json", "csv"], Query(description="`csv` for a CSV export.")]
+
+
+def money_text(amount: Decimal) -> str:
+    """`amount` rounded to cents, as a decimal string without exponent."""
+    return format(cents(amount), "f")
+
+
+Money = Annotated[
+    Decimal,
+    PlainSerializer(money_text, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["120000.00"]},
+        mode="serialization",
+    ),
+]
+"""An amount: a decimal string with two decimals in JSON answers."""
+
+Moment = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}, mode="serialization"),
+]
+"""A moment with its offset, in ISO 8601 as `datetime.isoformat` writes it."""
+
+
+def amounts_as_text(row: Mapping[str, Any], *columns: str) -> dict[str, Any]:
+    """`row` with the recorded field values in `columns` (a conclusion's deciding values,
+    numbers where they are recorded) holding their amounts (`MONEY_FIELDS`) as decimal
+    strings."""
+    found = dict(row)
+    for column in columns:
+        values = found[column]
+        if values is not None:
+            found[column] = {
+                name: money_text(Decimal(repr(value)))
+                if name in MONEY_FIELDS and isinstance(value, int | float)
+                else value
+                for name, value in values.items()
+            }
+    return found
+
+
+def checked_moment(value: datetime | None, name: str) -> datetime | None:
+    """A moment given as a query parameter, which must carry its offset."""
+    if value is not None and value.tzinfo is None:
+        raise RuleViolation(f"{name} needs a UTC offset, e.g. 2026-11-23T00:00:00+00:00")
+    return value
+
+
+def csv_of(
+    items: Sequence[BaseModel],
+    model: type[BaseModel],
+    filename: str,
+    columns: Sequence[str] | None = None,
+) -> StreamingResponse:
+    """`items` (of `model`) as a CSV download with the values of the JSON answer; the
+    columns are the model's fields, or `columns` where an answer names its group field
+    after a parameter."""
+    rows = [item.model_dump(mode="json") for item in items]
+    return rows_csv(rows, list(columns or model.model_fields), filename)

@@ -1,0 +1,70 @@
+"""The live feed: segment changes and churn warnings as the fold draws them, as
+server-sent events read from the outbox (each event's id is its outbox position, so a
+reconnecting client resumes with `Last-Event-ID`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from services.analytics.dependencies import Pool
+from services.analytics.queries import feed as queries
+from services.runtime.errors import RuleViolation
+from services.runtime.http.security import requires
+
+router = APIRouter(tags=["analytics"])
+
+
+@router.get(
+    "/feed",
+    summary="Server-sent events: segment changes and churn warnings as they are drawn",
+    responses={200: {"content": {"text/event-stream": {}}}},
+    dependencies=[requires("analytics:read")],
+)
+async def feed(
+    request: Request,
+    pool: Pool,
+    after: Annotated[int | None, Query(ge=0, description="Position to start after")] = None,
+    types: Annotated[
+        str | None, Query(description="Comma-separated event types to keep, e.g. analytics.x")
+    ] = None,
+) -> StreamingResponse:
+    wanted = {t.strip() for t in types.split(",")} if types else None
+    last_id = request.headers.get("last-event-id")
+    if last_id is not None:
+        if not last_id.isdigit():
+            raise RuleViolation("Last-Event-ID must be a position number")
+        after = int(last_id)
+    if after is None:
+        after = await queries.latest_position(pool)
+    start = after
+
+    async def events() -> AsyncIterator[bytes]:
+        position = start
+        yield b": analytics feed\n\n"
+        idle = 0
+        while not await request.is_disconnected():
+            rows = await queries.conclusions_after(pool, position)
+            for row in rows:
+                position = row["position"]
+                data = bytes(row["envelope"])
+                event_type = orjson.loads(data)["event_type"]
+                if wanted is None or event_type in wanted:
+                    yield (f"id: {position}\nevent: {event_type}\n".encode() + b"data: " + data
+                           + b"\n\n")  # fmt: skip
+            if not rows:
+                idle += 1
+                if idle % 30 == 0:
+                    yield b": keep-alive\n\n"
+                await asyncio.sleep(0.5)
+            else:
+                idle = 0
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

@@ -1,0 +1,351 @@
+"""Profile views: analytic profiles filtered, one customer's profile, current segments
+and why, segment history, and the customer 360 (profile, segments, satisfaction, churn
+warning, latest interactions, open opportunities and tickets)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from services.analytics.dependencies import Pool, ReportingCurrency
+from services.analytics.domain import matrix
+from services.analytics.domain.money import cents
+from services.analytics.domain.profile import CONTACT_WINDOW_DAYS
+from services.analytics.domain.segments import BUILTIN_FIELDS
+from services.analytics.queries import profiles as queries
+from services.analytics.queries.profiles import BY_HISTORY, PROFILE_FILTERS
+from services.analytics.queries.records import BY_CUSTOMER
+from services.analytics.views.answers import (
+    Cursor,
+    Format,
+    Limit,
+    Moment,
+    Money,
+    amounts_as_text,
+    csv_of,
+)
+from services.analytics.views.segments import SegmentDefinitionView, definition_of
+from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.http.security import requires
+
+router = APIRouter(tags=["analytics"])
+
+
+class ProfileView(BaseModel):
+    customer_id: UUID
+    name: str | None
+    kind: str | None
+    industry: str | None
+    region: str | None
+    owner: str | None
+    tags: list[str]
+    registered: bool
+    purchase_count: int
+    total_spend: Money = Field(description="In the reporting currency.")
+    first_purchase_at: Moment | None
+    last_purchase_at: Moment | None
+    last_contact_at: Moment | None
+    csat_average: float | None
+    csat_count: int
+    nps_latest: int | None
+    complaints_open: int
+    complaints_total: int
+    recency_score: int | None
+    frequency_score: int | None
+    monetary_score: int | None
+    rfm_segment: str | None
+    lifecycle_stage: str
+    value_tier: str
+    satisfaction: str
+    quadrant: str | None
+    churn_risk: bool
+    updated_at: Moment
+    reporting_currency: str
+    average_spend: Money | None = Field(description="Per purchase; null without purchases.")
+    days_since_last_purchase: int | None
+    days_since_last_contact: int | None
+    interactions_90d: int
+    nps_category: str | None
+
+
+class ProfilePage(BaseModel):
+    items: list[ProfileView]
+    next_cursor: str | None
+
+
+class CurrentSegment(BaseModel):
+    segment: str
+    rule_version: int
+    entered_at: Moment
+    decided_by: dict[str, Any] = Field(description="The values that decided the entry.")
+    rule: dict[str, Any] | str
+
+
+class CustomerSegments(BaseModel):
+    customer_id: UUID
+    segments: list[CurrentSegment]
+
+
+class SegmentChange(BaseModel):
+    rule_version: int
+    entered_at: Moment
+    decided_by: dict[str, Any]
+    left_at: Moment | None
+    left_because: dict[str, Any] | None = Field(description="The values when it was left.")
+
+
+class Why(BaseModel):
+    customer_id: UUID
+    segment: str
+    member: bool
+    definition: SegmentDefinitionView
+    last_change: SegmentChange | None = Field(description="The latest entry (and exit).")
+
+
+class SegmentHistoryEntry(BaseModel):
+    id: int
+    segment: str
+    rule_version: int
+    entered_at: Moment
+    entered_values: dict[str, Any]
+    left_at: Moment | None
+    left_values: dict[str, Any] | None
+
+
+class SegmentHistoryPage(BaseModel):
+    items: list[SegmentHistoryEntry]
+    next_cursor: str | None
+
+
+class SurveyAnswer(BaseModel):
+    survey: str
+    answered_at: Moment
+    csat: int | None
+    nps: int | None
+    channel: str | None
+
+
+class CustomerSatisfaction(BaseModel):
+    level: str
+    csat_average: float | None
+    csat_count: int
+    nps_latest: int | None
+    nps_category: str | None
+    complaints_open: int
+    complaints_total: int
+    latest_answers: list[SurveyAnswer]
+
+
+class OpenChurnWarning(BaseModel):
+    raised_at: Moment
+    reasons: list[str]
+
+
+class LoggedInteraction(BaseModel):
+    interaction_id: UUID
+    started_at: Moment
+    channel: str
+    direction: str
+    subject: str
+
+
+class OpenOpportunity(BaseModel):
+    opportunity_id: UUID
+    description: str | None
+    stage: str | None
+    expected_amount: Money | None = Field(description="In the opportunity's currency.")
+    currency: str | None
+    owner: str | None
+    expected_close_date: date | None
+
+
+class OpenTicket(BaseModel):
+    ticket_id: UUID
+    kind: str | None
+    subject: str | None
+    severity: str | None
+    status: str
+    opened_at: Moment | None
+    resolution_due_at: Moment | None
+
+
+class Customer360(BaseModel):
+    profile: ProfileView
+    segments: list[CurrentSegment]
+    satisfaction: CustomerSatisfaction
+    churn_warning: OpenChurnWarning | None
+    last_interactions: list[LoggedInteraction]
+    open_opportunities: list[OpenOpportunity]
+    open_tickets: list[OpenTicket]
+
+
+def _days_since(moment: datetime | None, today: date) -> int | None:
+    return (today - moment.date()).days if moment is not None else None
+
+
+def profile_view(row: dict[str, Any], currency: str) -> ProfileView:
+    """A profile row (`queries.profiles`) with what follows from it today."""
+    now = datetime.now(UTC)
+    today = now.date()
+    fields = dict(row)
+    recent = fields.pop("recent", None) or []
+    horizon = now - timedelta(days=CONTACT_WINDOW_DAYS)
+    count = fields["purchase_count"]
+    return ProfileView(
+        **fields,
+        reporting_currency=currency,
+        average_spend=cents(fields["total_spend"] / count) if count else None,
+        days_since_last_purchase=_days_since(fields["last_purchase_at"], today),
+        days_since_last_contact=_days_since(fields["last_contact_at"], today),
+        interactions_90d=sum(1 for m in recent if datetime.fromisoformat(m) >= horizon),
+        nps_category=matrix.nps_category(fields["nps_latest"]),
+    )
+
+
+async def profile_row(pool: Pool, customer_id: UUID) -> dict[str, Any]:
+    row = await queries.profile(pool, customer_id)
+    if row is None:
+        raise NotFound(f"analytics knows no customer with id {customer_id}")
+    return row
+
+
+@router.get(
+    "/profiles",
+    summary="Analytic profiles, filtered",
+    dependencies=[requires("analytics:read", personal_data=True)],
+    response_model=ProfilePage,
+)
+async def profiles(
+    request: Request,
+    pool: Pool,
+    currency: ReportingCurrency,
+    segment: str | None = None,
+    churn_risk: bool | None = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    format: Format = "json",
+) -> ProfilePage | StreamingResponse:
+    known = {*PROFILE_FILTERS, "segment", "churn_risk", "limit", "cursor", "format"}
+    unknown = set(request.query_params) - known
+    if unknown:
+        raise RuleViolation(
+            f"unknown filter(s) {sorted(unknown)}; filters: {', '.join(PROFILE_FILTERS)}, "
+            "segment, churn_risk"
+        )
+    rows = await queries.profiles(
+        pool, request.query_params, churn_risk, segment, BY_CUSTOMER.after(cursor), limit + 1
+    )
+    items = [profile_view(r, currency) for r in rows[:limit]]
+    if format == "csv":
+        return csv_of(items, ProfileView, "profiles.csv")
+    return ProfilePage(items=items, next_cursor=BY_CUSTOMER.next_cursor(rows, limit))
+
+
+@router.get(
+    "/profiles/{customer_id}",
+    summary="One customer's analytic profile",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
+async def profile(customer_id: UUID, pool: Pool, currency: ReportingCurrency) -> ProfileView:
+    return profile_view(await profile_row(pool, customer_id), currency)
+
+
+async def current_segments(pool: Pool, customer_id: UUID) -> list[CurrentSegment]:
+    segments = []
+    for row in await queries.current_segments(pool, customer_id):
+        if row["rule"] is None:
+            family = row["segment"].split(".", 1)[0]
+            row["rule"] = f"built-in {family} segment from {', '.join(BUILTIN_FIELDS[family])}"
+        segments.append(CurrentSegment.model_validate(amounts_as_text(row, "decided_by")))
+    return segments
+
+
+@router.get(
+    "/customers/{customer_id}/segments",
+    summary="Current segments and why",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
+async def customer_segments(customer_id: UUID, pool: Pool) -> CustomerSegments:
+    await profile_row(pool, customer_id)
+    return CustomerSegments(
+        customer_id=customer_id, segments=await current_segments(pool, customer_id)
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/segments/{segment}/why",
+    summary="Why the customer is (or is not) in a segment: the rule and the values",
+    dependencies=[requires("analytics:read", personal_data=True)],
+    response_model_exclude_unset=True,
+)
+async def why(customer_id: UUID, segment: str, pool: Pool) -> Why:
+    await profile_row(pool, customer_id)
+    definition = await definition_of(pool, segment)
+    row = await queries.last_change(pool, customer_id, segment)
+    change = None
+    if row is not None:
+        change = SegmentChange.model_validate(amounts_as_text(row, "decided_by", "left_because"))
+    return Why(
+        customer_id=customer_id,
+        segment=segment,
+        member=row is not None and row["left_at"] is None,
+        definition=definition,
+        last_change=change,
+    )
+
+
+@router.get(
+    "/customers/{customer_id}/segment-history",
+    summary="Segments entered and left",
+    dependencies=[requires("analytics:read", personal_data=True)],
+    response_model=SegmentHistoryPage,
+)
+async def segment_history(
+    customer_id: UUID, pool: Pool, limit: Limit = 100, cursor: Cursor = None,
+    format: Format = "json",
+) -> SegmentHistoryPage | StreamingResponse:  # fmt: skip
+    rows = await queries.segment_history(pool, customer_id, BY_HISTORY.after(cursor), limit + 1)
+    items = [
+        SegmentHistoryEntry.model_validate(amounts_as_text(row, "entered_values", "left_values"))
+        for row in rows[:limit]
+    ]
+    if format == "csv":
+        return csv_of(items, SegmentHistoryEntry, "segment-history.csv")
+    return SegmentHistoryPage(items=items, next_cursor=BY_HISTORY.next_cursor(rows, limit))
+
+
+@router.get(
+    "/customers/{customer_id}/360",
+    summary="Everything analytics knows of a customer",
+    dependencies=[requires("analytics:read", personal_data=True)],
+)
+async def customer_360(customer_id: UUID, pool: Pool, currency: ReportingCurrency) -> Customer360:
+    view = profile_view(await profile_row(pool, customer_id), currency)
+    details = await queries.customer_details(pool, customer_id)
+    return Customer360(
+        profile=view,
+        segments=await current_segments(pool, customer_id),
+        satisfaction=CustomerSatisfaction(
+            level=view.satisfaction,
+            csat_average=view.csat_average,
+            csat_count=view.csat_count,
+            nps_latest=view.nps_latest,
+            nps_category=view.nps_category,
+            complaints_open=view.complaints_open,
+            complaints_total=view.complaints_total,
+            latest_answers=[SurveyAnswer.model_validate(r) for r in details.latest_answers],
+        ),
+        churn_warning=(
+            OpenChurnWarning.model_validate(details.churn_warning)
+            if details.churn_warning
+            else None
+        ),
+        last_interactions=[LoggedInteraction.model_validate(r) for r in details.last_interactions],
+        open_opportunities=[OpenOpportunity.model_validate(r) for r in details.open_opportunities],
+        open_tickets=[OpenTicket.model_validate(r) for r in details.open_tickets],
+    )
