@@ -13,8 +13,9 @@ from pydantic import Field
 from services.analytics.dependencies import App
 from services.analytics.domain.rules import RuleError, validate
 from services.runtime.errors import RuleViolation
-from services.runtime.http import commands
-from services.runtime.http.commands import ExpectedVersion, StrictBody, etag
+from services.runtime.http import answers
+from services.runtime.http.answers import etag
+from services.runtime.http.commands import ExpectedVersion, StrictBody
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
@@ -42,7 +43,7 @@ class NewSegment(SegmentBody):
     segment: SegmentKey = Field(description="Key: lower case, digits, underscore; no dot.")
 
 
-class Accepted(commands.Accepted):
+class Accepted(answers.Accepted):
     segment: str = Field(description="The segment's key.")
 
 
