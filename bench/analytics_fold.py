@@ -41,12 +41,14 @@ from contracts.topics import Topic
 from local.embedded import EmbeddedBroker, EmbeddedPostgres
 from local.synthetic_history import history
 from services.analytics.domain.money import Converter
+from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.runtime.messaging.consumer import BatchConsumer, Parsed
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.kafka import ensure_topics
 from services.runtime.messaging.projection import Projection, ProjectionHandler
 from services.runtime.storage.database import create_pool, ensure_database
+from services.runtime.storage.migrator import DURABLE, migrate_all
 
 TOPICS = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION)
 MAX_RECORDS = 2000
@@ -84,7 +86,7 @@ async def raw_consume(servers: str, expect: int) -> float:
     consumer = AIOKafkaConsumer(
         *TOPICS,
         bootstrap_servers=servers,
-        group_id="bench.cli.raw",
+        group_id="bench.raw",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -108,6 +110,7 @@ class NothingFolded:
 
     name = "nothing_folded"
     topics = AnalyticsFold.topics
+    version = 1
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         return None
@@ -127,9 +130,10 @@ async def fold_run(
     process and of the servers (`servers_cpu`: PostgreSQL's and the broker's so far) it
     took."""
     await ensure_database(database_url)
+    await migrate_all(database_url, "analytics", (DURABLE, MIGRATIONS))
     pool = await create_pool(database_url, "analytics")
     handler = TimedHandler(projection, pool)
-    handler.group_id = f"bench.cli.{projection.name}"
+    handler.group_id = f"bench.{projection.name}"
     await handler.prepare()
     consumer = BatchConsumer(
         handler=handler,
@@ -166,13 +170,14 @@ async def fold_run(
 async def baseline_run(database_url: str, servers: str, events: int) -> float:
     """One event per transaction through the same handler and fold."""
     await ensure_database(database_url)
+    await migrate_all(database_url, "analytics", (DURABLE, MIGRATIONS))
     pool = await create_pool(database_url, "analytics")
     handler = ProjectionHandler(AnalyticsFold(Converter("CNY")), pool)
     await handler.prepare()
     consumer = AIOKafkaConsumer(
         *TOPICS,
         bootstrap_servers=servers,
-        group_id="bench.cli.baseline",
+        group_id="bench.baseline",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )

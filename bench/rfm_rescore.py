@@ -34,9 +34,11 @@ from contracts.envelope import build_envelope
 from contracts.sales import PurchaseRecorded
 from local.embedded import EmbeddedPostgres
 from services.analytics.domain.money import Converter
+from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.rescoring import rescore
 from services.runtime.storage.database import create_pool, ensure_database
+from services.runtime.storage.migrator import DURABLE, migrate_all
 
 BATCH = 2000
 
@@ -91,6 +93,7 @@ def purchase(customer_id: uuid.UUID, moment: datetime, amount: Decimal) -> Any:
 async def measure(postgres: EmbeddedPostgres, customers: int, purchases: int) -> dict[str, float]:
     url = postgres.dsn("crm_bench_rfm")
     await ensure_database(url)
+    await migrate_all(url, "analytics", (DURABLE, MIGRATIONS))
     # statements over a million rows take longer than the services' command timeout
     pool = await create_pool(url, "analytics", command_timeout=None)
     now = datetime.now(UTC)

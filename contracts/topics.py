@@ -1,4 +1,4 @@
-"""Kafka topic names: defined here once, listed in the README."""
+"""Kafka topic names: defined here once, listed in docs/integration.md."""
 
 from enum import StrEnum
 

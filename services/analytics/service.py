@@ -10,6 +10,7 @@ from services.analytics import commands, views
 from services.analytics.application import AnalyticsApplication
 from services.analytics.dependencies import analytics_settings
 from services.analytics.metrics import refresh_gauges
+from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.maintenance import rescore_once, sweep_once
 from services.analytics.projections.tables import OUTBOX_TABLE
@@ -58,6 +59,7 @@ DEFINITION = ServiceDefinition(
     projections=lambda: [fold()],
     routers=[commands.router, views.router],
     outboxes=lambda: [TableSource(OUTBOX_TABLE, name=f"{Topic.ANALYTICS}:conclusions")],
+    migrations=(MIGRATIONS,),
     background=background,
     gauges=[refresh_gauges],
 )

@@ -401,6 +401,8 @@ class InteractionProjection:
     `consumed_events`."""
 
     name = "interaction_views"
+    version = 1
+    """The shape of the tables (`create_tables`); raised with every change to it."""
     topics: Sequence[str] = (Topic.INTERACTION,)
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:

@@ -114,6 +114,8 @@ class CustomerReplica:
     """The projection of the customer topic into a service's replica tables."""
 
     topics: Sequence[str] = (Topic.CUSTOMER,)
+    version = 1
+    """The shape of the tables (`ddl`); raised with every change to it."""
 
     def __init__(self, table: str, personal_columns: Sequence[PersonalColumns] = ()) -> None:
         self.name = table

@@ -399,6 +399,8 @@ class SalesProjection:
     """The sales read models; `name` keys their consumer group and `consumed_events`."""
 
     name = "sales_views"
+    version = 1
+    """The shape of the tables (`create_tables`); raised with every change to it."""
     topics: Sequence[str] = (Topic.SALES,)
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:

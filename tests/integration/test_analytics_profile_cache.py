@@ -17,8 +17,10 @@ from contracts import sales
 from contracts.envelope import EventEnvelope, payload_example
 from local.embedded import EmbeddedPostgres
 from services.analytics.domain.money import Converter
+from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.runtime.storage.database import create_pool, ensure_database
+from services.runtime.storage.migrator import DURABLE, migrate_all
 from tests.support.events import envelope
 
 CUSTOMER = uuid.uuid4()
@@ -36,6 +38,7 @@ def purchase(amount: str) -> EventEnvelope[Any]:
 async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
     url = postgres.dsn(f"crm_{uuid.uuid4().hex[:10]}")
     await ensure_database(url)
+    await migrate_all(url, "analytics", (DURABLE, MIGRATIONS))
     pool = await create_pool(url, "analytics")
     async with pool.acquire() as connection:
         await AnalyticsFold(Converter("CNY")).create_tables(connection)

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 
 from local.synthetic_history import history
 from services.analytics.domain.money import Converter
+from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.rescoring import rescore
 from services.runtime.messaging.consumer import Parsed
@@ -41,7 +42,7 @@ async def fold_live(infra: Infrastructure, published: Counter[str]) -> None:
         for record in await read_topic(infra.bootstrap_servers, topic, expect=count)
     ]
     assert len(records) == sum(published.values())
-    await migrate_all(infra.database_url, "analytics", (DURABLE,))
+    await migrate_all(infra.database_url, "analytics", (DURABLE, MIGRATIONS))
     pool = await create_pool(infra.database_url, "analytics")
     try:
         handler = ProjectionHandler(fold_at(NOW), pool)

@@ -17,7 +17,6 @@ import pytest
 
 from contracts.topics import Topic
 from local.reference import REPO, documents
-from services import SERVICE_NAMES
 
 FENCE = re.compile(r"^(```|~~~)")
 CODE_SPAN = re.compile(r"`[^`\n]*`")
@@ -97,15 +96,10 @@ def test_every_topic_is_documented_for_integrators() -> None:
 REPOSITORY_PATH = re.compile(
     r"`((?:contracts|services|crm|local|bench|deploy|tests|docs)/[\w./-]*)`"
 )
-BEING_RESHAPED = tuple(f"services/{name}/" for name in SERVICE_NAMES)
-"""The service packages, whose files are being moved to the service template's names
-(the documents name the files as they will be); their paths are not checked yet."""
 
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(REPO)))
 def test_every_repository_path_named_exists(document: Path) -> None:
     named = set(REPOSITORY_PATH.findall(document.read_text(encoding="utf-8")))
-    missing = sorted(
-        path for path in named if not path.startswith(BEING_RESHAPED) and not (REPO / path).exists()
-    )
+    missing = sorted(path for path in named if not (REPO / path).exists())
     assert not missing, f"{document.relative_to(REPO)} names paths that do not exist: {missing}"

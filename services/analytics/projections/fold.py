@@ -62,6 +62,8 @@ from services.runtime.privacy.erasure import erase_personal_columns, erased_cust
 
 class AnalyticsFold:
     name = "analytics_fold"
+    version = 1
+    """The shape of the tables (`create_tables`); raised with every change to it."""
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 

@@ -1,6 +1,7 @@
 """The analytics tables: what the fold keeps (profiles, RFM boundaries, segment rules,
-segment history, churn warnings, the detail rows behind the views), the writers' token
-and the outbox of conclusions that the service's relay publishes."""
+segment history, churn warnings, the detail rows behind the views) and the writers'
+token. The outbox of conclusions that the service's relay publishes is durable: it comes
+from the service's migrations (`services/analytics/migrations/`)."""
 
 from __future__ import annotations
 
@@ -90,9 +91,9 @@ CREATE TABLE IF NOT EXISTS interactions (
     started_at timestamptz NOT NULL,
     channel text NOT NULL,
     direction text NOT NULL,
-    subject text NOT NULL
+    subject text NOT NULL,
+    version integer NOT NULL DEFAULT 1
 );
-ALTER TABLE interactions ADD COLUMN IF NOT EXISTS version integer NOT NULL DEFAULT 1;
 CREATE INDEX IF NOT EXISTS interactions_customer ON interactions (customer_id, started_at);
 CREATE TABLE IF NOT EXISTS surveys (
     event_id uuid PRIMARY KEY,
@@ -145,13 +146,7 @@ INSERT INTO writer_token (id, token) VALUES (1, gen_random_uuid()) ON CONFLICT D
 """
 """The token each writer leaves (`writers.claim`)."""
 
-OUTBOX = f"""CREATE TABLE IF NOT EXISTS {OUTBOX_TABLE} (
-    position bigserial PRIMARY KEY,
-    envelope bytea NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT now())"""
-
 
 async def create_tables(connection: asyncpg.Connection) -> None:
     await connection.execute(TABLES)
     await connection.execute(WRITER_TOKEN_TABLE)
-    await connection.execute(OUTBOX)

@@ -109,7 +109,7 @@ async def definition_of(pool: Pool, segment: str) -> SegmentDefinitionView:
             segment=segment,
             kind="built-in",
             version=1,
-            rule=f"built-in {family} segment (README: Analytics)",
+            rule=f"built-in {family} segment (docs/analytics.md)",
             fields=list(BUILTIN_FIELDS[family]),
         )
     row = await queries.segment_rule(pool, segment)

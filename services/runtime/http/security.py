@@ -60,7 +60,7 @@ PERMISSIONS: dict[str, str] = {
     "analytics:read": "analytics views (segments, churn, customer 360)",
     "segments:write": "define and change segments",
     "audit:read": "the audit log (GET /audit)",
-    "admin": "erasure, subject-access exports, dead-letter replay and rebuilds",
+    "admin": "erasure of a customer and subject-access exports",
     "keys:read": "customers' keys, to open sealed personal fields of consumed events",
 }
 """Every permission, with what it allows."""

@@ -62,8 +62,6 @@ class OutboxSource(Protocol):
     name: str
     """Names the source's row in `outbox_position` and its leadership lock."""
 
-    async def prepare(self, connection: asyncpg.Connection) -> None: ...
-
     async def read(self, connection: asyncpg.Connection, after: int, limit: int) -> list[Pending]:
         """Up to `limit` items with positions above `after`, in order."""
         ...
@@ -80,9 +78,6 @@ class NotificationLogSource:
         self._application = application
         self._translate = translate
         self.name = name
-
-    async def prepare(self, connection: asyncpg.Connection) -> None:
-        return None
 
     async def read(self, connection: asyncpg.Connection, after: int, limit: int) -> list[Pending]:
         notifications = await asyncio.to_thread(
@@ -105,17 +100,9 @@ class NotificationLogSource:
         return int(newest or 0)
 
 
-OUTBOX_TABLE_DDL = """
-CREATE TABLE IF NOT EXISTS {table} (
-    position bigserial PRIMARY KEY,
-    envelope bytea NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT now()
-)
-"""
-
-
 class TableSource:
-    """An outbox table in the service's schema: `position`, serialized `envelope`.
+    """An outbox table in the service's schema: `position`, serialized `envelope`,
+    `recorded_at` (a durable table: the service's migrations create it).
 
     Writers insert envelopes in the same transaction as the state they derive from.
     Positions must become visible in order: writers of the table serialise their
@@ -126,9 +113,6 @@ class TableSource:
     def __init__(self, table: str, name: str) -> None:
         self.table = table
         self.name = name
-
-    async def prepare(self, connection: asyncpg.Connection) -> None:
-        await connection.execute(OUTBOX_TABLE_DDL.format(table=self.table))
 
     async def read(self, connection: asyncpg.Connection, after: int, limit: int) -> list[Pending]:
         rows = await connection.fetch(
@@ -193,13 +177,6 @@ class OutboxRelay:
             self._dsn, server_settings={"search_path": f'"{self._schema}"'}
         )
         try:
-            async with connection.transaction():
-                # relays of one service, or of its replicas, start together: one at a
-                # time creates the tables (CREATE IF NOT EXISTS is not safe in parallel)
-                await connection.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended('crm-outbox-tables', 0))"
-                )
-                await self._source.prepare(connection)
             while not await connection.fetchval(
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", self._lock_key
             ):

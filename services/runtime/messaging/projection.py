@@ -47,11 +47,13 @@ class RebuildNeeded(NotReady):
 class Projection(Protocol):
     """A read model fed by events. `apply` runs inside the consumer's transaction.
 
-    A projection may set `version` (default 1): the shape of its tables, raised whenever
-    `create_tables` changes."""
+    `version` is the shape of its tables, raised whenever `create_tables` changes.
+    `kept_tables` (optional) names durable tables it writes beside its own (an outbox):
+    a rebuild leaves the live ones as they are."""
 
     name: str
     topics: Sequence[str]
+    version: int
 
     async def create_tables(self, connection: asyncpg.Connection) -> None: ...
 
@@ -63,17 +65,13 @@ class Projection(Protocol):
 Delivered = Parsed[EventEnvelope[Any]]
 
 
-def shape_version(projection: Projection) -> int:
-    return int(getattr(projection, "version", 1))
-
-
 async def record_version(connection: asyncpg.Connection, projection: Projection) -> None:
     """Record that `projection`'s tables in the current schema have its shape."""
     await connection.execute(
         """INSERT INTO projection_versions (projection, version) VALUES ($1, $2)
            ON CONFLICT (projection) DO UPDATE SET version = excluded.version, built_at = now()""",
         projection.name,
-        shape_version(projection),
+        projection.version,
     )
 
 
@@ -93,7 +91,7 @@ class ProjectionHandler:
 
     @property
     def version(self) -> int:
-        return shape_version(self.projection)
+        return self.projection.version
 
     async def prepare(self) -> None:
         """Create the tables if they are missing; `RebuildNeeded` when they have another

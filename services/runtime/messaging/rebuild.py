@@ -77,8 +77,9 @@ class ProjectionRebuild:
         try:
             await connection.execute(f'DROP SCHEMA IF EXISTS "{self._shadow}" CASCADE')
             await connection.execute(f'CREATE SCHEMA "{self._shadow}"')
-            # the bookkeeping the projection handler writes, shaped as the live one
-            for table in BOOKKEEPING:
+            # the durable tables the handler and the projection write (bookkeeping, an
+            # outbox), shaped as the live ones; the swap leaves the live ones in place
+            for table in (*BOOKKEEPING, *getattr(self._projection, "kept_tables", ())):
                 await connection.execute(
                     f'CREATE TABLE "{self._shadow}"."{table}" '
                     f'(LIKE "{self._live}"."{table}" INCLUDING ALL)'
