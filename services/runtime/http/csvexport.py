@@ -1,4 +1,13 @@
-"""CSV downloads of list endpoints: one page of rows, or every page streamed."""
+"""CSV downloads of list endpoints: one page of rows, or every page streamed.
+
+Every download is made to be opened in a spreadsheet:
+- it starts with a UTF-8 byte order mark, without which Excel on a Chinese (or any
+  non-UTF-8) desktop reads the bytes in the local code page (GBK shows `涓婃捣...`);
+- it always has its header line, also when no row matches;
+- a text cell that a spreadsheet would read as a formula (starting with `=`, `+`, `-`,
+  `@`, a tab or a carriage return) is written with a leading `'`, OWASP's rule against
+  CSV injection; numbers, amounts and times are written as they are.
+"""
 
 from __future__ import annotations
 
@@ -15,12 +24,26 @@ from fastapi.responses import StreamingResponse
 from services.runtime.http.paging import Position, SortKey
 
 
+BYTE_ORDER_MARK = "\ufeff"
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
+
+
+def neutralised(text: str) -> str:
+    """`text` as a cell no spreadsheet evaluates."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def csv_cell(value: Any) -> Any:
-    """A value as spreadsheet users expect it: lists joined by `|`, times in ISO 8601."""
+    """A value as spreadsheet users expect it: lists joined by `|`, times in ISO 8601,
+    amounts without exponent, text never read as a formula."""
     if isinstance(value, list):
-        return "|".join(
-            v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
-            for v in value
+        return neutralised(
+            "|".join(
+                v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+                for v in value
+            )
         )
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, default=str)
@@ -28,6 +51,8 @@ def csv_cell(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, Decimal):
         return format(value, "f")
+    if isinstance(value, str):
+        return neutralised(value)
     return value
 
 
@@ -42,8 +67,15 @@ def csv_text(rows: Sequence[dict[str, Any]], columns: Sequence[str], header: boo
 
 
 def csv_response(lines: AsyncIterator[str], filename: str) -> StreamingResponse:
+    """The download of `lines` (the first of them the header), after the byte order mark."""
+
+    async def with_mark() -> AsyncIterator[str]:
+        yield BYTE_ORDER_MARK
+        async for line in lines:
+            yield line
+
     return StreamingResponse(
-        lines,
+        with_mark(),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
