@@ -77,4 +77,4 @@ def test_an_empty_csv_download_is_a_csv_file_with_its_header() -> None:
         response = csv_of([], Figure, "figures.csv")
         return "".join([str(chunk) async for chunk in response.body_iterator])
 
-    assert asyncio.run(body()).splitlines() == ["value,average,share,at"]
+    assert asyncio.run(body()).splitlines() == ["\ufeffvalue,average,share,at"]
