@@ -19,17 +19,11 @@ from decimal import Decimal
 from pydantic import Field, field_validator
 
 from services.analytics.domain.money import DEFAULT_RATES, Converter
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import ServiceSettings, port_setting
 
 
 class AnalyticsSettings(ServiceSettings):
-    http_port: int = Field(
-        default=8004,
-        ge=1,
-        le=65535,
-        validation_alias="CRM_ANALYTICS_PORT",
-        description="HTTP port of the analytics service.",
-    )
+    http_port: int = port_setting("analytics", 8004)
     analytics_reporting_currency: str = Field(
         default="CNY",
         validation_alias="CRM_ANALYTICS_REPORTING_CURRENCY",

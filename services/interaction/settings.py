@@ -9,17 +9,11 @@ from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
 from contracts.interaction import Severity
 from services.interaction.domain import SlaPolicy, policy
-from services.runtime.settings import ServiceSettings
+from services.runtime.settings import ServiceSettings, port_setting
 
 
 class InteractionSettings(ServiceSettings):
-    http_port: int = Field(
-        default=8003,
-        ge=1,
-        le=65535,
-        validation_alias="CRM_INTERACTION_PORT",
-        description="HTTP port of the interaction service.",
-    )
+    http_port: int = port_setting("interaction", 8003)
     interaction_sla_response_minutes: dict[Severity, PositiveInt] = Field(
         default_factory=dict,
         validation_alias="CRM_INTERACTION_SLA_RESPONSE_MINUTES",

@@ -6,7 +6,7 @@ message naming the variable, rather than failing later.
 
 import sys
 from pathlib import Path
-from typing import Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from pydantic import (
@@ -189,6 +189,18 @@ class ServiceSettings(BaseSettings):
         if self.kafka_sasl_password_file is not None:
             return read_secret(self.kafka_sasl_password_file, "CRM_KAFKA_SASL_PASSWORD_FILE")
         return None
+
+
+def port_setting(service: str, default: int) -> Any:
+    """The `http_port` field of a service's settings: `CRM_<SERVICE>_PORT`, `default`
+    unless set."""
+    return Field(
+        default=default,
+        ge=1,
+        le=65535,
+        validation_alias=f"CRM_{service.upper()}_PORT",
+        description=f"HTTP port of the {service} service.",
+    )
 
 
 def read_secret(path: Path, variable: str) -> str:

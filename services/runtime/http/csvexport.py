@@ -23,7 +23,6 @@ from fastapi.responses import StreamingResponse
 
 from services.runtime.http.paging import Position, SortKey
 
-
 BYTE_ORDER_MARK = "\ufeff"
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
