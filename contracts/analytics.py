@@ -48,9 +48,9 @@ class ChurnReason(StrEnum):
 class SegmentDefined(EventPayload):
     """A dynamic segment's definition, new or changed (`version` counts the changes).
 
-    `rule` is the segment rule language (docs/analytics.md, "Segments and the rule language"): a JSON tree of
-    `all`/`any`/`not` and comparisons (`eq`, `ne`, `lt`, `le`, `gt`, `ge`, `between`,
-    `in`, `contains`, `exists`) over profile fields.
+    `rule` is the segment rule language (docs/analytics.md, "Segments and the rule
+    language"): a JSON tree of `all`/`any`/`not` and comparisons (`eq`, `ne`, `lt`,
+    `le`, `gt`, `ge`, `between`, `in`, `contains`, `exists`) over profile fields.
     """
 
     event_type = "analytics.segment_defined"
@@ -110,7 +110,8 @@ class SegmentChanged(EventPayload):
 
 
 class ChurnRiskRaised(EventPayload):
-    """A customer of the top value tiers crossed a churn threshold (docs/analytics.md, "Churn warnings")."""
+    """A customer of the top value tiers crossed a churn threshold (docs/analytics.md,
+    "Churn warnings")."""
 
     event_type = "analytics.churn_risk_raised"
     model_config = ConfigDict(

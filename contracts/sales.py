@@ -1,8 +1,9 @@
 """Events of the sales service, published on `Topic.SALES`, and the inbound purchase message.
 
-Money is `Decimal`, serialised as a JSON string (`"1999.00"`) so that no consumer meets a
-binary float; every amount travels with its ISO 4217 currency code, and nothing adds
-amounts of different currencies.
+Money is `Decimal`, serialised as a plain decimal string with at least its currency's minor
+units (`"1999.00"`, `"5000"` for yen; `contracts.money`) so that no consumer meets a binary
+float or an exponent; every amount travels with its ISO 4217 currency code, and nothing
+adds amounts of different currencies.
 
 `PurchaseCompleted` is not an envelope: it is the plain JSON document that a shop, ERP
 or billing system publishes on `Topic.PURCHASES_INBOUND` (see its docstring).
@@ -27,6 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from contracts.envelope import EventPayload
+from contracts.money import NonNegativeMoney, PositiveMoney, Priced
 from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
 from contracts.timestamps import PastDatetime
@@ -37,9 +39,6 @@ LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 PersonalShort = Annotated[ShortText, PERSONAL]
 PersonalLong = Annotated[LongText, PERSONAL]
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4, allow_inf_nan=False)]
-PositiveMoney = Annotated[Money, Field(gt=0)]
-NonNegativeMoney = Annotated[Money, Field(ge=0)]
 Quantity = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
 Probability = Annotated[int, Field(ge=0, le=100, description="Win probability in percent.")]
 
@@ -124,7 +123,7 @@ class ProductLine(BaseModel):
 # Opportunity events -------------------------------------------------------------------
 
 
-class OpportunityOpened(EventPayload):
+class OpportunityOpened(EventPayload, Priced):
     """A sales opportunity was opened for the customer in the envelope."""
 
     event_type = "sales.opportunity_opened"
@@ -200,7 +199,7 @@ class OpportunityStageChanged(EventPayload):
     note: PersonalLong | None = None
 
 
-class OpportunityAmountChanged(EventPayload):
+class OpportunityAmountChanged(EventPayload, Priced):
     event_type = "sales.opportunity_amount_changed"
     model_config = ConfigDict(
         json_schema_extra={
@@ -215,6 +214,8 @@ class OpportunityAmountChanged(EventPayload):
             ]
         }
     )
+
+    other_currencies = {"previous_amount": "previous_currency"}
 
     opportunity_id: UUID
     expected_amount: NonNegativeMoney
@@ -350,7 +351,7 @@ class ActivityCompleted(EventPayload):
     prediction_held: bool | None = None
 
 
-class QuoteIssued(EventPayload):
+class QuoteIssued(EventPayload, Priced):
     """A quote, or a new version of one: its lines, total and validity."""
 
     event_type = "sales.quote_issued"
@@ -383,7 +384,7 @@ class QuoteIssued(EventPayload):
     note: PersonalLong | None = None
 
 
-class ContractSigned(EventPayload):
+class ContractSigned(EventPayload, Priced):
     """The contract of a won opportunity."""
 
     event_type = "sales.contract_signed"
@@ -408,7 +409,7 @@ class ContractSigned(EventPayload):
     signed_on: date
 
 
-class PaymentReceived(EventPayload):
+class PaymentReceived(EventPayload, Priced):
     """A payment against a contract; `outstanding_after` is what remains to be paid."""
 
     event_type = "sales.payment_received"
@@ -451,7 +452,7 @@ class PurchaseItem(BaseModel):
     unit_price: NonNegativeMoney | None = None
 
 
-class PurchaseCompleted(BaseModel):
+class PurchaseCompleted(Priced):
     """A completed purchase, published by a shop, ERP or billing system on
     `crm.inbound.purchases.v1`. A plain JSON object, not an event envelope.
 
@@ -523,7 +524,7 @@ class PurchaseCompleted(BaseModel):
         return self
 
 
-class PurchaseRecorded(EventPayload):
+class PurchaseRecorded(EventPayload, Priced):
     """A purchase another system reported, recorded once per (source, order id).
 
     `customer_reference` and `customer_hint` are as the publisher sent them; the
