@@ -21,6 +21,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
     field_validator,
     model_validator,
@@ -39,7 +40,12 @@ LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
 PersonalShort = Annotated[ShortText, PERSONAL]
 PersonalLong = Annotated[LongText, PERSONAL]
 Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
-Quantity = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False)]
+Quantity = Annotated[
+    Decimal,
+    Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False),
+    PlainSerializer(lambda quantity: format(quantity, "f"), return_type=str, when_used="json"),
+]
+"""A count of a product, whole or not; written without exponent."""
 Probability = Annotated[int, Field(ge=0, le=100, description="Win probability in percent.")]
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
 
+from contracts.money import Money
 from contracts.sales import (
     ActivityKind,
     Currency,
@@ -229,7 +229,7 @@ class Accepted(answers.Accepted):
     quote_version: int | None = None
     contract_id: str | None = None
     payment_id: str | None = None
-    outstanding: Decimal | None = Field(
+    outstanding: Money | None = Field(
         default=None, description="What remains to be paid on the contract."
     )
 

@@ -1,53 +1,54 @@
 """The response models of the sales views: aggregated rows, opportunities with their
-activities, quotes and contracts, purchases with their totals."""
+activities, quotes and contracts, purchases with their totals. Every amount is `Money`
+(a decimal string with its currency's minor units); every model with a currency is
+`Priced`."""
 
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
-from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from contracts.sales import ActivityKind, Stage
+from contracts.money import Money, Priced
+from contracts.sales import ActivityKind, ProductLine, PurchaseItem, Stage
 
 
-class PipelineRow(BaseModel):
+class PipelineRow(Priced):
     stage: Stage
     currency: str
     count: int
-    amount: Decimal
-    weighted_amount: Decimal = Field(description="Sum of amount times win probability.")
+    amount: Money
+    weighted_amount: Money = Field(description="Sum of amount times win probability.")
 
 
-class AnalysisRow(BaseModel):
+class AnalysisRow(Priced):
     key: str = Field(description="The month (YYYY-MM), quarter (YYYY-Qn), product, ...")
     currency: str
     count: int
-    amount: Decimal
-    weighted_amount: Decimal
+    amount: Money
+    weighted_amount: Money
     open_count: int
     won_count: int
-    won_amount: Decimal
+    won_amount: Money
     lost_count: int
     win_rate: float | None = Field(description="won / (won + lost); null before any is decided")
 
 
-class OwnerRow(BaseModel):
+class OwnerRow(Priced):
     owner: str
     currency: str
     count: int
     open_count: int
-    open_amount: Decimal
-    weighted_amount: Decimal
+    open_amount: Money
+    weighted_amount: Money
     won_count: int
-    won_amount: Decimal
+    won_amount: Money
     lost_count: int
     win_rate: float | None
     overdue_count: int
-    contracted_amount: Decimal
-    collected_amount: Decimal
+    contracted_amount: Money
+    collected_amount: Money
 
 
 class PredictionRow(BaseModel):
@@ -60,15 +61,15 @@ class PredictionRow(BaseModel):
     hit_rate: float | None = Field(description="held / resolved")
 
 
-class OpportunityView(BaseModel):
+class OpportunityView(Priced):
     opportunity_id: UUID
     customer_id: UUID
     customer_name: str | None
     description: str
-    products: list[dict[str, Any]]
-    expected_amount: Decimal
+    products: list[ProductLine]
+    expected_amount: Money
     currency: str
-    weighted_amount: Decimal
+    weighted_amount: Money
     expected_close_date: dt.date
     region: str | None
     owner: str
@@ -98,36 +99,36 @@ class ActivityView(BaseModel):
     prediction_held: bool | None
 
 
-class QuoteView(BaseModel):
+class QuoteView(Priced):
     quote_id: str
     quote_version: int
-    lines: list[dict[str, Any]]
-    total_amount: Decimal
+    lines: list[ProductLine]
+    total_amount: Money
     currency: str
     valid_until: dt.date
     note: str | None
     issued_at: dt.datetime
 
 
-class PaymentView(BaseModel):
+class PaymentView(Priced):
     payment_id: str
-    amount: Decimal
+    amount: Money
     currency: str
     received_on: dt.date
     reference: str | None
 
 
-class ContractView(BaseModel):
+class ContractView(Priced):
     contract_id: str
     opportunity_id: UUID
     customer_id: UUID
     customer_name: str | None
     owner: str
-    amount: Decimal
+    amount: Money
     currency: str
     signed_on: dt.date
-    paid: Decimal
-    outstanding: Decimal
+    paid: Money
+    outstanding: Money
     payment_count: int
     payments: list[PaymentView]
 
@@ -143,25 +144,25 @@ class OpportunityPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-class PurchaseView(BaseModel):
+class PurchaseView(Priced):
     purchase_id: UUID
     source: str
     order_id: str
     customer_id: UUID
     customer_name: str | None
     source_customer_id: str | None
-    amount: Decimal
+    amount: Money
     currency: str
-    items: list[dict[str, Any]]
+    items: list[PurchaseItem]
     channel: str | None
     occurred_at: dt.datetime
     recorded_at: dt.datetime
 
 
-class PurchaseTotal(BaseModel):
+class PurchaseTotal(Priced):
     currency: str
     count: int
-    amount: Decimal
+    amount: Money
     first_at: dt.datetime
     last_at: dt.datetime
 
