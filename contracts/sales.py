@@ -508,7 +508,10 @@ class PurchaseCompleted(Priced):
     customer_id: UUID | None = Field(default=None, description="The CRM's customer id.")
     customer_reference: CustomerReference | None = None
     customer_hint: CustomerHint | None = None
-    amount: PositiveMoney
+    amount: NonNegativeMoney = Field(
+        description="What the customer paid; 0 for a free or fully discounted order, "
+        "which still counts as a purchase."
+    )
     currency: Currency
     items: list[PurchaseItem] = Field(default_factory=list, max_length=1000)
     channel: ShortText | None = None
@@ -571,7 +574,7 @@ class PurchaseRecorded(EventPayload, Priced):
     purchase_id: UUID
     source: SourceName
     order_id: Identifier
-    amount: PositiveMoney
+    amount: NonNegativeMoney = Field(description="0 for a free or fully discounted order.")
     currency: Currency
     items: list[PurchaseItem] = Field(default_factory=list)
     channel: ShortText | None = None

@@ -8,8 +8,8 @@ sales topic. A re-delivered batch finds its purchases recorded and records nothi
 
 Parsing gives a reason a publisher can act on. Reasons (the `dlq.reason` header of the
 dead-lettered message) are a small fixed set, so that they can label metrics: `empty
-message`, `malformed JSON`, `not a JSON object`, `missing field`, `wrong type`, `amount
-not positive`, `unknown currency`, `no customer named`, `bad customer reference`, `date in
+message`, `malformed JSON`, `not a JSON object`, `missing field`, `wrong type`, `negative
+amount`, `unknown currency`, `no customer named`, `bad customer reference`, `date in
 the future`, `too long`, `invalid purchase`. `dlq.detail` names the field and the problem.
 """
 
@@ -46,7 +46,7 @@ def _reason(field: str, kind: str, error: ErrorDetails) -> str | None:
     if field == "currency" and kind == "enum":
         return "unknown currency"
     if field == "amount" and kind in ("greater_than", "greater_than_equal"):
-        return "amount not positive"
+        return "negative amount"  # 0 is a free order, and a purchase
     if kind == "value_error" and not error["loc"]:
         return "no customer named"
     return None
