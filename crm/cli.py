@@ -8,12 +8,21 @@ starts nothing.
 The operations commands (`crm/`) are always there. The development commands (`crm up`,
 `crm token`, `crm demo` from `local/`, and `crm bench` from `bench/`) are there when those
 packages are installed, as they are in a checkout; the production image leaves them out.
+
+Every command reads its settings from the environment (`CRM_DATABASE_URL`,
+`CRM_KAFKA_BOOTSTRAP_SERVERS`, the key files...). Beside a local CRM, the settings file
+`crm up` writes (`.crm/crm.env`, or the file `CRM_ENV_FILE` names) fills in what the
+environment does not set, so that the commands work on the CRM `crm up` runs, on its
+ports. A command that cannot reach the broker or the database says so in one line.
 """
 
 import argparse
 import importlib
+import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from crm import backup, deadletters, rebuild, topics
@@ -45,9 +54,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LOCAL_SETTINGS = Path(".crm") / "crm.env"
+
+
+def load_local_settings() -> None:
+    """The settings `crm up` wrote, for what the environment does not set."""
+    path = Path(os.environ.get("CRM_ENV_FILE") or LOCAL_SETTINGS)
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        name, separator, value = line.partition("=")
+        if separator and not line.lstrip().startswith("#"):
+            os.environ.setdefault(name.strip(), value.strip())
+
+
+def unreachable(error: BaseException) -> str | None:
+    """A line saying which server could not be reached, or None for other errors."""
+    from aiokafka.errors import KafkaError
+
+    if isinstance(error, KafkaError | OSError):
+        servers = os.environ.get("CRM_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
+        return f"cannot reach the Kafka broker at {servers} or the database: {error}"
+    module = type(error).__module__.split(".")[0]
+    if module in ("asyncpg", "psycopg", "psycopg_pool"):
+        return f"cannot use the database (CRM_DATABASE_URL): {error}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    status: int = args.handler(args)
+    if args.command != "up":
+        load_local_settings()
+        # the clients' own complaints about an unreachable server would bury the one
+        # line this command prints instead
+        for client in ("aiokafka", "psycopg", "asyncpg"):
+            logging.getLogger(client).setLevel(logging.CRITICAL)
+    try:
+        status: int = args.handler(args)
+    except Exception as error:
+        line = unreachable(error)
+        if line is None:
+            raise
+        sys.stderr.write(f"crm {args.command}: {line}\n")
+        return 1
     return status
 
 

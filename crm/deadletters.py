@@ -90,8 +90,8 @@ async def read_dead_letters(options: dict[str, Any]) -> list[DeadLetter]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(**options, group_id=None, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         await consumer.topics()
         partitions = [
             TopicPartition(Topic.DEAD_LETTER, p)

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     from services.runtime.messaging.kafka import connection_options
     from services.runtime.messaging.rebuild import Progress, rebuild_projections
+    from services.runtime.messaging.signatures import SigningConfigError, verifier_from
     from services.runtime.privacy.keyring import Keyring, KeyringConfigError
     from services.runtime.privacy.sealing import PersonalData
     from services.runtime.settings import ServiceSettings, load_settings
@@ -51,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     options = connection_options(settings)
     try:
         keyring = Keyring.from_settings(settings)
-    except KeyringConfigError as exc:
+        verifier = verifier_from(settings)
+    except (KeyringConfigError, SigningConfigError) as exc:
         raise SystemExit(f"invalid configuration: {exc}") from None
     keyring.open()
     bars: list[tqdm[Any]] = []
@@ -75,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             consumer_factory=lambda **kw: AIOKafkaConsumer(**options, **kw),
             progress_for=progress_for,
             opener=PersonalData(keyring, definition.translate).open_records,
+            verifier=verifier,
         )
     )
     keyring.close()

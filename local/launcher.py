@@ -9,6 +9,7 @@ benchmarks start `python -m services.<name>`.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,9 @@ from typing import Any
 
 import httpx
 
+from contracts.signing import new_signing_seed, public_key_of
 from local.embedded import free_port, spawn
+from services import SERVICE_NAMES
 from services.runtime.http.security import mint_token, new_secret
 from services.runtime.privacy.keyring import new_master_key
 
@@ -34,6 +37,10 @@ KEY_VARIABLES = (
     "CRM_AUTH_JWKS_FILE",
     "CRM_KEYRING_MASTER_KEY",
     "CRM_KEYRING_MASTER_KEY_FILE",
+    "CRM_SIGNING_KEY",
+    "CRM_SIGNING_KEY_FILE",
+    "CRM_SIGNING_TRUSTED_KEYS",
+    "CRM_SIGNING_TRUSTED_KEYS_FILE",
 )
 """Keys a launched service never inherits: the launcher gives it its own."""
 
@@ -43,6 +50,26 @@ def session_master_key() -> str:
     """The keyring master key of the services one test run or tool starts (made on first
     use): they share the customers' keys, so they share the key that wraps them."""
     return new_master_key()
+
+
+@functools.cache
+def session_signing_key(service: str) -> str:
+    """The signing key of `service` in the services one test run or tool starts."""
+    return new_signing_seed()
+
+
+def session_trusted_keys() -> str:
+    """Every service's public key in this run (`CRM_SIGNING_TRUSTED_KEYS`)."""
+    return json.dumps({name: [public_key_of(session_signing_key(name))] for name in SERVICE_NAMES})
+
+
+def session_keys(service: str) -> dict[str, str]:
+    """The keyring and signing settings of `service` in this run (tokens aside)."""
+    return {
+        "CRM_KEYRING_MASTER_KEY": session_master_key(),
+        "CRM_SIGNING_KEY": session_signing_key(service),
+        "CRM_SIGNING_TRUSTED_KEYS": session_trusted_keys(),
+    }
 
 
 def service_command(name: str) -> list[str]:
@@ -99,10 +126,7 @@ class ServiceProcess:
             port=self.port,
             database_url=database_url,
             bootstrap_servers=bootstrap_servers,
-            keys={
-                "CRM_AUTH_SECRET": self.auth_secret,
-                "CRM_KEYRING_MASTER_KEY": session_master_key(),
-            },
+            keys={"CRM_AUTH_SECRET": self.auth_secret, **session_keys(name)},
             extra=extra_env,
         )
         self.log_path = log_dir / f"{name}-{self.port}.log"

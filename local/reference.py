@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import enum
 import importlib
+import json
 import os
 import re
 import sys
@@ -50,6 +51,7 @@ from pydantic_core import PydanticUndefined
 
 from contracts.jsonschema import SCHEMA_DIR, schema_filename
 from contracts.registry import events_by_topic, inbound_models
+from contracts.signing import new_signing_seed, public_key_of
 from services import SERVICE_NAMES
 from services.runtime.http.security import (
     PERMISSIONS,
@@ -110,8 +112,12 @@ def settings_classes() -> dict[str, type[ServiceSettings]]:
 
 def app_of(definition: ServiceDefinition) -> FastAPI:
     """The service's app with throwaway keys; built, not started, so nothing is reached."""
+    seed = new_signing_seed()
     settings = ServiceSettings.model_construct(
-        auth_secret=SecretStr(new_secret()), keyring_master_key=SecretStr(new_master_key())
+        auth_secret=SecretStr(new_secret()),
+        keyring_master_key=SecretStr(new_master_key()),
+        signing_key=SecretStr(seed),
+        signing_trusted_keys=json.dumps({definition.name: [public_key_of(seed)]}),
     )
     return build_app(definition, settings)
 

@@ -11,9 +11,10 @@ from the local secret.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -55,6 +56,28 @@ def local_master_key(data_dir: Path) -> Path:
     path = data_dir / MASTER_KEY_FILE
     kept_secret(path, new_master_key)
     return path
+
+
+SIGNING_DIR = "signing"
+TRUSTED_KEYS_FILE = "trusted-keys.json"
+
+
+def local_signing_keys(data_dir: Path, services: Iterable[str]) -> dict[str, Path]:
+    """The signing key file of each service of `crm up` (made on first use), and beside
+    them `trusted-keys.json`, every service's public key, which each service checks the
+    others' topics with. Returned by service name, with the trusted keys as `"trusted"`."""
+    from contracts.signing import new_signing_seed, public_key_of
+
+    folder = data_dir / SIGNING_DIR
+    files = {name: folder / f"{name}.key" for name in services}
+    publics = {}
+    for name, path in files.items():
+        seed = kept_secret(path, new_signing_seed)
+        assert seed is not None
+        publics[name] = [public_key_of(seed)]
+    trusted = folder / TRUSTED_KEYS_FILE
+    trusted.write_text(json.dumps(publics, indent=2) + "\n")
+    return {**files, "trusted": trusted}
 
 
 def kept_secret(path: Path, make: Callable[[], str] | None) -> str | None:
@@ -99,6 +122,18 @@ def write_tokens_file(data_dir: Path, tokens: dict[str, str]) -> Path:
         for role, token in tokens.items():
             file.write(f"TOKEN_{role.upper()}={token}\n")
         file.write(f"TOKEN={tokens['administrator']}\n")
+    return path
+
+
+SETTINGS_FILE = "crm.env"
+
+
+def write_settings_file(data_dir: Path, settings: dict[str, str]) -> Path:
+    """`DIR/crm.env`: the settings of the running local CRM, for the `crm` commands."""
+    path = data_dir / SETTINGS_FILE
+    lines = ["# the settings of the CRM `crm up` runs; the crm commands read this file\n"]
+    lines += [f"{name}={value}\n" for name, value in settings.items()]
+    path.write_text("".join(lines))
     return path
 
 

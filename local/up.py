@@ -324,14 +324,33 @@ class Supervisor:
         await wait_for_broker(self.broker.bootstrap_servers)
         await ensure_topics(self.broker.bootstrap_servers, list(Topic), partitions=TOPIC_PARTITIONS)
         say(f"Database {DATABASE!r} and {len(Topic)} topics are ready")
+        self._write_command_settings()
+
+    def _write_command_settings(self) -> None:
+        """What the `crm` commands need to work on this CRM (`crm rebuild`, `crm
+        dead-letters`, `crm backup`...), in `DIR/crm.env`, which they read when run here."""
+        from local.tokens import local_master_key, local_signing_keys, write_settings_file
+
+        assert self.postgres is not None and self.broker is not None
+        signing = local_signing_keys(self.data_dir, [s.name for s in SERVICES])
+        write_settings_file(
+            self.data_dir,
+            {
+                "CRM_DATABASE_URL": self.postgres.dsn(DATABASE),
+                "CRM_KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+                "CRM_KEYRING_MASTER_KEY_FILE": str(local_master_key(self.data_dir).resolve()),
+                "CRM_SIGNING_TRUSTED_KEYS_FILE": str(signing["trusted"].resolve()),
+            },
+        )
 
     async def _start_service(self, spec: ServiceSpec) -> None:
         from local.embedded import child_process_options
         from local.launcher import service_command, service_environment
-        from local.tokens import SECRET_FILE, local_master_key
+        from local.tokens import SECRET_FILE, local_master_key, local_signing_keys
 
         assert self.postgres is not None and self.broker is not None
         self._check_stop()
+        signing = local_signing_keys(self.data_dir, [s.name for s in SERVICES])
         env = service_environment(
             spec.name,
             port=spec.port,
@@ -340,6 +359,8 @@ class Supervisor:
             keys={
                 "CRM_AUTH_SECRET_FILE": str(self.data_dir / SECRET_FILE),
                 "CRM_KEYRING_MASTER_KEY_FILE": str(local_master_key(self.data_dir)),
+                "CRM_SIGNING_KEY_FILE": str(signing[spec.name]),
+                "CRM_SIGNING_TRUSTED_KEYS_FILE": str(signing["trusted"]),
             },
         )
         # for people reading the terminal; JSON in production

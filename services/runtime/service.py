@@ -35,6 +35,7 @@ from services.runtime.messaging.deadletter import DeadLetterPublisher
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
 from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.messaging.signatures import SigningConfigError, signer_from, verifier_from
 from services.runtime.periodic import every
 from services.runtime.privacy import erasure
 from services.runtime.privacy.keyring import Keyring, KeyringConfigError
@@ -96,6 +97,8 @@ class ServiceRuntime:
         self.schema = definition.name
         self.application: EventSourcedApplication | None = None
         self.keyring = Keyring.from_settings(settings)
+        self.signer = signer_from(settings)
+        self.verifier = verifier_from(settings)
         self.personal = PersonalData(self.keyring, definition.translate)
         self.pool: asyncpg.Pool | None = None
         self.relay: OutboxRelay | None = None
@@ -128,6 +131,7 @@ class ServiceRuntime:
             producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
+            signer=self.signer,
         )
         self.extra_relays = [
             OutboxRelay(
@@ -138,6 +142,7 @@ class ServiceRuntime:
                 producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
                 batch_size=settings.relay_batch_size,
                 poll_interval=settings.relay_poll_interval_seconds,
+                signer=self.signer,
             )
             for source in self.definition.outboxes()
         ]
@@ -162,6 +167,7 @@ class ServiceRuntime:
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
                 group_suffix=f".{generation[:8]}",
                 opener=self.personal.open_records,
+                verifier=self.verifier,
             )
             for handler in handlers
         ]
@@ -255,8 +261,9 @@ DatabasePool = Annotated[asyncpg.Pool, Depends(current_pool)]
 
 
 def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
-    """The service's HTTP app; raises `SecurityConfigError` when no token key is set and
-    `KeyringConfigError` when no usable master key is."""
+    """The service's HTTP app; raises `SecurityConfigError` when no token key is set,
+    `KeyringConfigError` when no usable master key is, and `SigningConfigError` when the
+    signing keys are missing."""
     runtime = ServiceRuntime(definition, settings)
     verifier = TokenVerifier.from_settings(settings)
 
@@ -292,7 +299,7 @@ def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: 
     configure_logging(definition.name, settings.log_level, settings.log_format)
     try:
         app = build_app(definition, settings)
-    except (SecurityConfigError, KeyringConfigError) as exc:
+    except (SecurityConfigError, KeyringConfigError, SigningConfigError) as exc:
         sys.stderr.write(f"invalid configuration: {exc}\n")
         raise SystemExit(2) from None
     config: dict[str, Any] = {

@@ -139,6 +139,24 @@ class ServiceSettings(BaseSettings):
     rate_limit_burst: int = Field(
         default=200, ge=1, le=1_000_000, description="Requests a token may send at once."
     )
+    # Signatures on the internal topics (contracts/signing.py) ------------------------------
+    signing_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the 32-byte Ed25519 seed this service signs its topic with "
+        "(never logged).",
+    )
+    signing_key_file: Path | None = Field(
+        default=None, description="File holding that signing key (instead of signing_key)."
+    )
+    signing_trusted_keys: str | None = Field(
+        default=None,
+        description='Every service\'s public keys, JSON: {"customer": ["<base64>", ...], ...}; '
+        "a message on an internal topic not signed by its owner's key is dead-lettered.",
+    )
+    signing_trusted_keys_file: Path | None = Field(
+        default=None,
+        description="File holding those public keys (instead of signing_trusted_keys).",
+    )
 
     @field_validator("kafka_bootstrap_servers")
     @classmethod

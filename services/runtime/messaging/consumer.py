@@ -32,6 +32,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from contracts.registry import ContractViolation
+from contracts.signing import SignatureError, Verifier
 from services.runtime.failpoints import failpoint
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.metrics import BATCH_SECONDS, CONSUMER_LAG, EVENTS_CONSUMED
@@ -142,9 +143,11 @@ class BatchConsumer(Generic[T]):
         fetch_max_wait_ms: int = 50,
         group_suffix: str = "",
         opener: RecordOpener | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self.handler = handler
         self._opener = opener
+        self._verifier = verifier
         self.group_id = handler.group_id + group_suffix
         self._consumer_factory = consumer_factory
         self._dead_letters = dead_letters
@@ -286,18 +289,38 @@ class BatchConsumer(Generic[T]):
     ) -> tuple[list[Parsed[T]], list[Rejection]]:
         """Parse while `pending` handles the previous batch: in slices, letting the handling
         go on whenever its database answers, so that parsing fills its waits."""
-        readable = await self._readable(records)
-        if pending is None or pending.done():
-            return self.parse(records, readable)
+        signed, rejected = self.signed(records)
+        readable = await self._readable(signed)
         parsed: list[Parsed[T]] = []
-        rejected: list[Rejection] = []
-        for start in range(0, len(records), PARSE_SLICE):
+        if pending is None or pending.done():
+            parsed, bad = self.parse(signed, readable)
+            return parsed, rejected + bad
+        for start in range(0, len(signed), PARSE_SLICE):
             await asyncio.sleep(0)
             end = start + PARSE_SLICE
-            more, bad = self.parse(records[start:end], readable[start:end])
+            more, bad = self.parse(signed[start:end], readable[start:end])
             parsed += more
             rejected += bad
         return parsed, rejected
+
+    def signed(
+        self, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> tuple[list[ConsumerRecord[Any, Any]], list[Rejection]]:
+        """The records their topic's owner signed (every record of an inbound topic), and
+        the others, refused before anything is read from them (`contracts.signing`)."""
+        if self._verifier is None:
+            return list(records), []
+        signed: list[ConsumerRecord[Any, Any]] = []
+        refused: list[Rejection] = []
+        for record in records:
+            try:
+                self._verifier.check(record.topic, record.value, record.headers)
+            except SignatureError as exc:
+                reason = "unsigned" if str(exc).startswith("unsigned") else "bad signature"
+                refused.append(Rejection(record, reason, str(exc)))
+                continue
+            signed.append(record)
+        return signed, refused
 
     async def _readable(
         self, records: Sequence[ConsumerRecord[Any, Any]]
@@ -323,7 +346,9 @@ class BatchConsumer(Generic[T]):
 
     async def handle_batch(self, records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         """Parse, dead-letter and handle one batch; return once it is all done."""
-        await self.handle_parsed(*self.parse(records, await self._readable(records)))
+        signed, refused = self.signed(records)
+        parsed, rejected = self.parse(signed, await self._readable(signed))
+        await self.handle_parsed(parsed, refused + rejected)
 
     async def handle_parsed(self, parsed: list[Parsed[T]], rejected: list[Rejection]) -> None:
         """Dead-letter what did not parse and handle the rest; return once it is all done."""

@@ -29,8 +29,10 @@ from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from contracts.registry import ContractViolation
+from contracts.signing import SignatureError, Verifier
 from services.runtime.messaging.consumer import Parsed, RecordOpener
 from services.runtime.messaging.projection import Projection, ProjectionHandler, record_version
 
@@ -61,9 +63,11 @@ class ProjectionRebuild:
         consumer_factory: Callable[..., AIOKafkaConsumer],
         batch_size: int = 5000,
         opener: RecordOpener | None = None,
+        verifier: Verifier | None = None,
     ) -> None:
         self._projection = projection
         self._opener = opener
+        self._verifier = verifier
         self._dsn = database_dsn
         self._live = schema
         self._shadow = f"{schema}__rebuild_{projection.name}"[:63]
@@ -134,6 +138,7 @@ class ProjectionRebuild:
             fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
             batch: list[Parsed[Any]] = []
             for records in fetched.values():
+                records = self._signed(records)
                 readable = records if self._opener is None else await self._opener(records)
                 for record, opened in zip(records, readable, strict=True):
                     try:
@@ -145,6 +150,21 @@ class ProjectionRebuild:
                 self._skipped += len(await handler.handle(batch))
             if progress is not None:
                 progress(self._read, max(total, self._read))
+
+    def _signed(self, records: list[ConsumerRecord[Any, Any]]) -> list[ConsumerRecord[Any, Any]]:
+        """The records their topic's owner signed; the others were dead-lettered when they
+        were first consumed, and a rebuild applies nothing a live consumer refused."""
+        if self._verifier is None:
+            return records
+        signed = []
+        for record in records:
+            try:
+                self._verifier.check(record.topic, record.value, record.headers)
+            except SignatureError:
+                self._skipped += 1
+                continue
+            signed.append(record)
+        return signed
 
     async def _swap(
         self,
@@ -212,6 +232,7 @@ async def rebuild_projections(
     consumer_factory: Callable[..., AIOKafkaConsumer],
     progress_for: Callable[[str], Progress] | None = None,
     opener: RecordOpener | None = None,
+    verifier: Verifier | None = None,
 ) -> list[RebuildReport]:
     """Rebuild each projection in turn; `opener` opens sealed personal values (the
     service's `PersonalData.open_records`), as the live consumers do."""
@@ -223,6 +244,7 @@ async def rebuild_projections(
             schema=schema,
             consumer_factory=consumer_factory,
             opener=opener,
+            verifier=verifier,
         )
         progress = progress_for(projection.name) if progress_for else None
         reports.append(await rebuild.run(progress))
