@@ -24,17 +24,14 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-import pytest
 from aiokafka import AIOKafkaConsumer
 
 import contracts
 from contracts.customer import CustomerRegistered, CustomerTagged
 from contracts.personal import open_value
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
-
-pytestmark = pytest.mark.integration
 
 
 class CustomerMirror:

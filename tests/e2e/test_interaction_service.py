@@ -25,9 +25,9 @@ from contracts.topics import Topic
 from local.demo import interaction as demo_interaction
 from local.launcher import ServiceProcess, session_master_key
 from services.runtime.privacy.keyring import Keyring
-from tests.conftest import Infrastructure
 from tests.support.customers import register_customer
 from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import header, publish_json, read_topic
 
 NOW = datetime.now(UTC)

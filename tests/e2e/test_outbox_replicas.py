@@ -7,15 +7,13 @@ import asyncio
 import re
 
 import httpx
-import pytest
 
 from contracts import parse_event
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
-
-pytestmark = pytest.mark.integration
+from tests.support.waiting import eventually
 
 LEADER = re.compile(r'^crm_outbox_relay_leader\{topic="crm\.customer\.events\.v1"\} (\S+)$', re.M)
 
@@ -49,10 +47,9 @@ async def test_one_replica_relays_and_the_other_takes_over(infra: Infrastructure
                     f"{standby.url}/customers/{customer_id}/tags", json={"tag": f"after-{i}"}
                 )
                 assert response.status_code == 200
-            for _ in range(100):
-                if await is_leader(client, standby):
-                    break
-                await asyncio.sleep(0.1)
+            await eventually(
+                lambda: is_leader(client, standby), describe="the survivor leading the relay"
+            )
             assert await is_leader(client, standby)
 
         records = await read_topic(infra.bootstrap_servers, Topic.CUSTOMER, expect=6)

@@ -1,22 +1,15 @@
+"""Service processes for the end-to-end tests, each started (and ready) on the test's
+own infrastructure and stopped after it."""
+
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
-
-
-async def running(service: ServiceProcess) -> AsyncIterator[ServiceProcess]:
-    """The service started (and ready), then stopped."""
-    await asyncio.to_thread(service.start)
-    try:
-        yield service
-    finally:
-        await asyncio.to_thread(service.stop)
+from tests.support.infrastructure import Infrastructure, running
 
 
 @pytest.fixture

@@ -3,23 +3,19 @@ a reason, while the valid messages around it are applied."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
-import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 from contracts import customer as contract
 from contracts.topics import Topic
-from local.launcher import REPO, ServiceProcess
-from tests.conftest import Infrastructure
+from local.launcher import ServiceProcess
+from tests.support.crm import crm
 from tests.support.events import as_message, envelope
+from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import header, publish_raw, read_topic
-
-pytestmark = pytest.mark.integration
+from tests.support.waiting import eventually
 
 
 async def test_bad_messages_are_dead_lettered_and_good_ones_applied(
@@ -67,33 +63,13 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_applied(
     assert all(header(r, "dlq.source_topic") == Topic.CUSTOMER for r in dead)
 
     async with customer_service.client() as client:
-        for _ in range(50):
-            found = [(await client.get(f"/customers/{i}")).status_code for i in (before, after)]
-            if found == [200, 200]:
-                break
-            await asyncio.sleep(0.1)
-        assert found == [200, 200]
+        for customer_id in (before, after):
+            await wait_for(client, f"/customers/{customer_id}", lambda customer: True)
         metrics = (await client.get("/metrics")).text
     assert (
         'crm_dead_letters_total{reason="malformed JSON",topic="crm.customer.events.v1"} 1.0'
         in metrics
     )
-
-
-async def run_crm(infra: Infrastructure, *arguments: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "crm.cli",
-        *arguments,
-        cwd=REPO,
-        env={**os.environ, "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
 
 
 async def test_a_fixed_dead_letter_is_replayed_and_applied_once(
@@ -107,31 +83,29 @@ async def test_a_fixed_dead_letter_is_replayed_and_applied_once(
 
     listed = [
         json.loads(line)
-        for line in (await run_crm(infra, "dead-letters", "list", "--json")).splitlines()
+        for line in (await crm("dead-letters", "list", "--json", infra=infra)).splitlines()
     ]
     assert len(listed) == 1
     assert listed[0]["reason"] == "invalid event"
     assert listed[0]["source_topic"] == Topic.CUSTOMER
     position = listed[0]["position"]
-    shown = await run_crm(infra, "dead-letters", "show", position)
+    shown = await crm("dead-letters", "show", position, infra=infra)
     assert "martian" in shown and "dlq.reason: invalid event" in shown
 
     fixed = tmp_path / "fixed.json"
     fixed.write_bytes(good.model_dump_json().encode())
     async with customer_service.client() as client:
         for _replay in range(2):  # the second replay is recognised as already applied
-            await run_crm(infra, "dead-letters", "replay", position, "--value-file", str(fixed))
-            for _ in range(50):
-                response = await client.get(f"/customers/{customer_id}")
-                if response.status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
-            assert response.json()["name"] == "修复后"
-        for _ in range(50):
+            await crm("dead-letters", "replay", position, "--value-file", str(fixed), infra=infra)
+            customer = await wait_for(client, f"/customers/{customer_id}", lambda c: True)
+            assert customer["name"] == "修复后"
+
+        async def counted_as_duplicate() -> str:
             metrics = (await client.get("/metrics")).text
-            if 'event_type="customer.registered",outcome="duplicate"' in metrics:
-                break
-            await asyncio.sleep(0.1)
+            assert 'event_type="customer.registered",outcome="duplicate"' in metrics
+            return metrics
+
+        metrics = await eventually(counted_as_duplicate, describe="the replay counted twice")
     duplicate = (
         'consumer="customer_directory",event_type="customer.registered",outcome="duplicate",'
         'topic="crm.customer.events.v1"} 1.0'

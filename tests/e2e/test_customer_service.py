@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -16,11 +16,11 @@ import pytest
 from contracts import parse_event
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
 from tests.support.auth import bearer
+from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
-
-pytestmark = pytest.mark.integration
+from tests.support.waiting import eventually
 
 HUAXIN: dict[str, Any] = {
     "name": "上海华信贸易有限公司",
@@ -37,17 +37,6 @@ HUAXIN: dict[str, Any] = {
     },
     "channel_preferences": {"preferred": ["wechat"], "opted_out": ["sms"]},
 }
-
-
-async def wait_for(client: httpx.AsyncClient, path: str, check: Any, timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(path)
-        if response.status_code == 200 and check(response.json()):
-            return response.json()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never matched: {response.status_code} {response.text}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -187,9 +176,9 @@ async def test_concurrent_changes_are_refused_not_lost(client: httpx.AsyncClient
 
 async def test_customer_as_of_a_past_moment(client: httpx.AsyncClient) -> None:
     customer_id = (await client.post("/customers", json=HUAXIN)).json()["customer_id"]
-    await asyncio.sleep(0.05)
-    moment = datetime.now(UTC)
-    await asyncio.sleep(0.05)
+    # the moment the registration was recorded: it counts, the change after it does not
+    registration = (await client.get(f"/customers/{customer_id}/history")).json()[0]
+    moment = datetime.fromisoformat(registration["recorded_at"])
     await client.patch(f"/customers/{customer_id}/profile", json={"name": "华信集团"})
 
     past = await client.get(f"/customers/{customer_id}", params={"as_of": moment.isoformat()})
@@ -323,12 +312,14 @@ async def test_logs_are_json_lines_carrying_the_correlation_id(
         headers={"X-Correlation-ID": "req-4711", **bearer("administrator", "li.na")},
     )
     assert response.headers["X-Correlation-ID"] == "req-4711"
-    await asyncio.sleep(0.2)
-    lines = [
-        json.loads(line) for line in customer_service.log().splitlines() if line.startswith("{")
-    ]
-    access = [line for line in lines if line.get("correlation_id") == "req-4711"]
-    assert access, customer_service.log()
+
+    def access_lines() -> list[dict[str, Any]]:
+        lines = [
+            json.loads(line) for line in customer_service.log().splitlines() if line.startswith("{")
+        ]
+        return [line for line in lines if line.get("correlation_id") == "req-4711"]
+
+    access = await eventually(access_lines, describe="the access log line of req-4711")
     assert access[0]["actor"] == "li.na"
     assert access[0]["service"] == "customer"
     assert access[0]["status"] == 201

@@ -8,15 +8,13 @@ import asyncio
 import uuid
 
 import asyncpg
-import pytest
 
 from contracts.topics import Topic
 from services.customer.projections import fold
-from tests.conftest import Infrastructure
 from tests.support.events import as_message, customer_history
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw
-
-pytestmark = pytest.mark.integration
+from tests.support.waiting import eventually
 
 
 async def directory_rows(database_url: str) -> dict[uuid.UUID, tuple[object, ...]]:
@@ -58,10 +56,11 @@ async def test_killed_between_apply_and_commit_then_restarted(infra: Infrastruct
     restarted = infra.service("customer")
     await asyncio.to_thread(restarted.start)
     try:
-        for _ in range(100):
-            if await consumed_count(infra.database_url) >= len(events):
-                break
-            await asyncio.sleep(0.1)
+
+        async def all_consumed() -> bool:
+            return await consumed_count(infra.database_url) >= len(events)
+
+        await eventually(all_consumed, describe=f"{len(events)} events consumed")
         rows = await directory_rows(infra.database_url)
     finally:
         await asyncio.to_thread(restarted.stop)

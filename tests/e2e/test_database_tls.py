@@ -22,11 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import Infrastructure
 from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.tls_proxy import TlsProxy
-
-pytestmark = pytest.mark.integration
 
 
 def _certificate(

@@ -4,10 +4,8 @@ opportunities."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,25 +14,26 @@ import httpx
 import pytest
 
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
-from tests.support.customers import register_customer
-
-pytestmark = pytest.mark.integration
+from tests.support.customers import register_customer, when_customer_known
+from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
+from tests.support.waiting import eventually
 
 
 async def audit_entries(
-    admin: httpx.AsyncClient, count: int, timeout: float = 10.0, **params: Any
+    admin: httpx.AsyncClient, count: int, timeout: float = 30.0, **params: Any
 ) -> list[dict[str, Any]]:
     """The audit entries matching `params` once there are `count` of them (written in
     batches, a moment after the request)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def entries() -> list[dict[str, Any]]:
         response = await admin.get("/audit", params={"limit": 500, **params})
         assert response.status_code == 200, response.text
         items: list[dict[str, Any]] = response.json()["items"]
-        if len(items) >= count or time.monotonic() > deadline:
-            return items
-        await asyncio.sleep(0.05)
+        assert len(items) >= count, f"{len(items)} entries: {items}"
+        return items
+
+    return await eventually(entries, timeout=timeout, describe=f"{count} audit entries {params}")
 
 
 async def test_commands_and_personal_data_reads_are_audited(
@@ -53,8 +52,7 @@ async def test_commands_and_personal_data_reads_are_audited(
         )
         assert registered.status_code == 201
         customer_id = registered.json()["customer_id"]
-        while (await agent.get(f"/customers/{customer_id}")).status_code != 200:
-            await asyncio.sleep(0.05)
+        await wait_for(agent, f"/customers/{customer_id}", lambda customer: True)
         assert (await agent.get("/customers", params={"name": "审计"})).status_code == 200
         refused = await agent.post(f"/customers/{customer_id}/tags", json={"tag": "vip"})
         assert refused.status_code == 403
@@ -134,11 +132,9 @@ async def test_sales_reps_work_only_their_own_opportunities(
         sales_service.client("manager", "chen.jie", timeout=10) as manager,
         sales_service.client("support_agent", "zhou.min", timeout=10) as agent,
     ):
-        for _ in range(200):
-            opened = await li_na.post("/opportunities", json=opportunity(customer_id, "li.na"))
-            if opened.status_code != 422:
-                break
-            await asyncio.sleep(0.05)
+        opened = await when_customer_known(
+            li_na, "/opportunities", opportunity(customer_id, "li.na")
+        )
         assert opened.status_code == 201, opened.text
         path = f"/opportunities/{opened.json()['opportunity_id']}"
 

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import sys
 from typing import Any
 
 import asyncpg
-import pytest
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.topics import Topic
-from local.launcher import REPO, ServiceProcess, session_master_key
+from local.launcher import ServiceProcess
 from local.synthetic_history import history
-from tests.conftest import Infrastructure
+from tests.support.crm import crm_rebuild
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
-
-pytestmark = pytest.mark.integration
+from tests.support.waiting import eventually
 
 
 async def rows(database_url: str) -> dict[str, dict[str, Any]]:
@@ -30,22 +29,6 @@ async def rows(database_url: str) -> dict[str, dict[str, Any]]:
     return {str(r["customer_id"]): dict(r) for r in records}
 
 
-async def crm_rebuild(infra: Infrastructure, service: str) -> asyncio.subprocess.Process:
-    """`crm rebuild SERVICE` as an operator runs it, against the test's infrastructure."""
-    return await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "crm.cli", "rebuild", service),
-        cwd=REPO,
-        env={
-            **os.environ,
-            "CRM_DATABASE_URL": infra.database_url,
-            "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
-            "CRM_KEYRING_MASTER_KEY": session_master_key(),
-        },
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
 async def test_rebuild_while_serving_and_writing(
     infra: Infrastructure, customer_service: ServiceProcess
 ) -> None:
@@ -54,11 +37,13 @@ async def test_rebuild_while_serving_and_writing(
         for i in range(150):
             body = {"name": f"重建客户 {i:02d}", "kind": "consumer", "tags": ["rebuild"]}
             ids.append((await client.post("/customers", json=body)).json()["customer_id"])
-        for _ in range(100):
-            if len(await rows(infra.database_url)) == 150:
-                break
-            await asyncio.sleep(0.1)
-        before = await rows(infra.database_url)
+
+        async def directory_of_150() -> dict[str, dict[str, Any]]:
+            found = await rows(infra.database_url)
+            assert len(found) == 150, len(found)
+            return found
+
+        before = await eventually(directory_of_150, describe="150 customers in the directory")
 
         rebuilding = await crm_rebuild(infra, "customer")
         reads: list[int] = []
@@ -82,11 +67,14 @@ async def test_rebuild_while_serving_and_writing(
             customer_id: len((await client.get(f"/customers/{customer_id}/history")).json())
             for customer_id in ids
         }
-    for _ in range(100):
+
+    async def caught_up() -> dict[str, dict[str, Any]]:
         after = await rows(infra.database_url)
-        if all(after[i]["version"] == histories[i] for i in ids):
-            break
-        await asyncio.sleep(0.1)
+        behind = [i for i in ids if after[i]["version"] != histories[i]]
+        assert not behind, f"{len(behind)} rows behind their history"
+        return after
+
+    after = await eventually(caught_up, describe="every row at its history's version")
     assert tag > 0, "some changes should have been made during the rebuild"
     for customer_id in ids:
         row = after[customer_id]
@@ -110,6 +98,32 @@ async def analytics_state(database_url: str) -> tuple[dict[str, Any], int]:
     return {str(r["customer_id"]): dict(r) for r in profiles}, conclusions
 
 
+async def relay_at_the_end(database_url: str) -> bool:
+    """Whether the relay of the analytics conclusions has published the whole outbox."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        relayed = await connection.fetchval(
+            "SELECT position FROM analytics.outbox_position WHERE topic = $1",
+            f"{Topic.ANALYTICS}:conclusions",
+        )
+        newest = await connection.fetchval("SELECT max(position) FROM analytics.outbox")
+    finally:
+        await connection.close()
+    return bool(relayed is not None and newest is not None and relayed >= newest)
+
+
+async def rescoring_runs(client: httpx.AsyncClient) -> float:
+    """How many RFM re-scorings the service has run."""
+    metrics = text_string_to_metric_families((await client.get("/metrics")).text)
+    runs = sum(
+        sample.value
+        for family in metrics
+        for sample in family.samples
+        if sample.name == "crm_analytics_rescore_duration_seconds_count"
+    )
+    return runs
+
+
 async def test_rebuilding_analytics_publishes_no_conclusion_twice(
     infra: Infrastructure,
 ) -> None:
@@ -122,26 +136,44 @@ async def test_rebuilding_analytics_publishes_no_conclusion_twice(
                 infra.bootstrap_servers, topic, [(k, v) for t, k, v in messages if t == topic]
             )
         async with service.client(timeout=10) as client:
-            for _ in range(300):
+
+            async def every_conclusion_published() -> tuple[dict[str, Any], int, list[Any]]:
                 ready = (await client.get("/health/ready")).json()["checks"]
-                published = await read_topic(
-                    infra.bootstrap_servers, Topic.ANALYTICS, expect=1, timeout=1
-                )
+                assert ready["projections_caught_up"], ready
                 before, conclusions = await analytics_state(infra.database_url)
-                if (
-                    ready["projections_caught_up"]
-                    and conclusions
-                    and (len(published) == conclusions)
-                ):
-                    break
-                await asyncio.sleep(0.2)
-        assert conclusions > 0 and len(published) == conclusions
+                assert conclusions, "no conclusion yet"
+                published = await read_topic(
+                    infra.bootstrap_servers, Topic.ANALYTICS, expect=conclusions, timeout=1
+                )
+                assert len(published) == conclusions, f"{len(published)} of {conclusions}"
+                return before, conclusions, published
 
-        rebuilt = await crm_rebuild(infra, "analytics")
-        _, errors = await rebuilt.communicate()
-        assert rebuilt.returncode == 0, errors.decode()
+            before, conclusions, published = await eventually(
+                every_conclusion_published,
+                timeout=60,
+                interval=0.2,
+                describe="the fold caught up and every conclusion published",
+            )
+            assert conclusions > 0 and len(published) == conclusions
 
-        await asyncio.sleep(2)  # time for the relay to publish anything it wrongly would
+            rebuilt = await crm_rebuild(infra, "analytics")
+            _, errors = await rebuilt.communicate()
+            assert rebuilt.returncode == 0, errors.decode()
+
+            # What the service would wrongly conclude again after the rebuild, a re-scoring
+            # that started after it would conclude; and once the relay has gone through
+            # the whole outbox, whatever it would publish again is on the topic (it
+            # records its position only after the broker's acknowledgement).
+            runs = await rescoring_runs(client)
+
+            async def rescored_since() -> bool:
+                return await rescoring_runs(client) >= runs + 2  # the first may have begun before
+
+            await eventually(rescored_since, describe="a re-scoring started after the rebuild")
+            await eventually(
+                lambda: relay_at_the_end(infra.database_url),
+                describe="the relay of the conclusions at the newest outbox position",
+            )
         after, conclusions_after = await analytics_state(infra.database_url)
         republished = await read_topic(
             infra.bootstrap_servers, Topic.ANALYTICS, expect=len(published), timeout=5

@@ -4,19 +4,15 @@ projection row as it was: the projections are rebuilt from the events alone."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import pytest
 
-from local.launcher import REPO
-from tests.conftest import Infrastructure
-
-pytestmark = pytest.mark.integration
+from tests.support.crm import crm, run_crm
+from tests.support.infrastructure import Infrastructure
+from tests.support.waiting import eventually
 
 
 async def directory(database_url: str) -> list[dict[str, Any]]:
@@ -33,31 +29,16 @@ async def directory(database_url: str) -> list[dict[str, Any]]:
 async def wait_for_directory(
     database_url: str, count: int, version_sum: int
 ) -> list[dict[str, Any]]:
-    for _ in range(300):
+    async def complete() -> list[dict[str, Any]]:
         try:
             rows = await directory(database_url)
         except asyncpg.UndefinedTableError:
             rows = []
-        if len(rows) == count and sum(r["version"] for r in rows) == version_sum:
-            return rows
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"directory never reached {count} customers: {len(rows)}")
+        assert len(rows) == count, f"{len(rows)} customers"
+        assert sum(r["version"] for r in rows) == version_sum, "not every change applied"
+        return rows
 
-
-def run_crm(*arguments: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "crm.cli", *arguments],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-async def crm(*arguments: str) -> str:
-    result = await asyncio.to_thread(run_crm, *arguments)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
+    return await eventually(complete, describe=f"the directory of {count} customers")
 
 
 async def test_restore_into_an_empty_database_rebuilds_every_projection(
@@ -111,8 +92,8 @@ async def test_restore_refuses_a_database_that_has_events(
         await crm("backup", "--database-url", infra.database_url, "--to", str(backup_file))
     finally:
         await asyncio.to_thread(service.stop)
-    result = await asyncio.to_thread(
-        run_crm, "restore", "--database-url", infra.database_url, "--from", str(backup_file)
+    code, _, errors = await run_crm(
+        "restore", "--database-url", infra.database_url, "--from", str(backup_file)
     )
-    assert result.returncode != 0
-    assert "not empty" in result.stderr
+    assert code != 0
+    assert "not empty" in errors

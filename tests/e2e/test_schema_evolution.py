@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.utils import get_topic
 
@@ -19,11 +18,10 @@ from local.launcher import ServiceProcess
 from services.customer.application import CustomerApplication
 from services.customer.domain import Customer
 from services.runtime.storage.eventstore import postgres_environment
-from tests.conftest import Infrastructure
 from tests.support.events import as_message, envelope
+from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
-
-pytestmark = pytest.mark.integration
 
 
 async def test_version_1_and_version_2_messages_are_both_applied(
@@ -42,12 +40,8 @@ async def test_version_1_and_version_2_messages_are_both_applied(
         ],
     )
     async with customer_service.client() as client:
-        for _ in range(50):
-            response = await client.get(f"/customers/{customer_id}")
-            if response.status_code == 200 and response.json()["version"] == 3:
-                break
-            await asyncio.sleep(0.1)
-    assert response.json()["tags"] == ["from-v1", "from-v2", "also"]
+        customer = await wait_for(client, f"/customers/{customer_id}", lambda c: c["version"] == 3)
+    assert customer["tags"] == ["from-v1", "from-v2", "also"]
 
 
 async def test_a_version_1_event_stored_long_ago_is_read_published_and_folded(
@@ -78,12 +72,8 @@ async def test_a_version_1_event_stored_long_ago_is_read_published_and_folded(
     assert isinstance(tagged.payload, contract.CustomerTagged)
     assert tagged.payload.tags == ["老客户"]
     async with customer_service.client() as client:
-        for _ in range(100):
-            response = await client.get(f"/customers/{customer.id}")
-            if response.status_code == 200 and response.json()["version"] == 2:
-                break
-            await asyncio.sleep(0.1)
-        assert response.json()["tags"] == ["老客户"]
+        folded = await wait_for(client, f"/customers/{customer.id}", lambda c: c["version"] == 2)
+        assert folded["tags"] == ["老客户"]
         history = (await client.get(f"/customers/{customer.id}/history")).json()
     entries = history if isinstance(history, list) else history["items"]
     assert [e["change"] for e in entries if e["event_type"] == "customer.tagged"] == [

@@ -6,20 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from contracts.registry import parse_event
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
+from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
+from tests.support.waiting import eventually
 
 
 @pytest.fixture
@@ -74,17 +74,6 @@ def survey(customer: uuid.UUID, nps: int, minutes_ago: int) -> tuple[bytes, byte
     return envelope("interaction.survey_answered", customer, payload, at)
 
 
-async def wait_for(client: httpx.AsyncClient, path: str, check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = await client.get(path)
-        if response.status_code == 200 and check(response.json()):
-            return response.json()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path}: {response.status_code} {response.text[:2000]}")
-        await asyncio.sleep(0.2)
-
-
 async def population(infra: Infrastructure) -> list[uuid.UUID]:
     """Ten buyers; the first spends by far the most (top value tier)."""
     customers = [uuid.uuid4() for _ in range(10)]
@@ -108,17 +97,19 @@ async def test_a_defined_segment_fills_publishes_and_streams(
                 p["monetary_score"] for p in body["items"])
         )  # fmt: skip
         feed_lines: list[str] = []
+        following = asyncio.Event()
 
         async def listen() -> None:
             async with client.stream("GET", "/feed") as response:
                 assert response.status_code == 200
                 async for line in response.aiter_lines():
+                    following.set()  # the feed's first line: it starts after what exists now
                     feed_lines.append(line)
                     if line.startswith("data:") and '"east_buyers"' in line:
                         return
 
         listener = asyncio.create_task(listen())
-        await asyncio.sleep(0.5)
+        await asyncio.wait_for(following.wait(), 20)
         rule = {"all": [
             {"field": "region", "op": "eq", "value": "华东"},
             {"field": "purchase_count", "op": "ge", "value": 1},
@@ -205,23 +196,18 @@ async def test_a_churn_warning_is_raised_and_cleared(
         assert empty.text.splitlines() == [
             "customer_id,name,owner,value_tier,reasons,raised_at,values,total_spend"
         ]
-        records = await read_topic(infra.bootstrap_servers, Topic.ANALYTICS, expect=1)
-        kinds = [
-            parse_event(r.value).event_type
-            for r in records
-            if parse_event(r.value).customer_id == top
-            and parse_event(r.value).event_type.startswith("analytics.churn")
-        ]
-        deadline = time.monotonic() + 20
-        while kinds != ["analytics.churn_risk_raised", "analytics.churn_risk_cleared"]:
-            assert time.monotonic() < deadline, kinds
-            await asyncio.sleep(0.5)
+
+        async def churn_events() -> list[str]:
             records = await read_topic(infra.bootstrap_servers, Topic.ANALYTICS, expect=1)
             kinds = [
                 e.event_type
                 for e in map(parse_event, (r.value for r in records))
                 if e.customer_id == top and e.event_type.startswith("analytics.churn")
             ]
+            assert kinds == ["analytics.churn_risk_raised", "analytics.churn_risk_cleared"], kinds
+            return kinds
+
+        await eventually(churn_events, timeout=20, describe="the churn warning raised, cleared")
 
 
 async def test_a_corrected_interaction_moves_the_last_contact_and_the_360(

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import time
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,7 +23,8 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.registry import parse_event
 from local.synthetic_history import Event, history
-from tests.conftest import Infrastructure
+from tests.support.infrastructure import Infrastructure
+from tests.support.waiting import eventually
 
 CUSTOMERS = 2500
 
@@ -255,13 +255,18 @@ async def test_profiles_scores_and_segments_equal_an_independent_computation(
             want = expected(events, checked_at)
             connection = await asyncpg.connect(infra.database_url)
             try:
-                deadline = time.monotonic() + 120
-                while True:
+
+                async def folded_as_computed() -> bool:
                     problems = await mismatches(connection, want, checked_at)
-                    if not problems or time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(1.0)
-                assert not problems, f"{len(problems)} differences, e.g. {problems[:10]}"
+                    assert not problems, f"{len(problems)} differences, e.g. {problems[:10]}"
+                    return True
+
+                await eventually(
+                    folded_as_computed,
+                    timeout=120,
+                    interval=1.0,
+                    describe="every profile as the independent computation has it",
+                )
                 # every current membership entered exactly once, and was announced
                 duplicates = await connection.fetchval(
                     """SELECT count(*) FROM (SELECT customer_id, segment FROM

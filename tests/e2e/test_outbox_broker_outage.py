@@ -5,15 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from contracts import parse_event
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
-
-pytestmark = pytest.mark.integration
 
 
 async def test_customers_registered_while_broker_down_all_arrive(

@@ -11,18 +11,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
 from local.synthetic_history import history
-from tests.conftest import Infrastructure
 from tests.support.customers import register_customer
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json, publish_raw
-
-pytestmark = pytest.mark.integration
+from tests.support.waiting import eventually
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -60,19 +58,24 @@ async def test_counts_match_the_workload_and_lag_returns_to_zero(
             infra.bootstrap_servers, Topic.CUSTOMER, [(b"x", b"not json"), (b"y", b"[]")]
         )
 
-        for _ in range(100):
-            samples = await scrape(client)
-            applied = total(
+        def applied_of(samples: Samples) -> float:
+            return total(
                 samples,
                 "crm_events_consumed_total",
                 consumer="customer_directory",
                 outcome="applied",
             )
-            lag = total(samples, "crm_consumer_lag_messages")
-            dead = total(samples, "crm_dead_letters_total")
-            if applied == 15 and lag == 0 and dead == 2:
-                break
-            await asyncio.sleep(0.1)
+
+        samples = await scrape_until(
+            client,
+            lambda s: (
+                applied_of(s) == 15
+                and total(s, "crm_consumer_lag_messages") == 0
+                and total(s, "crm_dead_letters_total") == 2
+            ),
+        )
+        applied = applied_of(samples)
+        lag = total(samples, "crm_consumer_lag_messages")
 
     topic = Topic.CUSTOMER.value
     published = "crm_events_published_total"
@@ -97,15 +100,18 @@ async def test_counts_match_the_workload_and_lag_returns_to_zero(
 
 
 async def scrape_until(
-    client: httpx.AsyncClient, settled: Callable[[Samples], bool], attempts: int = 150
+    client: httpx.AsyncClient, settled: Callable[[Samples], bool], timeout: float = 30.0
 ) -> Samples:
-    """Scrape until `settled` accepts the samples (or the attempts run out)."""
-    for _ in range(attempts):
+    """The first scrape `settled` accepts."""
+
+    async def settled_samples() -> Samples:
         samples = await scrape(client)
-        if settled(samples):
-            break
-        await asyncio.sleep(0.1)
-    return samples
+        assert settled(samples), samples
+        return samples
+
+    return await eventually(
+        settled_samples, timeout=timeout, interval=0.1, describe="the metrics settled"
+    )
 
 
 async def test_sales_and_interaction_count_their_inbound_feeds_and_breaches(
@@ -205,14 +211,16 @@ async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
                     and total(s, "crm_consumer_lag_messages") == 0
                     and total(s, "crm_analytics_segment_customers", segment="tier.top") > 0
                 ),
-                attempts=300,
+                timeout=60,
             )
+
             # re-scoring moves tiers in the background: compare gauges and profiles once
             # both have settled (a gauge refresh after the last change)
-            for _ in range(50):
+            async def gauges_as_profiles() -> tuple[
+                Samples, list[Any], dict[str, float], dict[str, int]
+            ]:
                 profiles = (await client.get("/profiles", params={"limit": 500})).json()
                 buyers = [p for p in profiles["items"] if p["purchase_count"] > 0]
-                await asyncio.sleep(0.5)
                 samples = await scrape(client)
                 tiers = {
                     tier: total(samples, "crm_analytics_segment_customers", segment=f"tier.{tier}")
@@ -221,8 +229,14 @@ async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
                 by_profiles = {
                     tier: sum(1 for p in buyers if p["value_tier"] == tier) for tier in tiers
                 }
-                if tiers == by_profiles:
-                    break
+                assert tiers == by_profiles, (tiers, by_profiles)
+                return samples, buyers, tiers, by_profiles
+
+            samples, buyers, tiers, by_profiles = await eventually(
+                gauges_as_profiles,
+                interval=0.2,
+                describe="the tier gauges counting what the profiles say",
+            )
     finally:
         await asyncio.to_thread(service.stop)
     assert folded(samples, inputs, outcome="applied") == len(raw)

@@ -9,8 +9,8 @@ from contracts.interaction import EXAMPLE_CALL_LOG
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
 from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json
 
 

@@ -3,7 +3,6 @@ published by a shop with a plain Kafka client, and the views that answer from th
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import uuid
@@ -12,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
 
 from contracts import parse_event
 from contracts.customer import CustomerProfileChanged, CustomerRegistered
@@ -21,13 +19,12 @@ from contracts.sales import PurchaseRecorded
 from contracts.topics import Topic
 from local.demo import sales as demo_sales
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
 from tests.support.auth import bearer
+from tests.support.customers import when_customer_known
 from tests.support.events import as_message, envelope
 from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import header, publish_json, publish_raw, read_topic
-
-pytestmark = pytest.mark.integration
 
 TODAY = datetime.now(UTC).date()
 THIS_MONTH = TODAY.strftime("%Y-%m")
@@ -41,20 +38,12 @@ async def open_when_customer_known(
     client: httpx.AsyncClient, body: dict[str, Any]
 ) -> dict[str, Any]:
     """Open an opportunity, waiting for the customer to reach the sales service first."""
-    for _ in range(200):
-        response = await client.post(
-            "/opportunities", json=body, headers=bearer("administrator", "li.na")
-        )
-        if response.status_code != 422 or "not known" not in response.text:
-            break
-        await _sleep()
+    response = await when_customer_known(
+        client, "/opportunities", body, headers=bearer("administrator", "li.na")
+    )
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
-
-
-async def _sleep() -> None:
-    await asyncio.sleep(0.05)
 
 
 def purchase(order_id: str, amount: str, **customer: Any) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from local.embedded import EmbeddedPostgres
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
-from services.runtime.storage.database import create_pool, ensure_database
+from services.runtime.storage.database import create_pool
 from services.runtime.storage.migrator import DURABLE, migrate_all
 from tests.support.events import envelope
+from tests.support.infrastructure import new_database
 
 CUSTOMER = uuid.uuid4()
 
@@ -36,8 +37,7 @@ def purchase(amount: str) -> EventEnvelope[Any]:
 
 @pytest.fixture
 async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
-    url = postgres.dsn(f"crm_{uuid.uuid4().hex[:10]}")
-    await ensure_database(url)
+    url = await new_database(postgres)
     await migrate_all(url, "analytics", (DURABLE, MIGRATIONS))
     pool = await create_pool(url, "analytics")
     async with pool.acquire() as connection:

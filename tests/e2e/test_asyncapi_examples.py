@@ -7,17 +7,14 @@ import uuid
 from typing import Any
 
 import orjson
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from contracts import Topic, events_by_topic, parse_event
 from contracts.asyncapi import load_document
 from contracts.references import CustomerReference, customer_id_for_reference
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
 from tests.support.http import wait_for
-
-pytestmark = pytest.mark.integration
+from tests.support.infrastructure import Infrastructure
 
 
 def examples_by_action(document: dict[str, Any], action: str) -> dict[str, list[dict[str, Any]]]:

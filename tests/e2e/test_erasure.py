@@ -10,7 +10,6 @@ data is untouched.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterable
@@ -19,16 +18,14 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts.personal import ERASED
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
+from tests.support.customers import when_customer_known
 from tests.support.http import wait_for
-
-pytestmark = pytest.mark.integration
+from tests.support.infrastructure import Infrastructure
 
 TODAY = datetime.now(UTC).date()
 
@@ -93,11 +90,7 @@ async def sell(sales: httpx.AsyncClient, customer_id: str, values: dict[str, str
         "region": "华东",
         "owner": "李娜",
     }
-    for _ in range(300):  # until the customer reached the sales service
-        opened = await sales.post("/opportunities", json=body)
-        if opened.status_code != 422 or "not known" not in opened.text:
-            break
-        await asyncio.sleep(0.05)
+    opened = await when_customer_known(sales, "/opportunities", body)
     assert opened.status_code == 201, opened.text
     path = f"/opportunities/{opened.json()['opportunity_id']}"
     activity = await sales.post(
@@ -127,22 +120,19 @@ async def sell(sales: httpx.AsyncClient, customer_id: str, values: dict[str, str
 
 async def interact(client: httpx.AsyncClient, customer_id: str, values: dict[str, str]) -> None:
     started = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    for _ in range(300):
-        logged = await client.post(
-            "/interactions",
-            json={
-                "customer_id": customer_id,
-                "channel": "phone",
-                "direction": "inbound",
-                "started_at": started,
-                "participants": [{"role": "contact", "name": values["contact"]}],
-                "subject": values["subject"],
-                "notes": values["notes"],
-            },
-        )
-        if logged.status_code != 422:
-            break
-        await asyncio.sleep(0.05)
+    logged = await when_customer_known(
+        client,
+        "/interactions",
+        {
+            "customer_id": customer_id,
+            "channel": "phone",
+            "direction": "inbound",
+            "started_at": started,
+            "participants": [{"role": "contact", "name": values["contact"]}],
+            "subject": values["subject"],
+            "notes": values["notes"],
+        },
+    )
     assert logged.status_code == 201, logged.text
     ticket = await client.post(
         "/tickets",

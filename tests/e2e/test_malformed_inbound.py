@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-import pytest
 
 from contracts import customer as customer_contract
 from contracts.envelope import payload_example
@@ -22,13 +21,11 @@ from contracts.topics import Topic
 from crm.deadletters import publish as replay
 from crm.deadletters import read_dead_letters
 from local.launcher import ServiceProcess
-from tests.conftest import Infrastructure
-from tests.integration.malformed import Bad, malformed_messages
 from tests.support.events import as_message, envelope
 from tests.support.http import wait_for
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import header, publish_raw, read_topic
-
-pytestmark = pytest.mark.integration
+from tests.support.malformed import Bad, malformed_messages
 
 NAMES = ["有效客户甲", "有效客户乙", "有效客户丙"]
 
