@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import ConsumerRecord
 
 from contracts.personal import ERASED
 from contracts.topics import Topic
@@ -26,6 +27,7 @@ from local.launcher import ServiceProcess
 from tests.support.customers import when_customer_known
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure
+from tests.support.kafka import read_to_the_end
 
 TODAY = datetime.now(UTC).date()
 
@@ -218,16 +220,20 @@ async def topic_messages(bootstrap_servers: str) -> list[bytes]:
         ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        messages = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for r in batch:
-                    headers = b" ".join(bytes(v) for _, v in r.headers or ())
-                    messages.append(b" ".join([r.key or b"", headers, r.value or b""]))
-        return messages
+        records: list[ConsumerRecord[Any, Any]] = []
+        await read_to_the_end(consumer, await consumer.end_offsets(partitions), records)
+        return [
+            b" ".join(
+                [r.key or b"", b" ".join(bytes(v) for _, v in r.headers or ()), r.value or b""]
+            )
+            for r in records
+        ]
     finally:
         await consumer.stop()
+
+
+def headers(record: ConsumerRecord[Any, Any]) -> bytes:
+    return b" ".join(bytes(value) for _, value in record.headers or ())
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
@@ -20,25 +18,8 @@ from local.synthetic_history import history
 from tests.support.customers import register_customer
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json, publish_raw
+from tests.support.metrics import Samples, scrape, total
 from tests.support.waiting import eventually
-
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-async def scrape(client: httpx.AsyncClient) -> Samples:
-    samples: Samples = defaultdict(list)
-    for family in text_string_to_metric_families((await client.get("/metrics")).text):
-        for sample in family.samples:
-            samples[sample.name].append((sample.labels, sample.value))
-    return samples
-
-
-def total(samples: Samples, name: str, **labels: str) -> float:
-    return sum(
-        value
-        for sample_labels, value in samples.get(name, [])
-        if all(sample_labels.get(k) == v for k, v in labels.items())
-    )
 
 
 async def test_counts_match_the_workload_and_lag_returns_to_zero(
@@ -66,12 +47,16 @@ async def test_counts_match_the_workload_and_lag_returns_to_zero(
                 outcome="applied",
             )
 
+        # settled: everything consumed, and every lag and backlog back at zero (gauges
+        # set when a consumer or the relay last looked)
         samples = await scrape_until(
             client,
             lambda s: (
                 applied_of(s) == 15
                 and total(s, "crm_consumer_lag_messages") == 0
                 and total(s, "crm_dead_letters_total") == 2
+                and total(s, "crm_projection_lag_seconds", projection="customer_directory") == 0
+                and total(s, "crm_outbox_backlog_events", topic=Topic.CUSTOMER.value) == 0
             ),
         )
         applied = applied_of(samples)
@@ -129,13 +114,17 @@ async def test_sales_and_interaction_count_their_inbound_feeds_and_breaches(
         [(customer, p) for p in purchases]
         + [(customer, purchases[0]), (customer, {**purchases[1], "amount": "-5"})],
     )
+    purchase_recorded = {"topic": Topic.SALES.value, "event_type": "sales.purchase_recorded"}
     async with sales_service.client(timeout=10) as client:
         inbound = "sales_purchases_inbound"
+        # settled: every message consumed and every purchase recorded published (a zero
+        # backlog alone may be the relay's look before the purchases were stored)
         sales = await scrape_until(
             client,
             lambda s: (
                 total(s, "crm_events_consumed_total", consumer=inbound) == 5
                 and total(s, "crm_dead_letters_total") == 1
+                and total(s, "crm_events_published_total", **purchase_recorded) >= 3
                 and total(s, "crm_outbox_backlog_events") == 0
             ),
         )
@@ -144,7 +133,6 @@ async def test_sales_and_interaction_count_their_inbound_feeds_and_breaches(
     assert total(sales, consumed, consumer=inbound, outcome="duplicate") == 1
     assert total(sales, consumed, consumer=inbound, outcome="dead_lettered") == 1
     assert total(sales, "crm_dead_letters_total", reason="amount not positive") == 1
-    purchase_recorded = {"topic": Topic.SALES.value, "event_type": "sales.purchase_recorded"}
     assert total(sales, "crm_events_published_total", **purchase_recorded) == 3
 
     huaxin = await register_customer(infra.bootstrap_servers, "指标华信")
@@ -193,6 +181,7 @@ async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
     duplicate = messages[len(messages) // 2]
     raw = [(key, value) for _, key, value in messages]
     inputs = {str(topic) for topic, _, _ in messages}
+    conclusions = f"{Topic.ANALYTICS}:conclusions"
     service = infra.service("analytics", CRM_GAUGE_REFRESH_SECONDS="0.2")
     await asyncio.to_thread(service.start)
     try:
@@ -230,6 +219,9 @@ async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
                     tier: sum(1 for p in buyers if p["value_tier"] == tier) for tier in tiers
                 }
                 assert tiers == by_profiles, (tiers, by_profiles)
+                # re-scoring may draw conclusions meanwhile: their relay is back at zero too
+                assert total(samples, "crm_outbox_backlog_events", topic=conclusions) == 0
+                assert total(samples, "crm_projection_lag_seconds", projection=FOLD) == 0
                 return samples, buyers, tiers, by_profiles
 
             samples, buyers, tiers, by_profiles = await eventually(
@@ -245,5 +237,4 @@ async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
     assert total(samples, "crm_projection_lag_seconds", projection=FOLD) == 0
     assert sum(tiers.values()) == len(buyers) > 0
     assert tiers == by_profiles
-    conclusions = f"{Topic.ANALYTICS}:conclusions"
     assert total(samples, "crm_outbox_backlog_events", topic=conclusions) == 0

@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
@@ -17,6 +16,7 @@ from local.synthetic_history import history
 from tests.support.crm import crm_rebuild
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
+from tests.support.metrics import scrape, total
 from tests.support.waiting import eventually
 
 
@@ -114,14 +114,7 @@ async def relay_at_the_end(database_url: str) -> bool:
 
 async def rescoring_runs(client: httpx.AsyncClient) -> float:
     """How many RFM re-scorings the service has run."""
-    metrics = text_string_to_metric_families((await client.get("/metrics")).text)
-    runs = sum(
-        sample.value
-        for family in metrics
-        for sample in family.samples
-        if sample.name == "crm_analytics_rescore_duration_seconds_count"
-    )
-    return runs
+    return total(await scrape(client), "crm_analytics_rescore_duration_seconds_count")
 
 
 async def test_rebuilding_analytics_publishes_no_conclusion_twice(

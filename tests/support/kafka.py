@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from tests.support.waiting import eventually
@@ -40,17 +40,33 @@ async def read_topic(
             fetched, timeout=timeout, interval=0, describe=f"{expect} records on {topic}"
         )
         ends = await consumer.end_offsets(list(consumer.assignment()))
-
-        async def at_the_end() -> bool:
-            behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
-            if behind:
-                await fetched()
-            return not behind
-
-        await eventually(at_the_end, timeout=timeout, interval=0, describe=f"the end of {topic}")
+        await read_to_the_end(consumer, ends, records, timeout=timeout)
     finally:
         await consumer.stop()
     return records
+
+
+async def read_to_the_end(
+    consumer: AIOKafkaConsumer,
+    ends: dict[TopicPartition, int],
+    records: list[ConsumerRecord[Any, Any]],
+    *,
+    timeout: float = 30.0,
+) -> None:
+    """Add to `records` what `consumer` reads until it stands at `ends` on every
+    partition."""
+
+    async def at_the_end() -> bool:
+        behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+        if behind:
+            for batch in (await consumer.getmany(*behind, timeout_ms=200)).values():
+                records.extend(batch)
+        return not behind
+
+    # getmany waits up to 200 ms for records itself: no pause between two checks
+    await eventually(
+        at_the_end, timeout=timeout, interval=0, describe="every partition read to its end"
+    )
 
 
 async def publish_raw(

@@ -10,6 +10,7 @@ import yaml
 from local.reference import REPO
 
 DEPLOY = REPO / "deploy"
+SERVICES = REPO / "services"
 
 
 def manifests() -> list[dict[str, Any]]:
@@ -17,9 +18,6 @@ def manifests() -> list[dict[str, Any]]:
     for path in sorted((DEPLOY / "kubernetes").glob("*.yaml")):
         documents += [d for d in yaml.safe_load_all(path.read_text()) if d]
     return documents
-
-
-SERVICES = REPO / "services"
 
 
 def test_every_deployment_is_probed_limited_and_unprivileged() -> None:

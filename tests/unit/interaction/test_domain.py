@@ -42,9 +42,6 @@ def open_complaint(app: InteractionApplication) -> uuid.UUID:
     return ticket.id
 
 
-T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
-
-
 def test_a_ticket_runs_through_its_life_and_its_clocks_follow_the_severity() -> None:
     app = InteractionApplication()
     ticket_id = open_complaint(app)
@@ -124,4 +121,4 @@ def test_a_contact_plan_is_one_per_customer_and_ending_a_missing_one_is_refused(
 def test_sla_targets_that_contradict_themselves_are_refused() -> None:
     with pytest.raises(ValueError, match="longer than its resolution target"):
         policy({"low": 10_000}, {"low": 60})
-    assert policy({"high": 5}, {}).due("high", T0)[0] == T0 + timedelta(minutes=5)
+    assert policy({"high": 5}, {}).due("high", OPENED)[0] == OPENED + timedelta(minutes=5)

@@ -51,10 +51,8 @@ def fold(*events: EventEnvelope[Any], profile: Profile | None = None) -> Profile
 
 
 def fold_documents(documents: list[bytes]) -> Profile:
-    profile = Profile(uuid.uuid4())
-    for raw in documents:
-        apply(profile, parse_event(raw), Converter("CNY"), NOW)
-    return profile
+    """The fold of raw event documents, as read from a topic."""
+    return fold(*map(parse_event, documents), profile=Profile(uuid.uuid4()))
 
 
 def test_a_corrected_start_time_moves_the_contact() -> None:

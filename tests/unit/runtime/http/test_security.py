@@ -46,8 +46,9 @@ async def echo(request: Request) -> dict[str, Any]:
     return {"actor": current_context().actor, "bytes": len(body)}
 
 
-def probe_app(**settings: Any) -> httpx.AsyncClient:
-    definition = ServiceDefinition(
+def probe(*routers: APIRouter) -> ServiceDefinition:
+    """A service of `routers` only (the customer service's event store, no projections)."""
+    return ServiceDefinition(
         name="probe",
         title="probe",
         description="",
@@ -55,10 +56,13 @@ def probe_app(**settings: Any) -> httpx.AsyncClient:
         application_class=DEFINITION.application_class,
         translate=DEFINITION.translate,
         projections=list,
-        routers=[router],
+        routers=list(routers),
     )
+
+
+def probe_app(**settings: Any) -> httpx.AsyncClient:
     options = {"auth_secret": TEST_SECRET, "keyring_master_key": TEST_MASTER_KEY, **settings}
-    return in_process_client(build_app(definition, ServiceSettings(**options)))
+    return in_process_client(build_app(probe(router), ServiceSettings(**options)))
 
 
 @pytest.fixture
@@ -329,29 +333,17 @@ def test_the_matrix_gives_each_role_what_the_issue_says(
 
 
 async def test_a_route_without_a_permission_is_refused_to_everyone() -> None:
-    router = APIRouter()
+    routes = APIRouter()
 
-    @router.get("/forgotten")
+    @routes.get("/forgotten")
     async def forgotten() -> dict[str, str]:
         return {"secret": "x"}
 
-    @router.get("/declared", dependencies=[requires("customers:read")])
+    @routes.get("/declared", dependencies=[requires("customers:read")])
     async def declared() -> dict[str, str]:
         return {"ok": "yes"}
 
-    definition = DEFINITIONS["customer"]
-    app = app_of(
-        ServiceDefinition(
-            name="probe",
-            title="probe",
-            description="",
-            topic=definition.topic,
-            application_class=definition.application_class,
-            translate=definition.translate,
-            projections=list,
-            routers=[router],
-        )
-    )
+    app = app_of(probe(routes))
     async with in_process_client(app) as client:
         refused = await client.get("/forgotten", headers=bearer("administrator"))
         assert refused.status_code == 403
