@@ -45,8 +45,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts services crm local bench tests
 
+# in this process: the unit tests take seconds, less than starting xdist workers
 unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit
+	$(BIN)/python -m pytest tests/unit -n 0
 
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.jsonschema

@@ -8,7 +8,7 @@ it. A document carries a generated block between two marker lines,
     <!-- end generated -->
 
 and this module rewrites what lies between them in `README.md` and `docs/*.md`
-(`make docs`). `tests/unit/test_reference_docs.py` fails when a committed block differs
+(`make docs`). `tests/unit/docs/test_generated_tables.py` fails when a committed block differs
 from what the code gives. The blocks:
 
 - `permissions`: each permission, what it allows and which roles have it

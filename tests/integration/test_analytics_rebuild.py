@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-import pytest
 from aiokafka import AIOKafkaConsumer
 
 from local.synthetic_history import history
@@ -22,10 +21,8 @@ from services.runtime.messaging.projection import ProjectionHandler
 from services.runtime.messaging.rebuild import ProjectionRebuild
 from services.runtime.storage.database import create_pool
 from services.runtime.storage.migrator import DURABLE, migrate_all
-from tests.conftest import Infrastructure
+from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
-
-pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC)
 

@@ -2,31 +2,46 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from tests.support.waiting import DEFAULT_TIMEOUT, eventually
 
 
 async def wait_for(
     client: httpx.AsyncClient,
     path: str,
     check: Callable[[Any], bool],
-    timeout: float = 15.0,
+    timeout: float = DEFAULT_TIMEOUT,
     **params: Any,
 ) -> Any:
     """GET `path` until it answers 200 with a body `check` accepts (projections are
-    eventually consistent); on timeout, fail with the last answer and the readiness."""
-    deadline = time.monotonic() + timeout
-    while True:
+    eventually consistent), and return that body; on timeout, fail with the last answer
+    and the service's readiness."""
+
+    async def accepted() -> tuple[Any]:
         response = await client.get(path, params=params)
-        if response.status_code == 200 and check(response.json()):
-            return response.json()
-        if time.monotonic() > deadline:
-            ready = (await client.get("/health/ready")).text
-            raise AssertionError(
-                f"{path} never matched: {response.status_code} {response.text} {ready}"
-            )
-        await asyncio.sleep(0.05)
+        assert response.status_code == 200, f"{response.status_code} {response.text[:2000]}"
+        body = response.json()
+        assert check(body), f"200 {response.text[:2000]}"
+        return (body,)  # truthy even when the body is not
+
+    try:
+        (body,) = await eventually(accepted, timeout=timeout, describe=f"GET {path} {params}")
+    except AssertionError as failure:
+        ready = (await client.get("/health/ready")).text
+        raise AssertionError(f"{failure}\nreadiness: {ready}") from failure.__cause__
+    return body
+
+
+def in_process_client(app: FastAPI, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
+    """An HTTP client of `app` built in this process: no server, and no lifespan (a
+    service's runtime is not started, so a route that needs the database fails). The
+    client's address is `testclient`, as Starlette's test client gives it."""
+    transport = httpx.ASGITransport(
+        app=app, raise_app_exceptions=raise_app_exceptions, client=("testclient", 50000)
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
+
+from tests.support.waiting import eventually
 
 
 async def read_topic(
     bootstrap_servers: str, topic: str, *, expect: int, timeout: float = 30.0
 ) -> list[ConsumerRecord[Any, Any]]:
-    """Every record of `topic` from the beginning, once at least `expect` have arrived."""
+    """Every record of `topic` from the beginning, once at least `expect` have arrived:
+    all that the topic held at that moment (so a record beyond `expect`, such as a
+    repeat, is read too). Fails when fewer than `expect` arrive within `timeout`."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap_servers,
@@ -26,21 +28,45 @@ async def read_topic(
     )
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
-    deadline = time.monotonic() + timeout
+
+    async def fetched() -> bool:
+        for batch in (await consumer.getmany(timeout_ms=200)).values():
+            records.extend(batch)
+        return len(records) >= expect
+
     try:
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            for batch in batches.values():
-                records.extend(batch)
-            if len(records) >= expect:
-                # drain what else is already there, then stop
-                await asyncio.sleep(0.3)
-                for batch in (await consumer.getmany(timeout_ms=200)).values():
-                    records.extend(batch)
-                break
+        # getmany waits up to 200 ms for records itself: no pause between two checks
+        await eventually(
+            fetched, timeout=timeout, interval=0, describe=f"{expect} records on {topic}"
+        )
+        ends = await consumer.end_offsets(list(consumer.assignment()))
+        await read_to_the_end(consumer, ends, records, timeout=timeout)
     finally:
         await consumer.stop()
     return records
+
+
+async def read_to_the_end(
+    consumer: AIOKafkaConsumer,
+    ends: dict[TopicPartition, int],
+    records: list[ConsumerRecord[Any, Any]],
+    *,
+    timeout: float = 30.0,
+) -> None:
+    """Add to `records` what `consumer` reads until it stands at `ends` on every
+    partition."""
+
+    async def at_the_end() -> bool:
+        behind = [tp for tp, end in ends.items() if await consumer.position(tp) < end]
+        if behind:
+            for batch in (await consumer.getmany(*behind, timeout_ms=200)).values():
+                records.extend(batch)
+        return not behind
+
+    # getmany waits up to 200 ms for records itself: no pause between two checks
+    await eventually(
+        at_the_end, timeout=timeout, interval=0, describe="every partition read to its end"
+    )
 
 
 async def publish_raw(

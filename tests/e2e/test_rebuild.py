@@ -1,0 +1,178 @@
+"""`crm rebuild` builds a projection afresh while the service keeps answering and keeps
+applying new events; afterwards every row reflects every event exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import httpx
+
+from contracts.topics import Topic
+from local.launcher import ServiceProcess
+from local.synthetic_history import history
+from tests.support.crm import crm_rebuild
+from tests.support.infrastructure import Infrastructure
+from tests.support.kafka import publish_raw, read_topic
+from tests.support.metrics import scrape, total
+from tests.support.waiting import eventually
+
+
+async def rows(database_url: str) -> dict[str, dict[str, Any]]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        records = await connection.fetch("SELECT * FROM customer.customer_directory")
+    finally:
+        await connection.close()
+    return {str(r["customer_id"]): dict(r) for r in records}
+
+
+async def test_rebuild_while_serving_and_writing(
+    infra: Infrastructure, customer_service: ServiceProcess
+) -> None:
+    async with customer_service.client(timeout=10) as client:
+        ids = []
+        for i in range(150):
+            body = {"name": f"重建客户 {i:02d}", "kind": "consumer", "tags": ["rebuild"]}
+            ids.append((await client.post("/customers", json=body)).json()["customer_id"])
+
+        async def directory_of_150() -> dict[str, dict[str, Any]]:
+            found = await rows(infra.database_url)
+            assert len(found) == 150, len(found)
+            return found
+
+        before = await eventually(directory_of_150, describe="150 customers in the directory")
+
+        rebuilding = await crm_rebuild(infra, "customer")
+        reads: list[int] = []
+        written: set[str] = set()
+        tag = 0
+        while rebuilding.returncode is None:
+            customer_id = ids[tag % 10]
+            response = await client.post(f"/customers/{customer_id}/tags", json={"tag": f"w{tag}"})
+            assert response.status_code == 200
+            written.add(customer_id)
+            tag += 1
+            reads.append((await client.get("/customers", params={"tag": "rebuild"})).status_code)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(rebuilding.wait(), timeout=0.05)
+        out, err = await rebuilding.communicate()
+        assert rebuilding.returncode == 0, err.decode()
+        assert "customer_directory: rebuilt from" in out.decode()
+        assert set(reads) == {200}
+
+        histories = {
+            customer_id: len((await client.get(f"/customers/{customer_id}/history")).json())
+            for customer_id in ids
+        }
+
+    async def caught_up() -> dict[str, dict[str, Any]]:
+        after = await rows(infra.database_url)
+        behind = [i for i in ids if after[i]["version"] != histories[i]]
+        assert not behind, f"{len(behind)} rows behind their history"
+        return after
+
+    after = await eventually(caught_up, describe="every row at its history's version")
+    assert tag > 0, "some changes should have been made during the rebuild"
+    for customer_id in ids:
+        row = after[customer_id]
+        assert row["version"] == histories[customer_id]
+        assert row["change_count"] == histories[customer_id], "every event applied exactly once"
+        if customer_id not in written:
+            assert row == before[customer_id]
+
+
+async def analytics_state(database_url: str) -> tuple[dict[str, Any], int]:
+    """Each profile's scores and segments, and how many conclusions the outbox holds."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        profiles = await connection.fetch(
+            "SELECT customer_id, purchase_count, total_spend, recency_score, frequency_score,"
+            " monetary_score, rfm_segment, value_tier FROM analytics.profiles"
+        )
+        conclusions = await connection.fetchval("SELECT count(*) FROM analytics.outbox")
+    finally:
+        await connection.close()
+    return {str(r["customer_id"]): dict(r) for r in profiles}, conclusions
+
+
+async def relay_at_the_end(database_url: str) -> bool:
+    """Whether the relay of the analytics conclusions has published the whole outbox."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        relayed = await connection.fetchval(
+            "SELECT position FROM analytics.outbox_position WHERE topic = $1",
+            f"{Topic.ANALYTICS}:conclusions",
+        )
+        newest = await connection.fetchval("SELECT max(position) FROM analytics.outbox")
+    finally:
+        await connection.close()
+    return bool(relayed is not None and newest is not None and relayed >= newest)
+
+
+async def rescoring_runs(client: httpx.AsyncClient) -> float:
+    """How many RFM re-scorings the service has run."""
+    return total(await scrape(client), "crm_analytics_rescore_duration_seconds_count")
+
+
+async def test_rebuilding_analytics_publishes_no_conclusion_twice(
+    infra: Infrastructure,
+) -> None:
+    messages = [event.message() for event in history(40)]
+    service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.2")
+    await asyncio.to_thread(service.start)
+    try:
+        for topic in {topic for topic, _, _ in messages}:
+            await publish_raw(
+                infra.bootstrap_servers, topic, [(k, v) for t, k, v in messages if t == topic]
+            )
+        async with service.client(timeout=10) as client:
+
+            async def every_conclusion_published() -> tuple[dict[str, Any], int, list[Any]]:
+                ready = (await client.get("/health/ready")).json()["checks"]
+                assert ready["projections_caught_up"], ready
+                before, conclusions = await analytics_state(infra.database_url)
+                assert conclusions, "no conclusion yet"
+                published = await read_topic(
+                    infra.bootstrap_servers, Topic.ANALYTICS, expect=conclusions, timeout=1
+                )
+                assert len(published) == conclusions, f"{len(published)} of {conclusions}"
+                return before, conclusions, published
+
+            before, conclusions, published = await eventually(
+                every_conclusion_published,
+                timeout=60,
+                interval=0.2,
+                describe="the fold caught up and every conclusion published",
+            )
+            assert conclusions > 0 and len(published) == conclusions
+
+            rebuilt = await crm_rebuild(infra, "analytics")
+            _, errors = await rebuilt.communicate()
+            assert rebuilt.returncode == 0, errors.decode()
+
+            # What the service would wrongly conclude again after the rebuild, a re-scoring
+            # that started after it would conclude; and once the relay has gone through
+            # the whole outbox, whatever it would publish again is on the topic (it
+            # records its position only after the broker's acknowledgement).
+            runs = await rescoring_runs(client)
+
+            async def rescored_since() -> bool:
+                return await rescoring_runs(client) >= runs + 2  # the first may have begun before
+
+            await eventually(rescored_since, describe="a re-scoring started after the rebuild")
+            await eventually(
+                lambda: relay_at_the_end(infra.database_url),
+                describe="the relay of the conclusions at the newest outbox position",
+            )
+        after, conclusions_after = await analytics_state(infra.database_url)
+        republished = await read_topic(
+            infra.bootstrap_servers, Topic.ANALYTICS, expect=len(published), timeout=5
+        )
+    finally:
+        await asyncio.to_thread(service.stop)
+    assert after == before
+    assert conclusions_after == conclusions
+    assert len(republished) == len(published)

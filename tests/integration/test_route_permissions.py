@@ -1,0 +1,114 @@
+"""Every route of every service, for every role: allowed (and then answered without a
+server error), 403, or (without a token) 401.
+
+Each service runs in this process with its runtime started on a real database and
+broker (`uvicorn` on a free port), so that a request that passes authorization is
+answered as it would be in production: with the test's inputs (an empty body, unknown
+ids) that is a 4xx or a 2xx, never a 5xx. The expectation is the permission each route
+declares (`requires(...)`) and `ROLE_PERMISSIONS`; a route that declares no permission
+fails the test (and is refused to everyone at run time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+
+from local.reference import settings_classes
+from services.runtime.http.security import PUBLIC_PATHS, ROLE_PERMISSIONS, ROLES
+from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer
+from tests.support.infrastructure import Infrastructure
+from tests.support.routes import DEFINITIONS, app_of, concrete, operations, requirement_of
+from tests.support.waiting import eventually
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` served by uvicorn in this process (its lifespan starts the service's runtime),
+    and a client of it."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, log_level="warning")
+    )
+    serve = asyncio.create_task(server.serve())
+    try:
+        await eventually(
+            lambda: server.started or serve.done(), timeout=60, describe="the server started"
+        )
+        assert server.started, serve.exception() if serve.done() else "not started"
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await serve
+
+
+async def call(
+    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
+) -> httpx.Response:
+    """The answer to a request with the test's inputs: an empty JSON body where a body
+    goes. A stream of server-sent events (it does not end) is answered by its headers."""
+    body: dict[str, Any] | None = None if method in ("GET", "HEAD", "DELETE") else {}
+    async with client.stream(method, path, json=body, headers=headers) as response:
+        if not response.headers.get("content-type", "").startswith("text/event-stream"):
+            await response.aread()
+    return response
+
+
+@pytest.mark.parametrize("name", sorted(DEFINITIONS))
+async def test_every_route_answers_each_role_by_the_matrix(
+    name: str, infra: Infrastructure
+) -> None:
+    settings = settings_classes()[name](
+        auth_secret=TEST_SECRET,
+        keyring_master_key=TEST_MASTER_KEY,
+        rate_limit_per_minute=0,
+        database_url=infra.database_url,
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+    )
+    app = app_of(DEFINITIONS[name], settings)
+    tokens = {role: bearer(role, f"someone-{role}") for role in ROLES}
+    checked = 0
+    async with serving(app) as client:
+        for method, template, operation in operations(app):
+            path = concrete(template, operation)
+            if template in PUBLIC_PATHS:
+                assert (await call(client, method, path, {})).status_code not in (401, 403), (
+                    template
+                )
+                continue
+            requirement = requirement_of(app, method, template)
+            assert requirement is not None, f"{method} {template} declares no permission"
+            assert operation["x-required-permission"] == requirement.permission
+            assert f"`{requirement.permission}`" in operation["description"]
+            anonymous = await call(client, method, path, {})
+            assert anonymous.status_code == 401, f"{method} {template} without a token"
+            assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+            for role, headers in tokens.items():
+                response = await call(client, method, path, headers)
+                if requirement.permission in ROLE_PERMISSIONS[role]:
+                    assert response.status_code not in (401, 403), (
+                        f"{role} may {requirement.permission}, yet {method} {template} "
+                        f"answered {response.status_code} {response.text}"
+                    )
+                    assert response.status_code < 500, (
+                        f"{role} may {requirement.permission}: {method} {template} answered "
+                        f"{response.status_code} {response.text}"
+                    )
+                else:
+                    assert response.status_code == 403, (
+                        f"{role} lacks {requirement.permission}, yet {method} {template} "
+                        f"answered {response.status_code}"
+                    )
+                    assert requirement.permission in response.json()["error"]
+            stranger = await call(client, method, path, bearer("visitor"))
+            assert stranger.status_code == 403, f"{method} {template} for an unknown role"
+            checked += 1
+    assert checked > 0

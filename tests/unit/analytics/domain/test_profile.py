@@ -1,0 +1,120 @@
+"""The analytic profile's fold (`services.analytics.domain.profile`): independent of the
+order of events; contacts from logged interactions and their corrections (in either
+order), the latest contact and the contacts of the last 90 days."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from contracts import interaction
+from contracts.envelope import EventEnvelope
+from contracts.registry import parse_event
+from local.synthetic_history import history
+from services.analytics.domain.money import Converter
+from services.analytics.domain.profile import Profile, apply
+from tests.support.events import envelope
+
+NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
+HORIZON = NOW - timedelta(days=90)
+CUSTOMER = uuid.uuid4()
+
+
+def logged(call: uuid.UUID, days_ago: int) -> EventEnvelope[Any]:
+    payload = interaction.InteractionLogged(
+        channel="phone",
+        direction="inbound",
+        started_at=NOW - timedelta(days=days_ago),
+        subject="回访",
+    )
+    return envelope(CUSTOMER, 1, payload, aggregate_id=call, event_id=uuid.uuid4())
+
+
+def corrected(call: uuid.UUID, version: int, **changes: Any) -> EventEnvelope[Any]:
+    if "days_ago" in changes:
+        changes["started_at"] = NOW - timedelta(days=changes.pop("days_ago"))
+    payload = interaction.InteractionCorrected(
+        **changes, changed=sorted(changes), reason="recorded wrongly"
+    )
+    return envelope(CUSTOMER, version, payload, aggregate_id=call, event_id=uuid.uuid4())
+
+
+def fold(*events: EventEnvelope[Any], profile: Profile | None = None) -> Profile:
+    profile = profile or Profile(CUSTOMER)
+    for event in events:
+        apply(profile, event, Converter("CNY"), NOW)
+    return profile
+
+
+def fold_documents(documents: list[bytes]) -> Profile:
+    """The fold of raw event documents, as read from a topic."""
+    return fold(*map(parse_event, documents), profile=Profile(uuid.uuid4()))
+
+
+def test_a_corrected_start_time_moves_the_contact() -> None:
+    call = uuid.uuid4()
+    profile = fold(logged(call, days_ago=200), corrected(call, 2, days_ago=1))
+    assert profile.last_contact_at == NOW - timedelta(days=1)
+    assert profile.interactions_since(HORIZON) == 1
+
+
+def test_a_correction_read_before_its_interaction_still_wins() -> None:
+    call = uuid.uuid4()
+    in_order = fold(logged(call, days_ago=200), corrected(call, 2, days_ago=1))
+    reversed_ = fold(corrected(call, 2, days_ago=1), logged(call, days_ago=200))
+    assert reversed_.to_state() == in_order.to_state()
+
+
+def test_the_latest_contact_moved_back_leaves_the_one_before_as_latest() -> None:
+    first, second = uuid.uuid4(), uuid.uuid4()
+    profile = fold(logged(first, days_ago=1), logged(second, days_ago=10))
+    fold(corrected(first, 2, days_ago=200), profile=profile)
+    assert profile.last_contact_at == NOW - timedelta(days=10)
+    assert profile.interactions_since(HORIZON) == 1
+
+
+def test_a_correction_of_other_fields_leaves_the_contacts_as_they_are() -> None:
+    call = uuid.uuid4()
+    before = fold(logged(call, days_ago=5)).to_state()
+    after = fold(logged(call, days_ago=5), corrected(call, 2, channel="email")).to_state()
+    assert after == before
+
+
+def test_old_contacts_are_forgotten_but_the_three_latest() -> None:
+    calls = [uuid.uuid4() for _ in range(6)]
+    profile = fold(*(logged(call, days_ago=100 + n) for n, call in enumerate(calls)))
+    assert set(profile.contacts) == {str(c) for c in calls[:3]}
+    assert profile.last_contact_at == NOW - timedelta(days=100)
+    assert profile.interactions_since(HORIZON) == 0
+
+
+def test_a_profile_stored_before_contacts_were_kept_by_interaction_still_counts_them() -> None:
+    state = orjson.loads(orjson.dumps(fold(logged(uuid.uuid4(), days_ago=3)).to_state()))
+    del state["contacts"]
+    earlier = Profile.from_state(CUSTOMER, state)
+    assert earlier.interactions_since(HORIZON) == 1
+    fold(logged(uuid.uuid4(), days_ago=2), profile=earlier)
+    assert earlier.interactions_since(HORIZON) == 2
+    assert earlier.last_contact_at == NOW - timedelta(days=2)
+
+
+def test_the_fold_does_not_depend_on_the_order_of_events() -> None:
+    events = history(30, now=NOW)
+    by_customer: dict[str, list[bytes]] = {}
+    for event in events:
+        by_customer.setdefault(str(event.customer_id), []).append(event.message()[2])
+    rng = random.Random(5)
+    for documents in by_customer.values():
+        reference = fold_documents(documents).to_state()
+        shuffled = list(documents)
+        rng.shuffle(shuffled)
+        state = fold_documents(shuffled).to_state()
+        state["recent_contacts"] = sorted(state["recent_contacts"])
+        reference["recent_contacts"] = sorted(reference["recent_contacts"])
+        assert orjson.dumps(state, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+            reference, option=orjson.OPT_SORT_KEYS
+        )

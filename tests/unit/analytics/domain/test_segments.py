@@ -1,0 +1,42 @@
+"""Conclusions (`services.analytics.domain.segments`): segment changes with their values,
+and churn warnings raised and cleared."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from services.analytics.domain.profile import Profile
+from services.analytics.domain.segments import SegmentRule, conclude
+
+NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
+
+
+def test_conclusions_name_the_changes_and_their_values() -> None:
+    profile = Profile(uuid.uuid4(), registered=True, region="华东")
+    profile.purchase_count = 3
+    profile.total_spend = Decimal("9000")
+    profile.first_purchase_at = NOW - timedelta(days=300)
+    profile.last_purchase_at = NOW - timedelta(days=200)
+    profile.recency_score, profile.frequency_score, profile.monetary_score = 2, 5, 5
+    profile.nps_latest = 2
+    rule = SegmentRule.of("east", 3, "华东", {"field": "region", "op": "eq", "value": "华东"})
+    outcome = conclude(profile, NOW, [rule])
+    entered = {c.segment: c for c in outcome.changes}
+    assert set(entered) == {"rfm.cannot_lose", "tier.top", "lifecycle.at_risk", "east"}
+    assert entered["east"].rule_version == 3
+    assert entered["east"].values == {"region": "华东"}
+    assert entered["rfm.cannot_lose"].values == {
+        "recency_score": 2, "frequency_score": 5, "monetary_score": 5
+    }  # fmt: skip
+    assert outcome.churn_event == "raised"
+    assert outcome.churn_reasons == ["overdue_purchase", "detractor"]
+    profile.region = "华北"
+    profile.nps_latest = 10
+    profile.last_purchase_at = NOW - timedelta(days=1)
+    again = conclude(profile, NOW, [rule])
+    moved = {(c.segment, c.direction) for c in again.changes}
+    assert ("east", "left") in moved and ("lifecycle.at_risk", "left") in moved
+    assert again.churn_event == "cleared"
+    assert conclude(profile, NOW, [rule]).changes == []
