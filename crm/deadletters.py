@@ -5,8 +5,10 @@
     crm dead-letters replay PARTITION:OFFSET [--value-file FIXED.json]
 
 `replay` publishes the message (or its corrected value) to the topic it came from, with
-its original key and headers. Consumers recognise an event they already applied, so a
-replay of something that did get applied changes nothing.
+its original key and headers. A corrected value goes only to an inbound topic: the
+internal topics carry only what their service signed (`contracts.signing`). Consumers
+recognise an event they already applied, so a replay of something that did get applied
+changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from contracts.signing import OWNERS
 from contracts.topics import Topic
 from services.runtime.messaging.deadletter import HEADER_PREFIX
 
@@ -47,6 +50,7 @@ class DeadLetter:
             "position": self.position,
             "source_topic": self.header("source_topic"),
             "source_position": source,
+            "service": self.header("service"),
             "consumer": self.header("consumer"),
             "reason": self.header("reason"),
             "detail": self.header("detail"),
@@ -177,6 +181,13 @@ def run(args: argparse.Namespace) -> int:
     source = letter.header("source_topic")
     if not source:
         raise SystemExit(f"dead letter {letter.position} does not say where it came from")
+    owner = OWNERS.get(source)
+    if owner is not None and args.value_file:
+        raise SystemExit(
+            f"{source} carries only what the {owner} service signed: a corrected value "
+            "cannot be replayed there. Replay the original once the consumer is fixed, or "
+            f"correct the fact through the {owner} service's API"
+        )
     value = args.value_file.read_bytes() if args.value_file else letter.value or b""
     asyncio.run(publish(options, source, letter, value))
     print(f"replayed {letter.position} to {source}")

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from contracts.registry import parse_event
 from local.synthetic_history import Event, history
 from tests.support.infrastructure import Infrastructure
+from tests.support.kafka import owner_signatures
 from tests.support.waiting import eventually
 
 CUSTOMERS = 2500
@@ -172,10 +173,14 @@ async def publish_shuffled(bootstrap_servers: str, events: list[Event], seed: in
     messages = [e.message() for e in events]
     messages += rng.sample(messages, len(messages) // 20)
     rng.shuffle(messages)
+    signatures = [owner_signatures(t, [v])[0] for t, _, v in messages]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=10)
     await producer.start()
     try:
-        pending = [await producer.send(t, value=v, key=k) for t, k, v in messages]
+        pending = [
+            await producer.send(t, value=v, key=k, headers=h)
+            for (t, k, v), h in zip(messages, signatures, strict=True)
+        ]
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import time
 from datetime import datetime
@@ -17,7 +15,7 @@ from contracts import parse_event
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
 from tests.support.auth import bearer
-from tests.support.http import wait_for
+from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import read_topic
 from tests.support.waiting import eventually
@@ -232,7 +230,7 @@ async def test_directory_filters_paging_and_csv(client: httpx.AsyncClient) -> No
 
     export = await client.get("/customers/export.csv", params={"tag": "software"})
     assert export.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(export.text)))
+    rows = csv_rows(export)
     assert [r["name"] for r in rows] == ["北京云图软件有限公司", "陈静"]
     assert rows[1]["tags"] == "software|vip"
 

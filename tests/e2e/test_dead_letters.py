@@ -10,7 +10,7 @@ from pathlib import Path
 from contracts import customer as contract
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
-from tests.support.crm import crm
+from tests.support.crm import crm, run_crm
 from tests.support.events import as_message, envelope
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure
@@ -73,12 +73,19 @@ async def test_bad_messages_are_dead_lettered_and_good_ones_applied(
 
 
 async def test_a_fixed_dead_letter_is_replayed_and_applied_once(
-    infra: Infrastructure, customer_service: ServiceProcess, tmp_path: Path
+    infra: Infrastructure, sales_service: ServiceProcess, tmp_path: Path
 ) -> None:
     customer_id = uuid.uuid4()
-    good = envelope(customer_id, 1, contract.CustomerRegistered(name="修复后", kind="consumer"))
-    broken = good.model_dump_json().replace('"consumer"', '"martian"').encode()
-    await publish_raw(infra.bootstrap_servers, Topic.CUSTOMER, [(b"fix-me", broken)])
+    good = {
+        "source": "shop-cn",
+        "order_id": "SO-FIX-1",
+        "customer_id": str(customer_id),
+        "amount": "88.00",
+        "currency": "CNY",
+        "occurred_at": "2026-11-20T10:00:00+00:00",
+    }
+    broken = json.dumps({**good, "currency": "RMB"}).encode()
+    await publish_raw(infra.bootstrap_servers, Topic.PURCHASES_INBOUND, [(b"fix-me", broken)])
     await read_topic(infra.bootstrap_servers, Topic.DEAD_LETTER, expect=1)
 
     listed = [
@@ -86,28 +93,49 @@ async def test_a_fixed_dead_letter_is_replayed_and_applied_once(
         for line in (await crm("dead-letters", "list", "--json", infra=infra)).splitlines()
     ]
     assert len(listed) == 1
-    assert listed[0]["reason"] == "invalid event"
-    assert listed[0]["source_topic"] == Topic.CUSTOMER
+    assert listed[0]["reason"] == "unknown currency"
+    assert listed[0]["source_topic"] == Topic.PURCHASES_INBOUND
     position = listed[0]["position"]
     shown = await crm("dead-letters", "show", position, infra=infra)
-    assert "martian" in shown and "dlq.reason: invalid event" in shown
+    assert "RMB" in shown and "dlq.reason: unknown currency" in shown
 
     fixed = tmp_path / "fixed.json"
-    fixed.write_bytes(good.model_dump_json().encode())
-    async with customer_service.client() as client:
-        for _replay in range(2):  # the second replay is recognised as already applied
+    fixed.write_text(json.dumps(good))
+    async with sales_service.client() as client:
+        for _replay in range(2):  # the second replay is recognised as already recorded
             await crm("dead-letters", "replay", position, "--value-file", str(fixed), infra=infra)
-            customer = await wait_for(client, f"/customers/{customer_id}", lambda c: True)
-            assert customer["name"] == "修复后"
+            purchases = await wait_for(
+                client, f"/customers/{customer_id}/purchases", lambda p: len(p["items"]) == 1
+            )
+            assert purchases["items"][0]["order_id"] == "SO-FIX-1"
 
         async def counted_as_duplicate() -> str:
             metrics = (await client.get("/metrics")).text
-            assert 'event_type="customer.registered",outcome="duplicate"' in metrics
+            assert 'event_type="purchase",outcome="duplicate"' in metrics
             return metrics
 
-        metrics = await eventually(counted_as_duplicate, describe="the replay counted twice")
-    duplicate = (
-        'consumer="customer_directory",event_type="customer.registered",outcome="duplicate",'
-        'topic="crm.customer.events.v1"} 1.0'
+        await eventually(counted_as_duplicate, describe="the second replay counted as duplicate")
+        purchases = (await client.get(f"/customers/{customer_id}/purchases")).json()
+        assert len(purchases["items"]) == 1
+
+
+async def test_a_corrected_value_is_not_replayed_onto_an_internal_topic(
+    infra: Infrastructure, customer_service: ServiceProcess, tmp_path: Path
+) -> None:
+    """The internal topics carry only what their service signed: an operator may replay
+    the original, never a value of their own."""
+    good = envelope(uuid.uuid4(), 1, contract.CustomerRegistered(name="修复后", kind="consumer"))
+    broken = good.model_dump_json().replace('"consumer"', '"martian"').encode()
+    await publish_raw(infra.bootstrap_servers, Topic.CUSTOMER, [(b"fix-me", broken)])
+    await read_topic(infra.bootstrap_servers, Topic.DEAD_LETTER, expect=1)
+    (letter,) = [
+        json.loads(line)
+        for line in (await crm("dead-letters", "list", "--json", infra=infra)).splitlines()
+    ]
+    fixed = tmp_path / "fixed.json"
+    fixed.write_bytes(good.model_dump_json().encode())
+    code, _, err = await run_crm(
+        "dead-letters", "replay", letter["position"], "--value-file", str(fixed), infra=infra
     )
-    assert duplicate in metrics
+    assert code != 0
+    assert "signed" in err and "customer service" in err

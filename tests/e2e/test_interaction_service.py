@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import csv
-import io
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,7 +24,7 @@ from local.demo import interaction as demo_interaction
 from local.launcher import ServiceProcess, session_master_key
 from services.runtime.privacy.keyring import Keyring
 from tests.support.customers import register_customer
-from tests.support.http import wait_for
+from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import header, publish_json, read_topic
 
@@ -295,9 +293,9 @@ async def test_contacts_complaints_surveys_and_plans(
         meeting_view = (await client.get(f"/interactions/{meeting_id}")).json()
         assert meeting_view["duration_seconds"] == 5400 and meeting_view["correction_count"] == 1
         exported = await client.get("/interactions/export.csv", params={"customer_id": str(huaxin)})
-        rows = list(csv.DictReader(io.StringIO(exported.text)))
+        rows = csv_rows(exported)
         timeline_csv = await client.get(f"/customers/{huaxin}/timeline/export.csv")
-        assert len(list(csv.DictReader(io.StringIO(timeline_csv.text)))) == 6
+        assert len(csv_rows(timeline_csv)) == 6
         assert [r["subject"] for r in rows] == ["咨询发票开具", "咨询发票开具", "年度合同续签洽谈"]
 
         # The call centre re-sends a call it sent before: still one call ------------------

@@ -4,8 +4,6 @@ opportunities."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytest
 
 from local.launcher import ServiceProcess
 from tests.support.customers import register_customer, when_customer_known
-from tests.support.http import wait_for
+from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.waiting import eventually
 
@@ -92,7 +90,7 @@ async def test_commands_and_personal_data_reads_are_audited(
 
         export = await admin.get("/audit/export.csv", params={"actor": "zhou.min"})
         assert export.headers["content-type"].startswith("text/csv")
-        rows = list(csv.DictReader(io.StringIO(export.text)))
+        rows = csv_rows(export)
         assert {r["actor"] for r in rows} == {"zhou.min"} and len(rows) == len(reads)
 
         assert (await agent.get("/audit")).status_code == 403

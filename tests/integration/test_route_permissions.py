@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from local.reference import settings_classes
 from services.runtime.http.security import PUBLIC_PATHS, ROLE_PERMISSIONS, ROLES
-from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer
+from tests.support.auth import app_keys, bearer
 from tests.support.infrastructure import Infrastructure
 from tests.support.routes import DEFINITIONS, app_of, concrete, operations, requirement_of
 from tests.support.waiting import eventually
@@ -67,8 +67,7 @@ async def test_every_route_answers_each_role_by_the_matrix(
     name: str, infra: Infrastructure
 ) -> None:
     settings = settings_classes()[name](
-        auth_secret=TEST_SECRET,
-        keyring_master_key=TEST_MASTER_KEY,
+        **app_keys(name),
         rate_limit_per_minute=0,
         database_url=infra.database_url,
         kafka_bootstrap_servers=infra.bootstrap_servers,

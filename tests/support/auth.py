@@ -5,7 +5,9 @@ authenticated client, `token(...)` and `bearer(...)` mint one by hand."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+from local.launcher import session_signing_key, session_trusted_keys
 from services.runtime.http.security import mint_token
 
 TEST_SECRET = "test-secret-of-the-crm-test-suite-0123456789"
@@ -13,6 +15,18 @@ TEST_SECRET = "test-secret-of-the-crm-test-suite-0123456789"
 
 TEST_MASTER_KEY = "dGVzdC1tYXN0ZXIta2V5LW9mLXRoZS1jcm0tdGVzdHM="
 """The keyring master key of the apps unit tests build (32 bytes, base64; tests only)."""
+
+
+def app_keys(service: str = "customer") -> dict[str, Any]:
+    """The key settings of an app a test builds in its own process as `service`: the
+    token secret, the keyring master key, and the run's signing keys (the same the
+    launcher gives the services it starts)."""
+    return {
+        "auth_secret": TEST_SECRET,
+        "keyring_master_key": TEST_MASTER_KEY,
+        "signing_key": session_signing_key(service),
+        "signing_trusted_keys": session_trusted_keys(),
+    }
 
 
 def token(

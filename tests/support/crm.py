@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 
-from local.launcher import REPO, session_master_key
+from local.launcher import REPO, session_master_key, session_trusted_keys
 from tests.support.infrastructure import Infrastructure
 
 
@@ -19,6 +19,7 @@ def crm_environment(infra: Infrastructure | None) -> dict[str, str]:
             "CRM_DATABASE_URL": infra.database_url,
             "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
             "CRM_KEYRING_MASTER_KEY": session_master_key(),
+            "CRM_SIGNING_TRUSTED_KEYS": session_trusted_keys(),
         }
     return environment
 

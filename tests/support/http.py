@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -45,3 +47,11 @@ def in_process_client(app: FastAPI, *, raise_app_exceptions: bool = True) -> htt
         app=app, raise_app_exceptions=raise_app_exceptions, client=("testclient", 50000)
     )
     return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+def csv_rows(response: httpx.Response) -> list[dict[str, str]]:
+    """The rows of a CSV download, which must start with the UTF-8 byte order mark that
+    makes spreadsheets read it as UTF-8."""
+    assert response.headers["content-type"].startswith("text/csv"), response.text[:200]
+    assert response.content.startswith(b"\xef\xbb\xbf"), "a CSV download starts with a BOM"
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))

@@ -9,6 +9,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from contracts.signing import HEADER as SIGNATURE_HEADER
+from contracts.signing import OWNERS, Signer
+from local.launcher import session_signing_key
 from tests.support.waiting import eventually
 
 
@@ -69,15 +72,33 @@ async def read_to_the_end(
     )
 
 
+def owner_signatures(topic: str, values: Sequence[bytes]) -> list[list[tuple[str, bytes]]]:
+    """The headers with which the service owning `topic` would sign `values` (none on an
+    inbound topic)."""
+    owner = OWNERS.get(topic)
+    if owner is None:
+        return [[] for _ in values]
+    signer = Signer.from_base64(session_signing_key(owner))
+    return [[(SIGNATURE_HEADER, h)] for h in signer.sign(topic, values)]
+
+
 async def publish_raw(
-    bootstrap_servers: str, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]]
+    bootstrap_servers: str,
+    topic: str,
+    messages: Sequence[tuple[bytes | None, bytes | None]],
+    *,
+    signed: bool = True,
 ) -> None:
-    """Publish (key, value) pairs in order and wait for every acknowledgement."""
+    """Publish (key, value) pairs in order and wait for every acknowledgement. On an
+    internal topic the messages are signed as its owning service signs them (with the key
+    the launcher gives that service), unless `signed` is False: a forgery."""
+    values = [value or b"" for _, value in messages]
+    signatures = owner_signatures(topic, values) if signed else [[] for _ in messages]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     await producer.start()
     try:
-        for key, value in messages:
-            await producer.send_and_wait(topic, value=value, key=key)
+        for (key, value), headers in zip(messages, signatures, strict=True):
+            await producer.send_and_wait(topic, value=value, key=key, headers=headers)
     finally:
         await producer.stop()
 

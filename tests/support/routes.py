@@ -18,7 +18,7 @@ import services
 from services.runtime.http.security import Requirement, api_routes
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
-from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET
+from tests.support.auth import app_keys
 
 SERVICES_DIR = Path(services.__file__).parent
 
@@ -34,9 +34,7 @@ def service_definitions() -> dict[str, ServiceDefinition]:
 
 
 DEFINITIONS = service_definitions()
-SETTINGS = ServiceSettings(
-    auth_secret=TEST_SECRET, keyring_master_key=TEST_MASTER_KEY, rate_limit_per_minute=0
-)
+SETTINGS = ServiceSettings(**app_keys(), rate_limit_per_minute=0)
 """Settings of an app built in-process without its runtime (no database, no broker)."""
 
 

@@ -354,7 +354,7 @@ class BatchConsumer(Generic[T]):
         """Dead-letter what did not parse and handle the rest; return once it is all done."""
         for rejection in rejected:
             self.count(rejection.record.topic, "unparsed", "dead_lettered")
-        await self._dead_letters.publish(rejected)
+        await self._dead_letters.publish(rejected, self.name)
         if not parsed:
             return
         started = time.perf_counter()
@@ -370,7 +370,7 @@ class BatchConsumer(Generic[T]):
                 delay = min(delay * 2, 5.0)
         for rejection in failed:
             self.count(rejection.record.topic, "unapplied", "dead_lettered")
-        await self._dead_letters.publish(failed)
+        await self._dead_letters.publish(failed, self.name)
         BATCH_SECONDS.labels(consumer=self.name).observe(time.perf_counter() - started)
         self.last_error = None
 

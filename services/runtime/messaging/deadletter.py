@@ -31,7 +31,9 @@ class Rejection:
     detail: str
 
 
-def dead_letter_headers(rejection: Rejection, consumer: str) -> list[tuple[str, bytes]]:
+def dead_letter_headers(
+    rejection: Rejection, service: str, consumer: str
+) -> list[tuple[str, bytes]]:
     record = rejection.record
     added = {
         "reason": rejection.reason,
@@ -39,6 +41,7 @@ def dead_letter_headers(rejection: Rejection, consumer: str) -> list[tuple[str, 
         "source_topic": record.topic,
         "source_partition": str(record.partition),
         "source_offset": str(record.offset),
+        "service": service,
         "consumer": consumer,
         "failed_at": datetime.now(UTC).isoformat(),
     }
@@ -49,12 +52,13 @@ def dead_letter_headers(rejection: Rejection, consumer: str) -> list[tuple[str, 
 class DeadLetterPublisher:
     """Publishes rejections and waits for the broker's acknowledgement, retrying."""
 
-    def __init__(self, producer_factory: Callable[[], AIOKafkaProducer], consumer: str) -> None:
+    def __init__(self, producer_factory: Callable[[], AIOKafkaProducer], service: str) -> None:
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
-        self._consumer = consumer
+        self._service = service
 
-    async def publish(self, rejections: list[Rejection]) -> None:
+    async def publish(self, rejections: list[Rejection], consumer: str) -> None:
+        """Dead-letter what `consumer` (of this service) could not parse or apply."""
         if not rejections:
             return
         delay = 0.2
@@ -69,7 +73,7 @@ class DeadLetterPublisher:
                         Topic.DEAD_LETTER,
                         value=r.record.value,
                         key=r.record.key,
-                        headers=dead_letter_headers(r, self._consumer),
+                        headers=dead_letter_headers(r, self._service, consumer),
                     )
                     for r in rejections
                 ]

@@ -43,8 +43,7 @@ def test_the_documented_example_is_a_valid_purchase() -> None:
         (raw([EXAMPLE]), "not a JSON object", ""),
         (raw(without("amount")), "missing field", "amount"),
         (raw(without("occurred_at")), "missing field", "occurred_at"),
-        (raw({**EXAMPLE, "amount": "-1.00"}), "amount not positive", "amount"),
-        (raw({**EXAMPLE, "amount": 0}), "amount not positive", "amount"),
+        (raw({**EXAMPLE, "amount": "-1.00"}), "negative amount", "amount"),
         (raw({**EXAMPLE, "currency": "RMB"}), "unknown currency", "'RMB' is not a supported"),
         (raw({**EXAMPLE, "amount": "lots"}), "wrong type", "amount"),
         (raw({**EXAMPLE, "amount": True}), "wrong type", "amount"),
@@ -62,6 +61,13 @@ def test_what_does_not_fit_is_rejected_with_a_reason(
         parse_purchase(message)
     assert rejected.value.reason == reason
     assert detail in rejected.value.detail
+
+
+def test_a_free_or_fully_discounted_order_is_a_purchase_of_no_value() -> None:
+    for amount in (0, "0", "0.00"):
+        purchase = parse_purchase(raw({**EXAMPLE, "amount": amount}))
+        assert purchase.amount == 0
+        assert purchase.model_dump(mode="json")["amount"] == "0.00"
 
 
 def test_a_purchase_lands_on_the_known_customer_or_the_one_derived_from_its_reference() -> None:

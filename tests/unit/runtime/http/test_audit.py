@@ -11,14 +11,14 @@ from services.interaction.service import DEFINITION as INTERACTION
 from services.runtime.http.audit import COLUMNS
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
-from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer
+from tests.support.auth import app_keys, bearer
 from tests.support.http import in_process_client
 
 
 async def recorded(
     definition: ServiceDefinition, requests: list[tuple[str, str, Any]]
 ) -> list[dict[str, Any]]:
-    settings = ServiceSettings(auth_secret=TEST_SECRET, keyring_master_key=TEST_MASTER_KEY)
+    settings = ServiceSettings(**app_keys())
     app = build_app(definition, settings)
     audit = app.state.runtime.audit
     audit.accepting = True

@@ -33,7 +33,7 @@ from services.runtime.http.security import (
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
 from services.runtime.storage.eventstore import current_context
-from tests.support.auth import TEST_MASTER_KEY, TEST_SECRET, bearer, token
+from tests.support.auth import TEST_SECRET, app_keys, bearer, token
 from tests.support.http import in_process_client
 from tests.support.routes import DEFINITIONS, app_of, operations, requirement_of
 
@@ -61,7 +61,7 @@ def probe(*routers: APIRouter) -> ServiceDefinition:
 
 
 def probe_app(**settings: Any) -> httpx.AsyncClient:
-    options = {"auth_secret": TEST_SECRET, "keyring_master_key": TEST_MASTER_KEY, **settings}
+    options = {**app_keys(), **settings}
     return in_process_client(build_app(probe(router), ServiceSettings(**options)))
 
 
