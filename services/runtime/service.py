@@ -147,7 +147,9 @@ class ServiceRuntime:
             for source in self.definition.outboxes()
         ]
         self._dead_letters = DeadLetterPublisher(
-            lambda: reliable_producer(settings, f"{self.schema}-dead-letters"), self.schema
+            lambda: reliable_producer(settings, f"{self.schema}-dead-letters"),
+            self.schema,
+            max_message_bytes=settings.kafka_max_message_bytes,
         )
         kafka_options = connection_options(settings)
         handlers: list[BatchHandler[Any]] = [
