@@ -129,6 +129,12 @@ class ServiceSettings(BaseSettings):
     auth_leeway_seconds: int = Field(
         default=30, ge=0, le=600, description="Clock skew allowed on a token's `exp`."
     )
+    consumer_stall_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="A consumer behind for this long without handling a batch makes "
+        "`/health/live` fail, so that the process is restarted.",
+    )
     max_body_bytes: int = Field(
         default=262_144,
         ge=1024,
