@@ -1,9 +1,11 @@
-"""`crm topics`: create every topic the CRM uses on a Kafka cluster; existing ones stay."""
+"""`crm topics`: create every topic the CRM uses on a Kafka cluster; existing ones stay.
+`crm topics acls`: print the script giving each principal its users and ACLs (`crm.acls`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,6 +20,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--replication-factor", type=int, default=1, help="for new topics (default 1)"
     )
     parser.set_defaults(handler=run)
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+    acls = actions.add_parser(
+        "acls",
+        help="print the script creating the SASL users and Kafka ACLs",
+        description="Print a shell script that creates each principal's SCRAM user and "
+        "the ACLs letting each service write only its own topic and the dead-letter "
+        "topic, and read what it consumes (see crm/acls.py). Connects to nothing.",
+    )
+    acls.add_argument(
+        "--output", type=Path, help="write the script to this file instead of printing it"
+    )
+    acls.set_defaults(handler=print_acls)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,4 +51,16 @@ def run(args: argparse.Namespace) -> int:
     )
     for topic in Topic:
         print(f"{topic:34} {topic.description}")
+    return 0
+
+
+def print_acls(args: argparse.Namespace) -> int:
+    from crm.acls import grants, script
+
+    text = script(grants())
+    if args.output is None:
+        print(text, end="")
+    else:
+        args.output.write_text(text)
+        args.output.chmod(0o755)
     return 0
