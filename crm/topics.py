@@ -13,7 +13,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "topics",
         help="create the CRM's topics on the cluster of CRM_KAFKA_BOOTSTRAP_SERVERS",
         description="Create every topic of contracts/topics.py that the cluster does not "
-        "have yet, with the retention the CRM expects. Existing topics are left alone.",
+        "have yet, with the retention the CRM expects. Existing topics are left alone. "
+        "`crm topics acls` prints the script giving each Kafka user its ACLs instead.",
     )
     parser.add_argument("--partitions", type=int, default=6, help="for new topics (default 6)")
     parser.add_argument(
