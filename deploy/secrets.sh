@@ -1,9 +1,21 @@
 #!/bin/sh
 # Every secret deploy/compose.yaml needs, fresh, as an env file:
-#   sh deploy/secrets.sh > deploy/.env && chmod 600 deploy/.env
-# Needs only openssl (1.1.1 or later, for Ed25519). The same values, as Kubernetes
-# Secrets, are described in deploy/kubernetes/config.yaml; rotation in docs/security.md.
+#   sh deploy/secrets.sh deploy/.env     # written readable by you only; never overwritten
+#   sh deploy/secrets.sh                 # printed instead
+# Once only: new values replace the keyring master key (without it the sealed personal
+# data cannot be opened) and every other key. Needs only openssl (1.1.1 or later, for
+# Ed25519). Kubernetes takes the same values as Secrets (deploy/kubernetes/config.yaml);
+# rotation is in docs/security.md.
 set -eu
+
+if [ $# -gt 0 ]; then
+  if [ -e "$1" ]; then
+    echo "$1 exists: its secrets are in use (rotate them one by one, docs/security.md)" >&2
+    exit 1
+  fi
+  umask 077
+  exec > "$1"
+fi
 
 # the services that sign what they publish, and every SASL user (crm/acls.py)
 services="customer sales interaction analytics"

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -236,3 +238,15 @@ def test_deployed_services_are_the_services_of_the_repository() -> None:
     assert in_kubernetes == built
     assert {f"{name}.yaml" for name in built} <= kustomized
     assert {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"} == kustomized
+
+
+def test_the_secrets_script_writes_a_private_file_and_never_replaces_one(tmp_path: Path) -> None:
+    script = str(DEPLOY / "secrets.sh")
+    env_file = tmp_path / ".env"
+    subprocess.run(["sh", script, str(env_file)], check=True)
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    written = env_file.read_text()
+    again = subprocess.run(["sh", script, str(env_file)], capture_output=True, text=True)
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+    assert env_file.read_text() == written
