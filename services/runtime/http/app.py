@@ -38,6 +38,7 @@ from services.runtime.http.security import (
 )
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.runtime.storage.eventstore import CommandContext, command_context
+from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("crm.access")
@@ -58,6 +59,8 @@ class Readiness:
 ReadinessCheck = Callable[[], Awaitable[Readiness]]
 
 CORRELATION_HEADER = "X-Correlation-ID"
+RETRY_AFTER_SECONDS = 1
+"""What a 503 after a transient database or broker error asks the client to wait."""
 
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:
@@ -154,6 +157,11 @@ def create_app(
             413: {"description": "The request body is too large."},
             422: {"description": "The request is invalid; `error` says what to fix."},
             429: {"description": "Too many requests with this token; see `Retry-After`."},
+            503: {
+                "description": "The database or the broker is briefly unavailable; nothing "
+                "was changed unless the same request is found done when retried after "
+                "`Retry-After`."
+            },
         },
     )
     # the last added runs first: correlation id and metrics, then authentication
@@ -163,6 +171,17 @@ def create_app(
     @app.exception_handler(CommandRejected)
     async def _rejected(_: Request, exc: CommandRejected) -> JSONResponse:
         return JSONResponse(error_body(str(exc)), status_code=exc.status_code)
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("answered 503 after a transient error: %r", exc)
+        return JSONResponse(
+            error_body("the database or the broker is briefly unavailable: retry shortly"),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for transient in TRANSIENT_ERRORS:
+        app.add_exception_handler(transient, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
