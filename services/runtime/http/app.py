@@ -181,7 +181,8 @@ def create_app(
         )
 
     for transient in TRANSIENT_ERRORS:
-        app.add_exception_handler(transient, _unavailable)
+        if issubclass(transient, Exception):  # all of them; the check is for the types
+            app.add_exception_handler(transient, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
