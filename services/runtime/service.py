@@ -31,7 +31,7 @@ from services.runtime.http.security import (
 )
 from services.runtime.logs import configure_logging
 from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
-from services.runtime.messaging.deadletter import DeadLetterPublisher
+from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
 from services.runtime.messaging.projection import Projection, ProjectionHandler
@@ -155,10 +155,12 @@ class ServiceRuntime:
             )
             for source in self.definition.outboxes()
         ]
+        self.dead_letter_store = DeadLetterStore(self.pool)
         self._dead_letters = DeadLetterPublisher(
             lambda: reliable_producer(settings, f"{self.schema}-dead-letters"),
             self.schema,
             max_message_bytes=settings.kafka_max_message_bytes,
+            store=self.dead_letter_store,
         )
         kafka_options = connection_options(settings)
         handlers: list[BatchHandler[Any]] = [
@@ -195,6 +197,14 @@ class ServiceRuntime:
             start(f"{self.schema}-relay-{relay.name}", relay.run())
         for task in self.definition.background(self):
             start(getattr(task, "__qualname__", "background"), task())
+        start(
+            "dead-letter-retention",
+            every(
+                3600,
+                partial(self.dead_letter_store.sweep, self.settings.dead_letter_retention_days),
+                "forgetting dead letters past their retention",
+            ),
+        )
         for refresh in (*self.definition.gauges, self._refresh_stalls):
             start(
                 f"gauges-{getattr(refresh, '__qualname__', refresh)}",

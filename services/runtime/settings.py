@@ -129,6 +129,13 @@ class ServiceSettings(BaseSettings):
     auth_leeway_seconds: int = Field(
         default=30, ge=0, le=600, description="Clock skew allowed on a token's `exp`."
     )
+    dead_letter_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="How long the service keeps what its consumers could not handle "
+        "(`crm dead-letters`); they may hold personal data of inbound messages.",
+    )
     consumer_stall_seconds: float = Field(
         default=300,
         gt=0,

@@ -84,6 +84,6 @@ async def test_the_settings_file_of_crm_up_points_the_commands_at_its_servers(
     # what the environment sets wins over the file
     closed = free_port()
     code, out, err = await run_in(
-        environment | {"CRM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed}"}, "dead-letters", "list"
+        environment | {"CRM_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{closed}"}, "topics"
     )
     assert code == 1 and f"127.0.0.1:{closed}" in err, out + err

@@ -1,4 +1,9 @@
-"""Dead-letter topic: what a consumer could not parse or apply, kept with the reason.
+"""Dead letters: what a consumer could not parse or apply, kept with the reason.
+
+Each is kept twice: whole in the service's own `dead_letters` table (written first and
+retried until PostgreSQL has it, so that a broker that loses its topics loses no dead
+letter; listed and replayed by `crm dead-letters`, swept after the retention), and on the
+dead-letter topic, for other systems to watch.
 
 The dead-lettered message keeps the original key, value and headers byte for byte; the
 reason and where it came from are added as headers prefixed `dlq.`.
@@ -15,11 +20,14 @@ message.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError, RecordTooLargeError
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
@@ -27,6 +35,7 @@ from aiokafka.structs import ConsumerRecord
 
 from contracts.topics import Topic
 from services.runtime.metrics import DEAD_LETTERS
+from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +118,56 @@ def truncated(rejection: Rejection, service: str, consumer: str, limit: int) -> 
     return letter
 
 
+KEEP_SQL = """
+INSERT INTO dead_letters (consumer, source_topic, source_partition, source_offset, key,
+                          value, headers, reason, detail, original_bytes)
+VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)
+ON CONFLICT (consumer, source_topic, source_partition, source_offset) DO NOTHING
+"""
+
+
+class DeadLetterStore:
+    """The service's `dead_letters` table: every rejection whole, once per source
+    position (a redelivered batch adds nothing)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def keep(self, rejections: list[Rejection], consumer: str) -> None:
+        rows = []
+        for r in rejections:
+            record = r.record
+            headers = [
+                [k, base64.b64encode(bytes(v)).decode()]
+                for k, v in record.headers or ()
+                if not k.startswith(HEADER_PREFIX)
+            ]
+            rows.append(
+                (
+                    consumer,
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    record.key,
+                    record.value,
+                    json.dumps(headers),
+                    r.reason,
+                    r.detail[:2000],
+                    len(record.value or b""),
+                )
+            )
+        await self._pool.executemany(KEEP_SQL, rows)
+
+    async def sweep(self, retention_days: int) -> None:
+        """Forget what failed longer than `retention_days` ago."""
+        deleted = await self._pool.execute(
+            "DELETE FROM dead_letters WHERE failed_at < now() - make_interval(days => $1)",
+            retention_days,
+        )
+        if deleted != "DELETE 0":
+            log.info("dead letters past their retention: %s", deleted)
+
+
 class DeadLetterPublisher:
     """Publishes rejections and waits for the broker's acknowledgement, retrying what a
     retry can mend."""
@@ -119,7 +178,9 @@ class DeadLetterPublisher:
         service: str,
         *,
         max_message_bytes: int = 1_048_576,
+        store: DeadLetterStore | None = None,
     ) -> None:
+        self._store = store
         self._producer_factory = producer_factory
         self._producer: AIOKafkaProducer | None = None
         self._service = service
@@ -129,6 +190,7 @@ class DeadLetterPublisher:
         """Dead-letter what `consumer` (of this service) could not parse or apply."""
         if not rejections:
             return
+        await self._keep(rejections, consumer)
         delay = 0.2
         while True:
             try:
@@ -154,6 +216,20 @@ class DeadLetterPublisher:
                 r.reason,
                 r.detail[:300],
             )
+
+    async def _keep(self, rejections: list[Rejection], consumer: str) -> None:
+        """Into the service's table first, waiting out database outages."""
+        if self._store is None:
+            return
+        delay = 0.2
+        while True:
+            try:
+                await self._store.keep(rejections, consumer)
+                return
+            except TRANSIENT_ERRORS as exc:
+                log.warning("keeping dead letters failed, retrying: %r", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _send_all(
         self, rejections: list[Rejection], letters: list[DeadLetter], consumer: str
