@@ -99,8 +99,7 @@ async def mark_replayed(database_url: str, letter: DeadLetter) -> None:
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute(
-            f'UPDATE "{letter.service}".dead_letters SET replayed_at = now() '
-            "WHERE letter_id = $1",
+            f'UPDATE "{letter.service}".dead_letters SET replayed_at = now() WHERE letter_id = $1',
             letter.letter_id,
         )
     finally:
