@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from services.runtime.http import audit
 from services.runtime.http.app import Readiness, create_app
+from services.runtime.http.idempotency import forget_old
 from services.runtime.http.security import (
     RateLimiter,
     SecurityConfigError,
@@ -198,6 +199,14 @@ class ServiceRuntime:
         for task in self.definition.background(self):
             start(getattr(task, "__qualname__", "background"), task())
         start(
+            "idempotency-window",
+            every(
+                600,
+                partial(forget_old, self.pool, self.settings.idempotency_window_hours),
+                "forgetting idempotency keys past their window",
+            ),
+        )
+        start(
             "dead-letter-retention",
             every(
                 3600,
@@ -320,6 +329,7 @@ def build_app(
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body=settings.max_body_bytes,
         audit=runtime.audit,
+        pool=lambda: runtime.pool,
     )
     app.state.runtime = runtime
     for router in definition.routers:

@@ -129,6 +129,13 @@ class ServiceSettings(BaseSettings):
     auth_leeway_seconds: int = Field(
         default=30, ge=0, le=600, description="Clock skew allowed on a token's `exp`."
     )
+    idempotency_window_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 30,
+        description="How long a command's `Idempotency-Key` and its answer are kept: a "
+        "repeat within it is answered from there.",
+    )
     dead_letter_retention_days: int = Field(
         default=30,
         ge=1,

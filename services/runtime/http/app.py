@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -29,6 +30,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected
 from services.runtime.http.audit import AuditLog
+from services.runtime.http.idempotency import IdempotencyMiddleware
 from services.runtime.http.security import (
     Principal,
     RateLimiter,
@@ -144,6 +146,7 @@ def create_app(
     limiter: RateLimiter,
     max_body: int,
     audit: AuditLog | None = None,
+    pool: Callable[[], asyncpg.Pool | None] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -164,7 +167,10 @@ def create_app(
             },
         },
     )
-    # the last added runs first: correlation id and metrics, then authentication
+    # the last added runs first: correlation id and metrics, then authentication, then
+    # the answers to repeated commands (the caller's keys)
+    if pool is not None:
+        app.add_middleware(IdempotencyMiddleware, pool=pool)
     app.add_middleware(SecurityMiddleware, verifier=verifier, limiter=limiter, max_body=max_body)
     app.add_middleware(RequestContextMiddleware, service=service, audit=audit)
 
