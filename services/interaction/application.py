@@ -8,7 +8,7 @@ new aggregates of a batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -24,6 +24,7 @@ from services.interaction.domain import (
     SlaPolicy,
     SurveyResponse,
     Ticket,
+    check_consent,
     contact_plan_id,
 )
 from services.runtime.errors import Conflict
@@ -38,12 +39,21 @@ class InteractionApplication(EventSourcedApplication):
     # Interactions --------------------------------------------------------------------
 
     def log_interaction(
-        self, *, customer_id: UUID, requested_id: UUID | None = None, **fields: Any
+        self,
+        *,
+        customer_id: UUID,
+        requested_id: UUID | None = None,
+        opted_out: Collection[str] = (),
+        **fields: Any,
     ) -> Interaction:
         """Log a contact. With `requested_id` (derived from the caller's idempotency key)
-        a repeated request returns the interaction logged the first time."""
+        a repeated request returns the interaction logged the first time. An outbound
+        contact on a channel in `opted_out` (the customer's opt-outs) needs a
+        `consent_override`."""
         if requested_id is not None and (found := self._existing(Interaction, requested_id)):
             return found
+        override = fields.get("consent_override")
+        check_consent(fields["channel"], fields["direction"], opted_out, override)
         interaction = Interaction(
             customer_id=customer_id,
             channel=fields["channel"],
@@ -60,8 +70,13 @@ class InteractionApplication(EventSourcedApplication):
             customer_reference=None,
             customer_hint=None,
             requested_id=requested_id,
+            consent_override=override,
+            consent_breach=False,
         )
         return self._save_new(interaction)
+
+    def interaction(self, interaction_id: UUID) -> Interaction:
+        return self.load(interaction_id, Interaction, "interaction")
 
     def correct_interaction(
         self,
@@ -69,11 +84,12 @@ class InteractionApplication(EventSourcedApplication):
         changes: dict[str, Any],
         reason: str,
         expected_version: int | None = None,
+        opted_out: Collection[str] = (),
     ) -> Interaction:
         return self.change(
             interaction_id,
             expected_version,
-            lambda i: i.correct(changes, reason),
+            lambda i: i.correct(changes, reason, opted_out),
             kind=Interaction,
             what="interaction",
         )

@@ -29,6 +29,7 @@ from services.interaction.queries import (
     TicketQuery,
 )
 from services.interaction.views.responses import (
+    ChannelConsent,
     DueContact,
     DueContactPage,
     FeedbackPage,
@@ -171,7 +172,10 @@ async def read_interaction(interaction_id: UUID, pool: Pool) -> InteractionView:
     "/customers/{customer_id}/timeline",
     dependencies=[requires("interactions:read")],
     summary="Everything between the customer and us, newest first",
-    description="Interactions, tickets, survey answers and feedback in one list.",
+    description="Interactions, tickets, survey answers and feedback in one list, with the "
+    "customer's channel consent; an interaction's details show the reason stated for an "
+    "outbound contact on an opted-out channel (`consent_override`) or flag one reported "
+    "with none (`consent_breach`).",
     tags=["interactions"],
 )
 async def customer_timeline(
@@ -190,7 +194,9 @@ async def customer_timeline(
         limit=limit + 1,
         after=TIMELINE_ORDER.after(cursor),
     )
+    consent = (await queries.consent_of(pool, [customer_id])).get(customer_id)
     return TimelinePage(
+        consent=ChannelConsent(**vars(consent)) if consent else None,
         items=[TimelineEntry.model_validate(r) for r in rows[:limit]],
         next_cursor=TIMELINE_ORDER.next_cursor(rows, limit),
     )
