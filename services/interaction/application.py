@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
+from contracts.envelope import EventEnvelope
 from services.interaction.domain import (
     ContactPlan,
     Feedback,
@@ -27,6 +28,7 @@ from services.interaction.domain import (
     check_consent,
     contact_plan_id,
 )
+from services.interaction.publishing import to_contract
 from services.runtime.errors import Conflict
 from services.runtime.storage.eventstore import EventSourcedApplication
 
@@ -200,6 +202,14 @@ class InteractionApplication(EventSourcedApplication):
         self, ticket_id: UUID, closed_at: datetime, expected_version: int | None = None
     ) -> Ticket:
         return self._change_ticket(ticket_id, expected_version, lambda t: t.close(closed_at))
+
+    def ticket_events_until(self, ticket_id: UUID, moment: datetime) -> list[EventEnvelope[Any]]:
+        """The ticket's events recorded up to `moment`, as their contracts tell them."""
+        return [
+            envelope
+            for domain_event in self.events_until(ticket_id, moment, "ticket", "opened")
+            if (envelope := to_contract(domain_event)) is not None
+        ]
 
     def _change_ticket(
         self, ticket_id: UUID, expected_version: int | None, command: Callable[[Ticket], object]

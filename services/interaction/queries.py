@@ -299,6 +299,41 @@ async def get_ticket(connection: Connection, ticket_id: UUID, now: datetime) -> 
     return _ticket_row(records[0], now) if records else None
 
 
+AS_OF_TICKET = f"""
+SELECT c.name AS customer_name, {SLA_STATE.format(now="$1")} AS sla_state
+FROM (SELECT $2::uuid AS customer_id, $3::text AS status, $4::boolean AS response_breached,
+             $5::boolean AS resolution_breached, $6::timestamptz AS first_responded_at,
+             $7::timestamptz AS response_due_at, $8::timestamptz AS response_warn_at,
+             $9::timestamptz AS resolution_due_at, $10::timestamptz AS resolution_warn_at) t
+LEFT JOIN interaction_customers c ON c.customer_id = t.customer_id
+"""
+
+
+async def ticket_as_of(connection: Connection, row: Row, moment: datetime) -> Row:
+    """A ticket row folded from the event store up to `moment`, with its service-level
+    state at that moment by the very rule the read model answers with."""
+    record = await connection.fetchrow(
+        AS_OF_TICKET,
+        moment,
+        *(
+            row[c]
+            for c in (
+                "customer_id",
+                "status",
+                "response_breached",
+                "resolution_breached",
+                "first_responded_at",
+                "response_due_at",
+                "response_warn_at",
+                "resolution_due_at",
+                "resolution_warn_at",
+            )
+        ),
+    )
+    assert record is not None
+    return _ticket_row({**row, **dict(record)}, moment)
+
+
 async def ticket_times(
     connection: Connection,
     *,
