@@ -59,10 +59,11 @@ def active_context() -> CommandContext | None:
     return _current_context.get()
 
 
-def stamp(aggregate: Any, context: CommandContext) -> None:
-    """Record `context` on the aggregate's pending events, for commands saved in a batch
-    whose items each have their own cause (e.g. one inbound message each)."""
-    for pending in aggregate.pending_events:
+def stamp(aggregate: Any, context: CommandContext, since: int = 0) -> None:
+    """Record `context` on the aggregate's pending events (from the `since`th on), for
+    commands saved in a batch whose items each have their own cause (e.g. one inbound
+    message each)."""
+    for pending in aggregate.pending_events[since:]:
         object.__setattr__(pending, METADATA_KEY, asdict(context))
 
 
