@@ -122,24 +122,24 @@ async def test_outbound_contact_on_an_opted_out_channel_needs_a_stated_reason(
             ("call", Topic.CALL_LOGS_INBOUND, {**call, "call_id": "out-2", "direction": "outbound",
              "subject": "outbound call asked for", "consent_override": OVERRIDE}, False),
         ]  # fmt: skip
-        for channel in MessageChannel:
+        for carried in MessageChannel:
             message = {
                 "source": "msg-gateway",
                 "customer_id": quiet,
-                "channel": channel,
+                "channel": carried,
                 "sent_at": ago(10),
             }
             for direction in ("outbound", "inbound"):
-                breach = direction == "outbound" and channel in GOVERNED
+                breach = direction == "outbound" and carried in GOVERNED
                 messages.append(
                     (
                         "message",
                         Topic.MESSAGES_INBOUND,
                         {
                             **message,
-                            "message_id": f"{channel}-{direction}",
+                            "message_id": f"{carried}-{direction}",
                             "direction": direction,
-                            "text": f"{direction} message on {channel}",
+                            "text": f"{direction} message on {carried}",
                         },
                         breach,
                     )

@@ -81,9 +81,11 @@ def known(customer: Customer, field: str) -> object:
     return [v for c in customer.contacts.values() for v in c[f"{field}s"]]
 
 
-def bare(ref: str, **hint: str) -> Sighting:
+def bare(
+    ref: str, name: str | None = None, phone: str | None = None, email: str | None = None
+) -> Sighting:
     reference = CustomerReference(source="shop-cn", source_customer_id=ref)
-    return Sighting(customer_id_for_reference(reference), "shop-cn", ref, **hint)
+    return Sighting(customer_id_for_reference(reference), "shop-cn", ref, name, phone, email)
 
 
 def test_every_hint_field_fills_what_is_unknown_and_nothing_known() -> None:

@@ -131,17 +131,21 @@ def test_an_outbound_contact_against_an_opt_out_needs_a_reason_and_the_reason_is
     None
 ):
     app = InteractionApplication()
-    contact = {
-        "customer_id": uuid.uuid4(),
-        "channel": "sms",
-        "started_at": OPENED,
-        "subject": "报价",
-        "opted_out": ["sms"],
-    }
+    customer_id = uuid.uuid4()
+    contact: dict[str, Any] = {"channel": "sms", "started_at": OPENED, "subject": "报价"}
     with pytest.raises(RuleViolation, match="opted out of sms"):
-        app.log_interaction(direction="outbound", **contact)
-    app.log_interaction(direction="inbound", **contact)  # the customer wrote to us
-    logged = app.log_interaction(direction="outbound", consent_override=OVERRIDE, **contact)
+        app.log_interaction(
+            customer_id=customer_id, opted_out=["sms"], direction="outbound", **contact
+        )
+    # the customer wrote to us
+    app.log_interaction(customer_id=customer_id, opted_out=["sms"], direction="inbound", **contact)
+    logged = app.log_interaction(
+        customer_id=customer_id,
+        opted_out=["sms"],
+        direction="outbound",
+        consent_override=OVERRIDE,
+        **contact,
+    )
     assert logged.consent_override == OVERRIDE
     payload = published(app)[-1]["payload"]
     assert (payload["consent_override"], payload["consent_breach"]) == (OVERRIDE, False)
