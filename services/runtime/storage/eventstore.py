@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
@@ -59,10 +59,11 @@ def active_context() -> CommandContext | None:
     return _current_context.get()
 
 
-def stamp(aggregate: Any, context: CommandContext) -> None:
-    """Record `context` on the aggregate's pending events, for commands saved in a batch
-    whose items each have their own cause (e.g. one inbound message each)."""
-    for pending in aggregate.pending_events:
+def stamp(aggregate: Any, context: CommandContext, since: int = 0) -> None:
+    """Record `context` on the aggregate's pending events (from the `since`th on), for
+    commands saved in a batch whose items each have their own cause (e.g. one inbound
+    message each)."""
+    for pending in aggregate.pending_events[since:]:
         object.__setattr__(pending, METADATA_KEY, asdict(context))
 
 
@@ -192,6 +193,23 @@ class EventSourcedApplication(Application[UUID]):
         if not isinstance(found, kind):
             raise NotFound(f"no {what} with id {aggregate_id}")
         return found
+
+    def events_until(
+        self, aggregate_id: UUID, moment: datetime, what: str, created: str = "created"
+    ) -> list[Any]:
+        """The aggregate's stored events recorded up to `moment`, none after (for reads
+        "as of" a past moment); `NotFound` naming `what` ("customer") and how it comes
+        to be (`created`: "registered") when there were none yet."""
+        events = []
+        for domain_event in self.events.get(aggregate_id):
+            if getattr(domain_event, "timestamp") > moment:  # noqa: B009
+                break
+            events.append(domain_event)
+        if not events:
+            if not any(True for _ in self.events.get(aggregate_id, limit=1)):
+                raise NotFound(f"no {what} with id {aggregate_id}")
+            raise NotFound(f"{what} {aggregate_id} was not {created} yet at {moment.isoformat()}")
+        return events
 
     def change(
         self,
