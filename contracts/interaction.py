@@ -21,8 +21,8 @@ from contracts.envelope import EventPayload
 from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
 from contracts.timestamps import PastDatetime
-from contracts.values import LINE, TEXT, Line, Moment, Text
 from contracts.topics import Topic
+from contracts.values import LINE, TEXT, Line, Moment, Text
 
 ShortText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE

@@ -32,8 +32,8 @@ from contracts.money import NonNegativeMoney, PositiveMoney, Priced
 from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
 from contracts.timestamps import PastDatetime
-from contracts.values import LINE, TEXT, Day, Line
 from contracts.topics import Topic
+from contracts.values import LINE, TEXT, Day, Line
 
 ShortText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE

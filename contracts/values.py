@@ -154,3 +154,9 @@ def lines_in_json(value: Any) -> Any:
 
 JSON_LINES = AfterValidator(lines_in_json)
 """Append to an `Annotated[dict[str, Any], ...]`: every string in it is one line."""
+
+
+def into_window(moment: datetime) -> datetime:
+    """`moment` moved into the window: for state a service stored before the window was
+    enforced, so that what it computes from it and writes back can be read again."""
+    return min(max(moment, EARLIEST), LATEST)

@@ -323,7 +323,9 @@ def add_activity(
         try:  # an activity with its actual result took place: not in the future
             day_not_in_future(body.date)
         except PydanticCustomError as exc:
-            raise RuleViolation(f"date: {exc.message()} (an activity with an actual result)")
+            raise RuleViolation(
+                f"date: {exc.message()} (an activity with an actual result took place)"
+            ) from None
     opportunity, activity_id = app.plan_activity(
         opportunity_id,
         {

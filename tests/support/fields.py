@@ -80,7 +80,8 @@ def request_bodies() -> dict[str, type[BaseModel]]:
             for parameter in dependant.body_params if dependant else ():
                 model = parameter.field_info.annotation
                 if isinstance(model, type) and issubclass(model, BaseModel):
-                    bodies[f"{definition.name} {sorted(route.methods)[0]} {route.path}"] = model
+                    method = sorted(route.methods or ())[0]
+                    bodies[f"{definition.name} {method} {route.path}"] = model
     return bodies
 
 

@@ -232,9 +232,7 @@ def respond_to_ticket(
 def resolve_ticket(
     ticket_id: UUID, body: ResolveTicket, app: App, version: Version, response: Response
 ) -> Accepted:
-    ticket = app.resolve_ticket(
-        ticket_id, or_now(body.resolved_at), body.resolution, version
-    )
+    ticket = app.resolve_ticket(ticket_id, or_now(body.resolved_at), body.resolution, version)
     return accepted(response, ticket)
 
 

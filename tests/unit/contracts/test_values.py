@@ -123,6 +123,7 @@ def test_what_was_recorded_before_is_read_repaired() -> None:
         "products": [{"product": "许可\x1b", "quantity": "1", "unit_price": "1.00"}],
     }
     event = parse_event(orjson.dumps(document))
+    assert isinstance(event.payload, OpportunityOpened)
     assert event.occurred_at == EARLIEST
     assert event.payload.description == f"旧{REPLACEMENT}描述"
     assert event.payload.expected_close_date == LAST_DAY
