@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import enum
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from fastapi.routing import iter_route_contexts
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AfterValidator, AwareDatetime, BaseModel
 from pydantic.networks import EmailStr
 
 from contracts.envelope import EventEnvelope
@@ -28,6 +28,8 @@ class Leaf:
     path: Path
     """Where the value sits: field names, and 0 for an element of a list."""
     kind: Kind
+    checks: tuple[Callable[..., Any], ...] = ()
+    """The functions of the `AfterValidator`s on the way to the value."""
 
     def __str__(self) -> str:
         return f"{self.model.__name__}.{'.'.join(str(p) for p in self.path)}"
@@ -41,34 +43,46 @@ class Leaf:
         return document
 
 
-def _leaves(annotation: Any, path: Path, seen: frozenset[type]) -> Iterator[tuple[Path, Kind]]:
+Found = tuple[Path, Kind, tuple[Callable[..., Any], ...]]
+
+
+def _checks(metadata: Any) -> tuple[Callable[..., Any], ...]:
+    return tuple(item.func for item in metadata if isinstance(item, AfterValidator))
+
+
+def _leaves(
+    annotation: Any, path: Path, seen: frozenset[type], checks: tuple[Callable[..., Any], ...]
+) -> Iterator[Found]:
     origin = get_origin(annotation)
     if origin is Annotated:
-        yield from _leaves(get_args(annotation)[0], path, seen)
+        inner, *metadata = get_args(annotation)
+        yield from _leaves(inner, path, seen, checks + _checks(metadata))
     elif origin in (Union, types.UnionType):
         for argument in get_args(annotation):
-            yield from _leaves(argument, path, seen)
+            yield from _leaves(argument, path, seen, checks)
     elif origin in (list, tuple, set, frozenset):
-        yield from _leaves(get_args(annotation)[0], (*path, 0), seen)
+        yield from _leaves(get_args(annotation)[0], (*path, 0), seen, ())
     elif origin is dict or annotation is dict:
-        yield path, "json"
+        yield path, "json", checks
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
         if annotation not in seen:
             for name, info in annotation.model_fields.items():
-                yield from _leaves(info.annotation, (*path, name), seen | {annotation})
+                yield from _leaves(
+                    info.annotation, (*path, name), seen | {annotation}, _checks(info.metadata)
+                )
     elif annotation in (datetime, AwareDatetime):
-        yield path, "moment"
+        yield path, "moment", checks
     elif annotation is date:
-        yield path, "day"
+        yield path, "day", checks
     elif annotation is EmailStr or (
         isinstance(annotation, type) and issubclass(annotation, str)
         and not issubclass(annotation, enum.Enum)
     ):  # fmt: skip
-        yield path, "text"
+        yield path, "text", checks
 
 
 def leaves(model: type[BaseModel]) -> list[Leaf]:
-    return [Leaf(model, path, kind) for path, kind in _leaves(model, (), frozenset())]
+    return [Leaf(model, *found) for found in _leaves(model, (), frozenset(), ())]
 
 
 def request_bodies() -> dict[str, type[BaseModel]]:
