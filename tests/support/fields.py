@@ -92,8 +92,10 @@ def request_bodies() -> dict[str, type[BaseModel]]:
         for route in iter_route_contexts(app_of(definition).routes):
             dependant = getattr(getattr(route, "route", route), "dependant", None)
             for parameter in dependant.body_params if dependant else ():
-                model = parameter.field_info.annotation
-                if isinstance(model, type) and issubclass(model, BaseModel):
+                annotation = parameter.field_info.annotation
+                for model in (annotation, *get_args(annotation)):  # `Body | None` too
+                    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+                        continue
                     method = sorted(route.methods or ())[0]
                     bodies[f"{definition.name} {method} {route.path}"] = model
     return bodies
