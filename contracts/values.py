@@ -18,9 +18,11 @@ tab and line breaks allowed), and every date or date-time field is `Day` or `Mom
 
 What was recorded before these rules (events in the event stores and on the topics) is
 still read: under `reading_recorded()` (which `contracts.parse_event` and the services'
-translations of stored events use) refused characters read as U+FFFD and dates outside
-the window as the nearest bound, so that a rebuild applies such an event instead of
-dead-lettering it, and what it stores can be read back. The edges (HTTP bodies, inbound
+translations of stored events use) NUL (and a lone surrogate) reads as U+FFFD, other
+control characters stay as they were recorded (PostgreSQL stores them, and a rebuild then
+gives the tables it gave before), and dates outside the window read as its nearest bound,
+so that a rebuild applies such an event instead of dead-lettering it, and what it stores
+can be read back. The edges (HTTP bodies, inbound
 messages) validate without it and refuse such values with the field named.
 """
 
@@ -47,6 +49,8 @@ _FIRST_YEAR, _LAST_YEAR = EARLIEST.year, LATEST.year
 _CONTROLS = "\x00-\x1f\x7f-\x9f\ud800-\udfff"
 _IN_LINE = re.compile(f"[{_CONTROLS}]")
 _IN_TEXT = re.compile(f"[{_CONTROLS}]".replace("\x00-\x1f", "\x00-\x08\x0b\x0c\x0e-\x1f"))
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+"""What PostgreSQL cannot hold in `text` (NUL) or UTF-8 cannot encode (lone surrogates)."""
 
 _reading_recorded: ContextVar[bool] = ContextVar("crm_reading_recorded", default=False)
 
@@ -85,7 +89,7 @@ def is_reading_recorded() -> bool:
 
 def _refuse_controls(value: str, pattern: re.Pattern[str], allowed: str) -> str:
     if _reading_recorded.get():
-        return pattern.sub(REPLACEMENT, value)
+        return _UNSTORABLE.sub(REPLACEMENT, value)
     found = pattern.search(value)
     assert found is not None
     raise PydanticCustomError(

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
-import orjson
 
 from contracts.topics import Topic
 from contracts.values import EARLIEST, LATEST, REPLACEMENT
 from local.launcher import ServiceProcess
+from tests.support.events import raw_envelope
 from tests.support.fields import Leaf, leaves, request_bodies
 from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
@@ -35,6 +35,9 @@ UNSTORABLE: dict[str, list[Any]] = {
     "moment": ["0001-01-01T00:00:00+08:00", "9999-12-31T20:00:00-08:00"],
     "json": [{"field": "region", "op": "eq", "value": "华东\x00"}],
 }
+
+
+YEAR_1_IN_SHANGHAI = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=8)))
 
 
 def unstorable(leaf: Leaf, n: int) -> Any:
@@ -75,26 +78,7 @@ async def test_every_body_field_refuses_unstorable_values_naming_it(
         assert registered.status_code == 201, registered.text
 
 
-def _envelope(
-    event_type: str, customer: uuid.UUID, payload: dict[str, Any], at: str, **extra: Any
-) -> tuple[bytes, bytes]:
-    """A raw envelope as a service published it, with `at` as it was recorded."""
-    document = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "schema_version": 1,
-        "customer_id": str(customer),
-        "aggregate_id": str(extra.get("aggregate_id") or uuid.uuid4()),
-        "aggregate_version": 1,
-        "occurred_at": at,
-        "recorded_at": extra.get("recorded_at", at),
-        "producer": "tests",
-        "payload": payload,
-    }
-    return str(customer).encode(), orjson.dumps(document)
-
-
-def _purchase(customer: uuid.UUID, at: str) -> tuple[bytes, bytes]:
+def _purchase(customer: uuid.UUID, at: datetime) -> tuple[bytes, bytes]:
     payload = {
         "purchase_id": str(uuid.uuid4()),
         "source": "shop-cn",
@@ -102,8 +86,8 @@ def _purchase(customer: uuid.UUID, at: str) -> tuple[bytes, bytes]:
         "amount": "100.00",
         "currency": "CNY",
     }
-    now = datetime.now(UTC).isoformat()
-    return _envelope("sales.purchase_recorded", customer, payload, at, recorded_at=now)
+    now = datetime.now(UTC)
+    return raw_envelope("sales.purchase_recorded", customer, payload, at, recorded_at=now)
 
 
 def _shown(body: Any) -> bool:
@@ -114,21 +98,21 @@ async def test_no_stored_value_breaks_the_analytics_reads(
     infra: Infrastructure, analytics_service: ServiceProcess
 ) -> None:
     customer = uuid.uuid4()
-    long_ago = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+    long_ago = datetime.now(UTC) - timedelta(days=400)
     old_registration = {"name": "客户\x00甲", "kind": "business", "region": "华东"}
     await publish_raw(
         infra.bootstrap_servers,
         Topic.CUSTOMER,
-        [_envelope("customer.registered", customer, old_registration, long_ago,
-                   aggregate_id=customer)],
+        [raw_envelope("customer.registered", customer, old_registration, long_ago,
+                      aggregate_id=customer)],
     )  # fmt: skip
     await publish_raw(
         infra.bootstrap_servers,
         Topic.SALES,
         [
-            _purchase(customer, EARLIEST.isoformat()),  # the bounds of the window
-            _purchase(customer, LATEST.isoformat()),
-            _purchase(customer, "0001-01-01T00:00:00+08:00"),  # recorded before the rules
+            _purchase(customer, EARLIEST),  # the bounds of the window
+            _purchase(customer, LATEST),
+            _purchase(customer, YEAR_1_IN_SHANGHAI),  # recorded before the rules
         ],
     )
     async with analytics_service.client(timeout=30) as client:
