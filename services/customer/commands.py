@@ -5,7 +5,7 @@ them. Queries are in `views.py`."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
@@ -27,6 +27,7 @@ from contracts.customer import (
     ValueBehaviour,
 )
 from contracts.references import CustomerReference
+from contracts.values import LINE, Line
 from services.customer.dependencies import App, Runtime, Version
 from services.customer.domain import Customer
 from services.runtime.errors import RuleViolation
@@ -112,7 +113,7 @@ class ContactChanges(StrictBody):
     name: ShortText | None = None
     title: ShortText | None = None
     phones: list[Phone] | None = Field(default=None, max_length=10)
-    emails: list[EmailStr] | None = Field(default=None, max_length=10)
+    emails: list[Annotated[EmailStr, LINE]] | None = Field(default=None, max_length=10)
 
 
 class AddressBody(StrictBody):
@@ -127,8 +128,8 @@ class AddressBody(StrictBody):
     line2: ShortText | None = None
     city: ShortText
     region: ShortText | None = None
-    postal_code: str | None = Field(default=None, max_length=20)
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")
+    postal_code: Line | None = Field(default=None, max_length=20)
+    country: Line = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")
 
 
 class ClassificationChanges(StrictBody):
@@ -374,7 +375,7 @@ def add_reference(
 
 
 class EraseCustomer(StrictBody):
-    request_reference: str | None = Field(
+    request_reference: Line | None = Field(
         default=None, max_length=100, description="The erasure request (a case number)."
     )
 

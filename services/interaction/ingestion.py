@@ -10,9 +10,9 @@ Parsing gives a reason a sender can act on. Reasons (the `dlq.reason` header of 
 dead-lettered message) are a small fixed set, so that they can label metrics: `empty
 message`, `malformed JSON`, `not a JSON object`, `missing field`, `wrong type`, `unknown
 channel`, `unknown direction`, `csat out of range`, `nps out of range`, `no score`, `no
-customer named`, `bad customer reference`, `date in the future`, `too long`, and `invalid
-call log` / `invalid message` / `invalid survey answer` for anything else. `dlq.detail`
-names the field and the problem.
+customer named`, `bad customer reference`, `date in the future`, `date out of range`,
+`control character`, `too long`, and `invalid call log` / `invalid message` / `invalid
+survey answer` for anything else. `dlq.detail` names the field and the problem.
 """
 
 from __future__ import annotations

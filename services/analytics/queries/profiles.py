@@ -10,7 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.analytics.queries.records import as_dict, as_dicts
+from services.analytics.queries.records import as_dict, as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
 
@@ -30,9 +30,10 @@ PROFILE_FILTERS = (
 )
 """Profile columns `/profiles` filters on by equality."""
 
-PROFILE_COLUMNS = """customer_id, name, kind, industry, region, owner, tags, registered,
-    purchase_count, total_spend, first_purchase_at, last_purchase_at, last_contact_at,
-    csat_average, csat_count, nps_latest, complaints_open, complaints_total,
+PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, registered,
+    purchase_count, total_spend, {within_window("first_purchase_at")},
+    {within_window("last_purchase_at")}, {within_window("last_contact_at")}, csat_average,
+    csat_count, nps_latest, complaints_open, complaints_total,
     recency_score, frequency_score, monetary_score, rfm_segment, lifecycle_stage,
     value_tier, satisfaction, quadrant, churn_risk, state->'recent_contacts' AS recent,
     updated_at"""
@@ -145,23 +146,25 @@ class CustomerDetails:
 async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDetails:
     async with pool.acquire() as c:
         interactions = await c.fetch(
-            """SELECT interaction_id, started_at, channel, direction, subject FROM interactions
+            f"""SELECT interaction_id, {within_window("started_at")}, channel, direction,
+                      subject FROM interactions
                WHERE customer_id = $1 ORDER BY started_at DESC LIMIT 10""",
             customer_id,
         )
         opportunities = await c.fetch(
-            """SELECT opportunity_id, description, stage, expected_amount, currency, owner,
-                      expected_close_date FROM opportunities
+            f"""SELECT opportunity_id, description, stage, expected_amount, currency, owner,
+                      {within_window("expected_close_date", day=True)} FROM opportunities
                WHERE customer_id = $1 AND stage NOT IN ('won', 'lost') ORDER BY updated_at""",
             customer_id,
         )
         tickets = await c.fetch(
-            """SELECT ticket_id, kind, subject, severity, status, opened_at, resolution_due_at
+            f"""SELECT ticket_id, kind, subject, severity, status, {within_window("opened_at")},
+                      {within_window("resolution_due_at")}
                FROM tickets WHERE customer_id = $1 AND status = 'open' ORDER BY opened_at""",
             customer_id,
         )
         surveys = await c.fetch(
-            """SELECT survey, answered_at, csat, nps, channel FROM surveys
+            f"""SELECT survey, {within_window("answered_at")}, csat, nps, channel FROM surveys
                WHERE customer_id = $1 ORDER BY answered_at DESC LIMIT 5""",
             customer_id,
         )

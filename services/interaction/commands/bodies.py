@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from contracts.interaction import (
     CONSENT_OVERRIDE_FIELD,
@@ -20,6 +20,7 @@ from contracts.interaction import (
     ShortText,
     TicketKind,
 )
+from contracts.timestamps import PastDatetime, PlannedMoment
 from services.runtime.http.commands import StrictBody
 
 
@@ -48,7 +49,7 @@ class LogInteraction(StrictBody):
     customer_id: UUID
     channel: InteractionChannel
     direction: Direction
-    started_at: AwareDatetime | None = Field(
+    started_at: PastDatetime | None = Field(
         default=None, description="When the contact began; now when absent. Not in the future."
     )
     duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
@@ -74,7 +75,7 @@ class CorrectInteraction(StrictBody):
 
     channel: InteractionChannel | None = None
     direction: Direction | None = None
-    started_at: AwareDatetime | None = None
+    started_at: PastDatetime | None = None
     duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
     participants: list[Participant] | None = Field(default=None, max_length=50)
     subject: ShortText | None = None
@@ -115,7 +116,7 @@ class OpenTicket(StrictBody):
     severity: Severity
     subject: ShortText
     description: LongText = ""
-    opened_at: AwareDatetime | None = Field(
+    opened_at: PastDatetime | None = Field(
         default=None,
         description="When the customer raised it, if earlier than now (the service-level "
         "clocks run from this moment). Not in the future.",
@@ -150,7 +151,7 @@ class RespondToTicket(StrictBody):
 
     responder: ShortText
     message: LongText = ""
-    responded_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    responded_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class ResolveTicket(StrictBody):
@@ -160,7 +161,7 @@ class ResolveTicket(StrictBody):
     )
 
     resolution: ShortText
-    resolved_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    resolved_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class ReopenTicket(StrictBody):
@@ -196,7 +197,7 @@ class AnswerSurvey(StrictBody):
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
     ticket_id: UUID | None = None
-    answered_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    answered_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class GiveFeedback(StrictBody):
@@ -219,7 +220,7 @@ class GiveFeedback(StrictBody):
     text: LongText = Field(min_length=1)
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
-    given_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    given_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class SetContactPlan(StrictBody):
@@ -236,7 +237,7 @@ class SetContactPlan(StrictBody):
     every_days: int = Field(ge=1, le=3660, description="Contact at least this often.")
     owner: ShortText | None = None
     note: LongText = ""
-    starts_at: AwareDatetime | None = Field(
+    starts_at: PlannedMoment | None = Field(
         default=None, description="When the first contact is due if none happened; now if absent."
     )
 

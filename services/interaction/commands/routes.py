@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -51,18 +51,10 @@ def accepted(response: Response, aggregate: Aggregate) -> Accepted:
     return Accepted(id=aggregate.id, version=aggregate.version)
 
 
-CLOCK_SKEW = timedelta(minutes=5)
-"""How far in the future a reported time may lie (clocks of other machines differ)."""
-
-
-def not_in_future(moment: datetime | None, name: str) -> datetime:
-    """`moment`, or now when absent; a moment in the future is refused."""
-    current = now()
-    if moment is None:
-        return current
-    if moment > current + CLOCK_SKEW:
-        raise RuleViolation(f"{name} lies in the future ({moment.isoformat()}); give a past time")
-    return moment
+def or_now(moment: datetime | None) -> datetime:
+    """`moment`, or now when absent. The body's type (`contracts.timestamps.PastDatetime`)
+    has refused a moment in the future already, naming the field."""
+    return now() if moment is None else moment
 
 
 CUSTOMER_GRACE_SECONDS = 3.0
@@ -124,7 +116,7 @@ async def log_interaction(
         opted_out=await queries.opted_out_channels(pool, body.customer_id),
         channel=body.channel.value,
         direction=body.direction.value,
-        started_at=not_in_future(body.started_at, "started_at"),
+        started_at=or_now(body.started_at),
         duration_seconds=body.duration_seconds,
         participants=[p.model_dump(mode="json") for p in body.participants],
         subject=body.subject,
@@ -157,7 +149,7 @@ async def correct_interaction(
     if not changes:
         raise RuleViolation("name at least one field to correct")
     if "started_at" in changes:
-        changes["started_at"] = not_in_future(changes["started_at"], "started_at")
+        changes["started_at"] = or_now(changes["started_at"])
     logged = await asyncio.to_thread(app.interaction, interaction_id)
     opted_out = await queries.opted_out_channels(pool, logged.customer_id)
     interaction = await asyncio.to_thread(
@@ -183,7 +175,7 @@ async def open_ticket(
     ticket = await asyncio.to_thread(
         app.open_ticket,
         customer_id=body.customer_id,
-        opened_at=not_in_future(body.opened_at, "opened_at"),
+        opened_at=or_now(body.opened_at),
         policy=policy,
         kind=body.kind.value,
         channel=body.channel.value,
@@ -241,7 +233,7 @@ def respond_to_ticket(
 ) -> Accepted:
     ticket = app.respond_to_ticket(
         ticket_id,
-        not_in_future(body.responded_at, "responded_at"),
+        or_now(body.responded_at),
         body.responder,
         body.message,
         version,
@@ -258,9 +250,7 @@ def respond_to_ticket(
 def resolve_ticket(
     ticket_id: UUID, body: ResolveTicket, app: App, version: Version, response: Response
 ) -> Accepted:
-    ticket = app.resolve_ticket(
-        ticket_id, not_in_future(body.resolved_at, "resolved_at"), body.resolution, version
-    )
+    ticket = app.resolve_ticket(ticket_id, or_now(body.resolved_at), body.resolution, version)
     return accepted(response, ticket)
 
 
@@ -320,7 +310,7 @@ async def answer_survey(
         channel=body.channel.value if body.channel else None,
         interaction_id=body.interaction_id,
         ticket_id=body.ticket_id,
-        answered_at=not_in_future(body.answered_at, "answered_at"),
+        answered_at=or_now(body.answered_at),
     )
     return accepted(response, answer)
 
@@ -341,7 +331,7 @@ async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Resp
         text=body.text,
         channel=body.channel.value if body.channel else None,
         interaction_id=body.interaction_id,
-        given_at=not_in_future(body.given_at, "given_at"),
+        given_at=or_now(body.given_at),
     )
     return accepted(response, feedback)
 

@@ -29,6 +29,7 @@ from eventsourcing.persistence import (
 from pydantic import ValidationError
 
 from contracts.registry import describe_validation_error
+from contracts.values import reading_recorded
 from services.runtime.errors import Conflict, NotFound, RuleViolation
 from services.runtime.privacy.sealing import SEALED_FOR
 
@@ -252,7 +253,8 @@ class EventSourcedApplication(Application[UUID]):
         """Every change to the aggregate as its contract tells it: what, when, by whom."""
         entries = []
         for domain_event in self.events.get(aggregate_id):
-            envelope = translate(domain_event)
+            with reading_recorded():  # stored events stay readable (contracts.values)
+                envelope = translate(domain_event)
             if envelope is None:
                 continue
             entries.append(
