@@ -19,7 +19,6 @@ from eventsourcing.persistence import RecordConflictError
 
 from services.customer.domain import Customer
 from services.customer.publishing import to_contract
-from services.runtime.errors import NotFound
 from services.runtime.storage.eventstore import CommandContext, EventSourcedApplication, stamp
 
 
@@ -173,15 +172,7 @@ class CustomerApplication(EventSourcedApplication):
 
     def customer_as_of(self, customer_id: UUID, moment: datetime) -> Customer:
         """The customer as they were at `moment`: every event up to it, none after."""
-        version = None
-        for domain_event in self.events.get(customer_id):
-            if getattr(domain_event, "timestamp") > moment:  # noqa: B009
-                break
-            version = domain_event.originator_version
-        if version is None:
-            self.customer(customer_id)  # 404 when the customer does not exist at all
-            raise NotFound(f"customer {customer_id} was not registered yet at {moment.isoformat()}")
-        return self.repository.get(customer_id, version=version)
+        return self.load_as_of(customer_id, Customer, "customer", moment)[0]
 
     def history(self, customer_id: UUID) -> list[dict[str, Any]]:
         """Every change to the customer: what, when, by whom, in which request."""

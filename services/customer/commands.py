@@ -27,7 +27,7 @@ from contracts.customer import (
     ValueBehaviour,
 )
 from contracts.references import CustomerReference
-from services.customer.dependencies import App, Runtime, Version
+from services.customer.dependencies import App, OwnContactDetails, OwnCustomer, Runtime, Version
 from services.customer.domain import Customer
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
@@ -194,7 +194,7 @@ def accepted(response: Response, customer: Customer, **extra: Any) -> Accepted:
 
 @router.post(
     "/customers",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-any")],
     status_code=201,
     summary="Register a customer",
 )
@@ -206,7 +206,7 @@ def register_customer(body: RegisterCustomer, app: App, response: Response) -> A
 
 @router.patch(
     "/customers/{customer_id}/profile",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Change profile fields",
 )
 def change_profile(
@@ -220,7 +220,7 @@ def change_profile(
 
 @router.put(
     "/customers/{customer_id}/addresses/{label}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Add or replace an address",
 )
 def set_address(
@@ -239,7 +239,7 @@ def set_address(
 
 @router.delete(
     "/customers/{customer_id}/addresses/{label}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Remove an address",
 )
 def remove_address(
@@ -250,7 +250,7 @@ def remove_address(
 
 @router.post(
     "/customers/{customer_id}/contacts",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     status_code=201,
     summary="Add a contact person",
 )
@@ -263,7 +263,7 @@ def add_contact(
 
 @router.patch(
     "/customers/{customer_id}/contacts/{contact_id}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Change a contact person",
 )
 def change_contact(
@@ -285,7 +285,7 @@ def change_contact(
 
 @router.delete(
     "/customers/{customer_id}/contacts/{contact_id}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Remove a contact person",
 )
 def remove_contact(
@@ -296,7 +296,7 @@ def remove_contact(
 
 @router.patch(
     "/customers/{customer_id}/classification",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Change importance tier, loyalty stage, value behaviour or relationship level",
 )
 def classify(
@@ -317,7 +317,7 @@ def classify(
 
 @router.post(
     "/customers/{customer_id}/tags",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Tag a customer",
 )
 def tag_customer(
@@ -328,7 +328,7 @@ def tag_customer(
 
 @router.delete(
     "/customers/{customer_id}/tags/{tag}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Remove a tag",
 )
 def untag_customer(
@@ -339,7 +339,7 @@ def untag_customer(
 
 @router.put(
     "/customers/{customer_id}/channel-preferences",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Set preferred channels and opt-outs",
 )
 def set_channel_preferences(
@@ -356,7 +356,7 @@ def set_channel_preferences(
 
 @router.post(
     "/customers/{customer_id}/references",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Record how another system names this customer",
     description="Facts that system publishes with this reference then land on this customer.",
 )

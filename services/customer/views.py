@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from contracts.customer import CustomerKind, ImportanceTier, LoyaltyStage
+from contracts.personal import Personal
 from contracts.references import CustomerReference
 from services.customer.dependencies import App, Pool, Runtime
 from services.customer.projections import COLUMNS, JSON_COLUMNS, Row
@@ -41,7 +42,7 @@ router = APIRouter(tags=["customers"])
 class CustomerView(BaseModel):
     customer_id: UUID
     version: int
-    name: str
+    name: Personal
     kind: str
     industry: str | None
     region: str | None

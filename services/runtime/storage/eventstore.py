@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
@@ -192,6 +192,24 @@ class EventSourcedApplication(Application[UUID]):
         if not isinstance(found, kind):
             raise NotFound(f"no {what} with id {aggregate_id}")
         return found
+
+    def load_as_of(
+        self, aggregate_id: UUID, kind: type[AggregateT], what: str, moment: datetime
+    ) -> tuple[AggregateT, list[Any]]:
+        """The aggregate as it was at `moment` (every event up to it, none after) and
+        those events; `NotFound` when it did not exist yet, or at all."""
+        events = []
+        for domain_event in self.events.get(aggregate_id):
+            if getattr(domain_event, "timestamp") > moment:  # noqa: B009
+                break
+            events.append(domain_event)
+        if not events:
+            self.load(aggregate_id, kind, what)  # 404 when it does not exist at all
+            raise NotFound(f"{what} {aggregate_id} did not exist yet at {moment.isoformat()}")
+        found: object = self.repository.get(aggregate_id, version=events[-1].originator_version)
+        if not isinstance(found, kind):
+            raise NotFound(f"no {what} with id {aggregate_id}")
+        return found, events
 
     def change(
         self,
