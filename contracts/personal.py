@@ -134,6 +134,8 @@ class _PersonalMark:
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         plain = handler(schema)
+        if plain.get("type") != "string":
+            return {**plain, "x-personal": True}  # a structure holding personal strings
         sealed = {
             "type": "string",
             "pattern": f"^({SEALED_PREFIX}[A-Za-z0-9_-]+|\\[erased\\])$",
@@ -147,7 +149,9 @@ PERSONAL = _PersonalMark()
 
 Personal = Annotated[str, PERSONAL]
 """A string of personal data as an API answers it (opened, or `ERASED`): the mark on the
-fields of response models, from which the audit log tells the reads of personal data."""
+fields of response models, from which the audit log tells the reads of personal data.
+(`Annotated[dict[str, Any], PERSONAL]` marks a structure that holds such strings, such as
+an event's payload in a history.)"""
 
 
 def carries_personal(annotation: Any) -> bool:

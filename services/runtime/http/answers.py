@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict
+
+from contracts.personal import PERSONAL
 
 
 def _version_last(schema: JsonDict) -> None:
@@ -44,4 +46,6 @@ class HistoryEntry(BaseModel):
     recorded_at: datetime
     actor: str | None
     correlation_id: str | None
-    change: dict[str, Any]
+    change: Annotated[dict[str, Any], PERSONAL] = Field(
+        description="The event's payload, personal values included."
+    )
