@@ -4,7 +4,8 @@
   changed (`customer_id`, `opportunity_id`, `id`) and its own description of `version`;
   `etag` sends the version as the `ETag`, to be sent back as `If-Match`.
 - `HistoryEntry`: one change in an aggregate's history, as
-  `EventSourcedApplication.change_history` gives it.
+  `EventSourcedApplication.change_history` gives it; `AsOf`, the query parameter of a
+  read as of a past moment (`EventSourcedApplication.load_as_of`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
 from contracts.personal import PERSONAL
@@ -49,3 +50,10 @@ class HistoryEntry(BaseModel):
     change: Annotated[dict[str, Any], PERSONAL] = Field(
         description="The event's payload, personal values included."
     )
+
+
+AsOf = Annotated[
+    AwareDatetime | None,
+    Query(description="A past moment with its UTC offset; read from the event store."),
+]
+"""The `as_of` parameter of a read that can answer the past."""

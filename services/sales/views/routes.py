@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel
 
 from contracts.sales import ActivityKind, Currency, Stage
 from services.runtime.errors import NotFound
-from services.runtime.http.answers import HistoryEntry, etag
+from services.runtime.http.answers import AsOf, HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.http.paging import Position
 from services.runtime.http.security import requires
@@ -270,10 +270,7 @@ async def read_opportunity(
     app: App,
     visible: Visible,
     response: Response,
-    as_of: Annotated[
-        AwareDatetime | None,
-        Query(description="A past moment with its UTC offset; read from the event store."),
-    ] = None,
+    as_of: AsOf = None,
 ) -> OpportunityDetail:
     if as_of is not None:
         return await opportunity_as_of(opportunity_id, as_of, db, app, visible, response)
