@@ -96,6 +96,38 @@ Csat = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction, 1 (b
 Nps = Annotated[int, Field(ge=0, le=10, description="Likelihood to recommend, 0 to 10.")]
 
 
+class ConsentOverrideReason(StrEnum):
+    """Why a contact on a channel the customer opted out of was made all the same."""
+
+    CUSTOMER_REQUEST = "customer_request"
+    """The customer asked to be contacted on this channel this time (asked for a call
+    back, asked for the quote by SMS)."""
+    LEGAL_OBLIGATION = "legal_obligation"
+    """A notice the law requires to reach the customer (a product recall, a notice the
+    contract requires)."""
+
+
+class ConsentOverride(BaseModel):
+    """The reason stated for an outbound contact on a channel the customer opted out of."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    reason: ConsentOverrideReason = Field(
+        description="customer_request: the customer asked for this contact on this channel; "
+        "legal_obligation: a notice the law requires."
+    )
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), PERSONAL] = (
+        Field(default="", description="Who asked, when, what for.")
+    )
+
+
+CONSENT_OVERRIDE_FIELD = (
+    "Why an outbound contact on a channel the customer opted out of was made: the reason "
+    "its recorder stated. Without it such a contact is refused (HTTP) or recorded as a "
+    "consent breach (inbound topics)."
+)
+
+
 class ReferencedCustomer(BaseModel):
     """Set when the fact came from another system naming the customer by its own id."""
 
@@ -153,6 +185,14 @@ class InteractionLogged(EventPayload, ReferencedCustomer):
     ticket_id: UUID | None = None
     source: str | None = Field(default=None, description="The system that reported it, if any.")
     source_id: str | None = Field(default=None, description="Its id in that system.")
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
+    consent_breach: bool = Field(
+        default=False,
+        description="An outbound contact on a channel the customer had opted out of, "
+        "reported by another system after the fact with no reason stated.",
+    )
 
 
 class InteractionCorrected(EventPayload):
@@ -180,6 +220,12 @@ class InteractionCorrected(EventPayload):
     notes: PersonalText | None = None
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
+    consent_override: ConsentOverride | None = None
+    consent_breach: bool | None = Field(
+        default=None,
+        description="Whether the contact, as corrected, still went against an opt-out "
+        "with no reason stated.",
+    )
     changed: list[str] = Field(description="Names of the corrected fields.")
     reason: PersonalText = Field(description="Why it was corrected.")
 
@@ -478,6 +524,9 @@ class CallLog(InboundCustomer):
     subject: ShortText
     notes: LongText = ""
     ticket_id: UUID | None = Field(default=None, description="The CRM ticket the call is about.")
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
 
 
 EXAMPLE_MESSAGE: dict[str, Any] = {
@@ -508,6 +557,9 @@ class InboundMessage(InboundCustomer):
         default=None, description="A subject line; the start of the text when absent."
     )
     text: LongText
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
 
 
 EXAMPLE_SURVEY_ANSWER: dict[str, Any] = {

@@ -270,7 +270,7 @@ class SalesApplication(EventSourcedApplication):
         self, opportunity_id: UUID, moment: datetime
     ) -> tuple[Opportunity, list[Any]]:
         """The opportunity as it was at `moment`, and its events up to then."""
-        return self.load_as_of(opportunity_id, Opportunity, "opportunity", moment)
+        return self.load_as_of(opportunity_id, Opportunity, moment, "opportunity", "opened")
 
     def history(self, opportunity_id: UUID) -> list[dict[str, Any]]:
         """Every change to the opportunity: what, when, by whom, in which request."""

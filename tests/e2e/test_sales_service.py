@@ -496,6 +496,6 @@ async def test_an_opportunity_as_of_a_past_moment(
 
         before = await sales.get(path, params={"as_of": "2000-01-01T00:00:00+00:00"})
         assert before.status_code == 404
-        assert "did not exist yet" in before.json()["error"]
+        assert "was not opened yet" in before.json()["error"]
         naive = await sales.get(path, params={"as_of": "2026-01-01T00:00:00"})
         assert naive.status_code == 422

@@ -7,6 +7,8 @@ from uuid import UUID
 from pydantic import AwareDatetime, ConfigDict, Field
 
 from contracts.interaction import (
+    CONSENT_OVERRIDE_FIELD,
+    ConsentOverride,
     Csat,
     Direction,
     FeedbackKind,
@@ -55,6 +57,9 @@ class LogInteraction(StrictBody):
     notes: LongText = ""
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
 
 
 class CorrectInteraction(StrictBody):
@@ -76,6 +81,12 @@ class CorrectInteraction(StrictBody):
     notes: LongText | None = None
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
+    consent_override: ConsentOverride | None = Field(
+        default=None,
+        description="Needed when the correction makes the contact an outbound one on a "
+        "channel the customer opted out of; given alone, it states the reason for a contact "
+        "recorded as a consent breach.",
+    )
     reason: ShortText
 
 

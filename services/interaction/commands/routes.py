@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from services.interaction import queries
 from services.interaction.commands.bodies import (
     AnswerSurvey,
     AssignTicket,
@@ -92,6 +93,8 @@ def _changes(body: BaseModel, exclude: set[str]) -> dict[str, Any]:
     changes = {name: getattr(body, name) for name in fields}
     if "participants" in changes and changes["participants"] is not None:
         changes["participants"] = [p.model_dump(mode="json") for p in changes["participants"]]
+    if changes.get("consent_override") is not None:
+        changes["consent_override"] = changes["consent_override"].model_dump(mode="json")
     for name in ("channel", "direction"):
         if changes.get(name) is not None:
             changes[name] = changes[name].value
@@ -106,6 +109,8 @@ def _changes(body: BaseModel, exclude: set[str]) -> dict[str, Any]:
     dependencies=[requires("interactions:write")],
     status_code=201,
     summary="Log a contact with a customer",
+    description="An outbound contact on a channel the customer opted out of (phone, sms, "
+    "email, wechat) is refused (422) unless `consent_override` states why.",
     tags=["interactions"],
 )
 async def log_interaction(
@@ -116,6 +121,7 @@ async def log_interaction(
         app.log_interaction,
         customer_id=body.customer_id,
         requested_id=inbound_id("http-interaction", actor(), key) if key else None,
+        opted_out=await queries.opted_out_channels(pool, body.customer_id),
         channel=body.channel.value,
         direction=body.direction.value,
         started_at=not_in_future(body.started_at, "started_at"),
@@ -125,6 +131,9 @@ async def log_interaction(
         notes=body.notes,
         opportunity_id=body.opportunity_id,
         ticket_id=body.ticket_id,
+        consent_override=(
+            body.consent_override.model_dump(mode="json") if body.consent_override else None
+        ),
     )
     response.headers["Location"] = f"/interactions/{interaction.id}"
     return accepted(response, interaction)
@@ -136,15 +145,24 @@ async def log_interaction(
     summary="Correct a logged interaction (recorded as a correction, nothing overwritten)",
     tags=["interactions"],
 )
-def correct_interaction(
-    interaction_id: UUID, body: CorrectInteraction, app: App, version: Version, response: Response
+async def correct_interaction(
+    interaction_id: UUID,
+    body: CorrectInteraction,
+    app: App,
+    pool: Pool,
+    version: Version,
+    response: Response,
 ) -> Accepted:
     changes = _changes(body, {"reason"})
     if not changes:
         raise RuleViolation("name at least one field to correct")
     if "started_at" in changes:
         changes["started_at"] = not_in_future(changes["started_at"], "started_at")
-    interaction = app.correct_interaction(interaction_id, changes, body.reason, version)
+    logged = await asyncio.to_thread(app.interaction, interaction_id)
+    opted_out = await queries.opted_out_channels(pool, logged.customer_id)
+    interaction = await asyncio.to_thread(
+        app.correct_interaction, interaction_id, changes, body.reason, version, opted_out
+    )
     return accepted(response, interaction)
 
 

@@ -44,6 +44,14 @@ class InteractionView(BaseModel):
     version: int
     correction_count: int = Field(description="How often it was corrected.")
     recorded_at: datetime
+    consent_override: dict[str, Any] | None = Field(
+        description="The reason stated for an outbound contact on a channel the customer "
+        "opted out of (`reason`: customer_request or legal_obligation, `note`)."
+    )
+    consent_breach: bool = Field(
+        description="An outbound contact on a channel the customer had opted out of, "
+        "reported by another system with no reason stated."
+    )
 
 
 class InteractionPage(BaseModel):
@@ -61,7 +69,19 @@ class TimelineEntry(BaseModel):
     details: dict[str, Any]
 
 
+class ChannelConsent(BaseModel):
+    preferred: list[str] = Field(description="Channels in the customer's order of preference.")
+    opted_out: list[str] = Field(
+        description="Channels the customer must not be contacted on: an outbound contact "
+        "on one is recorded only with a stated reason."
+    )
+
+
 class TimelinePage(BaseModel):
+    consent: ChannelConsent | None = Field(
+        description="The customer's channel consent as the customer service last announced "
+        "it; null while the customer is not known here."
+    )
     items: list[TimelineEntry]
     next_cursor: str | None
 

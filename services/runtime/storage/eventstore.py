@@ -59,10 +59,11 @@ def active_context() -> CommandContext | None:
     return _current_context.get()
 
 
-def stamp(aggregate: Any, context: CommandContext) -> None:
-    """Record `context` on the aggregate's pending events, for commands saved in a batch
-    whose items each have their own cause (e.g. one inbound message each)."""
-    for pending in aggregate.pending_events:
+def stamp(aggregate: Any, context: CommandContext, since: int = 0) -> None:
+    """Record `context` on the aggregate's pending events (from the `since`th on), for
+    commands saved in a batch whose items each have their own cause (e.g. one inbound
+    message each)."""
+    for pending in aggregate.pending_events[since:]:
         object.__setattr__(pending, METADATA_KEY, asdict(context))
 
 
@@ -193,19 +194,34 @@ class EventSourcedApplication(Application[UUID]):
             raise NotFound(f"no {what} with id {aggregate_id}")
         return found
 
-    def load_as_of(
-        self, aggregate_id: UUID, kind: type[AggregateT], what: str, moment: datetime
-    ) -> tuple[AggregateT, list[Any]]:
-        """The aggregate as it was at `moment` (every event up to it, none after) and
-        those events; `NotFound` when it did not exist yet, or at all."""
+    def events_until(
+        self, aggregate_id: UUID, moment: datetime, what: str, created: str = "created"
+    ) -> list[Any]:
+        """The aggregate's stored events recorded up to `moment`, none after (for reads
+        "as of" a past moment); `NotFound` naming `what` ("customer") and how it comes
+        to be (`created`: "registered") when there were none yet."""
         events = []
         for domain_event in self.events.get(aggregate_id):
             if getattr(domain_event, "timestamp") > moment:  # noqa: B009
                 break
             events.append(domain_event)
         if not events:
-            self.load(aggregate_id, kind, what)  # 404 when it does not exist at all
-            raise NotFound(f"{what} {aggregate_id} did not exist yet at {moment.isoformat()}")
+            if not any(True for _ in self.events.get(aggregate_id, limit=1)):
+                raise NotFound(f"no {what} with id {aggregate_id}")
+            raise NotFound(f"{what} {aggregate_id} was not {created} yet at {moment.isoformat()}")
+        return events
+
+    def load_as_of(
+        self,
+        aggregate_id: UUID,
+        kind: type[AggregateT],
+        moment: datetime,
+        what: str,
+        created: str = "created",
+    ) -> tuple[AggregateT, list[Any]]:
+        """The aggregate as it was at `moment` and its events up to then
+        (`events_until`)."""
+        events = self.events_until(aggregate_id, moment, what, created)
         found: object = self.repository.get(aggregate_id, version=events[-1].originator_version)
         if not isinstance(found, kind):
             raise NotFound(f"no {what} with id {aggregate_id}")
