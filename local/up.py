@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -374,6 +375,10 @@ class Supervisor:
         )
         # for people reading the terminal; JSON in production
         env.setdefault("CRM_LOG_FORMAT", "text")
+        if spec.name == "sales":
+            from local.demo.sales import DEMO_TEAMS
+
+            env.setdefault("CRM_SALES_TEAMS", json.dumps(DEMO_TEAMS, ensure_ascii=False))
         width = max(len(s.name) for s in SERVICES)
         prefix = f"{spec.name:<{width}} | "
         if _use_colour():

@@ -28,7 +28,7 @@ from contracts.customer import (
 )
 from contracts.references import CustomerReference
 from contracts.values import LINE, Line
-from services.customer.dependencies import App, Runtime, Version
+from services.customer.dependencies import App, OwnContactDetails, OwnCustomer, Runtime, Version
 from services.customer.domain import Customer
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
@@ -195,7 +195,7 @@ def accepted(response: Response, customer: Customer, **extra: Any) -> Accepted:
 
 @router.post(
     "/customers",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-any")],
     status_code=201,
     summary="Register a customer",
 )
@@ -207,7 +207,7 @@ def register_customer(body: RegisterCustomer, app: App, response: Response) -> A
 
 @router.patch(
     "/customers/{customer_id}/profile",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Change profile fields",
 )
 def change_profile(
@@ -221,7 +221,7 @@ def change_profile(
 
 @router.put(
     "/customers/{customer_id}/addresses/{label}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Add or replace an address",
 )
 def set_address(
@@ -240,7 +240,7 @@ def set_address(
 
 @router.delete(
     "/customers/{customer_id}/addresses/{label}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Remove an address",
 )
 def remove_address(
@@ -251,7 +251,7 @@ def remove_address(
 
 @router.post(
     "/customers/{customer_id}/contacts",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     status_code=201,
     summary="Add a contact person",
 )
@@ -264,7 +264,7 @@ def add_contact(
 
 @router.patch(
     "/customers/{customer_id}/contacts/{contact_id}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Change a contact person",
 )
 def change_contact(
@@ -286,7 +286,7 @@ def change_contact(
 
 @router.delete(
     "/customers/{customer_id}/contacts/{contact_id}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Remove a contact person",
 )
 def remove_contact(
@@ -297,7 +297,7 @@ def remove_contact(
 
 @router.patch(
     "/customers/{customer_id}/classification",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Change importance tier, loyalty stage, value behaviour or relationship level",
 )
 def classify(
@@ -318,7 +318,7 @@ def classify(
 
 @router.post(
     "/customers/{customer_id}/tags",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Tag a customer",
 )
 def tag_customer(
@@ -329,7 +329,7 @@ def tag_customer(
 
 @router.delete(
     "/customers/{customer_id}/tags/{tag}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Remove a tag",
 )
 def untag_customer(
@@ -340,7 +340,7 @@ def untag_customer(
 
 @router.put(
     "/customers/{customer_id}/channel-preferences",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Set preferred channels and opt-outs",
 )
 def set_channel_preferences(
@@ -357,7 +357,7 @@ def set_channel_preferences(
 
 @router.post(
     "/customers/{customer_id}/references",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Record how another system names this customer",
     description="Facts that system publishes with this reference then land on this customer.",
 )

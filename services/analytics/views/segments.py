@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.personal import Personal
 from services.analytics.dependencies import Pool
 from services.analytics.domain.rules import FIELDS, OPERATORS
 from services.analytics.domain.segments import BUILTIN_FIELDS, BUILTIN_PREFIXES, BUILTIN_SEGMENTS
@@ -77,7 +78,7 @@ class SegmentDefinitionView(BaseModel):
 
 class Member(BaseModel):
     customer_id: UUID
-    name: str | None
+    name: Personal | None
     rule_version: int
     entered_at: Moment
     left_at: Moment | None
@@ -176,7 +177,7 @@ async def segment_definition(segment: str, pool: Pool) -> SegmentDefinitionView:
 @router.get(
     "/segments/{segment}/members",
     summary="Members now, or as of a past moment",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
     response_model=MemberPage,
 )
 async def segment_members(

@@ -212,6 +212,22 @@ class EventSourcedApplication(Application[UUID]):
             raise NotFound(f"{what} {aggregate_id} was not {created} yet at {moment.isoformat()}")
         return events
 
+    def load_as_of(
+        self,
+        aggregate_id: UUID,
+        kind: type[AggregateT],
+        moment: datetime,
+        what: str,
+        created: str = "created",
+    ) -> tuple[AggregateT, list[Any]]:
+        """The aggregate as it was at `moment` and its events up to then
+        (`events_until`)."""
+        events = self.events_until(aggregate_id, moment, what, created)
+        found: object = self.repository.get(aggregate_id, version=events[-1].originator_version)
+        if not isinstance(found, kind):
+            raise NotFound(f"no {what} with id {aggregate_id}")
+        return found, events
+
     def change(
         self,
         aggregate_id: UUID,
