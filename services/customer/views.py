@@ -12,7 +12,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from contracts.customer import CustomerKind, ImportanceTier, LoyaltyStage
 from contracts.references import CustomerReference
@@ -29,6 +29,7 @@ from services.runtime.errors import NotFound
 from services.runtime.http.answers import HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import Position
+from services.runtime.http.parameters import Moment
 from services.runtime.http.security import requires
 from services.runtime.privacy.keyring import CustomerErased as CustomerErasedError
 
@@ -215,7 +216,7 @@ async def read_customer(
     db: Pool,
     response: Response,
     as_of: Annotated[
-        AwareDatetime | None,
+        Moment | None,
         Query(description="A past moment with its UTC offset; read from the event store."),
     ] = None,
 ) -> CustomerView:

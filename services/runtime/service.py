@@ -29,6 +29,8 @@ from services.runtime.http.security import (
     TokenVerifier,
     document_permissions,
 )
+from services.runtime.http.server import guarded_protocol
+from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging
 from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
 from services.runtime.messaging.deadletter import DeadLetterPublisher
@@ -283,9 +285,14 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
         lifespan=lifespan,
         verifier=verifier,
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        anonymous_limiter=RateLimiter(
+            settings.rate_limit_anonymous_per_minute,
+            max(1, settings.rate_limit_anonymous_per_minute // 4),
+        ),
         max_body=settings.max_body_bytes,
         audit=runtime.audit,
     )
+    app.state.streams = StreamSlots(settings.stream_limit_per_subject, settings.stream_limit_total)
     app.state.runtime = runtime
     for router in definition.routers:
         app.include_router(router)
@@ -307,5 +314,7 @@ def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: 
         "port": port,
         "log_level": "warning",
         "log_config": None,
+        "http": guarded_protocol(settings.http_header_timeout_seconds),
+        "timeout_keep_alive": settings.http_idle_timeout_seconds,
     }
     uvicorn.run(app, **config)

@@ -9,6 +9,13 @@ Every response carries `X-Correlation-ID` (the caller's, or a new one); commands
 it, with the actor (the bearer token's subject, see `security.py`), on the events they
 cause. Every other route needs a bearer token and declares its permission; commands and
 reads of personal data are written to the audit log (`audit.py`).
+
+Every refusal is a JSON object whose `error` says what is wrong (`ErrorAnswer`): also an
+unknown path (404) and a method the path does not take (405, with an `Allow` header
+naming every method it does take). The OpenAPI document names, on every operation, the
+refusals it can answer (`document_responses`): 400, 401, 403, 422 and 429 everywhere a
+token is needed, 404 where the path names something, 409 and 413 on commands, and the
+CSV form of every list that has one.
 """
 
 from __future__ import annotations
@@ -24,16 +31,21 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import Match
 
 from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected
 from services.runtime.http.audit import AuditLog
+from services.runtime.http.parameters import ControlCharacterGuard, document_text_parameters
 from services.runtime.http.security import (
     Principal,
     RateLimiter,
     SecurityMiddleware,
     TokenVerifier,
+    is_public,
     refuse_undeclared,
 )
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -62,6 +74,93 @@ CORRELATION_HEADER = "X-Correlation-ID"
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:
     return {"error": message, **extra}
+
+
+class ErrorDetail(BaseModel):
+    location: list[str] = Field(
+        description="Where: `query`, `path`, `header` or `body`, then names."
+    )
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    """Every refusal: `error` says what is wrong and what to do."""
+
+    error: str
+    details: list[ErrorDetail] | None = Field(
+        default=None, description="With 422: each invalid value, where it is."
+    )
+
+
+COMMON_REFUSALS: dict[int, str] = {
+    400: "A parameter holds what no route can use (a control character, a cursor this "
+    "service did not issue, a malformed header); `error` says which.",
+    401: "No bearer token, or one that does not verify.",
+    403: "The token's roles lack the permission this needs.",
+    422: "The request is invalid; `error` says what to fix.",
+    429: "Too many requests (per token subject, or per client address without a valid "
+    "token), or too many open streams; see `Retry-After`.",
+}
+NOT_FOUND = "Nothing of that id (or not yet: the read model may not have caught up)."
+CONFLICT = "The version in `If-Match` is not the current one, or the command contradicts "
+CONFLICT += "the current state."
+TOO_LARGE = "The request body is larger than the limit."
+CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
+
+
+def document_responses(app: FastAPI) -> None:
+    """Name on every operation the refusals it can answer, and the CSV form of every list
+    that has one (`format=csv` or a path ending in `.csv`), in the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = build()
+        if "ErrorAnswer" in schema.get("components", {}).get("schemas", {}):
+            return schema  # the cached document is documented already
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        definition = ErrorAnswer.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(definition.pop("$defs", {}))
+        schemas["ErrorAnswer"] = definition
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                refusals = {400: COMMON_REFUSALS[400]}
+                if not is_public(path):
+                    refusals.update(COMMON_REFUSALS)
+                    if "{" in path:
+                        refusals[404] = NOT_FOUND
+                    if method not in ("get", "head"):
+                        refusals[409] = CONFLICT
+                        refusals[413] = TOO_LARGE
+                responses = operation.setdefault("responses", {})
+                for status, description in refusals.items():
+                    answer = responses.setdefault(str(status), {"description": description})
+                    answer["content"] = error
+                params = operation.get("parameters", [])
+                csv_form = path.endswith(".csv") or any(
+                    p.get("name") == "format" and "csv" in p.get("schema", {}).get("enum", [])
+                    for p in params
+                )
+                if csv_form:
+                    ok = responses.setdefault("200", {"description": "Successful Response"})
+                    content = ok.setdefault("content", {})
+                    if path.endswith(".csv"):
+                        content.pop("application/json", None)
+                    content.update(CSV_CONTENT)
+        document_text_parameters(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
+    """Every method some route takes at the path of `scope`."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "\x00"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 class RequestContextMiddleware(BaseHTTPMiddleware):
@@ -140,6 +239,7 @@ def create_app(
     limiter: RateLimiter,
     max_body: int,
     audit: AuditLog | None = None,
+    anonymous_limiter: RateLimiter | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -147,21 +247,36 @@ def create_app(
         version="1.0.0",
         lifespan=lifespan,
         dependencies=[Depends(refuse_undeclared)],
-        responses={
-            401: {"description": "No bearer token, or one that does not verify."},
-            403: {"description": "The token's roles lack the permission this needs."},
-            413: {"description": "The request body is too large."},
-            422: {"description": "The request is invalid; `error` says what to fix."},
-            429: {"description": "Too many requests with this token; see `Retry-After`."},
-        },
     )
-    # the last added runs first: correlation id and metrics, then authentication
-    app.add_middleware(SecurityMiddleware, verifier=verifier, limiter=limiter, max_body=max_body)
+    # the last added runs first: correlation id and metrics, then authentication, then
+    # the refusal of control characters
+    app.add_middleware(ControlCharacterGuard)
+    app.add_middleware(
+        SecurityMiddleware,
+        verifier=verifier,
+        limiter=limiter,
+        max_body=max_body,
+        anonymous_limiter=anonymous_limiter,
+    )
     app.add_middleware(RequestContextMiddleware, service=service, audit=audit)
+    document_responses(app)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.url.path}; see /openapi.json for the routes"
+        if exc.status_code == 405:
+            methods = allowed_methods(app, dict(request.scope))
+            headers["Allow"] = ", ".join(methods)
+            message = f"{request.url.path} takes {', '.join(methods)}, not {request.method}"
+        return JSONResponse(error_body(message), exc.status_code, headers=headers)
 
     @app.exception_handler(CommandRejected)
     async def _rejected(_: Request, exc: CommandRejected) -> JSONResponse:
-        return JSONResponse(error_body(str(exc)), status_code=exc.status_code)
+        headers = getattr(exc, "headers", None)
+        return JSONResponse(error_body(str(exc)), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -192,7 +307,13 @@ def create_app(
             status_code=200 if state.ready else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (text exposition format)",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -203,7 +324,7 @@ def create_app(
         tags=["operations"],
         summary="AsyncAPI document of every Kafka topic, inbound and outbound",
         response_class=Response,
-        responses={200: {"content": {"application/json": {}}}},
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
     )
     async def asyncapi() -> Response:
         return Response(asyncapi_document, media_type="application/json")

@@ -28,10 +28,11 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
+from services.runtime.http.parameters import Moment
 from services.runtime.http.security import Principal, requires, route_requirement
 from services.runtime.metrics import AUDIT_ENTRIES
 from services.runtime.storage.filters import Where
@@ -226,8 +227,8 @@ class AuditFilter(BaseModel):
 def audit_filter(
     actor: Annotated[str | None, Query(max_length=200, description="The token subject.")] = None,
     customer_id: uuid.UUID | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="At or after.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before.")] = None,
+    since: Annotated[Moment | None, Query(description="At or after.")] = None,
+    until: Annotated[Moment | None, Query(description="Before.")] = None,
 ) -> AuditFilter:
     return AuditFilter(actor=actor, customer_id=customer_id, since=since, until=until)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Header
 from pydantic import BaseModel, ConfigDict
 
-from services.runtime.errors import RuleViolation
+from services.runtime.errors import BadRequest
 
 
 def expected_version(
@@ -24,8 +24,8 @@ def expected_version(
     if if_match is None or if_match.strip() == "*":
         return None
     text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise RuleViolation(f'If-Match must be a version number such as "3", got {if_match!r}')
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise BadRequest(f'If-Match must be a version number such as "3", got {if_match!r:.40}')
     return int(text)
 
 
