@@ -29,7 +29,7 @@ from services.runtime.http.security import (
     TokenVerifier,
     document_permissions,
 )
-from services.runtime.http.server import guarded_protocol
+from services.runtime.http.server import server_options
 from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging
 from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
@@ -314,7 +314,6 @@ def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: 
         "port": port,
         "log_level": "warning",
         "log_config": None,
-        "http": guarded_protocol(settings.http_header_timeout_seconds),
-        "timeout_keep_alive": settings.http_idle_timeout_seconds,
+        **server_options(settings),
     }
     uvicorn.run(app, **config)

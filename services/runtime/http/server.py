@@ -18,6 +18,8 @@ from typing import Any
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from services.runtime.settings import ServiceSettings
+
 
 class HeaderDeadlineProtocol(H11Protocol):
     """uvicorn's h11 protocol, closing a connection whose request headers are late."""
@@ -66,3 +68,11 @@ def guarded_protocol(header_timeout: float) -> type[HeaderDeadlineProtocol]:
     return type(
         "HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout}
     )
+
+
+def server_options(settings: ServiceSettings) -> dict[str, Any]:
+    """uvicorn's settings for a service: the header deadline and the idle timeout."""
+    return {
+        "http": guarded_protocol(settings.http_header_timeout_seconds),
+        "timeout_keep_alive": settings.http_idle_timeout_seconds,
+    }
