@@ -15,9 +15,10 @@ import pytest
 
 from services.runtime.http.security import PUBLIC_PATHS, ROLE_PERMISSIONS, ROLES
 from tests.support.auth import bearer
+from tests.support.hostile import call, concrete
 from tests.support.infrastructure import Infrastructure
-from tests.support.routes import DEFINITIONS, app_of, concrete, operations, requirement_of
-from tests.support.serving import call, served_settings, serving
+from tests.support.routes import DEFINITIONS, app_of, operations, requirement_of
+from tests.support.serving import served_settings, serving
 
 
 @pytest.mark.parametrize("name", sorted(DEFINITIONS))

@@ -55,19 +55,3 @@ async def serving(app: FastAPI, **config: Any) -> AsyncIterator[httpx.AsyncClien
     finally:
         server.should_exit = True
         await serve
-
-
-async def call(
-    client: httpx.AsyncClient,
-    method: str,
-    path: str,
-    headers: dict[str, str] | list[tuple[str, str | bytes]],
-    params: list[tuple[str, str]] | None = None,
-) -> httpx.Response:
-    """The answer to a request with the test's inputs: an empty JSON body where a body
-    goes. A stream of server-sent events (it does not end) is answered by its headers."""
-    body: dict[str, Any] | None = None if method in ("GET", "HEAD", "DELETE") else {}
-    async with client.stream(method, path, json=body, headers=headers, params=params) as response:
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            await response.aread()
-    return response

@@ -105,6 +105,7 @@ NOT_FOUND = "Nothing of that id (or not yet: the read model may not have caught 
 CONFLICT = "The version in `If-Match` is not the current one, or the command contradicts "
 CONFLICT += "the current state."
 TOO_LARGE = "The request body is larger than the limit."
+ERASED = "The customer was erased: nothing personal about them can be read or recorded."
 CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
 
 
@@ -132,6 +133,8 @@ def document_responses(app: FastAPI) -> None:
                     if method not in ("get", "head"):
                         refusals[409] = CONFLICT
                         refusals[413] = TOO_LARGE
+                    if method not in ("get", "head") or "{customer_id}" in path:
+                        refusals[410] = ERASED
                 responses = operation.setdefault("responses", {})
                 for status, description in refusals.items():
                     answer = responses.setdefault(str(status), {"description": description})

@@ -10,13 +10,17 @@ from pydantic import BaseModel, ConfigDict
 
 from services.runtime.errors import BadRequest
 
+IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9]{1,18}"?)\s*$'
+"""What `If-Match` may hold (anything else answers 400)."""
+
 
 def expected_version(
     if_match: Annotated[
         str | None,
         Header(
             description='The version you last saw, e.g. `"3"`; a different current version '
-            "answers 409."
+            "answers 409; `*` or none: no check.",
+            json_schema_extra={"pattern": IF_MATCH_PATTERN},
         ),
     ] = None,
 ) -> int | None:
