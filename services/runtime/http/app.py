@@ -34,7 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected
@@ -45,6 +45,7 @@ from services.runtime.http.security import (
     RateLimiter,
     SecurityMiddleware,
     TokenVerifier,
+    api_routes,
     is_public,
     refuse_undeclared,
 )
@@ -156,14 +157,39 @@ def document_responses(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def allowed_methods(app: FastAPI, scope: dict[str, Any]) -> list[str]:
-    """Every method some route takes at the path of `scope`."""
-    methods: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**scope, "method": "\x00"})
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route takes at `path`."""
+    return sorted(
+        {route.method for route in api_routes(app) if compile_path(route.path)[0].match(path)}
+    )
+
+
+class FixedPathMethods:
+    """A path some route names literally (`/opportunities/export.csv`) takes that route's
+    methods only: `PATCH /opportunities/export.csv` answers 405 with `Allow: GET`, as the
+    OpenAPI document says, rather than reaching `PATCH /opportunities/{opportunity_id}`
+    with `export.csv` for an id."""
+
+    def __init__(self, app: Any, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+        self._fixed: dict[str, set[str]] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if self._fixed is None:
+                self._fixed = {}
+                for route in api_routes(self.api):
+                    if "{" not in route.path:
+                        self._fixed.setdefault(route.path, set()).add(route.method)
+            methods = self._fixed.get(scope["path"])
+            if methods is not None and scope["method"] not in methods:
+                allow = ", ".join(sorted(methods))
+                message = f"{scope['path']} takes {allow}, not {scope['method']}"
+                answer = JSONResponse(error_body(message), 405, headers={"Allow": allow})
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestContextMiddleware(BaseHTTPMiddleware):
@@ -252,8 +278,9 @@ def create_app(
         dependencies=[Depends(refuse_undeclared)],
     )
     # the last added runs first: correlation id and metrics, then authentication, then
-    # the refusal of control characters
+    # the methods of fixed paths, then the refusal of control characters
     app.add_middleware(ControlCharacterGuard)
+    app.add_middleware(FixedPathMethods, api=app)
     app.add_middleware(
         SecurityMiddleware,
         verifier=verifier,
@@ -271,7 +298,7 @@ def create_app(
         if exc.status_code == 404:
             message = f"no route {request.url.path}; see /openapi.json for the routes"
         if exc.status_code == 405:
-            methods = allowed_methods(app, dict(request.scope))
+            methods = allowed_methods(app, request.url.path)
             headers["Allow"] = ", ".join(methods)
             message = f"{request.url.path} takes {', '.join(methods)}, not {request.method}"
         return JSONResponse(error_body(message), exc.status_code, headers=headers)
