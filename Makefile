@@ -75,13 +75,13 @@ fuzz: $(STAMP)
 	@test -f .crm/tokens.env || { echo "start the CRM first: make up"; exit 2; }
 	@test -x $(FUZZ_VENV)/bin/st || { $(PYTHON) -m venv $(FUZZ_VENV) && \
 	  $(FUZZ_VENV)/bin/python -m pip install --quiet 'schemathesis>=4.3,<5'; }
-	. .crm/tokens.env && for port in $(FUZZ_PORTS); do \
+	. .crm/tokens.env && failed=0 && for port in $(FUZZ_PORTS); do \
 	  $(FUZZ_VENV)/bin/st --config-file local/schemathesis.toml run \
 	    http://127.0.0.1:$$port/openapi.json -H "Authorization: Bearer $$TOKEN" \
 	    -n $(FUZZ_EXAMPLES) --phases=examples,coverage,fuzzing,stateful --checks all \
-	    || exit 1; done
-	. .crm/tokens.env && $(BIN)/python -m tests.support.hostile --token "$$TOKEN" \
-	  --secret-file .crm/auth-secret $(foreach port,$(FUZZ_PORTS),http://127.0.0.1:$(port))
+	    || failed=1; done; \
+	$(BIN)/python -m tests.support.hostile --token "$$TOKEN" --secret-file .crm/auth-secret \
+	  $(foreach port,$(FUZZ_PORTS),http://127.0.0.1:$(port)) && exit $$failed
 
 clean:
-	rm -rf $(VENV) $(VENV)-uv $(FUZZ_VENV) .crm .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-uv $(FUZZ_VENV) .schemathesis .crm .pytest_cache .mypy_cache .ruff_cache
