@@ -23,7 +23,7 @@ from typing import Any
 
 from contracts.signing import OWNERS
 from contracts.topics import Topic
-from services.runtime.messaging.deadletter import HEADER_PREFIX
+from services.runtime.messaging.deadletter import HEADER_PREFIX, TRUNCATED
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,13 @@ def run(args: argparse.Namespace) -> int:
             f"{source} carries only what the {owner} service signed: a corrected value "
             "cannot be replayed there. Replay the original once the consumer is fixed, or "
             f"correct the fact through the {owner} service's API"
+        )
+    if any(key == TRUNCATED for key, _ in letter.headers) and not args.value_file:
+        raise SystemExit(
+            f"dead letter {letter.position} keeps only the first bytes of a message of "
+            f"{letter.header('original_bytes')} bytes; the whole message is at {source} "
+            f"{letter.header('source_partition')}:{letter.header('source_offset')}"
+            " (until the topic's retention)"
         )
     value = args.value_file.read_bytes() if args.value_file else letter.value or b""
     asyncio.run(publish(options, source, letter, value))

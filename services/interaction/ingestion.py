@@ -33,11 +33,11 @@ from contracts.interaction import CallLog, InboundCustomer, InboundMessage, Surv
 from contracts.topics import Topic
 from services.interaction.application import InteractionApplication
 from services.interaction.domain import Interaction, SurveyResponse, inbound_id
-from services.runtime.messaging.consumer import TRANSIENT_ERRORS
 from services.runtime.messaging.deadletter import Rejection
 from services.runtime.messaging.inbound import parse_inbound
 from services.runtime.messaging.reported_facts import NewFact, ReportedFacts
 from services.runtime.storage.eventstore import CommandContext, stamp
+from services.runtime.transient import TRANSIENT_ERRORS
 
 M = TypeVar("M", bound=InboundCustomer)
 log = logging.getLogger(__name__)

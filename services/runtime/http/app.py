@@ -263,6 +263,7 @@ def create_app(
     title: str,
     description: str,
     readiness: ReadinessCheck,
+    liveness: Callable[[], list[str]] = list,
     lifespan: Any,
     verifier: TokenVerifier,
     limiter: RateLimiter,
@@ -316,9 +317,17 @@ def create_app(
         ]
         return JSONResponse(error_body(_validation_message(exc), details=details), 422)
 
-    @app.get("/health/live", tags=["operations"], summary="The process is alive")
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
+    @app.get(
+        "/health/live",
+        tags=["operations"],
+        summary="The process is alive: no background task ended, no consumer stalled",
+        responses={503: {"description": "Restart it; `problems` says why."}},
+    )
+    async def live() -> JSONResponse:
+        problems = liveness()
+        if problems:
+            return JSONResponse({"status": "failing", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "alive"})
 
     @app.get(
         "/health/ready",
