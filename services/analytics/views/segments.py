@@ -201,6 +201,7 @@ async def segment_members(
     summary="How customers moved between segments",
     dependencies=[requires("analytics:read")],
     response_model=MigrationList,
+    responses={404: {"description": "No segment of that key (`family`)."}},
 )
 async def migration(
     pool: Pool,

@@ -138,8 +138,10 @@ def document_responses(app: FastAPI) -> None:
                         refusals[410] = ERASED
                 responses = operation.setdefault("responses", {})
                 for status, description in refusals.items():
-                    answer = responses.setdefault(str(status), {"description": description})
-                    answer["content"] = error
+                    responses.setdefault(str(status), {"description": description})
+                for status, answer in responses.items():
+                    if status.startswith("4"):  # also those a route declares itself
+                        answer["content"] = error
                 params = operation.get("parameters", [])
                 csv_form = path.endswith(".csv") or any(
                     p.get("name") == "format" and "csv" in p.get("schema", {}).get("enum", [])

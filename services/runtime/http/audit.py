@@ -85,6 +85,12 @@ def _customer_of(scope: MutableMapping[str, Any], path_params: dict[str, Any]) -
     return None
 
 
+def _storable(text: str) -> str:
+    """`text` without what PostgreSQL refuses in text and JSON (NUL): one such entry would
+    fail its whole batch, again and again."""
+    return text.replace("\x00", "\ufffd")
+
+
 def _customer_at(location: str | None) -> uuid.UUID | None:
     """The customer a command created, from its answer's `Location: /customers/<id>`."""
     if location and location.startswith("/customers/"):
@@ -141,7 +147,7 @@ class AuditLog:
             personal = requirement is not None and requirement.personal_data
             if not (personal or "{customer_id}" in template):
                 return
-        path_params = {k: str(v) for k, v in scope.get("path_params", {}).items()}
+        path_params = {k: _storable(str(v)) for k, v in scope.get("path_params", {}).items()}
         client = scope.get("client")
         self.record(
             (
@@ -155,8 +161,8 @@ class AuditLog:
                 _customer_of(scope, path_params) or _customer_at(location),
                 status,
                 client[0] if client else None,
-                (user_agent or "")[:500] or None,
-                correlation_id,
+                _storable(user_agent or "")[:500] or None,
+                _storable(correlation_id),
             )
         )
 
