@@ -62,19 +62,27 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/crm bench projection-latency --count 1000
 
-# Fuzz every service of a running `make up` from its OpenAPI document: no answer may be a
-# 5xx or break its own schema. Schemathesis lives in its own environment (its pins are
-# its own business).
+# Fuzz every service of a running `make up` from its OpenAPI document, with every
+# schemathesis check and phase (examples, coverage, fuzzing, stateful; settings in
+# local/schemathesis.toml): no answer may be a 5xx, break its schema, or carry an
+# undocumented status or content type. Then the hostile requests of the tests
+# (tests/support/hostile.py: control characters, out-of-range moments, forged cursors
+# and tokens, Last-Event-ID) go to every parameter of every service: each must be a 4xx
+# saying why. Schemathesis lives in its own environment (its pins are its own business).
 FUZZ_VENV := .venv-fuzz
 FUZZ_EXAMPLES ?= 50
-fuzz:
+FUZZ_PORTS ?= 8001 8002 8003 8004
+fuzz: $(STAMP)
 	@test -f .crm/tokens.env || { echo "start the CRM first: make up"; exit 2; }
 	@test -x $(FUZZ_VENV)/bin/st || { $(PYTHON) -m venv $(FUZZ_VENV) && \
 	  $(FUZZ_VENV)/bin/python -m pip install --quiet 'schemathesis>=4.3,<5'; }
-	. .crm/tokens.env && for port in 8001 8002 8003 8004; do \
-	  $(FUZZ_VENV)/bin/st run http://127.0.0.1:$$port/openapi.json \
-	    -H "Authorization: Bearer $$TOKEN" -n $(FUZZ_EXAMPLES) --phases=examples,fuzzing \
-	    -c not_a_server_error,response_schema_conformance || exit 1; done
+	. .crm/tokens.env && failed=0 && for port in $(FUZZ_PORTS); do \
+	  $(FUZZ_VENV)/bin/st --config-file local/schemathesis.toml run \
+	    http://127.0.0.1:$$port/openapi.json -H "Authorization: Bearer $$TOKEN" \
+	    -n $(FUZZ_EXAMPLES) --phases=examples,coverage,fuzzing,stateful --checks all \
+	    || failed=1; done; \
+	$(BIN)/python -m tests.support.hostile --token "$$TOKEN" --secret-file .crm/auth-secret \
+	  $(foreach port,$(FUZZ_PORTS),http://127.0.0.1:$(port)) && exit $$failed
 
 clean:
-	rm -rf $(VENV) $(VENV)-uv $(FUZZ_VENV) .crm .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-uv $(FUZZ_VENV) .schemathesis .crm .pytest_cache .mypy_cache .ruff_cache

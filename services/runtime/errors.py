@@ -7,6 +7,13 @@ class CommandRejected(Exception):
     status_code = 422
 
 
+class BadRequest(CommandRejected):
+    """A parameter or header holds what no route can use (a cursor this service did not
+    issue, a malformed `If-Match` or `Last-Event-ID`)."""
+
+    status_code = 400
+
+
 class NotFound(CommandRejected):
     status_code = 404
 

@@ -30,6 +30,8 @@ from services.runtime.http.security import (
     TokenVerifier,
     document_permissions,
 )
+from services.runtime.http.server import server_options
+from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging
 from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
 from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
@@ -327,10 +329,15 @@ def build_app(
         lifespan=lifespan,
         verifier=verifier,
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
+        anonymous_limiter=RateLimiter(
+            settings.rate_limit_anonymous_per_minute,
+            max(1, settings.rate_limit_anonymous_per_minute // 4),
+        ),
         max_body=settings.max_body_bytes,
         audit=runtime.audit,
         pool=lambda: runtime.pool,
     )
+    app.state.streams = StreamSlots(settings.stream_limit_per_subject, settings.stream_limit_total)
     app.state.runtime = runtime
     for router in definition.routers:
         app.include_router(router)
@@ -352,6 +359,7 @@ def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: 
         "port": port,
         "log_level": "warning",
         "log_config": None,
+        **server_options(settings),
     }
     uvicorn.run(app, **config)
     failures = app.state.runtime.supervisor.failures

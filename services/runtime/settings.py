@@ -157,7 +157,42 @@ class ServiceSettings(BaseSettings):
         "that the event it becomes (sealed, in its envelope) fits on the topic.",
     )
     rate_limit_per_minute: int = Field(
-        default=1200, ge=0, le=1_000_000, description="Requests per token per minute; 0: no limit."
+        default=1200,
+        ge=0,
+        le=1_000_000,
+        description="Requests per token subject per minute; 0: no limit.",
+    )
+    rate_limit_anonymous_per_minute: int = Field(
+        default=120,
+        ge=0,
+        le=1_000_000,
+        description="Requests without a valid token per client address per minute, a "
+        "quarter of them at once (each answered 401 until then, 429 after); 0: no limit.",
+    )
+    http_header_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        le=600,
+        description="A connection that has not sent a request's complete headers this long "
+        "after opening (or after its last answer) is closed.",
+    )
+    http_idle_timeout_seconds: int = Field(
+        default=5,
+        gt=0,
+        le=600,
+        description="A keep-alive connection sending nothing this long after an answer is closed.",
+    )
+    stream_limit_per_subject: int = Field(
+        default=3,
+        ge=1,
+        le=1000,
+        description="Open event streams (`/feed`) per token subject; one more answers 429.",
+    )
+    stream_limit_total: int = Field(
+        default=50,
+        ge=1,
+        le=100_000,
+        description="Open event streams of all callers together; one more answers 429.",
     )
     # Personal data (services/runtime/privacy/keyring.py) --------------------------------------
     keyring_master_key: SecretStr | None = Field(
@@ -168,7 +203,10 @@ class ServiceSettings(BaseSettings):
         default=None, description="File holding that master key (instead of keyring_master_key)."
     )
     rate_limit_burst: int = Field(
-        default=200, ge=1, le=1_000_000, description="Requests a token may send at once."
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Requests a token subject may send at once.",
     )
     # Signatures on the internal topics (contracts/signing.py) ------------------------------
     signing_key: SecretStr | None = Field(

@@ -253,7 +253,7 @@ async def test_directory_filters_paging_and_csv(client: httpx.AsyncClient) -> No
         ),
         ("GET", "/customers/not-a-uuid", None, 422, "customer_id"),
         ("GET", "/customers/00000000-0000-0000-0000-000000000000", None, 404, "no customer"),
-        ("GET", "/customers?cursor=garbage", None, 422, "cursor"),
+        ("GET", "/customers?cursor=garbage", None, 400, "cursor"),
         ("GET", "/customers?limit=100000", None, 422, "limit"),
         (
             "PATCH",
@@ -282,7 +282,7 @@ async def test_malformed_json_and_bad_if_match(client: httpx.AsyncClient) -> Non
     response = await client.post(
         f"/customers/{customer_id}/tags", json={"tag": "x"}, headers={"If-Match": "yesterday"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "If-Match" in response.json()["error"]
 
 

@@ -371,7 +371,7 @@ async def test_contacts_complaints_surveys_and_plans(
             "/survey-answers", json={"customer_id": str(huaxin), "survey": "x", "csat": 7}
         )
         assert bad_score.status_code == 422
-        assert (await client.get("/interactions", params={"cursor": "nonsense"})).status_code == 422
+        assert (await client.get("/interactions", params={"cursor": "nonsense"})).status_code == 400
         assert (await client.get(f"/tickets/{uuid.uuid4()}")).status_code == 404
         nobody = await client.post(
             "/interactions",

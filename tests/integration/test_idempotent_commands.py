@@ -6,34 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import pytest
 
-from local.reference import settings_classes
 from services.runtime.http.idempotency import COMMAND_METHODS, REPLAYED
 from services.runtime.http.security import PUBLIC_PATHS
-from tests.support.auth import app_keys, bearer
+from tests.support.auth import bearer
+from tests.support.hostile import concrete
 from tests.support.infrastructure import Infrastructure
-from tests.support.routes import DEFINITIONS, app_of, concrete, operations
-from tests.support.serving import serving
+from tests.support.routes import DEFINITIONS, app_of, operations
+from tests.support.serving import served_settings, serving
 from tests.support.waiting import eventually
-
-
-def settings_for(name: str, infra: Infrastructure) -> Any:
-    return settings_classes()[name](
-        **app_keys(name),
-        rate_limit_per_minute=0,
-        database_url=infra.database_url,
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-    )
 
 
 @pytest.mark.parametrize("name", sorted(DEFINITIONS))
 async def test_every_command_answers_a_repeat_with_its_first_answer(
     name: str, infra: Infrastructure
 ) -> None:
-    app = app_of(DEFINITIONS[name], settings_for(name, infra))
+    app = app_of(DEFINITIONS[name], served_settings(name, infra))
     admin = bearer("administrator", "someone")
     checked = 0
     async with serving(app) as client:
@@ -59,7 +49,7 @@ async def test_every_command_answers_a_repeat_with_its_first_answer(
 async def test_a_registration_sent_again_or_twice_at_once_registers_one_customer(
     infra: Infrastructure,
 ) -> None:
-    app = app_of(DEFINITIONS["customer"], settings_for("customer", infra))
+    app = app_of(DEFINITIONS["customer"], served_settings("customer", infra))
     admin = bearer("administrator", "li.na")
     body = {"name": "重试客户", "kind": "business"}
     async with serving(app) as client:

@@ -13,25 +13,19 @@ from __future__ import annotations
 
 import pytest
 
-from local.reference import settings_classes
 from services.runtime.http.security import PUBLIC_PATHS, ROLE_PERMISSIONS, ROLES
-from tests.support.auth import app_keys, bearer
+from tests.support.auth import bearer
+from tests.support.hostile import call, concrete
 from tests.support.infrastructure import Infrastructure
-from tests.support.routes import DEFINITIONS, app_of, concrete, operations, requirement_of
-from tests.support.serving import call, serving
+from tests.support.routes import DEFINITIONS, app_of, operations, requirement_of
+from tests.support.serving import served_settings, serving
 
 
 @pytest.mark.parametrize("name", sorted(DEFINITIONS))
 async def test_every_route_answers_each_role_by_the_matrix(
     name: str, infra: Infrastructure
 ) -> None:
-    settings = settings_classes()[name](
-        **app_keys(name),
-        rate_limit_per_minute=0,
-        database_url=infra.database_url,
-        kafka_bootstrap_servers=infra.bootstrap_servers,
-    )
-    app = app_of(DEFINITIONS[name], settings)
+    app = app_of(DEFINITIONS[name], served_settings(name, infra))
     tokens = {role: bearer(role, f"someone-{role}") for role in ROLES}
     checked = 0
     async with serving(app) as client:

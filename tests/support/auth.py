@@ -4,6 +4,11 @@ authenticated client, `token(...)` and `bearer(...)` mint one by hand."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -41,3 +46,22 @@ def token(
 def bearer(role: str = "administrator", subject: str | None = None) -> dict[str, str]:
     """The Authorization header of a token for `subject` with `role`."""
     return {"Authorization": f"Bearer {token(role, subject)}"}
+
+
+def forged_token(header: Any, claims: Any, secret: str = TEST_SECRET) -> str:
+    """A token signed with `secret` (HS256) whatever its header and claims hold: a JWT
+    library refuses to write most of the odd ones a caller can send."""
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).decode().rstrip("=")
+
+    signing_input = f"{part(json.dumps(header).encode())}.{part(json.dumps(claims).encode())}"
+    signature = hmac.new(secret.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{part(signature)}"
+
+
+def valid_claims(subject: str = "someone", role: str = "administrator") -> dict[str, Any]:
+    """The claims of a token the test services accept, for `forged_token` to vary."""
+    now = int(time.time())
+    return {"sub": subject, "roles": [role], "iss": "crm", "aud": "crm", "iat": now,
+            "exp": now + 3600}  # fmt: skip

@@ -8,7 +8,6 @@ from each app's OpenAPI document, and the permission each route declares
 from __future__ import annotations
 
 import importlib
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,15 +50,6 @@ def operations(app: FastAPI) -> list[tuple[str, str, dict[str, Any]]]:
         for path, item in app.openapi()["paths"].items()
         for method, operation in item.items()
     ]
-
-
-def concrete(path: str, operation: dict[str, Any]) -> str:
-    for parameter in operation.get("parameters", []):
-        if parameter["in"] == "path":
-            schema = parameter.get("schema", {})
-            value = str(uuid.uuid4()) if schema.get("format") == "uuid" else "x"
-            path = path.replace("{" + parameter["name"] + "}", value)
-    return path
 
 
 def requirement_of(app: FastAPI, method: str, path: str) -> Requirement | None:

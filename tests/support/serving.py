@@ -1,5 +1,9 @@
-"""A service's app served by uvicorn inside the test process, with its runtime started
-on the test's real database and broker, and requests as the route tests send them."""
+"""A service's app served in the test's own process on real infrastructure.
+
+`serving(app)` runs `app` under uvicorn on a free port (its lifespan starts the service's
+runtime on the database and broker its settings name) and yields a client of it;
+`served_settings(name, infra)` are the settings of such an app.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,32 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from local.reference import settings_classes
+from services.runtime.settings import ServiceSettings
+from tests.support.auth import app_keys
+from tests.support.infrastructure import Infrastructure
 from tests.support.waiting import eventually
 
 
+def served_settings(name: str, infra: Infrastructure, **values: Any) -> ServiceSettings:
+    """The settings of service `name` on `infra`, without a rate limit unless given."""
+    values.setdefault("rate_limit_per_minute", 0)
+    return settings_classes()[name](
+        **app_keys(name),
+        database_url=infra.database_url,
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+        **values,
+    )
+
+
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+async def serving(app: FastAPI, **config: Any) -> AsyncIterator[httpx.AsyncClient]:
     """`app` served by uvicorn in this process (its lifespan starts the service's runtime),
-    and a client of it."""
+    and a client of it; `config` adds to uvicorn's settings."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, log_level="warning")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_config=None, log_level="warning", **config
+        )
     )
     serve = asyncio.create_task(server.serve())
     try:
@@ -34,15 +55,3 @@ async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         server.should_exit = True
         await serve
-
-
-async def call(
-    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
-) -> httpx.Response:
-    """The answer to a request with the test's inputs: an empty JSON body where a body
-    goes. A stream of server-sent events (it does not end) is answered by its headers."""
-    body: dict[str, Any] | None = None if method in ("GET", "HEAD", "DELETE") else {}
-    async with client.stream(method, path, json=body, headers=headers) as response:
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            await response.aread()
-    return response

@@ -1,6 +1,8 @@
 """The live feed: segment changes and churn warnings as the fold draws them, as
 server-sent events read from the outbox (each event's id is its outbox position, so a
-reconnecting client resumes with `Last-Event-ID`)."""
+reconnecting client resumes with `Last-Event-ID`, a position of at most 18 digits).
+Each caller may hold `stream_limit_per_subject` streams open, all callers together
+`stream_limit_total` (`services/runtime/http/streams.py`)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from services.analytics.dependencies import Pool
 from services.analytics.queries import feed as queries
-from services.runtime.errors import RuleViolation
-from services.runtime.http.security import requires
+from services.runtime.errors import BadRequest
+from services.runtime.http.security import Caller, requires
+from services.runtime.http.streams import StreamSlots
+
+MAX_POSITION = 10**18 - 1
 
 router = APIRouter(tags=["analytics"])
 
@@ -29,17 +34,27 @@ router = APIRouter(tags=["analytics"])
 async def feed(
     request: Request,
     pool: Pool,
-    after: Annotated[int | None, Query(ge=0, description="Position to start after")] = None,
+    caller: Caller,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_POSITION, description="Position to start after")
+    ] = None,
     types: Annotated[
-        str | None, Query(description="Comma-separated event types to keep, e.g. analytics.x")
+        str | None,
+        Query(max_length=1000, description="Comma-separated event types to keep, e.g. analytics.x"),
+    ] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            alias="Last-Event-ID",
+            description="The id of the last event received: the stream resumes after it.",
+        ),
     ] = None,
 ) -> StreamingResponse:
     wanted = {t.strip() for t in types.split(",")} if types else None
-    last_id = request.headers.get("last-event-id")
-    if last_id is not None:
-        if not last_id.isdigit():
-            raise RuleViolation("Last-Event-ID must be a position number")
-        after = int(last_id)
+    if last_event_id is not None:
+        if not (last_event_id.isascii() and last_event_id.isdigit() and len(last_event_id) <= 18):
+            raise BadRequest(f"Last-Event-ID must be a position number, got {last_event_id[:40]!r}")
+        after = int(last_event_id)
     if after is None:
         after = await queries.latest_position(pool)
     start = after
@@ -65,6 +80,5 @@ async def feed(
             else:
                 idle = 0
 
-    return StreamingResponse(
-        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
-    )
+    slots: StreamSlots = request.app.state.streams
+    return slots.stream(caller.subject, events())

@@ -21,6 +21,7 @@ from services.analytics.queries.satisfaction import SatisfactionGroup
 from services.analytics.views.answers import Cursor, Format, Limit, Money, checked_moment, csv_of
 from services.analytics.views.profiles import ProfilePage, ProfileView, profile_view
 from services.runtime.errors import NotFound
+from services.runtime.http.parameters import Moment
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
@@ -92,8 +93,8 @@ async def satisfaction(
     pool: Pool,
     by: Annotated[SatisfactionGroup, Query()] = "segment",
     family: Annotated[str | None, Query(description="with by=segment: rfm, lifecycle...")] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     format: Format = "json",
 ) -> SatisfactionList | StreamingResponse:
     start = checked_moment(since, "since") or datetime(1970, 1, 1, tzinfo=UTC)

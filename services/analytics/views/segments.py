@@ -4,7 +4,6 @@ segments."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -30,6 +29,7 @@ from services.analytics.views.answers import (
     csv_of,
 )
 from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.http.parameters import Moment as MomentParameter
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
@@ -183,7 +183,7 @@ async def segment_definition(segment: str, pool: Pool) -> SegmentDefinitionView:
 async def segment_members(
     segment: str,
     pool: Pool,
-    as_of: Annotated[datetime | None, Query(description="ISO 8601 with offset")] = None,
+    as_of: Annotated[MomentParameter | None, Query(description="ISO 8601 with offset")] = None,
     limit: Limit = 100,
     cursor: Cursor = None,
     format: Format = "json",
@@ -202,11 +202,12 @@ async def segment_members(
     summary="How customers moved between segments",
     dependencies=[requires("analytics:read")],
     response_model=MigrationList,
+    responses={404: {"description": "No segment of that key (`family`)."}},
 )
 async def migration(
     pool: Pool,
-    from_: Annotated[datetime, Query(alias="from", description="ISO 8601 with offset")],
-    to: Annotated[datetime, Query(description="ISO 8601 with offset")],
+    from_: Annotated[MomentParameter, Query(alias="from", description="ISO 8601 with offset")],
+    to: Annotated[MomentParameter, Query(description="ISO 8601 with offset")],
     family: Annotated[
         str, Query(description="rfm, lifecycle, tier, or a defined segment's key")
     ] = "rfm",

@@ -49,7 +49,9 @@ from services.interaction.views.responses import (
     TimelinePage,
 )
 from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.http.answers import AsOf
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
+from services.runtime.http.parameters import Moment
 from services.runtime.http.security import requires
 
 router = APIRouter()
@@ -66,8 +68,8 @@ def interaction_query(
     customer_id: UUID | None = None,
     channel: Annotated[list[InteractionChannel] | None, Query()] = None,
     direction: Direction | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="From this moment on.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before this moment.")] = None,
+    since: Annotated[Moment | None, Query(description="From this moment on.")] = None,
+    until: Annotated[Moment | None, Query(description="Before this moment.")] = None,
     participant: Annotated[
         str | None, Query(max_length=200, description="A participant's name, any case.")
     ] = None,
@@ -183,8 +185,8 @@ async def read_interaction(interaction_id: UUID, pool: Pool) -> InteractionView:
 async def customer_timeline(
     customer_id: UUID,
     pool: Pool,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> TimelinePage:
@@ -218,8 +220,8 @@ TIMELINE_CSV = ("at", "entry_type", "entry_id", "channel", "title", "detail", "d
 async def export_timeline(
     customer_id: UUID,
     pool: Pool,
-    since: AwareDatetime | None = None,
-    until: AwareDatetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
 ) -> StreamingResponse:
     async def fetch(after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
         return await queries.customer_timeline(
@@ -309,8 +311,8 @@ async def export_tickets(pool: Pool, filters: TicketFilters) -> StreamingRespons
 async def ticket_times(
     pool: Pool,
     period: Period = "month",
-    since: Annotated[AwareDatetime | None, Query(description="Default: a year ago.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Default: now.")] = None,
+    since: Annotated[Moment | None, Query(description="Default: a year ago.")] = None,
+    until: Annotated[Moment | None, Query(description="Default: now.")] = None,
     kind: TicketKind | None = None,
     severity: Severity | None = None,
     format: Literal["json", "csv"] = "json",
@@ -351,10 +353,7 @@ async def read_ticket(
     ticket_id: UUID,
     pool: Pool,
     app: App,
-    as_of: Annotated[
-        AwareDatetime | None,
-        Query(description="A past moment with its UTC offset; read from the event store."),
-    ] = None,
+    as_of: AsOf = None,
 ) -> TicketView:
     if as_of is not None:
         folded: dict[str, Any] | None = None
@@ -382,8 +381,8 @@ async def read_ticket(
 async def survey_results(
     pool: Pool,
     period: Period = "month",
-    since: Annotated[AwareDatetime | None, Query(description="Default: a year ago.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Default: now.")] = None,
+    since: Annotated[Moment | None, Query(description="Default: a year ago.")] = None,
+    until: Annotated[Moment | None, Query(description="Default: now.")] = None,
     survey: Annotated[str | None, Query(max_length=200)] = None,
     channel: InteractionChannel | None = None,
     format: Literal["json", "csv"] = "json",

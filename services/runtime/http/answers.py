@@ -14,10 +14,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Query, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict
 
 from contracts.personal import PERSONAL
+from services.runtime.http.parameters import Moment
 
 
 def _version_last(schema: JsonDict) -> None:
@@ -53,7 +54,7 @@ class HistoryEntry(BaseModel):
 
 
 AsOf = Annotated[
-    AwareDatetime | None,
+    Moment | None,
     Query(description="A past moment with its UTC offset; read from the event store."),
 ]
 """The `as_of` parameter of a read that can answer the past."""

@@ -9,6 +9,14 @@ Every response carries `X-Correlation-ID` (the caller's, or a new one); commands
 it, with the actor (the bearer token's subject, see `security.py`), on the events they
 cause. Every other route needs a bearer token and declares its permission; commands and
 reads of personal data are written to the audit log (`audit.py`).
+
+Every refusal is a JSON object whose `error` says what is wrong (`ErrorAnswer`): also an
+unknown path (404) and a method the path does not take (405, with an `Allow` header
+naming every method it does take). The OpenAPI document names, on every operation, the
+refusals it can answer (`document_responses`): 400, 401, 403, 422, 429 and 503
+everywhere a token is needed, 404 where the path names something, 409 and 413 on
+commands, and the CSV form of every list that has one. A transient database or broker
+error (`services/runtime/transient.py`) answers 503 with `Retry-After`, never 500.
 """
 
 from __future__ import annotations
@@ -25,17 +33,23 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import compile_path
 
 from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected
 from services.runtime.http.audit import AuditLog
 from services.runtime.http.idempotency import IdempotencyMiddleware
+from services.runtime.http.parameters import ControlCharacterGuard, document_text_parameters
 from services.runtime.http.security import (
     Principal,
     RateLimiter,
     SecurityMiddleware,
     TokenVerifier,
+    api_routes,
+    is_public,
     refuse_undeclared,
 )
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -67,6 +81,125 @@ RETRY_AFTER_SECONDS = 1
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:
     return {"error": message, **extra}
+
+
+class ErrorDetail(BaseModel):
+    location: list[str] = Field(
+        description="Where: `query`, `path`, `header` or `body`, then names."
+    )
+    message: str
+
+
+class ErrorAnswer(BaseModel):
+    """Every refusal: `error` says what is wrong and what to do."""
+
+    error: str
+    details: list[ErrorDetail] | None = Field(
+        default=None, description="With 422: each invalid value, where it is."
+    )
+
+
+COMMON_REFUSALS: dict[int, str] = {
+    400: "A parameter holds what no route can use (a control character, a cursor this "
+    "service did not issue, a malformed header); `error` says which.",
+    401: "No bearer token, or one that does not verify.",
+    403: "The token's roles lack the permission this needs.",
+    422: "The request is invalid; `error` says what to fix.",
+    429: "Too many requests (per token subject, or per client address without a valid "
+    "token), or too many open streams; see `Retry-After`.",
+    503: "The database or the broker is briefly unavailable; retry after `Retry-After` "
+    "(a command with the same `Idempotency-Key`).",
+}
+NOT_FOUND = "Nothing of that id (or not yet: the read model may not have caught up)."
+CONFLICT = "The version in `If-Match` is not the current one, or the command contradicts "
+CONFLICT += "the current state."
+TOO_LARGE = "The request body is larger than the limit."
+ERASED = "The customer was erased: nothing personal about them can be read or recorded."
+CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
+
+
+def document_responses(app: FastAPI) -> None:
+    """Name on every operation the refusals it can answer, and the CSV form of every list
+    that has one (`format=csv` or a path ending in `.csv`), in the OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = build()
+        if "ErrorAnswer" in schema.get("components", {}).get("schemas", {}):
+            return schema  # the cached document is documented already
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        definition = ErrorAnswer.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(definition.pop("$defs", {}))
+        schemas["ErrorAnswer"] = definition
+        error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}}
+        for path, item in schema.get("paths", {}).items():
+            for method, operation in item.items():
+                refusals = {400: COMMON_REFUSALS[400]}
+                if not is_public(path):
+                    refusals.update(COMMON_REFUSALS)
+                    if "{" in path:
+                        refusals[404] = NOT_FOUND
+                    if method not in ("get", "head"):
+                        refusals[409] = CONFLICT
+                        refusals[413] = TOO_LARGE
+                    if method not in ("get", "head") or "{customer_id}" in path:
+                        refusals[410] = ERASED
+                responses = operation.setdefault("responses", {})
+                for status, description in refusals.items():
+                    responses.setdefault(str(status), {"description": description})
+                for status, answer in responses.items():
+                    if status.startswith(("4", "503")):  # also those a route declares itself
+                        answer["content"] = error
+                params = operation.get("parameters", [])
+                csv_form = path.endswith(".csv") or any(
+                    p.get("name") == "format" and "csv" in p.get("schema", {}).get("enum", [])
+                    for p in params
+                )
+                if csv_form:
+                    ok = responses.setdefault("200", {"description": "Successful Response"})
+                    content = ok.setdefault("content", {})
+                    if path.endswith(".csv"):
+                        content.pop("application/json", None)
+                    content.update(CSV_CONTENT)
+        document_text_parameters(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def allowed_methods(app: FastAPI, path: str) -> list[str]:
+    """Every method some route takes at `path`."""
+    return sorted(
+        {route.method for route in api_routes(app) if compile_path(route.path)[0].match(path)}
+    )
+
+
+class FixedPathMethods:
+    """A path some route names literally (`/opportunities/export.csv`) takes that route's
+    methods only: `PATCH /opportunities/export.csv` answers 405 with `Allow: GET`, as the
+    OpenAPI document says, rather than reaching `PATCH /opportunities/{opportunity_id}`
+    with `export.csv` for an id."""
+
+    def __init__(self, app: Any, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+        self._fixed: dict[str, set[str]] | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            if self._fixed is None:
+                self._fixed = {}
+                for route in api_routes(self.api):
+                    if "{" not in route.path:
+                        self._fixed.setdefault(route.path, set()).add(route.method)
+            methods = self._fixed.get(scope["path"])
+            if methods is not None and scope["method"] not in methods:
+                allow = ", ".join(sorted(methods))
+                message = f"{scope['path']} takes {allow}, not {scope['method']}"
+                answer = JSONResponse(error_body(message), 405, headers={"Allow": allow})
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestContextMiddleware(BaseHTTPMiddleware):
@@ -147,6 +280,7 @@ def create_app(
     max_body: int,
     audit: AuditLog | None = None,
     pool: Callable[[], asyncpg.Pool | None] | None = None,
+    anonymous_limiter: RateLimiter | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -154,29 +288,40 @@ def create_app(
         version="1.0.0",
         lifespan=lifespan,
         dependencies=[Depends(refuse_undeclared)],
-        responses={
-            401: {"description": "No bearer token, or one that does not verify."},
-            403: {"description": "The token's roles lack the permission this needs."},
-            413: {"description": "The request body is too large."},
-            422: {"description": "The request is invalid; `error` says what to fix."},
-            429: {"description": "Too many requests with this token; see `Retry-After`."},
-            503: {
-                "description": "The database or the broker is briefly unavailable; nothing "
-                "was changed unless the same request is found done when retried after "
-                "`Retry-After`."
-            },
-        },
     )
     # the last added runs first: correlation id and metrics, then authentication, then
-    # the answers to repeated commands (the caller's keys)
+    # the answers to repeated commands (the caller's keys), then the methods of fixed
+    # paths, then the refusal of control characters
+    app.add_middleware(ControlCharacterGuard)
+    app.add_middleware(FixedPathMethods, api=app)
     if pool is not None:
         app.add_middleware(IdempotencyMiddleware, pool=pool)
-    app.add_middleware(SecurityMiddleware, verifier=verifier, limiter=limiter, max_body=max_body)
+    app.add_middleware(
+        SecurityMiddleware,
+        verifier=verifier,
+        limiter=limiter,
+        max_body=max_body,
+        anonymous_limiter=anonymous_limiter,
+    )
     app.add_middleware(RequestContextMiddleware, service=service, audit=audit)
+    document_responses(app)
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        message = str(exc.detail)
+        if exc.status_code == 404:
+            message = f"no route {request.url.path}; see /openapi.json for the routes"
+        if exc.status_code == 405:
+            methods = allowed_methods(app, request.url.path)
+            headers["Allow"] = ", ".join(methods)
+            message = f"{request.url.path} takes {', '.join(methods)}, not {request.method}"
+        return JSONResponse(error_body(message), exc.status_code, headers=headers)
 
     @app.exception_handler(CommandRejected)
     async def _rejected(_: Request, exc: CommandRejected) -> JSONResponse:
-        return JSONResponse(error_body(str(exc)), status_code=exc.status_code)
+        headers = getattr(exc, "headers", None)
+        return JSONResponse(error_body(str(exc)), status_code=exc.status_code, headers=headers)
 
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("answered 503 after a transient error: %r", exc)
@@ -227,7 +372,13 @@ def create_app(
             status_code=200 if state.ready else 503,
         )
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics (text exposition format)",
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -238,7 +389,7 @@ def create_app(
         tags=["operations"],
         summary="AsyncAPI document of every Kafka topic, inbound and outbound",
         response_class=Response,
-        responses={200: {"content": {"application/json": {}}}},
+        responses={200: {"content": {"application/json": {"schema": {"type": "object"}}}}},
     )
     async def asyncapi() -> Response:
         return Response(asyncapi_document, media_type="application/json")

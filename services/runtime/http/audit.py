@@ -31,11 +31,12 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.routing import APIRoute
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from contracts.personal import carries_personal
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
+from services.runtime.http.parameters import Moment
 from services.runtime.http.security import Principal, requires
 from services.runtime.metrics import AUDIT_ENTRIES
 from services.runtime.storage.filters import Where
@@ -86,6 +87,12 @@ def _customer_of(scope: MutableMapping[str, Any], path_params: dict[str, Any]) -
             if isinstance(document, dict):
                 return _uuid_or_none(document.get("customer_id"))
     return None
+
+
+def _storable(text: str) -> str:
+    """`text` without what PostgreSQL refuses in text and JSON (NUL): one such entry would
+    fail its whole batch, again and again."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _customer_at(location: str | None) -> uuid.UUID | None:
@@ -163,7 +170,7 @@ class AuditLog:
             isinstance(route, APIRoute) and reads_personal_data(route)
         ):
             return
-        path_params = {k: str(v) for k, v in scope.get("path_params", {}).items()}
+        path_params = {k: _storable(str(v)) for k, v in scope.get("path_params", {}).items()}
         client = scope.get("client")
         self.record(
             (
@@ -177,8 +184,8 @@ class AuditLog:
                 _customer_of(scope, path_params) or _customer_at(location),
                 status,
                 client[0] if client else None,
-                (user_agent or "")[:500] or None,
-                correlation_id,
+                _storable(user_agent or "")[:500] or None,
+                _storable(correlation_id),
             )
         )
 
@@ -249,8 +256,8 @@ class AuditFilter(BaseModel):
 def audit_filter(
     actor: Annotated[str | None, Query(max_length=200, description="The token subject.")] = None,
     customer_id: uuid.UUID | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="At or after.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Before.")] = None,
+    since: Annotated[Moment | None, Query(description="At or after.")] = None,
+    until: Annotated[Moment | None, Query(description="Before.")] = None,
 ) -> AuditFilter:
     return AuditFilter(actor=actor, customer_id=customer_id, since=since, until=until)
 

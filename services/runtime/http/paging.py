@@ -3,7 +3,10 @@
 A list is ordered by a key of one or more columns ending in a unique one (a moment and
 an id, a name and an id, an id alone). A cursor is the key of the last row a page
 returned, as a JSON array, base64url-encoded; the next page is one index range scan after
-it, however deep the reader pages. A cursor that is not one of ours is answered with 400.
+it, however deep the reader pages. A cursor that is not one of ours is answered with 400:
+one of another shape, a value of another type than its column's, a moment or date out of
+the range the APIs accept (`parameters.EARLIEST` to `LATEST`), text a column cannot hold
+(NUL, a lone surrogate), a number beyond 64 bits.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
-from services.runtime.errors import RuleViolation
+from services.runtime.errors import BadRequest
+from services.runtime.http.parameters import CONTROL_CHARACTERS, EARLIEST, LATEST, in_range
 
 Position = tuple[Any, ...]
 """Where a page ends: the values of the sort key's columns in the last row."""
@@ -38,14 +42,14 @@ def _typed(value: Any, kind: type) -> Any:
     if kind is datetime:
         if not isinstance(value, str):
             raise TypeError("a moment is written as text")
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            raise ValueError("naive time")
-        return moment.astimezone(UTC)  # OverflowError at the ends of the calendar
+        return in_range(datetime.fromisoformat(value)).astimezone(UTC)
     if kind is date:
         if not isinstance(value, str):
             raise TypeError("a date is written as text")
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
+        if not EARLIEST.date() <= day <= LATEST.date():
+            raise ValueError("out of range")
+        return day
     if kind is UUID:
         if not isinstance(value, str):
             raise TypeError("an id is written as text")
@@ -53,14 +57,18 @@ def _typed(value: Any, kind: type) -> Any:
     if kind is Decimal:
         if not isinstance(value, str):
             raise TypeError("an amount is written as text")
-        return Decimal(value)
+        amount = Decimal(value)
+        if not amount.is_finite() or abs(amount) >= Decimal(10) ** 18:
+            raise ValueError("not an amount a column holds")
+        return amount
     if kind is int:
         if type(value) is not int or abs(value) >= 1 << 63:
             raise TypeError("not a whole number a column holds")
         return value
     if kind is str:
-        if not isinstance(value, str) or "\x00" in value:
+        if not isinstance(value, str) or CONTROL_CHARACTERS.search(value):
             raise TypeError("not text a column holds")
+        value.encode()  # UnicodeEncodeError (a ValueError) for a lone surrogate
         return value
     raise TypeError(f"no cursor reading for {kind.__name__}")
 
@@ -82,7 +90,7 @@ def decode_cursor(cursor: str | None, types: Sequence[type]) -> Position | None:
             raise ValueError("wrong shape")
         return tuple(_typed(v, t) for v, t in zip(values, types, strict=True))
     except (ValueError, TypeError, OverflowError, InvalidOperation) as exc:
-        raise RuleViolation(NOT_OURS) from exc
+        raise BadRequest(NOT_OURS) from exc
 
 
 @dataclass(frozen=True)

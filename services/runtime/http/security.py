@@ -9,9 +9,15 @@
   `@router.get(..., dependencies=[requires("customers:read")])`. A route that declares
   none is refused to everyone (`refuse_undeclared`), so a forgotten declaration fails
   closed, and the route-by-role test names it.
-- **Limits**: request bodies larger than `max_body_bytes` answer 413; each token may
-  send `rate_limit_burst` requests at once and `rate_limit_per_minute` on average, then
-  429 with `Retry-After`.
+- **Tokens are checked before they are trusted**: a header that is not an object, an
+  `alg` or `kid` that is not text, any `crit` member (no extension is understood), and
+  `exp`, `nbf` or `iat` claims that are not finite numbers answer 401 saying which; no
+  malformed token reaches a library that might fail on it with a server error.
+- **Limits**: request bodies larger than `max_body_bytes` answer 413; each token subject
+  (the verified `sub`, however its token is spelled) may send `rate_limit_burst` requests
+  at once and `rate_limit_per_minute` on average, then 429 with `Retry-After`; requests
+  without a valid token are limited per client address (`rate_limit_anonymous_per_minute`)
+  the same way.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
 from services.runtime.errors import CommandRejected
+from services.runtime.http.parameters import CONTROL_CHARACTERS
 from services.runtime.settings import ServiceSettings
 from services.runtime.storage.eventstore import command_context, current_context
 
@@ -142,8 +149,6 @@ class Principal:
     subject: str
     roles: tuple[str, ...]
     permissions: frozenset[str]
-    token_key: str
-    """Identifies the token (its signature) for rate limiting."""
 
     def may(self, permission: str) -> bool:
         return permission in self.permissions
@@ -270,9 +275,12 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
             raise Unauthenticated("the bearer token is not a JWT") from None
-        key = self.keys.get(header.get("kid")) or self.keys.get(None)
+        except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+            raise Unauthenticated(f"the bearer token's header is invalid: {exc}") from None
+        kid = _checked_header(header)
+        key = self.keys.get(kid) or self.keys.get(None)
         if key is None:
-            raise Unauthenticated(f"the bearer token names an unknown key {header.get('kid')!r}")
+            raise Unauthenticated(f"the bearer token names an unknown key {kid!r:.60}")
         try:
             claims = jwt.decode(
                 token,
@@ -280,8 +288,13 @@ class TokenVerifier:
                 algorithms=list(self.algorithms),
                 audience=self.audience,
                 issuer=self.issuer,
-                leeway=self.leeway,
-                options={"require": ["exp", "iss", "aud", "sub"]},
+                options={
+                    "require": ["exp", "iss", "aud", "sub"],
+                    # checked below, once they are known to be numbers
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise Unauthenticated("the bearer token has expired") from None
@@ -301,21 +314,65 @@ class TokenVerifier:
             raise Unauthenticated("the bearer token's signature does not verify") from None
         except jwt.InvalidTokenError as exc:
             raise Unauthenticated(f"the bearer token is invalid: {exc}") from None
+        except (ValueError, TypeError, OverflowError):
+            raise Unauthenticated("the bearer token's claims are malformed") from None
+        self._check_times(claims)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject.strip():
             raise Unauthenticated("the bearer token's subject is empty")
+        if CONTROL_CHARACTERS.search(subject):
+            raise Unauthenticated("the bearer token's subject holds a control character")
         raw_roles = claims.get("roles", claims.get("role", []))
         if isinstance(raw_roles, str):
             raw_roles = [raw_roles]
         if not isinstance(raw_roles, list):
             raise Unauthenticated("the bearer token's roles claim must be a list of names")
-        roles = tuple(str(r) for r in raw_roles)
+        if not all(isinstance(r, str) for r in raw_roles):
+            raise Unauthenticated("the bearer token's roles claim must be a list of names")
+        roles = tuple(raw_roles)
         return Principal(
             subject=subject.strip()[:200],
             roles=roles,
             permissions=permissions_of(roles),
-            token_key=token.rsplit(".", 1)[-1],
         )
+
+    def _check_times(self, claims: dict[str, Any]) -> None:
+        """`exp` (required), `nbf` and `iat` are finite numbers; `exp` has not passed and
+        `nbf` has come, give or take the leeway."""
+        for name in ("exp", "nbf", "iat"):
+            value = claims.get(name)
+            if name not in claims:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise Unauthenticated(f"the bearer token's {name!r} claim must be a number")
+            if not math.isfinite(value) or abs(value) > MAX_TIME_CLAIM:
+                raise Unauthenticated(f"the bearer token's {name!r} claim is out of range")
+        now = time.time()
+        if claims["exp"] + self.leeway <= now:
+            raise Unauthenticated("the bearer token has expired")
+        if "nbf" in claims and claims["nbf"] - self.leeway > now:
+            raise Unauthenticated("the bearer token is not valid yet")
+
+
+MAX_TIME_CLAIM = 253_402_300_799
+"""The last second of year 9999: a time claim beyond it is no time at all."""
+
+
+def _checked_header(header: Any) -> str | None:
+    """The `kid` of a token header fit to be read; 401 for one that is not."""
+    if not isinstance(header, dict):
+        raise Unauthenticated("the bearer token's header is not a JSON object")
+    if not isinstance(header.get("alg"), str):
+        raise Unauthenticated("the bearer token's header names no algorithm")
+    if "crit" in header:
+        raise Unauthenticated("the bearer token's header has a `crit` member; none is understood")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise Unauthenticated("the bearer token's `kid` must be text")
+    for name in ("typ", "cty"):
+        if name in header and not isinstance(header[name], str):
+            raise Unauthenticated(f"the bearer token's `{name}` must be text")
+    return kid
 
 
 def _read(path: Path | None, variable: str) -> str:
@@ -475,7 +532,8 @@ Caller = Annotated[Principal, Depends(principal_of)]
 
 
 class RateLimiter:
-    """A token bucket per bearer token: `burst` at once, refilled at `per_minute`."""
+    """A token bucket per key (a token's subject, a client's address): `burst` at once,
+    refilled at `per_minute`."""
 
     def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic):
         self.rate = per_minute / 60.0
@@ -510,6 +568,11 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
+def _too_many(message: str, wait: float) -> JSONResponse:
+    retry = str(max(1, math.ceil(wait)))
+    return _error(429, f"{message}; retry in {retry} s", {"Retry-After": retry})
+
+
 def _quoted(text: str) -> str:
     return text.replace("\\", "").replace('"', "'")
 
@@ -520,11 +583,18 @@ class SecurityMiddleware:
     command's body (already bounded) in `scope["state"]["body"]` for the audit log."""
 
     def __init__(
-        self, app: ASGIApp, *, verifier: TokenVerifier, limiter: RateLimiter, max_body: int
+        self,
+        app: ASGIApp,
+        *,
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
+        max_body: int,
+        anonymous_limiter: RateLimiter | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.limiter = limiter
+        self.anonymous_limiter = anonymous_limiter or RateLimiter(0, 1)
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -535,16 +605,21 @@ class SecurityMiddleware:
         try:
             principal = self.verifier.verify(self._token(headers.get("authorization")))
         except Unauthenticated as exc:
+            client = scope.get("client")
+            wait = self.anonymous_limiter.take(f"address {client[0] if client else '?'}")
+            if wait > 0:
+                message = "too many requests without a valid token from this address"
+                await _too_many(message, wait)(scope, receive, send)
+                return
             challenge = 'Bearer realm="crm"'
             if exc.token_given:
                 challenge += f', error="invalid_token", error_description="{_quoted(str(exc))}"'
             await _error(401, str(exc), {"WWW-Authenticate": challenge})(scope, receive, send)
             return
-        wait = self.limiter.take(principal.token_key)
+        wait = self.limiter.take(principal.subject)
         if wait > 0:
-            retry = str(max(1, math.ceil(wait)))
-            message = f"too many requests with this token; retry in {retry} s"
-            await _error(429, message, {"Retry-After": retry})(scope, receive, send)
+            message = f"too many requests as {principal.subject!r}"
+            await _too_many(message, wait)(scope, receive, send)
             return
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:

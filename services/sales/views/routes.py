@@ -10,13 +10,14 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import AwareDatetime, BaseModel
+from pydantic import BaseModel
 
 from contracts.sales import ActivityKind, Currency, Stage
 from services.runtime.errors import NotFound
 from services.runtime.http.answers import AsOf, HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.http.paging import Position
+from services.runtime.http.parameters import Day, Moment
 from services.runtime.http.security import requires
 from services.sales import queries
 from services.sales.dependencies import App, Pool, ReadableOpportunity, Visible
@@ -59,8 +60,8 @@ def opportunity_filter(
     currency: Currency | None = None,
     product: Annotated[str | None, Query(max_length=200)] = None,
     customer_id: UUID | None = None,
-    opened_from: Annotated[dt.date | None, Query(description="Opened on or after.")] = None,
-    opened_to: Annotated[dt.date | None, Query(description="Opened on or before.")] = None,
+    opened_from: Annotated[Day | None, Query(description="Opened on or after.")] = None,
+    opened_to: Annotated[Day | None, Query(description="Opened on or before.")] = None,
 ) -> OpportunityFilter:
     return OpportunityFilter(
         stage=stage.value if stage else None,
@@ -167,7 +168,7 @@ async def predictions(
     visible: Visible,
     owner: Annotated[str | None, Query(max_length=200)] = None,
     kind: ActivityKind | None = None,
-    since: dt.date | None = None,
+    since: Day | None = None,
     format: Format = "json",
 ) -> list[PredictionRow]:
     rows = await queries.prediction_accuracy(
@@ -359,8 +360,8 @@ def purchase_filter(
     customer_id: UUID | None = None,
     source: Annotated[str | None, Query(max_length=63)] = None,
     currency: Currency | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="Occurred at or after.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Occurred before.")] = None,
+    since: Annotated[Moment | None, Query(description="Occurred at or after.")] = None,
+    until: Annotated[Moment | None, Query(description="Occurred before.")] = None,
 ) -> PurchaseFilter:
     return PurchaseFilter(
         customer_id=customer_id,

@@ -21,7 +21,7 @@ def settings(rule: VisibilityRule) -> SalesSettings:
 
 
 def caller(role: str, subject: str) -> Principal:
-    return Principal(subject, (role,), permissions_of([role]), token_key="k")
+    return Principal(subject, (role,), permissions_of([role]))
 
 
 def visibility(rule: VisibilityRule, role: str, subject: str) -> Visibility:

@@ -179,6 +179,27 @@ async def test_each_token_is_rate_limited_with_retry_after() -> None:
         assert (await client.post("/echo", json={}, headers=second)).status_code == 200
 
 
+async def test_the_bucket_is_the_subjects_however_its_tokens_are_spelled() -> None:
+    async with probe_app(rate_limit_per_minute=60, rate_limit_burst=3) as client:
+        spellings = [token("administrator", "a"), token("administrator", "a")]
+        spellings.append(spellings[0] + "=")  # still verifies: base64 padding is ignored
+        answers = []
+        for spelling in [*spellings, token("administrator", "a")]:
+            headers = {"Authorization": f"Bearer {spelling}"}
+            answers.append((await client.post("/echo", json={}, headers=headers)).status_code)
+        assert answers == [200, 200, 200, 429]
+
+
+async def test_requests_without_a_valid_token_are_limited_per_client_address() -> None:
+    async with probe_app(rate_limit_anonymous_per_minute=8) as client:  # 2 at once
+        bad = [{}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Bearer x.y.z"}]
+        answers = [(await client.post("/echo", json={}, headers=h)).status_code for h in bad]
+        assert answers == [401, 401, 429]
+        limited = await client.post("/echo", json={}, headers=bad[0])
+        assert limited.headers["Retry-After"] and "without a valid token" in limited.json()["error"]
+        assert (await client.post("/echo", json={}, headers=bearer())).status_code == 200
+
+
 def test_the_bucket_refills_at_the_configured_rate() -> None:
     now = [0.0]
     limiter = RateLimiter(per_minute=60, burst=2, clock=lambda: now[0])
