@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 NUMBER = "number"
@@ -62,8 +63,10 @@ FIELDS: dict[str, tuple[str, str]] = {
 }
 
 MONEY_FIELDS = ("total_spend", "average_spend")
-"""The fields that are amounts in the reporting currency (numbers in a rule and in the
-values a conclusion records; decimal strings in the service's answers)."""
+"""The fields that are amounts in the reporting currency: a rule compares them with a
+number or a decimal string, exactly (as decimals, not binary floats); the values a
+conclusion records and publishes, and the service's answers, hold them as decimal
+strings."""
 
 ORDERED = (NUMBER, INTEGER, TEXT, DATE)
 OPERATORS: dict[str, tuple[str, ...]] = {
@@ -88,8 +91,23 @@ class RuleError(ValueError):
     """A rule that is not valid; the message names the part at fault."""
 
 
+def _amount(field: str, value: Any, where: str) -> Decimal:
+    """An amount to compare with: a number or a decimal string, read as the decimal it
+    spells (`99.9` is 99.90, not the binary float next to it)."""
+    if not isinstance(value, bool) and isinstance(value, int | float | str):
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            amount = None
+        if amount is not None and amount.is_finite():
+            return amount
+    raise RuleError(f"{where}: field {field!r} is an amount (a number); got {value!r}")
+
+
 def _scalar(field: str, kind: str, value: Any, where: str) -> Any:
     """The comparison value converted to the field's type, or RuleError."""
+    if field in MONEY_FIELDS:
+        return _amount(field, value, where)
     if kind in (NUMBER, INTEGER):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise RuleError(f"{where}: field {field!r} is a number; got {value!r}")

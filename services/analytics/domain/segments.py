@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from contracts.money import plain_amount
 from services.analytics.domain import churn, lifecycle, matrix, rfm
 from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, Profile
 from services.analytics.domain.rules import Predicate, compile_rule, fields_of
@@ -90,8 +92,8 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "tags": profile.tag_list,
         "registered": profile.registered,
         "purchase_count": profile.purchase_count,
-        "total_spend": float(profile.total_spend),
-        "average_spend": float(average) if average is not None else None,
+        "total_spend": profile.total_spend,
+        "average_spend": average,
         "first_purchase_date": first,
         "last_purchase_date": last,
         "days_since_last_purchase": (today - last).days if last else None,
@@ -118,8 +120,12 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
 
 
 def jsonable(value: Any) -> Any:
+    """A field value as a conclusion records and publishes it: dates as `YYYY-MM-DD`,
+    amounts as decimal strings (`contracts.money`), never a float."""
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return plain_amount(value)
     return value
 
 

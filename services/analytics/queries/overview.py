@@ -48,7 +48,8 @@ async def distribution(pool: asyncpg.Pool, by: DistributionDimension) -> list[di
                    count(*) FILTER (WHERE purchase_count = 0 AND last_contact_at IS NOT NULL)
                      AS interested_prospects,
                    coalesce(sum(total_spend), 0) AS value,
-                   avg(total_spend) FILTER (WHERE purchase_count > 0) AS average_spend_per_buyer
+                   round(avg(total_spend) FILTER (WHERE purchase_count > 0), 2)
+                     AS average_spend_per_buyer
             FROM profiles GROUP BY 1 ORDER BY value DESC, 1"""
     )
     return as_dicts(rows)

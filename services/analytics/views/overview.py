@@ -11,11 +11,12 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import lifecycle, rfm
 from services.analytics.queries import overview as queries
 from services.analytics.queries.overview import DistributionDimension
-from services.analytics.views.answers import Format, Moment, Money, csv_of
+from services.analytics.views.answers import Format, Moment, csv_of
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])

@@ -5,13 +5,14 @@ warning, latest interactions, open opportunities and tickets)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money, Priced
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import matrix
 from services.analytics.domain.money import cents
@@ -25,7 +26,6 @@ from services.analytics.views.answers import (
     Format,
     Limit,
     Moment,
-    Money,
     amounts_as_text,
     csv_of,
 )
@@ -36,7 +36,14 @@ from services.runtime.http.security import requires
 router = APIRouter(tags=["analytics"])
 
 
-class ProfileView(BaseModel):
+class ProfileView(Priced):
+    """Amounts in the reporting currency, with its minor units."""
+
+    other_currencies: ClassVar[dict[str, str]] = {
+        "total_spend": "reporting_currency",
+        "average_spend": "reporting_currency",
+    }
+
     customer_id: UUID
     name: str | None
     kind: str | None
@@ -154,7 +161,7 @@ class LoggedInteraction(BaseModel):
     subject: str
 
 
-class OpenOpportunity(BaseModel):
+class OpenOpportunity(Priced):
     opportunity_id: UUID
     description: str | None
     stage: str | None

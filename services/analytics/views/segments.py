@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money
 from services.analytics.dependencies import Pool
 from services.analytics.domain.rules import FIELDS, OPERATORS
 from services.analytics.domain.segments import BUILTIN_FIELDS, BUILTIN_PREFIXES, BUILTIN_SEGMENTS
@@ -23,7 +24,6 @@ from services.analytics.views.answers import (
     Format,
     Limit,
     Moment,
-    Money,
     amounts_as_text,
     checked_moment,
     csv_of,
