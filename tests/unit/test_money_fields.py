@@ -11,15 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 
-from contracts.money import Money
 from contracts.registry import all_event_models
 from contracts.sales import PurchaseCompleted
+from tests.support.money import MONEY_SCHEMA, is_money
 from tests.support.routes import DEFINITIONS, app_of
-
-MONEY_SCHEMA = TypeAdapter(Money).json_schema(mode="serialization")
-"""How an amount is written in every JSON document."""
 
 AMOUNT_WORDS = re.compile(
     r"(^|_)(amount|amounts|value|revenue|total|price|balance|spend|outstanding|paid|cost|clv"
@@ -39,23 +36,6 @@ NOT_AMOUNTS: dict[str, str] = {
 }
 """Field names (`name`, or `Model.name` for one model's field) that look like amounts but are
 not, and why."""
-
-
-def _is_money(schema: dict[str, Any], definitions: dict[str, Any]) -> bool | None:
-    """True when `schema` writes a money string (or a null, or a list of them), False when
-    it writes something else, None when it is an object or a reference to one."""
-    if "$ref" in schema:
-        target = definitions.get(schema["$ref"].rsplit("/", 1)[-1], {})
-        return None if target.get("type", "object") == "object" else _is_money(target, definitions)
-    variants = schema.get("anyOf") or schema.get("oneOf")
-    if variants:
-        found = [_is_money(v, definitions) for v in variants if v.get("type") != "null"]
-        return None if None in found else all(found)
-    if schema.get("type") == "array":
-        return _is_money(schema.get("items", {}), definitions)
-    if schema.get("type") == "object":
-        return None
-    return all(schema.get(k) == v for k, v in MONEY_SCHEMA.items() if k != "description")
 
 
 def _properties(
@@ -109,7 +89,7 @@ FIELDS = [*_openapi_fields(), *_contract_fields()]
 
 
 def _money_typed(prop: dict[str, Any], definitions: dict[str, Any]) -> bool:
-    return bool(_is_money(prop, definitions))
+    return bool(is_money(prop, definitions))
 
 
 def test_the_walk_finds_the_amounts_of_every_service_and_contract() -> None:
@@ -132,7 +112,7 @@ def test_the_walk_finds_the_amounts_of_every_service_and_contract() -> None:
 def test_every_field_named_like_an_amount_is_written_as_a_money_string(
     where: str, model: str, name: str, prop: dict[str, Any], definitions: dict[str, Any]
 ) -> None:
-    verdict = _is_money(prop, definitions)
+    verdict = is_money(prop, definitions)
     if verdict is None or name in NOT_AMOUNTS or f"{model}.{name}" in NOT_AMOUNTS:
         return  # an object (its own fields are walked) or a name excused above
     assert verdict, f"{where}: {model}.{name} is {prop}, not a money string {MONEY_SCHEMA}"

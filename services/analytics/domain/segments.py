@@ -69,6 +69,7 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
     """`field_values` and the churn reasons (`churn.reasons`) that follow from them."""
     today = now.date()
     first, last = _date(profile.first_purchase_at), _date(profile.last_purchase_at)
+    previous = _date(profile.previous_purchase_at)
     r, f, m = profile.recency_score, profile.frequency_score, profile.monetary_score
     csat = profile.csat_average
     tier = rfm.value_tier(m) if profile.purchase_count else "none"
@@ -89,6 +90,9 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "owner": profile.owner,
         "source_channel": profile.source_channel,
         "importance_tier": profile.importance_tier,
+        "loyalty_stage": profile.loyalty_stage,
+        "value_behaviour": profile.value_behaviour,
+        "relationship_level": profile.relationship_level,
         "tags": profile.tag_list,
         "registered": profile.registered,
         "purchase_count": profile.purchase_count,
@@ -97,6 +101,8 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "first_purchase_date": first,
         "last_purchase_date": last,
         "days_since_last_purchase": (today - last).days if last else None,
+        "days_since_first_purchase": (today - first).days if first else None,
+        "days_between_last_purchases": (last - previous).days if last and previous else None,
         "days_since_last_contact": (
             (today - profile.last_contact_at.date()).days if profile.last_contact_at else None
         ),
@@ -110,8 +116,9 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "recency_score": r,
         "frequency_score": f,
         "monetary_score": m,
+        "frequency_monetary_score": rfm.fm(f, m) if f is not None and m is not None else None,
         "rfm_segment": rfm.named_segment(r, f, m) if profile.purchase_count else None,
-        "lifecycle_stage": lifecycle.stage(today, first, last, _date(profile.previous_purchase_at)),
+        "lifecycle_stage": lifecycle.stage(today, first, last, previous),
         "value_tier": tier,
         "satisfaction": matrix.satisfaction(csat, profile.nps_latest),
         "churn_risk": bool(reasons),
