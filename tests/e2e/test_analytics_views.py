@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 
 from contracts import customer as c
 from contracts import sales as s
+from contracts.envelope import EventPayload
 from contracts.registry import parse_event
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
@@ -95,71 +96,38 @@ def registration(customer: uuid.UUID) -> list[tuple[bytes, bytes]]:
     return [as_message(e) for e in events]
 
 
-def bought(customer: uuid.UUID, amount: str, currency: str, at: datetime) -> tuple[bytes, bytes]:
-    payload = s.PurchaseRecorded(
-        purchase_id=uuid.uuid4(),
-        source="shop-cn",
-        order_id=uuid.uuid4().hex,
-        amount=Decimal(amount),
-        currency=s.Currency(currency),
-    )
-    event = envelope(
-        customer,
-        1,
-        payload,
-        event_id=uuid.uuid4(),
-        aggregate_id=uuid.uuid4(),
-        occurred_at=at,
-        recorded_at=at,
-    )
+def _sale(
+    customer: uuid.UUID, payload: EventPayload, aggregate: uuid.UUID, version: int, at: datetime
+) -> tuple[bytes, bytes]:
+    event = envelope(customer, version, payload, event_id=uuid.uuid4(), aggregate_id=aggregate,
+                     occurred_at=at, recorded_at=at)  # fmt: skip
     return as_message(event)
+
+
+def bought(customer: uuid.UUID, amount: str, currency: str, at: datetime) -> tuple[bytes, bytes]:
+    payload = s.PurchaseRecorded(purchase_id=uuid.uuid4(), source="shop-cn",
+                                 order_id=uuid.uuid4().hex, amount=Decimal(amount),
+                                 currency=s.Currency(currency))  # fmt: skip
+    return _sale(customer, payload, uuid.uuid4(), 1, at)
 
 
 def signed(
     customer: uuid.UUID, opportunity: uuid.UUID, contract: str, amount: str, on: date
 ) -> tuple[bytes, bytes]:
-    payload = s.ContractSigned(
-        opportunity_id=opportunity,
-        contract_id=contract,
-        amount=Decimal(amount),
-        currency=s.Currency.CNY,
-        signed_on=on,
-    )
-    at = datetime.combine(on, datetime.min.time(), tzinfo=UTC)
-    event = envelope(
-        customer,
-        7,
-        payload,
-        event_id=uuid.uuid4(),
-        aggregate_id=opportunity,
-        occurred_at=at,
-        recorded_at=at,
-    )
-    return as_message(event)
+    payload = s.ContractSigned(opportunity_id=opportunity, contract_id=contract,
+                               amount=Decimal(amount), currency=s.Currency.CNY,
+                               signed_on=on)  # fmt: skip
+    return _sale(customer, payload, opportunity, 7, datetime.combine(on, time(), tzinfo=UTC))
 
 
 def paid(
     customer: uuid.UUID, opportunity: uuid.UUID, contract: str, amount: str, outstanding: str
 ) -> tuple[bytes, bytes]:
-    payload = s.PaymentReceived(
-        opportunity_id=opportunity,
-        contract_id=contract,
-        payment_id=uuid.uuid4().hex,
-        amount=Decimal(amount),
-        currency=s.Currency.CNY,
-        received_on=_at(5).date(),
-        outstanding_after=Decimal(outstanding),
-    )
-    event = envelope(
-        customer,
-        8,
-        payload,
-        event_id=uuid.uuid4(),
-        aggregate_id=opportunity,
-        occurred_at=_at(5),
-        recorded_at=_at(5),
-    )
-    return as_message(event)
+    payload = s.PaymentReceived(opportunity_id=opportunity, contract_id=contract,
+                                payment_id=uuid.uuid4().hex, amount=Decimal(amount),
+                                currency=s.Currency.CNY, received_on=_at(5).date(),
+                                outstanding_after=Decimal(outstanding))  # fmt: skip
+    return _sale(customer, payload, opportunity, 8, _at(5))
 
 
 async def a_customer_with_history(infra: Infrastructure) -> uuid.UUID:
@@ -404,12 +372,25 @@ async def test_every_amount_answered_and_published_is_a_money_string(
     }
     async with analytics.client(timeout=30) as client:
         await wait_for(client, f"/profiles/{customer}", lambda p: p["value_tier"] != "none")
-        rule = {"field": "total_spend", "op": "gt", "value": "1000.5"}
+        rule = {"field": "total_spend", "op": "gt", "value": 1000.5}
         made = await client.post(
             "/segments", json={"segment": "spenders", "name": "x", "rule": rule}
         )
         assert made.status_code == 201, made.text
         await wait_for(client, "/segments/spenders/members", lambda body: len(body["items"]) == 1)
+
+        async def published() -> list[Any]:
+            records = await read_topic(infra.bootstrap_servers, Topic.ANALYTICS, expect=3)
+            events: list[Any] = [parse_event(r.value) for r in records]
+            values = [
+                e.payload.values
+                for e in events
+                if e.event_type == "analytics.segment_changed" and e.payload.segment == "spenders"
+            ]
+            assert values and all(_is_cents(v["total_spend"]) for v in values), values
+            return values
+
+        await eventually(published, timeout=20, describe="the published values")
         checked = 0
         for path, item in document["paths"].items():
             operation = item.get("get")
@@ -420,25 +401,16 @@ async def test_every_amount_answered_and_published_is_a_money_string(
             assert answer.status_code == 200, (url, answer.text)
             schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
             for where, amount in amounts_in(answer.json(), schema, definitions, url):
-                assert isinstance(amount, str) and CENTS.fullmatch(amount), (where, amount)
+                assert _is_cents(amount), (where, amount)
                 checked += 1
             for where, amount in _recorded_amounts(answer.json(), url):
-                assert isinstance(amount, str) and CENTS.fullmatch(amount), (where, amount)
+                assert _is_cents(amount), (where, amount)
                 checked += 1
         assert checked > 20
 
-        async def published() -> list[Any]:
-            records = await read_topic(infra.bootstrap_servers, Topic.ANALYTICS, expect=3)
-            events: list[Any] = [parse_event(r.value) for r in records]
-            values = [
-                e.payload.values
-                for e in events
-                if e.event_type == "analytics.segment_changed" and e.payload.segment == "spenders"
-            ]
-            assert values and all(CENTS.fullmatch(v["total_spend"]) for v in values), values
-            return values
 
-        await eventually(published, timeout=20, describe="the published values")
+def _is_cents(amount: Any) -> bool:
+    return isinstance(amount, str) and CENTS.fullmatch(amount) is not None
 
 
 RECORDED = ("decided_by", "left_because", "entered_values", "left_values", "values",
