@@ -57,6 +57,7 @@ schemas: $(STAMP)
 # event types), between their markers in README.md and docs/*.md.
 docs: $(STAMP)
 	$(BIN)/python -m local.reference
+	$(BIN)/python -m crm.cli topics acls --output deploy/kubernetes/kafka-access.sh
 
 bench: $(STAMP)
 	$(BIN)/crm bench projection-latency --count 1000

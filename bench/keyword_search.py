@@ -255,6 +255,8 @@ def synthetic_rows(count: int, start: int, rng: random.Random) -> list[tuple[Any
             "recorded_at": base,
             "search_text": text,
             "search_grams": search_grams(text),
+            "consent_override": None,
+            "consent_breach": False,
         }
         rows.append(tuple(row[c] for c in INTERACTION_COLUMNS))
     return rows

@@ -22,6 +22,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, StringConstraints
 
 from contracts.envelope import EventPayload
+from contracts.values import JSON_LINES, LINE, Line, Text
 
 NO_CUSTOMER = UUID(int=0)
 """`customer_id` of events that are not about one customer (segment definitions)."""
@@ -29,6 +30,7 @@ NO_CUSTOMER = UUID(int=0)
 SegmentKey = Annotated[
     str,
     StringConstraints(pattern=r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)?$", min_length=2, max_length=64),
+    LINE,
 ]
 
 
@@ -74,10 +76,10 @@ class SegmentDefined(EventPayload):
     )
 
     segment: SegmentKey
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
+    name: Line = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=2000)
     version: int = Field(ge=1)
-    rule: dict[str, Any]
+    rule: Annotated[dict[str, Any], JSON_LINES]
 
 
 class SegmentChanged(EventPayload):
@@ -105,10 +107,10 @@ class SegmentChanged(EventPayload):
         }
     )
 
-    segment: str = Field(min_length=1, max_length=64)
+    segment: Line = Field(min_length=1, max_length=64)
     direction: SegmentDirection
     rule_version: int = Field(ge=1)
-    values: dict[str, Any] = Field(default_factory=dict)
+    values: Annotated[dict[str, Any], JSON_LINES] = Field(default_factory=dict)
 
 
 class ChurnRiskRaised(EventPayload):
@@ -136,8 +138,8 @@ class ChurnRiskRaised(EventPayload):
     )
 
     reasons: list[ChurnReason] = Field(min_length=1)
-    value_tier: str
-    values: dict[str, Any] = Field(default_factory=dict)
+    value_tier: Line
+    values: Annotated[dict[str, Any], JSON_LINES] = Field(default_factory=dict)
 
 
 class ChurnRiskCleared(EventPayload):
@@ -162,8 +164,8 @@ class ChurnRiskCleared(EventPayload):
         }
     )
 
-    value_tier: str
-    values: dict[str, Any] = Field(default_factory=dict)
+    value_tier: Line
+    values: Annotated[dict[str, Any], JSON_LINES] = Field(default_factory=dict)
 
 
 EVENTS: tuple[type[EventPayload], ...] = (

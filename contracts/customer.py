@@ -13,13 +13,18 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 from contracts.envelope import EventPayload
 from contracts.personal import PERSONAL
 from contracts.references import CustomerReference
+from contracts.values import LINE, Line
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()\-]{3,30}$")]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE
+]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), LINE]
+Phone = Annotated[
+    str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9 ()\-]{3,30}$"), LINE
+]
 PersonalText = Annotated[ShortText, PERSONAL]
 PersonalPhone = Annotated[Phone, PERSONAL]
-PersonalEmail = Annotated[EmailStr, PERSONAL]
+PersonalEmail = Annotated[EmailStr, LINE, PERSONAL]
 
 
 class CustomerKind(StrEnum):
@@ -77,7 +82,7 @@ class ContactDetails(BaseModel):
 
 
 class ContactPerson(ContactDetails):
-    contact_id: str = Field(min_length=1, max_length=64)
+    contact_id: Line = Field(min_length=1, max_length=64)
 
 
 class Address(BaseModel):
@@ -88,8 +93,8 @@ class Address(BaseModel):
     line2: PersonalText | None = None
     city: PersonalText
     region: ShortText | None = None
-    postal_code: Annotated[str, StringConstraints(max_length=20), PERSONAL] | None = None
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = Field(
+    postal_code: Annotated[str, StringConstraints(max_length=20), LINE, PERSONAL] | None = None
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$"), LINE] = Field(
         description="ISO 3166-1 alpha-2 country code."
     )
 
@@ -175,7 +180,7 @@ class CustomerRegistered(EventPayload):
     references: list[CustomerReference] = Field(
         default_factory=list, description="How other systems name this customer."
     )
-    first_seen_in: str | None = Field(
+    first_seen_in: Line | None = Field(
         default=None,
         description="Set when the customer became known through another system's event "
         "(a purchase, a call) rather than being registered in the CRM.",
@@ -213,7 +218,7 @@ class CustomerProfileChanged(EventPayload):
     region: ShortText | None = None
     source_channel: ShortText | None = None
     owner: ShortText | None = None
-    changed: list[str] = Field(description="Names of the fields that changed.")
+    changed: list[Line] = Field(description="Names of the fields that changed.")
 
 
 class CustomerAddressSet(EventPayload):
@@ -295,7 +300,7 @@ class ContactPersonRemoved(EventPayload):
     event_type = "customer.contact_removed"
     model_config = ConfigDict(json_schema_extra={"examples": [{"contact_id": "c-2"}]})
 
-    contact_id: str
+    contact_id: Line
 
 
 class CustomerClassified(EventPayload):
@@ -378,7 +383,7 @@ class CustomerErased(EventPayload):
         json_schema_extra={"examples": [{"request_reference": "DSR-2026-0042"}]}
     )
 
-    request_reference: str | None = Field(
+    request_reference: Line | None = Field(
         default=None,
         max_length=100,
         description="The erasure request this fulfils (a ticket or case number).",

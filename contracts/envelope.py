@@ -5,7 +5,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.values import Line, Moment
 
 
 class EventPayload(BaseModel):
@@ -31,7 +33,7 @@ class EventEnvelope(BaseModel, Generic[PayloadT]):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     event_id: UUID = Field(description="Unique and stable id of this event; de-duplicate on it.")
-    event_type: str = Field(description="Dotted name of the event, e.g. customer.registered.")
+    event_type: Line = Field(description="Dotted name of the event, e.g. customer.registered.")
     schema_version: int = Field(ge=1, description="Version of the payload schema.")
     customer_id: UUID = Field(description="The customer the event is about; the partition key.")
     aggregate_id: UUID | None = Field(
@@ -40,14 +42,14 @@ class EventEnvelope(BaseModel, Generic[PayloadT]):
     aggregate_version: int | None = Field(
         default=None, ge=1, description="Version of the aggregate after this event."
     )
-    occurred_at: AwareDatetime = Field(description="When the fact happened in the world.")
-    recorded_at: AwareDatetime = Field(description="When the CRM recorded the fact.")
-    producer: str = Field(description="The service or system that published the event.")
-    actor: str | None = Field(default=None, description="Who caused the event.")
-    correlation_id: str | None = Field(
+    occurred_at: Moment = Field(description="When the fact happened in the world.")
+    recorded_at: Moment = Field(description="When the CRM recorded the fact.")
+    producer: Line = Field(description="The service or system that published the event.")
+    actor: Line | None = Field(default=None, description="Who caused the event.")
+    correlation_id: Line | None = Field(
         default=None, description="Id shared by everything one request or message caused."
     )
-    causation_id: str | None = Field(
+    causation_id: Line | None = Field(
         default=None, description="Id of the request or event that directly caused this one."
     )
     payload: PayloadT

@@ -15,18 +15,24 @@ from enum import StrEnum
 from typing import Annotated, Any, Self
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from contracts.envelope import EventPayload
 from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
 from contracts.timestamps import PastDatetime
 from contracts.topics import Topic
+from contracts.values import LINE, TEXT, Line, Moment, Text
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000)]
-PersonalText = Annotated[str, PERSONAL]
-SourceId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE
+]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=20_000), TEXT]
+PersonalText = Annotated[Text, PERSONAL]
+PersonalLine = Annotated[Line, PERSONAL]
+SourceId = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), LINE
+]
 
 
 class InteractionChannel(StrEnum):
@@ -67,7 +73,7 @@ class Participant(BaseModel):
 
     role: ParticipantRole
     name: Annotated[ShortText, PERSONAL]
-    contact_id: str | None = Field(
+    contact_id: Line | None = Field(
         default=None, max_length=64, description="The customer's contact person id, if known."
     )
 
@@ -94,6 +100,38 @@ class FeedbackKind(StrEnum):
 
 Csat = Annotated[int, Field(ge=1, le=5, description="Customer satisfaction, 1 (bad) to 5.")]
 Nps = Annotated[int, Field(ge=0, le=10, description="Likelihood to recommend, 0 to 10.")]
+
+
+class ConsentOverrideReason(StrEnum):
+    """Why a contact on a channel the customer opted out of was made all the same."""
+
+    CUSTOMER_REQUEST = "customer_request"
+    """The customer asked to be contacted on this channel this time (asked for a call
+    back, asked for the quote by SMS)."""
+    LEGAL_OBLIGATION = "legal_obligation"
+    """A notice the law requires to reach the customer (a product recall, a notice the
+    contract requires)."""
+
+
+class ConsentOverride(BaseModel):
+    """The reason stated for an outbound contact on a channel the customer opted out of."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    reason: ConsentOverrideReason = Field(
+        description="customer_request: the customer asked for this contact on this channel; "
+        "legal_obligation: a notice the law requires."
+    )
+    note: PersonalText = Field(
+        default="", max_length=2000, description="Who asked, when, what for."
+    )
+
+
+CONSENT_OVERRIDE_FIELD = (
+    "Why an outbound contact on a channel the customer opted out of was made: the reason "
+    "its recorder stated. Without it such a contact is refused (HTTP) or recorded as a "
+    "consent breach (inbound topics)."
+)
 
 
 class ReferencedCustomer(BaseModel):
@@ -144,15 +182,23 @@ class InteractionLogged(EventPayload, ReferencedCustomer):
 
     channel: InteractionChannel
     direction: Direction
-    started_at: AwareDatetime
+    started_at: Moment
     duration_seconds: int | None = Field(default=None, ge=0)
     participants: list[Participant] = Field(default_factory=list)
-    subject: PersonalText = Field(max_length=200)
+    subject: PersonalLine = Field(max_length=200)
     notes: PersonalText = Field(default="", max_length=20_000)
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
-    source: str | None = Field(default=None, description="The system that reported it, if any.")
-    source_id: str | None = Field(default=None, description="Its id in that system.")
+    source: Line | None = Field(default=None, description="The system that reported it, if any.")
+    source_id: Line | None = Field(default=None, description="Its id in that system.")
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
+    consent_breach: bool = Field(
+        default=False,
+        description="An outbound contact on a channel the customer had opted out of, "
+        "reported by another system after the fact with no reason stated.",
+    )
 
 
 class InteractionCorrected(EventPayload):
@@ -173,14 +219,20 @@ class InteractionCorrected(EventPayload):
 
     channel: InteractionChannel | None = None
     direction: Direction | None = None
-    started_at: AwareDatetime | None = None
+    started_at: Moment | None = None
     duration_seconds: int | None = None
     participants: list[Participant] | None = None
-    subject: PersonalText | None = None
+    subject: PersonalLine | None = None
     notes: PersonalText | None = None
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
-    changed: list[str] = Field(description="Names of the corrected fields.")
+    consent_override: ConsentOverride | None = None
+    consent_breach: bool | None = Field(
+        default=None,
+        description="Whether the contact, as corrected, still went against an opt-out "
+        "with no reason stated.",
+    )
+    changed: list[Line] = Field(description="Names of the corrected fields.")
     reason: PersonalText = Field(description="Why it was corrected.")
 
 
@@ -208,20 +260,20 @@ class TicketOpened(EventPayload, ReferencedCustomer):
 
     kind: TicketKind
     channel: InteractionChannel
-    category: str
+    category: Line
     severity: Severity
-    subject: PersonalText
+    subject: PersonalLine
     description: PersonalText = ""
-    opened_at: AwareDatetime
-    response_due_at: AwareDatetime
-    resolution_due_at: AwareDatetime
+    opened_at: Moment
+    response_due_at: Moment
+    resolution_due_at: Moment
 
 
 class TicketAssigned(EventPayload):
     event_type = "interaction.ticket_assigned"
     model_config = ConfigDict(json_schema_extra={"examples": [{"assignee": "王芳"}]})
 
-    assignee: str
+    assignee: Line
 
 
 class TicketEscalated(EventPayload):
@@ -245,8 +297,8 @@ class TicketEscalated(EventPayload):
     severity: Severity
     level: int = Field(ge=1, description="Escalation level after this escalation.")
     reason: PersonalText
-    response_due_at: AwareDatetime
-    resolution_due_at: AwareDatetime
+    response_due_at: Moment
+    resolution_due_at: Moment
 
 
 class TicketResponded(EventPayload):
@@ -265,8 +317,8 @@ class TicketResponded(EventPayload):
         }
     )
 
-    responded_at: AwareDatetime
-    responder: str
+    responded_at: Moment
+    responder: Line
     message: PersonalText = ""
 
 
@@ -280,7 +332,7 @@ class TicketResolved(EventPayload):
         }
     )
 
-    resolved_at: AwareDatetime
+    resolved_at: Moment
     resolution: PersonalText
 
 
@@ -300,9 +352,9 @@ class TicketReopened(EventPayload):
         }
     )
 
-    reopened_at: AwareDatetime
+    reopened_at: Moment
     reason: PersonalText
-    resolution_due_at: AwareDatetime
+    resolution_due_at: Moment
 
 
 class TicketClosed(EventPayload):
@@ -311,7 +363,7 @@ class TicketClosed(EventPayload):
         json_schema_extra={"examples": [{"closed_at": "2026-11-26T18:00:00+08:00"}]}
     )
 
-    closed_at: AwareDatetime
+    closed_at: Moment
 
 
 class SurveyAnswered(EventPayload, ReferencedCustomer):
@@ -342,16 +394,16 @@ class SurveyAnswered(EventPayload, ReferencedCustomer):
         }
     )
 
-    survey: str
+    survey: Line
     csat: int | None = Field(default=None, ge=1, le=5)
     nps: int | None = Field(default=None, ge=0, le=10)
     comment: PersonalText = ""
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
     ticket_id: UUID | None = None
-    answered_at: AwareDatetime
-    source: str | None = None
-    source_id: str | None = None
+    answered_at: Moment
+    source: Line | None = None
+    source_id: Line | None = None
 
 
 class FeedbackGiven(EventPayload):
@@ -376,7 +428,7 @@ class FeedbackGiven(EventPayload):
     text: PersonalText
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
-    given_at: AwareDatetime
+    given_at: Moment
 
 
 class ContactPlanSet(EventPayload):
@@ -399,16 +451,16 @@ class ContactPlanSet(EventPayload):
 
     channel: InteractionChannel
     every_days: int = Field(ge=1, le=3660)
-    owner: str | None = None
+    owner: Line | None = None
     note: PersonalText = ""
-    starts_at: AwareDatetime
+    starts_at: Moment
 
 
 class ContactPlanEnded(EventPayload):
     event_type = "interaction.contact_plan_ended"
     model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "客户要求停止定期回访"}]})
 
-    reason: str = ""
+    reason: Text = ""
 
 
 EVENTS: tuple[type[EventPayload], ...] = (
@@ -478,6 +530,9 @@ class CallLog(InboundCustomer):
     subject: ShortText
     notes: LongText = ""
     ticket_id: UUID | None = Field(default=None, description="The CRM ticket the call is about.")
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
 
 
 EXAMPLE_MESSAGE: dict[str, Any] = {
@@ -508,6 +563,9 @@ class InboundMessage(InboundCustomer):
         default=None, description="A subject line; the start of the text when absent."
     )
     text: LongText
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
 
 
 EXAMPLE_SURVEY_ANSWER: dict[str, Any] = {

@@ -21,13 +21,15 @@ from __future__ import annotations
 
 import base64
 import os
+import typing
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import (
+    BaseModel,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     ValidationInfo,
@@ -132,6 +134,8 @@ class _PersonalMark:
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         plain = handler(schema)
+        if plain.get("type") != "string":
+            return {**plain, "x-personal": True}  # a structure holding personal strings
         sealed = {
             "type": "string",
             "pattern": f"^({SEALED_PREFIX}[A-Za-z0-9_-]+|\\[erased\\])$",
@@ -141,3 +145,32 @@ class _PersonalMark:
 
 
 PERSONAL = _PersonalMark()
+
+
+Personal = Annotated[str, PERSONAL]
+"""A string of personal data as an API answers it (opened, or `ERASED`): the mark on the
+fields of response models, from which the audit log tells the reads of personal data.
+(`Annotated[dict[str, Any], PERSONAL]` marks a structure that holds such strings, such as
+an event's payload in a history.)"""
+
+
+def carries_personal(annotation: Any) -> bool:
+    """Whether a value of `annotation` (a model, or a type such as `list[Model] | None`)
+    can hold a field marked personal, in any nested model, list or union."""
+    return _carries(annotation, frozenset())
+
+
+def _carries(annotation: Any, seen: frozenset[Any]) -> bool:
+    if annotation in seen:
+        return False
+    seen = seen | {annotation}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return any(
+            any(isinstance(m, _PersonalMark) for m in field.metadata)
+            or _carries(field.annotation, seen)
+            for field in annotation.model_fields.values()
+        )
+    if typing.get_origin(annotation) is Annotated:
+        base, *metadata = typing.get_args(annotation)
+        return any(isinstance(m, _PersonalMark) for m in metadata) or _carries(base, seen)
+    return any(_carries(argument, seen) for argument in typing.get_args(annotation))

@@ -14,12 +14,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.personal import PERSONAL
+from contracts.values import LINE
 
 REFERENCE_NAMESPACE = uuid.UUID("8d4f1c3e-5a0b-4e57-9a3c-0f6b2d71e9a4")
 
-PersonalName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200), PERSONAL]
+PersonalName = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), LINE, PERSONAL
+]
 SourceName = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$"), LINE
 ]
 
 
@@ -28,7 +31,7 @@ class CustomerReference(BaseModel):
 
     source: SourceName = Field(description="The publishing system, e.g. shop-cn, erp, callcentre.")
     source_customer_id: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), LINE
     ] = Field(description="The customer's id in that system.")
 
 
@@ -38,8 +41,8 @@ class CustomerHint(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     name: PersonalName | None = None
-    phone: Annotated[str, StringConstraints(max_length=40), PERSONAL] | None = None
-    email: Annotated[str, StringConstraints(max_length=254), PERSONAL] | None = None
+    phone: Annotated[str, StringConstraints(max_length=40), LINE, PERSONAL] | None = None
+    email: Annotated[str, StringConstraints(max_length=254), LINE, PERSONAL] | None = None
 
 
 def customer_id_for_reference(reference: CustomerReference) -> uuid.UUID:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from contracts.envelope import EventEnvelope, EventPayload
 from contracts.personal import ACCEPTING_SEALED
 from contracts.topics import Topic
+from contracts.values import as_recorded
 
 EVENT_MODULES = (
     "contracts.customer",
@@ -128,8 +129,13 @@ _AS_PUBLISHED = {ACCEPTING_SEALED: True}
 """Messages on Kafka carry personal values sealed."""
 
 
+@as_recorded
 def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
-    """Parse the value of a Kafka message into a typed envelope."""
+    """Parse the value of a Kafka message into a typed envelope.
+
+    Values are read as recorded (`contracts.values.reading_recorded`): an event
+    published before the CRM refused control characters and dates outside its window
+    is read with them repaired, not rejected."""
     if raw is None:
         raise ContractViolation("empty message", "the message has no value")
     try:

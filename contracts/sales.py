@@ -11,7 +11,6 @@ or billing system publishes on `Topic.PURCHASES_INBOUND` (see its docstring).
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated
@@ -34,12 +33,19 @@ from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
 from contracts.timestamps import PastDatetime
 from contracts.topics import Topic
+from contracts.values import LINE, TEXT, Day, Line
 
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE
+]
+LongText = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), TEXT
+]
 PersonalShort = Annotated[ShortText, PERSONAL]
 PersonalLong = Annotated[LongText, PERSONAL]
-Identifier = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+Identifier = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), LINE
+]
 Quantity = Annotated[
     Decimal,
     Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False),
@@ -160,7 +166,7 @@ class OpportunityOpened(EventPayload, Priced):
     products: list[ProductLine] = Field(min_length=1)
     expected_amount: NonNegativeMoney
     currency: Currency
-    expected_close_date: date
+    expected_close_date: Day
     region: ShortText | None = None
     owner: ShortText
     stage: Stage
@@ -245,8 +251,8 @@ class OpportunityCloseDateChanged(EventPayload):
     )
 
     opportunity_id: UUID
-    expected_close_date: date
-    previous_close_date: date
+    expected_close_date: Day
+    previous_close_date: Day
 
 
 class OpportunityOwnerChanged(EventPayload):
@@ -317,9 +323,9 @@ class ActivityPlanned(EventPayload):
     )
 
     opportunity_id: UUID
-    activity_id: str
+    activity_id: Line
     kind: ActivityKind
-    scheduled_on: date
+    scheduled_on: Day
     owner: ShortText
     people: list[PersonalShort] = Field(default_factory=list)
     description: PersonalLong
@@ -348,10 +354,10 @@ class ActivityCompleted(EventPayload):
     )
 
     opportunity_id: UUID
-    activity_id: str
+    activity_id: Line
     kind: ActivityKind
     owner: ShortText
-    occurred_on: date
+    occurred_on: Day
     actual_result: PersonalLong
     predicted_result: PersonalLong | None = None
     prediction_held: bool | None = None
@@ -381,12 +387,12 @@ class QuoteIssued(EventPayload, Priced):
     )
 
     opportunity_id: UUID
-    quote_id: str
+    quote_id: Line
     quote_version: int = Field(ge=1)
     lines: list[ProductLine] = Field(min_length=1)
     total_amount: NonNegativeMoney
     currency: Currency
-    valid_until: date
+    valid_until: Day
     note: PersonalLong | None = None
 
 
@@ -409,10 +415,10 @@ class ContractSigned(EventPayload, Priced):
     )
 
     opportunity_id: UUID
-    contract_id: str
+    contract_id: Line
     amount: PositiveMoney
     currency: Currency
-    signed_on: date
+    signed_on: Day
 
 
 class PaymentReceived(EventPayload, Priced):
@@ -437,11 +443,11 @@ class PaymentReceived(EventPayload, Priced):
     )
 
     opportunity_id: UUID
-    contract_id: str
-    payment_id: str
+    contract_id: Line
+    payment_id: Line
     amount: PositiveMoney
     currency: Currency
-    received_on: date
+    received_on: Day
     outstanding_after: NonNegativeMoney
     reference: ShortText | None = None
 

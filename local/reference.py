@@ -53,6 +53,7 @@ from contracts.jsonschema import SCHEMA_DIR, schema_filename
 from contracts.registry import events_by_topic, inbound_models
 from contracts.signing import new_signing_seed, public_key_of
 from services import SERVICE_NAMES
+from services.runtime.http.audit import reads_personal_data
 from services.runtime.http.security import (
     PERMISSIONS,
     PUBLIC_PATHS,
@@ -191,7 +192,7 @@ def declared_routes(app: FastAPI) -> list[Route]:
                 path=info.path,
                 summary=operation.get("summary", ""),
                 permission=requirement.permission if requirement else "(none: refused to all)",
-                personal_data=requirement is not None and requirement.personal_data,
+                personal_data=info.method == "GET" and reads_personal_data(info.route),
             )
         )
     return routes

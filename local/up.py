@@ -7,16 +7,20 @@ customers into an empty directory, prints where everything is and a bearer token
 (signed with the secret kept in `DIR/auth-secret`, see `local.tokens`), and then supervises.
 
 Ctrl-C, SIGTERM or SIGHUP stop everything in order: services (SIGTERM, SIGKILL after
-10 s), then the broker, then PostgreSQL; the exit status is 0. A child that dies on its
-own stops everything with status 1. The children run in their own process groups, so a
-Ctrl-C reaches only this supervisor and the order holds; if the supervisor itself is
-killed, the kernel kills them (see `local.embedded`).
+10 s), then the broker, then PostgreSQL; the exit status is 0. A service that dies on its
+own (killed, or stopped by a failed background task) is started again after a pause that
+doubles with each quick failure (1 s up to 30 s; back to 1 s once it has run a minute),
+with a line saying so; PostgreSQL and the broker keep running. Only when PostgreSQL or
+the broker itself dies does everything stop, with status 1. The children run in their
+own process groups, so a Ctrl-C reaches only this supervisor and the order holds; if the
+supervisor itself is killed, the kernel kills them (see `local.embedded`).
 """
 
 import argparse
 import asyncio
 import contextlib
 import importlib
+import json
 import os
 import shutil
 import signal
@@ -36,6 +40,10 @@ HOST = "127.0.0.1"
 DATABASE = "crm"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
+RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+"""Pauses before restarting a service that died, one more step per quick failure."""
+STEADY_SECONDS = 60.0
+"""A service that ran this long before dying is restarted after the first pause again."""
 TOPIC_PARTITIONS = 3
 
 
@@ -116,6 +124,8 @@ class RunningService:
     prefix: str
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
     pump: "asyncio.Task[None] | None" = None
+    started_at: float = field(default_factory=time.monotonic)
+    quick_failures: int = 0
 
     async def copy_output(self) -> None:
         """Each line to the terminal, prefixed with the service name, and to its log file."""
@@ -343,7 +353,7 @@ class Supervisor:
             },
         )
 
-    async def _start_service(self, spec: ServiceSpec) -> None:
+    async def _start_service(self, spec: ServiceSpec, *, register: bool = True) -> RunningService:
         from local.embedded import child_process_options
         from local.launcher import service_command, service_environment
         from local.tokens import SECRET_FILE, local_master_key, local_signing_keys
@@ -365,6 +375,10 @@ class Supervisor:
         )
         # for people reading the terminal; JSON in production
         env.setdefault("CRM_LOG_FORMAT", "text")
+        if spec.name == "sales":
+            from local.demo.sales import DEMO_TEAMS
+
+            env.setdefault("CRM_SALES_TEAMS", json.dumps(DEMO_TEAMS, ensure_ascii=False))
         width = max(len(s.name) for s in SERVICES)
         prefix = f"{spec.name:<{width}} | "
         if _use_colour():
@@ -381,7 +395,9 @@ class Supervisor:
         )
         service = RunningService(spec, process, self._open_log(spec.name), prefix)
         service.pump = asyncio.create_task(service.copy_output())
-        self.services.append(service)
+        if register:
+            self.services.append(service)
+        return service
 
     def _open_log(self, name: str) -> IO[bytes]:
         return open(self.logs_dir / f"{name}.log", "ab")  # closed in _stop_service
@@ -537,24 +553,44 @@ class Supervisor:
     # running
 
     async def _supervise(self) -> int:
-        waits = {asyncio.create_task(s.process.wait()): s for s in self.services}
+        """Restart what dies until a stop signal; stop everything if the infrastructure
+        dies."""
         stop = asyncio.create_task(self.stopping.wait())
         infra = asyncio.create_task(self._watch_infrastructure())
-        done, pending = await asyncio.wait(
-            {*waits, stop, infra}, return_when=asyncio.FIRST_COMPLETED
-        )
-        for task in pending:
-            task.cancel()
-        if stop in done:
-            return 0
-        if infra in done:
-            raise UpError(infra.result())
-        service = next(s for task, s in waits.items() if task in done)
+        while True:
+            waits = {asyncio.create_task(s.process.wait()): s for s in self.services}
+            done, _ = await asyncio.wait({*waits, stop, infra}, return_when=asyncio.FIRST_COMPLETED)
+            for task in waits:
+                if task not in done:
+                    task.cancel()
+            if stop in done:
+                infra.cancel()
+                return 0
+            if infra in done:
+                stop.cancel()
+                raise UpError(infra.result())
+            for died in [s for task, s in waits.items() if task in done]:
+                await self._restart(died)
+
+    async def _restart(self, service: RunningService) -> None:
+        """Start `service` again after its pause, in its place among the services."""
         await self._drain(service)
-        raise UpError(
-            f"the {service.spec.name} service exited unexpectedly with code "
-            f"{service.process.returncode}; its last output:\n{service.last_output()}"
+        service.log_file.close()
+        ran = time.monotonic() - service.started_at
+        failures = 0 if ran >= STEADY_SECONDS else service.quick_failures + 1
+        delay = RESTART_DELAYS[min(failures, len(RESTART_DELAYS)) - 1] if failures else 1.0
+        say(
+            f"The {service.spec.name} service exited with code {service.process.returncode} "
+            f"after {ran:.0f}s; restarting it in {delay:.0f}s. Its last output:\n"
+            f"{service.last_output()}",
+            error=True,
         )
+        await self._unless_stopped(asyncio.sleep(delay))
+        if self.stopping.is_set():
+            return
+        replacement = await self._start_service(service.spec, register=False)
+        replacement.quick_failures = failures
+        self.services[self.services.index(service)] = replacement
 
     async def _watch_infrastructure(self) -> str:
         assert self.postgres is not None and self.broker is not None

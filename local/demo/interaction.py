@@ -10,6 +10,8 @@ give the same requests (times are relative to `now`).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,12 +41,16 @@ CALLS = (
 )
 
 
-def demo_requests(customer_ids: list[str], now: datetime) -> list[tuple[str, dict[str, Any]]]:
-    """(path, body) of every command the demo sends, in order."""
+def demo_requests(
+    customer_ids: list[str], now: datetime, opted_out: dict[str, list[str]] | None = None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(path, body) of every command the demo sends, in order. No outbound contact on a
+    channel the customer opted out of (`opted_out`: customer id → channels)."""
     requests: list[tuple[str, dict[str, Any]]] = []
     for n, customer_id in enumerate(customer_ids):
+        refused = (opted_out or {}).get(customer_id, [])
         for k, (channel, direction, subject, notes, seconds) in enumerate(CALLS):
-            if (n + k) % 2:
+            if (n + k) % 2 or (direction == "outbound" and channel in refused):
                 continue
             requests.append(
                 (
@@ -88,7 +94,8 @@ async def load(interaction_url: str, customer_ids: list[str], token: str) -> Non
     now = datetime.now(UTC)
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=interaction_url, timeout=30, headers=headers) as client:
-        for path, body in demo_requests(chosen, now):
+        opted_out = {c: await _opted_out(client, c) for c in chosen}
+        for path, body in demo_requests(chosen, now, opted_out):
             await _send(client, "PUT" if path.endswith("contact-plan") else "POST", path, body)
         first = chosen[0]
         complaint = await _send(
@@ -160,6 +167,18 @@ async def load(interaction_url: str, customer_ids: list[str], token: str) -> Non
                 "channel": "wechat",
             },
         )
+
+
+async def _opted_out(client: httpx.AsyncClient, customer_id: str) -> list[str]:
+    """The channels the customer opted out of, once the interaction service knows the
+    customer (customers registered a moment ago reach it within moments)."""
+    deadline = time.monotonic() + 10
+    while True:
+        response = await client.get(f"/customers/{customer_id}/timeline", params={"limit": 1})
+        consent = response.json().get("consent") if response.status_code == 200 else None
+        if consent is not None or time.monotonic() > deadline:
+            return list(consent["opted_out"]) if consent else []
+        await asyncio.sleep(0.2)
 
 
 def _ago(now: datetime, hours: float) -> str:

@@ -43,6 +43,13 @@ DEALS: tuple[_Deal, ...] = (
      "CNY", "华东", "李娜", 90, [], None),
 )  # fmt: skip
 
+DEMO_TEAMS: dict[str, list[str]] = {
+    "国内": ["wang.jun", "李娜", "王磊", "刘洋", "陈静", "li.na", "wang.fang", "zhang.wei"],
+    "海外": ["Kevin Xu"],
+}
+"""The sales teams of `crm up` (`CRM_SALES_TEAMS`): the demo manager (`wang.jun`) leads
+the owners of the demo deals but one, whose deal the demo rep and manager do not see."""
+
 # kind, days from today, people, description, predicted result, actual result, held
 _Activity = tuple[str, int, list[str], str, str | None, str | None, bool | None]
 ACTIVITIES: tuple[_Activity, ...] = (

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Response
 from pydantic import Field
 
+from contracts.values import JSON_LINES, LINE, Line, Text
 from services.analytics.dependencies import App
 from services.analytics.domain.rules import RuleError, validate
 from services.runtime.errors import RuleViolation
@@ -20,13 +21,13 @@ from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 
-SegmentKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+SegmentKey = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,63}$"), LINE]
 
 
 class SegmentBody(StrictBody):
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field(default="", max_length=2000)
-    rule: dict[str, Any] = Field(
+    name: Line = Field(min_length=1, max_length=200)
+    description: Text = Field(default="", max_length=2000)
+    rule: Annotated[dict[str, Any], JSON_LINES] = Field(
         description="Rule language: all/any/not and {field, op, value} comparisons.",
         examples=[
             {

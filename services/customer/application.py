@@ -17,9 +17,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
-from services.customer.domain import Customer
+from services.customer.domain import FIRST_SEEN_CONTACT, Customer, placeholder_name
 from services.customer.publishing import to_contract
-from services.runtime.errors import NotFound
 from services.runtime.storage.eventstore import CommandContext, EventSourcedApplication, stamp
 
 
@@ -67,39 +66,63 @@ class CustomerApplication(EventSourcedApplication):
         return self._change(customer_id, expected_version, lambda c: c.add_reference(reference))
 
     def register_first_seen(self, sightings: Sequence[Sighting]) -> list[UUID]:
-        """Register the customers other systems named by a reference the CRM had not seen.
+        """Register the customers other systems named by a reference the CRM had not seen,
+        and let what later sightings tell fill what is still unknown of them.
 
-        Each sighting carries the customer id derived from its reference; a customer that
-        exists already is left as it is, so seeing the same reference again changes
-        nothing. Returns the ids of the customers registered now.
+        Each sighting carries the customer id derived from its reference. The first
+        sighting of an unknown customer registers it; every other one (in this batch or
+        later) completes it (`Customer.complete_details`): seeing the same reference with
+        the same hints again changes nothing. All changes are saved in one `save()`.
+        Returns the ids of the customers registered now.
         """
-        unseen: dict[UUID, Sighting] = {}
+        by_customer: dict[UUID, list[Sighting]] = {}
         for sighting in sightings:
-            if sighting.customer_id not in unseen and not self._exists(sighting.customer_id):
-                unseen[sighting.customer_id] = sighting
-        if not unseen:
-            return []
+            by_customer.setdefault(sighting.customer_id, []).append(sighting)
+        outcomes = {c: self._apply_sightings(c, seen) for c, seen in by_customer.items()}
+        changed = [customer for customer, _ in outcomes.values() if customer.pending_events]
         try:
-            self.save(*(_first_seen_customer(s) for s in unseen.values()))
+            if changed:
+                self.save(*changed)
+            return [c for c, (_, registered) in outcomes.items() if registered]
         except RecordConflictError:
-            # Another replica registered some of them meanwhile. The failed save took the
-            # new aggregates' events with it: build them again, and save one by one.
-            registered = []
-            for customer_id, sighting in unseen.items():
-                try:
-                    self.save(_first_seen_customer(sighting))
-                    registered.append(customer_id)
-                except RecordConflictError:
-                    continue
-            return registered
-        return list(unseen)
+            # Another replica changed some of them meanwhile. The failed save took the
+            # pending events with it: apply the sightings again, one customer at a time.
+            return [c for c, seen in by_customer.items() if self._save_sightings(c, seen)]
 
-    def _exists(self, customer_id: UUID) -> bool:
+    def _save_sightings(self, customer_id: UUID, seen: list[Sighting], attempts: int = 3) -> bool:
+        """Apply and save one customer's sightings, again on a conflict; whether this
+        registered the customer."""
+        for _ in range(attempts):
+            customer, registered = self._apply_sightings(customer_id, seen)
+            try:
+                if customer.pending_events:
+                    self.save(customer)
+                return registered
+            except RecordConflictError:
+                continue
+        return False
+
+    def _apply_sightings(self, customer_id: UUID, seen: list[Sighting]) -> tuple[Customer, bool]:
+        """The customer after the sightings (not saved), and whether they register it."""
+        customer = self._existing(customer_id)
+        registered = customer is None
+        for sighting in seen:
+            since = len(customer.pending_events) if customer is not None else 0
+            if customer is None:
+                customer = _new_first_seen_customer(sighting)
+            else:
+                customer.complete_details(sighting.hint)
+            if sighting.cause is not None:
+                stamp(customer, sighting.cause, since=since)
+        assert customer is not None  # every customer here has one sighting at least
+        return customer, registered
+
+    def _existing(self, customer_id: UUID) -> Customer | None:
         try:
-            self.repository.get(customer_id)
+            found: Customer = self.repository.get(customer_id)
         except AggregateNotFoundError:
-            return False
-        return True
+            return None
+        return found
 
     def change_profile(
         self, customer_id: UUID, changes: dict[str, Any], expected_version: int | None = None
@@ -173,15 +196,8 @@ class CustomerApplication(EventSourcedApplication):
 
     def customer_as_of(self, customer_id: UUID, moment: datetime) -> Customer:
         """The customer as they were at `moment`: every event up to it, none after."""
-        version = None
-        for domain_event in self.events.get(customer_id):
-            if getattr(domain_event, "timestamp") > moment:  # noqa: B009
-                break
-            version = domain_event.originator_version
-        if version is None:
-            self.customer(customer_id)  # 404 when the customer does not exist at all
-            raise NotFound(f"customer {customer_id} was not registered yet at {moment.isoformat()}")
-        return self.repository.get(customer_id, version=version)
+        events = self.events_until(customer_id, moment, "customer", "registered")
+        return self.repository.get(customer_id, version=events[-1].originator_version)
 
     def history(self, customer_id: UUID) -> list[dict[str, Any]]:
         """Every change to the customer: what, when, by whom, in which request."""
@@ -209,14 +225,11 @@ class Sighting:
     phone: str | None = None
     email: str | None = None
     cause: CommandContext | None = None
-    """The event that named the customer: recorded as the cause of the registration."""
+    """The event that named the customer: recorded as the cause of what it changed."""
 
-
-def _first_seen_customer(sighting: Sighting) -> Customer:
-    customer = _new_first_seen_customer(sighting)
-    if sighting.cause is not None:
-        stamp(customer, sighting.cause)
-    return customer
+    @property
+    def hint(self) -> dict[str, str | None]:
+        return {"name": self.name, "phone": self.phone, "email": self.email}
 
 
 def _new_first_seen_customer(sighting: Sighting) -> Customer:
@@ -225,7 +238,7 @@ def _new_first_seen_customer(sighting: Sighting) -> Customer:
     if sighting.phone or sighting.email:
         contacts.append(
             {
-                "contact_id": "primary",
+                "contact_id": FIRST_SEEN_CONTACT,
                 "name": sighting.name or sighting.source_customer_id,
                 "title": None,
                 "phones": [sighting.phone] if sighting.phone else [],
@@ -234,7 +247,7 @@ def _new_first_seen_customer(sighting: Sighting) -> Customer:
         )
     return Customer(
         requested_id=sighting.customer_id,
-        name=sighting.name or f"{sighting.source} customer {sighting.source_customer_id}",
+        name=sighting.name or placeholder_name(sighting.source, sighting.source_customer_id),
         kind="consumer",
         industry=None,
         region=None,

@@ -5,7 +5,7 @@ them. Queries are in `views.py`."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
@@ -27,7 +27,8 @@ from contracts.customer import (
     ValueBehaviour,
 )
 from contracts.references import CustomerReference
-from services.customer.dependencies import App, Runtime, Version
+from contracts.values import LINE, Line
+from services.customer.dependencies import App, OwnContactDetails, OwnCustomer, Runtime, Version
 from services.customer.domain import Customer
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
@@ -112,7 +113,7 @@ class ContactChanges(StrictBody):
     name: ShortText | None = None
     title: ShortText | None = None
     phones: list[Phone] | None = Field(default=None, max_length=10)
-    emails: list[EmailStr] | None = Field(default=None, max_length=10)
+    emails: list[Annotated[EmailStr, LINE]] | None = Field(default=None, max_length=10)
 
 
 class AddressBody(StrictBody):
@@ -127,8 +128,8 @@ class AddressBody(StrictBody):
     line2: ShortText | None = None
     city: ShortText
     region: ShortText | None = None
-    postal_code: str | None = Field(default=None, max_length=20)
-    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")
+    postal_code: Line | None = Field(default=None, max_length=20)
+    country: Line = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2 code.")
 
 
 class ClassificationChanges(StrictBody):
@@ -194,7 +195,7 @@ def accepted(response: Response, customer: Customer, **extra: Any) -> Accepted:
 
 @router.post(
     "/customers",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-any")],
     status_code=201,
     summary="Register a customer",
 )
@@ -206,7 +207,7 @@ def register_customer(body: RegisterCustomer, app: App, response: Response) -> A
 
 @router.patch(
     "/customers/{customer_id}/profile",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Change profile fields",
 )
 def change_profile(
@@ -220,7 +221,7 @@ def change_profile(
 
 @router.put(
     "/customers/{customer_id}/addresses/{label}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Add or replace an address",
 )
 def set_address(
@@ -239,7 +240,7 @@ def set_address(
 
 @router.delete(
     "/customers/{customer_id}/addresses/{label}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Remove an address",
 )
 def remove_address(
@@ -250,7 +251,7 @@ def remove_address(
 
 @router.post(
     "/customers/{customer_id}/contacts",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     status_code=201,
     summary="Add a contact person",
 )
@@ -263,7 +264,7 @@ def add_contact(
 
 @router.patch(
     "/customers/{customer_id}/contacts/{contact_id}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Change a contact person",
 )
 def change_contact(
@@ -285,7 +286,7 @@ def change_contact(
 
 @router.delete(
     "/customers/{customer_id}/contacts/{contact_id}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Remove a contact person",
 )
 def remove_contact(
@@ -296,7 +297,7 @@ def remove_contact(
 
 @router.patch(
     "/customers/{customer_id}/classification",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Change importance tier, loyalty stage, value behaviour or relationship level",
 )
 def classify(
@@ -317,7 +318,7 @@ def classify(
 
 @router.post(
     "/customers/{customer_id}/tags",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Tag a customer",
 )
 def tag_customer(
@@ -328,7 +329,7 @@ def tag_customer(
 
 @router.delete(
     "/customers/{customer_id}/tags/{tag}",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Remove a tag",
 )
 def untag_customer(
@@ -339,7 +340,7 @@ def untag_customer(
 
 @router.put(
     "/customers/{customer_id}/channel-preferences",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write-contact"), OwnContactDetails],
     summary="Set preferred channels and opt-outs",
 )
 def set_channel_preferences(
@@ -356,7 +357,7 @@ def set_channel_preferences(
 
 @router.post(
     "/customers/{customer_id}/references",
-    dependencies=[requires("customers:write")],
+    dependencies=[requires("customers:write"), OwnCustomer],
     summary="Record how another system names this customer",
     description="Facts that system publishes with this reference then land on this customer.",
 )
@@ -374,7 +375,7 @@ def add_reference(
 
 
 class EraseCustomer(StrictBody):
-    request_reference: str | None = Field(
+    request_reference: Line | None = Field(
         default=None, max_length=100, description="The erasure request (a case number)."
     )
 

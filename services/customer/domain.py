@@ -16,6 +16,17 @@ from eventsourcing.domain import Aggregate, event
 from services.runtime.errors import NotFound, RuleViolation
 
 PROFILE_FIELDS = ("name", "kind", "industry", "region", "source_channel", "owner")
+FIRST_SEEN_CONTACT = "primary"
+"""The contact person a customer first seen in another system gets from its hints."""
+HINT_FIELDS = ("name", "phone", "email")
+"""What another system may report of a customer (`contracts.references.CustomerHint`)."""
+
+
+def placeholder_name(source: str, source_customer_id: str) -> str:
+    """The name a customer first seen in another system has until a name is known."""
+    return f"{source} customer {source_customer_id}"
+
+
 CLASSIFICATION_FIELDS = (
     "importance_tier",
     "loyalty_stage",
@@ -67,6 +78,52 @@ class Customer(Aggregate):
         self.references = [dict(r) for r in references]
         self.first_seen_in = first_seen_in
         self.erased = False
+        self.name_unknown = first_seen_in is not None and name in self._placeholders()
+        """Still the placeholder of a first sighting: no one, person or system, told it."""
+
+    def _placeholders(self) -> set[str]:
+        return {placeholder_name(r["source"], r["source_customer_id"]) for r in self.references}
+
+    # What other systems report ---------------------------------------------------------
+
+    def complete_details(self, hint: dict[str, str | None]) -> None:
+        """Fill, from what another system reported of the customer (`HINT_FIELDS`), what
+        is still unknown: the name while it is a first sighting's placeholder, a phone
+        (an email) while no contact person has one, the first-seen contact's name while
+        it is the reference's id. A known value is never replaced, whoever entered it."""
+        if self.erased:
+            return
+        name = hint.get("name")
+        if name and self.name_unknown:
+            self._profile_changed(changes={"name": name})
+        contacts = self.contacts.values()
+        phone = None if any(c.get("phones") for c in contacts) else hint.get("phone")
+        email = None if any(c.get("emails") for c in contacts) else hint.get("email")
+        current = self.contacts.get(FIRST_SEEN_CONTACT)
+        if current is None:
+            if phone or email:
+                self._contact_added(
+                    contact={
+                        "contact_id": FIRST_SEEN_CONTACT,
+                        "name": self.name if not self.name_unknown else self._reference_id(),
+                        "title": None,
+                        "phones": [phone] if phone else [],
+                        "emails": [email] if email else [],
+                    }
+                )
+            return
+        completed = dict(current)
+        if phone:
+            completed["phones"] = [*current.get("phones", []), phone]
+        if email:
+            completed["emails"] = [*current.get("emails", []), email]
+        if name and current["name"] in {r["source_customer_id"] for r in self.references}:
+            completed["name"] = name
+        if completed != current:
+            self._contact_changed(contact=completed)
+
+    def _reference_id(self) -> str:
+        return self.references[0]["source_customer_id"] if self.references else str(self.id)
 
     # References from other systems ---------------------------------------------------
 
@@ -94,6 +151,8 @@ class Customer(Aggregate):
     def _profile_changed(self, changes: dict[str, Any]) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
+        if "name" in changes:
+            self.name_unknown = False
 
     # Addresses -----------------------------------------------------------------------
 

@@ -4,6 +4,8 @@
 named only by another system's reference (a shop's purchase, a call centre's call). A
 customer the CRM has never seen is registered, as first seen in that system, under the id
 derived from the reference, so that every later fact with the same reference lands on it.
+What later facts tell of it (`customer_hint`: name, phone, email) fills what is still
+unknown, as events caused by those facts; nothing known is replaced.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka.structs import ConsumerRecord
+from pydantic import TypeAdapter, ValidationError
 
+from contracts.customer import PersonalEmail, PersonalPhone
 from contracts.envelope import EventEnvelope
 from contracts.references import CustomerHint, CustomerReference, customer_id_for_reference
 from contracts.registry import parse_event
@@ -23,6 +27,20 @@ from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.deadletter import Rejection
 from services.runtime.metrics import EVENTS_CONSUMED
 from services.runtime.storage.eventstore import CommandContext
+
+PHONE: TypeAdapter[str] = TypeAdapter(PersonalPhone)
+EMAIL: TypeAdapter[str] = TypeAdapter(PersonalEmail)
+
+
+def _fitting(kind: TypeAdapter[str], value: str | None) -> str | None:
+    """A hinted value that a contact person can hold; None for one that cannot (another
+    system's idea of a phone number need not be ours), so it is not recorded."""
+    if not value:
+        return None
+    try:
+        return kind.validate_python(value)
+    except ValidationError:
+        return None
 
 
 def sighting_of(event: EventEnvelope[Any]) -> Sighting | None:
@@ -38,9 +56,9 @@ def sighting_of(event: EventEnvelope[Any]) -> Sighting | None:
         customer_id=event.customer_id,
         source=reference.source,
         source_customer_id=reference.source_customer_id,
-        name=hint.name,
-        phone=hint.phone,
-        email=hint.email,
+        name=hint.name or None,
+        phone=_fitting(PHONE, hint.phone),
+        email=_fitting(EMAIL, hint.email),
         cause=CommandContext(
             actor=event.producer,
             correlation_id=event.correlation_id or str(event.event_id),

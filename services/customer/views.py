@@ -12,9 +12,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from contracts.customer import CustomerKind, ImportanceTier, LoyaltyStage
+from contracts.personal import Personal
 from contracts.references import CustomerReference
 from services.customer.dependencies import App, Pool, Runtime
 from services.customer.projections import COLUMNS, JSON_COLUMNS, Row
@@ -26,7 +27,7 @@ from services.customer.queries import (
     get_customer,
 )
 from services.runtime.errors import NotFound
-from services.runtime.http.answers import HistoryEntry, etag
+from services.runtime.http.answers import AsOf, HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import Position
 from services.runtime.http.security import requires
@@ -41,7 +42,7 @@ router = APIRouter(tags=["customers"])
 class CustomerView(BaseModel):
     customer_id: UUID
     version: int
-    name: str
+    name: Personal
     kind: str
     industry: str | None
     region: str | None
@@ -214,10 +215,7 @@ async def read_customer(
     app: App,
     db: Pool,
     response: Response,
-    as_of: Annotated[
-        AwareDatetime | None,
-        Query(description="A past moment with its UTC offset; read from the event store."),
-    ] = None,
+    as_of: AsOf = None,
 ) -> CustomerView:
     if as_of is not None:
         customer = await asyncio.to_thread(app.customer_as_of, customer_id, as_of)

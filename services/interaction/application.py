@@ -8,7 +8,7 @@ new aggregates of a batch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import RecordConflictError
 
+from contracts.envelope import EventEnvelope
 from services.interaction.domain import (
     ContactPlan,
     Feedback,
@@ -24,8 +25,10 @@ from services.interaction.domain import (
     SlaPolicy,
     SurveyResponse,
     Ticket,
+    check_consent,
     contact_plan_id,
 )
+from services.interaction.publishing import to_contract
 from services.runtime.errors import Conflict
 from services.runtime.storage.eventstore import EventSourcedApplication
 
@@ -38,12 +41,21 @@ class InteractionApplication(EventSourcedApplication):
     # Interactions --------------------------------------------------------------------
 
     def log_interaction(
-        self, *, customer_id: UUID, requested_id: UUID | None = None, **fields: Any
+        self,
+        *,
+        customer_id: UUID,
+        requested_id: UUID | None = None,
+        opted_out: Collection[str] = (),
+        **fields: Any,
     ) -> Interaction:
         """Log a contact. With `requested_id` (derived from the caller's idempotency key)
-        a repeated request returns the interaction logged the first time."""
+        a repeated request returns the interaction logged the first time. An outbound
+        contact on a channel in `opted_out` (the customer's opt-outs) needs a
+        `consent_override`."""
         if requested_id is not None and (found := self._existing(Interaction, requested_id)):
             return found
+        override = fields.get("consent_override")
+        check_consent(fields["channel"], fields["direction"], opted_out, override)
         interaction = Interaction(
             customer_id=customer_id,
             channel=fields["channel"],
@@ -60,8 +72,13 @@ class InteractionApplication(EventSourcedApplication):
             customer_reference=None,
             customer_hint=None,
             requested_id=requested_id,
+            consent_override=override,
+            consent_breach=False,
         )
         return self._save_new(interaction)
+
+    def interaction(self, interaction_id: UUID) -> Interaction:
+        return self.load(interaction_id, Interaction, "interaction")
 
     def correct_interaction(
         self,
@@ -69,11 +86,12 @@ class InteractionApplication(EventSourcedApplication):
         changes: dict[str, Any],
         reason: str,
         expected_version: int | None = None,
+        opted_out: Collection[str] = (),
     ) -> Interaction:
         return self.change(
             interaction_id,
             expected_version,
-            lambda i: i.correct(changes, reason),
+            lambda i: i.correct(changes, reason, opted_out),
             kind=Interaction,
             what="interaction",
         )
@@ -184,6 +202,14 @@ class InteractionApplication(EventSourcedApplication):
         self, ticket_id: UUID, closed_at: datetime, expected_version: int | None = None
     ) -> Ticket:
         return self._change_ticket(ticket_id, expected_version, lambda t: t.close(closed_at))
+
+    def ticket_events_until(self, ticket_id: UUID, moment: datetime) -> list[EventEnvelope[Any]]:
+        """The ticket's events recorded up to `moment`, as their contracts tell them."""
+        return [
+            envelope
+            for domain_event in self.events_until(ticket_id, moment, "ticket", "opened")
+            if (envelope := to_contract(domain_event)) is not None
+        ]
 
     def _change_ticket(
         self, ticket_id: UUID, expected_version: int | None, command: Callable[[Ticket], object]

@@ -14,6 +14,7 @@ depends on their own state. A command that changes nothing records no event.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,37 @@ def contact_plan_id(customer_id: UUID) -> UUID:
     return uuid.uuid5(_NAMESPACE, f"contact-plan\x1f{customer_id}")
 
 
+# Consent -----------------------------------------------------------------------------
+
+CONSENT_CHANNEL = {"phone": "phone", "sms": "sms", "email": "email", "wechat": "wechat"}
+"""Interaction channels a customer can opt out of (the customer record's channel names);
+meetings, visits, chat and web have no opt-out."""
+
+
+def against_opt_out(channel: str, direction: str, opted_out: Collection[str]) -> bool:
+    """Whether a contact goes against the customer's consent: we reached out to them on
+    a channel they opted out of. A customer contacting us on any channel never does."""
+    return direction == "outbound" and CONSENT_CHANNEL.get(channel) in opted_out
+
+
+def consent_refusal(channel: str) -> RuleViolation:
+    """The answer to recording an outbound contact on an opted-out channel with no reason."""
+    return RuleViolation(
+        f"the customer opted out of {channel}: an outbound {channel} contact is not recorded "
+        "without a stated reason. If the customer asked for it, send it again with "
+        '"consent_override": {"reason": "customer_request", "note": "who asked, when"}; '
+        'for a notice the law requires, "reason": "legal_obligation"'
+    )
+
+
+def check_consent(
+    channel: str, direction: str, opted_out: Collection[str], override: dict[str, Any] | None
+) -> None:
+    """Refuse an outbound contact on an opted-out channel unless a reason is stated."""
+    if override is None and against_opt_out(channel, direction, opted_out):
+        raise consent_refusal(channel)
+
+
 class Interaction(Aggregate):
     CORRECTABLE = (
         "channel",
@@ -47,6 +79,7 @@ class Interaction(Aggregate):
         "notes",
         "opportunity_id",
         "ticket_id",
+        "consent_override",
     )
 
     @staticmethod
@@ -72,6 +105,8 @@ class Interaction(Aggregate):
         customer_reference: dict[str, str] | None,
         customer_hint: dict[str, Any] | None,
         requested_id: UUID | None,
+        consent_override: dict[str, Any] | None = None,
+        consent_breach: bool = False,
     ) -> None:
         self.customer_id = customer_id
         self.channel = channel
@@ -87,15 +122,35 @@ class Interaction(Aggregate):
         self.source_id = source_id
         self.customer_reference = customer_reference
         self.customer_hint = customer_hint
+        self.consent_override = consent_override
+        self.consent_breach = consent_breach
 
-    def correct(self, changes: dict[str, Any], reason: str) -> None:
+    def correct(
+        self, changes: dict[str, Any], reason: str, opted_out: Collection[str] = ()
+    ) -> None:
+        """Correct fields. A correction that makes the contact an outbound one on a channel
+        the customer opted out of needs a `consent_override`, as logging it would; one
+        that states the reason, or no longer goes against the opt-out, clears a breach."""
         unknown = set(changes) - set(self.CORRECTABLE)
         if unknown:
             raise RuleViolation(f"these fields cannot be corrected: {', '.join(sorted(unknown))}")
-        for required in ("channel", "direction", "started_at", "subject"):
+        for required in ("channel", "direction", "started_at", "subject", "consent_override"):
             if required in changes and changes[required] is None:
                 raise RuleViolation(f"{required} cannot be cleared, only corrected")
         effective = {k: v for k, v in changes.items() if getattr(self, k) != v}
+        channel = effective.get("channel", self.channel)
+        direction = effective.get("direction", self.direction)
+        override = changes.get("consent_override", self.consent_override)
+        if {"channel", "direction"} & set(effective):
+            check_consent(channel, direction, opted_out, override)
+        still_breach = (
+            self.consent_breach
+            and override is None
+            and direction == "outbound"
+            and channel == self.channel
+        )
+        if still_breach != self.consent_breach:
+            effective["consent_breach"] = still_breach
         if effective:
             self._corrected(customer_id=self.customer_id, changes=effective, reason=reason)
 

@@ -10,16 +10,16 @@ Parsing gives a reason a sender can act on. Reasons (the `dlq.reason` header of 
 dead-lettered message) are a small fixed set, so that they can label metrics: `empty
 message`, `malformed JSON`, `not a JSON object`, `missing field`, `wrong type`, `unknown
 channel`, `unknown direction`, `csat out of range`, `nps out of range`, `no score`, `no
-customer named`, `bad customer reference`, `date in the future`, `too long`, and `invalid
-call log` / `invalid message` / `invalid survey answer` for anything else. `dlq.detail`
-names the field and the problem.
+customer named`, `bad customer reference`, `date in the future`, `date out of range`,
+`control character`, `too long`, and `invalid call log` / `invalid message` / `invalid
+survey answer` for anything else. `dlq.detail` names the field and the problem.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -32,12 +32,19 @@ from pydantic_core import ErrorDetails
 from contracts.interaction import CallLog, InboundCustomer, InboundMessage, SurveyAnswer
 from contracts.topics import Topic
 from services.interaction.application import InteractionApplication
-from services.interaction.domain import Interaction, SurveyResponse, inbound_id
-from services.runtime.messaging.consumer import TRANSIENT_ERRORS
+from services.interaction.domain import (
+    Interaction,
+    SurveyResponse,
+    against_opt_out,
+    inbound_id,
+)
+from services.interaction.metrics import CONSENT_BREACHES
+from services.interaction.queries import Consent, consent_of
 from services.runtime.messaging.deadletter import Rejection
 from services.runtime.messaging.inbound import parse_inbound
 from services.runtime.messaging.reported_facts import NewFact, ReportedFacts
 from services.runtime.storage.eventstore import CommandContext, stamp
+from services.runtime.transient import TRANSIENT_ERRORS
 
 M = TypeVar("M", bound=InboundCustomer)
 log = logging.getLogger(__name__)
@@ -84,8 +91,9 @@ class Feed(Generic[M]):
     parse: Callable[[bytes | None], M]
     key: Callable[[M], tuple[str, str]]
     """The sender's (source, id) of the fact: its idempotency key."""
-    build: Callable[[M, UUID, UUID], Aggregate]
-    """The aggregate recording the message, given its id and the resolved customer id."""
+    build: Callable[[M, UUID, UUID, Collection[str]], Aggregate]
+    """The aggregate recording the message, given its id, the resolved customer id and
+    the channels that customer opted out of."""
 
 
 def _referenced(message: InboundCustomer) -> dict[str, Any]:
@@ -101,7 +109,22 @@ def _referenced(message: InboundCustomer) -> dict[str, Any]:
     }
 
 
-def call_interaction(message: CallLog, aggregate_id: UUID, customer_id: UUID) -> Interaction:
+def _consent(
+    message: CallLog | InboundMessage, channel: str, opted_out: Collection[str]
+) -> dict[str, Any]:
+    """A reported contact happened already: one against the customer's opt-out is recorded
+    all the same, flagged a breach unless the sender stated a reason."""
+    override = message.consent_override
+    return {
+        "consent_override": override.model_dump(mode="json") if override else None,
+        "consent_breach": override is None
+        and against_opt_out(channel, message.direction.value, opted_out),
+    }
+
+
+def call_interaction(
+    message: CallLog, aggregate_id: UUID, customer_id: UUID, opted_out: Collection[str]
+) -> Interaction:
     participants = [{"role": "staff", "name": message.agent, "contact_id": None}]
     hint = message.customer_hint
     if hint is not None and hint.name:
@@ -121,11 +144,12 @@ def call_interaction(message: CallLog, aggregate_id: UUID, customer_id: UUID) ->
         source=message.source,
         source_id=message.call_id,
         **_referenced(message),
+        **_consent(message, "phone", opted_out),
     )
 
 
 def message_interaction(
-    message: InboundMessage, aggregate_id: UUID, customer_id: UUID
+    message: InboundMessage, aggregate_id: UUID, customer_id: UUID, opted_out: Collection[str]
 ) -> Interaction:
     role = "contact" if message.direction.value == "inbound" else "staff"
     participants = (
@@ -146,10 +170,13 @@ def message_interaction(
         source=message.source,
         source_id=message.message_id,
         **_referenced(message),
+        **_consent(message, message.channel.value, opted_out),
     )
 
 
-def survey_response(message: SurveyAnswer, aggregate_id: UUID, customer_id: UUID) -> SurveyResponse:
+def survey_response(
+    message: SurveyAnswer, aggregate_id: UUID, customer_id: UUID, opted_out: Collection[str]
+) -> SurveyResponse:
     return SurveyResponse(
         requested_id=aggregate_id,
         customer_id=customer_id,
@@ -225,9 +252,12 @@ class InboundIngestion(ReportedFacts[M]):
     def fact_id(self, message: M) -> UUID:
         return inbound_id(self._feed.label, *self._feed.key(message))
 
-    def _aggregate(self, fact: NewFact[M]) -> Aggregate:
+    def _aggregate(self, fact: NewFact[M], consent: dict[UUID, Consent]) -> Aggregate:
         """The new aggregate recording the message, stamped with the message as its cause."""
-        aggregate = self._feed.build(fact.item.value, fact.aggregate_id, fact.customer_id)
+        known = consent.get(fact.customer_id)
+        aggregate = self._feed.build(
+            fact.item.value, fact.aggregate_id, fact.customer_id, known.opted_out if known else ()
+        )
         source, source_id = self._feed.key(fact.item.value)
         record = fact.item.record
         stamp(
@@ -243,9 +273,26 @@ class InboundIngestion(ReportedFacts[M]):
     async def record(self, fresh: list[NewFact[M]]) -> tuple[list[UUID], list[Rejection]]:
         """Save the batch's new facts in one `save()`. Should that fail for a reason other
         than an outage, save them one by one and reject only those that cannot be saved."""
+        consent = await consent_of(self._pool, [f.customer_id for f in fresh]) if fresh else {}
+        built: dict[UUID, Aggregate] = {}
+
+        def build(fact: NewFact[M]) -> Aggregate:
+            built[fact.aggregate_id] = self._aggregate(fact, consent)
+            return built[fact.aggregate_id]
+
+        recorded, rejections = await self._save(fresh, build)
+        for aggregate_id in recorded:
+            found = built.get(aggregate_id)
+            if isinstance(found, Interaction) and found.consent_breach:
+                CONSENT_BREACHES.labels(channel=found.channel, source=found.source or "").inc()
+        return recorded, rejections
+
+    async def _save(
+        self, fresh: list[NewFact[M]], build: Callable[[NewFact[M]], Aggregate]
+    ) -> tuple[list[UUID], list[Rejection]]:
         save = self._application.record_reported
         try:
-            return await asyncio.to_thread(save, [self._aggregate(f) for f in fresh]), []
+            return await asyncio.to_thread(save, [build(f) for f in fresh]), []
         except TRANSIENT_ERRORS:
             raise
         except Exception:
@@ -254,7 +301,7 @@ class InboundIngestion(ReportedFacts[M]):
         rejections: list[Rejection] = []
         for fact in fresh:
             try:
-                recorded += await asyncio.to_thread(save, [self._aggregate(fact)])
+                recorded += await asyncio.to_thread(save, [build(fact)])
             except TRANSIENT_ERRORS:
                 raise
             except Exception as exc:

@@ -1,11 +1,12 @@
-"""The interaction service's own Prometheus metrics: gauges computed from its read models."""
+"""The interaction service's own Prometheus metrics: gauges computed from its read models,
+and the consent breaches its inbound topics reported."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import asyncpg
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from contracts.interaction import Severity
 from services.interaction.queries import ticket_summary
@@ -16,6 +17,13 @@ OPEN_TICKETS = Gauge(
     "crm_tickets_open",
     "Open tickets by severity and service-level state (on_track, at_risk, breached).",
     ["severity", "sla_state"],
+)
+
+CONSENT_BREACHES = Counter(
+    "crm_interaction_consent_breaches",
+    "Outbound contacts other systems reported on a channel the customer had opted out of, "
+    "with no reason stated (recorded, flagged consent_breach), by channel and source.",
+    ["channel", "source"],
 )
 
 

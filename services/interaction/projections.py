@@ -52,7 +52,9 @@ CREATE TABLE IF NOT EXISTS interactions (
     correction_count integer NOT NULL DEFAULT 0,
     recorded_at timestamptz NOT NULL,
     search_text text NOT NULL,
-    search_grams text[] NOT NULL DEFAULT '{}'
+    search_grams text[] NOT NULL DEFAULT '{}',
+    consent_override jsonb,
+    consent_breach boolean NOT NULL DEFAULT false
 );
 CREATE INDEX IF NOT EXISTS interactions_customer_time
     ON interactions (customer_id, started_at DESC, interaction_id DESC);
@@ -169,6 +171,8 @@ INTERACTION_COLUMNS = (
     "recorded_at",
     "search_text",
     "search_grams",
+    "consent_override",
+    "consent_breach",
 )
 
 TICKET_COLUMNS = (
@@ -236,6 +240,12 @@ def fold_interaction(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
                 "ticket_id": payload.ticket_id,
                 "source": payload.source,
                 "source_id": payload.source_id,
+                "consent_override": (
+                    payload.consent_override.model_dump(mode="json")
+                    if payload.consent_override
+                    else None
+                ),
+                "consent_breach": payload.consent_breach,
                 "version": event.aggregate_version or 1,
                 "correction_count": 0,
                 "recorded_at": event.recorded_at,
@@ -369,6 +379,12 @@ def feedback_row(event: EventEnvelope[Any]) -> tuple[Any, ...]:
 # The projection ----------------------------------------------------------------------
 
 
+ERASED_NOTE = (
+    "CASE WHEN jsonb_typeof({column}) = 'object' "
+    "THEN {column} || jsonb_build_object('note', '') ELSE {column} END"
+)
+"""A consent override keeps its reason; its note (who asked, when) is emptied."""
+
 PERSONAL_COLUMNS = (
     PersonalColumns(
         "interactions",
@@ -379,6 +395,7 @@ PERSONAL_COLUMNS = (
             "notes": EMPTY_TEXT,
             "search_text": EMPTY_TEXT,
             "search_grams": EMPTY_TEXT_ARRAY,
+            "consent_override": ERASED_NOTE,
         },
     ),
     PersonalColumns(
@@ -401,7 +418,7 @@ class InteractionProjection:
     `consumed_events`."""
 
     name = "interaction_views"
-    version = 1
+    version = 2
     """The shape of the tables (`create_tables`); raised with every change to it."""
     topics: Sequence[str] = (Topic.INTERACTION,)
 
@@ -450,6 +467,7 @@ class InteractionProjection:
             ):
                 row = dict(record)
                 row["participants"] = json.loads(row["participants"])
+                row["consent_override"] = json.loads(row["consent_override"] or "null")
                 rows[row["interaction_id"]] = row
         touched: set[UUID] = set()
         for event in relevant:
@@ -463,7 +481,13 @@ class InteractionProjection:
         written = [r for i in touched if (r := rows[i]) is not None]
         if not written:
             return
-        await upsert(connection, "interactions", INTERACTION_COLUMNS, written, ("participants",))
+        await upsert(
+            connection,
+            "interactions",
+            INTERACTION_COLUMNS,
+            written,
+            ("participants", "consent_override"),
+        )
         latest: dict[UUID, Row] = {}
         for row in written:
             best = latest.get(row["customer_id"])

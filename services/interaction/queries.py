@@ -7,6 +7,7 @@ however deep the reader pages.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeAlias
@@ -14,6 +15,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.interaction.domain import CONSENT_CHANNEL
 from services.interaction.textsearch import keyword_clause, normalise
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
 from services.runtime.storage.filters import Where
@@ -27,10 +29,6 @@ FEEDBACK_ORDER = SortKey(("given_at", "feedback_id"), BY_MOMENT)
 DUE_ORDER = SortKey(("due_at", "customer_id"), BY_MOMENT)
 """The sort keys of the lists, newest (or soonest due) first."""
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
-
-CONSENT_CHANNEL = {"phone": "phone", "sms": "sms", "email": "email", "wechat": "wechat"}
-"""Interaction channels a customer can opt out of (the customer record's channel names);
-meetings, visits, chat and web have no opt-out."""
 
 
 # Interactions ------------------------------------------------------------------------
@@ -77,7 +75,7 @@ def search_sql(
         "SELECT i.interaction_id, i.customer_id, c.name AS customer_name, i.channel, "
         "i.direction, i.started_at, i.duration_seconds, i.participants, i.subject, i.notes, "
         "i.opportunity_id, i.ticket_id, i.source, i.source_id, i.version, "
-        "i.correction_count, i.recorded_at "
+        "i.correction_count, i.recorded_at, i.consent_override, i.consent_breach "
         "FROM interactions i LEFT JOIN interaction_customers c ON c.customer_id = i.customer_id "
         f"WHERE {where.sql} ORDER BY i.started_at DESC, i.interaction_id DESC "
         f"LIMIT {where.parameter(limit)}"
@@ -109,10 +107,43 @@ async def get_interaction(connection: Connection, interaction_id: UUID) -> Row |
 
 def _decoded(record: asyncpg.Record) -> Row:
     row = dict(record)
-    for name in ("participants", "details"):
+    for name in ("participants", "details", "consent_override"):
         if isinstance(row.get(name), str):
             row[name] = json.loads(row[name])
     return row
+
+
+# Consent -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Consent:
+    """A customer's channel preferences and opt-outs, as the customer topic last told."""
+
+    preferred: list[str]
+    opted_out: list[str]
+
+
+async def consent_of(connection: Connection, customer_ids: Sequence[UUID]) -> dict[UUID, Consent]:
+    """The consent of those of `customer_ids` the customer topic has told of, in one query."""
+    records = await connection.fetch(
+        """SELECT customer_id, preferred_channels, opted_out_channels
+           FROM interaction_customers WHERE customer_id = ANY($1::uuid[])""",
+        list(set(customer_ids)),
+    )
+    # asyncpg's own UUID type is not the standard one the event store can serialise
+    return {
+        UUID(str(r["customer_id"])): Consent(
+            list(r["preferred_channels"]), list(r["opted_out_channels"])
+        )
+        for r in records
+    }
+
+
+async def opted_out_channels(connection: Connection, customer_id: UUID) -> list[str]:
+    """The channels the customer opted out of (none for a customer not known here)."""
+    found = (await consent_of(connection, [customer_id])).get(customer_id)
+    return found.opted_out if found is not None else []
 
 
 # Timeline ----------------------------------------------------------------------------
@@ -124,7 +155,9 @@ SELECT * FROM (
            jsonb_build_object('direction', direction, 'duration_seconds', duration_seconds,
                               'participants', participants, 'ticket_id', ticket_id,
                               'opportunity_id', opportunity_id,
-                              'correction_count', correction_count) AS details
+                              'correction_count', correction_count,
+                              'consent_override', consent_override,
+                              'consent_breach', consent_breach) AS details
     FROM interactions WHERE customer_id = $1
     UNION ALL
     SELECT 'ticket', ticket_id, opened_at, channel, subject, description,
@@ -264,6 +297,41 @@ async def get_ticket(connection: Connection, ticket_id: UUID, now: datetime) -> 
         now,
     )
     return _ticket_row(records[0], now) if records else None
+
+
+AS_OF_TICKET = f"""
+SELECT c.name AS customer_name, {SLA_STATE.format(now="$1")} AS sla_state
+FROM (SELECT $2::uuid AS customer_id, $3::text AS status, $4::boolean AS response_breached,
+             $5::boolean AS resolution_breached, $6::timestamptz AS first_responded_at,
+             $7::timestamptz AS response_due_at, $8::timestamptz AS response_warn_at,
+             $9::timestamptz AS resolution_due_at, $10::timestamptz AS resolution_warn_at) t
+LEFT JOIN interaction_customers c ON c.customer_id = t.customer_id
+"""
+
+
+async def ticket_as_of(connection: Connection, row: Row, moment: datetime) -> Row:
+    """A ticket row folded from the event store up to `moment`, with its service-level
+    state at that moment by the very rule the read model answers with."""
+    record = await connection.fetchrow(
+        AS_OF_TICKET,
+        moment,
+        *(
+            row[c]
+            for c in (
+                "customer_id",
+                "status",
+                "response_breached",
+                "resolution_breached",
+                "first_responded_at",
+                "response_due_at",
+                "response_warn_at",
+                "resolution_due_at",
+                "resolution_warn_at",
+            )
+        ),
+    )
+    assert record is not None
+    return _ticket_row({**row, **dict(record)}, moment)
 
 
 async def ticket_times(

@@ -55,6 +55,18 @@ PROJECTION_REBUILD_NEEDED = Gauge(
     "nothing until `crm rebuild` has rebuilt it.",
     ["projection"],
 )
+TASK_FAILURES = Counter(
+    "crm_background_task_failures_total",
+    "Background tasks (consumers, relays, sweeps) that ended with an error they do not "
+    "retry; the process then stops so that its supervisor restarts it.",
+    ["task"],
+)
+CONSUMER_STALLED = Gauge(
+    "crm_consumer_stalled_seconds",
+    "Seconds a consumer has been behind (lag above zero) without handling a batch; 0 "
+    "while it progresses or is caught up.",
+    ["consumer"],
+)
 CONSUMER_LAG = Gauge(
     "crm_consumer_lag_messages",
     "Messages on the partition not yet consumed, by consumer.",

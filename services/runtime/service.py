@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 
 from services.runtime.http import audit
 from services.runtime.http.app import Readiness, create_app
+from services.runtime.http.idempotency import forget_old
 from services.runtime.http.security import (
     RateLimiter,
     SecurityConfigError,
@@ -31,7 +32,7 @@ from services.runtime.http.security import (
 )
 from services.runtime.logs import configure_logging
 from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
-from services.runtime.messaging.deadletter import DeadLetterPublisher
+from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
 from services.runtime.messaging.projection import Projection, ProjectionHandler
@@ -53,6 +54,7 @@ from services.runtime.storage.eventstore import (
     postgres_environment,
 )
 from services.runtime.storage.migrator import DURABLE, KEYRING, MigrationSet, migrate_all
+from services.runtime.supervision import EXIT_STATUS, Supervisor, stop_this_process
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,15 @@ class ServiceDefinition:
 class ServiceRuntime:
     """The running parts of a service; reachable from routes as `request.app.state.runtime`."""
 
-    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    def __init__(
+        self,
+        definition: ServiceDefinition,
+        settings: ServiceSettings,
+        *,
+        exit_on_failure: bool = False,
+    ) -> None:
+        """`exit_on_failure`: a background task that ends stops the process (in a service
+        process; an app built inside another process only reports it)."""
         self.definition = definition
         self.settings = settings
         self.schema = definition.name
@@ -104,7 +114,7 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.extra_relays: list[OutboxRelay] = []
         self.consumers: list[BatchConsumer[Any]] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self.supervisor = Supervisor(on_failure=stop_this_process if exit_on_failure else None)
         self._dead_letters: DeadLetterPublisher | None = None
         self.audit = audit.AuditLog(definition.name)
 
@@ -146,8 +156,12 @@ class ServiceRuntime:
             )
             for source in self.definition.outboxes()
         ]
+        self.dead_letter_store = DeadLetterStore(self.pool)
         self._dead_letters = DeadLetterPublisher(
-            lambda: reliable_producer(settings, f"{self.schema}-dead-letters"), self.schema
+            lambda: reliable_producer(settings, f"{self.schema}-dead-letters"),
+            self.schema,
+            max_message_bytes=settings.kafka_max_message_bytes,
+            store=self.dead_letter_store,
         )
         kafka_options = connection_options(settings)
         handlers: list[BatchHandler[Any]] = [
@@ -176,30 +190,57 @@ class ServiceRuntime:
             # waits in its consumer, and readiness says why
             with contextlib.suppress(NotReady):
                 await consumer.handler.prepare()
-        self._tasks = [
-            asyncio.create_task(self.relay.run(), name=f"{self.schema}-relay"),
-            *(asyncio.create_task(c.run(), name=f"consumer-{c.name}") for c in self.consumers),
-            *(asyncio.create_task(r.run()) for r in self.extra_relays),
-            *(asyncio.create_task(task()) for task in self.definition.background(self)),
-        ]
-        self._tasks += [
-            asyncio.create_task(
+        start = self.supervisor.start
+        start(f"{self.schema}-relay", self.relay.run())
+        for consumer in self.consumers:
+            start(f"consumer-{consumer.name}", consumer.run())
+        for relay in self.extra_relays:
+            start(f"{self.schema}-relay-{relay.name}", relay.run())
+        for task in self.definition.background(self):
+            start(getattr(task, "__qualname__", "background"), task())
+        start(
+            "idempotency-window",
+            every(
+                600,
+                partial(forget_old, self.pool, self.settings.idempotency_window_hours),
+                "forgetting idempotency keys past their window",
+            ),
+        )
+        start(
+            "dead-letter-retention",
+            every(
+                3600,
+                partial(self.dead_letter_store.sweep, self.settings.dead_letter_retention_days),
+                "forgetting dead letters past their retention",
+            ),
+        )
+        for refresh in (*self.definition.gauges, self._refresh_stalls):
+            start(
+                f"gauges-{getattr(refresh, '__qualname__', refresh)}",
                 every(
                     self.settings.gauge_refresh_seconds,
                     partial(refresh, self.pool),
                     f"refreshing gauges ({getattr(refresh, '__qualname__', refresh)})",
                 ),
-                name="gauges",
             )
-            for refresh in self.definition.gauges
+
+    async def _refresh_stalls(self, _: asyncpg.Pool | None) -> None:
+        for consumer in self.consumers:
+            consumer.stalled_for()
+
+    def liveness(self) -> list[str]:
+        """What makes this process unhealthy: a background task that ended, or a consumer
+        behind without progress for longer than `consumer_stall_seconds`."""
+        stalled = [
+            f"consumer {c.name} is {c.behind} messages behind and has handled nothing for "
+            f"{seconds:.0f} s (last error: {c.last_error})"
+            for c in self.consumers
+            if (seconds := c.stalled_for()) > self.settings.consumer_stall_seconds
         ]
+        return [*self.supervisor.failures, *stalled]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await self.supervisor.stop()
         if self._dead_letters is not None:
             await self._dead_letters.close()
         await self.audit.stop()
@@ -216,7 +257,7 @@ class ServiceRuntime:
             "broker": await self._broker_reachable(),
             "projections_current": not waiting,
             "projections_caught_up": all(c.caught_up for c in self.consumers),
-            "background_tasks_running": all(not t.done() for t in self._tasks),
+            "background_tasks_running": not self.supervisor.failures,
         }
         return Readiness(checks, waiting)
 
@@ -260,11 +301,13 @@ DatabasePool = Annotated[asyncpg.Pool, Depends(current_pool)]
 """A route parameter carrying the service's database pool."""
 
 
-def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastAPI:
+def build_app(
+    definition: ServiceDefinition, settings: ServiceSettings, *, exit_on_failure: bool = False
+) -> FastAPI:
     """The service's HTTP app; raises `SecurityConfigError` when no token key is set,
     `KeyringConfigError` when no usable master key is, and `SigningConfigError` when the
     signing keys are missing."""
-    runtime = ServiceRuntime(definition, settings)
+    runtime = ServiceRuntime(definition, settings, exit_on_failure=exit_on_failure)
     verifier = TokenVerifier.from_settings(settings)
 
     @contextlib.asynccontextmanager
@@ -280,11 +323,13 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
         title=definition.title,
         description=definition.description,
         readiness=runtime.readiness,
+        liveness=runtime.liveness,
         lifespan=lifespan,
         verifier=verifier,
         limiter=RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst),
         max_body=settings.max_body_bytes,
         audit=runtime.audit,
+        pool=lambda: runtime.pool,
     )
     app.state.runtime = runtime
     for router in definition.routers:
@@ -298,7 +343,7 @@ def build_app(definition: ServiceDefinition, settings: ServiceSettings) -> FastA
 def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: int) -> None:
     configure_logging(definition.name, settings.log_level, settings.log_format)
     try:
-        app = build_app(definition, settings)
+        app = build_app(definition, settings, exit_on_failure=True)
     except (SecurityConfigError, KeyringConfigError, SigningConfigError) as exc:
         sys.stderr.write(f"invalid configuration: {exc}\n")
         raise SystemExit(2) from None
@@ -309,3 +354,7 @@ def run_service(definition: ServiceDefinition, settings: ServiceSettings, port: 
         "log_config": None,
     }
     uvicorn.run(app, **config)
+    failures = app.state.runtime.supervisor.failures
+    if failures:
+        sys.stderr.write(f"stopped: {failures[0]}\n")
+        raise SystemExit(EXIT_STATUS)

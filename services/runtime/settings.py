@@ -57,6 +57,13 @@ class ServiceSettings(BaseSettings):
         default=None, description="Client certificate for mutual TLS (PEM)."
     )
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Its private key (PEM).")
+    kafka_max_message_bytes: int = Field(
+        default=1_048_576,
+        ge=65_536,
+        le=64 * 1_048_576,
+        description="Largest message the services produce (relay, dead letters); at most the "
+        "brokers' `message.max.bytes`. A larger inbound message is dead-lettered truncated.",
+    )
     http_host: str = Field(
         default="127.0.0.1", description="Address the HTTP API listens on (`0.0.0.0`: all)."
     )
@@ -122,8 +129,32 @@ class ServiceSettings(BaseSettings):
     auth_leeway_seconds: int = Field(
         default=30, ge=0, le=600, description="Clock skew allowed on a token's `exp`."
     )
+    idempotency_window_hours: int = Field(
+        default=24,
+        ge=1,
+        le=24 * 30,
+        description="How long a command's `Idempotency-Key` and its answer are kept: a "
+        "repeat within it is answered from there.",
+    )
+    dead_letter_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="How long the service keeps what its consumers could not handle "
+        "(`crm dead-letters`); they may hold personal data of inbound messages.",
+    )
+    consumer_stall_seconds: float = Field(
+        default=300,
+        gt=0,
+        description="A consumer behind for this long without handling a batch makes "
+        "`/health/live` fail, so that the process is restarted.",
+    )
     max_body_bytes: int = Field(
-        default=1_048_576, ge=1024, le=100 * 1_048_576, description="Largest request body."
+        default=262_144,
+        ge=1024,
+        le=100 * 1_048_576,
+        description="Largest request body; at most a quarter of `kafka_max_message_bytes`, so "
+        "that the event it becomes (sealed, in its envelope) fits on the topic.",
     )
     rate_limit_per_minute: int = Field(
         default=1200, ge=0, le=1_000_000, description="Requests per token per minute; 0: no limit."
@@ -187,6 +218,11 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"CRM_{name.upper()}: no such file: {path}")
         if (self.kafka_ssl_certfile is None) != (self.kafka_ssl_keyfile is None):
             raise ValueError("CRM_KAFKA_SSL_CERTFILE and CRM_KAFKA_SSL_KEYFILE go together")
+        if self.max_body_bytes * 4 > self.kafka_max_message_bytes:
+            raise ValueError(
+                "CRM_MAX_BODY_BYTES may be at most a quarter of CRM_KAFKA_MAX_MESSAGE_BYTES, "
+                "so that every accepted command's event fits on its topic"
+            )
         return self
 
     @property

@@ -266,6 +266,12 @@ class SalesApplication(EventSourcedApplication):
     def opportunity(self, opportunity_id: UUID) -> Opportunity:
         return self.load(opportunity_id, Opportunity, "opportunity")
 
+    def opportunity_as_of(
+        self, opportunity_id: UUID, moment: datetime
+    ) -> tuple[Opportunity, list[Any]]:
+        """The opportunity as it was at `moment`, and its events up to then."""
+        return self.load_as_of(opportunity_id, Opportunity, moment, "opportunity", "opened")
+
     def history(self, opportunity_id: UUID) -> list[dict[str, Any]]:
         """Every change to the opportunity: what, when, by whom, in which request."""
         self.opportunity(opportunity_id)  # 404 for ids of other aggregates (purchases)

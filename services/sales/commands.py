@@ -4,12 +4,12 @@ contracts and payments. Queries are in `views.py`."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from contracts.money import Money
 from contracts.sales import (
@@ -23,6 +23,7 @@ from contracts.sales import (
     ShortText,
     Stage,
 )
+from contracts.timestamps import PastDay, PlannedDay, day_not_in_future
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
@@ -64,7 +65,7 @@ class OpenOpportunity(StrictBody):
         default=None, description="Defaults to the sum of the product lines."
     )
     currency: Currency
-    expected_close_date: dt.date
+    expected_close_date: PlannedDay
     region: ShortText | None = None
     owner: ShortText
     stage: Stage = Stage.LEAD
@@ -106,7 +107,7 @@ class ChangeOpportunity(StrictBody):
 
     expected_amount: NonNegativeMoney | None = None
     currency: Currency | None = None
-    expected_close_date: dt.date | None = None
+    expected_close_date: PlannedDay | None = None
     owner: ShortText | None = None
     probability: Probability | None = None
 
@@ -128,7 +129,9 @@ class NewActivity(StrictBody):
     )
 
     kind: ActivityKind
-    date: dt.date
+    date: PlannedDay = Field(
+        description="When it is planned, or took place (not in the future then)."
+    )
     owner: ShortText | None = Field(default=None, description="Defaults to the opportunity's.")
     people: list[ShortText] = Field(default_factory=list, max_length=50)
     description: LongText
@@ -147,7 +150,7 @@ class ActivityResult(StrictBody):
         json_schema_extra={
             "examples": [
                 {
-                    "date": "2026-12-03",
+                    "date": "2026-11-27",
                     "actual_result": "客户要求先做试点",
                     "prediction_held": False,
                 }
@@ -155,7 +158,7 @@ class ActivityResult(StrictBody):
         },
     )
 
-    date: dt.date
+    date: PastDay
     actual_result: LongText
     prediction_held: bool | None = Field(
         default=None, description="Required when the activity carried a predicted result."
@@ -183,7 +186,7 @@ class NewQuote(StrictBody):
     )
     lines: list[ProductLine] = Field(min_length=1, max_length=200)
     currency: Currency
-    valid_until: dt.date
+    valid_until: PlannedDay
     note: LongText | None = None
 
 
@@ -191,13 +194,13 @@ class SignContract(StrictBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"amount": "90000.00", "currency": "CNY", "signed_on": "2026-12-20"}]
+            "examples": [{"amount": "90000.00", "currency": "CNY", "signed_on": "2026-11-20"}]
         },
     )
 
     amount: PositiveMoney
     currency: Currency
-    signed_on: dt.date
+    signed_on: PastDay
 
 
 class NewPayment(StrictBody):
@@ -208,8 +211,8 @@ class NewPayment(StrictBody):
                 {
                     "amount": "45000.00",
                     "currency": "CNY",
-                    "received_on": "2027-01-05",
-                    "reference": "银行回单 20270105-001",
+                    "received_on": "2026-11-25",
+                    "reference": "银行回单 20261125-001",
                 }
             ]
         },
@@ -217,7 +220,7 @@ class NewPayment(StrictBody):
 
     amount: PositiveMoney
     currency: Currency
-    received_on: dt.date
+    received_on: PastDay
     reference: ShortText | None = None
 
 
@@ -316,6 +319,13 @@ def add_activity(
 ) -> Accepted:
     if body.actual_result is None and body.prediction_held is not None:
         raise RuleViolation("prediction_held goes with actual_result")
+    if body.actual_result is not None:
+        try:  # an activity with its actual result took place: not in the future
+            day_not_in_future(body.date)
+        except PydanticCustomError as exc:
+            raise RuleViolation(
+                f"date: {exc.message()} (an activity with an actual result took place)"
+            ) from None
     opportunity, activity_id = app.plan_activity(
         opportunity_id,
         {

@@ -10,7 +10,8 @@ Parsing gives a reason a publisher can act on. Reasons (the `dlq.reason` header 
 dead-lettered message) are a small fixed set, so that they can label metrics: `empty
 message`, `malformed JSON`, `not a JSON object`, `missing field`, `wrong type`, `negative
 amount`, `unknown currency`, `no customer named`, `bad customer reference`, `date in
-the future`, `too long`, `invalid purchase`. `dlq.detail` names the field and the problem.
+the future`, `date out of range`, `control character`, `too long`, `invalid purchase`.
+`dlq.detail` names the field and the problem.
 """
 
 from __future__ import annotations

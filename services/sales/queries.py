@@ -28,6 +28,15 @@ STAGE_RANK = (
 OPEN = "o.stage IN ('lead','qualified','proposal','negotiation')"
 OPENED_ON = "(o.opened_at AT TIME ZONE 'UTC')::date"
 
+
+def owned_by(where: Where, column: str, owners: frozenset[str] | None) -> Where:
+    """Only rows whose `column` names one of `owners`; every row when `owners` is None.
+    An empty set matches nothing (unlike an absent filter): visibility fails closed."""
+    if owners is not None:
+        where.condition(f"{column} = ANY({where.parameter(sorted(owners))}::text[])")
+    return where
+
+
 OPPORTUNITY_ORDER = SortKey(("opened_at", "opportunity_id"), BY_MOMENT)
 PURCHASE_ORDER = SortKey(("occurred_at", "purchase_id"), BY_MOMENT)
 """The sort keys of the lists, newest first."""
@@ -46,9 +55,11 @@ class OpportunityFilter:
     opened_from: date | None = None
     opened_to: date | None = None
     overdue_on: date | None = None
+    owners: frozenset[str] | None = None
+    """Whose deals the caller may see (`Visibility`); None: everyone's."""
 
     def where(self) -> Where:
-        where = Where()
+        where = owned_by(Where(), "o.owner", self.owners)
         for column in ("stage", "owner", "region", "currency", "customer_id"):
             where.equal(f"o.{column}", getattr(self, column))
         where.add("o.product_names @> ARRAY[{}]::text[]", self.product)
@@ -164,10 +175,14 @@ async def owner_performance(db: Connection, filters: OpportunityFilter) -> list[
 
 
 async def prediction_accuracy(
-    db: Connection, owner: str | None, kind: str | None, since: date | None
+    db: Connection,
+    owner: str | None,
+    kind: str | None,
+    since: date | None,
+    owners: frozenset[str] | None = None,
 ) -> list[Row]:
     """Per owner and activity kind: how many predictions were made, resolved, held."""
-    where = Where().condition("a.predicted_result IS NOT NULL")
+    where = owned_by(Where(), "a.owner", owners).condition("a.predicted_result IS NOT NULL")
     where.equal("a.owner", owner).equal("a.kind", kind).compare("a.scheduled_on", ">=", since)
     records = await db.fetch(
         f"""SELECT a.owner, a.kind, count(*) AS predicted,
@@ -203,6 +218,13 @@ async def find_opportunities(
     return [dict(r) for r in records]
 
 
+async def customer_name(db: Connection, customer_id: UUID) -> str | None:
+    name: str | None = await db.fetchval(
+        "SELECT name FROM sales_customers WHERE customer_id = $1", customer_id
+    )
+    return name
+
+
 async def get_opportunity(db: Connection, opportunity_id: UUID) -> Row | None:
     record = await db.fetchrow(f"{OPPORTUNITY_SELECT} WHERE o.opportunity_id = $1", opportunity_id)
     if record is None:
@@ -233,8 +255,10 @@ async def contracts_of(
     customer_id: UUID | None = None,
     contract_id: str | None = None,
     outstanding_only: bool = False,
+    owners: frozenset[str] | None = None,
 ) -> list[Row]:
-    where = Where().equal("k.opportunity_id", opportunity_id).equal("k.customer_id", customer_id)
+    where = owned_by(Where(), "k.owner", owners)
+    where.equal("k.opportunity_id", opportunity_id).equal("k.customer_id", customer_id)
     where.equal("k.contract_id", contract_id)
     if outstanding_only:
         where.condition("k.amount > k.paid")

@@ -10,12 +10,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 
 from contracts.registry import parse_event
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
+from tests.support.events import raw_envelope as envelope
 from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
@@ -25,24 +25,6 @@ from tests.support.waiting import eventually
 @pytest.fixture
 def analytics(analytics_service: ServiceProcess) -> ServiceProcess:
     return analytics_service
-
-
-def envelope(
-    event_type: str, customer: uuid.UUID, payload: dict[str, Any], at: datetime, **extra: Any
-) -> tuple[bytes, bytes]:
-    document = {
-        "event_id": str(uuid.uuid4()),
-        "event_type": event_type,
-        "schema_version": 1,
-        "customer_id": str(customer),
-        "aggregate_id": str(extra.get("aggregate_id") or uuid.uuid4()),
-        "aggregate_version": extra.get("aggregate_version", 1),
-        "occurred_at": at.isoformat(),
-        "recorded_at": at.isoformat(),
-        "producer": "tests",
-        "payload": payload,
-    }
-    return str(customer).encode(), orjson.dumps(document)
 
 
 def registered(customer: uuid.UUID, name: str, region: str) -> tuple[bytes, bytes]:

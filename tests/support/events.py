@@ -6,6 +6,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+import orjson
+
 from contracts import customer as contract
 from contracts.envelope import EventEnvelope, EventPayload
 
@@ -45,3 +47,23 @@ def customer_history(customer_id: uuid.UUID, name: str, tags: int) -> list[Event
 
 def as_message(event: EventEnvelope[Any]) -> tuple[bytes, bytes]:
     return str(event.customer_id).encode(), event.model_dump_json().encode()
+
+
+def raw_envelope(
+    event_type: str, customer: uuid.UUID, payload: dict[str, Any], at: datetime, **extra: Any
+) -> tuple[bytes, bytes]:
+    """(key, value) of an envelope as a service publishes it, its payload as given (not
+    validated: it may hold what the contracts refuse today); `recorded_at` defaults to `at`."""
+    document = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "schema_version": 1,
+        "customer_id": str(customer),
+        "aggregate_id": str(extra.get("aggregate_id") or uuid.uuid4()),
+        "aggregate_version": extra.get("aggregate_version", 1),
+        "occurred_at": at.isoformat(),
+        "recorded_at": extra.get("recorded_at", at).isoformat(),
+        "producer": "tests",
+        "payload": payload,
+    }
+    return str(customer).encode(), orjson.dumps(document)

@@ -17,6 +17,8 @@ from contracts.topics import Topic
 from tests.support.events import envelope
 
 FUTURE = "2031-01-01T09:00:00+08:00"
+YEAR_1 = "0001-01-01T00:00:00+08:00"
+YEAR_9999 = "9999-12-31T20:00:00-08:00"
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,14 @@ def malformed_messages() -> list[Bad]:
         ),
         (p, _json({**purchase, "items": [{"name": "x"}] * 1001}), "too long", "items"),
         (p, _json({**purchase, "order_id": ""}), "invalid purchase", "order_id"),
+        (p, _json({**purchase, "occurred_at": YEAR_1}), "date out of range", "occurred_at"),
+        (p, _json({**purchase, "order_id": "SO-\x00-1"}), "control character", "order_id"),
+        (
+            p,
+            _json({**purchase, "items": [{"name": "许\u0085可"}]}),
+            "control character",
+            "items.0.name",
+        ),
         # call logs
         (c, b'{"source": "callcentre", "call_id"', "malformed JSON", ""),
         (c, _json(_without(call, "call_id")), "missing field", "call_id"),
@@ -101,6 +111,9 @@ def malformed_messages() -> list[Bad]:
         (c, _json({**call, "direction": "sideways"}), "unknown direction", "direction"),
         (c, _json({**call, "started_at": FUTURE}), "date in the future", "started_at"),
         (c, _json({**call, "notes": "很长" * 10_001}), "too long", "notes"),
+        (c, _json({**call, "started_at": YEAR_9999}), "date out of range", "started_at"),
+        (c, _json({**call, "subject": "咨询\x00发票"}), "control character", "subject"),
+        (c, _json({**call, "notes": "第一行\n\x1b[2J"}), "control character", "notes"),
         (
             c,
             _json({**call, "customer_reference": {"source": "", "source_customer_id": "x"}}),
@@ -112,6 +125,8 @@ def malformed_messages() -> list[Bad]:
         # messages
         (m, _json({**message, "channel": "fax"}), "unknown channel", "channel"),
         (m, _json({**message, "sent_at": FUTURE}), "date in the future", "sent_at"),
+        (m, _json({**message, "sent_at": YEAR_1}), "date out of range", "sent_at"),
+        (m, _json({**message, "text": "你好\x00"}), "control character", "text"),
         (m, _json(_without(message, "text")), "missing field", "text"),
         (m, _json({**message, "text": "x" * 25_000}), "too long", "text"),
         (m, _json({**message, "customer_id": 123}), "wrong type", "customer_id"),
@@ -123,6 +138,8 @@ def malformed_messages() -> list[Bad]:
         (s, _json({**answer, "answered_at": "yesterday"}), "wrong type", "answered_at"),
         (s, _json(_without(answer, "survey")), "missing field", "survey"),
         (s, _json({**answer, "answered_at": FUTURE}), "date in the future", "answered_at"),
+        (s, _json({**answer, "answered_at": YEAR_1}), "date out of range", "answered_at"),
+        (s, _json({**answer, "comment": "好\x7f"}), "control character", "comment"),
     ]
     # The CRM's own topics carry envelopes: another service's consumers reject these.
     stranger = uuid.uuid4()

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
+from contracts.values import into_window
 from services.analytics.domain.money import Converter
 
 CONTACT_WINDOW_DAYS = 90
@@ -41,8 +42,14 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
 
+def _at(text: str) -> datetime:
+    """A stored moment; one stored before the window of dates was enforced is moved
+    into it (`contracts.values`), so that the fold does not write it back unreadable."""
+    return into_window(datetime.fromisoformat(text))
+
+
 def _dt(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+    return _at(text) if text else None
 
 
 def day_start(day: date) -> datetime:
@@ -169,7 +176,7 @@ class Profile:
             previous_purchase_at=_dt(state["previous_purchase_at"]),
             contacts=_contacts_of(state),
             last_contact_at=_dt(state["last_contact_at"]),
-            recent_contacts=[datetime.fromisoformat(m) for m in state["recent_contacts"]],
+            recent_contacts=[_at(m) for m in state["recent_contacts"]],
             csat_sum=state["csat_sum"],
             csat_count=state["csat_count"],
             nps_latest=state["nps_latest"],
@@ -186,8 +193,8 @@ def _contacts_of(state: dict[str, Any]) -> dict[str, list[Any]]:
     interaction have only the times: they are kept under stand-in keys (version 0), so
     that their contacts still count; a correction of one of them counts as a contact."""
     if "contacts" in state:
-        return {k: [v, datetime.fromisoformat(m)] for k, (v, m) in state["contacts"].items()}
-    times = [datetime.fromisoformat(m) for m in state["recent_contacts"]]
+        return {k: [v, _at(m)] for k, (v, m) in state["contacts"].items()}
+    times = [_at(m) for m in state["recent_contacts"]]
     last = _dt(state["last_contact_at"])
     if last is not None and last not in times:  # the latest, outside the window
         times.append(last)

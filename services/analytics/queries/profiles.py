@@ -12,7 +12,7 @@ import asyncpg
 
 from services.analytics.domain.profile import Profile
 from services.analytics.projections.store import load_profiles
-from services.analytics.queries.records import as_dict, as_dicts
+from services.analytics.queries.records import as_dict, as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
 
@@ -36,10 +36,11 @@ PROFILE_FILTERS = (
 )
 """Profile columns `/profiles` filters on by equality."""
 
-PROFILE_COLUMNS = """customer_id, name, kind, industry, region, owner, tags, registered,
+PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, registered,
     importance_tier, loyalty_stage, value_behaviour, relationship_level,
-    purchase_count, total_spend, first_purchase_at, last_purchase_at, last_contact_at,
-    csat_average, csat_count, nps_latest, complaints_open, complaints_total,
+    purchase_count, total_spend, {within_window("first_purchase_at")},
+    {within_window("last_purchase_at")}, {within_window("last_contact_at")}, csat_average,
+    csat_count, nps_latest, complaints_open, complaints_total,
     recency_score, frequency_score, monetary_score, rfm_segment, lifecycle_stage,
     value_tier, satisfaction, quadrant, churn_risk, state->'recent_contacts' AS recent,
     updated_at"""
@@ -167,23 +168,25 @@ async def customer_profile(pool: asyncpg.Pool, customer_id: UUID) -> Profile | N
 async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDetails:
     async with pool.acquire() as c:
         interactions = await c.fetch(
-            """SELECT interaction_id, started_at, channel, direction, subject FROM interactions
+            f"""SELECT interaction_id, {within_window("started_at")}, channel, direction,
+                      subject FROM interactions
                WHERE customer_id = $1 ORDER BY started_at DESC LIMIT 10""",
             customer_id,
         )
         opportunities = await c.fetch(
-            """SELECT opportunity_id, description, stage, expected_amount, currency, owner,
-                      expected_close_date FROM opportunities
+            f"""SELECT opportunity_id, description, stage, expected_amount, currency, owner,
+                      {within_window("expected_close_date", day=True)} FROM opportunities
                WHERE customer_id = $1 AND stage NOT IN ('won', 'lost') ORDER BY updated_at""",
             customer_id,
         )
         tickets = await c.fetch(
-            """SELECT ticket_id, kind, subject, severity, status, opened_at, resolution_due_at
+            f"""SELECT ticket_id, kind, subject, severity, status, {within_window("opened_at")},
+                      {within_window("resolution_due_at")}
                FROM tickets WHERE customer_id = $1 AND status = 'open' ORDER BY opened_at""",
             customer_id,
         )
         surveys = await c.fetch(
-            """SELECT survey, answered_at, csat, nps, channel FROM surveys
+            f"""SELECT survey, {within_window("answered_at")}, csat, nps, channel FROM surveys
                WHERE customer_id = $1 ORDER BY answered_at DESC LIMIT 5""",
             customer_id,
         )
@@ -196,7 +199,8 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
             customer_id,
         )
         contracts = await c.fetch(
-            """SELECT c.opportunity_id, c.contract_id, c.signed_on, c.amount, c.currency,
+            f"""SELECT c.opportunity_id, c.contract_id, {within_window("c.signed_on", day=True)},
+                      c.amount, c.currency,
                       coalesce(sum(p.amount) FILTER (WHERE p.currency = c.currency), 0) AS paid
                FROM contracts c LEFT JOIN contract_payments p USING (opportunity_id, contract_id)
                WHERE c.customer_id = $1
@@ -206,7 +210,8 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
             customer_id,
         )
         purchases = await c.fetch(
-            """SELECT kind, reference, source, occurred_at, amount, currency, reporting_amount
+            f"""SELECT kind, reference, source, {within_window("occurred_at")}, amount, currency,
+                      reporting_amount
                FROM purchases WHERE customer_id = $1
                ORDER BY occurred_at DESC, event_id LIMIT $2""",
             customer_id,

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from contracts.money import Money
+from contracts.personal import Personal
 from services.analytics.dependencies import Pool
 from services.analytics.queries import churn as queries
 from services.analytics.queries.records import BY_CUSTOMER
@@ -31,7 +32,7 @@ Reason = Literal["overdue_purchase", "detractor", "complaint_past_target"]
 
 class ChurnWarning(BaseModel):
     customer_id: UUID
-    name: str | None
+    name: Personal | None
     owner: str | None
     value_tier: str
     reasons: list[str]
@@ -48,7 +49,7 @@ class ChurnWarningPage(BaseModel):
 @router.get(
     "/churn-warnings",
     summary="Open churn warnings of top-tier customers",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
     response_model=ChurnWarningPage,
 )
 async def churn_warnings(

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from contracts.money import Money, Priced
+from contracts.personal import Personal
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import builtin, matrix
 from services.analytics.domain.money import cents
@@ -47,7 +48,7 @@ class ProfileView(Priced):
     }
 
     customer_id: UUID
-    name: str | None
+    name: Personal | None
     kind: str | None
     industry: str | None
     region: str | None
@@ -180,12 +181,12 @@ class LoggedInteraction(BaseModel):
     started_at: Moment
     channel: str
     direction: str
-    subject: str
+    subject: Personal
 
 
 class OpenOpportunity(Priced):
     opportunity_id: UUID
-    description: str | None
+    description: Personal | None
     stage: str | None
     expected_amount: Money | None = Field(description="In the opportunity's currency.")
     currency: str | None
@@ -196,7 +197,7 @@ class OpenOpportunity(Priced):
 class OpenTicket(BaseModel):
     ticket_id: UUID
     kind: str | None
-    subject: str | None
+    subject: Personal | None
     severity: str | None
     status: str
     opened_at: Moment | None
@@ -212,10 +213,10 @@ class Classification(BaseModel):
 
 class ContactPerson(BaseModel):
     contact_id: str
-    name: str | None
+    name: Personal | None
     title: str | None
-    phones: list[str]
-    emails: list[str]
+    phones: list[Personal]
+    emails: list[Personal]
 
 
 class OutstandingContract(Priced):
@@ -292,7 +293,7 @@ async def profile_row(pool: Pool, customer_id: UUID) -> dict[str, Any]:
 @router.get(
     "/profiles",
     summary="Analytic profiles, filtered",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
     response_model=ProfilePage,
 )
 async def profiles(
@@ -324,7 +325,7 @@ async def profiles(
 @router.get(
     "/profiles/{customer_id}",
     summary="One customer's analytic profile",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
 )
 async def profile(customer_id: UUID, pool: Pool, currency: ReportingCurrency) -> ProfileView:
     return profile_view(await profile_row(pool, customer_id), currency)
@@ -345,7 +346,7 @@ async def current_segments(pool: Pool, customer_id: UUID) -> list[CurrentSegment
 @router.get(
     "/customers/{customer_id}/segments",
     summary="Current segments and why",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
 )
 async def customer_segments(customer_id: UUID, pool: Pool) -> CustomerSegments:
     await profile_row(pool, customer_id)
@@ -357,7 +358,7 @@ async def customer_segments(customer_id: UUID, pool: Pool) -> CustomerSegments:
 @router.get(
     "/customers/{customer_id}/segments/{segment}/why",
     summary="Why the customer is (or is not) in a segment: the rule and the values",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
     response_model_exclude_unset=True,
 )
 async def why(customer_id: UUID, segment: str, pool: Pool) -> Why:
@@ -393,7 +394,7 @@ async def why(customer_id: UUID, segment: str, pool: Pool) -> Why:
 @router.get(
     "/customers/{customer_id}/segment-history",
     summary="Segments entered and left",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
     response_model=SegmentHistoryPage,
 )
 async def segment_history(
@@ -413,7 +414,7 @@ async def segment_history(
 @router.get(
     "/customers/{customer_id}/360",
     summary="Everything analytics knows of a customer",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
 )
 async def customer_360(customer_id: UUID, pool: Pool, currency: ReportingCurrency) -> Customer360:
     view = profile_view(await profile_row(pool, customer_id), currency)

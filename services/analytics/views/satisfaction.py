@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from contracts.money import Money
+from contracts.personal import Personal
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import matrix
 from services.analytics.queries import satisfaction as queries
@@ -59,7 +60,7 @@ _FIGURES = tuple(n for n in SatisfactionRow.model_fields if n not in get_args(Sa
 
 class QuadrantCustomer(BaseModel):
     customer_id: UUID
-    name: str | None
+    name: Personal | None
     total_spend: Money
     csat_average: float | None
     nps_latest: int | None
@@ -120,7 +121,7 @@ async def satisfaction(
 @router.get(
     "/value-satisfaction",
     summary="The value x satisfaction matrix",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
 )
 async def value_satisfaction(
     pool: Pool, sample: Annotated[int, Query(ge=0, le=100)] = 10
@@ -155,7 +156,7 @@ async def value_satisfaction(
 @router.get(
     "/value-satisfaction/{quadrant}/customers",
     summary="Customers of a quadrant",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
     response_model=ProfilePage,
 )
 async def quadrant_customers(

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from contracts.money import Money
+from contracts.personal import Personal
 from services.analytics.dependencies import Pool
 from services.analytics.domain import builtin
 from services.analytics.domain.rules import CHOICES, FIELDS, OPERATORS, describe, fields_of
@@ -85,7 +86,7 @@ class SegmentVersions(BaseModel):
 
 class Member(BaseModel):
     customer_id: UUID
-    name: str | None
+    name: Personal | None
     rule_version: int
     entered_at: Moment
     left_at: Moment | None
@@ -233,7 +234,7 @@ async def segment_version(
 @router.get(
     "/segments/{segment}/members",
     summary="Members now, or as of a past moment",
-    dependencies=[requires("analytics:read", personal_data=True)],
+    dependencies=[requires("analytics:read")],
     response_model=MemberPage,
 )
 async def segment_members(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from contracts.interaction import (
+    CONSENT_OVERRIDE_FIELD,
+    ConsentOverride,
     Csat,
     Direction,
     FeedbackKind,
@@ -18,6 +20,7 @@ from contracts.interaction import (
     ShortText,
     TicketKind,
 )
+from contracts.timestamps import PastDatetime, PlannedMoment
 from services.runtime.http.commands import StrictBody
 
 
@@ -46,7 +49,7 @@ class LogInteraction(StrictBody):
     customer_id: UUID
     channel: InteractionChannel
     direction: Direction
-    started_at: AwareDatetime | None = Field(
+    started_at: PastDatetime | None = Field(
         default=None, description="When the contact began; now when absent. Not in the future."
     )
     duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
@@ -55,6 +58,9 @@ class LogInteraction(StrictBody):
     notes: LongText = ""
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
+    consent_override: ConsentOverride | None = Field(
+        default=None, description=CONSENT_OVERRIDE_FIELD
+    )
 
 
 class CorrectInteraction(StrictBody):
@@ -69,13 +75,19 @@ class CorrectInteraction(StrictBody):
 
     channel: InteractionChannel | None = None
     direction: Direction | None = None
-    started_at: AwareDatetime | None = None
+    started_at: PastDatetime | None = None
     duration_seconds: int | None = Field(default=None, ge=0, le=7 * 86_400)
     participants: list[Participant] | None = Field(default=None, max_length=50)
     subject: ShortText | None = None
     notes: LongText | None = None
     opportunity_id: UUID | None = None
     ticket_id: UUID | None = None
+    consent_override: ConsentOverride | None = Field(
+        default=None,
+        description="Needed when the correction makes the contact an outbound one on a "
+        "channel the customer opted out of; given alone, it states the reason for a contact "
+        "recorded as a consent breach.",
+    )
     reason: ShortText
 
 
@@ -104,7 +116,7 @@ class OpenTicket(StrictBody):
     severity: Severity
     subject: ShortText
     description: LongText = ""
-    opened_at: AwareDatetime | None = Field(
+    opened_at: PastDatetime | None = Field(
         default=None,
         description="When the customer raised it, if earlier than now (the service-level "
         "clocks run from this moment). Not in the future.",
@@ -139,7 +151,7 @@ class RespondToTicket(StrictBody):
 
     responder: ShortText
     message: LongText = ""
-    responded_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    responded_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class ResolveTicket(StrictBody):
@@ -149,7 +161,7 @@ class ResolveTicket(StrictBody):
     )
 
     resolution: ShortText
-    resolved_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    resolved_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class ReopenTicket(StrictBody):
@@ -185,7 +197,7 @@ class AnswerSurvey(StrictBody):
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
     ticket_id: UUID | None = None
-    answered_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    answered_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class GiveFeedback(StrictBody):
@@ -208,7 +220,7 @@ class GiveFeedback(StrictBody):
     text: LongText = Field(min_length=1)
     channel: InteractionChannel | None = None
     interaction_id: UUID | None = None
-    given_at: AwareDatetime | None = Field(default=None, description="Now when absent.")
+    given_at: PastDatetime | None = Field(default=None, description="Now when absent.")
 
 
 class SetContactPlan(StrictBody):
@@ -225,7 +237,7 @@ class SetContactPlan(StrictBody):
     every_days: int = Field(ge=1, le=3660, description="Contact at least this often.")
     owner: ShortText | None = None
     note: LongText = ""
-    starts_at: AwareDatetime | None = Field(
+    starts_at: PlannedMoment | None = Field(
         default=None, description="When the first contact is due if none happened; now if absent."
     )
 

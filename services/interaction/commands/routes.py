@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from eventsourcing.domain import Aggregate
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from services.interaction import queries
 from services.interaction.commands.bodies import (
     AnswerSurvey,
     AssignTicket,
@@ -50,18 +51,10 @@ def accepted(response: Response, aggregate: Aggregate) -> Accepted:
     return Accepted(id=aggregate.id, version=aggregate.version)
 
 
-CLOCK_SKEW = timedelta(minutes=5)
-"""How far in the future a reported time may lie (clocks of other machines differ)."""
-
-
-def not_in_future(moment: datetime | None, name: str) -> datetime:
-    """`moment`, or now when absent; a moment in the future is refused."""
-    current = now()
-    if moment is None:
-        return current
-    if moment > current + CLOCK_SKEW:
-        raise RuleViolation(f"{name} lies in the future ({moment.isoformat()}); give a past time")
-    return moment
+def or_now(moment: datetime | None) -> datetime:
+    """`moment`, or now when absent. The body's type (`contracts.timestamps.PastDatetime`)
+    has refused a moment in the future already, naming the field."""
+    return now() if moment is None else moment
 
 
 CUSTOMER_GRACE_SECONDS = 3.0
@@ -92,6 +85,8 @@ def _changes(body: BaseModel, exclude: set[str]) -> dict[str, Any]:
     changes = {name: getattr(body, name) for name in fields}
     if "participants" in changes and changes["participants"] is not None:
         changes["participants"] = [p.model_dump(mode="json") for p in changes["participants"]]
+    if changes.get("consent_override") is not None:
+        changes["consent_override"] = changes["consent_override"].model_dump(mode="json")
     for name in ("channel", "direction"):
         if changes.get(name) is not None:
             changes[name] = changes[name].value
@@ -106,6 +101,8 @@ def _changes(body: BaseModel, exclude: set[str]) -> dict[str, Any]:
     dependencies=[requires("interactions:write")],
     status_code=201,
     summary="Log a contact with a customer",
+    description="An outbound contact on a channel the customer opted out of (phone, sms, "
+    "email, wechat) is refused (422) unless `consent_override` states why.",
     tags=["interactions"],
 )
 async def log_interaction(
@@ -116,15 +113,19 @@ async def log_interaction(
         app.log_interaction,
         customer_id=body.customer_id,
         requested_id=inbound_id("http-interaction", actor(), key) if key else None,
+        opted_out=await queries.opted_out_channels(pool, body.customer_id),
         channel=body.channel.value,
         direction=body.direction.value,
-        started_at=not_in_future(body.started_at, "started_at"),
+        started_at=or_now(body.started_at),
         duration_seconds=body.duration_seconds,
         participants=[p.model_dump(mode="json") for p in body.participants],
         subject=body.subject,
         notes=body.notes,
         opportunity_id=body.opportunity_id,
         ticket_id=body.ticket_id,
+        consent_override=(
+            body.consent_override.model_dump(mode="json") if body.consent_override else None
+        ),
     )
     response.headers["Location"] = f"/interactions/{interaction.id}"
     return accepted(response, interaction)
@@ -136,15 +137,24 @@ async def log_interaction(
     summary="Correct a logged interaction (recorded as a correction, nothing overwritten)",
     tags=["interactions"],
 )
-def correct_interaction(
-    interaction_id: UUID, body: CorrectInteraction, app: App, version: Version, response: Response
+async def correct_interaction(
+    interaction_id: UUID,
+    body: CorrectInteraction,
+    app: App,
+    pool: Pool,
+    version: Version,
+    response: Response,
 ) -> Accepted:
     changes = _changes(body, {"reason"})
     if not changes:
         raise RuleViolation("name at least one field to correct")
     if "started_at" in changes:
-        changes["started_at"] = not_in_future(changes["started_at"], "started_at")
-    interaction = app.correct_interaction(interaction_id, changes, body.reason, version)
+        changes["started_at"] = or_now(changes["started_at"])
+    logged = await asyncio.to_thread(app.interaction, interaction_id)
+    opted_out = await queries.opted_out_channels(pool, logged.customer_id)
+    interaction = await asyncio.to_thread(
+        app.correct_interaction, interaction_id, changes, body.reason, version, opted_out
+    )
     return accepted(response, interaction)
 
 
@@ -165,7 +175,7 @@ async def open_ticket(
     ticket = await asyncio.to_thread(
         app.open_ticket,
         customer_id=body.customer_id,
-        opened_at=not_in_future(body.opened_at, "opened_at"),
+        opened_at=or_now(body.opened_at),
         policy=policy,
         kind=body.kind.value,
         channel=body.channel.value,
@@ -223,7 +233,7 @@ def respond_to_ticket(
 ) -> Accepted:
     ticket = app.respond_to_ticket(
         ticket_id,
-        not_in_future(body.responded_at, "responded_at"),
+        or_now(body.responded_at),
         body.responder,
         body.message,
         version,
@@ -240,9 +250,7 @@ def respond_to_ticket(
 def resolve_ticket(
     ticket_id: UUID, body: ResolveTicket, app: App, version: Version, response: Response
 ) -> Accepted:
-    ticket = app.resolve_ticket(
-        ticket_id, not_in_future(body.resolved_at, "resolved_at"), body.resolution, version
-    )
+    ticket = app.resolve_ticket(ticket_id, or_now(body.resolved_at), body.resolution, version)
     return accepted(response, ticket)
 
 
@@ -302,7 +310,7 @@ async def answer_survey(
         channel=body.channel.value if body.channel else None,
         interaction_id=body.interaction_id,
         ticket_id=body.ticket_id,
-        answered_at=not_in_future(body.answered_at, "answered_at"),
+        answered_at=or_now(body.answered_at),
     )
     return accepted(response, answer)
 
@@ -323,7 +331,7 @@ async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Resp
         text=body.text,
         channel=body.channel.value if body.channel else None,
         interaction_id=body.interaction_id,
-        given_at=not_in_future(body.given_at, "given_at"),
+        given_at=or_now(body.given_at),
     )
     return accepted(response, feedback)
 

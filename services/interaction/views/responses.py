@@ -10,6 +10,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from contracts.personal import Personal
+
 
 class SlaState(StrEnum):
     ON_TRACK = "on_track"
@@ -27,14 +29,14 @@ class TicketStatus(StrEnum):
 class InteractionView(BaseModel):
     interaction_id: UUID
     customer_id: UUID
-    customer_name: str | None
+    customer_name: Personal | None
     channel: str
     direction: str
     started_at: datetime
     duration_seconds: int | None
     participants: list[dict[str, Any]]
-    subject: str
-    notes: str
+    subject: Personal
+    notes: Personal
     opportunity_id: UUID | None
     ticket_id: UUID | None
     source: str | None = Field(description="The system that reported it, if not the CRM.")
@@ -42,6 +44,14 @@ class InteractionView(BaseModel):
     version: int
     correction_count: int = Field(description="How often it was corrected.")
     recorded_at: datetime
+    consent_override: dict[str, Any] | None = Field(
+        description="The reason stated for an outbound contact on a channel the customer "
+        "opted out of (`reason`: customer_request or legal_obligation, `note`)."
+    )
+    consent_breach: bool = Field(
+        description="An outbound contact on a channel the customer had opted out of, "
+        "reported by another system with no reason stated."
+    )
 
 
 class InteractionPage(BaseModel):
@@ -54,12 +64,24 @@ class TimelineEntry(BaseModel):
     entry_id: UUID
     at: datetime
     channel: str | None
-    title: str
-    detail: str
+    title: Personal
+    detail: Personal
     details: dict[str, Any]
 
 
+class ChannelConsent(BaseModel):
+    preferred: list[str] = Field(description="Channels in the customer's order of preference.")
+    opted_out: list[str] = Field(
+        description="Channels the customer must not be contacted on: an outbound contact "
+        "on one is recorded only with a stated reason."
+    )
+
+
 class TimelinePage(BaseModel):
+    consent: ChannelConsent | None = Field(
+        description="The customer's channel consent as the customer service last announced "
+        "it; null while the customer is not known here."
+    )
     items: list[TimelineEntry]
     next_cursor: str | None
 
@@ -67,7 +89,7 @@ class TimelinePage(BaseModel):
 class TicketView(BaseModel):
     ticket_id: UUID
     customer_id: UUID
-    customer_name: str | None
+    customer_name: Personal | None
     kind: str
     channel: str
     category: str
@@ -75,15 +97,15 @@ class TicketView(BaseModel):
     status: str
     assignee: str | None
     level: int = Field(description="How often it was escalated.")
-    subject: str
-    description: str
+    subject: Personal
+    description: Personal
     opened_at: datetime
     response_due_at: datetime
     first_responded_at: datetime | None
     resolution_due_at: datetime
     resolved_at: datetime | None
     closed_at: datetime | None
-    resolution: str | None
+    resolution: Personal | None
     reopen_count: int
     sla_state: SlaState = Field(
         description="breached: a target was missed; at_risk: less than a fifth of a running "
@@ -134,9 +156,9 @@ class SurveyResult(BaseModel):
 class FeedbackView(BaseModel):
     feedback_id: UUID
     customer_id: UUID
-    customer_name: str | None
+    customer_name: Personal | None
     kind: str
-    text: str
+    text: Personal
     channel: str | None
     interaction_id: UUID | None
     given_at: datetime
@@ -149,7 +171,7 @@ class FeedbackPage(BaseModel):
 
 class DueContact(BaseModel):
     customer_id: UUID
-    customer_name: str | None
+    customer_name: Personal | None
     planned_channel: str
     channel_to_use: str | None = Field(
         description="The planned channel, or another the customer allows if they opted out "
@@ -158,7 +180,7 @@ class DueContact(BaseModel):
     planned_channel_refused: bool
     every_days: int
     owner: str | None
-    note: str
+    note: Personal
     last_contacted_at: datetime | None
     last_channel: str | None
     due_at: datetime

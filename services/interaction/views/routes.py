@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -18,7 +19,8 @@ from contracts.interaction import (
     TicketKind,
 )
 from services.interaction import queries
-from services.interaction.dependencies import Pool, now
+from services.interaction.dependencies import App, Pool, now
+from services.interaction.projections import fold_ticket
 from services.interaction.queries import (
     DUE_ORDER,
     FEEDBACK_ORDER,
@@ -29,6 +31,7 @@ from services.interaction.queries import (
     TicketQuery,
 )
 from services.interaction.views.responses import (
+    ChannelConsent,
     DueContact,
     DueContactPage,
     FeedbackPage,
@@ -118,7 +121,7 @@ def period_range(
 
 @router.get(
     "/interactions",
-    dependencies=[requires("interactions:read", personal_data=True)],
+    dependencies=[requires("interactions:read")],
     summary="Search interactions, newest first",
     tags=["interactions"],
 )
@@ -141,7 +144,7 @@ INTERACTION_CSV = tuple(
 
 @router.get(
     "/interactions/export.csv",
-    dependencies=[requires("interactions:read", personal_data=True)],
+    dependencies=[requires("interactions:read")],
     summary="Export every interaction matching the filters as CSV",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}}},
@@ -156,7 +159,7 @@ async def export_interactions(pool: Pool, filters: Filters) -> StreamingResponse
 
 @router.get(
     "/interactions/{interaction_id}",
-    dependencies=[requires("interactions:read", personal_data=True)],
+    dependencies=[requires("interactions:read")],
     summary="One interaction as it is after every correction",
     tags=["interactions"],
 )
@@ -171,7 +174,10 @@ async def read_interaction(interaction_id: UUID, pool: Pool) -> InteractionView:
     "/customers/{customer_id}/timeline",
     dependencies=[requires("interactions:read")],
     summary="Everything between the customer and us, newest first",
-    description="Interactions, tickets, survey answers and feedback in one list.",
+    description="Interactions, tickets, survey answers and feedback in one list, with the "
+    "customer's channel consent; an interaction's details show the reason stated for an "
+    "outbound contact on an opted-out channel (`consent_override`) or flag one reported "
+    "with none (`consent_breach`).",
     tags=["interactions"],
 )
 async def customer_timeline(
@@ -190,7 +196,9 @@ async def customer_timeline(
         limit=limit + 1,
         after=TIMELINE_ORDER.after(cursor),
     )
+    consent = (await queries.consent_of(pool, [customer_id])).get(customer_id)
     return TimelinePage(
+        consent=ChannelConsent(**vars(consent)) if consent else None,
         items=[TimelineEntry.model_validate(r) for r in rows[:limit]],
         next_cursor=TIMELINE_ORDER.next_cursor(rows, limit),
     )
@@ -296,6 +304,7 @@ async def export_tickets(pool: Pool, filters: TicketFilters) -> StreamingRespons
     dependencies=[requires("interactions:read")],
     summary="First-response and resolution times by period, channel and category",
     tags=["tickets"],
+    response_model=list[TicketTimes],
 )
 async def ticket_times(
     pool: Pool,
@@ -334,10 +343,26 @@ async def ticket_summary(pool: Pool) -> list[TicketCount]:
 @router.get(
     "/tickets/{ticket_id}",
     dependencies=[requires("interactions:read")],
-    summary="One ticket with its SLA state",
+    summary="One ticket with its SLA state, now or as it was at a past moment",
+    responses={404: {"description": "No such ticket (at that moment)."}},
     tags=["tickets"],
 )
-async def read_ticket(ticket_id: UUID, pool: Pool) -> TicketView:
+async def read_ticket(
+    ticket_id: UUID,
+    pool: Pool,
+    app: App,
+    as_of: Annotated[
+        AwareDatetime | None,
+        Query(description="A past moment with its UTC offset; read from the event store."),
+    ] = None,
+) -> TicketView:
+    if as_of is not None:
+        folded: dict[str, Any] | None = None
+        for event in await asyncio.to_thread(app.ticket_events_until, ticket_id, as_of):
+            folded = fold_ticket(folded, event)
+        if folded is None:
+            raise NotFound(f"no ticket with id {ticket_id}")
+        return TicketView.model_validate(await queries.ticket_as_of(pool, folded, as_of))
     row = await queries.get_ticket(pool, ticket_id, now())
     if row is None:
         raise NotFound(f"no ticket with id {ticket_id}")
@@ -352,6 +377,7 @@ async def read_ticket(ticket_id: UUID, pool: Pool) -> TicketView:
     dependencies=[requires("interactions:read")],
     summary="CSAT average and NPS by period and channel",
     tags=["satisfaction"],
+    response_model=list[SurveyResult],
 )
 async def survey_results(
     pool: Pool,

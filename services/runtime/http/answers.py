@@ -4,17 +4,20 @@
   changed (`customer_id`, `opportunity_id`, `id`) and its own description of `version`;
   `etag` sends the version as the `ETag`, to be sent back as `If-Match`.
 - `HistoryEntry`: one change in an aggregate's history, as
-  `EventSourcedApplication.change_history` gives it.
+  `EventSourcedApplication.change_history` gives it; `AsOf`, the query parameter of a
+  read as of a past moment (`EventSourcedApplication.load_as_of`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Query, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonDict
+
+from contracts.personal import PERSONAL
 
 
 def _version_last(schema: JsonDict) -> None:
@@ -44,4 +47,13 @@ class HistoryEntry(BaseModel):
     recorded_at: datetime
     actor: str | None
     correlation_id: str | None
-    change: dict[str, Any]
+    change: Annotated[dict[str, Any], PERSONAL] = Field(
+        description="The event's payload, personal values included."
+    )
+
+
+AsOf = Annotated[
+    AwareDatetime | None,
+    Query(description="A past moment with its UTC offset; read from the event store."),
+]
+"""The `as_of` parameter of a read that can answer the past."""

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import asyncpg
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -29,6 +30,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected
 from services.runtime.http.audit import AuditLog
+from services.runtime.http.idempotency import IdempotencyMiddleware
 from services.runtime.http.security import (
     Principal,
     RateLimiter,
@@ -38,6 +40,7 @@ from services.runtime.http.security import (
 )
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.runtime.storage.eventstore import CommandContext, command_context
+from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("crm.access")
@@ -58,6 +61,8 @@ class Readiness:
 ReadinessCheck = Callable[[], Awaitable[Readiness]]
 
 CORRELATION_HEADER = "X-Correlation-ID"
+RETRY_AFTER_SECONDS = 1
+"""What a 503 after a transient database or broker error asks the client to wait."""
 
 
 def error_body(message: str, **extra: Any) -> dict[str, Any]:
@@ -135,11 +140,13 @@ def create_app(
     title: str,
     description: str,
     readiness: ReadinessCheck,
+    liveness: Callable[[], list[str]] = list,
     lifespan: Any,
     verifier: TokenVerifier,
     limiter: RateLimiter,
     max_body: int,
     audit: AuditLog | None = None,
+    pool: Callable[[], asyncpg.Pool | None] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -153,15 +160,35 @@ def create_app(
             413: {"description": "The request body is too large."},
             422: {"description": "The request is invalid; `error` says what to fix."},
             429: {"description": "Too many requests with this token; see `Retry-After`."},
+            503: {
+                "description": "The database or the broker is briefly unavailable; nothing "
+                "was changed unless the same request is found done when retried after "
+                "`Retry-After`."
+            },
         },
     )
-    # the last added runs first: correlation id and metrics, then authentication
+    # the last added runs first: correlation id and metrics, then authentication, then
+    # the answers to repeated commands (the caller's keys)
+    if pool is not None:
+        app.add_middleware(IdempotencyMiddleware, pool=pool)
     app.add_middleware(SecurityMiddleware, verifier=verifier, limiter=limiter, max_body=max_body)
     app.add_middleware(RequestContextMiddleware, service=service, audit=audit)
 
     @app.exception_handler(CommandRejected)
     async def _rejected(_: Request, exc: CommandRejected) -> JSONResponse:
         return JSONResponse(error_body(str(exc)), status_code=exc.status_code)
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("answered 503 after a transient error: %r", exc)
+        return JSONResponse(
+            error_body("the database or the broker is briefly unavailable: retry shortly"),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for transient in TRANSIENT_ERRORS:
+        if issubclass(transient, Exception):  # all of them; the check is for the types
+            app.add_exception_handler(transient, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -171,9 +198,17 @@ def create_app(
         ]
         return JSONResponse(error_body(_validation_message(exc), details=details), 422)
 
-    @app.get("/health/live", tags=["operations"], summary="The process is alive")
-    async def live() -> dict[str, str]:
-        return {"status": "alive"}
+    @app.get(
+        "/health/live",
+        tags=["operations"],
+        summary="The process is alive: no background task ended, no consumer stalled",
+        responses={503: {"description": "Restart it; `problems` says why."}},
+    )
+    async def live() -> JSONResponse:
+        problems = liveness()
+        if problems:
+            return JSONResponse({"status": "failing", "problems": problems}, status_code=503)
+        return JSONResponse({"status": "alive"})
 
     @app.get(
         "/health/ready",

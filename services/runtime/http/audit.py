@@ -1,8 +1,9 @@
 """The audit log: who did what, to which customer, when and from where.
 
 Every command (any method but GET and HEAD) and every read of a customer's personal data
-(routes whose `requires(...)` says `personal_data`, and every route about one customer,
-`/customers/{customer_id}/...`) by an authenticated caller is recorded in the service's
+(`reads_personal_data`: every route whose answer can carry a field the contracts mark
+personal, and every route about one customer, `/customers/{customer_id}/...`) by an
+authenticated caller is recorded in the service's
 `audit_log` table: subject and roles, method, route template, path parameters, customer
 id (from the path, the query or the command's body), status, client address, user agent
 and correlation id.
@@ -24,15 +25,18 @@ import uuid
 from collections import deque
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import AwareDatetime, BaseModel, Field
 
+from contracts.personal import carries_personal
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
-from services.runtime.http.security import Principal, requires, route_requirement
+from services.runtime.http.security import Principal, requires
 from services.runtime.metrics import AUDIT_ENTRIES
 from services.runtime.storage.filters import Where
 
@@ -91,6 +95,26 @@ def _customer_at(location: str | None) -> uuid.UUID | None:
     return None
 
 
+_carries_personal = cache(carries_personal)
+"""Per response model, computed once."""
+
+
+def reads_personal_data(route: APIRoute) -> bool:
+    """Whether a read of `route` is a read of a customer's personal data, and so audited.
+
+    It is when the route is about one customer (`{customer_id}` in its path), when its
+    answer's model can carry a field the contracts mark personal (`contracts.personal`),
+    and when its answer has no model to tell (a download or a stream, whose rows are not
+    declared): that fails closed, so a new export is audited until it says otherwise.
+    """
+    if "{customer_id}" in route.path:
+        return True
+    model = route.response_model
+    if model is None or model is Any:
+        return True
+    return _carries_personal(model)
+
+
 class AuditLog:
     """Queues entries from requests and writes them in batches."""
 
@@ -135,11 +159,10 @@ class AuditLog:
             return
         method = scope["method"]
         template = getattr(route, "path", "")
-        if method in ("GET", "HEAD"):
-            requirement = route_requirement(route)
-            personal = requirement is not None and requirement.personal_data
-            if not (personal or "{customer_id}" in template):
-                return
+        if method in ("GET", "HEAD") and not (
+            isinstance(route, APIRoute) and reads_personal_data(route)
+        ):
+            return
         path_params = {k: str(v) for k, v in scope.get("path_params", {}).items()}
         client = scope.get("client")
         self.record(

@@ -50,11 +50,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PERMISSIONS: dict[str, str] = {
     "customers:read": "customer records, the directory, their history and references",
-    "customers:write": "register and change customers",
+    "customers:write": "change the customers the caller owns (their `owner` is the caller)",
+    "customers:write-any": "register customers and change anyone's",
+    "customers:write-contact": "change contact persons, addresses and channel consent of "
+    "the customers the caller owns",
+    "customers:write-contact-any": "change anyone's contact persons, addresses and channel consent",
     "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
     "interactions:write": "log and correct interactions, survey answers, feedback, plans",
     "tickets:write": "open, assign, answer, escalate, resolve, reopen and close tickets",
-    "opportunities:read": "opportunities, pipeline and sales analyses, contracts, purchases",
+    "opportunities:read": "opportunities, pipeline and sales analyses, contracts, purchases "
+    "(own deals; figures as `CRM_SALES_VISIBILITY` allows)",
+    "opportunities:read-team": "the deals and figures of the caller's sales teams",
+    "opportunities:read-any": "every deal and figure, whatever `CRM_SALES_VISIBILITY` says",
     "opportunities:write": "open and work opportunities the caller owns",
     "opportunities:write-any": "work anyone's opportunities",
     "analytics:read": "analytics views (segments, churn, customer 360)",
@@ -68,6 +75,7 @@ PERMISSIONS: dict[str, str] = {
 _SUPPORT = frozenset(
     {
         "customers:read",
+        "customers:write-contact",
         "interactions:read",
         "interactions:write",
         "tickets:write",
@@ -76,13 +84,14 @@ _SUPPORT = frozenset(
 )
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
-    "support_agent": _SUPPORT,
-    "sales_rep": _SUPPORT | {"opportunities:read", "opportunities:write"},
+    "support_agent": _SUPPORT | {"customers:write-contact-any"},
+    "sales_rep": _SUPPORT | {"customers:write", "opportunities:read", "opportunities:write"},
     "manager": frozenset(
         {
             "customers:read",
             "interactions:read",
             "opportunities:read",
+            "opportunities:read-team",
             "opportunities:write",
             "opportunities:write-any",
             "analytics:read",
@@ -91,7 +100,16 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     ),
     "administrator": frozenset(PERMISSIONS),
     "integration": frozenset(
-        {"customers:read", "customers:write", "interactions:write", "tickets:write", "keys:read"}
+        {
+            "customers:read",
+            "customers:write",
+            "customers:write-any",
+            "customers:write-contact",
+            "customers:write-contact-any",
+            "interactions:write",
+            "tickets:write",
+            "keys:read",
+        }
     ),
 }
 """What each role may do; a token's permissions are the union over its roles."""
@@ -358,11 +376,10 @@ def principal_of(request: Request) -> Principal:
 class Requirement:
     """The permission a route needs (a dependency; its presence declares it)."""
 
-    def __init__(self, permission: str, *, personal_data: bool = False) -> None:
+    def __init__(self, permission: str) -> None:
         if permission not in PERMISSIONS:
             raise ValueError(f"unknown permission {permission!r}; add it to PERMISSIONS")
         self.permission = permission
-        self.personal_data = personal_data
 
     async def __call__(
         self,
@@ -381,15 +398,10 @@ class Requirement:
         return f"requires({self.permission!r})"
 
 
-def requires(permission: str, *, personal_data: bool | None = None) -> DependsParam:
+def requires(permission: str) -> DependsParam:
     """Declare the permission a route needs: `dependencies=[requires("tickets:write")]`.
-
-    `personal_data`: reads of this route are audited as reads of a customer's personal
-    data (default: for `customers:read`); commands are always audited.
-    """
-    if personal_data is None:
-        personal_data = permission == "customers:read"
-    return Depends(Requirement(permission, personal_data=personal_data))
+    (Which reads are audited follows from what the route answers: `audit.py`.)"""
+    return Depends(Requirement(permission))
 
 
 def route_requirement(route: Any) -> Requirement | None:
@@ -405,15 +417,17 @@ class RouteInfo:
     method: str
     path: str
     requirement: Requirement | None
+    route: APIRoute
 
 
 def api_routes(app: Any) -> Iterator[RouteInfo]:
     """Every API route of `app` (routers included) with the permission it declares."""
     iterate = getattr(fastapi.routing, "iter_route_contexts", None)  # FastAPI >= 0.160
     for route in iterate(app.routes) if iterate is not None else app.routes:
-        if isinstance(getattr(route, "route", route), APIRoute):
+        api_route = getattr(route, "route", route)
+        if isinstance(api_route, APIRoute):
             for method in sorted(route.methods or ()):
-                yield RouteInfo(method, route.path, route_requirement(route))
+                yield RouteInfo(method, route.path, route_requirement(route), api_route)
 
 
 def document_permissions(app: Any) -> None:

@@ -26,7 +26,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-import asyncpg
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
@@ -35,25 +34,18 @@ from contracts.registry import ContractViolation
 from contracts.signing import SignatureError, Verifier
 from services.runtime.failpoints import failpoint
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
-from services.runtime.metrics import BATCH_SECONDS, CONSUMER_LAG, EVENTS_CONSUMED
+from services.runtime.metrics import (
+    BATCH_SECONDS,
+    CONSUMER_LAG,
+    CONSUMER_STALLED,
+    EVENTS_CONSUMED,
+)
+from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
-
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.SerializationError,
-    asyncpg.DeadlockDetectedError,
-    asyncpg.AdminShutdownError,
-)
-"""Errors that say "try the same batch again later", never "this message is bad"."""
 
 PARSE_SLICE = 50
 """Messages parsed at a time while the previous batch is handled (about a millisecond)."""
@@ -159,13 +151,25 @@ class BatchConsumer(Generic[T]):
         self.last_error: str | None = None
         self.not_ready: str | None = None
         """Why the handler cannot consume yet, while it cannot."""
+        self.behind = 0
+        """Messages on its partitions not handled yet, as last measured."""
+        self.progressed_at = time.monotonic()
+        """When it last handled a batch or found itself caught up."""
 
     @property
     def name(self) -> str:
         return self.handler.name
 
+    def stalled_for(self) -> float:
+        """Seconds behind without handling a batch (0 while progressing or caught up)."""
+        stalled = 0.0 if self.behind == 0 else time.monotonic() - self.progressed_at
+        CONSUMER_STALLED.labels(consumer=self.name).set(stalled)
+        return stalled
+
     async def run(self) -> None:
-        """Consume until cancelled, reconnecting after broker outages."""
+        """Consume until cancelled, reconnecting after broker and database outages (every
+        transient error, `services.runtime.transient`); any other error ends the task,
+        and with it the process (`services.runtime.supervision`)."""
         tune_garbage_collector()
         await self.until_ready()
         while True:
@@ -187,9 +191,10 @@ class BatchConsumer(Generic[T]):
                 await consumer.start()
                 self.connected = True
                 await self._consume(consumer)
-            except (KafkaError, OSError) as exc:
+            except (KafkaError, *TRANSIENT_ERRORS) as exc:
+                # what was fetched and not committed is read again after reconnecting
                 self.last_error = repr(exc)
-                log.warning("consumer %s lost the broker: %r", self.name, exc)
+                log.warning("consumer %s reconnects after: %r", self.name, exc)
                 await asyncio.sleep(1.0)
             finally:
                 self.connected = False
@@ -261,6 +266,7 @@ class BatchConsumer(Generic[T]):
             # A rebalance moved the partitions; the next owner re-reads the batch
             # and its handler recognises what was already done.
             log.info("offset commit skipped after rebalance: %s", exc)
+        self.progressed_at = time.monotonic()
 
     async def _record_lag(
         self,
@@ -281,7 +287,9 @@ class BatchConsumer(Generic[T]):
                 consumer=self.name, topic=tp.topic, partition=str(tp.partition)
             ).set(lag)
         self.caught_up = behind == 0
+        self.behind = behind
         if self.caught_up:
+            self.progressed_at = time.monotonic()
             self.handler.on_caught_up()
 
     async def _parse_beside(

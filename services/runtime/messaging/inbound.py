@@ -46,8 +46,8 @@ def parse_inbound(
 ) -> M:
     """`raw` as `model`; otherwise `ContractViolation` with one of the reasons `empty
     message`, `malformed JSON`, `not a JSON object`, `bad customer reference`, `missing
-    field`, `date in the future`, `too long`, what `specific` says, `wrong type`, or
-    `invalid` for anything else."""
+    field`, `date in the future`, `date out of range`, `control character`, `too long`,
+    what `specific` says, `wrong type`, or `invalid` for anything else."""
     if raw is None or raw == b"":
         raise ContractViolation("empty message", "the message has no value")
     try:
@@ -68,6 +68,10 @@ def parse_inbound(
             reason = "missing field"
         elif kind == "date_in_future":
             reason = "date in the future"
+        elif kind == "date_out_of_range":
+            reason = "date out of range"
+        elif kind == "control_character":
+            reason = "control character"
         elif kind in ("string_too_long", "too_long"):
             reason = "too long"
         elif (particular := specific(field, kind, first)) is not None:

@@ -61,6 +61,7 @@ def reliable_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProd
         acks="all",
         linger_ms=5,
         max_batch_size=256 * 1024,
+        max_request_size=settings.kafka_max_message_bytes,
         request_timeout_ms=10_000,
         retry_backoff_ms=200,
         compression_type=None,

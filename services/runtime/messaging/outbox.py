@@ -44,6 +44,7 @@ from services.runtime.metrics import (
 )
 from services.runtime.privacy.sealing import Translator
 from services.runtime.storage.eventstore import EventSourcedApplication
+from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +167,21 @@ class OutboxRelay:
         self.is_leader = False
         self._lock_key = f"crm-outbox:{schema}:{source.name}"
 
+    @property
+    def name(self) -> str:
+        """What it relays (the source's name)."""
+        return self._source.name
+
     async def run(self) -> None:
-        """Relay until cancelled, surviving database and broker outages."""
+        """Relay until cancelled, surviving database and broker outages (and waiting out
+        a query error, such as a table a migration has not created yet)."""
         RELAY_LEADER.labels(topic=self._source.name).set(0)
         try:
             while True:
                 try:
                     await self._lead_or_wait()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("outbox relay lost its database connection: %s", exc)
+                except (*TRANSIENT_ERRORS, asyncpg.PostgresError) as exc:
+                    log.warning("outbox relay lost its database connection: %r", exc)
                     self.is_leader = False
                     RELAY_LEADER.labels(topic=self._source.name).set(0)
                     await asyncio.sleep(1.0)

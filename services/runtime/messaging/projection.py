@@ -32,9 +32,10 @@ from aiokafka.structs import ConsumerRecord
 
 from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event
-from services.runtime.messaging.consumer import TRANSIENT_ERRORS, NotReady, Parsed
+from services.runtime.messaging.consumer import NotReady, Parsed
 from services.runtime.messaging.deadletter import Rejection
 from services.runtime.metrics import EVENTS_CONSUMED, PROJECTION_LAG, PROJECTION_REBUILD_NEEDED
+from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 

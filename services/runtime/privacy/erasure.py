@@ -87,7 +87,7 @@ class PersonalDataExport(BaseModel):
 
 @router.get(
     "/privacy/customers/{customer_id}",
-    dependencies=[requires("admin", personal_data=True)],
+    dependencies=[requires("admin")],
     summary="Everything this service holds on one customer (subject-access request)",
 )
 async def export_customer(customer_id: UUID, request: Request) -> PersonalDataExport:

@@ -41,6 +41,7 @@ from contracts.personal import (
     open_value,
     seal_value,
 )
+from contracts.values import as_recorded
 from services.runtime.privacy.keyring import CustomerErased, Keyring
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ class PersonalData:
 
     def __init__(self, keyring: Keyring, translate: Translator) -> None:
         self.keyring = keyring
-        self._translate = translate
+        # stored events are read as recorded: one stored before a value was refused
+        # still translates (repaired), so the relay never stalls on it
+        self._translate = as_recorded(translate)
 
     # The event store -----------------------------------------------------------------
 

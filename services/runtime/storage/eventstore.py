@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
@@ -29,6 +29,7 @@ from eventsourcing.persistence import (
 from pydantic import ValidationError
 
 from contracts.registry import describe_validation_error
+from contracts.values import reading_recorded
 from services.runtime.errors import Conflict, NotFound, RuleViolation
 from services.runtime.privacy.sealing import SEALED_FOR
 
@@ -59,10 +60,11 @@ def active_context() -> CommandContext | None:
     return _current_context.get()
 
 
-def stamp(aggregate: Any, context: CommandContext) -> None:
-    """Record `context` on the aggregate's pending events, for commands saved in a batch
-    whose items each have their own cause (e.g. one inbound message each)."""
-    for pending in aggregate.pending_events:
+def stamp(aggregate: Any, context: CommandContext, since: int = 0) -> None:
+    """Record `context` on the aggregate's pending events (from the `since`th on), for
+    commands saved in a batch whose items each have their own cause (e.g. one inbound
+    message each)."""
+    for pending in aggregate.pending_events[since:]:
         object.__setattr__(pending, METADATA_KEY, asdict(context))
 
 
@@ -193,6 +195,39 @@ class EventSourcedApplication(Application[UUID]):
             raise NotFound(f"no {what} with id {aggregate_id}")
         return found
 
+    def events_until(
+        self, aggregate_id: UUID, moment: datetime, what: str, created: str = "created"
+    ) -> list[Any]:
+        """The aggregate's stored events recorded up to `moment`, none after (for reads
+        "as of" a past moment); `NotFound` naming `what` ("customer") and how it comes
+        to be (`created`: "registered") when there were none yet."""
+        events = []
+        for domain_event in self.events.get(aggregate_id):
+            if getattr(domain_event, "timestamp") > moment:  # noqa: B009
+                break
+            events.append(domain_event)
+        if not events:
+            if not any(True for _ in self.events.get(aggregate_id, limit=1)):
+                raise NotFound(f"no {what} with id {aggregate_id}")
+            raise NotFound(f"{what} {aggregate_id} was not {created} yet at {moment.isoformat()}")
+        return events
+
+    def load_as_of(
+        self,
+        aggregate_id: UUID,
+        kind: type[AggregateT],
+        moment: datetime,
+        what: str,
+        created: str = "created",
+    ) -> tuple[AggregateT, list[Any]]:
+        """The aggregate as it was at `moment` and its events up to then
+        (`events_until`)."""
+        events = self.events_until(aggregate_id, moment, what, created)
+        found: object = self.repository.get(aggregate_id, version=events[-1].originator_version)
+        if not isinstance(found, kind):
+            raise NotFound(f"no {what} with id {aggregate_id}")
+        return found, events
+
     def change(
         self,
         aggregate_id: UUID,
@@ -234,7 +269,8 @@ class EventSourcedApplication(Application[UUID]):
         """Every change to the aggregate as its contract tells it: what, when, by whom."""
         entries = []
         for domain_event in self.events.get(aggregate_id):
-            envelope = translate(domain_event)
+            with reading_recorded():  # stored events stay readable (contracts.values)
+                envelope = translate(domain_event)
             if envelope is None:
                 continue
             entries.append(

@@ -3,7 +3,8 @@ events): the pipeline, analyses, opportunity and purchase lists, contracts and b
 
 Aggregated views accept `format=csv`; lists page with `cursor` and export everything that
 matches with `/export.csv`. Amounts are strings with their currency; nothing is added
-across currencies.
+across currencies. What each caller reads is bounded by `dependencies.Visibility`: single
+deals by `Visible.deals`, figures by `Visible.figures`.
 """
 
 from services.sales.views.routes import router

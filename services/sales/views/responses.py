@@ -11,6 +11,7 @@ from uuid import UUID
 from pydantic import BaseModel, Field
 
 from contracts.money import Money, Priced
+from contracts.personal import Personal
 from contracts.sales import ActivityKind, ProductLine, PurchaseItem, Stage
 
 
@@ -64,8 +65,8 @@ class PredictionRow(BaseModel):
 class OpportunityView(Priced):
     opportunity_id: UUID
     customer_id: UUID
-    customer_name: str | None
-    description: str
+    customer_name: Personal | None
+    description: Personal
     products: list[ProductLine]
     expected_amount: Money
     currency: str
@@ -76,7 +77,7 @@ class OpportunityView(Priced):
     stage: Stage
     probability: int
     probability_overridden: bool
-    lost_reason: str | None
+    lost_reason: Personal | None
     backward_moves: int
     reopened: int
     opened_at: dt.datetime
@@ -91,10 +92,10 @@ class ActivityView(BaseModel):
     kind: ActivityKind
     owner: str
     scheduled_on: dt.date
-    people: list[str]
-    description: str
-    predicted_result: str | None
-    actual_result: str | None
+    people: list[Personal]
+    description: Personal
+    predicted_result: Personal | None
+    actual_result: Personal | None
     occurred_on: dt.date | None
     prediction_held: bool | None
 
@@ -106,7 +107,7 @@ class QuoteView(Priced):
     total_amount: Money
     currency: str
     valid_until: dt.date
-    note: str | None
+    note: Personal | None
     issued_at: dt.datetime
 
 
@@ -122,7 +123,7 @@ class ContractView(Priced):
     contract_id: str
     opportunity_id: UUID
     customer_id: UUID
-    customer_name: str | None
+    customer_name: Personal | None
     owner: str
     amount: Money
     currency: str
@@ -149,7 +150,7 @@ class PurchaseView(Priced):
     source: str
     order_id: str
     customer_id: UUID
-    customer_name: str | None
+    customer_name: Personal | None
     source_customer_id: str | None
     amount: Money
     currency: str

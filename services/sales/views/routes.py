@@ -14,12 +14,12 @@ from pydantic import AwareDatetime, BaseModel
 
 from contracts.sales import ActivityKind, Currency, Stage
 from services.runtime.errors import NotFound
-from services.runtime.http.answers import HistoryEntry, etag
+from services.runtime.http.answers import AsOf, HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.http.paging import Position
 from services.runtime.http.security import requires
 from services.sales import queries
-from services.sales.dependencies import App, Pool
+from services.sales.dependencies import App, Pool, ReadableOpportunity, Visible
 from services.sales.queries import (
     OPPORTUNITY_ORDER,
     PURCHASE_ORDER,
@@ -28,6 +28,7 @@ from services.sales.queries import (
     OpportunityFilter,
     PurchaseFilter,
 )
+from services.sales.views.past import detail_as_of
 from services.sales.views.responses import (
     AnalysisRow,
     ContractView,
@@ -76,6 +77,20 @@ def opportunity_filter(
 Filters = Annotated[OpportunityFilter, Depends(opportunity_filter)]
 
 
+def deal_filter(filters: Filters, visible: Visible) -> OpportunityFilter:
+    """The filters, bounded to the deals the caller may see one by one."""
+    return dataclasses.replace(filters, owners=visible.deals)
+
+
+def figure_filter(filters: Filters, visible: Visible) -> OpportunityFilter:
+    """The filters, bounded to the deals the caller's figures may cover."""
+    return dataclasses.replace(filters, owners=visible.figures)
+
+
+DealFilters = Annotated[OpportunityFilter, Depends(deal_filter)]
+FigureFilters = Annotated[OpportunityFilter, Depends(figure_filter)]
+
+
 def _json_rows(rows: list[dict[str, Any]], *names: str) -> list[dict[str, Any]]:
     for row in rows:
         for name in names:
@@ -102,7 +117,7 @@ CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
     summary="The pipeline by stage: counts, amounts and probability-weighted amounts",
     responses=CSV,
 )
-async def pipeline(db: Pool, filters: Filters, format: Format = "json") -> list[PipelineRow]:
+async def pipeline(db: Pool, filters: FigureFilters, format: Format = "json") -> list[PipelineRow]:
     rows = await queries.pipeline(db, filters)
     result: list[PipelineRow] = _respond(rows, PipelineRow, format, "pipeline.csv")
     return result
@@ -116,7 +131,7 @@ async def pipeline(db: Pool, filters: Filters, format: Format = "json") -> list[
 )
 async def analysis(
     db: Pool,
-    filters: Filters,
+    filters: FigureFilters,
     by: GroupBy,
     date_basis: Annotated[
         DateBasis,
@@ -135,7 +150,7 @@ async def analysis(
     summary="Performance per owner",
     responses=CSV,
 )
-async def owners(db: Pool, filters: Filters, format: Format = "json") -> list[OwnerRow]:
+async def owners(db: Pool, filters: FigureFilters, format: Format = "json") -> list[OwnerRow]:
     rows = await queries.owner_performance(db, filters)
     result: list[OwnerRow] = _respond(rows, OwnerRow, format, "owners.csv")
     return result
@@ -149,12 +164,15 @@ async def owners(db: Pool, filters: Filters, format: Format = "json") -> list[Ow
 )
 async def predictions(
     db: Pool,
+    visible: Visible,
     owner: Annotated[str | None, Query(max_length=200)] = None,
     kind: ActivityKind | None = None,
     since: dt.date | None = None,
     format: Format = "json",
 ) -> list[PredictionRow]:
-    rows = await queries.prediction_accuracy(db, owner, kind.value if kind else None, since)
+    rows = await queries.prediction_accuracy(
+        db, owner, kind.value if kind else None, since, visible.figures
+    )
     result: list[PredictionRow] = _respond(rows, PredictionRow, format, "predictions.csv")
     return result
 
@@ -178,7 +196,7 @@ def _with_overdue(row: dict[str, Any], today: dt.date) -> dict[str, Any]:
 )
 async def list_opportunities(
     db: Pool,
-    filters: Filters,
+    filters: DealFilters,
     overdue: Annotated[
         bool, Query(description="Only open ones whose expected close date has passed.")
     ] = False,
@@ -203,7 +221,7 @@ async def list_opportunities(
 )
 async def overdue_opportunities(
     db: Pool,
-    filters: Filters,
+    filters: DealFilters,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> OpportunityPage:
@@ -222,7 +240,7 @@ OPPORTUNITY_CSV = [n for n in OpportunityView.model_fields if n != "products"]
 )
 async def export_opportunities(
     db: Pool,
-    filters: Filters,
+    filters: DealFilters,
     overdue: bool = False,
 ) -> Response:
     today = _today()
@@ -242,22 +260,51 @@ async def export_opportunities(
 @router.get(
     "/opportunities/{opportunity_id}",
     dependencies=[requires("opportunities:read")],
-    summary="An opportunity with its activities, quotes, contract and payments",
-    responses={404: {"description": "No such opportunity (yet)."}},
+    summary="An opportunity with its activities, quotes, contract and payments, now or as "
+    "it was at a past moment",
+    responses={404: {"description": "No such opportunity (at that moment), or not yours."}},
 )
-async def read_opportunity(opportunity_id: UUID, db: Pool, response: Response) -> OpportunityDetail:
+async def read_opportunity(
+    opportunity_id: UUID,
+    db: Pool,
+    app: App,
+    visible: Visible,
+    response: Response,
+    as_of: AsOf = None,
+) -> OpportunityDetail:
+    if as_of is not None:
+        return await opportunity_as_of(opportunity_id, as_of, db, app, visible, response)
     row = await queries.get_opportunity(db, opportunity_id)
     if row is None:
         raise NotFound(f"no opportunity with id {opportunity_id}")
+    visible.check(row["owner"], opportunity_id)
     _with_overdue(row, _today())
     _json_rows(row["quotes"], "lines")
     etag(response, row["version"])
     return OpportunityDetail.model_validate(row)
 
 
+async def opportunity_as_of(
+    opportunity_id: UUID,
+    moment: dt.datetime,
+    db: Pool,
+    app: App,
+    visible: Visible,
+    response: Response,
+) -> OpportunityDetail:
+    """The opportunity at `moment`, for whoever may read it now (its present owner)."""
+    present = await asyncio.to_thread(app.opportunity, opportunity_id)
+    visible.check(present.owner, opportunity_id)
+    past, events = await asyncio.to_thread(app.opportunity_as_of, opportunity_id, moment)
+    name = await queries.customer_name(db, past.customer_id)
+    detail = detail_as_of(past, events, name, moment)
+    etag(response, detail.version)
+    return detail
+
+
 @router.get(
     "/opportunities/{opportunity_id}/history",
-    dependencies=[requires("opportunities:read")],
+    dependencies=[requires("opportunities:read"), ReadableOpportunity],
     summary="Every change to an opportunity: what, when and by whom (from the event store)",
 )
 async def opportunity_history(opportunity_id: UUID, app: App) -> list[HistoryEntry]:
@@ -275,6 +322,7 @@ async def opportunity_history(opportunity_id: UUID, app: App) -> list[HistoryEnt
 )
 async def list_contracts(
     db: Pool,
+    visible: Visible,
     customer_id: UUID | None = None,
     outstanding_only: Annotated[
         bool, Query(description="Only contracts not yet paid in full.")
@@ -282,7 +330,7 @@ async def list_contracts(
     format: Format = "json",
 ) -> list[ContractView]:
     rows = await queries.contracts_of(
-        db, customer_id=customer_id, outstanding_only=outstanding_only
+        db, customer_id=customer_id, outstanding_only=outstanding_only, owners=visible.deals
     )
     if format == "csv":
         columns = [n for n in ContractView.model_fields if n != "payments"]
@@ -297,8 +345,8 @@ async def list_contracts(
     summary="A contract, its payments and its outstanding balance",
     responses={404: {"description": "No such contract (yet)."}},
 )
-async def read_contract(contract_id: str, db: Pool) -> ContractView:
-    rows = await queries.contracts_of(db, contract_id=contract_id)
+async def read_contract(contract_id: str, db: Pool, visible: Visible) -> ContractView:
+    rows = await queries.contracts_of(db, contract_id=contract_id, owners=visible.deals)
     if not rows:
         raise NotFound(f"no contract with id {contract_id}")
     return ContractView.model_validate(rows[0])
@@ -394,9 +442,12 @@ async def customer_purchases(
 async def customer_opportunities(
     customer_id: UUID,
     db: Pool,
+    visible: Visible,
     stage: Stage | None = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> OpportunityPage:
-    filters = OpportunityFilter(customer_id=customer_id, stage=stage.value if stage else None)
+    filters = OpportunityFilter(
+        customer_id=customer_id, stage=stage.value if stage else None, owners=visible.deals
+    )
     return await list_opportunities(db, filters, False, limit, cursor)

@@ -11,7 +11,7 @@ import pytest
 
 from contracts.registry import parse_event, serialize_event
 from services.interaction.application import InteractionApplication
-from services.interaction.domain import policy
+from services.interaction.domain import Interaction, policy
 from services.interaction.publishing import to_contract
 from services.runtime.errors import Conflict, RuleViolation
 
@@ -122,3 +122,93 @@ def test_sla_targets_that_contradict_themselves_are_refused() -> None:
     with pytest.raises(ValueError, match="longer than its resolution target"):
         policy({"low": 10_000}, {"low": 60})
     assert policy({"high": 5}, {}).due("high", OPENED)[0] == OPENED + timedelta(minutes=5)
+
+
+OVERRIDE = {"reason": "customer_request", "note": "客户要求短信发送报价"}
+
+
+def test_an_outbound_contact_against_an_opt_out_needs_a_reason_and_the_reason_is_published() -> (
+    None
+):
+    app = InteractionApplication()
+    customer_id = uuid.uuid4()
+    contact: dict[str, Any] = {"channel": "sms", "started_at": OPENED, "subject": "报价"}
+    with pytest.raises(RuleViolation, match="opted out of sms"):
+        app.log_interaction(
+            customer_id=customer_id, opted_out=["sms"], direction="outbound", **contact
+        )
+    # the customer wrote to us
+    app.log_interaction(customer_id=customer_id, opted_out=["sms"], direction="inbound", **contact)
+    logged = app.log_interaction(
+        customer_id=customer_id,
+        opted_out=["sms"],
+        direction="outbound",
+        consent_override=OVERRIDE,
+        **contact,
+    )
+    assert logged.consent_override == OVERRIDE
+    payload = published(app)[-1]["payload"]
+    assert (payload["consent_override"], payload["consent_breach"]) == (OVERRIDE, False)
+
+
+def test_a_correction_into_an_opted_out_channel_needs_a_reason_and_a_reason_clears_a_breach() -> (
+    None
+):
+    app = InteractionApplication()
+    meeting = app.log_interaction(
+        customer_id=uuid.uuid4(),
+        channel="meeting",
+        direction="outbound",
+        started_at=OPENED,
+        subject="拜访",
+    )
+    with pytest.raises(RuleViolation, match="opted out of phone"):
+        app.correct_interaction(meeting.id, {"channel": "phone"}, "was a call", opted_out=["phone"])
+    with pytest.raises(RuleViolation, match="cannot be cleared"):
+        app.correct_interaction(meeting.id, {"consent_override": None}, "x")
+    app.correct_interaction(
+        meeting.id, {"channel": "phone", "consent_override": OVERRIDE}, "call", opted_out=["phone"]
+    )
+    corrected = published(app)[-1]["payload"]
+    assert corrected["changed"] == ["channel", "consent_override"]
+
+    reported = Interaction(
+        **{**REPORTED_CALL, "customer_id": uuid.uuid4()}, consent_override=None, consent_breach=True
+    )
+    app.save(reported)
+    app.correct_interaction(reported.id, {"direction": "inbound"}, "the customer called us")
+    assert app.interaction(reported.id).consent_breach is False
+    assert published(app)[-1]["payload"]["consent_breach"] is False
+
+
+REPORTED_CALL: dict[str, Any] = {
+    "channel": "phone",
+    "direction": "outbound",
+    "started_at": OPENED,
+    "duration_seconds": 60,
+    "participants": [],
+    "subject": "回访",
+    "notes": "",
+    "opportunity_id": None,
+    "ticket_id": None,
+    "source": "callcentre",
+    "source_id": "C-1",
+    "customer_reference": None,
+    "customer_hint": None,
+    "requested_id": None,
+}
+
+
+def test_an_interaction_logged_before_consent_was_recorded_still_loads() -> None:
+    app = InteractionApplication()
+    logged = Interaction(
+        **{**REPORTED_CALL, "customer_id": uuid.uuid4()}, consent_override=None, consent_breach=True
+    )
+    (event,) = logged.collect_events()
+    for name in ("consent_override", "consent_breach"):
+        del vars(event)[name]  # as events stored before these fields existed
+    app.recorder.insert_events([app.mapper.to_stored_event(event)])
+    loaded = app.interaction(logged.id)
+    assert (loaded.consent_override, loaded.consent_breach) == (None, False)
+    envelope = to_contract(event)
+    assert envelope is not None and envelope.payload.consent_breach is False

@@ -62,6 +62,10 @@ def test_a_wrong_value_stops_start_up_naming_the_variable(
         ),
         ({"CRM_KAFKA_SSL_CAFILE": "/no/such/ca.pem"}, "no such file: /no/such/ca.pem"),
         ({"CRM_KAFKA_SSL_CERTFILE": str(CA)}, "CRM_KAFKA_SSL_KEYFILE go together"),
+        (
+            {"CRM_MAX_BODY_BYTES": "524288"},
+            "CRM_MAX_BODY_BYTES may be at most a quarter of CRM_KAFKA_MAX_MESSAGE_BYTES",
+        ),
     ],
 )
 def test_incomplete_transport_settings_stop_start_up(

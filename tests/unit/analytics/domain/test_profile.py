@@ -14,6 +14,7 @@ import orjson
 from contracts import interaction
 from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event
+from contracts.values import EARLIEST, LATEST
 from local.synthetic_history import history
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import Profile, apply
@@ -118,3 +119,23 @@ def test_the_fold_does_not_depend_on_the_order_of_events() -> None:
         assert orjson.dumps(state, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
             reference, option=orjson.OPT_SORT_KEYS
         )
+
+
+def test_a_profile_stored_with_dates_outside_the_window_is_read_inside_it() -> None:
+    """State an older version stored from a purchase dated in the year 1 (+08:00, before
+    Christ in UTC) is moved into the window when loaded, so the fold writes back what
+    PostgreSQL and the driver can read."""
+    state = orjson.loads(orjson.dumps(fold(logged(uuid.uuid4(), days_ago=3)).to_state()))
+    state.update(
+        purchase_count=1,
+        first_purchase_at="0001-01-01T00:00:00+08:00",
+        last_purchase_at="9999-12-31T20:00:00-08:00",
+        recent_contacts=["0001-01-01T00:00:00+08:00"],
+    )
+    state["contacts"] = {"old": [1, "0001-01-01T00:00:00+08:00"]}
+    profile = Profile.from_state(CUSTOMER, state)
+    assert (profile.first_purchase_at, profile.last_purchase_at) == (EARLIEST, LATEST)
+    assert profile.recent_contacts == [EARLIEST] and profile.contacts["old"] == [1, EARLIEST]
+    fold(logged(uuid.uuid4(), days_ago=2), profile=profile)
+    assert profile.last_contact_at == NOW - timedelta(days=2)
+    assert profile.to_state()["first_purchase_at"] == EARLIEST.isoformat()

@@ -293,6 +293,24 @@ EXPECTED = {
         "integration",
     },
     ("customer", "POST", "/customers"): {"administrator", "integration"},
+    # support agents correct contact details and consent (of anyone); reps (of their own)
+    ("customer", "PATCH", "/customers/{customer_id}/contacts/{contact_id}"): {
+        "support_agent",
+        "sales_rep",
+        "administrator",
+        "integration",
+    },
+    ("customer", "PUT", "/customers/{customer_id}/channel-preferences"): {
+        "support_agent",
+        "sales_rep",
+        "administrator",
+        "integration",
+    },
+    ("customer", "PATCH", "/customers/{customer_id}/profile"): {
+        "sales_rep",
+        "administrator",
+        "integration",
+    },
     ("interaction", "POST", "/tickets/{ticket_id}/resolution"): {
         "support_agent",
         "sales_rep",

@@ -1,0 +1,62 @@
+"""Dead letters kept in PostgreSQL: whole, once per source position however often the
+batch is redelivered, listed by `crm dead-letters`, and forgotten after the retention."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiokafka.structs import ConsumerRecord
+
+from crm.deadletters import read_dead_letters
+from local.embedded import EmbeddedPostgres
+from services.runtime.messaging.deadletter import DeadLetterStore, Rejection
+from services.runtime.storage.database import create_pool
+from services.runtime.storage.migrator import DURABLE, migrate_all
+from tests.support.infrastructure import new_database
+
+
+def rejection(offset: int, value: bytes) -> Rejection:
+    record: ConsumerRecord[bytes, bytes] = ConsumerRecord(
+        topic="crm.inbound.purchases.v1",
+        partition=1,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=b"order-%d" % offset,
+        value=value,
+        checksum=None,
+        serialized_key_size=7,
+        serialized_value_size=len(value),
+        headers=[("traceparent", b"00-ab"), ("dlq.reason", b"an earlier failure")],
+    )
+    return Rejection(record, "unknown currency", "currency: RMB is not ISO 4217")
+
+
+async def test_kept_whole_once_and_forgotten_after_the_retention(
+    postgres: EmbeddedPostgres,
+) -> None:
+    url = await new_database(postgres)
+    await migrate_all(url, "sales", (DURABLE,))
+    pool = await create_pool(url, "sales")
+    try:
+        store = DeadLetterStore(pool)
+        huge = b'{"note": "' + b"x" * 5_000_000 + b'"}'
+        for _ in range(2):  # a redelivered batch
+            await store.keep([rejection(7, b'{"currency": "RMB"}'), rejection(8, huge)], "p")
+        letters = await read_dead_letters(url)
+        assert [(d.position, d.source_offset) for d in letters] == [("sales:1", 7), ("sales:2", 8)]
+        assert letters[1].value == huge and letters[1].original_bytes == len(huge)
+        assert letters[0].headers == [("traceparent", b"00-ab")]
+        assert (letters[0].reason, letters[0].consumer) == ("unknown currency", "p")
+
+        connection = await asyncpg.connect(url)
+        try:
+            await connection.execute(
+                "UPDATE sales.dead_letters SET failed_at = now() - interval '31 days' "
+                "WHERE source_offset = 7"
+            )
+        finally:
+            await connection.close()
+        await store.sweep(retention_days=30)
+        assert [d.source_offset for d in await read_dead_letters(url)] == [8]
+    finally:
+        await pool.close()

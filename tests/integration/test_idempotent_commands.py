@@ -1,0 +1,97 @@
+"""Every command of every service accepts an `Idempotency-Key`: sent again, it is
+answered with the first answer and does nothing twice; the same key on another request
+is refused; two at once do the command once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from local.reference import settings_classes
+from services.runtime.http.idempotency import COMMAND_METHODS, REPLAYED
+from services.runtime.http.security import PUBLIC_PATHS
+from tests.support.auth import app_keys, bearer
+from tests.support.infrastructure import Infrastructure
+from tests.support.routes import DEFINITIONS, app_of, concrete, operations
+from tests.support.serving import serving
+from tests.support.waiting import eventually
+
+
+def settings_for(name: str, infra: Infrastructure) -> Any:
+    return settings_classes()[name](
+        **app_keys(name),
+        rate_limit_per_minute=0,
+        database_url=infra.database_url,
+        kafka_bootstrap_servers=infra.bootstrap_servers,
+    )
+
+
+@pytest.mark.parametrize("name", sorted(DEFINITIONS))
+async def test_every_command_answers_a_repeat_with_its_first_answer(
+    name: str, infra: Infrastructure
+) -> None:
+    app = app_of(DEFINITIONS[name], settings_for(name, infra))
+    admin = bearer("administrator", "someone")
+    checked = 0
+    async with serving(app) as client:
+        for method, template, operation in operations(app):
+            if method not in COMMAND_METHODS or template in PUBLIC_PATHS:
+                continue
+            path = concrete(template, operation)
+            headers = {**admin, "Idempotency-Key": str(uuid.uuid4())}
+            first = await client.request(method, path, json={}, headers=headers)
+            again = await client.request(method, path, json={}, headers=headers)
+            route = f"{method} {template}"
+            assert first.status_code < 500, f"{route}: {first.status_code} {first.text}"
+            assert (again.status_code, again.content) == (first.status_code, first.content), route
+            assert again.headers.get(REPLAYED) == "true", route
+            assert first.headers.get(REPLAYED) is None, route
+            other = await client.request(method, path, json={"other": 1}, headers=headers)
+            assert other.status_code == 422, f"{route}: {other.status_code} {other.text}"
+            assert "used for another request" in other.json()["error"], route
+            checked += 1
+    assert checked > 0
+
+
+async def test_a_registration_sent_again_or_twice_at_once_registers_one_customer(
+    infra: Infrastructure,
+) -> None:
+    app = app_of(DEFINITIONS["customer"], settings_for("customer", infra))
+    admin = bearer("administrator", "li.na")
+    body = {"name": "重试客户", "kind": "business"}
+    async with serving(app) as client:
+        once = {**admin, "Idempotency-Key": "register-重试客户".encode().hex()}
+        answers = await asyncio.gather(
+            *(client.post("/customers", json=body, headers=once) for _ in range(3))
+        )
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses.count(201) >= 1 and set(statuses) <= {201, 409}, statuses
+        created = {a.json()["customer_id"] for a in answers if a.status_code == 201}
+        assert len(created) == 1, "every 201 names the same customer"
+        retried = await client.post("/customers", json=body, headers=once)
+        assert retried.status_code == 201 and retried.json()["customer_id"] in created
+        assert retried.headers["ETag"] == answers[0].headers.get("ETag", retried.headers["ETag"])
+        other_caller = await client.post(
+            "/customers",
+            json=body,
+            headers={
+                **bearer("administrator", "wang.fang"),
+                "Idempotency-Key": once["Idempotency-Key"],
+            },
+        )
+        assert other_caller.status_code == 201, "keys are the caller's own"
+        assert other_caller.json()["customer_id"] not in created
+
+        # published in the order they were stored: once the other caller's customer is in
+        # the directory, so is every registration before it
+        async def listed() -> set[str]:
+            page = (await client.get("/customers", headers=admin)).json()
+            ids = {item["customer_id"] for item in page["items"]}
+            assert other_caller.json()["customer_id"] in ids
+            return ids
+
+        directory = await eventually(listed, describe="the registrations in the directory")
+    assert directory == created | {other_caller.json()["customer_id"]}
