@@ -88,7 +88,9 @@ class SegmentChanged(EventPayload):
     `segment` is a built-in segment (`rfm.champions`, `lifecycle.at_risk`,
     `tier.top`, ...) or a defined one; `rule_version` is the version of the definition
     that decided (1 for built-in segments, whose rules are fixed in code); `values` holds
-    the profile fields the rule read, as they were when it decided.
+    the profile fields the rule read, as they were when it decided: amounts
+    (`total_spend`, `average_spend`) as decimal strings in the reporting currency
+    (`"120000.00"`), dates as `YYYY-MM-DD`.
     """
 
     event_type = "analytics.segment_changed"

@@ -14,7 +14,7 @@ currency's minor units. Writing is then `format(amount, "f")`.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 from pydantic import (
     AfterValidator,
@@ -79,8 +79,15 @@ NonNegativeMoney = Annotated[Decimal, AMOUNT, Field(ge=0, **_DIGITS), _SCALE, _W
 
 
 def _amount_fields(model: type[BaseModel]) -> list[str]:
+    """The model's `Money` fields, optional ones (`Money | None`) included."""
     return [
-        name for name, info in model.model_fields.items() if any(m is AMOUNT for m in info.metadata)
+        name
+        for name, info in model.model_fields.items()
+        if any(m is AMOUNT for m in info.metadata)
+        or any(
+            any(m is AMOUNT for m in getattr(arg, "__metadata__", ()))
+            for arg in get_args(info.annotation)
+        )
     ]
 
 

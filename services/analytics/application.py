@@ -45,10 +45,25 @@ class AnalyticsApplication(EventSourcedApplication):
             self.repository.get(segment_id(key))
         except AggregateNotFoundError:
             raise NotFound(f"no segment {key!r}; define it with POST /segments") from None
-        return self.change(
-            segment_id(key),
-            expected_version,
-            lambda d: d.change(name=name, description=description, rule=rule),
-            kind=SegmentDefinition,
-            what="segment",
-        )
+        try:
+            return self.change(
+                segment_id(key),
+                expected_version,
+                lambda d: d.change(name=name, description=description, rule=rule),
+                kind=SegmentDefinition,
+                what="segment",
+            )
+        except Conflict:
+            raise self._conflict(key, expected_version) from None
+
+    def _conflict(self, key: str, expected_version: int | None) -> Conflict:
+        """A conflict on a segment, named as its users know it (key and name), not by the
+        id of its aggregate."""
+        current: SegmentDefinition = self.repository.get(segment_id(key))
+        named = f"segment {key!r} ({current.name})"
+        if expected_version is not None and current.version != expected_version:
+            return Conflict(
+                f"{named} is at version {current.version}, but the request expected version "
+                f"{expected_version}; reload it and try again"
+            )
+        return Conflict(f"{named} was changed by someone else at the same time; try again")

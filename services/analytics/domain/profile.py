@@ -33,6 +33,9 @@ LATEST_CONTACTS_KEPT = 3
 correction moves it back in time."""
 
 CUSTOMER_FIELDS = ("name", "kind", "industry", "region", "source_channel", "owner")
+CLASSIFICATIONS = ("importance_tier", "loyalty_stage", "value_behaviour", "relationship_level")
+"""The customer's four classifications (`contracts.customer.Classification`), each kept
+with the aggregate version that set it."""
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -64,6 +67,9 @@ class Profile:
     source_channel: str | None = None
     owner: str | None = None
     importance_tier: str | None = None
+    loyalty_stage: str | None = None
+    value_behaviour: str | None = None
+    relationship_level: str | None = None
     tags: dict[str, list[Any]] = field(default_factory=dict)
     """tag -> [version, present]"""
     versions: dict[str, int] = field(default_factory=dict)
@@ -133,7 +139,7 @@ class Profile:
         return {
             "registered": self.registered,
             **{name: getattr(self, name) for name in CUSTOMER_FIELDS},
-            "importance_tier": self.importance_tier,
+            **{name: getattr(self, name) for name in CLASSIFICATIONS},
             "tags": self.tags,
             "versions": self.versions,
             "purchase_count": self.purchase_count,
@@ -160,7 +166,7 @@ class Profile:
             customer_id=customer_id,
             registered=state["registered"],
             **{name: state.get(name) for name in CUSTOMER_FIELDS},
-            importance_tier=state.get("importance_tier"),
+            **{name: state.get(name) for name in CLASSIFICATIONS},
             tags=state["tags"],
             versions=state["versions"],
             purchase_count=state["purchase_count"],
@@ -208,6 +214,12 @@ def _set_tag(profile: Profile, tag: str, present: bool, version: int) -> None:
     seen = profile.tags.get(tag)
     if seen is None or version >= seen[0]:
         profile.tags[tag] = [version, present]
+
+
+def _classify(profile: Profile, classification: Any, version: int) -> None:
+    for name in CLASSIFICATIONS:
+        value = getattr(classification, name)
+        _set_field(profile, name, getattr(value, "value", value), version)
 
 
 def _purchase(profile: Profile, moment: datetime, amount: Decimal) -> None:
@@ -291,7 +303,7 @@ def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now
         profile.registered = True
         for name in CUSTOMER_FIELDS:
             _set_field(profile, name, getattr(p, name), version)
-        _set_field(profile, "importance_tier", p.classification.importance_tier.value, version)
+        _classify(profile, p.classification, version)
         for tag in p.tags:
             _set_tag(profile, tag, True, version)
     elif kind == "customer.profile_changed":
@@ -299,7 +311,7 @@ def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now
             if name in CUSTOMER_FIELDS:
                 _set_field(profile, name, getattr(p, name), version)
     elif kind == "customer.classified":
-        _set_field(profile, "importance_tier", p.classification.importance_tier.value, version)
+        _classify(profile, p.classification, version)
     elif kind == "customer.tagged":
         for tag in p.tags:
             _set_tag(profile, tag, True, version)

@@ -18,8 +18,12 @@ it. `compile_rule` turns a valid rule into a predicate over a profile's field va
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import date
+from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from contracts.customer import LoyaltyStage, RelationshipLevel, ValueBehaviour
 
 NUMBER = "number"
 INTEGER = "integer"
@@ -27,6 +31,9 @@ TEXT = "text"
 TEXT_LIST = "text list"
 DATE = "date"
 BOOLEAN = "boolean"
+CHOICE = "choice"
+"""Text from a closed vocabulary (`CHOICES`): compared for equality only, and a value
+outside the vocabulary is refused."""
 
 FIELDS: dict[str, tuple[str, str]] = {
     "kind": (TEXT, "consumer, business, channel_partner, internal"),
@@ -35,6 +42,15 @@ FIELDS: dict[str, tuple[str, str]] = {
     "owner": (TEXT, "the account manager"),
     "source_channel": (TEXT, "where the customer came from"),
     "importance_tier": (TEXT, "vip, important, ordinary"),
+    "loyalty_stage": (CHOICE, "the customer's loyalty stage: potential, new, returning, loyal"),
+    "value_behaviour": (
+        CHOICE,
+        "how the customer weighs value: lighthouse, follower, rational, bargain_seeking",
+    ),
+    "relationship_level": (
+        CHOICE,
+        "the depth of the relationship: basic, passive, responsive, proactive, partner",
+    ),
     "tags": (TEXT_LIST, "the customer's tags"),
     "registered": (BOOLEAN, "the customer is registered in the customer service"),
     "purchase_count": (INTEGER, "purchases and won contracts"),
@@ -43,6 +59,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "first_purchase_date": (DATE, "date of the first purchase"),
     "last_purchase_date": (DATE, "date of the last purchase"),
     "days_since_last_purchase": (INTEGER, "days since the last purchase"),
+    "days_since_first_purchase": (INTEGER, "days since the first purchase"),
+    "days_between_last_purchases": (
+        INTEGER,
+        "days between the two latest purchases (none with fewer than two)",
+    ),
     "days_since_last_contact": (INTEGER, "days since the last logged interaction"),
     "interactions_90d": (INTEGER, "interactions in the last 90 days"),
     "csat_average": (NUMBER, "average CSAT (1-5) of every answer"),
@@ -54,6 +75,10 @@ FIELDS: dict[str, tuple[str, str]] = {
     "recency_score": (INTEGER, "RFM recency score 1-5"),
     "frequency_score": (INTEGER, "RFM frequency score 1-5"),
     "monetary_score": (INTEGER, "RFM monetary score 1-5"),
+    "frequency_monetary_score": (
+        INTEGER,
+        "(frequency_score + monetary_score + 1) // 2, which the named RFM segments read",
+    ),
     "rfm_segment": (TEXT, "champions, loyal, ... (named RFM segment)"),
     "lifecycle_stage": (TEXT, "prospect, new, growing, retained, at_risk, lapsed, reactivated"),
     "value_tier": (TEXT, "top, high, medium, low, none"),
@@ -61,22 +86,31 @@ FIELDS: dict[str, tuple[str, str]] = {
     "churn_risk": (BOOLEAN, "a churn warning is open"),
 }
 
+CHOICES: dict[str, tuple[str, ...]] = {
+    "loyalty_stage": tuple(s.value for s in LoyaltyStage),
+    "value_behaviour": tuple(b.value for b in ValueBehaviour),
+    "relationship_level": tuple(r.value for r in RelationshipLevel),
+}
+"""The vocabulary of each `CHOICE` field: the customer contract's classifications."""
+
 MONEY_FIELDS = ("total_spend", "average_spend")
-"""The fields that are amounts in the reporting currency (numbers in a rule and in the
-values a conclusion records; decimal strings in the service's answers)."""
+"""The fields that are amounts in the reporting currency: a rule compares them with a
+number or a decimal string, exactly (as decimals, not binary floats); the values a
+conclusion records and publishes, and the service's answers, hold them as decimal
+strings."""
 
 ORDERED = (NUMBER, INTEGER, TEXT, DATE)
 OPERATORS: dict[str, tuple[str, ...]] = {
-    "eq": (NUMBER, INTEGER, TEXT, DATE, BOOLEAN),
-    "ne": (NUMBER, INTEGER, TEXT, DATE, BOOLEAN),
+    "eq": (NUMBER, INTEGER, TEXT, DATE, BOOLEAN, CHOICE),
+    "ne": (NUMBER, INTEGER, TEXT, DATE, BOOLEAN, CHOICE),
     "lt": ORDERED,
     "le": ORDERED,
     "gt": ORDERED,
     "ge": ORDERED,
     "between": ORDERED,
-    "in": (NUMBER, INTEGER, TEXT),
+    "in": (NUMBER, INTEGER, TEXT, CHOICE),
     "contains": (TEXT_LIST,),
-    "exists": (NUMBER, INTEGER, TEXT, TEXT_LIST, DATE, BOOLEAN),
+    "exists": (NUMBER, INTEGER, TEXT, TEXT_LIST, DATE, BOOLEAN, CHOICE),
 }
 MAX_DEPTH = 10
 MAX_NODES = 200
@@ -88,8 +122,23 @@ class RuleError(ValueError):
     """A rule that is not valid; the message names the part at fault."""
 
 
+def _amount(field: str, value: Any, where: str) -> Decimal:
+    """An amount to compare with: a number or a decimal string, read as the decimal it
+    spells (`99.9` is 99.90, not the binary float next to it)."""
+    if not isinstance(value, bool) and isinstance(value, int | float | str):
+        try:
+            amount = Decimal(str(value).strip())
+        except InvalidOperation:
+            amount = None
+        if amount is not None and amount.is_finite():
+            return amount
+    raise RuleError(f"{where}: field {field!r} is an amount (a number); got {value!r}")
+
+
 def _scalar(field: str, kind: str, value: Any, where: str) -> Any:
     """The comparison value converted to the field's type, or RuleError."""
+    if field in MONEY_FIELDS:
+        return _amount(field, value, where)
     if kind in (NUMBER, INTEGER):
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise RuleError(f"{where}: field {field!r} is a number; got {value!r}")
@@ -97,6 +146,12 @@ def _scalar(field: str, kind: str, value: Any, where: str) -> Any:
     if kind in (TEXT, TEXT_LIST):
         if not isinstance(value, str):
             raise RuleError(f"{where}: field {field!r} compares with text; got {value!r}")
+        return value
+    if kind == CHOICE:
+        if value not in CHOICES[field]:
+            raise RuleError(
+                f"{where}: field {field!r} is one of {', '.join(CHOICES[field])}; got {value!r}"
+            )
         return value
     if kind == DATE:
         if not isinstance(value, str):
@@ -220,3 +275,92 @@ def fields_of(rule: Any) -> list[str]:
 
     walk(rule)
     return found
+
+
+# Explaining a rule ---------------------------------------------------------------------
+
+SYMBOLS = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_shown(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return str(value)
+
+
+def describe_comparison(field: str, op: str, value: Any) -> str:
+    """One comparison in words: `total_spend > 450`, `value_tier in top, high`."""
+    if op == "between":
+        return f"{field} between {_shown(value[0])} and {_shown(value[1])}"
+    if op == "in":
+        return f"{field} in {_shown(value)}"
+    if op == "contains":
+        return f"{field} contains {_shown(value)}"
+    if op == "exists":
+        return f"{field} has a value" if value else f"{field} has no value"
+    return f"{field} {SYMBOLS[op]} {_shown(value)}"
+
+
+def describe(rule: Any) -> str:
+    """A (valid) rule in words, e.g. `recency_score ≥ 4 and (a or b) and not c`."""
+    if "all" in rule or "any" in rule:
+        joiner = " and " if "all" in rule else " or "
+        parts = rule.get("all") or rule.get("any")
+        return joiner.join(
+            f"({describe(p)})" if len(p) == 1 and ("all" in p or "any" in p) else describe(p)
+            for p in parts
+        )
+    if "not" in rule:
+        inner = rule["not"]
+        shown = describe(inner)
+        return f"not ({shown})" if "all" in inner or "any" in inner else f"not {shown}"
+    return describe_comparison(rule["field"], rule["op"], rule["value"])
+
+
+@dataclass(frozen=True)
+class Check:
+    """One comparison of a rule against a customer's value: whether it `held`, and whether
+    the rule needed it to (`wanted`: False inside a `not`)."""
+
+    field: str
+    op: str
+    value: Any
+    actual: Any
+    held: bool
+    wanted: bool = True
+
+    @property
+    def text(self) -> str:
+        shown = "no value" if self.actual is None else _shown(self.actual)
+        needed = describe_comparison(self.field, self.op, self.value)
+        if self.wanted:
+            return f"{self.field} is {shown}; the rule needs {needed}"
+        return f"{self.field} is {shown}; the rule needs not {needed}"
+
+
+def explain(rule: Any, values: Mapping[str, Any]) -> tuple[bool, list[Check]]:
+    """Whether a (valid) rule holds for `values`, and the comparisons that decided it:
+    for a rule that fails, the ones that failed it (inside a `not`, the ones that held)."""
+    if "all" in rule or "any" in rule:
+        results = [explain(p, values) for p in rule.get("all") or rule.get("any")]
+        if "all" in rule:
+            held = all(h for h, _ in results)
+            chosen = [checks for h, checks in results if h == held]
+        else:
+            held = any(h for h, _ in results)
+            chosen = (
+                [next(checks for h, checks in results if h)]
+                if held
+                else [checks for _, checks in results]
+            )
+        return held, [check for checks in chosen for check in checks]
+    if "not" in rule:
+        held, checks = explain(rule["not"], values)
+        return not held, [replace(check, wanted=not check.wanted) for check in checks]
+    field = rule["field"]
+    held = compile_rule(rule)(values)
+    return held, [Check(field, rule["op"], rule["value"], values.get(field), held)]

@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+from contracts.money import plain_amount
 from services.analytics.domain import churn, lifecycle, matrix, rfm
 from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, Profile
 from services.analytics.domain.rules import Predicate, compile_rule, fields_of
@@ -67,6 +69,7 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
     """`field_values` and the churn reasons (`churn.reasons`) that follow from them."""
     today = now.date()
     first, last = _date(profile.first_purchase_at), _date(profile.last_purchase_at)
+    previous = _date(profile.previous_purchase_at)
     r, f, m = profile.recency_score, profile.frequency_score, profile.monetary_score
     csat = profile.csat_average
     tier = rfm.value_tier(m) if profile.purchase_count else "none"
@@ -87,14 +90,19 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "owner": profile.owner,
         "source_channel": profile.source_channel,
         "importance_tier": profile.importance_tier,
+        "loyalty_stage": profile.loyalty_stage,
+        "value_behaviour": profile.value_behaviour,
+        "relationship_level": profile.relationship_level,
         "tags": profile.tag_list,
         "registered": profile.registered,
         "purchase_count": profile.purchase_count,
-        "total_spend": float(profile.total_spend),
-        "average_spend": float(average) if average is not None else None,
+        "total_spend": profile.total_spend,
+        "average_spend": average,
         "first_purchase_date": first,
         "last_purchase_date": last,
         "days_since_last_purchase": (today - last).days if last else None,
+        "days_since_first_purchase": (today - first).days if first else None,
+        "days_between_last_purchases": (last - previous).days if last and previous else None,
         "days_since_last_contact": (
             (today - profile.last_contact_at.date()).days if profile.last_contact_at else None
         ),
@@ -108,8 +116,9 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "recency_score": r,
         "frequency_score": f,
         "monetary_score": m,
+        "frequency_monetary_score": rfm.fm(f, m) if f is not None and m is not None else None,
         "rfm_segment": rfm.named_segment(r, f, m) if profile.purchase_count else None,
-        "lifecycle_stage": lifecycle.stage(today, first, last, _date(profile.previous_purchase_at)),
+        "lifecycle_stage": lifecycle.stage(today, first, last, previous),
         "value_tier": tier,
         "satisfaction": matrix.satisfaction(csat, profile.nps_latest),
         "churn_risk": bool(reasons),
@@ -118,8 +127,12 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
 
 
 def jsonable(value: Any) -> Any:
+    """A field value as a conclusion records and publishes it: dates as `YYYY-MM-DD`,
+    amounts as decimal strings (`contracts.money`), never a float."""
     if isinstance(value, date):
         return value.isoformat()
+    if isinstance(value, Decimal):
+        return plain_amount(value)
     return value
 
 

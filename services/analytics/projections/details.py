@@ -1,7 +1,10 @@
-"""Detail rows behind the customer 360 and the satisfaction views: interactions (as
-corrected), survey answers, tickets and opportunities, from the interaction and sales
-topics. Each row keeps the aggregate version that last set what may arrive out of order
-(a status, a stage, a due time), so a late event never undoes a newer one."""
+"""Detail rows behind the customer 360, the satisfaction views and the purchase trend:
+interactions (as corrected), survey answers, tickets, opportunities, purchases (won
+contracts included), contracts with their payments, and contact persons, from the
+interaction, sales and customer topics. Each row keeps the aggregate version that last
+set what may arrive out of order (a status, a stage, a due time, a contact person), so a
+late event never undoes a newer one; purchases and payments are facts of their own,
+kept once each."""
 
 from __future__ import annotations
 
@@ -13,13 +16,19 @@ from uuid import UUID
 import asyncpg
 
 from contracts.envelope import EventEnvelope
+from services.analytics.domain.money import Converter
+from services.analytics.domain.profile import day_start
 from services.analytics.projections.bulk import recordset, rows_json
-from services.runtime.privacy.erasure import ERASED_TEXT, PersonalColumns
+from services.runtime.privacy.erasure import EMPTY_TEXT_ARRAY, ERASED_TEXT, PersonalColumns
 
 PERSONAL_COLUMNS = (
     PersonalColumns("interactions", {"subject": ERASED_TEXT}),
     PersonalColumns("tickets", {"subject": ERASED_TEXT}),
     PersonalColumns("opportunities", {"description": ERASED_TEXT}),
+    PersonalColumns(
+        "contacts",
+        {"name": ERASED_TEXT, "phones": EMPTY_TEXT_ARRAY, "emails": EMPTY_TEXT_ARRAY},
+    ),
 )
 """The personal columns of the detail rows; the profile's name is erased by the fold
 itself."""
@@ -43,8 +52,15 @@ _SURVEY_COLUMNS = (
 )
 
 
+_DETAILED = ("interaction.", "sales.", "customer.registered", "customer.contact_")
+"""The event types (by prefix) that make detail rows."""
+
+
 async def write_details(
-    connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]], now: datetime
+    connection: asyncpg.Connection,
+    events: Sequence[EventEnvelope[Any]],
+    now: datetime,
+    converter: Converter,
 ) -> None:
     """The batch's detail rows, one statement per table, events of one aggregate applied
     in version order."""
@@ -53,14 +69,20 @@ async def write_details(
     surveys: list[dict[str, Any]] = []
     tickets: dict[UUID, dict[str, Any]] = {}
     opportunities: dict[UUID, dict[str, Any]] = {}
+    sales = SalesRows()
+    contacts: dict[tuple[UUID, str], dict[str, Any]] = {}
     ordered = sorted(
-        (e for e in events if e.event_type.startswith(("interaction.", "sales.opportunity"))),
+        (e for e in events if e.event_type.startswith(_DETAILED)),
         key=lambda e: e.aggregate_version or 0,
     )
     for event in ordered:
         kind = event.event_type
         p: Any = event.payload
-        if kind == "interaction.logged":
+        if kind.startswith("customer."):
+            _contact_rows(contacts, event, p)
+        elif kind in SALES_FACTS:
+            sales.add(event, p, converter)
+        elif kind == "interaction.logged":
             interactions.append(
                 {"interaction_id": event.aggregate_id, "customer_id": event.customer_id,
                  "started_at": p.started_at, "channel": p.channel.value,
@@ -99,6 +121,9 @@ async def write_details(
         await _write_tickets(connection, list(tickets.values()))
     if opportunities:
         await _write_opportunities(connection, list(opportunities.values()), now)
+    await sales.write(connection)
+    if contacts:
+        await _write_contacts(connection, list(contacts.values()))
 
 
 _CORRECTED_FIELDS = ("channel", "direction", "started_at", "subject")
@@ -289,4 +314,140 @@ async def _write_opportunities(
             updated_at = excluded.updated_at""",
         rows_json(rows),
         now,
+    )
+
+
+# Purchases, contracts and payments ---------------------------------------------------
+
+SALES_FACTS = ("sales.purchase_recorded", "sales.contract_signed", "sales.payment_received")
+
+_PURCHASE_COLUMNS = (
+    ("event_id", "uuid"),
+    ("customer_id", "uuid"),
+    ("kind", "text"),
+    ("reference", "text"),
+    ("source", "text"),
+    ("occurred_at", "timestamptz"),
+    ("amount", "numeric"),
+    ("currency", "text"),
+    ("reporting_amount", "numeric"),
+)
+_CONTRACT_COLUMNS = (
+    ("opportunity_id", "uuid"),
+    ("contract_id", "text"),
+    ("customer_id", "uuid"),
+    ("amount", "numeric"),
+    ("currency", "text"),
+    ("signed_on", "date"),
+)
+_PAYMENT_COLUMNS = (
+    ("opportunity_id", "uuid"),
+    ("payment_id", "text"),
+    ("contract_id", "text"),
+    ("customer_id", "uuid"),
+    ("amount", "numeric"),
+    ("currency", "text"),
+    ("received_on", "date"),
+)
+
+
+class SalesRows:
+    """A batch's purchases (a won contract is one too, dated on its signing day, as the
+    profile counts it), contracts and payments: each kept once, by its event or its id."""
+
+    def __init__(self) -> None:
+        self.purchases: list[dict[str, Any]] = []
+        self.contracts: list[dict[str, Any]] = []
+        self.payments: list[dict[str, Any]] = []
+
+    def add(self, event: EventEnvelope[Any], p: Any, converter: Converter) -> None:
+        kind = event.event_type
+        if kind == "sales.payment_received":
+            self.payments.append(
+                {"opportunity_id": p.opportunity_id, "payment_id": p.payment_id,
+                 "contract_id": p.contract_id, "customer_id": event.customer_id,
+                 "amount": p.amount, "currency": p.currency.value,
+                 "received_on": p.received_on}
+            )  # fmt: skip
+            return
+        contract = kind == "sales.contract_signed"
+        self.purchases.append(
+            {"event_id": event.event_id, "customer_id": event.customer_id,
+             "kind": "contract" if contract else "purchase",
+             "reference": p.contract_id if contract else str(p.purchase_id),
+             "source": None if contract else p.source,
+             "occurred_at": day_start(p.signed_on) if contract else event.occurred_at,
+             "amount": p.amount, "currency": p.currency.value,
+             "reporting_amount": converter.convert(p.amount, p.currency.value)}
+        )  # fmt: skip
+        if contract:
+            self.contracts.append(
+                {"opportunity_id": p.opportunity_id, "contract_id": p.contract_id,
+                 "customer_id": event.customer_id, "amount": p.amount,
+                 "currency": p.currency.value, "signed_on": p.signed_on}
+            )  # fmt: skip
+
+    async def write(self, connection: asyncpg.Connection) -> None:
+        for table, columns, rows in (
+            ("purchases", _PURCHASE_COLUMNS, self.purchases),
+            ("contracts", _CONTRACT_COLUMNS, self.contracts),
+            ("contract_payments", _PAYMENT_COLUMNS, self.payments),
+        ):
+            if rows:
+                names = ", ".join(n for n, _ in columns)
+                await connection.execute(
+                    f"INSERT INTO {table} ({names}) SELECT {names} FROM "
+                    + recordset(1, columns)
+                    + " ON CONFLICT DO NOTHING",
+                    rows_json(rows),
+                )
+
+
+# Contact persons -----------------------------------------------------------------------
+
+_CONTACT_COLUMNS = (
+    ("customer_id", "uuid"),
+    ("contact_id", "text"),
+    ("name", "text"),
+    ("title", "text"),
+    ("phones", "text[]"),
+    ("emails", "text[]"),
+    ("removed", "boolean"),
+    ("version", "integer"),
+)
+
+
+def _contact_rows(
+    contacts: dict[tuple[UUID, str], dict[str, Any]], event: EventEnvelope[Any], p: Any
+) -> None:
+    """The contact persons as the batch leaves them (events come in version order)."""
+    version = event.aggregate_version or 1
+    kind = event.event_type
+    if kind == "customer.contact_removed":
+        contacts[(event.customer_id, p.contact_id)] = {
+            **dict.fromkeys(n for n, _ in _CONTACT_COLUMNS),
+            "customer_id": event.customer_id, "contact_id": p.contact_id,
+            "phones": [], "emails": [], "removed": True, "version": version,
+        }  # fmt: skip
+        return
+    if kind not in ("customer.registered", "customer.contact_added", "customer.contact_changed"):
+        return
+    for person in p.contacts if kind == "customer.registered" else [p.contact]:
+        contacts[(event.customer_id, person.contact_id)] = {
+            "customer_id": event.customer_id, "contact_id": person.contact_id,
+            "name": person.name, "title": person.title, "phones": list(person.phones),
+            "emails": [str(e) for e in person.emails], "removed": False, "version": version,
+        }  # fmt: skip
+
+
+async def _write_contacts(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Contact persons, unless a later version of the customer set them already."""
+    names = [n for n, _ in _CONTACT_COLUMNS]
+    await connection.execute(
+        f"""INSERT INTO contacts AS c ({", ".join(names)})
+            SELECT {", ".join(names)} FROM {recordset(1, _CONTACT_COLUMNS)}
+            ON CONFLICT (customer_id, contact_id) DO UPDATE SET
+            {", ".join(f"{n} = excluded.{n}" for n in names[2:])}
+            WHERE c.version < excluded.version""",
+        rows_json(rows),
     )

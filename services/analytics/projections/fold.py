@@ -62,8 +62,9 @@ from services.runtime.privacy.erasure import erase_personal_columns, erased_cust
 
 class AnalyticsFold:
     name = "analytics_fold"
-    version = 1
-    """The shape of the tables (`create_tables`); raised with every change to it."""
+    version = 2
+    """The shape of the tables (`create_tables`); raised with every change to it (2:
+    classifications, contact persons, purchases, contracts and payments, rule versions)."""
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 
@@ -108,7 +109,7 @@ class AnalyticsFold:
                 cache.rules = await load_rules(connection)
             bounds, rules = cache.bounds, cache.rules
         # The detail rows are written while the profiles are folded and concluded.
-        async with alongside(write_details(connection, events, now)):
+        async with alongside(write_details(connection, events, now, self.converter)):
             if folded:
                 loaded.add_rows(rows)
                 for event in folded:

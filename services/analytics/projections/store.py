@@ -16,7 +16,7 @@ import orjson
 from contracts.envelope import EventEnvelope
 from services.analytics.domain import rfm
 from services.analytics.domain.matrix import quadrant
-from services.analytics.domain.profile import Profile
+from services.analytics.domain.profile import CLASSIFICATIONS, Profile
 from services.analytics.domain.segments import Outcome, SegmentRule
 from services.analytics.projections.bulk import recordset, rows_json
 
@@ -29,6 +29,10 @@ PROFILE_COLUMNS = (
     ("industry", "text"),
     ("region", "text"),
     ("owner", "text"),
+    ("importance_tier", "text"),
+    ("loyalty_stage", "text"),
+    ("value_behaviour", "text"),
+    ("relationship_level", "text"),
     ("tags", "text[]"),
     ("purchase_count", "integer"),
     ("total_spend", "numeric"),
@@ -165,12 +169,16 @@ async def load_profiles(connection: asyncpg.Connection, customers: Sequence[UUID
 
 
 async def store_rules(connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]) -> None:
-    """Keep the segment definitions of `analytics.segment_defined` events, a newer version
-    replacing an older one."""
+    """Keep the segment definitions of `analytics.segment_defined` events: every version,
+    and the newest as the segment's rule."""
     for event in events:
         p: Any = event.payload
         await connection.execute(
-            """INSERT INTO segment_rules (segment, version, name, description, rule, defined_at)
+            """WITH kept AS (
+                   INSERT INTO segment_rule_versions
+                       (segment, version, name, description, rule, defined_at)
+                   VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT DO NOTHING)
+               INSERT INTO segment_rules (segment, version, name, description, rule, defined_at)
                VALUES ($1, $2, $3, $4, $5::jsonb, $6)
                ON CONFLICT (segment) DO UPDATE SET version = excluded.version,
                    name = excluded.name, description = excluded.description,
@@ -217,6 +225,7 @@ async def write_profiles(
                 "industry": profile.industry,
                 "region": profile.region,
                 "owner": profile.owner,
+                **{name: getattr(profile, name) for name in CLASSIFICATIONS},
                 "tags": v["tags"],
                 "purchase_count": profile.purchase_count,
                 "total_spend": profile.total_spend,

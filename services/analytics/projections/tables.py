@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     state jsonb NOT NULL,
     registered boolean NOT NULL,
     name text, kind text, industry text, region text, owner text,
+    importance_tier text, loyalty_stage text, value_behaviour text, relationship_level text,
     tags text[] NOT NULL DEFAULT '{}',
     purchase_count integer NOT NULL,
     total_spend numeric(20, 2) NOT NULL,
@@ -62,6 +63,15 @@ CREATE TABLE IF NOT EXISTS segment_rules (
     description text NOT NULL,
     rule jsonb NOT NULL,
     defined_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS segment_rule_versions (
+    segment text NOT NULL,
+    version integer NOT NULL,
+    name text NOT NULL,
+    description text NOT NULL,
+    rule jsonb NOT NULL,
+    defined_at timestamptz NOT NULL,
+    PRIMARY KEY (segment, version)
 );
 CREATE TABLE IF NOT EXISTS segment_history (
     id bigserial PRIMARY KEY,
@@ -135,6 +145,52 @@ CREATE TABLE IF NOT EXISTS opportunities (
     updated_at timestamptz NOT NULL
 );
 CREATE INDEX IF NOT EXISTS opportunities_customer ON opportunities (customer_id);
+CREATE TABLE IF NOT EXISTS purchases (
+    event_id uuid PRIMARY KEY,
+    customer_id uuid NOT NULL,
+    kind text NOT NULL,
+    reference text NOT NULL,
+    source text,
+    occurred_at timestamptz NOT NULL,
+    amount numeric(22, 4) NOT NULL,
+    currency text NOT NULL,
+    reporting_amount numeric(22, 2) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS purchases_customer ON purchases (customer_id, occurred_at);
+CREATE INDEX IF NOT EXISTS purchases_time ON purchases (occurred_at);
+CREATE TABLE IF NOT EXISTS contracts (
+    opportunity_id uuid NOT NULL,
+    contract_id text NOT NULL,
+    customer_id uuid NOT NULL,
+    amount numeric(22, 4) NOT NULL,
+    currency text NOT NULL,
+    signed_on date NOT NULL,
+    PRIMARY KEY (opportunity_id, contract_id)
+);
+CREATE INDEX IF NOT EXISTS contracts_customer ON contracts (customer_id);
+CREATE TABLE IF NOT EXISTS contract_payments (
+    opportunity_id uuid NOT NULL,
+    payment_id text NOT NULL,
+    contract_id text NOT NULL,
+    customer_id uuid NOT NULL,
+    amount numeric(22, 4) NOT NULL,
+    currency text NOT NULL,
+    received_on date NOT NULL,
+    PRIMARY KEY (opportunity_id, payment_id)
+);
+CREATE INDEX IF NOT EXISTS contract_payments_contract
+    ON contract_payments (opportunity_id, contract_id);
+CREATE TABLE IF NOT EXISTS contacts (
+    customer_id uuid NOT NULL,
+    contact_id text NOT NULL,
+    name text,
+    title text,
+    phones text[] NOT NULL DEFAULT '{}',
+    emails text[] NOT NULL DEFAULT '{}',
+    removed boolean NOT NULL DEFAULT false,
+    version integer NOT NULL,
+    PRIMARY KEY (customer_id, contact_id)
+);
 """
 
 WRITER_TOKEN_TABLE = """

@@ -1,13 +1,15 @@
-"""Overviews: the 80/20 view, lifecycle stages, customers and value by a dimension, and
-the RFM state."""
+"""Overviews: the 80/20 view, lifecycle stages, customers and value by a dimension, the
+RFM state, and purchases and revenue by period."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
 
 from services.analytics.queries.records import as_dicts
+from services.runtime.storage.filters import Where
 
 
 async def pareto(pool: asyncpg.Pool) -> dict[str, Any]:
@@ -48,7 +50,8 @@ async def distribution(pool: asyncpg.Pool, by: DistributionDimension) -> list[di
                    count(*) FILTER (WHERE purchase_count = 0 AND last_contact_at IS NOT NULL)
                      AS interested_prospects,
                    coalesce(sum(total_spend), 0) AS value,
-                   avg(total_spend) FILTER (WHERE purchase_count > 0) AS average_spend_per_buyer
+                   round(avg(total_spend) FILTER (WHERE purchase_count > 0), 2)
+                     AS average_spend_per_buyer
             FROM profiles GROUP BY 1 ORDER BY value DESC, 1"""
     )
     return as_dicts(rows)
@@ -59,3 +62,28 @@ async def rfm_state(pool: asyncpg.Pool) -> dict[str, Any]:
         "SELECT recency, frequency, monetary, buyers, scored_at FROM rfm_state"
     )
     return dict(row)
+
+
+Period = Literal["day", "week", "month"]
+
+
+async def trend(
+    pool: asyncpg.Pool, period: Period, start: datetime, end: datetime, currency: str | None
+) -> list[dict[str, Any]]:
+    """Purchases (won contracts included) and their amounts per period (UTC, weeks from
+    Monday) and currency, from `start` until before `end`: the amounts in their currency
+    and in the reporting currency."""
+    where = Where()
+    where.condition(f"occurred_at >= {where.parameter(start)}")
+    where.condition(f"occurred_at < {where.parameter(end)}")
+    if currency is not None:
+        where.equal("currency", currency)
+    rows = await pool.fetch(
+        f"""SELECT date_trunc({where.parameter(period)}, occurred_at AT TIME ZONE 'UTC')::date
+                     AS starts_on,
+                   currency, count(*) AS purchases, sum(amount) AS revenue,
+                   sum(reporting_amount) AS reporting_revenue
+            FROM purchases WHERE {where.sql} GROUP BY 1, 2 ORDER BY 1, 2""",
+        *where.values,
+    )
+    return as_dicts(rows)

@@ -10,6 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
+from services.analytics.domain.profile import Profile
+from services.analytics.projections.store import load_profiles
 from services.analytics.queries.records import as_dict, as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
@@ -27,10 +29,15 @@ PROFILE_FILTERS = (
     "kind",
     "quadrant",
     "satisfaction",
+    "importance_tier",
+    "loyalty_stage",
+    "value_behaviour",
+    "relationship_level",
 )
 """Profile columns `/profiles` filters on by equality."""
 
 PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, registered,
+    importance_tier, loyalty_stage, value_behaviour, relationship_level,
     purchase_count, total_spend, {within_window("first_purchase_at")},
     {within_window("last_purchase_at")}, {within_window("last_contact_at")}, csat_average,
     csat_count, nps_latest, complaints_open, complaints_total,
@@ -141,6 +148,21 @@ class CustomerDetails:
     open_tickets: list[dict[str, Any]]
     latest_answers: list[dict[str, Any]]
     churn_warning: dict[str, Any] | None
+    contact_persons: list[dict[str, Any]]
+    contracts_outstanding: list[dict[str, Any]]
+    recent_purchases: list[dict[str, Any]]
+
+
+RECENT_PURCHASES = 10
+"""How many of the latest purchases the customer 360 shows."""
+
+
+async def customer_profile(pool: asyncpg.Pool, customer_id: UUID) -> Profile | None:
+    """The customer's stored profile (with its RFM scores), to evaluate rules against it
+    as of now; None for a customer analytics does not know."""
+    async with pool.acquire() as connection:
+        loaded = await load_profiles(connection, [customer_id])
+    return loaded.profiles.get(customer_id)
 
 
 async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDetails:
@@ -171,10 +193,37 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
         warning = await c.fetchrow(
             "SELECT raised_at, reasons FROM churn_warnings WHERE customer_id = $1", customer_id
         )
+        contacts = await c.fetch(
+            """SELECT contact_id, name, title, phones, emails FROM contacts
+               WHERE customer_id = $1 AND NOT removed ORDER BY contact_id""",
+            customer_id,
+        )
+        contracts = await c.fetch(
+            f"""SELECT c.opportunity_id, c.contract_id, {within_window("c.signed_on", day=True)},
+                      c.amount, c.currency,
+                      coalesce(sum(p.amount) FILTER (WHERE p.currency = c.currency), 0) AS paid
+               FROM contracts c LEFT JOIN contract_payments p USING (opportunity_id, contract_id)
+               WHERE c.customer_id = $1
+               GROUP BY c.opportunity_id, c.contract_id
+               HAVING c.amount > coalesce(sum(p.amount) FILTER (WHERE p.currency = c.currency), 0)
+               ORDER BY c.signed_on, c.contract_id""",
+            customer_id,
+        )
+        purchases = await c.fetch(
+            f"""SELECT kind, reference, source, {within_window("occurred_at")}, amount, currency,
+                      reporting_amount
+               FROM purchases WHERE customer_id = $1
+               ORDER BY occurred_at DESC, event_id LIMIT $2""",
+            customer_id,
+            RECENT_PURCHASES,
+        )
     return CustomerDetails(
         last_interactions=as_dicts(interactions),
         open_opportunities=as_dicts(opportunities),
         open_tickets=as_dicts(tickets),
         latest_answers=as_dicts(surveys),
         churn_warning=as_dict(warning),
+        contact_persons=as_dicts(contacts),
+        contracts_outstanding=[{**r, "outstanding": r["amount"] - r["paid"]} for r in contracts],
+        recent_purchases=as_dicts(purchases),
     )

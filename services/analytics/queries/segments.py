@@ -60,6 +60,16 @@ async def segment_rule(pool: asyncpg.Pool, segment: str) -> dict[str, Any] | Non
     return as_dict(row, "rule")
 
 
+async def segment_rule_versions(pool: asyncpg.Pool, segment: str) -> list[dict[str, Any]]:
+    """Every version of a defined segment's rule, oldest first."""
+    rows = await pool.fetch(
+        "SELECT segment, version, name, description, rule::text AS rule, defined_at "
+        "FROM segment_rule_versions WHERE segment = $1 ORDER BY version",
+        segment,
+    )
+    return as_dicts(rows, "rule")
+
+
 async def segment_members(
     pool: asyncpg.Pool, segment: str, at: datetime | None, after: Position | None, limit: int
 ) -> list[dict[str, Any]]:

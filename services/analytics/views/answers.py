@@ -1,11 +1,12 @@
 """How the analytics views answer: the query parameters every list shares, amounts and
 moments as the API writes them, and a list as CSV.
 
-Amounts are decimal strings with two decimals (`"120000.00"`), as the other services
-send them: never a float, never an exponent. Moments keep the form the service has always
-answered with (`2026-06-30T12:00:00+00:00`). A CSV download holds the same values as the
-JSON answer, one column per field of the item's model, so that an empty list is still a
-CSV file with its header line.
+Amounts are `contracts.money.Money`, as the other services write them: a decimal string
+with at least its currency's minor units (`"120000.00"`), never a float, never an
+exponent. Figures the views compute (averages) are rounded to cents first. Moments keep
+the form the service has always answered with (`2026-06-30T12:00:00+00:00`). A CSV
+download holds the same values as the JSON answer, one column per field of the item's
+model, so that an empty list is still a CSV file with its header line.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi import Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, PlainSerializer, WithJsonSchema
 
+from contracts.money import plain_amount
 from services.analytics.domain.money import cents
 from services.analytics.domain.rules import MONEY_FIELDS
 from services.runtime.errors import RuleViolation
@@ -29,21 +31,6 @@ Cursor = Annotated[str | None, Query(max_length=200, description="From the previ
 Format = Annotated[Literal["json", "csv"], Query(description="`csv` for a CSV export.")]
 
 
-def money_text(amount: Decimal) -> str:
-    """`amount` rounded to cents, as a decimal string without exponent."""
-    return format(cents(amount), "f")
-
-
-Money = Annotated[
-    Decimal,
-    PlainSerializer(money_text, return_type=str, when_used="json"),
-    WithJsonSchema(
-        {"type": "string", "pattern": r"^-?\d+\.\d{2}$", "examples": ["120000.00"]},
-        mode="serialization",
-    ),
-]
-"""An amount: a decimal string with two decimals in JSON answers."""
-
 Moment = Annotated[
     datetime,
     PlainSerializer(datetime.isoformat, return_type=str, when_used="json"),
@@ -53,15 +40,15 @@ Moment = Annotated[
 
 
 def amounts_as_text(row: Mapping[str, Any], *columns: str) -> dict[str, Any]:
-    """`row` with the recorded field values in `columns` (a conclusion's deciding values,
-    numbers where they are recorded) holding their amounts (`MONEY_FIELDS`) as decimal
-    strings."""
+    """`row` with the recorded field values in `columns` (a conclusion's deciding values)
+    holding their amounts (`MONEY_FIELDS`) as decimal strings: conclusions record them as
+    strings; those recorded before, as numbers, are answered as strings too."""
     found = dict(row)
     for column in columns:
         values = found[column]
         if values is not None:
             found[column] = {
-                name: money_text(Decimal(repr(value)))
+                name: plain_amount(cents(Decimal(repr(value))))
                 if name in MONEY_FIELDS and isinstance(value, int | float)
                 else value
                 for name, value in values.items()

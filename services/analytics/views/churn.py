@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money
 from contracts.personal import Personal
 from services.analytics.dependencies import Pool
 from services.analytics.queries import churn as queries
@@ -19,7 +20,6 @@ from services.analytics.views.answers import (
     Format,
     Limit,
     Moment,
-    Money,
     amounts_as_text,
     csv_of,
 )

@@ -1,21 +1,24 @@
 """Overviews: the 80/20 view, customers per lifecycle stage, customers and value by a
-dimension, and the current RFM quintile boundaries."""
+dimension, the current RFM quintile boundaries, and purchases and revenue by period."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, get_args
+from typing import Annotated, ClassVar, get_args
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money, Priced
+from contracts.sales import Currency
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import lifecycle, rfm
 from services.analytics.queries import overview as queries
-from services.analytics.queries.overview import DistributionDimension
-from services.analytics.views.answers import Format, Moment, Money, csv_of
+from services.analytics.queries.overview import DistributionDimension, Period
+from services.analytics.views.answers import Format, Moment, checked_moment, csv_of
+from services.runtime.errors import RuleViolation
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
@@ -70,6 +73,53 @@ class RfmBoundaries(BaseModel):
     recency_last_purchase_date: list[date]
     frequency_purchases: list[int] | None
     monetary_total_spend: list[Money]
+
+
+class TrendRow(Priced):
+    """One period's purchases in one currency; the revenue in that currency and in the
+    reporting currency."""
+
+    other_currencies: ClassVar[dict[str, str]] = {"reporting_revenue": "reporting_currency"}
+
+    period: str = Field(description="YYYY-MM-DD (day), YYYY-Www (ISO week), YYYY-MM (month).")
+    starts_on: date = Field(description="The period's first day (UTC; weeks start on Monday).")
+    currency: str
+    purchases: int = Field(description="Purchases and won contracts.")
+    revenue: Money = Field(description="In `currency`.")
+    reporting_revenue: Money = Field(description="Converted to the reporting currency.")
+    reporting_currency: str
+
+
+class TrendList(BaseModel):
+    items: list[TrendRow]
+
+
+MAX_PERIODS = 3700
+"""The most periods a trend answers (ten years of days)."""
+
+
+def period_label(starts_on: date, period: Period) -> str:
+    if period == "day":
+        return starts_on.isoformat()
+    if period == "week":
+        year, week, _ = starts_on.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{starts_on:%Y-%m}"
+
+
+def next_period(starts_on: date, period: Period) -> date:
+    if period == "day":
+        return starts_on + timedelta(days=1)
+    if period == "week":
+        return starts_on + timedelta(days=7)
+    return (starts_on.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+def period_start(moment: datetime, period: Period) -> date:
+    day = moment.astimezone(UTC).date()
+    if period == "week":
+        return day - timedelta(days=day.weekday())
+    return day.replace(day=1) if period == "month" else day
 
 
 class RfmView(BaseModel):
@@ -143,6 +193,60 @@ async def distribution(
         columns = (by, *_MEASURES)
         return csv_of(items, DistributionRow, f"distribution-by-{by}.csv", columns)
     return DistributionList(items=items)
+
+
+@router.get(
+    "/overview/trend",
+    summary="Purchases and revenue per day, week or month, per currency",
+    dependencies=[requires("analytics:read")],
+    response_model=TrendList,
+)
+async def trend(
+    pool: Pool,
+    reporting: ReportingCurrency,
+    period: Annotated[Period, Query()] = "month",
+    since: Annotated[datetime | None, Query(description="ISO 8601 with offset")] = None,
+    until: Annotated[datetime | None, Query(description="ISO 8601 with offset; before")] = None,
+    currency: Annotated[Currency | None, Query(description="Only this currency")] = None,
+    format: Format = "json",
+) -> TrendList | StreamingResponse:
+    start = checked_moment(since, "since") or datetime(1970, 1, 1, tzinfo=UTC)
+    end = checked_moment(until, "until") or datetime(9999, 1, 1, tzinfo=UTC)
+    if start >= end:
+        raise RuleViolation("since must be before until")
+    rows = await queries.trend(pool, period, start, end, currency.value if currency else None)
+    found = {(r["starts_on"], r["currency"]): r for r in rows}
+    currencies = sorted({r["currency"] for r in rows})
+    items: list[TrendRow] = []
+    if rows:
+        first = period_start(since, period) if since else rows[0]["starts_on"]
+        last = period_start(until, period) if until else rows[-1]["starts_on"]
+        day, periods = first, []
+        while day <= last:
+            periods.append(day)
+            if len(periods) > MAX_PERIODS:
+                raise RuleViolation(
+                    f"more than {MAX_PERIODS} periods; choose a longer period or a shorter "
+                    "range (since, until)"
+                )
+            day = next_period(day, period)
+        for day in periods:
+            for code in currencies:
+                row = found.get((day, code), {})
+                items.append(
+                    TrendRow(
+                        period=period_label(day, period),
+                        starts_on=day,
+                        currency=code,
+                        purchases=row.get("purchases", 0),
+                        revenue=row.get("revenue", Decimal(0)),
+                        reporting_revenue=row.get("reporting_revenue", Decimal(0)),
+                        reporting_currency=reporting,
+                    )
+                )
+    if format == "csv":
+        return csv_of(items, TrendRow, f"trend-by-{period}.csv")
+    return TrendList(items=items)
 
 
 @router.get(

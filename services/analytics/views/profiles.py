@@ -1,23 +1,26 @@
 """Profile views: analytic profiles filtered, one customer's profile, current segments
-and why, segment history, and the customer 360 (profile, segments, satisfaction, churn
-warning, latest interactions, open opportunities and tickets)."""
+and why (or why not), segment history, and the customer 360 (profile, classification,
+contact persons, segments, satisfaction, churn warning, latest interactions, open
+opportunities and tickets, contracts still to be paid, recent purchases)."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money, Priced
 from contracts.personal import Personal
 from services.analytics.dependencies import Pool, ReportingCurrency
-from services.analytics.domain import matrix
+from services.analytics.domain import builtin, matrix
 from services.analytics.domain.money import cents
 from services.analytics.domain.profile import CONTACT_WINDOW_DAYS
-from services.analytics.domain.segments import BUILTIN_FIELDS
+from services.analytics.domain.rules import describe, explain, fields_of
+from services.analytics.domain.segments import field_values, jsonable, pick
 from services.analytics.queries import profiles as queries
 from services.analytics.queries.profiles import BY_HISTORY, PROFILE_FILTERS
 from services.analytics.queries.records import BY_CUSTOMER
@@ -26,7 +29,6 @@ from services.analytics.views.answers import (
     Format,
     Limit,
     Moment,
-    Money,
     amounts_as_text,
     csv_of,
 )
@@ -37,7 +39,14 @@ from services.runtime.http.security import requires
 router = APIRouter(tags=["analytics"])
 
 
-class ProfileView(BaseModel):
+class ProfileView(Priced):
+    """Amounts in the reporting currency, with its minor units."""
+
+    other_currencies: ClassVar[dict[str, str]] = {
+        "total_spend": "reporting_currency",
+        "average_spend": "reporting_currency",
+    }
+
     customer_id: UUID
     name: Personal | None
     kind: str | None
@@ -46,6 +55,10 @@ class ProfileView(BaseModel):
     owner: str | None
     tags: list[str]
     registered: bool
+    importance_tier: str | None
+    loyalty_stage: str | None
+    value_behaviour: str | None
+    relationship_level: str | None
     purchase_count: int
     total_spend: Money = Field(description="In the reporting currency.")
     first_purchase_at: Moment | None
@@ -84,7 +97,8 @@ class CurrentSegment(BaseModel):
     rule_version: int
     entered_at: Moment
     decided_by: dict[str, Any] = Field(description="The values that decided the entry.")
-    rule: dict[str, Any] | str
+    rule: dict[str, Any]
+    explanation: str = Field(description="The rule in words.")
 
 
 class CustomerSegments(BaseModel):
@@ -100,12 +114,27 @@ class SegmentChange(BaseModel):
     left_because: dict[str, Any] | None = Field(description="The values when it was left.")
 
 
+class FailedCondition(BaseModel):
+    """A comparison of the rule that keeps the customer out, with their value now."""
+
+    field: str
+    op: str
+    value: Any = Field(description="What the rule compares with.")
+    actual: Any = Field(description="The customer's value now (amounts as decimal strings).")
+    negated: bool = Field(description="Inside a `not`: the rule needs it not to hold.")
+    explanation: str
+
+
 class Why(BaseModel):
     customer_id: UUID
     segment: str
     member: bool
     definition: SegmentDefinitionView
     last_change: SegmentChange | None = Field(description="The latest entry (and exit).")
+    current_values: dict[str, Any] = Field(description="The values the rule reads, now.")
+    failed_conditions: list[FailedCondition] = Field(
+        description="For a customer outside the segment: the conditions not met now."
+    )
 
 
 class SegmentHistoryEntry(BaseModel):
@@ -155,7 +184,7 @@ class LoggedInteraction(BaseModel):
     subject: Personal
 
 
-class OpenOpportunity(BaseModel):
+class OpenOpportunity(Priced):
     opportunity_id: UUID
     description: Personal | None
     stage: str | None
@@ -175,14 +204,60 @@ class OpenTicket(BaseModel):
     resolution_due_at: Moment | None
 
 
+class Classification(BaseModel):
+    importance_tier: str | None
+    loyalty_stage: str | None
+    value_behaviour: str | None
+    relationship_level: str | None
+
+
+class ContactPerson(BaseModel):
+    contact_id: str
+    name: Personal | None
+    title: str | None
+    phones: list[Personal]
+    emails: list[Personal]
+
+
+class OutstandingContract(Priced):
+    opportunity_id: UUID
+    contract_id: str
+    signed_on: date
+    amount: Money
+    paid: Money = Field(description="Payments received in the contract's currency.")
+    outstanding: Money
+    currency: str
+
+
+class RecentPurchase(Priced):
+    """A purchase or a won contract (dated on its signing day)."""
+
+    other_currencies: ClassVar[dict[str, str]] = {"reporting_amount": "reporting_currency"}
+
+    kind: str = Field(description="purchase or contract")
+    reference: str = Field(description="The purchase id, or the contract's id.")
+    source: str | None
+    occurred_at: Moment
+    amount: Money
+    currency: str
+    reporting_amount: Money
+    reporting_currency: str
+
+
 class Customer360(BaseModel):
     profile: ProfileView
+    classification: Classification
+    contact_persons: list[ContactPerson]
     segments: list[CurrentSegment]
     satisfaction: CustomerSatisfaction
     churn_warning: OpenChurnWarning | None
     last_interactions: list[LoggedInteraction]
     open_opportunities: list[OpenOpportunity]
     open_tickets: list[OpenTicket]
+    contracts_outstanding: list[OutstandingContract] = Field(
+        description="Signed contracts not yet paid in full."
+    )
+    recent_purchases: list[RecentPurchase] = Field(description="The latest, newest first.")
 
 
 def _days_since(moment: datetime | None, today: date) -> int | None:
@@ -259,9 +334,11 @@ async def profile(customer_id: UUID, pool: Pool, currency: ReportingCurrency) ->
 async def current_segments(pool: Pool, customer_id: UUID) -> list[CurrentSegment]:
     segments = []
     for row in await queries.current_segments(pool, customer_id):
-        if row["rule"] is None:
-            family = row["segment"].split(".", 1)[0]
-            row["rule"] = f"built-in {family} segment from {', '.join(BUILTIN_FIELDS[family])}"
+        if row["rule"] is None:  # a built-in segment
+            row["rule"] = builtin.RULES.get(row["segment"], {})
+            row["explanation"] = builtin.explanation(row["segment"]) if row["rule"] else ""
+        else:
+            row["explanation"] = describe(row["rule"])
         segments.append(CurrentSegment.model_validate(amounts_as_text(row, "decided_by")))
     return segments
 
@@ -285,19 +362,33 @@ async def customer_segments(customer_id: UUID, pool: Pool) -> CustomerSegments:
     response_model_exclude_unset=True,
 )
 async def why(customer_id: UUID, segment: str, pool: Pool) -> Why:
-    await profile_row(pool, customer_id)
+    profile = await queries.customer_profile(pool, customer_id)
+    if profile is None:
+        raise NotFound(f"analytics knows no customer with id {customer_id}")
     definition = await definition_of(pool, segment)
     row = await queries.last_change(pool, customer_id, segment)
     change = None
     if row is not None:
         change = SegmentChange.model_validate(amounts_as_text(row, "decided_by", "left_because"))
+    member = row is not None and row["left_at"] is None
+    values = field_values(profile, datetime.now(UTC))
+    held, checks = explain(definition.rule, values)
     return Why(
         customer_id=customer_id,
         segment=segment,
-        member=row is not None and row["left_at"] is None,
+        member=member,
         definition=definition,
         last_change=change,
-    )
+        current_values=pick(values, fields_of(definition.rule)),
+        failed_conditions=[] if held else [
+            FailedCondition(
+                field=check.field, op=check.op, value=check.value,
+                actual=jsonable(check.actual), negated=not check.wanted,
+                explanation=check.text,
+            )
+            for check in checks
+        ],
+    )  # fmt: skip
 
 
 @router.get(
@@ -330,6 +421,8 @@ async def customer_360(customer_id: UUID, pool: Pool, currency: ReportingCurrenc
     details = await queries.customer_details(pool, customer_id)
     return Customer360(
         profile=view,
+        classification=Classification.model_validate(view, from_attributes=True),
+        contact_persons=[ContactPerson.model_validate(r) for r in details.contact_persons],
         segments=await current_segments(pool, customer_id),
         satisfaction=CustomerSatisfaction(
             level=view.satisfaction,
@@ -349,4 +442,11 @@ async def customer_360(customer_id: UUID, pool: Pool, currency: ReportingCurrenc
         last_interactions=[LoggedInteraction.model_validate(r) for r in details.last_interactions],
         open_opportunities=[OpenOpportunity.model_validate(r) for r in details.open_opportunities],
         open_tickets=[OpenTicket.model_validate(r) for r in details.open_tickets],
+        contracts_outstanding=[
+            OutstandingContract.model_validate(r) for r in details.contracts_outstanding
+        ],
+        recent_purchases=[
+            RecentPurchase.model_validate({**r, "reporting_currency": currency})
+            for r in details.recent_purchases
+        ],
     )

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money
 from contracts.personal import Personal
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import matrix
@@ -18,7 +19,7 @@ from services.analytics.queries import satisfaction as queries
 from services.analytics.queries.profiles import quadrant_profiles
 from services.analytics.queries.records import BY_CUSTOMER
 from services.analytics.queries.satisfaction import SatisfactionGroup
-from services.analytics.views.answers import Cursor, Format, Limit, Money, checked_moment, csv_of
+from services.analytics.views.answers import Cursor, Format, Limit, checked_moment, csv_of
 from services.analytics.views.profiles import ProfilePage, ProfileView, profile_view
 from services.runtime.errors import NotFound
 from services.runtime.http.parameters import Moment

@@ -1,20 +1,22 @@
 """Segment views: the rule language, every segment with its size and value, a segment's
-definition, its members now or at a past moment, and how customers moved between
-segments."""
+definition (and each of its versions), its members now or at a past moment, and how
+customers moved between segments."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.money import Money
 from contracts.personal import Personal
 from services.analytics.dependencies import Pool
-from services.analytics.domain.rules import FIELDS, OPERATORS
-from services.analytics.domain.segments import BUILTIN_FIELDS, BUILTIN_PREFIXES, BUILTIN_SEGMENTS
+from services.analytics.domain import builtin
+from services.analytics.domain.rules import CHOICES, FIELDS, OPERATORS, describe, fields_of
+from services.analytics.domain.segments import BUILTIN_PREFIXES, BUILTIN_SEGMENTS
 from services.analytics.queries import segments as queries
 from services.analytics.queries.records import BY_CUSTOMER
 from services.analytics.queries.segments import SEGMENT_FAMILIES
@@ -23,7 +25,6 @@ from services.analytics.views.answers import (
     Format,
     Limit,
     Moment,
-    Money,
     amounts_as_text,
     checked_moment,
     csv_of,
@@ -40,6 +41,7 @@ SegmentKind = Literal["built-in", "defined"]
 class RuleField(BaseModel):
     type: str
     meaning: str
+    choices: list[str] | None = Field(default=None, description="The values of a choice field.")
 
 
 class RuleLanguage(BaseModel):
@@ -63,17 +65,23 @@ class SegmentList(BaseModel):
 
 
 class SegmentDefinitionView(BaseModel):
-    """A built-in segment's rule is a sentence, with the `fields` that decide it; a
-    defined segment's is its rule, with its name, description and when it was defined."""
+    """A segment's rule in the rule language, in words (`explanation`), and the `fields`
+    it reads; a defined segment's also with its name, description and when this version
+    was defined."""
 
     segment: str
     kind: SegmentKind
     version: int
     name: str | None = None
     description: str | None = None
-    rule: dict[str, Any] | str
-    fields: list[str] | None = None
+    rule: dict[str, Any]
+    explanation: str
+    fields: list[str]
     defined_at: Moment | None = None
+
+
+class SegmentVersions(BaseModel):
+    items: list[SegmentDefinitionView]
 
 
 class Member(BaseModel):
@@ -102,21 +110,43 @@ class MigrationList(BaseModel):
     items: list[Migration]
 
 
+def builtin_definition(segment: str) -> SegmentDefinitionView:
+    rule = builtin.RULES[segment]
+    return SegmentDefinitionView(
+        segment=segment,
+        kind="built-in",
+        version=1,
+        rule=rule,
+        explanation=builtin.explanation(segment),
+        fields=fields_of(rule),
+    )
+
+
+def defined_definition(row: dict[str, Any]) -> SegmentDefinitionView:
+    return SegmentDefinitionView(
+        kind="defined", explanation=describe(row["rule"]), fields=fields_of(row["rule"]), **row
+    )
+
+
 async def definition_of(pool: Pool, segment: str) -> SegmentDefinitionView:
     """The segment's definition; 404 for a segment there is none of."""
     if segment in BUILTIN_SEGMENTS:
-        family = segment.split(".", 1)[0]
-        return SegmentDefinitionView(
-            segment=segment,
-            kind="built-in",
-            version=1,
-            rule=f"built-in {family} segment (docs/analytics.md)",
-            fields=list(BUILTIN_FIELDS[family]),
-        )
+        return builtin_definition(segment)
     row = await queries.segment_rule(pool, segment)
     if row is None:
         raise NotFound(f"no segment {segment!r} (GET /segments lists them)")
-    return SegmentDefinitionView(kind="defined", **row)
+    return defined_definition(row)
+
+
+async def versions_of(pool: Pool, segment: str) -> list[SegmentDefinitionView]:
+    """Every version of the segment's definition, oldest first; 404 for a segment there
+    is none of."""
+    if segment in BUILTIN_SEGMENTS:
+        return [builtin_definition(segment)]
+    rows = await queries.segment_rule_versions(pool, segment)
+    if not rows:
+        raise NotFound(f"no segment {segment!r} (GET /segments lists them)")
+    return [defined_definition(row) for row in rows]
 
 
 @router.get(
@@ -126,7 +156,10 @@ async def definition_of(pool: Pool, segment: str) -> SegmentDefinitionView:
 )
 async def rule_language() -> RuleLanguage:
     return RuleLanguage(
-        fields={name: RuleField(type=t, meaning=m) for name, (t, m) in FIELDS.items()},
+        fields={
+            name: RuleField(type=t, meaning=m, choices=list(CHOICES.get(name, ())) or None)
+            for name, (t, m) in FIELDS.items()
+        },
         operators={op: list(types) for op, types in OPERATORS.items()},
     )
 
@@ -172,6 +205,30 @@ async def segments(pool: Pool, format: Format = "json") -> SegmentList | Streami
 )
 async def segment_definition(segment: str, pool: Pool) -> SegmentDefinitionView:
     return await definition_of(pool, segment)
+
+
+@router.get(
+    "/segments/{segment}/versions",
+    summary="Every version of a segment's definition",
+    dependencies=[requires("analytics:read")],
+)
+async def segment_versions(segment: str, pool: Pool) -> SegmentVersions:
+    return SegmentVersions(items=await versions_of(pool, segment))
+
+
+@router.get(
+    "/segments/{segment}/versions/{version}",
+    summary="One version of a segment's definition, the current one or an earlier one",
+    dependencies=[requires("analytics:read")],
+    response_model_exclude_unset=True,
+)
+async def segment_version(
+    segment: str, version: Annotated[int, Path(ge=1)], pool: Pool
+) -> SegmentDefinitionView:
+    for found in await versions_of(pool, segment):
+        if found.version == version:
+            return found
+    raise NotFound(f"segment {segment!r} has no version {version}")
 
 
 @router.get(

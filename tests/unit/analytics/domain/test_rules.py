@@ -4,6 +4,7 @@ and invalid rules refused naming the problem."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -37,14 +38,24 @@ def test_rules_combine_comparisons() -> None:
     assert compile_rule({"field": "nps_latest", "op": "exists", "value": False})({})
 
 
+def test_amounts_compare_as_the_decimals_they_spell_given_as_numbers_or_strings() -> None:
+    for threshold in (99.9, "99.90", "99.9"):
+        rule = compile_rule({"field": "total_spend", "op": "eq", "value": threshold})
+        assert rule({"total_spend": Decimal("99.90")}), threshold
+    within = compile_rule({"field": "average_spend", "op": "between", "value": ["10", 20.5]})
+    assert within({"average_spend": Decimal("20.50")})
+    assert not within({"average_spend": Decimal("20.51")})
+
+
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
         ({"field": "shoe_size", "op": "eq", "value": 1}, "unknown field 'shoe_size'"),
         ({"field": "region", "op": "like", "value": "x"}, "unknown operator 'like'"),
         ({"field": "tags", "op": "lt", "value": "x"}, "operator 'lt' does not apply to 'tags'"),
-        ({"field": "total_spend", "op": "gt", "value": "1"}, "'total_spend' is a number"),
-        ({"field": "total_spend", "op": "gt", "value": True}, "'total_spend' is a number"),
+        ({"field": "total_spend", "op": "gt", "value": "lots"}, "'total_spend' is an amount"),
+        ({"field": "total_spend", "op": "gt", "value": True}, "'total_spend' is an amount"),
+        ({"field": "csat_average", "op": "gt", "value": "4"}, "'csat_average' is a number"),
         ({"field": "last_purchase_date", "op": "gt", "value": "soon"}, "is a date"),
         ({"field": "region", "op": "in", "value": []}, "non-empty list"),
         ({"field": "region", "op": "eq"}, "needs a value"),

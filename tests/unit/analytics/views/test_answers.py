@@ -11,7 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.analytics.views.answers import Moment, Money, amounts_as_text, csv_of
+from contracts.money import Money
+from services.analytics.views.answers import Moment, amounts_as_text, csv_of
 from services.analytics.views.profiles import OpenOpportunity
 
 
@@ -25,7 +26,7 @@ class Figure(BaseModel):
 def test_amounts_are_decimal_strings_with_two_decimals_never_floats_or_exponents() -> None:
     figure = Figure(
         value=Decimal("1.2E+5"),
-        average=Decimal("5862.355"),
+        average=Decimal("5862.36"),
         share=0.25,
         at=datetime(2026, 6, 30, 12, tzinfo=UTC),
     )
@@ -43,7 +44,7 @@ def test_amounts_are_decimal_strings_with_two_decimals_never_floats_or_exponents
     assert schema["share"]["type"] == "number"
 
 
-def test_an_opportunity_amount_of_four_decimals_is_answered_in_cents() -> None:
+def test_an_opportunity_amount_is_answered_as_the_sales_contract_writes_it() -> None:
     opportunity = OpenOpportunity(
         opportunity_id=uuid.uuid4(),
         description=None,
@@ -53,7 +54,14 @@ def test_an_opportunity_amount_of_four_decimals_is_answered_in_cents() -> None:
         owner="li.na",
         expected_close_date=date(2026, 7, 1),
     )
-    assert opportunity.model_dump(mode="json")["expected_amount"] == "1200.51"
+    assert opportunity.model_dump(mode="json")["expected_amount"] == "1200.505"
+    in_yen = opportunity.model_copy(update={"expected_amount": Decimal(5000), "currency": "JPY"})
+    assert (
+        OpenOpportunity.model_validate(in_yen.model_dump()).model_dump(mode="json")[
+            "expected_amount"
+        ]
+        == "5000"
+    )
 
 
 def test_recorded_values_answer_their_amounts_as_strings_and_keep_the_rest() -> None:
