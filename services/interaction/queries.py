@@ -16,7 +16,7 @@ from uuid import UUID
 import asyncpg
 
 from services.interaction.domain import CONSENT_CHANNEL
-from services.interaction.textsearch import keyword_clause, normalise
+from services.interaction.textsearch import keyword_clauses, normalise
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
 from services.runtime.storage.filters import Where
 
@@ -59,8 +59,7 @@ class InteractionQuery:
             "i.participant_names @> ARRAY[{}]::text[]",
             self.participant and normalise(self.participant),
         )
-        if self.keyword:
-            condition, value = keyword_clause(self.keyword)
+        for condition, value in keyword_clauses(self.keyword or ""):
             where.add("i." + condition, value)
         return where
 

@@ -13,6 +13,8 @@ Two indexes serve a keyword, chosen by its length:
   anywhere in the text; a short Latin keyword matches as a whole word ("AI", not the
   "ai" inside "email"), which is what a person typing two letters means.
 
+Several words separated by spaces (`发票 抬头`) must all occur, each served as above.
+
 The array costs about two entries per CJK character of a row: for subjects and notes of
 a few hundred characters, a few hundred short strings, smaller than the trigram index.
 """
@@ -59,9 +61,15 @@ def search_grams(text: str) -> list[str]:
 
 
 def keyword_clause(keyword: str) -> tuple[str, str]:
-    """The SQL condition for `keyword`, its one parameter written `{}` (as `Where.add`
-    takes it), and the parameter's value."""
+    """The SQL condition for one word of a search, its one parameter written `{}` (as
+    `Where.add` takes it), and the parameter's value."""
     normalised = normalise(keyword)
     if len(normalised) < SHORT_KEYWORD:
         return "search_grams @> ARRAY[{}]::text[]", normalised
     return "search_text LIKE {} ESCAPE '\\'", f"%{escape_like(normalised)}%"
+
+
+def keyword_clauses(keywords: str) -> list[tuple[str, str]]:
+    """The conditions for a search of several words (`发票 抬头`): each word anywhere in
+    the subject or notes, all of them in the same interaction, in any order."""
+    return [keyword_clause(word) for word in normalise(keywords).split(" ") if word]

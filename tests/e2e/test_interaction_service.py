@@ -285,6 +285,9 @@ async def test_contacts_complaints_surveys_and_plans(
         assert await subjects(keyword="续签洽谈") == ["年度合同续签洽谈"]
         assert await subjects(keyword="SOUTH china") == ["年度合同续签洽谈"]
         assert await subjects(keyword="票") == ["咨询发票开具", "咨询发票开具"]
+        # several words: each anywhere, in any order
+        assert await subjects(keyword="开具 咨询") == ["咨询发票开具", "咨询发票开具"]
+        assert await subjects(keyword="发票 续签") == []
         assert await subjects(participant="李娜", channel="meeting") == ["年度合同续签洽谈"]
         assert await subjects(keyword="发票", since=ago(days=2, minutes=30)) == ["咨询发票开具"]
         reported = (await client.get("/interactions", params={"keyword": "发票"})).json()

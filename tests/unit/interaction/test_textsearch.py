@@ -3,7 +3,12 @@ trigram index for longer ones."""
 
 from __future__ import annotations
 
-from services.interaction.textsearch import keyword_clause, search_grams, search_text
+from services.interaction.textsearch import (
+    keyword_clause,
+    keyword_clauses,
+    search_grams,
+    search_text,
+)
 
 
 def test_short_keywords_use_the_gram_array_and_longer_ones_the_trigram_index() -> None:
@@ -24,3 +29,16 @@ def test_every_short_chinese_substring_of_a_text_is_among_its_grams() -> None:
             piece = text[start : start + length]
             if any("\u4e00" <= c <= "\u9fff" for c in piece) and " " not in piece:
                 assert piece in grams, piece
+
+
+def test_several_words_must_all_occur_each_served_by_its_index() -> None:
+    assert keyword_clauses("发票  抬头") == [
+        ("search_grams @> ARRAY[{}]::text[]", "发票"),
+        ("search_grams @> ARRAY[{}]::text[]", "抬头"),
+    ]
+    assert keyword_clauses("增值税 发票 AI") == [
+        ("search_text LIKE {} ESCAPE '\\'", "%增值税%"),
+        ("search_grams @> ARRAY[{}]::text[]", "发票"),
+        ("search_grams @> ARRAY[{}]::text[]", "ai"),
+    ]
+    assert keyword_clauses("   ") == []
