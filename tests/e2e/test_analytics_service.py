@@ -78,6 +78,13 @@ async def test_a_defined_segment_fills_publishes_and_streams(
             client, "/profiles", lambda body: len(body["items"]) == 10 and all(
                 p["monetary_score"] for p in body["items"])
         )  # fmt: skip
+        east_profiles = await client.get("/profiles", params={"region": "华东", "kind": "business"})
+        assert east_profiles.status_code == 200, east_profiles.text
+        assert {p["customer_id"] for p in east_profiles.json()["items"]} == {
+            str(c) for i, c in enumerate(customers) if i % 2 == 0
+        }
+        unknown = await client.get("/profiles", params={"regoin": "华东"})
+        assert unknown.status_code == 422 and "regoin" in unknown.json()["error"]
         feed_lines: list[str] = []
         following = asyncio.Event()
 

@@ -5,11 +5,12 @@ opportunities and tickets, contracts still to be paid, recent purchases)."""
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -290,6 +291,29 @@ async def profile_row(pool: Pool, customer_id: UUID) -> dict[str, Any]:
     return row
 
 
+def _given_filters(**given: str | None) -> dict[str, str]:
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def _filter_parameter(name: str) -> inspect.Parameter:
+    description = f"Only profiles whose `{name}` equals this."
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=Query(None, description=description),
+        annotation=str | None,
+    )
+
+
+profile_filters = _given_filters
+"""The equality filters of `/profiles`: one documented query parameter per name of
+`PROFILE_FILTERS`, so the OpenAPI document lists exactly what is filtered on."""
+profile_filters.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [_filter_parameter(name) for name in PROFILE_FILTERS],
+    return_annotation=dict[str, str],
+)
+
+
 @router.get(
     "/profiles",
     summary="Analytic profiles, filtered",
@@ -300,6 +324,7 @@ async def profiles(
     request: Request,
     pool: Pool,
     currency: ReportingCurrency,
+    filters: Annotated[dict[str, str], Depends(profile_filters)],
     segment: str | None = None,
     churn_risk: bool | None = None,
     limit: Limit = 100,
@@ -314,7 +339,7 @@ async def profiles(
             "segment, churn_risk"
         )
     rows = await queries.profiles(
-        pool, request.query_params, churn_risk, segment, BY_CUSTOMER.after(cursor), limit + 1
+        pool, filters, churn_risk, segment, BY_CUSTOMER.after(cursor), limit + 1
     )
     items = [profile_view(r, currency) for r in rows[:limit]]
     if format == "csv":
