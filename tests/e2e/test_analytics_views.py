@@ -60,6 +60,7 @@ def registration(customer: uuid.UUID) -> list[tuple[bytes, bytes]]:
                 region="华东",
                 contacts=[zhang, liu],
                 classification=c.Classification(loyalty_stage=c.LoyaltyStage.NEW),
+                channel_preferences=c.ChannelPreferences(preferred=["phone"], opted_out=[]),
             ),
             occurred_at=_at(400),
             recorded_at=_at(400),
@@ -91,6 +92,15 @@ def registration(customer: uuid.UUID) -> list[tuple[bytes, bytes]]:
             ),
             occurred_at=_at(100),
             recorded_at=_at(100),
+        ),
+        envelope(
+            customer,
+            5,
+            c.ChannelPreferencesChanged(
+                channel_preferences=c.ChannelPreferences(preferred=["wechat"], opted_out=["sms"])
+            ),
+            occurred_at=_at(50),
+            recorded_at=_at(50),
         ),
     ]
     return [as_message(e) for e in events]
@@ -174,6 +184,7 @@ async def test_the_360_shows_contacts_classification_contracts_to_be_paid_and_pu
             ("c-1", "张伟", "采购总监")
         ]
         assert view["contact_persons"][0]["phones"] == ["+86 138 0013 8000"]
+        assert view["consent"] == {"preferred": ["wechat"], "opted_out": ["sms"]}
         assert view["classification"] == {
             "importance_tier": "vip",
             "loyalty_stage": "loyal",

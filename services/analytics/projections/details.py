@@ -52,7 +52,13 @@ _SURVEY_COLUMNS = (
 )
 
 
-_DETAILED = ("interaction.", "sales.", "customer.registered", "customer.contact_")
+_DETAILED = (
+    "interaction.",
+    "sales.",
+    "customer.registered",
+    "customer.contact_",
+    "customer.channel_preferences_changed",
+)
 """The event types (by prefix) that make detail rows."""
 
 
@@ -71,6 +77,7 @@ async def write_details(
     opportunities: dict[UUID, dict[str, Any]] = {}
     sales = SalesRows()
     contacts: dict[tuple[UUID, str], dict[str, Any]] = {}
+    consent: dict[UUID, dict[str, Any]] = {}
     ordered = sorted(
         (e for e in events if e.event_type.startswith(_DETAILED)),
         key=lambda e: e.aggregate_version or 0,
@@ -80,6 +87,7 @@ async def write_details(
         p: Any = event.payload
         if kind.startswith("customer."):
             _contact_rows(contacts, event, p)
+            _consent_row(consent, event, p)
         elif kind in SALES_FACTS:
             sales.add(event, p, converter)
         elif kind == "interaction.logged":
@@ -124,6 +132,8 @@ async def write_details(
     await sales.write(connection)
     if contacts:
         await _write_contacts(connection, list(contacts.values()))
+    if consent:
+        await _write_consent(connection, list(consent.values()))
 
 
 _CORRECTED_FIELDS = ("channel", "direction", "started_at", "subject")
@@ -448,6 +458,41 @@ async def _write_contacts(connection: asyncpg.Connection, rows: list[dict[str, A
             SELECT {", ".join(names)} FROM {recordset(1, _CONTACT_COLUMNS)}
             ON CONFLICT (customer_id, contact_id) DO UPDATE SET
             {", ".join(f"{n} = excluded.{n}" for n in names[2:])}
+            WHERE c.version < excluded.version""",
+        rows_json(rows),
+    )
+
+
+# Consent --------------------------------------------------------------------------------
+
+_CONSENT_COLUMNS = (
+    ("customer_id", "uuid"),
+    ("preferred", "text[]"),
+    ("opted_out", "text[]"),
+    ("version", "integer"),
+)
+
+
+def _consent_row(consent: dict[UUID, dict[str, Any]], event: EventEnvelope[Any], p: Any) -> None:
+    """The channels the customer prefers and opted out of, as the batch leaves them."""
+    if event.event_type not in ("customer.registered", "customer.channel_preferences_changed"):
+        return
+    preferences = p.channel_preferences
+    consent[event.customer_id] = {
+        "customer_id": event.customer_id,
+        "preferred": [str(getattr(c, "value", c)) for c in preferences.preferred],
+        "opted_out": [str(getattr(c, "value", c)) for c in preferences.opted_out],
+        "version": event.aggregate_version or 1,
+    }
+
+
+async def _write_consent(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Each customer's consent, unless a later version of the customer set it already."""
+    await connection.execute(
+        f"""INSERT INTO consent AS c (customer_id, preferred, opted_out, version)
+            SELECT * FROM {recordset(1, _CONSENT_COLUMNS)}
+            ON CONFLICT (customer_id) DO UPDATE SET preferred = excluded.preferred,
+                opted_out = excluded.opted_out, version = excluded.version
             WHERE c.version < excluded.version""",
         rows_json(rows),
     )

@@ -191,6 +191,12 @@ CREATE TABLE IF NOT EXISTS contacts (
     version integer NOT NULL,
     PRIMARY KEY (customer_id, contact_id)
 );
+CREATE TABLE IF NOT EXISTS consent (
+    customer_id uuid PRIMARY KEY,
+    preferred text[] NOT NULL DEFAULT '{}',
+    opted_out text[] NOT NULL DEFAULT '{}',
+    version integer NOT NULL
+);
 """
 
 WRITER_TOKEN_TABLE = """

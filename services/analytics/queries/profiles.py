@@ -149,6 +149,7 @@ class CustomerDetails:
     latest_answers: list[dict[str, Any]]
     churn_warning: dict[str, Any] | None
     contact_persons: list[dict[str, Any]]
+    consent: dict[str, Any] | None
     contracts_outstanding: list[dict[str, Any]]
     recent_purchases: list[dict[str, Any]]
 
@@ -198,6 +199,9 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
                WHERE customer_id = $1 AND NOT removed ORDER BY contact_id""",
             customer_id,
         )
+        consent = await c.fetchrow(
+            "SELECT preferred, opted_out FROM consent WHERE customer_id = $1", customer_id
+        )
         contracts = await c.fetch(
             f"""SELECT c.opportunity_id, c.contract_id, {within_window("c.signed_on", day=True)},
                       c.amount, c.currency,
@@ -224,6 +228,7 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
         latest_answers=as_dicts(surveys),
         churn_warning=as_dict(warning),
         contact_persons=as_dicts(contacts),
+        consent=as_dict(consent),
         contracts_outstanding=[{**r, "outstanding": r["amount"] - r["paid"]} for r in contracts],
         recent_purchases=as_dicts(purchases),
     )

@@ -220,6 +220,14 @@ class ContactPerson(BaseModel):
     emails: list[Personal]
 
 
+class Consent(BaseModel):
+    """The channels the customer prefers, and those they opted out of: outbound contact
+    on those is refused unless the caller states why (the interaction service)."""
+
+    preferred: list[str] = Field(default_factory=list)
+    opted_out: list[str] = Field(default_factory=list)
+
+
 class OutstandingContract(Priced):
     opportunity_id: UUID
     contract_id: str
@@ -249,6 +257,7 @@ class Customer360(BaseModel):
     profile: ProfileView
     classification: Classification
     contact_persons: list[ContactPerson]
+    consent: Consent
     segments: list[CurrentSegment]
     satisfaction: CustomerSatisfaction
     churn_warning: OpenChurnWarning | None
@@ -448,6 +457,7 @@ async def customer_360(customer_id: UUID, pool: Pool, currency: ReportingCurrenc
         profile=view,
         classification=Classification.model_validate(view, from_attributes=True),
         contact_persons=[ContactPerson.model_validate(r) for r in details.contact_persons],
+        consent=Consent.model_validate(details.consent or {}),
         segments=await current_segments(pool, customer_id),
         satisfaction=CustomerSatisfaction(
             level=view.satisfaction,
