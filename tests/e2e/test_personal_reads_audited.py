@@ -142,6 +142,7 @@ async def test_every_read_of_personal_data_is_audited(
         "interaction_id": interaction["interaction_id"],
         "ticket_id": ticket["ticket_id"],
         "segment": segments["segments"][0]["segment"],
+        "version": "1",
         "quadrant": profile["profile"]["quadrant"] or next(iter(matrix.QUADRANTS)),
         "source": "shop-cn",
         "source_customer_id": "unknown",

@@ -19,6 +19,7 @@ from services.analytics.queries import overview as queries
 from services.analytics.queries.overview import DistributionDimension, Period
 from services.analytics.views.answers import Format, Moment, checked_moment, csv_of
 from services.runtime.errors import RuleViolation
+from services.runtime.http.parameters import Moment as MomentParameter
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
@@ -205,8 +206,10 @@ async def trend(
     pool: Pool,
     reporting: ReportingCurrency,
     period: Annotated[Period, Query()] = "month",
-    since: Annotated[datetime | None, Query(description="ISO 8601 with offset")] = None,
-    until: Annotated[datetime | None, Query(description="ISO 8601 with offset; before")] = None,
+    since: Annotated[MomentParameter | None, Query(description="ISO 8601 with offset")] = None,
+    until: Annotated[
+        MomentParameter | None, Query(description="ISO 8601 with offset; before")
+    ] = None,
     currency: Annotated[Currency | None, Query(description="Only this currency")] = None,
     format: Format = "json",
 ) -> TrendList | StreamingResponse:
