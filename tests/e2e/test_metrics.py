@@ -222,6 +222,7 @@ async def test_analytics_counts_what_it_folds_and_sizes_its_segments(
                 # re-scoring may draw conclusions meanwhile: their relay is back at zero too
                 assert total(samples, "crm_outbox_backlog_events", topic=conclusions) == 0
                 assert total(samples, "crm_projection_lag_seconds", projection=FOLD) == 0
+                assert total(samples, "crm_consumer_lag_messages") == 0
                 return samples, buyers, tiers, by_profiles
 
             samples, buyers, tiers, by_profiles = await eventually(
