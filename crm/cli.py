@@ -70,14 +70,23 @@ def load_local_settings() -> None:
 
 def unreachable(error: BaseException) -> str | None:
     """A line saying which server could not be reached, or None for other errors."""
+    from urllib.parse import urlsplit
+
     from aiokafka.errors import KafkaError
 
-    if isinstance(error, KafkaError | OSError):
-        servers = os.environ.get("CRM_KAFKA_BOOTSTRAP_SERVERS", "localhost:9092")
-        return f"cannot reach the Kafka broker at {servers} or the database: {error}"
+    servers = os.environ.get("CRM_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    database = urlsplit(os.environ.get("CRM_DATABASE_URL", "postgresql://127.0.0.1:5432"))
+    where = f"{database.hostname}:{database.port or 5432}"
+    if isinstance(error, KafkaError):
+        return f"cannot reach the Kafka broker at {servers} (CRM_KAFKA_BOOTSTRAP_SERVERS): {error}"
+    if isinstance(error, OSError):
+        return (
+            f"cannot reach the database at {where} (CRM_DATABASE_URL) or the Kafka broker at "
+            f"{servers} (CRM_KAFKA_BOOTSTRAP_SERVERS): {error}"
+        )
     module = type(error).__module__.split(".")[0]
     if module in ("asyncpg", "psycopg", "psycopg_pool"):
-        return f"cannot use the database (CRM_DATABASE_URL): {error}"
+        return f"cannot use the database at {where} (CRM_DATABASE_URL): {error}"
     return None
 
 
