@@ -45,3 +45,19 @@ async def analytics_service(infra: Infrastructure) -> AsyncIterator[ServiceProce
     service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.3")
     async for running_service in running(service):
         yield running_service
+
+
+@pytest.fixture
+def all_services(
+    customer_service: ServiceProcess,
+    sales_service: ServiceProcess,
+    interaction_service: ServiceProcess,
+    analytics_service: ServiceProcess,
+) -> dict[str, ServiceProcess]:
+    """Every service, running, by name."""
+    return {
+        "customer": customer_service,
+        "sales": sales_service,
+        "interaction": interaction_service,
+        "analytics": analytics_service,
+    }

@@ -123,17 +123,9 @@ def check_download(route: str, response: httpx.Response) -> list[list[str]]:
 
 
 async def test_every_csv_download_opens_safely_in_a_spreadsheet(
-    customer_service: ServiceProcess,
-    sales_service: ServiceProcess,
-    interaction_service: ServiceProcess,
-    analytics_service: ServiceProcess,
+    all_services: dict[str, ServiceProcess],
 ) -> None:
-    services = {
-        "customer": customer_service,
-        "sales": sales_service,
-        "interaction": interaction_service,
-        "analytics": analytics_service,
-    }
+    services = all_services
     assert {name for name in DEFINITIONS} == set(services)
     routes = [f"{name} {template}" for name in services for template, _ in csv_routes(name)]
     assert len(routes) >= 25, routes
@@ -146,11 +138,11 @@ async def test_every_csv_download_opens_safely_in_a_spreadsheet(
         assert len(rows) <= 1 or filled, f"{route}: {rows}"
 
     # Hostile text typed by people and clients, in every service.
-    async with customer_service.client(headers=AGENT) as customers:
+    async with services["customer"].client(headers=AGENT) as customers:
         registered = await customers.post("/customers", json=HOSTILE)
         assert registered.status_code == 201, registered.text
     customer_id = registered.json()["customer_id"]
-    async with sales_service.client(headers=AGENT) as sales:
+    async with services["sales"].client(headers=AGENT) as sales:
         opened = await when_customer_known(
             sales,
             "/opportunities",
@@ -165,7 +157,7 @@ async def test_every_csv_download_opens_safely_in_a_spreadsheet(
             },
         )
         assert opened.status_code == 201, opened.text
-    async with interaction_service.client(headers=AGENT) as interaction:
+    async with services["interaction"].client(headers=AGENT) as interaction:
         ticket = await when_customer_known(
             interaction,
             "/tickets",

@@ -23,6 +23,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -44,6 +45,15 @@ COMMAND_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REPLAYED = "Idempotent-Replayed"
 KEPT_HEADERS = frozenset({"content-type", "location", "etag"})
 """The answer's headers a replay repeats."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One caller's key in the service's `idempotent_requests` table."""
+
+    pool: asyncpg.Pool
+    actor: str
+    key: str
 
 
 def fingerprint(scope: Scope, body: bytes) -> bytes:
@@ -85,7 +95,8 @@ class IdempotencyMiddleware:
             return
         body, replay_receive = await _read_body(receive)
         try:
-            await self._handle(scope, replay_receive, send, pool, principal.subject, key, body)
+            claim = Claim(pool, principal.subject, key)
+            await self._handle(scope, replay_receive, send, claim, body)
         except TRANSIENT_ERRORS as exc:
             log.warning("idempotency record unavailable: %r", exc)
             await _error(
@@ -93,15 +104,9 @@ class IdempotencyMiddleware:
             )(scope, replay_receive, send)
 
     async def _handle(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        pool: asyncpg.Pool,
-        actor: str,
-        key: str,
-        body: bytes,
+        self, scope: Scope, receive: Receive, send: Send, claim: Claim, body: bytes
     ) -> None:
+        pool, actor, key = claim.pool, claim.actor, claim.key
         mark = fingerprint(scope, body)
         claimed = await pool.fetchval(
             """INSERT INTO idempotent_requests (actor, key, fingerprint) VALUES ($1, $2, $3)
@@ -111,7 +116,7 @@ class IdempotencyMiddleware:
             mark,
         )
         if not claimed:
-            await self._repeat(scope, receive, send, pool, actor, key, body)
+            await self._repeat(scope, receive, send, claim, body)
             return
         # the answer is kept before the client sees it: a repeat sent the moment the
         # first answer arrives finds it stored
@@ -152,15 +157,9 @@ class IdempotencyMiddleware:
             await send(message)
 
     async def _repeat(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        pool: asyncpg.Pool,
-        actor: str,
-        key: str,
-        body: bytes,
+        self, scope: Scope, receive: Receive, send: Send, claim: Claim, body: bytes
     ) -> None:
+        pool, actor, key = claim.pool, claim.actor, claim.key
         mark = fingerprint(scope, body)
         first = await pool.fetchrow(
             """SELECT fingerprint, status, headers, body FROM idempotent_requests
@@ -169,7 +168,7 @@ class IdempotencyMiddleware:
             key,
         )
         if first is None:  # freed meanwhile (the first failed): this one may go
-            await self._handle(scope, receive, send, pool, actor, key, body)
+            await self._handle(scope, receive, send, claim, body)
             return
         if bytes(first["fingerprint"]) != mark:
             await _error(
