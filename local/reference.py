@@ -54,14 +54,8 @@ from contracts.registry import events_by_topic, inbound_models
 from contracts.signing import new_signing_seed, public_key_of
 from services import SERVICE_NAMES
 from services.runtime.http.audit import reads_personal_data
-from services.runtime.http.security import (
-    PERMISSIONS,
-    PUBLIC_PATHS,
-    ROLE_PERMISSIONS,
-    ROLES,
-    api_routes,
-    new_secret,
-)
+from services.runtime.http.roles import PERMISSIONS, ROLE_PERMISSIONS, ROLES
+from services.runtime.http.security import PUBLIC_PATHS, api_routes, new_secret
 from services.runtime.privacy.keyring import new_master_key
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings

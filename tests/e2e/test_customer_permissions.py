@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from local.launcher import ServiceProcess
-from services.runtime.http.security import ROLES
+from services.runtime.http.roles import ROLES
 from tests.support.http import wait_for
 
 Change = Callable[[httpx.AsyncClient, str, str], Awaitable[httpx.Response]]

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from local.launcher import ServiceProcess
-from services.runtime.http.security import ROLE_PERMISSIONS
+from services.runtime.http.roles import ROLE_PERMISSIONS
 from tests.support.customers import register_customer, when_customer_known
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure, running

@@ -43,8 +43,8 @@ from services.runtime.errors import CommandRejected
 from services.runtime.http.audit import AuditLog
 from services.runtime.http.idempotency import IdempotencyMiddleware
 from services.runtime.http.parameters import ControlCharacterGuard, document_text_parameters
+from services.runtime.http.roles import Principal
 from services.runtime.http.security import (
-    Principal,
     RateLimiter,
     SecurityMiddleware,
     TokenVerifier,

@@ -80,7 +80,7 @@ def test_promtool_accepts_the_prometheus_files(command: list[str]) -> None:
     if promtool is None:
         missing = "promtool is missing: `make tools` unpacks it from Debian's prometheus package"
         assert not os.environ.get("CI"), missing + " (CI requires it)"
-        pytest.skip(missing)
+        pytest.skip("promtool is missing: `make tools` unpacks it from Debian's prometheus package")
     result = subprocess.run(
         [promtool, *command], cwd=DEPLOY, capture_output=True, text=True, check=False
     )

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.runtime.errors import NotFound
-from services.runtime.http.security import Principal, permissions_of
+from services.runtime.http.roles import Principal, permissions_of
 from services.sales.dependencies import Visibility
 from services.sales.settings import SalesSettings, VisibilityRule
 from tests.support.auth import app_keys

@@ -19,10 +19,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import APIRouter, Request
 
 from services.customer.service import DEFINITION
+from services.runtime.http.roles import ROLE_PERMISSIONS, ROLES
 from services.runtime.http.security import (
     PUBLIC_PATHS,
-    ROLE_PERMISSIONS,
-    ROLES,
     RateLimiter,
     SecurityConfigError,
     TokenVerifier,

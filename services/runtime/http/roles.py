@@ -1,0 +1,94 @@
+"""Who may do what: the permissions, the roles that grant them, and the verified caller
+(`Principal`) whose roles a token names. `security.py` enforces them on every route."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+PERMISSIONS: dict[str, str] = {
+    "customers:read": "customer records, the directory, their history and references",
+    "customers:write": "change the customers the caller owns (their `owner` is the caller)",
+    "customers:write-any": "register customers and change anyone's",
+    "customers:write-contact": "change contact persons, addresses and channel consent of "
+    "the customers the caller owns",
+    "customers:write-contact-any": "change anyone's contact persons, addresses and channel consent",
+    "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
+    "interactions:write": "log and correct interactions, survey answers, feedback, plans",
+    "tickets:write": "open, assign, answer, escalate, resolve, reopen and close tickets",
+    "opportunities:read": "opportunities, pipeline and sales analyses, contracts, purchases "
+    "(own deals; figures as `CRM_SALES_VISIBILITY` allows)",
+    "opportunities:read-team": "the deals and figures of the caller's sales teams",
+    "opportunities:read-any": "every deal and figure, whatever `CRM_SALES_VISIBILITY` says",
+    "opportunities:write": "open and work opportunities the caller owns",
+    "opportunities:write-any": "work anyone's opportunities",
+    "analytics:read": "analytics views (segments, churn, customer 360)",
+    "segments:write": "define and change segments",
+    "audit:read": "the audit log (GET /audit)",
+    "admin": "erasure of a customer and subject-access exports",
+    "keys:read": "customers' keys, to open sealed personal fields of consumed events",
+}
+"""Every permission, with what it allows."""
+
+_SUPPORT = frozenset(
+    {
+        "customers:read",
+        "customers:write-contact",
+        "interactions:read",
+        "interactions:write",
+        "tickets:write",
+        "analytics:read",
+    }
+)
+
+ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
+    "support_agent": _SUPPORT | {"customers:write-contact-any"},
+    "sales_rep": _SUPPORT | {"customers:write", "opportunities:read", "opportunities:write"},
+    "manager": frozenset(
+        {
+            "customers:read",
+            "interactions:read",
+            "opportunities:read",
+            "opportunities:read-team",
+            "opportunities:write",
+            "opportunities:write-any",
+            "analytics:read",
+            "segments:write",
+        }
+    ),
+    "administrator": frozenset(PERMISSIONS),
+    "integration": frozenset(
+        {
+            "customers:read",
+            "customers:write",
+            "customers:write-any",
+            "customers:write-contact",
+            "customers:write-contact-any",
+            "interactions:write",
+            "tickets:write",
+            "keys:read",
+        }
+    ),
+}
+"""What each role may do; a token's permissions are the union over its roles."""
+
+ROLES = tuple(ROLE_PERMISSIONS)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The verified caller of a request."""
+
+    subject: str
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+
+    def may(self, permission: str) -> bool:
+        return permission in self.permissions
+
+
+def permissions_of(roles: Iterable[str]) -> frozenset[str]:
+    granted: set[str] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS.get(role, frozenset())
+    return frozenset(granted)
