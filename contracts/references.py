@@ -6,6 +6,12 @@ mapping from references to customers; a reference it has never seen gets the cus
 `customer_id_for_reference(reference)`, a UUID derived from the reference alone, so every
 service that meets the same unknown reference lands on the same customer without asking
 another service, and the customer service registers that customer as first seen there.
+
+A reference is personal data (call centres name people by their phone number): the CRM's
+own events carry it sealed, and erasing the customer forgets it everywhere; a later
+message naming it is about someone the CRM has not met. The derived id is a one-way
+hash of the reference with a public namespace, so for guessable references (phone
+numbers) it is pseudonymous, not anonymous.
 """
 
 import uuid
@@ -31,8 +37,14 @@ class CustomerReference(BaseModel):
 
     source: SourceName = Field(description="The publishing system, e.g. shop-cn, erp, callcentre.")
     source_customer_id: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), LINE
-    ] = Field(description="The customer's id in that system.")
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+        LINE,
+        PERSONAL,
+    ] = Field(
+        description="The customer's id in that system. Personal data (often a phone number "
+        "or an account name): sealed on the CRM's own topics like a name."
+    )
 
 
 class CustomerHint(BaseModel):

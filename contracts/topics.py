@@ -37,3 +37,14 @@ _DESCRIPTIONS = {
     Topic.DEAD_LETTER: "Messages a consumer could not parse or apply: original bytes, "
     "reason and source in the headers.",
 }
+
+
+INBOUND_TOPICS = frozenset(
+    {
+        Topic.PURCHASES_INBOUND,
+        Topic.CALL_LOGS_INBOUND,
+        Topic.MESSAGES_INBOUND,
+        Topic.SURVEY_ANSWERS_INBOUND,
+    }
+)
+"""The topics other systems publish to, in plain text, as they know their customers."""

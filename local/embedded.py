@@ -51,6 +51,10 @@ POSTGRES_ACCOUNT = "embedded_postgres"
 DEFAULT_POSTGRES_SETTINGS: Mapping[str, str] = {
     "max_connections": "200",
     "shared_buffers": "128MB",
+    # a WAL segment no longer needed is deleted, not renamed for reuse with its old
+    # content: an erased customer's values leave the disk at the next checkpoint
+    # (services/runtime/privacy/compaction.py)
+    "wal_recycle": "off",
 }
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0

@@ -18,6 +18,7 @@ import asyncpg
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from contracts.topics import Topic
+from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
 
 Row = dict[str, Any]
 
@@ -150,7 +151,7 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
         elif kind == "customer.channel_preferences_changed":
             row.update(_channels(payload.channel_preferences.model_dump(mode="json")))
         elif kind == "customer.erased":
-            row.update(name=ERASED, contacts=[], addresses=[])
+            row.update(name=ERASED, contacts=[], addresses=[], customer_references=[])
         else:
             return row
     row["version"] = event.aggregate_version or row.get("version", 0)
@@ -216,6 +217,7 @@ class CustomerDirectory:
                 touched.add(event.customer_id)
         if touched:
             await upsert(connection, [r for i in touched if (r := rows[i]) is not None])
+        await erase_personal_columns(connection, erased_customers(events), ())
 
 
 async def upsert(connection: asyncpg.Connection, rows: list[Row]) -> None:

@@ -10,6 +10,7 @@ from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
 from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
+from services.runtime.storage.migrator import KEYRING
 
 
 def first_seen_customers(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
@@ -33,4 +34,5 @@ DEFINITION = ServiceDefinition(
     projections=lambda: [CustomerDirectory()],
     routers=[commands.router, views.router],
     handlers=first_seen_customers,
+    also_compacts=[str(KEYRING.schema)],
 )

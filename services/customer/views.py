@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -28,6 +28,7 @@ from services.customer.queries import (
 )
 from services.runtime.errors import NotFound
 from services.runtime.http.answers import AsOf, HistoryEntry, etag
+from services.runtime.http.audit import AUDITED_CUSTOMER
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import Position
 from services.runtime.http.security import requires
@@ -163,10 +164,13 @@ async def customer_key(customer_id: UUID, app: App, rt: Runtime) -> CustomerKey:
     summary="The customer another system names by its own id",
     responses={404: {"description": "No customer carries that reference."}},
 )
-async def customer_by_reference(source: str, source_customer_id: str, db: Pool) -> CustomerView:
+async def customer_by_reference(
+    source: str, source_customer_id: str, db: Pool, request: Request
+) -> CustomerView:
     row = await find_by_reference(db, source, source_customer_id)
     if row is None:
         raise NotFound(f"no customer is known as {source_customer_id!r} in {source!r}")
+    setattr(request.state, AUDITED_CUSTOMER, str(row["customer_id"]))
     return view_of_row(row)
 
 

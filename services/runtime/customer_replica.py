@@ -10,7 +10,8 @@ service (nothing on the query path calls another service):
   id) → the CRM's customer id, so that an inbound message naming the customer by
   reference lands on the right customer;
 - on `customer.erased`, the personal columns of the service's views (`personal_columns`)
-  are overwritten, after the batch's other changes.
+  are overwritten, after the batch's other changes, and the customer's references
+  forgotten.
 """
 
 from __future__ import annotations
@@ -99,15 +100,19 @@ def fold_customer(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
 
 
 def references_in(event: EventEnvelope[Any]) -> list[Reference]:
-    """The references a customer event makes known (none for most events)."""
+    """The references a customer event makes known (none for most events, and none that
+    reads as erased: once the customer is erased their references are forgotten)."""
     if event.event_type == "customer.registered":
-        return [
-            (r.source, r.source_customer_id, event.customer_id) for r in event.payload.references
-        ]
-    if event.event_type == "customer.reference_added":
-        reference = event.payload.reference
-        return [(reference.source, reference.source_customer_id, event.customer_id)]
-    return []
+        references = list(event.payload.references)
+    elif event.event_type == "customer.reference_added":
+        references = [event.payload.reference]
+    else:
+        return []
+    return [
+        (r.source, r.source_customer_id, event.customer_id)
+        for r in references
+        if r.source_customer_id != ERASED
+    ]
 
 
 class CustomerReplica:
@@ -171,7 +176,9 @@ CREATE TABLE IF NOT EXISTS {self.table} (
                 [(i, *(r[c] for c in COLUMNS)) for i, r in written],
             )
         await remember_references(connection, references)
-        await erase_personal_columns(connection, erased_customers(events), self.personal_columns)
+        erased = erased_customers(events)
+        await erase_personal_columns(connection, erased, self.personal_columns)
+        await forget_references(connection, erased)
 
     async def known(self, connection: asyncpg.Connection | asyncpg.Pool, customer_id: UUID) -> bool:
         """Whether the customer topic has told this service of the customer."""
@@ -190,6 +197,16 @@ async def remember_references(
             """INSERT INTO customer_references (source, source_customer_id, customer_id)
                VALUES ($1, $2, $3) ON CONFLICT DO NOTHING""",
             references,
+        )
+
+
+async def forget_references(connection: asyncpg.Connection, customer_ids: Sequence[UUID]) -> None:
+    """Another system's id for a person is personal: an erased customer's go. A message
+    naming one later is about someone the CRM has not met (`contracts.references`)."""
+    if customer_ids:
+        await connection.execute(
+            "DELETE FROM customer_references WHERE customer_id = ANY($1::uuid[])",
+            list(customer_ids),
         )
 
 

@@ -93,3 +93,14 @@ AUDIT_ENTRIES = Counter(
     "Audit log entries by outcome: written, or dropped when the writer fell too far behind.",
     ["service", "outcome"],
 )
+ERASURE_COMPACTIONS = Counter(
+    "crm_erasure_compactions_total",
+    "Rewrites of a service's tables and the WAL after erasures, by outcome: done, or "
+    "partial when the database refused a server-wide step (statistics, WAL).",
+    ["service", "outcome"],
+)
+ERASURES_PENDING = Gauge(
+    "crm_erasures_pending_compaction",
+    "Erased customers whose old row versions the service has not rewritten away yet.",
+    ["service"],
+)

@@ -41,6 +41,7 @@ from services.runtime.messaging.projection import Projection, ProjectionHandler
 from services.runtime.messaging.signatures import SigningConfigError, signer_from, verifier_from
 from services.runtime.periodic import every
 from services.runtime.privacy import erasure
+from services.runtime.privacy.compaction import compact_erasures
 from services.runtime.privacy.keyring import Keyring, KeyringConfigError
 from services.runtime.privacy.sealing import PersonalData, Translator
 from services.runtime.settings import ServiceSettings
@@ -90,6 +91,9 @@ class ServiceDefinition:
     """Long-running tasks started with the service (e.g. periodic sweeps)."""
     migrations: Sequence[MigrationSet] = ()
     """The service's own durable tables, besides those every service has."""
+    also_compacts: Sequence[str] = ()
+    """Schemas besides its own whose old row versions hold what an erasure removes (the
+    customer service: the keyring, whose destroyed keys must leave the disk too)."""
 
 
 class ServiceRuntime:
@@ -206,6 +210,19 @@ class ServiceRuntime:
                 600,
                 partial(forget_old, self.pool, self.settings.idempotency_window_hours),
                 "forgetting idempotency keys past their window",
+            ),
+        )
+        start(
+            "erasure-compaction",
+            every(
+                self.settings.erasure_compaction_interval_seconds,
+                partial(
+                    compact_erasures,
+                    self.pool,
+                    self.schema,
+                    (self.schema, *self.definition.also_compacts),
+                ),
+                "rewriting erased customers' old row versions away",
             ),
         )
         start(

@@ -136,6 +136,14 @@ class ServiceSettings(BaseSettings):
         description="How long a command's `Idempotency-Key` and its answer are kept: a "
         "repeat within it is answered from there.",
     )
+    erasure_compaction_interval_seconds: float = Field(
+        default=3600,
+        gt=0,
+        le=7 * 86400,
+        description="How often the service rewrites its tables and the WAL when customers "
+        "were erased since the last time, so that their old row versions leave the disk: "
+        "the bound on how long an erased value may stay in the database's files.",
+    )
     dead_letter_retention_days: int = Field(
         default=30,
         ge=1,

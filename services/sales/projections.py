@@ -387,6 +387,7 @@ PERSONAL_COLUMNS = (
         },
     ),
     PersonalColumns("quotes", {"note": ERASED_TEXT}),
+    PersonalColumns("purchases", {"source_customer_id": ERASED_TEXT}),
 )
 """The sales views' personal columns; a customer's erasure overwrites them (amounts,
 stages, dates and products stay)."""

@@ -395,19 +395,18 @@ async def test_contacts_complaints_surveys_and_plans(
         if orjson.loads(r.value)["event_type"] == "interaction.survey_answered"
     ]
     assert len(surveys) == 2
-    by_stranger = next(
-        s for s in surveys if s["payload"]["customer_reference"] == stranger.model_dump()
-    )
-    assert by_stranger["customer_id"] == str(customer_id_for_reference(stranger))
-    # the hint's name is personal: sealed with the customer's key on the topic
+    stranger_id = customer_id_for_reference(stranger)
+    by_stranger = next(s for s in surveys if s["customer_id"] == str(stranger_id))
+    # the hint's name and the reference are personal: sealed with the customer's key
     sealed_name = by_stranger["payload"]["customer_hint"]["name"]
-    assert sealed_name.startswith("sealed:v1:")
+    sealed_reference = by_stranger["payload"]["customer_reference"]["source_customer_id"]
+    assert sealed_name.startswith("sealed:v1:") and sealed_reference.startswith("sealed:v1:")
     keyring = Keyring(infra.database_url, base64.b64decode(session_master_key()))
     await asyncio.to_thread(keyring.open)
-    stranger_id = customer_id_for_reference(stranger)
     key = (await asyncio.to_thread(keyring.opening_keys, [stranger_id]))[stranger_id]
     await asyncio.to_thread(keyring.close)
     assert open_value(sealed_name, key, stranger_id) == "陈静"
+    assert open_value(sealed_reference, key, stranger_id) == stranger.source_customer_id
     calls = [
         orjson.loads(r.value)
         for r in published

@@ -20,10 +20,10 @@ import httpx
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
 from services.analytics.domain import matrix
-from tests.e2e.test_erasure import interact, personal_values, register, sell
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json
+from tests.support.personal_data import interact, personal_values, register, sell
 from tests.support.routes import get_requests
 from tests.support.waiting import eventually
 

@@ -40,7 +40,7 @@ from starlette.routing import compile_path
 
 from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected
-from services.runtime.http.audit import AuditLog
+from services.runtime.http.audit import AuditLog, recordable_path
 from services.runtime.http.idempotency import IdempotencyMiddleware
 from services.runtime.http.parameters import ControlCharacterGuard, document_text_parameters
 from services.runtime.http.roles import Principal
@@ -234,7 +234,7 @@ class RequestContextMiddleware(BaseHTTPMiddleware):
                     access_log.info(
                         "%s %s %d %.1fms",
                         request.method,
-                        request.url.path,
+                        recordable_path(template, request.path_params),
                         response.status_code,
                         elapsed * 1000,
                         extra={"status": response.status_code, "route": template},

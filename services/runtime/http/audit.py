@@ -4,9 +4,10 @@ Every command (any method but GET and HEAD) and every read of a customer's perso
 (`reads_personal_data`: every route whose answer can carry a field the contracts mark
 personal, and every route about one customer, `/customers/{customer_id}/...`) by an
 authenticated caller is recorded in the service's
-`audit_log` table: subject and roles, method, route template, path parameters, customer
-id (from the path, the query or the command's body), status, client address, user agent
-and correlation id.
+`audit_log` table: subject and roles, method, route template, path parameters that are
+ids (any other value may name a person and is withheld, `recordable_path_params`),
+customer id (from the path, the query, the command's body, or the customer the route
+found), status, client address, user agent and correlation id.
 
 The table is append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (even for its
 owner), and those privileges are revoked from everyone else. The middleware only
@@ -21,9 +22,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import uuid
 from collections import deque
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime
 from functools import cache
 from typing import Annotated, Any
@@ -59,6 +61,11 @@ COLUMNS = (
     "correlation_id",
 )
 
+AUDITED_CUSTOMER = "audited_customer_id"
+"""`request.state` attribute by which a route that finds a customer by something other
+than their id (another system's reference) tells the audit log whom the request was
+about."""
+
 MAX_QUEUED = 100_000
 """Entries kept while the database is unreachable; beyond that they are dropped (and
 counted in `crm_audit_entries_total{outcome="dropped"}`)."""
@@ -77,6 +84,9 @@ def _customer_of(scope: MutableMapping[str, Any], path_params: dict[str, Any]) -
     found = _uuid_or_none(path_params.get("customer_id"))
     if found is not None:
         return found
+    found = _uuid_or_none(scope.get("state", {}).get(AUDITED_CUSTOMER))
+    if found is not None:  # a route that found the customer by something else
+        return found
     for part in scope.get("query_string", b"").decode(errors="replace").split("&"):
         name, _, value = part.partition("=")
         if name == "customer_id":
@@ -88,6 +98,37 @@ def _customer_of(scope: MutableMapping[str, Any], path_params: dict[str, Any]) -
             if isinstance(document, dict):
                 return _uuid_or_none(document.get("customer_id"))
     return None
+
+
+WITHHELD = "[withheld]"
+
+
+def _is_id(value: str) -> bool:
+    return _uuid_or_none(value) is not None or (value.isascii() and value.isdigit())
+
+
+def recordable_path_params(path_params: Mapping[str, Any]) -> dict[str, str]:
+    """Path parameters as the audit log and the access log keep them: ids (UUIDs, whole
+    numbers) as they are; any other value (another system's id for a customer, a tag, an
+    address label) may name a person and is withheld; the customer concerned is recorded
+    by id."""
+    return {name: value if _is_id(value := str(v)) else WITHHELD for name, v in path_params.items()}
+
+
+def recordable_path(template: str, path_params: Mapping[str, Any]) -> str:
+    """The route template with the path parameters that are ids filled in:
+    `/customers/by-reference/{source}/{source_customer_id}` stays as it is,
+    `/customers/{customer_id}` becomes `/customers/9f0c…`."""
+    recordable = recordable_path_params(path_params)
+
+    def filled(match: re.Match[str]) -> str:
+        value = recordable.get(match[1], WITHHELD)
+        return match[0] if value == WITHHELD else value
+
+    return _PARAMETER.sub(filled, template)
+
+
+_PARAMETER = re.compile(r"\{(\w+)(?::[^}]*)?\}")
 
 
 def _storable(text: str) -> str:
@@ -171,7 +212,7 @@ class AuditLog:
             isinstance(route, APIRoute) and reads_personal_data(route)
         ):
             return
-        path_params = {k: _storable(str(v)) for k, v in scope.get("path_params", {}).items()}
+        path_params = recordable_path_params(scope.get("path_params", {}))
         client = scope.get("client")
         self.record(
             (

@@ -5,7 +5,8 @@
   customer topic calls `erase_personal_columns` with the customers of the batch's
   `customer.erased` events, after the batch's other changes, so that nothing of the
   batch writes a personal value back. Non-personal columns (amounts, dates, states)
-  stay, so totals do not change.
+  stay, so totals do not change. The customers are noted for the compaction that
+  rewrites the old row versions out of the files and the WAL (`compaction.py`).
 - **Subject access**: `GET /privacy/customers/{customer_id}` answers every row the
   service's schema holds on the customer: each table with a `customer_id` column,
   found in the catalogue, so a new read model is included without being listed.
@@ -27,6 +28,7 @@ from pydantic import BaseModel, Field
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from services.runtime.http.security import requires
+from services.runtime.privacy.compaction import remember_erasures
 
 ERASED_CUSTOMER = "customer.erased"
 
@@ -64,11 +66,13 @@ async def erase_personal_columns(
     customer_ids: Sequence[UUID],
     tables: Sequence[PersonalColumns],
 ) -> None:
-    """Overwrite the personal columns of these customers in every listed table."""
+    """Overwrite the personal columns of these customers in every listed table, and note
+    them for the compaction that rewrites the old row versions away (`compaction.py`)."""
     if not customer_ids:
         return
     for table in tables:
         await connection.execute(table.statement(), list(customer_ids))
+    await remember_erasures(connection, customer_ids)
 
 
 # Subject access ---------------------------------------------------------------------
