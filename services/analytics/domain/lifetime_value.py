@@ -183,9 +183,10 @@ BG_NBD_PARAMETERS = ("r", "alpha", "a", "b")
 def _bg_nbd_terms(
     r: float, alpha: float, a: float, b: float, x: Vector, t_x: Vector, t: Vector
 ) -> tuple[Vector, Vector, NDArray[np.bool_]]:
-    """The log-likelihood of each customer (equation 6 of the paper, written as in its
-    appendix / Fader and Hardie's Excel note: A1 + A2 + ln(A3 + delta(x>0) A4)), the
-    log of the ratio A4/A3 (`z`, for P(alive) and the gradient), and x > 0.
+    """The log-likelihood of each customer (equation 6 of the paper; A1 + A2 +
+    ln(A3 + delta(x>0) A4) in Fader and Hardie's note "Implementing the BG/NBD Model for
+    Customer Base Analysis in Excel"), the log of the ratio of the two terms (`z`, for
+    P(alive) and the gradient), and x > 0.
 
         L(r, alpha, a, b | x, t_x, T) = B(a, b+x)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+T)^(r+x))
             + delta(x>0) B(a+1, b+x-1)/B(a, b) * G(r+x) alpha^r / (G(r) (alpha+t_x)^(r+x))
@@ -363,12 +364,13 @@ def population_expected_purchases(
     over customers of E[X(end - start)], `starts` being when each customer first bought
     (all on one time axis, in periods). Differences of consecutive values are the
     expected repeat purchases per period, to set against the actual ones (the paper's
-    "expected against actual purchases per week", its figures 2 and 3)."""
-    first = np.asarray(starts, dtype=np.float64)
+    weekly "expected against actual" repeat purchases)."""
+    first, customers = np.unique(np.asarray(starts, dtype=np.float64), return_counts=True)
     until = np.asarray(ends, dtype=np.float64)
-    elapsed, where = np.unique(until[:, None] - first[None, :], return_inverse=True)
-    cumulative = expected_cumulative_purchases(fit, elapsed)[where]
-    return cumulative.reshape(len(until), len(first)).sum(axis=1)
+    return np.array(
+        [float(customers @ expected_cumulative_purchases(fit, end - first)) for end in until],
+        dtype=np.float64,
+    )
 
 
 # --- Gamma-Gamma -------------------------------------------------------------------------
@@ -502,15 +504,10 @@ def expected_average_spend(fit: GammaGammaFit, histories: Sequence[PurchaseHisto
     a weighted mean of the population's mean and the customer's own average, the more
     purchases the more weight on their own. A customer without a repeat spend gets the
     population's mean p gamma / (q - 1)."""
-    mean = fit.mean_spend
-    out = np.full(len(histories), mean, dtype=np.float64)
-    for i, h in enumerate(histories):
-        if h.average_repeat_spend is not None:
-            out[i] = (
-                fit.p
-                * (fit.gamma + h.frequency * h.average_repeat_spend)
-                / (fit.p * h.frequency + fit.q - 1)
-            )
+    x, spend = _spenders(histories)
+    own = fit.p * (fit.gamma + x * spend) / (fit.p * x + fit.q - 1)
+    out = np.full(len(histories), fit.mean_spend, dtype=np.float64)
+    out[[h.average_repeat_spend is not None for h in histories]] = own
     return out
 
 

@@ -164,6 +164,20 @@ def test_expected_purchases_follow_equation_10(bg: lv.BgNbdFit) -> None:
     assert lv.expected_purchases(bg, [customers[3]], 39.0)[0] == pytest.approx(1.226, abs=1e-3)
 
 
+def test_expected_purchases_of_very_frequent_buyers_stay_finite(bg: lv.BgNbdFit) -> None:
+    """Equation 10 as printed gives NaN from about a thousand purchases (its
+    hypergeometric series overflows); the transformed one stays finite, below what the
+    customer's expected rate alone would give ((r+x)/(alpha+T) a period) and, as they
+    bought up to the end, not far below it."""
+    for x in (1000, 3000, 10000):
+        history = lv.PurchaseHistory(x, 39.0, 39.0)
+        got = lv.expected_purchases(bg, [history], 52.0)[0]
+        at_rate = (bg.r + x) / (bg.alpha + 39.0) * 52.0
+        assert math.isfinite(got) and 0.5 * at_rate < got < at_rate
+        with np.errstate(invalid="ignore"):
+            assert math.isnan(direct_conditional_expectation(bg, x, 39.0, 39.0, 52.0))
+
+
 def test_probability_alive(bg: lv.BgNbdFit) -> None:
     recent, lapsed, never = (
         lv.PurchaseHistory(5, 38.0, 38.86),
