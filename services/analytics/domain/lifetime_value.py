@@ -41,6 +41,10 @@ from scipy.special import digamma, expit, gammaln, hyp2f1
 
 from services.analytics.domain.estimation import NotEnoughData, Vector, maximise
 
+BG_NBD = "bg_nbd"
+GAMMA_GAMMA = "gamma_gamma"
+"""The models' names, as `NotEnoughData.model` gives them."""
+
 DEFAULT_PERIOD_DAYS = 7.0
 """The unit of time of the models: histories, parameters and horizons are in weeks unless
 a fit says otherwise (`BgNbdFit.period_days`)."""
@@ -264,12 +268,12 @@ def fit_bg_nbd(
     from `start` (the previous fit) when given. `NotEnoughData` below the minimum number
     of customers or of customers with a repeat purchase: no parameters are made up."""
     if len(histories) < minimum_customers:
-        return NotEnoughData("bg_nbd", "customers", len(histories), minimum_customers)
+        return NotEnoughData(BG_NBD, "customers", len(histories), minimum_customers)
     x, t_x, t = _columns(histories)
     repeaters = int(np.count_nonzero(x))
     if repeaters < minimum_repeat_customers:
         return NotEnoughData(
-            "bg_nbd", "customers with a repeat purchase", repeaters, minimum_repeat_customers
+            BG_NBD, "customers with a repeat purchase", repeaters, minimum_repeat_customers
         )
     if start is not None and start.converged:
         initial = np.log([start.r, start.alpha, start.a, start.b])
@@ -465,7 +469,7 @@ def fit_gamma_gamma(
     x, spend = _spenders(histories)
     if len(x) < minimum_customers:
         return NotEnoughData(
-            "gamma_gamma", "customers with a repeat spend", len(x), minimum_customers
+            GAMMA_GAMMA, "customers with a repeat spend", len(x), minimum_customers
         )
     if start is not None and start.converged:
         initial = np.log([start.p, start.q, start.gamma])

@@ -31,6 +31,9 @@ from scipy.special import expit, log_expit
 
 from services.analytics.domain.estimation import NotEnoughData, Vector, maximise
 
+WIN_PROBABILITY = "win_probability"
+"""The model's name, as `NotEnoughData.model` gives it."""
+
 MINIMUM_DEALS = 30
 MINIMUM_PER_OUTCOME = 5
 """Won and lost deals needed each: with one outcome only there is nothing to learn."""
@@ -194,11 +197,11 @@ def fit_win_model(
 ) -> WinModel | NotEnoughData:
     """Learn the win probability from closed deals, or say there are too few."""
     if len(closed) < minimum_deals:
-        return NotEnoughData("win_probability", "closed deals", len(closed), minimum_deals)
+        return NotEnoughData(WIN_PROBABILITY, "closed deals", len(closed), minimum_deals)
     won_count = sum(1 for c in closed if c.won)
     for subject, count in (("won deals", won_count), ("lost deals", len(closed) - won_count)):
         if count < minimum_per_outcome:
-            return NotEnoughData("win_probability", subject, count, minimum_per_outcome)
+            return NotEnoughData(WIN_PROBABILITY, subject, count, minimum_per_outcome)
     if not regularisation >= 0 or not math.isfinite(regularisation):
         raise ValueError(f"regularisation must be a finite number >= 0, not {regularisation}")
     deals = [c.deal for c in closed]

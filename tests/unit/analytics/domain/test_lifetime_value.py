@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -379,60 +380,50 @@ def test_impossible_histories_are_refused(fields: dict[str, object], refusal: st
         lv.PurchaseHistory(**{**valid, **fields})  # type: ignore[arg-type]
 
 
-def test_a_history_from_a_profile_summary() -> None:
-    first = datetime(2025, 1, 1, tzinfo=UTC)
-    history = lv.history_from_summary(
-        first_purchase_at=first,
-        last_purchase_at=first + timedelta(days=21),
-        purchases=4,
-        total_spend=Decimal("130.00"),
-        first_spend=Decimal("40.00"),
-        now=first + timedelta(days=70),
+FIRST = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def summarised(
+    *, last: int, purchases: int, total: float | Decimal, first: float | Decimal, now: int
+) -> lv.PurchaseHistory:
+    """A history from a summary whose purchases and end are days after `FIRST`."""
+    return lv.history_from_summary(
+        first_purchase_at=FIRST,
+        last_purchase_at=FIRST + timedelta(days=last),
+        purchases=purchases,
+        total_spend=total,
+        first_spend=first,
+        now=FIRST + timedelta(days=now),
     )
-    assert history == lv.PurchaseHistory(3, 3.0, 10.0, 30.0)
+
+
+def test_a_history_from_a_profile_summary() -> None:
+    four = summarised(last=21, purchases=4, total=Decimal("130.00"), first=Decimal("40.00"), now=70)
+    assert four == lv.PurchaseHistory(3, 3.0, 10.0, 30.0)
     daily = lv.history_from_summary(
-        first_purchase_at=first,
-        last_purchase_at=first,
+        first_purchase_at=FIRST,
+        last_purchase_at=FIRST,
         purchases=1,
         total_spend=40.0,
         first_spend=40.0,
-        now=first + timedelta(days=3),
+        now=FIRST + timedelta(days=3),
         period_days=1.0,
     )
     assert daily == lv.PurchaseHistory(0, 0.0, 3.0, None)
-    free = lv.history_from_summary(
-        first_purchase_at=first,
-        last_purchase_at=first + timedelta(days=7),
-        purchases=2,
-        total_spend=40.0,
-        first_spend=40.0,
-        now=first + timedelta(days=14),
-    )
+    free = summarised(last=7, purchases=2, total=40.0, first=40.0, now=14)
     assert free.average_repeat_spend is None  # no repeat spend: left out of Gamma-Gamma
-    with pytest.raises(lv.InvalidHistory, match="negative"):
-        lv.history_from_summary(
-            first_purchase_at=first,
-            last_purchase_at=first + timedelta(days=7),
-            purchases=2,
-            total_spend=30.0,
-            first_spend=40.0,
-            now=first + timedelta(days=14),
-        )
-    with pytest.raises(lv.InvalidHistory, match="in order"):
-        lv.history_from_summary(
-            first_purchase_at=first,
-            last_purchase_at=first + timedelta(days=7),
-            purchases=2,
-            total_spend=80.0,
-            first_spend=40.0,
-            now=first + timedelta(days=3),
-        )
-    with pytest.raises(lv.InvalidHistory, match="at least one purchase"):
-        lv.history_from_summary(
-            first_purchase_at=first,
-            last_purchase_at=first,
-            purchases=0,
-            total_spend=0,
-            first_spend=0,
-            now=first,
-        )
+
+
+@pytest.mark.parametrize(
+    ("fields", "refusal"),
+    [
+        ({"last": 7, "purchases": 2, "total": 30.0, "first": 40.0, "now": 14}, "negative"),
+        ({"last": 7, "purchases": 2, "total": 80.0, "first": 40.0, "now": 3}, "in order"),
+        ({"last": -1, "purchases": 2, "total": 80.0, "first": 40.0, "now": 3}, "in order"),
+        ({"last": 0, "purchases": 0, "total": 0.0, "first": 0.0, "now": 0}, "at least one"),
+        ({"last": 7, "purchases": 2, "total": math.nan, "first": 40.0, "now": 14}, "finite"),
+    ],
+)
+def test_an_impossible_summary_is_refused(fields: dict[str, Any], refusal: str) -> None:
+    with pytest.raises(lv.InvalidHistory, match=refusal):
+        summarised(**fields)
