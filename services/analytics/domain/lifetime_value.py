@@ -276,7 +276,8 @@ def fit_bg_nbd(
             BG_NBD, "customers with a repeat purchase", repeaters, minimum_repeat_customers
         )
     if start is not None and start.converged:
-        initial = np.log([start.r, start.alpha, start.a, start.b])
+        alpha = start.alpha * start.period_days / period_days  # lambda's rate, per period
+        initial = np.log([start.r, alpha, start.a, start.b])
     else:
         initial = np.array([0.0, math.log(max(float(t.mean()), 1.0)), 0.0, 0.0])
     optimum = maximise(
