@@ -10,6 +10,7 @@ Tests under `tests/integration/` are marked `integration`, those under `tests/e2
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +20,10 @@ from local.embedded import EmbeddedPostgres
 from tests.support.infrastructure import Infrastructure, started_infrastructure
 
 TESTS = Path(__file__).parent
+
+# The settings a running `crm up` leaves in `.crm/crm.env` are for the `crm` commands of
+# a person at the terminal, not for the tests: commands run in the test process read none.
+os.environ["CRM_ENV_FILE"] = os.devnull
 MARKED_FOLDERS = {"integration": TESTS / "integration", "e2e": TESTS / "e2e"}
 
 

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from contracts import interaction as interaction_contracts
 from contracts.topics import Topic
 from services.interaction import commands, views
 from services.interaction.application import InteractionApplication
@@ -44,5 +45,6 @@ DEFINITION = ServiceDefinition(
     projections=lambda: [InteractionProjection(), CUSTOMERS],
     routers=[commands.router, views.router],
     handlers=inbound_feeds,
+    inbound=interaction_contracts.INBOUND,
     gauges=[refresh_open_tickets],
 )

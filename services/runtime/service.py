@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Annotated, Any
@@ -20,10 +20,12 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
+from pydantic import BaseModel
 
 from services.runtime.http import audit
 from services.runtime.http.app import Readiness, create_app
 from services.runtime.http.idempotency import forget_old
+from services.runtime.http.inbound import document_inbound, inbound_router
 from services.runtime.http.security import (
     RateLimiter,
     SecurityConfigError,
@@ -91,6 +93,9 @@ class ServiceDefinition:
     """Long-running tasks started with the service (e.g. periodic sweeps)."""
     migrations: Sequence[MigrationSet] = ()
     """The service's own durable tables, besides those every service has."""
+    inbound: Mapping[str, type[BaseModel]] = field(default_factory=dict)
+    """Inbound topics the service records (topic → message contract): each also gets a
+    route taking the same messages over HTTP (`http/inbound.py`)."""
     also_compacts: Sequence[str] = ()
     """Schemas besides its own whose old row versions hold what an erasure removes (the
     customer service: the keyring, whose destroyed keys must leave the disk too)."""
@@ -358,6 +363,9 @@ def build_app(
     app.state.runtime = runtime
     for router in definition.routers:
         app.include_router(router)
+    if definition.inbound:
+        app.include_router(inbound_router(definition.inbound))
+        document_inbound(app, definition.inbound)
     app.include_router(audit.router)
     app.include_router(erasure.router)
     document_permissions(app)

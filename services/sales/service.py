@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from contracts import sales as sales_contracts
 from contracts.topics import Topic
 from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
@@ -36,4 +37,5 @@ DEFINITION = ServiceDefinition(
     projections=lambda: [CUSTOMERS, SalesProjection()],
     routers=[commands.router, views.router],
     handlers=purchase_ingestion,
+    inbound=sales_contracts.INBOUND,
 )

@@ -27,6 +27,8 @@ PERMISSIONS: dict[str, str] = {
     "audit:read": "the audit log (GET /audit)",
     "admin": "erasure of a customer and subject-access exports",
     "keys:read": "customers' keys, to open sealed personal fields of consumed events",
+    "inbound:write": "send other systems' facts (purchases, call logs, messages, survey "
+    "answers) over HTTP, as on the inbound topics",
 }
 """Every permission, with what it allows."""
 
@@ -67,6 +69,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "interactions:write",
             "tickets:write",
             "keys:read",
+            "inbound:write",
         }
     ),
 }

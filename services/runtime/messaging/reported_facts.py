@@ -132,6 +132,12 @@ class ReportedFacts(ABC, Generic[M]):
         return None
 
     async def handle(self, batch: Sequence[Parsed[M]]) -> list[Rejection]:
+        return (await self.ingest(batch))[1]
+
+    async def ingest(self, batch: Sequence[Parsed[M]]) -> tuple[list[Parsed[M]], list[Rejection]]:
+        """Record the batch's new facts (committed when this returns): the messages whose
+        facts were recorded now, and those that cannot be; the others were recorded
+        before (or repeat one of the batch)."""
         known = await known_customers(self._pool, (item.value for item in batch))
         derive = functools.lru_cache(maxsize=None)(customer_id_for_reference)
         candidates: dict[UUID, Parsed[M]] = {}
@@ -152,4 +158,5 @@ class ReportedFacts(ABC, Generic[M]):
                 EVENTS_CONSUMED.labels(
                     consumer=self.name, topic=self.topics[0], event_type=self.label, outcome=outcome
                 ).inc(number)
-        return rejections
+        now = set(recorded)
+        return [f.item for f in fresh if f.aggregate_id in now], rejections
