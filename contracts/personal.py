@@ -111,9 +111,9 @@ def _personal(value: Any, handler: ValidatorFunctionWrapHandler, info: Validatio
         sealer: Transform | None = context.get(SEALING)
         if sealer is not None:
             return sealer(result)
-        collected: set[str] | None = context.get(COLLECTING)
+        collected: list[str] | None = context.get(COLLECTING)
         if collected is not None:
-            collected.add(result)
+            collected.append(result)
     return result
 
 

@@ -23,7 +23,8 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -58,12 +59,33 @@ _SEALED_JSON = re.compile(rb'"(' + re.escape(_MARK) + rb'[A-Za-z0-9_-]+)"')
 
 
 def personal_values(envelope: EventEnvelope[Any]) -> set[str]:
-    """The plain personal values an envelope's payload holds."""
-    found: set[str] = set()
+    """The plain personal values an envelope's payload holds, except those that also
+    stand in a field that is not personal (a reference's `source` equal to the id it
+    names): the stored event is sealed by value, and sealing such a value would make
+    the non-personal field unreadable once the customer is erased, while the value stays
+    in plain sight there anyway."""
+    found: list[str] = []
     payload = envelope.payload
-    type(payload).model_validate(payload.model_dump(), context={COLLECTING: found})
-    found.discard(ERASED)
-    return {value for value in found if not is_sealed(value)}
+    dumped = payload.model_dump()
+    type(payload).model_validate(dumped, context={COLLECTING: found})
+    personal = Counter(found)
+    everywhere = Counter(_strings(dumped))
+    return {
+        value
+        for value, count in personal.items()
+        if value != ERASED and not is_sealed(value) and everywhere[value] <= count
+    }
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item)
 
 
 def _replace_strings(value: Any, replace: Callable[[str], str]) -> Any:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Iterable
@@ -93,6 +94,31 @@ def test_the_event_store_keeps_exactly_the_personal_values_sealed() -> None:
     assert again["region"] == "华东"
     with pytest.raises(CustomerErased):
         personal.seal_state(registered, dict(vars(registered)))
+
+
+def test_a_value_also_held_by_a_field_that_is_not_personal_stays_readable() -> None:
+    """Sealing is by value: a personal value that a non-personal field holds too (another
+    system's `source` equal to its id for the customer, an owner who is also a contact)
+    is left plain, so that after the erasure the stored event still reads as its
+    contract (a sealed `source` would read `[erased]`, which its pattern refuses)."""
+    keyring = MemoryKeyring()
+    personal = PersonalData(keyring, to_contract)
+    customer = registered_customer()
+    customer.add_reference({"source": "u-1029", "source_customer_id": "u-1029"})
+    customer.add_reference({"source": "shop-cn", "source_customer_id": "U-77"})
+    events = customer.collect_events()
+    stored = [personal.seal_state(e, dict(vars(e))) for e in events]
+    keyring.destroy(customer.id)
+    for state in stored:
+        personal.open_state(state)
+    opened = [copy.copy(e) for e in events]
+    for event, state in zip(opened, stored, strict=True):
+        vars(event).update(state)  # the event as the store reads it back
+    references = [to_contract(e).payload.reference for e in opened[1:]]  # type: ignore[union-attr]
+    assert [(r.source, r.source_customer_id) for r in references] == [
+        ("u-1029", "u-1029"),  # in plain sight in `source` anyway
+        ("shop-cn", ERASED),
+    ]
 
 
 def test_a_stored_value_that_does_not_open_reads_as_erased() -> None:
