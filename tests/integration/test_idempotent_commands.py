@@ -5,6 +5,7 @@ is refused; two at once do the command once."""
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 
 import pytest
@@ -43,6 +44,37 @@ async def test_every_command_answers_a_repeat_with_its_first_answer(
             assert other.status_code == 422, f"{route}: {other.status_code} {other.text}"
             assert "used for another request" in other.json()["error"], route
             checked += 1
+    assert checked > 0
+
+
+@pytest.mark.parametrize("name", sorted(DEFINITIONS))
+async def test_a_method_a_path_does_not_take_is_refused_whatever_key_it_carries(
+    name: str, infra: Infrastructure
+) -> None:
+    """The key belongs to commands: an undeclared method on any path answers 405 (a path
+    nothing serves 404), never a complaint about the key reused."""
+    app = app_of(DEFINITIONS[name], served_settings(name, infra))
+    admin = bearer("administrator", "someone")
+    routes = operations(app)
+    declared: dict[str, set[str]] = {}  # a path, and the methods of every route it matches
+    for _, template, operation in routes:
+        path = concrete(template, operation)
+        declared[path] = {
+            method
+            for method, other, _ in routes
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", other), path)
+        }
+    checked = 0
+    async with serving(app) as client:
+        for path, methods in declared.items():
+            for method in sorted(COMMAND_METHODS - methods):
+                headers = {**admin, "Idempotency-Key": str(uuid.uuid4())}
+                for body in ({}, {"other": 1}):
+                    answer = await client.request(method, path, json=body, headers=headers)
+                    assert answer.status_code == 405, f"{method} {path}: {answer.text}"
+                checked += 1
+        unknown = await client.post("/no-such-route", json={}, headers=headers)
+        assert unknown.status_code == 404, unknown.text
     assert checked > 0
 
 

@@ -295,7 +295,7 @@ def create_app(
     app.add_middleware(ControlCharacterGuard)
     app.add_middleware(FixedPathMethods, api=app)
     if pool is not None:
-        app.add_middleware(IdempotencyMiddleware, pool=pool)
+        app.add_middleware(IdempotencyMiddleware, pool=pool, routes=lambda: app.router.routes)
     app.add_middleware(
         SecurityMiddleware,
         verifier=verifier,

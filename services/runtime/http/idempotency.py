@@ -22,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Match
 
 from services.runtime.transient import TRANSIENT_ERRORS
 
@@ -71,12 +72,27 @@ class IdempotencyMiddleware:
     """Answers repeated commands from the stored first answer (after authentication:
     the key is the caller's)."""
 
-    def __init__(self, app: ASGIApp, pool: Callable[[], asyncpg.Pool | None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        pool: Callable[[], asyncpg.Pool | None],
+        routes: Callable[[], Sequence[BaseRoute]],
+    ) -> None:
         self.app = app
         self._pool = pool
+        self._routes = routes
+
+    def _is_command(self, scope: Scope) -> bool:
+        """A command method on a route that takes it: anything else is the router's to
+        refuse (404, 405), whatever key it carries."""
+        return (
+            scope["type"] == "http"
+            and scope["method"] in COMMAND_METHODS
+            and any(route.matches(scope)[0] is Match.FULL for route in self._routes())
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in COMMAND_METHODS:
+        if not self._is_command(scope):
             await self.app(scope, receive, send)
             return
         key = next(
