@@ -104,3 +104,8 @@ ERASURES_PENDING = Gauge(
     "Erased customers whose old row versions the service has not rewritten away yet.",
     ["service"],
 )
+UNPUBLISHABLE = Counter(
+    "crm_outbox_unpublishable_total",
+    "Stored events the relay skipped because no contract reads them (the log names each).",
+    ["topic"],
+)

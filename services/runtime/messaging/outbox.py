@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from pydantic import ValidationError
 
 from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event, serialize_event
@@ -41,6 +42,7 @@ from services.runtime.metrics import (
     OUTBOX_OLDEST_AGE,
     PUBLISH_FAILURES,
     RELAY_LEADER,
+    UNPUBLISHABLE,
 )
 from services.runtime.privacy.sealing import Translator
 from services.runtime.storage.eventstore import EventSourcedApplication
@@ -96,11 +98,28 @@ class NotificationLogSource:
             pending.append(
                 Pending(
                     notification.id,
-                    self._translate(domain_event),
+                    self._translated(notification.id, domain_event),
                     getattr(domain_event, "timestamp", None),
                 )
             )
         return pending
+
+    def _translated(self, position: int, domain_event: Any) -> EventEnvelope[Any] | None:
+        """The event's contract envelope; None, counted and logged, for a stored event no
+        contract reads, so that one such event does not stop the relay for every later
+        one (it stays in the event store, where the log line points)."""
+        try:
+            return self._translate(domain_event)
+        except (ValidationError, ValueError) as exc:
+            UNPUBLISHABLE.labels(topic=self.name).inc()
+            log.error(
+                "stored event %s (notification %s) does not translate to its contract and "
+                "is not published: %s",
+                type(domain_event).__qualname__,
+                position,
+                exc,
+            )
+            return None
 
     async def newest(self, connection: asyncpg.Connection) -> int:
         newest = await asyncio.to_thread(self._application.recorder.max_notification_id)
