@@ -57,7 +57,7 @@ def test_an_event_no_contract_reads_is_skipped_and_counted(
         name="crm.test.events.v1",
     )
     before = UNPUBLISHABLE.labels(topic="crm.test.events.v1")._value.get()
-    pending = asyncio.run(source.read(None, 0, 10))  # type: ignore[arg-type]
+    pending = asyncio.run(source.read(None, 0, 10))
     assert [(p.position, p.envelope) for p in pending] == [
         (1, "envelope of first"),
         (2, None),
