@@ -1,7 +1,7 @@
 """Other systems' facts over HTTP: every inbound topic's route takes the topic's documented
 example, records it once however often it is sent, answers each message's outcome after
-storing it, and rejects what does not fit with the reason a dead letter would carry,
-without dead-lettering anything."""
+storing it, and refuses a batch holding what does not fit, naming each message with the
+reason a dead letter would carry, without recording or dead-lettering any of it."""
 
 from __future__ import annotations
 
@@ -44,11 +44,17 @@ async def test_every_inbound_topic_takes_its_messages_over_http(
         (example,) = examples[topic]
         path = f"/inbound/{feed_name(topic)}"
         async with services[service_name].client(role="integration") as client:
-            first = await client.post(path, json=[example, example, {"nonsense": 1}])
+            # a batch holding a message that does not fit is refused whole, naming it
+            refused = await client.post(path, json=[example, {"nonsense": 1}, "text"])
+            assert refused.status_code == 422, refused.text
+            assert "2 of 3 messages" in refused.json()["error"]
+            named = {tuple(d["location"]): d["message"] for d in refused.json()["details"]}
+            assert named.keys() == {("body", "1"), ("body", "2")}
+            assert named["body", "1"].startswith("missing field: ")
+            assert named["body", "2"].startswith("not a JSON object: ")
+            first = await client.post(path, json=[example, example])
             assert first.status_code == 200, first.text
-            assert outcomes(first.json()) == ["recorded", "duplicate", "rejected"], topic
-            rejected = first.json()["outcomes"][2]
-            assert rejected["reason"] == "missing field" and rejected["detail"], rejected
+            assert outcomes(first.json()) == ["recorded", "duplicate"], topic
             # sent again after a timeout: nothing recorded twice
             again = await client.post(path, json=[example])
             assert outcomes(again.json()) == ["duplicate"], again.text

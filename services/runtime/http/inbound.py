@@ -3,24 +3,26 @@
 Each inbound topic a service consumes has a route taking the same messages:
 `POST /inbound/purchases` for `crm.inbound.purchases.v1`, and so on. The body is a JSON
 array of up to `MAX_MESSAGES` messages, each in the topic's contract. Each is parsed as
-the topic's consumer parses a message (the same reasons), and the valid ones are recorded
-by the same handler in one batch; the answer comes once the database has committed them,
-so a 200 means they are kept. It says for each message whether it was `recorded` now, a
-`duplicate` of one recorded before (the sender's own ids are the idempotency keys:
-sending a batch again after a timeout records nothing twice), or `rejected`, with the
-reason and the detail that a dead letter would carry. Nothing sent over HTTP is
-dead-lettered: the caller has the rejected messages and why.
+the topic's consumer parses a message: a batch holding any that does not fit is refused
+whole (422, each such message named with the reason a dead letter would carry), so that
+nothing of it is half-recorded. The others are recorded by the same handler in one batch;
+the answer comes once the database has committed them, so a 200 means they are kept. It
+says for each message whether it was `recorded` now, a `duplicate` of one recorded
+before (the sender's own ids are the idempotency keys: sending a batch again after a
+timeout records nothing twice), or `rejected` by the service for a reason of its own
+(with the reason). Nothing sent over HTTP is dead-lettered: the caller has the answer.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
 from aiokafka.structs import ConsumerRecord
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from contracts.registry import ContractViolation
@@ -64,11 +66,13 @@ def inbound_router(contracts: Mapping[str, type[BaseModel]]) -> APIRouter:
             f"/inbound/{feed_name(topic)}",
             _endpoint(topic),
             methods=["POST"],
+            response_model=InboundAnswer,
             dependencies=[requires(PERMISSION)],
             summary=f"Record {feed_name(topic).replace('-', ' ')} as if published on {topic}",
             description=f"The messages of `{topic}` ({model.__name__}), as a JSON array of "
             f"at most {MAX_MESSAGES}; answered once they are stored, with an outcome per "
-            "message. Sending them again records nothing twice.",
+            "message. Sending them again records nothing twice. A batch holding a message "
+            "that does not fit the contract is refused whole (422, naming each).",
             openapi_extra={
                 "requestBody": {
                     "required": True,
@@ -107,7 +111,7 @@ def document_inbound(app: FastAPI, contracts: Mapping[str, type[BaseModel]]) -> 
 
 
 def _endpoint(topic: str) -> Any:
-    async def record(request: Request) -> InboundAnswer:
+    async def record(request: Request) -> InboundAnswer | JSONResponse:
         messages = _messages(await request.body())
         handler = _handler(request, topic)
         now = int(time.time() * 1000)
@@ -119,7 +123,9 @@ def _endpoint(topic: str) -> Any:
                 parsed.append(Parsed(record, handler.parse(record)))
             except ContractViolation as exc:
                 outcomes[record.offset] = _rejected(record.offset, exc.reason, exc.detail)
-        recorded, rejections = await handler.ingest(parsed) if parsed else ([], [])
+        if outcomes:
+            return _refused(topic, len(records), outcomes.values())
+        recorded, rejections = await handler.ingest(parsed)
         for rejection in rejections:
             offset = rejection.record.offset
             outcomes[offset] = _rejected(offset, rejection.reason, rejection.detail)
@@ -140,6 +146,23 @@ def _endpoint(topic: str) -> Any:
 
     record.__name__ = f"record_{feed_name(topic).replace('-', '_')}"
     return record
+
+
+def _refused(topic: str, sent: int, rejected: Iterable[MessageOutcome]) -> JSONResponse:
+    """422 for a batch holding messages that do not fit the contract: nothing of it is
+    recorded, and each such message is named with the reason a dead letter would give."""
+    details = [
+        {"location": ["body", str(o.index)], "message": f"{o.reason}: {o.detail or o.reason}"}
+        for o in rejected
+    ]
+    return JSONResponse(
+        {
+            "error": f"{len(details)} of {sent} messages do not fit the contract of {topic}; "
+            "nothing was recorded: correct or leave them out and send the batch again",
+            "details": details,
+        },
+        status_code=422,
+    )
 
 
 def _messages(body: bytes) -> list[Any]:
