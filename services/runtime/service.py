@@ -38,6 +38,7 @@ from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLette
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
 from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.messaging.readiness import ConsumerPosition, LagBound, LagGate
 from services.runtime.messaging.signatures import SigningConfigError, signer_from, verifier_from
 from services.runtime.periodic import every
 from services.runtime.privacy import erasure
@@ -119,6 +120,9 @@ class ServiceRuntime:
         self.supervisor = Supervisor(on_failure=stop_this_process if exit_on_failure else None)
         self._dead_letters: DeadLetterPublisher | None = None
         self.audit = audit.AuditLog(definition.name)
+        self.lag_gate = LagGate(
+            LagBound(settings.readiness_max_lag_events, settings.readiness_max_stall_seconds)
+        )
 
     async def start(self) -> None:
         settings = self.settings
@@ -253,15 +257,25 @@ class ServiceRuntime:
         await asyncio.to_thread(self.keyring.close)
 
     async def readiness(self) -> Readiness:
+        """Ready while every consumer is within the lag bound (`LagGate`); whether all
+        are exactly caught up is reported beside it, without deciding."""
         waiting = [c.not_ready for c in self.consumers if c.not_ready is not None]
+        lagging = self.lag_gate.problems(
+            ConsumerPosition(c.name, c.measured, c.behind, c.stalled_for())
+            for c in self.consumers
+            if c.not_ready is None  # its problem is in `waiting` already
+        )
         checks = {
             "database": await self._database_reachable(),
             "broker": await self._broker_reachable(),
             "projections_current": not waiting,
+            "projections_within_lag": not lagging,
             "projections_caught_up": all(c.caught_up for c in self.consumers),
             "background_tasks_running": not self.supervisor.failures,
         }
-        return Readiness(checks, waiting)
+        lag = {c.name: c.behind for c in self.consumers}
+        exact = frozenset({"projections_caught_up"})
+        return Readiness(checks, [*waiting, *lagging], informational=exact, lag=lag)
 
     async def _database_reachable(self) -> bool:
         if self.pool is None:

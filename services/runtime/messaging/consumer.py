@@ -153,6 +153,8 @@ class BatchConsumer(Generic[T]):
         """Why the handler cannot consume yet, while it cannot."""
         self.behind = 0
         """Messages on its partitions not handled yet, as last measured."""
+        self.measured = False
+        """Whether `behind` and `caught_up` were measured at all yet."""
         self.progressed_at = time.monotonic()
         """When it last handled a batch or found itself caught up."""
 
@@ -288,6 +290,7 @@ class BatchConsumer(Generic[T]):
             ).set(lag)
         self.caught_up = behind == 0
         self.behind = behind
+        self.measured = True
         if self.caught_up:
             self.progressed_at = time.monotonic()
             self.handler.on_caught_up()
