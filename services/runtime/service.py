@@ -33,7 +33,7 @@ from services.runtime.http.security import (
 from services.runtime.http.server import server_options
 from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging
-from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
+from services.runtime.messaging.consumer import BatchConsumer, BatchHandler
 from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
@@ -194,8 +194,7 @@ class ServiceRuntime:
         for consumer in self.consumers:
             # tables exist before the first query; a projection that needs a rebuild
             # waits in its consumer, and readiness says why
-            with contextlib.suppress(NotReady):
-                await consumer.handler.prepare()
+            await consumer.prepare()
         start = self.supervisor.start
         start(f"{self.schema}-relay", self.relay.run())
         for consumer in self.consumers:
@@ -260,7 +259,7 @@ class ServiceRuntime:
         """Ready while every consumer is within the lag bound (`LagGate`); whether all
         are exactly caught up is reported beside it, without deciding."""
         waiting = [c.not_ready for c in self.consumers if c.not_ready is not None]
-        lagging = self.lag_gate.problems(
+        lag = self.lag_gate.judge(
             ConsumerPosition(c.name, c.measured, c.behind, c.stalled_for())
             for c in self.consumers
             if c.not_ready is None  # its problem is in `waiting` already
@@ -269,13 +268,13 @@ class ServiceRuntime:
             "database": await self._database_reachable(),
             "broker": await self._broker_reachable(),
             "projections_current": not waiting,
-            "projections_within_lag": not lagging,
+            "projections_within_lag": lag.within,
             "projections_caught_up": all(c.caught_up for c in self.consumers),
             "background_tasks_running": not self.supervisor.failures,
         }
-        lag = {c.name: c.behind for c in self.consumers}
+        behind = {c.name: c.behind for c in self.consumers}
         exact = frozenset({"projections_caught_up"})
-        return Readiness(checks, [*waiting, *lagging], informational=exact, lag=lag)
+        return Readiness(checks, [*waiting, *lag.problems], informational=exact, lag=behind)
 
     async def _database_reachable(self) -> bool:
         if self.pool is None:

@@ -44,6 +44,15 @@ class ConsumerPosition:
     """Seconds behind without handling a batch (0 while progressing or caught up)."""
 
 
+@dataclass(frozen=True)
+class LagVerdict:
+    within: bool
+    """Whether every consumer is within the bound."""
+    problems: list[str]
+    """A sentence for each consumer beyond it, stalled or catching up (none for one that
+    has not measured its lag yet: it is starting, and nothing needs doing)."""
+
+
 class LagGate:
     """Decides, consumer by consumer, whether each is within the lag bound; remembers
     which are beyond it, for the hysteresis."""
@@ -52,23 +61,26 @@ class LagGate:
         self.bound = bound
         self._within: set[str] = set()
 
-    def problems(self, positions: Iterable[ConsumerPosition]) -> list[str]:
-        """A sentence for each consumer not within the bound; none when all are."""
-        found = []
+    def judge(self, positions: Iterable[ConsumerPosition]) -> LagVerdict:
+        within, problems = True, []
         for position in positions:
-            problem = self._judge(position)
-            if problem is None:
+            if position.measured:
+                problem = self._problem(position)
+                ok = problem is None
+            else:  # starting: not within the bound yet, and nothing needs doing
+                problem, ok = None, False
+            if ok:
                 self._within.add(position.name)
             else:
                 self._within.discard(position.name)
-                found.append(problem)
-        return found
+                within = False
+            if problem is not None:
+                problems.append(problem)
+        return LagVerdict(within, problems)
 
-    def _judge(self, position: ConsumerPosition) -> str | None:
+    def _problem(self, position: ConsumerPosition) -> str | None:
         bound = self.bound
         name = position.name
-        if not position.measured:
-            return f"consumer {name} has not measured its lag yet (starting)"
         if position.stalled_seconds > bound.max_stall_seconds:
             return (
                 f"consumer {name} is {position.behind} messages behind and has handled "

@@ -17,14 +17,23 @@ def at(behind: int, *, stalled: float = 0.0, measured: bool = True) -> ConsumerP
 
 
 def judged(gate: LagGate, *positions: ConsumerPosition) -> list[list[str]]:
-    """The problems the gate finds at each successive position of one consumer."""
-    return [gate.problems([position]) for position in positions]
+    """The problems the gate finds at each successive position of one consumer; each is
+    not within the bound exactly when it has a problem."""
+    verdicts = [gate.judge([position]) for position in positions]
+    assert all(v.within == (not v.problems) for v in verdicts), verdicts
+    return [verdict.problems for verdict in verdicts]
+
+
+def test_a_consumer_that_has_not_measured_its_lag_is_not_within_and_needs_nothing() -> None:
+    gate = LagGate(BOUND)
+    starting = gate.judge([at(0, measured=False)])
+    assert starting.within is False and starting.problems == []
+    assert judged(gate, at(10)) == [[]]
 
 
 @pytest.mark.parametrize(
     ("position", "problem"),
     [
-        (at(0, measured=False), "has not measured its lag yet"),
         (at(101), "101 messages behind (readiness allows 100, CRM_READINESS_MAX_LAG_EVENTS)"),
         (at(3, stalled=31), "has handled nothing for 31 s"),
         (at(60), "catching up: 60 messages behind, ready again at 50 or fewer"),
@@ -59,8 +68,10 @@ def test_each_consumer_is_judged_on_its_own() -> None:
     gate = LagGate(BOUND)
     fold = ConsumerPosition("analytics_fold", True, 500, 0.0)
     replica = ConsumerPosition("analytics_customers", True, 3, 0.0)
-    problems = gate.problems([fold, replica])
-    assert len(problems) == 1 and problems[0].startswith("consumer analytics_fold is 500")
+    verdict = gate.judge([fold, replica])
+    assert not verdict.within
+    assert len(verdict.problems) == 1
+    assert verdict.problems[0].startswith("consumer analytics_fold is 500")
 
 
 def test_a_bound_of_zero_means_ready_only_when_caught_up() -> None:
