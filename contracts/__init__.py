@@ -16,9 +16,11 @@ when installed).
     again = contracts.parse_event(raw)               # typed envelope, or ContractViolation
 
 Event models live in `contracts.customer`, `contracts.sales`, `contracts.interaction`
-(and `contracts.analytics` once it exists); `contracts.all_event_models()` lists them
-and `contracts.payload_model(event_type, version)` finds one. `contracts.Topic` names
-every topic; `contracts.inbound_models()` gives the document each inbound topic carries.
+and `contracts.analytics` (value types of the last two in `contracts.sales_values` and
+`contracts.interaction_values`); `contracts.all_event_models()` lists them and
+`contracts.payload_model(event_type, version)` finds one. `contracts.Topic` names every
+topic; `contracts.inbound_models()` gives the document each inbound topic carries (in
+`contracts.inbound`).
 JSON Schema files are in `contracts/schemas/`, the AsyncAPI document in
 `contracts/asyncapi.json`.
 """

@@ -1,136 +1,40 @@
-"""Events of the sales service, published on `Topic.SALES`, and the inbound purchase message.
+"""Events of the sales service, published on `Topic.SALES`.
 
 Money is `Decimal`, serialised as a plain decimal string with at least its currency's minor
 units (`"1999.00"`, `"5000"` for yen; `contracts.money`) so that no consumer meets a binary
 float or an exponent; every amount travels with its ISO 4217 currency code, and nothing
 adds amounts of different currencies.
 
-`PurchaseCompleted` is not an envelope: it is the plain JSON document that a shop, ERP
-or billing system publishes on `Topic.PURCHASES_INBOUND` (see its docstring).
+The value types and enumerations (`Currency`, `Stage`...) are in `contracts.sales_values`;
+the purchase other systems publish on `Topic.PURCHASES_INBOUND` (`PurchaseCompleted`, a
+plain JSON document, not an envelope) is in `contracts.inbound.purchases`, and stays
+importable from here.
 """
 
 from __future__ import annotations
 
-from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated
 from uuid import UUID
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PlainSerializer,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.envelope import EventPayload
+from contracts.inbound.purchases import PurchaseCompleted, PurchaseItem
 from contracts.money import NonNegativeMoney, PositiveMoney, Priced
-from contracts.personal import PERSONAL
 from contracts.references import CustomerHint, CustomerReference, SourceName
-from contracts.timestamps import PastDatetime
+from contracts.sales_values import (
+    ActivityKind,
+    Currency,
+    Identifier,
+    PersonalLong,
+    PersonalShort,
+    Probability,
+    ProductLine,
+    ShortText,
+    Stage,
+    StageMove,
+)
 from contracts.topics import Topic
-from contracts.values import LINE, TEXT, Day, Line
-
-ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE
-]
-LongText = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000), TEXT
-]
-PersonalShort = Annotated[ShortText, PERSONAL]
-PersonalLong = Annotated[LongText, PERSONAL]
-Identifier = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128), LINE
-]
-Quantity = Annotated[
-    Decimal,
-    Field(gt=0, max_digits=14, decimal_places=4, allow_inf_nan=False),
-    PlainSerializer(lambda quantity: format(quantity, "f"), return_type=str, when_used="json"),
-]
-"""A count of a product, whole or not; written without exponent."""
-Probability = Annotated[int, Field(ge=0, le=100, description="Win probability in percent.")]
-
-
-class Currency(StrEnum):
-    """The ISO 4217 currencies the CRM accepts. A code outside this list is rejected."""
-
-    CNY = "CNY"
-    HKD = "HKD"
-    TWD = "TWD"
-    MOP = "MOP"
-    USD = "USD"
-    EUR = "EUR"
-    GBP = "GBP"
-    JPY = "JPY"
-    KRW = "KRW"
-    SGD = "SGD"
-    AUD = "AUD"
-    CAD = "CAD"
-    CHF = "CHF"
-    NZD = "NZD"
-    THB = "THB"
-    MYR = "MYR"
-    INR = "INR"
-    AED = "AED"
-    RUB = "RUB"
-    BRL = "BRL"
-
-
-SUPPORTED_CURRENCIES = tuple(c.value for c in Currency)
-
-
-class Stage(StrEnum):
-    LEAD = "lead"
-    QUALIFIED = "qualified"
-    PROPOSAL = "proposal"
-    NEGOTIATION = "negotiation"
-    WON = "won"
-    LOST = "lost"
-
-
-OPEN_STAGES = (Stage.LEAD, Stage.QUALIFIED, Stage.PROPOSAL, Stage.NEGOTIATION)
-CLOSED_STAGES = (Stage.WON, Stage.LOST)
-STAGE_ORDER = {stage: rank for rank, stage in enumerate(Stage)}
-DEFAULT_PROBABILITY: dict[Stage, int] = {
-    Stage.LEAD: 10,
-    Stage.QUALIFIED: 25,
-    Stage.PROPOSAL: 50,
-    Stage.NEGOTIATION: 75,
-    Stage.WON: 100,
-    Stage.LOST: 0,
-}
-"""Win probability of a stage unless the owner overrides it."""
-
-
-class StageMove(StrEnum):
-    FORWARD = "forward"
-    BACKWARD = "backward"
-    REOPENED = "reopened"
-
-
-class ActivityKind(StrEnum):
-    VISIT = "visit"
-    CALL = "call"
-    DEMO = "demo"
-    NEGOTIATION = "negotiation"
-    SIGNING = "signing"
-    DELIVERY = "delivery"
-    OTHER = "other"
-
-
-class ProductLine(BaseModel):
-    """One product of an opportunity or quote: quantity times unit price."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    product: ShortText = Field(description="Product or service name, e.g. 企业版年度许可.")
-    quantity: Quantity
-    unit_price: NonNegativeMoney
-
+from contracts.values import Day, Line
 
 # Opportunity events -------------------------------------------------------------------
 
@@ -450,93 +354,6 @@ class PaymentReceived(EventPayload, Priced):
     received_on: Day
     outstanding_after: NonNegativeMoney
     reference: ShortText | None = None
-
-
-# Purchases from other systems ---------------------------------------------------------
-
-
-class PurchaseItem(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    sku: Identifier | None = Field(default=None, description="The seller's article number.")
-    name: ShortText = Field(description="What was bought.")
-    quantity: Quantity = Decimal(1)
-    unit_price: NonNegativeMoney | None = None
-
-
-class PurchaseCompleted(Priced):
-    """A completed purchase, published by a shop, ERP or billing system on
-    `crm.inbound.purchases.v1`. A plain JSON object, not an event envelope.
-
-    - `source` (required): the publishing system, lower case, e.g. `shop-cn`, `erp`.
-    - `order_id` (required): the order's id in that system. Together with `source` it is
-      the idempotency key: sending the same order again records nothing new.
-    - the customer, one of: `customer_id` (the CRM's customer id, a UUID) or
-      `customer_reference` (`source` and `source_customer_id`: how the publishing system
-      names the customer). A customer the CRM has never seen is created from the
-      reference, with `customer_hint` (name, phone, email) when given.
-    - `amount` (required, > 0): the total, as a JSON string or number, e.g. `"1299.00"`;
-      strings are preferred, they keep every digit.
-    - `currency` (required): ISO 4217 code from the supported list (CNY, HKD, USD, EUR...).
-    - `items`: what was bought (`name`, optional `sku`, `quantity`, `unit_price`).
-    - `channel`: where it was bought, e.g. `online`, `store`, `wechat-mini-program`.
-    - `occurred_at` (required): when the purchase completed, ISO 8601 with UTC offset.
-
-    Kafka message key: the CRM customer id if known, otherwise the publishing system's
-    customer id, so one customer's purchases stay in order. Unknown fields are ignored.
-    """
-
-    model_config = ConfigDict(
-        extra="ignore",
-        frozen=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "source": "shop-cn",
-                    "order_id": "SO-20261123-0042",
-                    "customer_reference": {"source": "shop-cn", "source_customer_id": "U-1029"},
-                    "customer_hint": {"name": "王小明", "phone": "+86 139 1234 5678"},
-                    "amount": "1299.00",
-                    "currency": "CNY",
-                    "items": [
-                        {"sku": "LIC-ENT-1Y", "name": "企业版年度许可", "quantity": 1,
-                         "unit_price": "1299.00"}
-                    ],
-                    "channel": "online",
-                    "occurred_at": "2026-11-23T09:30:00+08:00",
-                }
-            ]
-        },
-    )  # fmt: skip
-
-    source: SourceName = Field(description="The publishing system, e.g. shop-cn, erp, billing.")
-    order_id: Identifier = Field(description="The order's id in the publishing system.")
-    customer_id: UUID | None = Field(default=None, description="The CRM's customer id.")
-    customer_reference: CustomerReference | None = None
-    customer_hint: CustomerHint | None = None
-    amount: NonNegativeMoney = Field(
-        description="What the customer paid; 0 for a free or fully discounted order, "
-        "which still counts as a purchase."
-    )
-    currency: Currency
-    items: list[PurchaseItem] = Field(default_factory=list, max_length=1000)
-    channel: ShortText | None = None
-    occurred_at: PastDatetime
-
-    @field_validator("occurred_at", mode="before")
-    @classmethod
-    def _timestamp_is_text(cls, value: object) -> object:
-        if isinstance(value, int | float):
-            raise PydanticCustomError(
-                "datetime_type", "expected an ISO 8601 date-time string with UTC offset"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _names_a_customer(self) -> PurchaseCompleted:
-        if self.customer_id is None and self.customer_reference is None:
-            raise ValueError("name the customer by customer_id or by customer_reference")
-        return self
 
 
 class PurchaseRecorded(EventPayload, Priced):

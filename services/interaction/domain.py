@@ -22,7 +22,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from contracts.interaction import SEVERITY_RANK, Severity
+from contracts.interaction_values import SEVERITY_RANK, Severity
 from services.runtime.errors import Conflict, RuleViolation
 
 _NAMESPACE = UUID("c1d4a2b7-6e0f-4c3d-8a95-3f2e1b0d9c87")

@@ -29,7 +29,7 @@ from aiokafka.structs import ConsumerRecord
 from eventsourcing.domain import Aggregate
 from pydantic_core import ErrorDetails
 
-from contracts.interaction import CallLog, InboundCustomer, InboundMessage, SurveyAnswer
+from contracts.inbound.interactions import CallLog, InboundCustomer, InboundMessage, SurveyAnswer
 from contracts.topics import Topic
 from services.interaction.application import InteractionApplication
 from services.interaction.domain import (

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import asyncpg
 from prometheus_client import Counter, Gauge
 
-from contracts.interaction import Severity
+from contracts.interaction_values import Severity
 from services.interaction.queries import ticket_summary
 
 SLA_STATES = ("on_track", "at_risk", "breached")

@@ -7,7 +7,7 @@ out keep their defaults (`services.interaction.domain`).
 
 from pydantic import Field, PositiveInt, ValidationInfo, field_validator
 
-from contracts.interaction import Severity
+from contracts.interaction_values import Severity
 from services.interaction.domain import SlaPolicy, policy
 from services.runtime.settings import ServiceSettings, port_setting
 

@@ -35,11 +35,12 @@ from services.runtime.http.security import (
 from services.runtime.http.server import server_options
 from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging
-from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, NotReady
+from services.runtime.messaging.consumer import BatchConsumer, BatchHandler
 from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
 from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.messaging.readiness import ConsumerPosition, LagBound, LagGate
 from services.runtime.messaging.signatures import SigningConfigError, signer_from, verifier_from
 from services.runtime.periodic import every
 from services.runtime.privacy import erasure
@@ -128,6 +129,9 @@ class ServiceRuntime:
         self.supervisor = Supervisor(on_failure=stop_this_process if exit_on_failure else None)
         self._dead_letters: DeadLetterPublisher | None = None
         self.audit = audit.AuditLog(definition.name)
+        self.lag_gate = LagGate(
+            LagBound(settings.readiness_max_lag_events, settings.readiness_max_stall_seconds)
+        )
 
     async def start(self) -> None:
         settings = self.settings
@@ -199,8 +203,7 @@ class ServiceRuntime:
         for consumer in self.consumers:
             # tables exist before the first query; a projection that needs a rebuild
             # waits in its consumer, and readiness says why
-            with contextlib.suppress(NotReady):
-                await consumer.handler.prepare()
+            await consumer.prepare()
         start = self.supervisor.start
         start(f"{self.schema}-relay", self.relay.run())
         for consumer in self.consumers:
@@ -275,15 +278,25 @@ class ServiceRuntime:
         await asyncio.to_thread(self.keyring.close)
 
     async def readiness(self) -> Readiness:
+        """Ready while every consumer is within the lag bound (`LagGate`); whether all
+        are exactly caught up is reported beside it, without deciding."""
         waiting = [c.not_ready for c in self.consumers if c.not_ready is not None]
+        lag = self.lag_gate.judge(
+            ConsumerPosition(c.name, c.measured, c.behind, c.stalled_for())
+            for c in self.consumers
+            if c.not_ready is None  # its problem is in `waiting` already
+        )
         checks = {
             "database": await self._database_reachable(),
             "broker": await self._broker_reachable(),
             "projections_current": not waiting,
+            "projections_within_lag": lag.within,
             "projections_caught_up": all(c.caught_up for c in self.consumers),
             "background_tasks_running": not self.supervisor.failures,
         }
-        return Readiness(checks, waiting)
+        behind = {c.name: c.behind for c in self.consumers}
+        exact = frozenset({"projections_caught_up"})
+        return Readiness(checks, [*waiting, *lag.problems], informational=exact, lag=behind)
 
     async def _database_reachable(self) -> bool:
         if self.pool is None:

@@ -157,6 +157,19 @@ class ServiceSettings(BaseSettings):
         description="A consumer behind for this long without handling a batch makes "
         "`/health/live` fail, so that the process is restarted.",
     )
+    readiness_max_lag_events: int = Field(
+        default=5000,
+        ge=0,
+        description="Most messages a consumer may be behind while `/health/ready` answers "
+        "200 (more than two batches: a consumer handling one while fetching the next stays "
+        "ready); once beyond, ready again at half of it. 0: ready only when caught up.",
+    )
+    readiness_max_stall_seconds: float = Field(
+        default=30,
+        gt=0,
+        description="A consumer behind for this long without handling a batch makes "
+        "`/health/ready` answer 503 (sooner than `CRM_CONSUMER_STALL_SECONDS` fails liveness).",
+    )
     max_body_bytes: int = Field(
         default=262_144,
         ge=1024,

@@ -11,13 +11,11 @@ from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from contracts.money import Money
-from contracts.sales import (
+from contracts.money import Money, NonNegativeMoney, PositiveMoney
+from contracts.sales_values import (
     ActivityKind,
     Currency,
     LongText,
-    NonNegativeMoney,
-    PositiveMoney,
     Probability,
     ProductLine,
     ShortText,

@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from contracts.sales import (
+from contracts.sales_values import (
     CLOSED_STAGES,
     DEFAULT_PROBABILITY,
     OPEN_STAGES,

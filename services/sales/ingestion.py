@@ -25,8 +25,9 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.registry import describe_validation_error
-from contracts.sales import SUPPORTED_CURRENCIES, PurchaseCompleted
+from contracts.sales_values import SUPPORTED_CURRENCIES
 from contracts.topics import Topic
 from services.runtime.messaging.deadletter import Rejection
 from services.runtime.messaging.inbound import parse_inbound

@@ -19,6 +19,7 @@ from contracts import customer as c
 from contracts import sales as s
 from contracts.envelope import EventPayload
 from contracts.registry import parse_event
+from contracts.sales_values import Currency
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
 from tests.support.events import as_message, envelope
@@ -117,7 +118,7 @@ def _sale(
 def bought(customer: uuid.UUID, amount: str, currency: str, at: datetime) -> tuple[bytes, bytes]:
     payload = s.PurchaseRecorded(purchase_id=uuid.uuid4(), source="shop-cn",
                                  order_id=uuid.uuid4().hex, amount=Decimal(amount),
-                                 currency=s.Currency(currency))  # fmt: skip
+                                 currency=Currency(currency))  # fmt: skip
     return _sale(customer, payload, uuid.uuid4(), 1, at)
 
 
@@ -125,7 +126,7 @@ def signed(
     customer: uuid.UUID, opportunity: uuid.UUID, contract: str, amount: str, on: date
 ) -> tuple[bytes, bytes]:
     payload = s.ContractSigned(opportunity_id=opportunity, contract_id=contract,
-                               amount=Decimal(amount), currency=s.Currency.CNY,
+                               amount=Decimal(amount), currency=Currency.CNY,
                                signed_on=on)  # fmt: skip
     return _sale(customer, payload, opportunity, 7, datetime.combine(on, time(), tzinfo=UTC))
 
@@ -135,7 +136,7 @@ def paid(
 ) -> tuple[bytes, bytes]:
     payload = s.PaymentReceived(opportunity_id=opportunity, contract_id=contract,
                                 payment_id=uuid.uuid4().hex, amount=Decimal(amount),
-                                currency=s.Currency.CNY, received_on=_at(5).date(),
+                                currency=Currency.CNY, received_on=_at(5).date(),
                                 outstanding_after=Decimal(outstanding))  # fmt: skip
     return _sale(customer, payload, opportunity, 8, _at(5))
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from contracts.interaction import InteractionChannel, MessageChannel
+from contracts.interaction_values import InteractionChannel, MessageChannel
 from contracts.references import CustomerReference
 from contracts.topics import Topic
 from local.launcher import ServiceProcess

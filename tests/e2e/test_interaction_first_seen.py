@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from contracts.interaction import EXAMPLE_CALL_LOG
+from contracts.inbound.interactions import EXAMPLE_CALL_LOG
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.topics import Topic
 from local.launcher import ServiceProcess

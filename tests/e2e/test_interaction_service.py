@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from contracts.interaction import EXAMPLE_CALL_LOG
+from contracts.inbound.interactions import EXAMPLE_CALL_LOG
 from contracts.personal import open_value
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.topics import Topic

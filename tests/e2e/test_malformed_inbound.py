@@ -15,9 +15,9 @@ from aiokafka import AIOKafkaProducer
 
 from contracts import customer as customer_contract
 from contracts.envelope import payload_example
-from contracts.interaction import CallLog, InboundMessage, SurveyAnswer
+from contracts.inbound.interactions import CallLog, InboundMessage, SurveyAnswer
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.references import CustomerReference, customer_id_for_reference
-from contracts.sales import PurchaseCompleted
 from contracts.topics import Topic
 from crm.deadletters import publish as replay
 from crm.deadletters import read_dead_letters

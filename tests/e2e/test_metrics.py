@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from contracts.sales import PurchaseCompleted
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
 from local.synthetic_history import history

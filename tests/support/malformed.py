@@ -11,8 +11,8 @@ import orjson
 
 from contracts import customer as customer_contract
 from contracts.envelope import payload_example
-from contracts.interaction import CallLog, InboundMessage, SurveyAnswer
-from contracts.sales import PurchaseCompleted
+from contracts.inbound.interactions import CallLog, InboundMessage, SurveyAnswer
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.topics import Topic
 from tests.support.events import envelope
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.registry import all_event_models
-from contracts.sales import PurchaseCompleted
 from tests.support.money import MONEY_SCHEMA, is_money
 from tests.support.routes import DEFINITIONS, app_of
 

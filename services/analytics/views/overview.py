@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from contracts.money import Money, Priced
-from contracts.sales import Currency
+from contracts.sales_values import Currency
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import lifecycle, rfm
 from services.analytics.queries import overview as queries

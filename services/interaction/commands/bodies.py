@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import ConfigDict, Field
 
-from contracts.interaction import (
+from contracts.interaction_values import (
     CONSENT_OVERRIDE_FIELD,
     ConsentOverride,
     Csat,

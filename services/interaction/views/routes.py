@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
-from contracts.interaction import (
+from contracts.interaction_values import (
     Direction,
     FeedbackKind,
     InteractionChannel,

@@ -2,7 +2,8 @@
 
 - `GET /health/live`: the process answers.
 - `GET /health/ready`: 200 when the database and broker are reachable and the
-  projections have caught up; 503 with the failing checks otherwise.
+  projections are caught up within the lag readiness allows; 503 with the failing checks
+  otherwise.
 - `GET /metrics`: Prometheus text format.
 - `GET /asyncapi.json`: the AsyncAPI document of every topic (`contracts/asyncapi.json`).
 Every response carries `X-Correlation-ID` (the caller's, or a new one); commands record
@@ -66,10 +67,14 @@ class Readiness:
 
     checks: dict[str, bool]
     problems: list[str] = field(default_factory=list)
+    informational: frozenset[str] = frozenset()
+    """Checks reported without deciding readiness (e.g. lag exactly zero)."""
+    lag: dict[str, int] = field(default_factory=dict)
+    """Messages each consumer is behind, as last measured."""
 
     @property
     def ready(self) -> bool:
-        return all(self.checks.values())
+        return all(ok for name, ok in self.checks.items() if name not in self.informational)
 
 
 ReadinessCheck = Callable[[], Awaitable[Readiness]]
@@ -358,7 +363,7 @@ def create_app(
     @app.get(
         "/health/ready",
         tags=["operations"],
-        summary="Database and broker reachable, projections caught up",
+        summary="Database and broker reachable, projections caught up within a bounded lag",
         responses={503: {"description": "Not ready; `checks` shows what fails."}},
     )
     async def ready() -> JSONResponse:
@@ -368,6 +373,7 @@ def create_app(
                 "status": "ready" if state.ready else "not ready",
                 "checks": state.checks,
                 "problems": state.problems,
+                "lag": state.lag,
             },
             status_code=200 if state.ready else 503,
         )

@@ -153,6 +153,8 @@ class BatchConsumer(Generic[T]):
         """Why the handler cannot consume yet, while it cannot."""
         self.behind = 0
         """Messages on its partitions not handled yet, as last measured."""
+        self.measured = False
+        """Whether `behind` and `caught_up` were measured at all yet."""
         self.progressed_at = time.monotonic()
         """When it last handled a batch or found itself caught up."""
 
@@ -206,19 +208,23 @@ class BatchConsumer(Generic[T]):
     async def until_ready(self) -> None:
         """Prepare the handler, waiting while it is not ready (e.g. its projection needs a
         rebuild)."""
-        while True:
-            try:
-                await self.handler.prepare()
-            except NotReady as reason:
-                if self.not_ready != str(reason):
-                    log.warning("consumer %s waits: %s", self.name, reason)
-                self.not_ready = str(reason)
-                await asyncio.sleep(NOT_READY_RETRY_SECONDS)
-                continue
-            if self.not_ready is not None:
-                log.info("consumer %s resumes", self.name)
-            self.not_ready = None
-            return
+        while not await self.prepare():
+            await asyncio.sleep(NOT_READY_RETRY_SECONDS)
+
+    async def prepare(self) -> bool:
+        """Prepare the handler once: False, with `not_ready` saying why, while it cannot
+        consume (readiness reports that from the service's first answer on)."""
+        try:
+            await self.handler.prepare()
+        except NotReady as reason:
+            if self.not_ready != str(reason):
+                log.warning("consumer %s waits: %s", self.name, reason)
+            self.not_ready = str(reason)
+            return False
+        if self.not_ready is not None:
+            log.info("consumer %s resumes", self.name)
+        self.not_ready = None
+        return True
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         """Fetch and parse the next batch while the previous one is being handled.
@@ -288,6 +294,7 @@ class BatchConsumer(Generic[T]):
             ).set(lag)
         self.caught_up = behind == 0
         self.behind = behind
+        self.measured = True
         if self.caught_up:
             self.progressed_at = time.monotonic()
             self.handler.on_caught_up()

@@ -10,9 +10,10 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
+from contracts.inbound.purchases import PurchaseItem
 from contracts.money import Money, Priced
 from contracts.personal import Personal
-from contracts.sales import ActivityKind, ProductLine, PurchaseItem, Stage
+from contracts.sales_values import ActivityKind, ProductLine, Stage
 
 
 class PipelineRow(Priced):

@@ -12,7 +12,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
-from contracts.sales import ActivityKind, Currency, Stage
+from contracts.sales_values import ActivityKind, Currency, Stage
 from services.runtime.errors import NotFound
 from services.runtime.http.answers import AsOf, HistoryEntry, etag
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv

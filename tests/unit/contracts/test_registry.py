@@ -3,6 +3,7 @@ later version adds, and clear reasons for what does not fit."""
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from typing import Any, get_args
 
@@ -102,3 +103,21 @@ def test_every_inbound_message_is_read_with_fields_it_does_not_know(topic: str) 
     example = payload_example(model)
     grown = model.model_validate_json(orjson.dumps(with_unknown_fields(example, model)))
     assert grown == model.model_validate_json(orjson.dumps(example))
+
+
+FIRST_DOCUMENTED_AT = {
+    "crm.inbound.purchases.v1": "contracts.sales",
+    "crm.inbound.call-logs.v1": "contracts.interaction",
+    "crm.inbound.messages.v1": "contracts.interaction",
+    "crm.inbound.survey-answers.v1": "contracts.interaction",
+}
+"""Where the integration guide named each inbound document before `contracts.inbound`."""
+
+
+@pytest.mark.parametrize("topic", list(inbound_models()), ids=str)
+def test_every_inbound_document_is_in_contracts_inbound_and_where_it_was(topic: str) -> None:
+    model = inbound_models()[topic]
+    assert model.__module__.startswith("contracts.inbound."), model.__module__
+    if topic in FIRST_DOCUMENTED_AT:
+        module = importlib.import_module(FIRST_DOCUMENTED_AT[topic])
+        assert getattr(module, model.__name__) is model

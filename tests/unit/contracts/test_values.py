@@ -14,8 +14,9 @@ from pydantic import BaseModel, ValidationError
 
 from contracts import parse_event
 from contracts.envelope import example_envelope, payload_example
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.interaction import InteractionLogged
-from contracts.sales import OpportunityOpened, PurchaseCompleted
+from contracts.sales import OpportunityOpened
 from contracts.values import EARLIEST, FIRST_DAY, LAST_DAY, LATEST, REPLACEMENT, reading_recorded
 from tests.support.fields import Leaf, contract_models, leaves, request_bodies
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from contracts import interaction as contract
+from contracts.inbound import interactions as contract
 from contracts.registry import ContractViolation
 from services.interaction.ingestion import parse_call_log, parse_message, parse_survey_answer
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.registry import ContractViolation
-from contracts.sales import PurchaseCompleted
 from services.runtime.messaging.reported_facts import customer_of
 from services.sales.ingestion import new_purchase, parse_purchase
 
