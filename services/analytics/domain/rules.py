@@ -56,6 +56,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "purchase_count": (INTEGER, "purchases and won contracts"),
     "total_spend": (NUMBER, "total spend in the reporting currency"),
     "average_spend": (NUMBER, "average spend per purchase in the reporting currency"),
+    "repeat_purchases": (INTEGER, "purchases after the first (none without purchases)"),
+    "average_repeat_spend": (
+        NUMBER,
+        "average spend of the purchases after the first (none without a repeat purchase)",
+    ),
     "first_purchase_date": (DATE, "date of the first purchase"),
     "last_purchase_date": (DATE, "date of the last purchase"),
     "days_since_last_purchase": (INTEGER, "days since the last purchase"),
@@ -93,7 +98,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 """The vocabulary of each `CHOICE` field: the customer contract's classifications."""
 
-MONEY_FIELDS = ("total_spend", "average_spend")
+MONEY_FIELDS = ("total_spend", "average_spend", "average_repeat_spend")
 """The fields that are amounts in the reporting currency: a rule compares them with a
 number or a decimal string, exactly (as decimals, not binary floats); the values a
 conclusion records and publishes, and the service's answers, hold them as decimal

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     purchase_count integer NOT NULL,
     total_spend numeric(20, 2) NOT NULL,
     first_purchase_at timestamptz,
+    first_spend numeric(20, 2),
     last_purchase_at timestamptz,
     last_purchase_date date,
     last_contact_at timestamptz,

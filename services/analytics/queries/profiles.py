@@ -38,7 +38,7 @@ PROFILE_FILTERS = (
 
 PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, registered,
     importance_tier, loyalty_stage, value_behaviour, relationship_level,
-    purchase_count, total_spend, {within_window("first_purchase_at")},
+    purchase_count, total_spend, first_spend, {within_window("first_purchase_at")},
     {within_window("last_purchase_at")}, {within_window("last_contact_at")}, csat_average,
     csat_count, nps_latest, complaints_open, complaints_total,
     recency_score, frequency_score, monetary_score, rfm_segment, lifecycle_stage,

@@ -19,7 +19,7 @@ from contracts.personal import Personal
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import builtin, matrix
 from services.analytics.domain.money import cents
-from services.analytics.domain.profile import CONTACT_WINDOW_DAYS
+from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, average_repeat_spend
 from services.analytics.domain.rules import describe, explain, fields_of
 from services.analytics.domain.segments import field_values, jsonable, pick
 from services.analytics.queries import profiles as queries
@@ -46,6 +46,7 @@ class ProfileView(Priced):
     other_currencies: ClassVar[dict[str, str]] = {
         "total_spend": "reporting_currency",
         "average_spend": "reporting_currency",
+        "average_repeat_spend": "reporting_currency",
     }
 
     customer_id: UUID
@@ -82,6 +83,11 @@ class ProfileView(Priced):
     updated_at: Moment
     reporting_currency: str
     average_spend: Money | None = Field(description="Per purchase; null without purchases.")
+    repeat_purchases: int | None = Field(description="Purchases after the first.")
+    average_repeat_spend: Money | None = Field(
+        description="Per purchase after the first; null without a repeat purchase."
+    )
+    days_since_first_purchase: int | None
     days_since_last_purchase: int | None
     days_since_last_contact: int | None
     interactions_90d: int
@@ -282,10 +288,14 @@ def profile_view(row: dict[str, Any], currency: str) -> ProfileView:
     recent = fields.pop("recent", None) or []
     horizon = now - timedelta(days=CONTACT_WINDOW_DAYS)
     count = fields["purchase_count"]
+    first_spend = fields.pop("first_spend", None)
     return ProfileView(
         **fields,
         reporting_currency=currency,
         average_spend=cents(fields["total_spend"] / count) if count else None,
+        repeat_purchases=count - 1 if count else None,
+        average_repeat_spend=average_repeat_spend(count, fields["total_spend"], first_spend),
+        days_since_first_purchase=_days_since(fields["first_purchase_at"], today),
         days_since_last_purchase=_days_since(fields["last_purchase_at"], today),
         days_since_last_contact=_days_since(fields["last_contact_at"], today),
         interactions_90d=sum(1 for m in recent if datetime.fromisoformat(m) >= horizon),
