@@ -116,6 +116,15 @@ class Profile:
     recency_score: int | None = None
     frequency_score: int | None = None
     monetary_score: int | None = None
+    # the lifetime value models' scores (`predictions.SCORE_FIELDS`): stored as columns
+    # by the scoring after each fit and for customers whose purchases changed, read back
+    # with the profile; None until a model scored the customer
+    expected_purchases_30d: float | None = None
+    expected_purchases_90d: float | None = None
+    expected_purchases_365d: float | None = None
+    probability_active: float | None = None
+    expected_spend: Decimal | None = None
+    lifetime_value: Decimal | None = None
 
     # Derived facts ----------------------------------------------------------------------
 

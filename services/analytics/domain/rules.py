@@ -89,6 +89,21 @@ FIELDS: dict[str, tuple[str, str]] = {
     "value_tier": (TEXT, "top, high, medium, low, none"),
     "satisfaction": (TEXT, "high, low, unknown"),
     "churn_risk": (BOOLEAN, "a churn warning is open"),
+    "expected_purchases_30d": (NUMBER, "purchases the BG/NBD model expects in the next 30 days"),
+    "expected_purchases_90d": (NUMBER, "purchases the BG/NBD model expects in the next 90 days"),
+    "expected_purchases_365d": (
+        NUMBER,
+        "purchases the BG/NBD model expects in the next 365 days",
+    ),
+    "probability_active": (NUMBER, "the BG/NBD probability (0-1) that the customer is active"),
+    "expected_spend": (
+        NUMBER,
+        "the Gamma-Gamma expected spend per purchase in the reporting currency",
+    ),
+    "lifetime_value": (
+        NUMBER,
+        "discounted expected revenue over the value horizon in the reporting currency",
+    ),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -98,7 +113,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 """The vocabulary of each `CHOICE` field: the customer contract's classifications."""
 
-MONEY_FIELDS = ("total_spend", "average_spend", "average_repeat_spend")
+MONEY_FIELDS = (
+    "total_spend",
+    "average_spend",
+    "average_repeat_spend",
+    "expected_spend",
+    "lifetime_value",
+)
 """The fields that are amounts in the reporting currency: a rule compares them with a
 number or a decimal string, exactly (as decimals, not binary floats); the values a
 conclusion records and publishes, and the service's answers, hold them as decimal

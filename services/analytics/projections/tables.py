@@ -1,6 +1,8 @@
 """The analytics tables: what the fold keeps (profiles, RFM boundaries, segment rules,
 segment history, churn warnings, the detail rows behind the views) and the writers'
-token. The outbox of conclusions that the service's relay publishes is durable: it comes
+token. The profiles' scores of the lifetime value models are written by the scoring
+(`scoring`), not the fold: the fold only marks a customer whose purchases changed
+(`scores_stale`). The outbox of conclusions that the service's relay publishes is durable: it comes
 from the service's migrations (`services/analytics/migrations/`)."""
 
 from __future__ import annotations
@@ -38,8 +40,21 @@ CREATE TABLE IF NOT EXISTS profiles (
     satisfaction text NOT NULL,
     quadrant text,
     churn_risk boolean NOT NULL,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    expected_purchases_30d double precision,
+    expected_purchases_90d double precision,
+    expected_purchases_365d double precision,
+    probability_active double precision,
+    expected_spend numeric(20, 2),
+    lifetime_value numeric(20, 2),
+    scored_at timestamptz,
+    bg_nbd_version integer,
+    gamma_gamma_version integer,
+    scores_stale boolean NOT NULL DEFAULT false
 );
+CREATE INDEX IF NOT EXISTS profiles_scores_stale ON profiles (customer_id) WHERE scores_stale;
+CREATE INDEX IF NOT EXISTS profiles_lifetime_value ON profiles (lifetime_value, customer_id)
+    WHERE lifetime_value IS NOT NULL;
 CREATE INDEX IF NOT EXISTS profiles_recency ON profiles (last_purchase_date)
     WHERE purchase_count > 0;
 CREATE INDEX IF NOT EXISTS profiles_frequency ON profiles (purchase_count)
