@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.analytics.domain.predictions import SCORE_FIELDS
 from services.analytics.domain.profile import Profile
 from services.analytics.projections.store import load_profiles
 from services.analytics.queries.records import as_dict, as_dicts, within_window
@@ -43,7 +44,7 @@ PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, re
     csat_count, nps_latest, complaints_open, complaints_total,
     recency_score, frequency_score, monetary_score, rfm_segment, lifecycle_stage,
     value_tier, satisfaction, quadrant, churn_risk, state->'recent_contacts' AS recent,
-    updated_at"""
+    updated_at, {", ".join(SCORE_FIELDS)}, scored_at, bg_nbd_version, gamma_gamma_version"""
 """What a profile view shows (`recent`: the start times of the latest contacts)."""
 
 

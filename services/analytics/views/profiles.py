@@ -5,12 +5,11 @@ opportunities and tickets, contracts still to be paid, recent purchases)."""
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -32,6 +31,7 @@ from services.analytics.views.answers import (
     Moment,
     amounts_as_text,
     csv_of,
+    equality_filters,
 )
 from services.analytics.views.segments import SegmentDefinitionView, definition_of
 from services.runtime.errors import NotFound, RuleViolation
@@ -47,6 +47,8 @@ class ProfileView(Priced):
         "total_spend": "reporting_currency",
         "average_spend": "reporting_currency",
         "average_repeat_spend": "reporting_currency",
+        "expected_spend": "reporting_currency",
+        "lifetime_value": "reporting_currency",
     }
 
     customer_id: UUID
@@ -92,6 +94,24 @@ class ProfileView(Priced):
     days_since_last_contact: int | None
     interactions_90d: int
     nps_category: str | None
+    expected_purchases_30d: float | None = Field(
+        description="Purchases the BG/NBD model expects in the next 30 days (null before "
+        "a model scored the customer, and without purchases)."
+    )
+    expected_purchases_90d: float | None
+    expected_purchases_365d: float | None
+    probability_active: float | None = Field(
+        description="The BG/NBD probability (0-1) that the customer still buys."
+    )
+    expected_spend: Money | None = Field(
+        description="The Gamma-Gamma expected spend per purchase (reporting currency)."
+    )
+    lifetime_value: Money | None = Field(
+        description="Discounted expected revenue over the value horizon (reporting currency)."
+    )
+    scored_at: Moment | None = Field(description="When the scores were computed.")
+    bg_nbd_version: int | None = Field(description="The BG/NBD fit that scored them.")
+    gamma_gamma_version: int | None = Field(description="The Gamma-Gamma fit that scored them.")
 
 
 class ProfilePage(BaseModel):
@@ -310,27 +330,8 @@ async def profile_row(pool: Pool, customer_id: UUID) -> dict[str, Any]:
     return row
 
 
-def _given_filters(**given: str | None) -> dict[str, str]:
-    return {name: value for name, value in given.items() if value is not None}
-
-
-def _filter_parameter(name: str) -> inspect.Parameter:
-    description = f"Only profiles whose `{name}` equals this."
-    return inspect.Parameter(
-        name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=Query(None, description=description),
-        annotation=str | None,
-    )
-
-
-profile_filters = _given_filters
-"""The equality filters of `/profiles`: one documented query parameter per name of
-`PROFILE_FILTERS`, so the OpenAPI document lists exactly what is filtered on."""
-profile_filters.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [_filter_parameter(name) for name in PROFILE_FILTERS],
-    return_annotation=dict[str, str],
-)
+profile_filters = equality_filters(PROFILE_FILTERS, "profiles")
+"""The equality filters of `/profiles`."""
 
 
 @router.get(
