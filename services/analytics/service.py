@@ -31,6 +31,10 @@ def fold() -> AnalyticsFold:
     return AnalyticsFold(settings.converter(), cache_capacity=settings.analytics_profile_cache_size)
 
 
+FIT_CHECK_SECONDS = 300.0
+"""How often, at most, the scheduled fit checks whether a fit is due (`fit_when_due`)."""
+
+
 def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     settings = analytics_settings(runtime)
     assert runtime.pool is not None
@@ -54,7 +58,12 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
         partial(every, settings.analytics_rescore_interval_seconds, rescore, "RFM re-scoring"),
         partial(every, settings.analytics_sweep_interval_seconds, sweep, "time-based sweep"),
         partial(every, settings.analytics_rescore_interval_seconds, score, "model scoring"),
-        partial(every, settings.analytics_fit_interval_seconds / 10, fit, "model fitting"),
+        partial(
+            every,
+            min(settings.analytics_fit_interval_seconds / 10, FIT_CHECK_SECONDS),
+            fit,
+            "model fitting",
+        ),
     ]
 
 

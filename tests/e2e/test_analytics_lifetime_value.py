@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 
 from contracts.topics import Topic
+from local.demo import analytics as demo_analytics
+from local.demo import history as demo_history
 from local.launcher import ServiceProcess
 from services.analytics.domain import lifetime_value as lv
 from tests.support import cdnow
@@ -216,3 +218,26 @@ async def test_the_scores_served_equal_a_direct_fit_on_the_same_purchases(
             return True
 
         await eventually(warnings_follow_the_scores, timeout=60, interval=0.5)
+
+
+async def test_the_demo_shows_lifetime_values(
+    infra: Infrastructure, sales_service: ServiceProcess, analytics_service: ServiceProcess
+) -> None:
+    """The demo's purchase history, published as `crm up` does, then the models fitted as
+    it does: lifetime values for the buyers, and the big buyers who stopped coming
+    half a year ago judged less likely active than those who still buy."""
+    customers = [str(uuid.uuid4()) for _ in range(60)]
+    await demo_history.publish(infra.bootstrap_servers, customers)
+    said = await demo_analytics.fit_models(analytics_service.url, analytics_service.token())
+    assert "bg_nbd version 2 fitted" in said and "gamma_gamma version 2 fitted" in said, said
+    async with analytics_service.client(role="manager") as analytics:
+        listed = await every_page(analytics, "/predictions/lifetime-value")
+    by_pattern: dict[str, list[float]] = {}
+    for item in listed:
+        pattern = demo_history.PATTERNS[customers.index(item["customer_id"]) % 8].name
+        by_pattern.setdefault(pattern, []).append(item["probability_active"])
+        assert Decimal(item["lifetime_value"]) >= 0
+    buyers = sum(1 for n in range(60) if demo_history.PATTERNS[n % 8].amount != (0, 0))
+    assert len(listed) == buyers
+    assert max(by_pattern["big buyer who stopped"]) < 0.5
+    assert min(by_pattern["frequent big buyer"]) > 0.9

@@ -25,7 +25,7 @@ from services.analytics.domain import lifetime_value as lv
 from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import PURCHASE_FIELDS, Valuation
 from services.analytics.migrations import MIGRATIONS
-from services.analytics.projections.fits import REQUEST, fit_models
+from services.analytics.projections.fits import REQUEST, fit_models, fit_when_due
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.rescoring import rescore
 from services.analytics.projections.scoring import score_stale
@@ -230,3 +230,22 @@ async def test_a_fit_that_does_not_converge_leaves_the_model_in_use(pool: asyncp
         "SELECT parameters::text AS p FROM model_fits WHERE model = 'bg_nbd' AND version = 2"
     )
     assert set(orjson.loads(stored["p"])) == {"r", "alpha", "a", "b", "period_days"}
+
+
+async def test_the_scheduled_fit_runs_when_due(pool: asyncpg.Pool) -> None:
+    """Once an interval after the latest fit, and sooner while the population was too
+    small and more customers have bought since."""
+    day = timedelta(days=1)
+
+    async def scheduled(at: datetime) -> list[str] | None:
+        report = await fit_when_due(pool, Valuation(), day, clock=lambda: at)
+        return None if report is None else [f.record.outcome for f in report.fits]
+
+    assert await scheduled(NOW) == ["not_enough_data", "not_enough_data"]
+    assert await scheduled(NOW + timedelta(hours=1)) is None  # nobody new bought
+    await fold(pool, cdnow.all_purchases(NOW, limit=60))
+    assert await scheduled(NOW + timedelta(hours=2)) == ["fitted", "fitted"]
+    assert await scheduled(NOW + timedelta(hours=3)) is None
+    assert await scheduled(NOW + timedelta(hours=2) + day) == ["fitted", "fitted"]
+    trigger = await pool.fetch("SELECT DISTINCT trigger FROM model_fits")
+    assert [r["trigger"] for r in trigger] == ["schedule"]

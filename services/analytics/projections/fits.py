@@ -35,6 +35,7 @@ from services.analytics.domain.lifetime_value import (
 )
 from services.analytics.domain.predictions import (
     NOT_CONVERGED,
+    NOT_ENOUGH_DATA,
     FitRecord,
     Population,
     Valuation,
@@ -144,9 +145,18 @@ async def fit_when_due(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> FitReport | None:
-    """The scheduled fit: fit unless the latest fit (by any replica, or on request) is
-    younger than `interval`."""
-    latest = await pool.fetchval("SELECT max(fitted_at) FROM model_fits")
-    if latest is not None and clock() - latest < interval:
-        return None
+    """The scheduled fit: due when the latest fit (by any replica, or on request) is
+    `interval` old, or when BG/NBD found too few customers last time and more have bought
+    since (a new installation gets its first model as soon as it has the customers)."""
+    latest = await pool.fetchrow(
+        """SELECT fitted_at, outcome, population + excluded AS buyers FROM model_fits WHERE model = $1
+           ORDER BY version DESC LIMIT 1""",
+        BG_NBD,
+    )
+    if latest is not None and clock() - latest["fitted_at"] < interval:
+        if latest["outcome"] != NOT_ENOUGH_DATA:
+            return None
+        buyers = await pool.fetchval("SELECT count(*) FROM profiles WHERE purchase_count > 0")
+        if buyers <= latest["buyers"]:
+            return None
     return await fit_models(pool, valuation, trigger=SCHEDULE, clock=clock)
