@@ -149,8 +149,8 @@ async def fit_when_due(
     `interval` old, or when BG/NBD found too few customers last time and more have bought
     since (a new installation gets its first model as soon as it has the customers)."""
     latest = await pool.fetchrow(
-        """SELECT fitted_at, outcome, population + excluded AS buyers FROM model_fits WHERE model = $1
-           ORDER BY version DESC LIMIT 1""",
+        """SELECT fitted_at, outcome, population + excluded AS buyers FROM model_fits
+           WHERE model = $1 ORDER BY version DESC LIMIT 1""",
         BG_NBD,
     )
     if latest is not None and clock() - latest["fitted_at"] < interval:
