@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,6 @@ from contracts.topics import Topic
 from local.demo import analytics as demo_analytics
 from local.demo import history as demo_history
 from local.launcher import ServiceProcess
-from services.analytics.domain import lifetime_value as lv
 from tests.support import cdnow
 from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
@@ -43,28 +42,6 @@ def message(purchase: cdnow.Purchase) -> dict[str, Any]:
         "channel": "online",
         "occurred_at": purchase.occurred_at.isoformat(),
     }
-
-
-def histories(
-    purchases: list[cdnow.Purchase], now: datetime
-) -> dict[uuid.UUID, lv.PurchaseHistory]:
-    """Each customer's history straight from the purchases, as of `now`."""
-    by_customer: dict[uuid.UUID, list[cdnow.Purchase]] = {}
-    for p in purchases:
-        by_customer.setdefault(p.customer_id, []).append(p)
-    week = timedelta(weeks=1)
-    found = {}
-    for customer, bought in by_customer.items():
-        bought.sort(key=lambda p: p.occurred_at)
-        repeats = bought[1:]
-        spend = sum((p.amount for p in repeats), Decimal(0))
-        found[customer] = lv.PurchaseHistory(
-            frequency=len(repeats),
-            recency=(bought[-1].occurred_at - bought[0].occurred_at) / week if repeats else 0.0,
-            age=(now - bought[0].occurred_at) / week,
-            average_repeat_spend=float(spend) / len(repeats) if spend else None,
-        )
-    return found
 
 
 def close(served: str | float | None, direct: float) -> bool:
@@ -130,29 +107,22 @@ async def test_the_scores_served_equal_a_direct_fit_on_the_same_purchases(
         fitted_at = datetime.fromisoformat(bg["fitted_at"])
 
         # The same purchases, fitted directly.
-        direct = histories(purchases, fitted_at)
-        people = list(direct.values())
-        direct_bg = lv.fit_bg_nbd(people)
-        direct_gg = lv.fit_gamma_gamma(people)
-        assert isinstance(direct_bg, lv.BgNbdFit) and isinstance(direct_gg, lv.GammaGammaFit)
-        for name in ("r", "alpha", "a", "b"):
-            assert math.isclose(bg["parameters"][name], getattr(direct_bg, name), rel_tol=RELATIVE)
-        for name in ("p", "q", "gamma"):
-            assert math.isclose(gg["parameters"][name], getattr(direct_gg, name), rel_tol=RELATIVE)
-        assert math.isclose(bg["log_likelihood"], direct_bg.log_likelihood, rel_tol=1e-6)
+        direct = cdnow.direct_fit(purchases, fitted_at)
+        direct.assert_same_parameters(bg["parameters"], gg["parameters"], RELATIVE)
+        assert math.isclose(bg["log_likelihood"], direct.bg.log_likelihood, rel_tol=1e-6)
 
         # Every customer's scores, as the list serves them.
         served = {
             uuid.UUID(item["customer_id"]): item
             for item in await every_page(analytics, "/predictions/lifetime-value")
         }
-        assert served.keys() == direct.keys()
-        expected = dict(zip(direct, lv.score(direct_bg, direct_gg, people), strict=True))
+        expected = direct.scores()
+        assert served.keys() == expected.keys()
         for customer, score in expected.items():
             item = served[customer]
             assert item["scored_at"] == bg["fitted_at"]
             assert (item["bg_nbd_version"], item["gamma_gamma_version"]) == (2, 2)
-            assert item["repeat_purchases"] == direct[customer].frequency
+            assert item["repeat_purchases"] == direct.histories[customer].frequency
             for days in (30, 90, 365):
                 assert close(item[f"expected_purchases_{days}d"], score.expected_purchases[days])
             assert close(item["probability_active"], score.probability_active), customer

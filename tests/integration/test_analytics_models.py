@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -20,21 +20,16 @@ from prometheus_client import REGISTRY
 
 from contracts import sales
 from contracts.envelope import EventEnvelope, payload_example
-from local.embedded import EmbeddedPostgres
 from services.analytics.domain import lifetime_value as lv
 from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import PURCHASE_FIELDS, Valuation
-from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fits import REQUEST, fit_models, fit_when_due
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.rescoring import rescore
 from services.analytics.projections.scoring import score_stale
 from services.analytics.projections.writers import lock
-from services.runtime.storage.database import create_pool
-from services.runtime.storage.migrator import DURABLE, migrate_all
 from tests.support import cdnow
 from tests.support.events import envelope
-from tests.support.infrastructure import new_database
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 """The end of the calibration period, and the moment of every fit."""
@@ -61,14 +56,8 @@ def recorded(purchase: cdnow.Purchase) -> EventEnvelope[Any]:
 
 
 @pytest.fixture
-async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
-    url = await new_database(postgres)
-    await migrate_all(url, "analytics", (DURABLE, MIGRATIONS))
-    pool = await create_pool(url, "analytics")
-    async with pool.acquire() as connection:
-        await AnalyticsFold(Converter("CNY")).create_tables(connection)
-    yield pool
-    await pool.close()
+def pool(analytics_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return analytics_pool
 
 
 async def fold(pool: asyncpg.Pool, purchases: Sequence[cdnow.Purchase]) -> None:
@@ -86,26 +75,6 @@ async def fold(pool: asyncpg.Pool, purchases: Sequence[cdnow.Purchase]) -> None:
 async def fit(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
     report = await fit_models(pool, Valuation(), trigger=REQUEST, clock=lambda: NOW)
     return {f.record.model: {"version": f.version, **vars(f.record)} for f in report.fits}
-
-
-def histories(purchases: Sequence[cdnow.Purchase]) -> dict[uuid.UUID, lv.PurchaseHistory]:
-    """Each customer's history straight from the purchases (weeks to `NOW`)."""
-    by_customer: dict[uuid.UUID, list[cdnow.Purchase]] = {}
-    for p in purchases:
-        by_customer.setdefault(p.customer_id, []).append(p)
-    week = timedelta(weeks=1)
-    found = {}
-    for customer, bought in by_customer.items():
-        bought.sort(key=lambda p: p.occurred_at)
-        first, repeats = bought[0], bought[1:]
-        spend = sum((p.amount for p in repeats), Decimal(0))
-        found[customer] = lv.PurchaseHistory(
-            frequency=len(repeats),
-            recency=(bought[-1].occurred_at - first.occurred_at) / week if repeats else 0.0,
-            age=(NOW - first.occurred_at) / week,
-            average_repeat_spend=float(spend) / len(repeats) if repeats and spend else None,
-        )
-    return found
 
 
 def close(stored: float | Decimal | None, direct: float) -> bool:
@@ -144,23 +113,15 @@ async def test_fits_are_versions_and_every_customer_is_scored(pool: asyncpg.Pool
     bg, gg = fits["bg_nbd"], fits["gamma_gamma"]
     assert (bg["outcome"], bg["version"], bg["population"]) == ("fitted", 2, 2357)
     assert (gg["outcome"], gg["version"]) == ("fitted", 2)
-    direct = histories(purchases)
-    people = list(direct.values())
-    direct_bg = lv.fit_bg_nbd(people)
-    direct_gg = lv.fit_gamma_gamma(people)
-    assert isinstance(direct_bg, lv.BgNbdFit) and isinstance(direct_gg, lv.GammaGammaFit)
-    for name in ("r", "alpha", "a", "b"):
-        assert math.isclose(bg["parameters"][name], getattr(direct_bg, name), rel_tol=RELATIVE)
-    for name in ("p", "q", "gamma"):
-        assert math.isclose(gg["parameters"][name], getattr(direct_gg, name), rel_tol=RELATIVE)
+    direct = cdnow.direct_fit(purchases, NOW)
+    direct.assert_same_parameters(bg["parameters"], gg["parameters"], RELATIVE)
     # the published parameters of the CDNOW sample (Fader, Hardie and Lee 2005)
     for name, published in {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}.items():
         assert math.isclose(bg["parameters"][name], published, rel_tol=0.01), name
-    assert math.isclose(bg["log_likelihood"], direct_bg.log_likelihood, rel_tol=1e-6)
+    assert math.isclose(bg["log_likelihood"], direct.bg.log_likelihood, rel_tol=1e-6)
 
     stored = await scores(pool)
-    expected = lv.score(direct_bg, direct_gg, people)
-    for customer, score in zip(direct, expected, strict=True):
+    for customer, score in direct.scores().items():
         row = stored[customer]
         assert not row["scores_stale"] and row["scored_at"] == NOW
         assert (row["bg_nbd_version"], row["gamma_gamma_version"]) == (2, 2)
@@ -186,7 +147,7 @@ async def test_fits_are_versions_and_every_customer_is_scored(pool: asyncpg.Pool
     assert warned == unlikely and warned
 
     # A new purchase: only that customer is scored again, without a fit.
-    buyer = next(iter(direct))
+    buyer = next(iter(direct.histories))
     before = stored[buyer]
     later = cdnow.Purchase(buyer, "CD-later", NOW - timedelta(hours=1), Decimal("40.00"))
     await fold(pool, [later])
@@ -196,7 +157,7 @@ async def test_fits_are_versions_and_every_customer_is_scored(pool: asyncpg.Pool
         assert await score_stale(connection, Valuation(), NOW) == 1
     after = (await scores(pool))[buyer]
     assert not after["scores_stale"]
-    again = lv.score(direct_bg, direct_gg, [histories([*purchases, later])[buyer]])[0]
+    again = lv.score(direct.bg, direct.gg, [cdnow.histories([*purchases, later], NOW)[buyer]])[0]
     assert close(after["expected_purchases_30d"], again.expected_purchases[30])
     assert after["expected_purchases_30d"] != before["expected_purchases_30d"]
 

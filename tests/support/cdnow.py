@@ -12,11 +12,23 @@ summary (the models leave it out); it is a fixed `FIRST_SPEND`.
 from __future__ import annotations
 
 import csv
+import math
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+
+from services.analytics.domain.lifetime_value import (
+    BgNbdFit,
+    CustomerScore,
+    GammaGammaFit,
+    PurchaseHistory,
+    fit_bg_nbd,
+    fit_gamma_gamma,
+    score,
+)
 
 CDNOW = Path(__file__).parents[1] / "data" / "cdnow_customers_summary.csv"
 FIRST_SPEND = Decimal("25.00")
@@ -66,3 +78,54 @@ def purchases(row: Row, end: datetime) -> list[Purchase]:
 
 def all_purchases(end: datetime, limit: int | None = None) -> list[Purchase]:
     return [p for row in rows(limit) for p in purchases(row, end)]
+
+
+def histories(purchases: list[Purchase], now: datetime) -> dict[uuid.UUID, PurchaseHistory]:
+    """Each customer's history straight from the purchases, in weeks, as of `now` (what
+    the analytics service should arrive at through its profiles)."""
+    by_customer: dict[uuid.UUID, list[Purchase]] = {}
+    for p in purchases:
+        by_customer.setdefault(p.customer_id, []).append(p)
+    week = timedelta(weeks=1)
+    found = {}
+    for customer, bought in by_customer.items():
+        bought.sort(key=lambda p: p.occurred_at)
+        repeats = bought[1:]
+        spend = sum((p.amount for p in repeats), Decimal(0))
+        found[customer] = PurchaseHistory(
+            frequency=len(repeats),
+            recency=(bought[-1].occurred_at - bought[0].occurred_at) / week if repeats else 0.0,
+            age=(now - bought[0].occurred_at) / week,
+            average_repeat_spend=float(spend) / len(repeats) if spend else None,
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class DirectFit:
+    """Both models fitted by the domain functions on the histories of the purchases."""
+
+    histories: dict[uuid.UUID, PurchaseHistory]
+    bg: BgNbdFit
+    gg: GammaGammaFit
+
+    def scores(self) -> dict[uuid.UUID, CustomerScore]:
+        people = list(self.histories.values())
+        return dict(zip(self.histories, score(self.bg, self.gg, people), strict=True))
+
+    def assert_same_parameters(
+        self, bg: Mapping[str, float], gg: Mapping[str, float], relative: float
+    ) -> None:
+        """The parameters of a stored or served fit are those of this one."""
+        for name in ("r", "alpha", "a", "b"):
+            assert math.isclose(bg[name], getattr(self.bg, name), rel_tol=relative), name
+        for name in ("p", "q", "gamma"):
+            assert math.isclose(gg[name], getattr(self.gg, name), rel_tol=relative), name
+
+
+def direct_fit(purchases: list[Purchase], now: datetime) -> DirectFit:
+    found = histories(purchases, now)
+    people = list(found.values())
+    bg, gg = fit_bg_nbd(people), fit_gamma_gamma(people)
+    assert isinstance(bg, BgNbdFit) and isinstance(gg, GammaGammaFit)
+    return DirectFit(found, bg, gg)

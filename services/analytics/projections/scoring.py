@@ -98,17 +98,8 @@ async def models_in_use(connection: asyncpg.Connection) -> InUse:
 
 
 def summaries(rows: Sequence[asyncpg.Record]) -> list[Summary]:
-    return [
-        Summary(
-            customer_id=r["customer_id"],
-            purchase_count=r["purchase_count"],
-            total_spend=r["total_spend"],
-            first_spend=r["first_spend"],
-            first_purchase_at=r["first_purchase_at"],
-            last_purchase_at=r["last_purchase_at"],
-        )
-        for r in rows
-    ]
+    """Rows of `SUMMARY_COLUMNS` (the fields of `Summary`)."""
+    return [Summary(**dict(r)) for r in rows]
 
 
 _WRITE = f"""

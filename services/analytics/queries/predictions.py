@@ -9,6 +9,7 @@ from uuid import UUID
 import asyncpg
 
 from services.analytics.domain.predictions import SCORE_FIELDS
+from services.analytics.queries.profiles import members_of
 from services.analytics.queries.records import as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
@@ -42,11 +43,7 @@ async def lifetime_values(
         where.condition(f"probability_active <= {where.parameter(max_probability_active)}")
     if min_lifetime_value is not None:
         where.condition(f"lifetime_value >= {where.parameter(min_lifetime_value)}")
-    if segment is not None:
-        where.condition(
-            "customer_id IN (SELECT customer_id FROM segment_history "
-            f"WHERE left_at IS NULL AND segment = {where.parameter(segment)})"
-        )
+    members_of(where, segment)
     where.after(("lifetime_value", "customer_id"), after, descending=True)
     rows = await pool.fetch(
         f"""SELECT customer_id, name, owner, region, value_tier, lifecycle_stage,

@@ -48,6 +48,15 @@ PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, re
 """What a profile view shows (`recent`: the start times of the latest contacts)."""
 
 
+def members_of(where: Where, segment: str | None) -> None:
+    """Only the customers in `segment` now (nothing when it is None)."""
+    if segment is not None:
+        where.condition(
+            "customer_id IN (SELECT customer_id FROM segment_history "
+            f"WHERE left_at IS NULL AND segment = {where.parameter(segment)})"
+        )
+
+
 async def profiles(
     pool: asyncpg.Pool,
     filters: Mapping[str, str],
@@ -65,11 +74,7 @@ async def profiles(
             where.condition(f"{name} = {where.parameter(value)}")
     if churn_risk is not None:
         where.condition(f"churn_risk = {where.parameter(churn_risk)}")
-    if segment is not None:
-        where.condition(
-            "customer_id IN (SELECT customer_id FROM segment_history "
-            f"WHERE left_at IS NULL AND segment = {where.parameter(segment)})"
-        )
+    members_of(where, segment)
     rows = await pool.fetch(
         f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE {where.sql} "
         f"ORDER BY customer_id LIMIT {where.parameter(limit)}",
