@@ -103,6 +103,7 @@ async def change_segment(
 class FitAnswer(BaseModel):
     fits: list[FitView] = Field(description="The new version of each model.")
     scored: int = Field(description="Customers scored afterwards with the models in use.")
+    deals_scored: int = Field(description="Open deals scored with the win model in use.")
 
 
 @router.post(
@@ -113,10 +114,11 @@ class FitAnswer(BaseModel):
 async def fit(
     pool: Pool, settings: Annotated[AnalyticsSettings, Depends(analytics_settings)]
 ) -> FitAnswer:
-    """Fits BG/NBD and Gamma-Gamma, records each fit as the model's next version and
-    scores every customer with the models in use (a fit that did not converge, or a
-    population too small, leaves the previous model in use and says so)."""
-    report = await fit_models(pool, settings.valuation(), trigger=REQUEST)
+    """Fits BG/NBD, Gamma-Gamma and the win model, records each fit as the model's next
+    version and scores every customer and open deal with the models in use (a fit that
+    did not converge, or a population too small, leaves the previous model in use and
+    says so)."""
+    report = await fit_models(pool, settings.valuation(), settings.converter(), trigger=REQUEST)
     in_use = {f.record.model: f.version for f in report.fits if f.record.usable}
     views = [
         fit_view(
@@ -130,4 +132,4 @@ async def fit(
         )
         for f in report.fits
     ]
-    return FitAnswer(fits=views, scored=report.scored)
+    return FitAnswer(fits=views, scored=report.scored, deals_scored=report.deals_scored)

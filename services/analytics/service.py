@@ -47,12 +47,13 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
         await sweep_once(pool)
 
     valuation = settings.valuation()
+    converter = settings.converter()
 
     async def score() -> None:
-        await score_once(pool, valuation)
+        await score_once(pool, valuation, converter)
 
     async def fit() -> None:
-        await fit_once(pool, valuation, settings.fit_interval)
+        await fit_once(pool, valuation, converter, settings.fit_interval)
 
     return [
         partial(every, settings.analytics_rescore_interval_seconds, rescore, "RFM re-scoring"),

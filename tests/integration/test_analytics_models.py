@@ -33,6 +33,7 @@ from tests.support.events import envelope
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 """The end of the calibration period, and the moment of every fit."""
+CNY = Converter("CNY")
 RELATIVE = 1e-4
 """How close the stored parameters and scores are to a direct fit on the same purchases."""
 
@@ -73,7 +74,7 @@ async def fold(pool: asyncpg.Pool, purchases: Sequence[cdnow.Purchase]) -> None:
 
 
 async def fit(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
-    report = await fit_models(pool, Valuation(), trigger=REQUEST, clock=lambda: NOW)
+    report = await fit_models(pool, Valuation(), CNY, trigger=REQUEST, clock=lambda: NOW)
     return {f.record.model: {"version": f.version, **vars(f.record)} for f in report.fits}
 
 
@@ -199,14 +200,18 @@ async def test_the_scheduled_fit_runs_when_due(pool: asyncpg.Pool) -> None:
     day = timedelta(days=1)
 
     async def scheduled(at: datetime) -> list[str] | None:
-        report = await fit_when_due(pool, Valuation(), day, clock=lambda: at)
+        report = await fit_when_due(pool, Valuation(), CNY, day, clock=lambda: at)
         return None if report is None else [f.record.outcome for f in report.fits]
 
-    assert await scheduled(NOW) == ["not_enough_data", "not_enough_data"]
+    assert await scheduled(NOW) == ["not_enough_data"] * 3  # the win model too
     assert await scheduled(NOW + timedelta(hours=1)) is None  # nobody new bought
     await fold(pool, cdnow.all_purchases(NOW, limit=60))
-    assert await scheduled(NOW + timedelta(hours=2)) == ["fitted", "fitted"]
+    assert await scheduled(NOW + timedelta(hours=2)) == ["fitted", "fitted", "not_enough_data"]
     assert await scheduled(NOW + timedelta(hours=3)) is None
-    assert await scheduled(NOW + timedelta(hours=2) + day) == ["fitted", "fitted"]
+    assert await scheduled(NOW + timedelta(hours=2) + day) == [
+        "fitted",
+        "fitted",
+        "not_enough_data",
+    ]
     trigger = await pool.fetch("SELECT DISTINCT trigger FROM model_fits")
     assert [r["trigger"] for r in trigger] == ["schedule"]

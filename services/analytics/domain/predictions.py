@@ -40,8 +40,9 @@ from services.analytics.domain.lifetime_value import (
     history_from_summary,
 )
 from services.analytics.domain.money import cents
+from services.analytics.domain.win_probability import WIN_PROBABILITY, Column, WinModel
 
-MODELS = (BG_NBD, GAMMA_GAMMA)
+MODELS = (BG_NBD, GAMMA_GAMMA, WIN_PROBABILITY)
 
 PURCHASE_FIELDS: dict[int, str] = {
     days: f"expected_purchases_{days}d" for days in PURCHASE_HORIZONS_DAYS
@@ -130,7 +131,7 @@ class FitRecord:
     outcome: str
     population: int
     excluded: int
-    parameters: dict[str, float] | None
+    parameters: dict[str, Any] | None
     log_likelihood: float | None
     converged: bool
     message: str
@@ -143,12 +144,17 @@ class FitRecord:
 
 def record_of(
     model: str,
-    result: BgNbdFit | GammaGammaFit | NotEnoughData,
-    people: Population,
+    result: BgNbdFit | GammaGammaFit | WinModel | NotEnoughData,
+    people: Population | None,
+    *,
+    counted: int | None = None,
 ) -> FitRecord:
-    """The record of a fit over `people`."""
-    counted = len(people.histories)
-    excluded = len(people.excluded)
+    """The record of a fit over `people` (the lifetime value models) or over `counted`
+    closed deals (the win model)."""
+    excluded = len(people.excluded) if people is not None else 0
+    if counted is None:
+        assert people is not None
+        counted = len(people.histories)
     if isinstance(result, NotEnoughData):
         return FitRecord(
             model=model,
@@ -165,8 +171,10 @@ def record_of(
                 "minimum": result.minimum,
             },
         )
-    parameters: dict[str, float]
-    if isinstance(result, BgNbdFit):
+    parameters: dict[str, Any]
+    if isinstance(result, WinModel):
+        parameters = win_parameters(result)
+    elif isinstance(result, BgNbdFit):
         parameters = {
             "r": result.r,
             "alpha": result.alpha,
@@ -246,3 +254,42 @@ def score_fields(score: CustomerScore) -> dict[str, Any]:
         "expected_spend": _amount(score.expected_spend),
         "lifetime_value": _amount(score.lifetime_value),
     }
+
+
+def win_parameters(model: WinModel) -> dict[str, Any]:
+    """A win model as stored: the baseline log-odds, and each column with its weight."""
+    return {
+        "intercept": model.intercept,
+        "columns": [
+            {
+                "feature": c.feature,
+                "level": c.level,
+                "mean": c.mean,
+                "centre": c.centre,
+                "scale": c.scale,
+                "weight": w,
+            }
+            for c, w in zip(model.columns, model.weights, strict=True)
+        ],
+        "deals": model.deals,
+        "won": model.won,
+        "regularisation": model.regularisation,
+    }
+
+
+def win_model_of(parameters: Mapping[str, Any], *, fitted_at: datetime) -> WinModel:
+    """A stored converged win model, to score open deals with."""
+    columns = parameters["columns"]
+    return WinModel(
+        intercept=parameters["intercept"],
+        weights=tuple(c["weight"] for c in columns),
+        columns=tuple(
+            Column(c["feature"], c["level"], c["mean"], c["centre"], c["scale"]) for c in columns
+        ),
+        deals=parameters["deals"],
+        won=parameters["won"],
+        log_likelihood=math.nan,
+        regularisation=parameters["regularisation"],
+        converged=True,
+        fitted_at=fitted_at,
+    )

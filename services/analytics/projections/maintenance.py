@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from services.analytics import metrics
+from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import Valuation
+from services.analytics.projections.deals import score_open_deals
 from services.analytics.projections.fits import FitReport, fit_when_due
 from services.analytics.projections.rescoring import reconclude_all, rescore
 from services.analytics.projections.scoring import score_stale
@@ -42,16 +44,22 @@ async def sweep_once(pool: asyncpg.Pool) -> int:
     return changed
 
 
-async def score_once(pool: asyncpg.Pool, valuation: Valuation) -> int:
+async def score_once(pool: asyncpg.Pool, valuation: Valuation, converter: Converter) -> int:
+    """Customers whose purchases changed, and open deals that changed, scored with the
+    models in use."""
     async with pool.acquire() as connection, connection.transaction():
         await lock(connection)
-        scored = await score_stale(connection, valuation, datetime.now(UTC))
+        now = datetime.now(UTC)
+        scored = await score_stale(connection, valuation, now)
+        await score_open_deals(connection, converter, now, every=False)
     metrics.SCORED.inc(scored)
     return scored
 
 
-async def fit_once(pool: asyncpg.Pool, valuation: Valuation, interval: timedelta) -> None:
-    report: FitReport | None = await fit_when_due(pool, valuation, interval)
+async def fit_once(
+    pool: asyncpg.Pool, valuation: Valuation, converter: Converter, interval: timedelta
+) -> None:
+    report: FitReport | None = await fit_when_due(pool, valuation, converter, interval)
     if report is None:
         return
     metrics.SCORED.inc(report.scored)

@@ -2,8 +2,9 @@
 segment history, churn warnings, the detail rows behind the views) and the writers'
 token. The profiles' scores of the lifetime value models are written by the scoring
 (`scoring`), not the fold: the fold only marks a customer whose purchases changed
-(`scores_stale`). The outbox of conclusions that the service's relay publishes is durable: it comes
-from the service's migrations (`services/analytics/migrations/`)."""
+(`scores_stale`); likewise the learned win probability of open opportunities (`win_*`
+columns, `scoring.score_open_deals`). The outbox of conclusions that the service's relay
+publishes is durable: it comes from the service's migrations (`services/analytics/migrations/`)."""
 
 from __future__ import annotations
 
@@ -158,9 +159,26 @@ CREATE TABLE IF NOT EXISTS opportunities (
     expected_amount numeric(20, 4),
     currency text,
     expected_close_date date,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    region text,
+    product text,
+    opened_at timestamptz,
+    closed_at timestamptz,
+    closing_stage text,
+    closing_version integer NOT NULL DEFAULT 0,
+    win_probability double precision,
+    win_baseline double precision,
+    win_factors jsonb,
+    win_model_version integer,
+    win_scored_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS opportunities_customer ON opportunities (customer_id);
+CREATE TABLE IF NOT EXISTS opportunity_activities (
+    opportunity_id uuid NOT NULL,
+    activity_id text NOT NULL,
+    customer_id uuid NOT NULL,
+    PRIMARY KEY (opportunity_id, activity_id)
+);
 CREATE TABLE IF NOT EXISTS purchases (
     event_id uuid PRIMARY KEY,
     customer_id uuid NOT NULL,

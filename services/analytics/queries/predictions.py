@@ -1,4 +1,5 @@
-"""Customers by lifetime value, with the scores of the lifetime value models."""
+"""Customers by lifetime value, with the scores of the lifetime value models; open deals
+by learned win probability."""
 
 from __future__ import annotations
 
@@ -55,3 +56,39 @@ async def lifetime_values(
         *where.values,
     )
     return as_dicts(rows)
+
+
+BY_WIN = SortKey(("rank", "opportunity_id"), (Decimal, UUID))
+"""Open deals page by learned win probability, highest first (those without one last)."""
+_RANK = "coalesce(o.win_probability, -1)::numeric"
+
+WIN_FILTERS = ("owner", "stage", "region", "product")
+"""Opportunity columns the list of open deals filters on by equality."""
+
+
+async def win_probabilities(
+    pool: asyncpg.Pool,
+    filters: dict[str, str],
+    *,
+    after: Position | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Open deals with their stage, the learned win probability and its factors."""
+    where = Where()
+    where.condition("o.stage NOT IN ('won', 'lost')")
+    for name in WIN_FILTERS:
+        where.equal(f"o.{name}", filters.get(name))
+    where.after((_RANK, "o.opportunity_id"), after, descending=True)
+    rows = await pool.fetch(
+        f"""SELECT o.opportunity_id, o.customer_id, p.name AS customer_name, o.description,
+                   o.owner, o.region, o.product, o.stage, o.expected_amount, o.currency,
+                   {within_window("o.expected_close_date", day=True)},
+                   {within_window("o.opened_at")}, o.win_probability, o.win_baseline,
+                   o.win_factors::text AS win_factors, o.win_model_version, o.win_scored_at,
+                   {_RANK} AS rank
+            FROM opportunities o LEFT JOIN profiles p USING (customer_id)
+            WHERE {where.sql}
+            ORDER BY {_RANK} DESC, o.opportunity_id DESC LIMIT {where.parameter(limit)}""",
+        *where.values,
+    )
+    return as_dicts(rows, "win_factors")

@@ -182,7 +182,9 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
         )
         opportunities = await c.fetch(
             f"""SELECT opportunity_id, description, stage, expected_amount, currency, owner,
-                      {within_window("expected_close_date", day=True)} FROM opportunities
+                      {within_window("expected_close_date", day=True)}, win_probability,
+                      win_baseline, win_factors::text AS win_factors, win_model_version
+               FROM opportunities
                WHERE customer_id = $1 AND stage NOT IN ('won', 'lost') ORDER BY updated_at""",
             customer_id,
         )
@@ -229,7 +231,7 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
         )
     return CustomerDetails(
         last_interactions=as_dicts(interactions),
-        open_opportunities=as_dicts(opportunities),
+        open_opportunities=as_dicts(opportunities, "win_factors"),
         open_tickets=as_dicts(tickets),
         latest_answers=as_dicts(surveys),
         churn_warning=as_dict(warning),

@@ -1,5 +1,5 @@
-"""The lifetime value models' fits: each model's fit in use and latest fit, every version
-of a model, and one version (`model_fits`)."""
+"""The models' fits (the lifetime value models and the win model): each model's fit in
+use and latest fit, every version of a model, and one version (`model_fits`)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 
-ModelName = Annotated[str, Path(max_length=64, description="bg_nbd or gamma_gamma")]
+ModelName = Annotated[
+    str, Path(max_length=64, description="bg_nbd, gamma_gamma or win_probability")
+]
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -41,13 +43,17 @@ class FitView(BaseModel):
     in_use: bool = Field(description="This version scores the customers now.")
     fitted_at: Moment
     trigger: str = Field(description="schedule or request.")
-    population: int = Field(description="Customers with a purchase the fit considered.")
+    population: int = Field(
+        description="Customers with a purchase the fit considered (win_probability: closed deals)."
+    )
     excluded: int = Field(
         description="Customers left out: a purchase dated after the fit (a future signing day)."
     )
-    parameters: dict[str, float] | None = Field(
+    parameters: dict[str, Any] | None = Field(
         description="BG/NBD: r, alpha (in periods of period_days days), a, b; Gamma-Gamma: "
-        "p, q, gamma and the customers with a repeat spend it was fitted on."
+        "p, q, gamma and the customers with a repeat spend it was fitted on; win_probability: "
+        "the baseline log-odds (intercept), each column (a feature, or a feature's level) with "
+        "its weight, and the closed deals (and won ones) it learned from."
     )
     log_likelihood: float | None
     converged: bool

@@ -1,5 +1,7 @@
-"""Customers by lifetime value: the lifetime value models' scores of each customer with a
-purchase, highest value first, filtered (JSON or CSV, cursor paging)."""
+"""Predictions by list: customers by lifetime value (the lifetime value models' scores of
+each customer with a purchase, highest value first), and open deals by the win
+probability learned from the closed ones (beside their stage's default); filtered, JSON
+or CSV, cursor paging."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from contracts.personal import Personal
 from services.analytics.dependencies import Pool, ReportingCurrency, analytics_settings
 from services.analytics.domain.profile import average_repeat_spend
 from services.analytics.queries import predictions as queries
-from services.analytics.queries.predictions import BY_VALUE, VALUE_FILTERS
+from services.analytics.queries.predictions import BY_VALUE, BY_WIN, VALUE_FILTERS, WIN_FILTERS
 from services.analytics.settings import AnalyticsSettings
 from services.analytics.views.answers import (
     Cursor,
@@ -26,6 +28,7 @@ from services.analytics.views.answers import (
     csv_of,
     equality_filters,
 )
+from services.analytics.views.profiles import OpenOpportunity
 from services.runtime.errors import RuleViolation
 from services.runtime.http.security import requires
 
@@ -140,3 +143,51 @@ async def lifetime_values(
         horizon_days=settings.analytics_value_horizon_days,
         annual_discount_rate=settings.analytics_annual_discount_rate,
     )
+
+
+class WinProbabilityItem(OpenOpportunity):
+    """An open deal with its stage's default and its learned win probability."""
+
+    customer_id: UUID
+    customer_name: Personal | None
+    region: str | None
+    product: str | None = Field(description="The first product of the deal.")
+    opened_at: Moment | None
+    win_scored_at: Moment | None
+
+
+class WinProbabilityPage(BaseModel):
+    items: list[WinProbabilityItem]
+    next_cursor: str | None
+
+
+win_filters = equality_filters(WIN_FILTERS, "open deals")
+"""The equality filters of the list of open deals."""
+
+
+@router.get(
+    "/predictions/win-probability",
+    summary="Open deals with the win probability learned from closed deals",
+    dependencies=[requires("analytics:read")],
+    response_model=WinProbabilityPage,
+)
+async def win_probabilities(
+    request: Request,
+    pool: Pool,
+    filters: Annotated[dict[str, str], Depends(win_filters)],
+    limit: Limit = 100,
+    cursor: Cursor = None,
+    format: Format = "json",
+) -> WinProbabilityPage | StreamingResponse:
+    unknown = set(request.query_params) - {*WIN_FILTERS, "limit", "cursor", "format"}
+    if unknown:
+        raise RuleViolation(
+            f"unknown parameter(s) {sorted(unknown)}; filters: {', '.join(WIN_FILTERS)}"
+        )
+    rows = await queries.win_probabilities(
+        pool, filters, after=BY_WIN.after(cursor), limit=limit + 1
+    )
+    items = [WinProbabilityItem.model_validate(r) for r in rows[:limit]]
+    if format == "csv":
+        return csv_of(items, WinProbabilityItem, "win-probability.csv")
+    return WinProbabilityPage(items=items, next_cursor=BY_WIN.next_cursor(rows, limit))

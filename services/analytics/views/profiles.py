@@ -11,10 +11,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from contracts.money import Money, Priced
 from contracts.personal import Personal
+from contracts.sales import DEFAULT_PROBABILITY
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import builtin, matrix
 from services.analytics.domain.money import cents
@@ -38,6 +39,9 @@ from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
+
+STAGE_DEFAULTS = {stage.value: probability for stage, probability in DEFAULT_PROBABILITY.items()}
+"""The sales stages' default win probabilities (percent), shown beside the learned one."""
 
 
 class ProfileView(Priced):
@@ -211,6 +215,15 @@ class LoggedInteraction(BaseModel):
     subject: Personal
 
 
+class WinFactor(BaseModel):
+    """How far one feature moved the deal's log-odds from the baseline (positive: towards
+    winning)."""
+
+    feature: str
+    level: str = Field(description="The deal's value of the feature, as shown.")
+    contribution: float
+
+
 class OpenOpportunity(Priced):
     opportunity_id: UUID
     description: Personal | None
@@ -219,6 +232,27 @@ class OpenOpportunity(Priced):
     currency: str | None
     owner: str | None
     expected_close_date: date | None
+    stage_probability: int | None = Field(
+        default=None, description="The stage's default win probability, in percent."
+    )
+    win_probability: float | None = Field(
+        default=None,
+        description="The probability (0-1) the win model learned from the closed deals "
+        "gives it; null while there is no model (the stage's default stands).",
+    )
+    win_baseline: float | None = Field(
+        default=None, description="The learned probability of an average closed deal."
+    )
+    win_factors: list[WinFactor] = Field(
+        default_factory=list, description="What moved it from the baseline, largest first."
+    )
+    win_model_version: int | None = None
+
+    @model_validator(mode="after")
+    def _stage_default(self) -> OpenOpportunity:
+        if self.stage in STAGE_DEFAULTS:
+            self.stage_probability = STAGE_DEFAULTS[self.stage]
+        return self
 
 
 class OpenTicket(BaseModel):
