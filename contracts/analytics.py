@@ -45,6 +45,7 @@ class ChurnReason(StrEnum):
     OVERDUE_PURCHASE = "overdue_purchase"
     DETRACTOR = "detractor"
     COMPLAINT_PAST_TARGET = "complaint_past_target"
+    PROBABLY_INACTIVE = "probably_inactive"
 
 
 class SegmentDefined(EventPayload):

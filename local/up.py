@@ -482,6 +482,24 @@ class Supervisor:
             say(f"warning: could not publish the demo purchase history: {error}", error=True)
             return
         say(f"Published {sent} demo purchases and survey answers on the inbound topics")
+        await self._fit_demo_models()
+
+    async def _fit_demo_models(self) -> None:
+        """The lifetime value models fitted on the demo history, once it is folded."""
+        import httpx
+
+        from local.demo.analytics import fit_models
+        from local.demo.customers import DemoLoadError
+        from local.tokens import mint
+
+        analytics = next((s for s in self.services if s.spec.name == "analytics"), None)
+        if analytics is None:
+            return
+        token = mint(self.secret, "administrator", "demo-loader")
+        try:
+            say(await fit_models(analytics.spec.url, token))
+        except (DemoLoadError, httpx.HTTPError) as error:
+            say(f"warning: could not fit the lifetime value models: {error}", error=True)
 
     def _print_summary(self, services: list[ServiceSpec]) -> None:
         from contracts.topics import Topic

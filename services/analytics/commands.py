@@ -1,18 +1,21 @@
 """Analytics commands over HTTP: defining a segment by a rule and changing it (a new
-version). The rule is checked before it reaches the event store, so that a bad rule is
-answered with 422 naming the problem."""
+version), and fitting the lifetime value models now. The rule is checked before it
+reaches the event store, so that a bad rule is answered with 422 naming the problem."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
-from pydantic import Field
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, Field
 
 from contracts.values import JSON_LINES, LINE, Line, Text
-from services.analytics.dependencies import App
+from services.analytics.dependencies import App, Pool, analytics_settings
 from services.analytics.domain.rules import RuleError, validate
+from services.analytics.projections.fits import REQUEST, fit_models
+from services.analytics.settings import AnalyticsSettings
+from services.analytics.views.models import FitView, fit_view
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
@@ -95,3 +98,38 @@ async def change_segment(
     )
     etag(response, definition.version)
     return Accepted(segment=segment, version=definition.version)
+
+
+class FitAnswer(BaseModel):
+    fits: list[FitView] = Field(description="The new version of each model.")
+    scored: int = Field(description="Customers scored afterwards with the models in use.")
+    deals_scored: int = Field(description="Open deals scored with the win model in use.")
+
+
+@router.post(
+    "/models/fit",
+    summary="Fit the lifetime value models over the current population now",
+    dependencies=[requires("models:write")],
+)
+async def fit(
+    pool: Pool, settings: Annotated[AnalyticsSettings, Depends(analytics_settings)]
+) -> FitAnswer:
+    """Fits BG/NBD, Gamma-Gamma and the win model, records each fit as the model's next
+    version and scores every customer and open deal with the models in use (a fit that
+    did not converge, or a population too small, leaves the previous model in use and
+    says so)."""
+    report = await fit_models(pool, settings.valuation(), settings.converter(), trigger=REQUEST)
+    in_use = {f.record.model: f.version for f in report.fits if f.record.usable}
+    views = [
+        fit_view(
+            {
+                "version": f.version,
+                "fitted_at": f.fitted_at,
+                "trigger": f.trigger,
+                **vars(f.record),
+            },
+            in_use.get(f.record.model, 0),
+        )
+        for f in report.fits
+    ]
+    return FitAnswer(fits=views, scored=report.scored, deals_scored=report.deals_scored)

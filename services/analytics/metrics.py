@@ -42,10 +42,41 @@ SWEEP_CHANGED = Counter(
     "crm_analytics_sweep_changed_customers_total",
     "Customers whose conclusions changed in the periodic time-based sweep.",
 )
+MODEL_FITS = Counter(
+    "crm_model_fits_total",
+    "Fits of the lifetime value models, by model and outcome (fitted, not_converged, "
+    "not_enough_data).",
+    ["model", "outcome"],
+)
+MODEL_FIT_FAILURES = Counter(
+    "crm_model_fit_failures_total",
+    "Fits of a lifetime value model whose optimiser did not converge: the previous model "
+    "stays in use.",
+    ["model"],
+)
+MODEL_FIT_SECONDS = Histogram(
+    "crm_model_fit_duration_seconds",
+    "Time to fit the lifetime value models and score every customer with them.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
+MODEL_FIT_AGE = Gauge(
+    "crm_model_fit_age_seconds",
+    "Age of the model in use (its latest converged fit), by model; absent before the first one.",
+    ["model"],
+)
+SCORED = Counter(
+    "crm_analytics_scored_customers_total",
+    "Customers scored by the lifetime value models: everyone after a fit, and those whose "
+    "purchases changed in between.",
+)
 
 
 async def refresh_gauges(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
+        fits = await connection.fetch(
+            """SELECT model, extract(epoch FROM now() - max(fitted_at)) AS age
+               FROM model_fits WHERE converged GROUP BY model"""
+        )
         rows = await connection.fetch(
             """SELECT h.segment, count(*) AS size,
                       avg(p.csat_average) AS csat,
@@ -68,6 +99,8 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
         for labels in list(gauge._metrics):  # segments that emptied
             if labels[0] not in seen:
                 gauge.labels(*labels).set(0)
+    for fit in fits:
+        MODEL_FIT_AGE.labels(fit["model"]).set(float(fit["age"]))
     counts = {r["value_tier"]: r["n"] for r in warnings}
     for tier in ("top", "high"):
         CHURN_WARNINGS.labels(tier).set(counts.get(tier, 0))

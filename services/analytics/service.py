@@ -12,7 +12,12 @@ from services.analytics.dependencies import analytics_settings
 from services.analytics.metrics import refresh_gauges
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
-from services.analytics.projections.maintenance import rescore_once, sweep_once
+from services.analytics.projections.maintenance import (
+    fit_once,
+    rescore_once,
+    score_once,
+    sweep_once,
+)
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import to_contract
 from services.analytics.settings import AnalyticsSettings
@@ -26,6 +31,10 @@ def fold() -> AnalyticsFold:
     return AnalyticsFold(settings.converter(), cache_capacity=settings.analytics_profile_cache_size)
 
 
+FIT_CHECK_SECONDS = 300.0
+"""How often, at most, the scheduled fit checks whether a fit is due (`fit_when_due`)."""
+
+
 def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     settings = analytics_settings(runtime)
     assert runtime.pool is not None
@@ -37,9 +46,25 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     async def sweep() -> None:
         await sweep_once(pool)
 
+    valuation = settings.valuation()
+    converter = settings.converter()
+
+    async def score() -> None:
+        await score_once(pool, valuation, converter)
+
+    async def fit() -> None:
+        await fit_once(pool, valuation, converter, settings.fit_interval)
+
     return [
         partial(every, settings.analytics_rescore_interval_seconds, rescore, "RFM re-scoring"),
         partial(every, settings.analytics_sweep_interval_seconds, sweep, "time-based sweep"),
+        partial(every, settings.analytics_rescore_interval_seconds, score, "model scoring"),
+        partial(
+            every,
+            min(settings.analytics_fit_interval_seconds / 10, FIT_CHECK_SECONDS),
+            fit,
+            "model fitting",
+        ),
     ]
 
 
@@ -50,7 +75,9 @@ DEFINITION = ServiceDefinition(
         f"Folds `{Topic.CUSTOMER}`, `{Topic.SALES}` and `{Topic.INTERACTION}` into one "
         "analytic profile per customer: RFM scores by quintile, lifecycle stage, value tier, "
         "satisfaction, built-in and defined segments with their history, churn warnings, "
-        "satisfaction views and overviews. Segment changes and churn warnings are published "
+        "satisfaction views and overviews; fits the lifetime value models (BG/NBD, "
+        "Gamma-Gamma) on a schedule and on request and scores every customer with them. "
+        "Segment changes and churn warnings are published "
         f"on `{Topic.ANALYTICS}`."
     ),
     topic=Topic.ANALYTICS,

@@ -8,17 +8,23 @@
   the current population when purchases arrived.
 - `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
   again for the rules that depend on the date (lifecycle, days since, churn thresholds).
+- `CRM_ANALYTICS_FIT_INTERVAL_SECONDS` (86400): how often the lifetime value models are
+  fitted again over the current population (also on request, `POST /models/fit`).
+- `CRM_ANALYTICS_VALUE_HORIZON_DAYS` (365) and `CRM_ANALYTICS_ANNUAL_DISCOUNT_RATE`
+  (0.10): lifetime value is the expected revenue over the horizon, discounted at the rate.
 - `CRM_ANALYTICS_PROFILE_CACHE_SIZE` (100000): profiles the fold keeps in memory between
   batches, so as not to read back what it wrote (about 2 KB each; 0 keeps none).
 - The segment and satisfaction gauges are refreshed every `CRM_GAUGE_REFRESH_SECONDS`
   (15), like every service's read-model gauges.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 from pydantic import Field, field_validator
 
 from services.analytics.domain.money import DEFAULT_RATES, Converter
+from services.analytics.domain.predictions import Valuation
 from services.runtime.settings import ServiceSettings, port_setting
 
 
@@ -50,6 +56,28 @@ class AnalyticsSettings(ServiceSettings):
         description="How often every customer is evaluated again for what depends on the "
         "date (lifecycle, days since, churn thresholds).",
     )
+    analytics_fit_interval_seconds: float = Field(
+        default=86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        validation_alias="CRM_ANALYTICS_FIT_INTERVAL_SECONDS",
+        description="How often the lifetime value models are fitted again over the current "
+        "population (the latest fit, by any replica or on request, counts).",
+    )
+    analytics_value_horizon_days: float = Field(
+        default=365.0,
+        gt=0,
+        le=3650,
+        validation_alias="CRM_ANALYTICS_VALUE_HORIZON_DAYS",
+        description="The horizon of lifetime value, in days.",
+    )
+    analytics_annual_discount_rate: float = Field(
+        default=0.10,
+        ge=0,
+        le=1,
+        validation_alias="CRM_ANALYTICS_ANNUAL_DISCOUNT_RATE",
+        description="The annual rate lifetime value discounts future revenue at (0.10 is 10 %).",
+    )
     analytics_profile_cache_size: int = Field(
         default=100_000,
         ge=0,
@@ -78,3 +106,13 @@ class AnalyticsSettings(ServiceSettings):
 
     def converter(self) -> Converter:
         return Converter(self.analytics_reporting_currency, self.analytics_exchange_rates)
+
+    def valuation(self) -> Valuation:
+        return Valuation(
+            horizon_days=self.analytics_value_horizon_days,
+            annual_discount_rate=self.analytics_annual_discount_rate,
+        )
+
+    @property
+    def fit_interval(self) -> timedelta:
+        return timedelta(seconds=self.analytics_fit_interval_seconds)

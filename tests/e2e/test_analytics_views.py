@@ -381,6 +381,7 @@ async def test_every_amount_answered_and_published_is_a_money_string(
         "segment": "tier.top",
         "quadrant": "win_back",
         "version": "1",
+        "model": "bg_nbd",
     }
     async with analytics.client(timeout=30) as client:
         await wait_for(client, f"/profiles/{customer}", lambda p: p["value_tier"] != "none")

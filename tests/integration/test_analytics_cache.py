@@ -5,7 +5,6 @@ the next batch read the profiles from the tables again."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,14 +14,9 @@ import pytest
 
 from contracts import sales
 from contracts.envelope import EventEnvelope, payload_example
-from local.embedded import EmbeddedPostgres
 from services.analytics.domain.money import Converter
-from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
-from services.runtime.storage.database import create_pool
-from services.runtime.storage.migrator import DURABLE, migrate_all
 from tests.support.events import envelope
-from tests.support.infrastructure import new_database
 
 CUSTOMER = uuid.uuid4()
 
@@ -36,14 +30,8 @@ def purchase(amount: str) -> EventEnvelope[Any]:
 
 
 @pytest.fixture
-async def pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
-    url = await new_database(postgres)
-    await migrate_all(url, "analytics", (DURABLE, MIGRATIONS))
-    pool = await create_pool(url, "analytics")
-    async with pool.acquire() as connection:
-        await AnalyticsFold(Converter("CNY")).create_tables(connection)
-    yield pool
-    await pool.close()
+def pool(analytics_pool: asyncpg.Pool) -> asyncpg.Pool:
+    return analytics_pool
 
 
 async def fold(

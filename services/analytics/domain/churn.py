@@ -5,11 +5,14 @@ A customer of those tiers is at risk when any of these holds:
   their own usual interval (days from first to last purchase divided by the number of
   intervals), and at least 30 days;
 - `detractor`: their latest NPS answer is 0-6;
-- `complaint_past_target`: a complaint is still open after its resolution target.
+- `complaint_past_target`: a complaint is still open after its resolution target;
+- `probably_inactive`: the BG/NBD model gives them a probability of being active below
+  one half (more likely gone than still buying; `lifetime_value`).
 
 The warning is raised when the first reason appears and cleared when none is left (or
 the customer leaves the top tiers). Overdue purchases and complaint targets depend on
-the clock: the periodic sweep re-evaluates them.
+the clock: the periodic sweep re-evaluates them; the probability of being active is
+scored again after each fit of the model and when the customer's purchases change.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from services.analytics.domain.rfm import TOP_TIERS
 OVERDUE_FACTOR = 3
 OVERDUE_MIN_DAYS = 30
 DETRACTOR_MAX = 6
+INACTIVE_BELOW = 0.5
 
 
 def usual_interval_days(first: date | None, last: date | None, count: int) -> float | None:
@@ -38,6 +42,7 @@ def reasons(
     purchase_count: int,
     nps_latest: int | None,
     complaints_past_target: int,
+    probability_active: float | None = None,
 ) -> list[str]:
     if tier not in TOP_TIERS:
         return []
@@ -51,4 +56,6 @@ def reasons(
         found.append("detractor")
     if complaints_past_target > 0:
         found.append("complaint_past_target")
+    if probability_active is not None and probability_active < INACTIVE_BELOW:
+        found.append("probably_inactive")
     return found

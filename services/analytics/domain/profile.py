@@ -2,7 +2,10 @@
 
 The fold is order-independent, so that a batch can be folded in any order and a late
 event never undoes a newer one:
-- purchases and won contracts: count, sum, first and the two latest dates (commutative);
+- purchases and won contracts: count, sum, first and the two latest dates (commutative),
+  and the amount of the first purchase (the earliest; among purchases at the same moment,
+  the one with the smallest event id), which the lifetime value models need to tell the
+  repeat purchases' spend from the first's;
 - customer fields, tags and tickets: each keeps the aggregate version that last set it,
   and an event only changes what an older version set;
 - the latest NPS answer is the one answered last (ties: the larger event id);
@@ -25,7 +28,7 @@ from uuid import UUID
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from contracts.values import into_window
-from services.analytics.domain.money import Converter
+from services.analytics.domain.money import Converter, cents
 
 CONTACT_WINDOW_DAYS = 90
 LATEST_CONTACTS_KEPT = 3
@@ -56,6 +59,16 @@ def day_start(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+def average_repeat_spend(
+    purchase_count: int, total_spend: Decimal, first_spend: Decimal | None
+) -> Decimal | None:
+    """The mean amount of the purchases after the first, rounded half-up to cents (None
+    without a repeat purchase)."""
+    if purchase_count < 2 or first_spend is None:
+        return None
+    return cents((total_spend - first_spend) / (purchase_count - 1))
+
+
 @dataclass
 class Profile:
     customer_id: UUID
@@ -77,6 +90,11 @@ class Profile:
     purchase_count: int = 0
     total_spend: Decimal = Decimal("0.00")
     first_purchase_at: datetime | None = None
+    first_spend: Decimal | None = None
+    """The amount of the first purchase (in the reporting currency)."""
+    first_purchase_event: str | None = None
+    """The event id of the first purchase, which breaks ties between purchases at the
+    same moment (whatever the order they are folded in)."""
     last_purchase_at: datetime | None = None
     previous_purchase_at: datetime | None = None
     contacts: dict[str, list[Any]] = field(default_factory=dict)
@@ -98,6 +116,15 @@ class Profile:
     recency_score: int | None = None
     frequency_score: int | None = None
     monetary_score: int | None = None
+    # the lifetime value models' scores (`predictions.SCORE_FIELDS`): stored as columns
+    # by the scoring after each fit and for customers whose purchases changed, read back
+    # with the profile; None until a model scored the customer
+    expected_purchases_30d: float | None = None
+    expected_purchases_90d: float | None = None
+    expected_purchases_365d: float | None = None
+    probability_active: float | None = None
+    expected_spend: Decimal | None = None
+    lifetime_value: Decimal | None = None
 
     # Derived facts ----------------------------------------------------------------------
 
@@ -110,6 +137,17 @@ class Profile:
         if not self.purchase_count:
             return None
         return (self.total_spend / self.purchase_count).quantize(Decimal("0.01"))
+
+    @property
+    def repeat_purchases(self) -> int | None:
+        """Purchases after the first (None without purchases)."""
+        return self.purchase_count - 1 if self.purchase_count else None
+
+    @property
+    def average_repeat_spend(self) -> Decimal | None:
+        """The mean amount of the purchases after the first, rounded half-up to cents
+        (None without a repeat purchase)."""
+        return average_repeat_spend(self.purchase_count, self.total_spend, self.first_spend)
 
     @property
     def csat_average(self) -> float | None:
@@ -145,6 +183,8 @@ class Profile:
             "purchase_count": self.purchase_count,
             "total_spend": str(self.total_spend),
             "first_purchase_at": _iso(self.first_purchase_at),
+            "first_spend": None if self.first_spend is None else str(self.first_spend),
+            "first_purchase_event": self.first_purchase_event,
             "last_purchase_at": _iso(self.last_purchase_at),
             "previous_purchase_at": _iso(self.previous_purchase_at),
             "contacts": {k: [v, moment.isoformat()] for k, (v, moment) in self.contacts.items()},
@@ -172,6 +212,8 @@ class Profile:
             purchase_count=state["purchase_count"],
             total_spend=Decimal(state["total_spend"]),
             first_purchase_at=_dt(state["first_purchase_at"]),
+            first_spend=_decimal(state.get("first_spend")),
+            first_purchase_event=state.get("first_purchase_event"),
             last_purchase_at=_dt(state["last_purchase_at"]),
             previous_purchase_at=_dt(state["previous_purchase_at"]),
             contacts=_contacts_of(state),
@@ -186,6 +228,10 @@ class Profile:
             segments=state["segments"],
             churn_reasons=state["churn_reasons"],
         )
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return Decimal(text) if text is not None else None
 
 
 def _contacts_of(state: dict[str, Any]) -> dict[str, list[Any]]:
@@ -222,11 +268,14 @@ def _classify(profile: Profile, classification: Any, version: int) -> None:
         _set_field(profile, name, getattr(value, "value", value), version)
 
 
-def _purchase(profile: Profile, moment: datetime, amount: Decimal) -> None:
+def _purchase(profile: Profile, moment: datetime, amount: Decimal, event: str) -> None:
     profile.purchase_count += 1
     profile.total_spend += amount
-    if profile.first_purchase_at is None or moment < profile.first_purchase_at:
+    first = profile.first_purchase_at
+    if first is None or (moment, event) < (first, profile.first_purchase_event or ""):
         profile.first_purchase_at = moment
+        profile.first_spend = amount
+        profile.first_purchase_event = event
     if profile.last_purchase_at is None or moment > profile.last_purchase_at:
         profile.previous_purchase_at = profile.last_purchase_at
         profile.last_purchase_at = moment
@@ -320,9 +369,11 @@ def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now
     elif kind == "customer.erased":
         _set_field(profile, "name", ERASED, version)
     elif kind == "sales.purchase_recorded":
-        _purchase(profile, event.occurred_at, converter.convert(p.amount, p.currency))
+        amount = converter.convert(p.amount, p.currency)
+        _purchase(profile, event.occurred_at, amount, str(event.event_id))
     elif kind == "sales.contract_signed":
-        _purchase(profile, day_start(p.signed_on), converter.convert(p.amount, p.currency))
+        amount = converter.convert(p.amount, p.currency)
+        _purchase(profile, day_start(p.signed_on), amount, str(event.event_id))
     elif kind == "interaction.logged":
         _contact(profile, str(event.aggregate_id or event.event_id), version, p.started_at, now)
     elif kind == "interaction.corrected":

@@ -56,6 +56,11 @@ FIELDS: dict[str, tuple[str, str]] = {
     "purchase_count": (INTEGER, "purchases and won contracts"),
     "total_spend": (NUMBER, "total spend in the reporting currency"),
     "average_spend": (NUMBER, "average spend per purchase in the reporting currency"),
+    "repeat_purchases": (INTEGER, "purchases after the first (none without purchases)"),
+    "average_repeat_spend": (
+        NUMBER,
+        "average spend of the purchases after the first (none without a repeat purchase)",
+    ),
     "first_purchase_date": (DATE, "date of the first purchase"),
     "last_purchase_date": (DATE, "date of the last purchase"),
     "days_since_last_purchase": (INTEGER, "days since the last purchase"),
@@ -84,6 +89,21 @@ FIELDS: dict[str, tuple[str, str]] = {
     "value_tier": (TEXT, "top, high, medium, low, none"),
     "satisfaction": (TEXT, "high, low, unknown"),
     "churn_risk": (BOOLEAN, "a churn warning is open"),
+    "expected_purchases_30d": (NUMBER, "purchases the BG/NBD model expects in the next 30 days"),
+    "expected_purchases_90d": (NUMBER, "purchases the BG/NBD model expects in the next 90 days"),
+    "expected_purchases_365d": (
+        NUMBER,
+        "purchases the BG/NBD model expects in the next 365 days",
+    ),
+    "probability_active": (NUMBER, "the BG/NBD probability (0-1) that the customer is active"),
+    "expected_spend": (
+        NUMBER,
+        "the Gamma-Gamma expected spend per purchase in the reporting currency",
+    ),
+    "lifetime_value": (
+        NUMBER,
+        "discounted expected revenue over the value horizon in the reporting currency",
+    ),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -93,7 +113,13 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 """The vocabulary of each `CHOICE` field: the customer contract's classifications."""
 
-MONEY_FIELDS = ("total_spend", "average_spend")
+MONEY_FIELDS = (
+    "total_spend",
+    "average_spend",
+    "average_repeat_spend",
+    "expected_spend",
+    "lifetime_value",
+)
 """The fields that are amounts in the reporting currency: a rule compares them with a
 number or a decimal string, exactly (as decimals, not binary floats); the values a
 conclusion records and publishes, and the service's answers, hold them as decimal

@@ -19,6 +19,7 @@ from typing import Any
 
 from contracts.money import plain_amount
 from services.analytics.domain import churn, lifecycle, matrix, rfm
+from services.analytics.domain.predictions import SCORE_FIELDS
 from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, Profile
 from services.analytics.domain.rules import Predicate, compile_rule, fields_of
 
@@ -82,6 +83,7 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         purchase_count=profile.purchase_count,
         nps_latest=profile.nps_latest,
         complaints_past_target=profile.complaints_past_target(now),
+        probability_active=profile.probability_active,
     )
     values = {
         "kind": profile.kind,
@@ -98,6 +100,8 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "purchase_count": profile.purchase_count,
         "total_spend": profile.total_spend,
         "average_spend": average,
+        "repeat_purchases": profile.repeat_purchases,
+        "average_repeat_spend": profile.average_repeat_spend,
         "first_purchase_date": first,
         "last_purchase_date": last,
         "days_since_last_purchase": (today - last).days if last else None,
@@ -121,6 +125,7 @@ def values_and_churn_reasons(profile: Profile, now: datetime) -> tuple[dict[str,
         "lifecycle_stage": lifecycle.stage(today, first, last, previous),
         "value_tier": tier,
         "satisfaction": matrix.satisfaction(csat, profile.nps_latest),
+        **{name: getattr(profile, name) for name in SCORE_FIELDS},
         "churn_risk": bool(reasons),
     }
     return values, reasons
@@ -225,4 +230,5 @@ CHURN_FIELDS = (
     "days_since_last_purchase",
     "nps_latest",
     "complaints_open",
+    "probability_active",
 )

@@ -1,6 +1,8 @@
 """Detail rows behind the customer 360, the satisfaction views and the purchase trend:
-interactions (as corrected), survey answers, tickets, opportunities, purchases (won
-contracts included), contracts with their payments, and contact persons, from the
+interactions (as corrected), survey answers, tickets, opportunities (with what the win
+model reads: region, first product, when opened and closed, the last open stage before
+closing, the activities), purchases (won contracts included), contracts with their
+payments, and contact persons, from the
 interaction, sales and customer topics. Each row keeps the aggregate version that last
 set what may arrive out of order (a status, a stage, a due time, a contact person), so a
 late event never undoes a newer one; purchases and payments are facts of their own,
@@ -16,6 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.envelope import EventEnvelope
+from contracts.sales import CLOSED_STAGES
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import day_start
 from services.analytics.projections.bulk import recordset, rows_json
@@ -75,6 +78,7 @@ async def write_details(
     surveys: list[dict[str, Any]] = []
     tickets: dict[UUID, dict[str, Any]] = {}
     opportunities: dict[UUID, dict[str, Any]] = {}
+    activities: set[tuple[UUID, str, UUID]] = set()
     sales = SalesRows()
     contacts: dict[tuple[UUID, str], dict[str, Any]] = {}
     consent: dict[UUID, dict[str, Any]] = {}
@@ -108,6 +112,8 @@ async def write_details(
             _ticket_row(tickets, event, p)
         elif kind.startswith("sales.opportunity_") and event.aggregate_id is not None:
             _opportunity_row(opportunities, event, p)
+        elif kind in ("sales.activity_planned", "sales.activity_completed"):
+            activities.add((p.opportunity_id, p.activity_id, event.customer_id))
     if interactions:
         await connection.execute(
             """INSERT INTO interactions
@@ -129,6 +135,13 @@ async def write_details(
         await _write_tickets(connection, list(tickets.values()))
     if opportunities:
         await _write_opportunities(connection, list(opportunities.values()), now)
+    if activities:
+        await connection.execute(
+            """INSERT INTO opportunity_activities (opportunity_id, activity_id, customer_id)
+               SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[])
+               ON CONFLICT DO NOTHING""",
+            *zip(*activities, strict=True),
+        )
     await sales.write(connection)
     if contacts:
         await _write_contacts(connection, list(contacts.values()))
@@ -273,6 +286,12 @@ def _opportunity_row(
             "expected_amount": None,
             "currency": None,
             "expected_close_date": None,
+            "region": None,
+            "product": None,
+            "opened_at": None,
+            "closed_at": None,
+            "closing_stage": None,
+            "closing_version": 0,
         },
     )
     version = event.aggregate_version or 1
@@ -284,11 +303,25 @@ def _opportunity_row(
             expected_amount=p.expected_amount,
             currency=p.currency.value,
             expected_close_date=p.expected_close_date,
+            region=p.region,
+            product=p.products[0].product,
+            opened_at=event.occurred_at,
         )
     if kind in ("sales.opportunity_opened", "sales.opportunity_stage_changed"):
         stage = p.stage if kind == "sales.opportunity_opened" else p.to_stage
         if version >= row["stage_version"]:
             row.update(stage=stage.value, stage_version=version)
+        closing = (
+            kind != "sales.opportunity_opened"
+            and stage in CLOSED_STAGES
+            and p.from_stage not in CLOSED_STAGES
+        )
+        if closing and version >= row["closing_version"]:
+            row.update(
+                closed_at=event.occurred_at,
+                closing_stage=p.from_stage.value,
+                closing_version=version,
+            )
     elif kind == "sales.opportunity_amount_changed":
         row.update(expected_amount=p.expected_amount, currency=p.currency.value)
     elif kind == "sales.opportunity_owner_changed":
@@ -310,8 +343,23 @@ async def _write_opportunities(
         ("expected_amount", "numeric"),
         ("currency", "text"),
         ("expected_close_date", "date"),
+        ("region", "text"),
+        ("product", "text"),
+        ("opened_at", "timestamptz"),
+        ("closed_at", "timestamptz"),
+        ("closing_stage", "text"),
+        ("closing_version", "integer"),
     )
-    keep = ("description", "owner", "expected_amount", "currency", "expected_close_date")
+    keep = (
+        "description",
+        "owner",
+        "expected_amount",
+        "currency",
+        "expected_close_date",
+        "region",
+        "product",
+        "opened_at",
+    )
     await connection.execute(
         f"""INSERT INTO opportunities AS o ({", ".join(n for n, _ in fields)}, updated_at)
             SELECT {", ".join(f"u.{n}" for n, _ in fields)}, $2::timestamptz
@@ -321,6 +369,11 @@ async def _write_opportunities(
             stage = CASE WHEN excluded.stage_version >= o.stage_version
                 THEN coalesce(excluded.stage, o.stage) ELSE o.stage END,
             stage_version = greatest(excluded.stage_version, o.stage_version),
+            closed_at = CASE WHEN excluded.closing_version > o.closing_version
+                THEN excluded.closed_at ELSE o.closed_at END,
+            closing_stage = CASE WHEN excluded.closing_version > o.closing_version
+                THEN excluded.closing_stage ELSE o.closing_stage END,
+            closing_version = greatest(excluded.closing_version, o.closing_version),
             updated_at = excluded.updated_at""",
         rows_json(rows),
         now,

@@ -1,17 +1,24 @@
-"""Background work on the analytics tables: RFM re-scoring and the time-based sweep. Each
-step is one transaction under the writers' lock; a database outage is logged and retried
-at the next interval (`services.runtime.periodic.every`)."""
+"""Background work on the analytics tables: RFM re-scoring, the time-based sweep, the
+scheduled fit of the lifetime value models and the scoring of customers whose purchases
+changed. Each step is one transaction under the writers' lock (a fit reads and fits
+before it takes the lock); a database outage is logged and retried at the next interval
+(`services.runtime.periodic.every`)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from services.analytics import metrics
+from services.analytics.domain.money import Converter
+from services.analytics.domain.predictions import Valuation
+from services.analytics.projections.deals import score_open_deals
+from services.analytics.projections.fits import FitReport, fit_when_due
 from services.analytics.projections.rescoring import reconclude_all, rescore
+from services.analytics.projections.scoring import score_stale
 from services.analytics.projections.store import load_rules
 from services.analytics.projections.writers import lock
 
@@ -35,3 +42,33 @@ async def sweep_once(pool: asyncpg.Pool) -> int:
     if changed:
         log.info("time-based sweep changed the conclusions of %d customers", changed)
     return changed
+
+
+async def score_once(pool: asyncpg.Pool, valuation: Valuation, converter: Converter) -> int:
+    """Customers whose purchases changed, and open deals that changed, scored with the
+    models in use."""
+    async with pool.acquire() as connection, connection.transaction():
+        await lock(connection)
+        now = datetime.now(UTC)
+        scored = await score_stale(connection, valuation, now)
+        await score_open_deals(connection, converter, now, every=False)
+    metrics.SCORED.inc(scored)
+    return scored
+
+
+async def fit_once(
+    pool: asyncpg.Pool, valuation: Valuation, converter: Converter, interval: timedelta
+) -> None:
+    report: FitReport | None = await fit_when_due(pool, valuation, converter, interval)
+    if report is None:
+        return
+    metrics.SCORED.inc(report.scored)
+    for fit in report.fits:
+        log.info(
+            "%s version %d: %s (%d customers; %s)",
+            fit.record.model,
+            fit.version,
+            fit.record.outcome,
+            fit.record.population,
+            fit.record.message,
+        )

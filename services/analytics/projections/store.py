@@ -16,6 +16,7 @@ import orjson
 from contracts.envelope import EventEnvelope
 from services.analytics.domain import rfm
 from services.analytics.domain.matrix import quadrant
+from services.analytics.domain.predictions import SCORE_FIELDS
 from services.analytics.domain.profile import CLASSIFICATIONS, Profile
 from services.analytics.domain.segments import Outcome, SegmentRule
 from services.analytics.projections.bulk import recordset, rows_json
@@ -37,6 +38,7 @@ PROFILE_COLUMNS = (
     ("purchase_count", "integer"),
     ("total_spend", "numeric"),
     ("first_purchase_at", "timestamptz"),
+    ("first_spend", "numeric"),
     ("last_purchase_at", "timestamptz"),
     ("last_purchase_date", "date"),
     ("last_contact_at", "timestamptz"),
@@ -58,21 +60,35 @@ PROFILE_COLUMNS = (
 DERIVED = ("rfm_segment", "lifecycle_stage", "value_tier", "satisfaction", "quadrant", "churn_risk")
 
 
+MODEL_INPUTS = (
+    "purchase_count",
+    "total_spend",
+    "first_spend",
+    "first_purchase_at",
+    "last_purchase_at",
+)
+"""What the lifetime value models read of a profile: a change to any of them marks the
+customer's scores stale, to be scored again (`scoring.score_stale`)."""
+
 _UPSERT_PROFILES = (
     "INSERT INTO profiles ("
     + ", ".join(n for n, _ in PROFILE_COLUMNS)
-    + ", updated_at) SELECT "
+    + ", updated_at, scores_stale) SELECT "
     + ", ".join(f"u.{n}" for n, _ in PROFILE_COLUMNS)
-    + ", $2 FROM "
+    + ", $2, u.purchase_count > 0 FROM "
     + recordset(1, PROFILE_COLUMNS)
     + " ON CONFLICT (customer_id) DO UPDATE SET "
     + ", ".join(f"{n} = excluded.{n}" for n, _ in PROFILE_COLUMNS[1:])
-    + ", updated_at = excluded.updated_at"
+    + ", updated_at = excluded.updated_at, scores_stale = profiles.scores_stale OR ("
+    + ", ".join(f"profiles.{n}" for n in MODEL_INPUTS)
+    + ") IS DISTINCT FROM ("
+    + ", ".join(f"excluded.{n}" for n in MODEL_INPUTS)
+    + ")"
 )
 
-_LOAD = """SELECT customer_id, state::text AS state, recency_score, frequency_score,
+_LOAD = f"""SELECT customer_id, state::text AS state, recency_score, frequency_score,
                   monetary_score, rfm_segment, lifecycle_stage, value_tier, satisfaction,
-                  quadrant, churn_risk
+                  quadrant, churn_risk, {", ".join(SCORE_FIELDS)}
            FROM profiles"""
 
 
@@ -132,6 +148,8 @@ class Loaded:
             profile.recency_score = row["recency_score"]
             profile.frequency_score = row["frequency_score"]
             profile.monetary_score = row["monetary_score"]
+            for name in SCORE_FIELDS:
+                setattr(profile, name, row[name])
             self.profiles[profile.customer_id] = profile
             self.stored[profile.customer_id] = tuple(row[name] for name in DERIVED)
 
@@ -230,6 +248,7 @@ async def write_profiles(
                 "purchase_count": profile.purchase_count,
                 "total_spend": profile.total_spend,
                 "first_purchase_at": profile.first_purchase_at,
+                "first_spend": profile.first_spend,
                 "last_purchase_at": profile.last_purchase_at,
                 "last_purchase_date": v["last_purchase_date"],
                 "last_contact_at": profile.last_contact_at,

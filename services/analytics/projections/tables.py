@@ -1,7 +1,10 @@
 """The analytics tables: what the fold keeps (profiles, RFM boundaries, segment rules,
 segment history, churn warnings, the detail rows behind the views) and the writers'
-token. The outbox of conclusions that the service's relay publishes is durable: it comes
-from the service's migrations (`services/analytics/migrations/`)."""
+token. The profiles' scores of the lifetime value models are written by the scoring
+(`scoring`), not the fold: the fold only marks a customer whose purchases changed
+(`scores_stale`); likewise the learned win probability of open opportunities (`win_*`
+columns, `scoring.score_open_deals`). The outbox of conclusions that the service's relay
+publishes is durable: it comes from the service's migrations (`services/analytics/migrations/`)."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     purchase_count integer NOT NULL,
     total_spend numeric(20, 2) NOT NULL,
     first_purchase_at timestamptz,
+    first_spend numeric(20, 2),
     last_purchase_at timestamptz,
     last_purchase_date date,
     last_contact_at timestamptz,
@@ -37,8 +41,21 @@ CREATE TABLE IF NOT EXISTS profiles (
     satisfaction text NOT NULL,
     quadrant text,
     churn_risk boolean NOT NULL,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    expected_purchases_30d double precision,
+    expected_purchases_90d double precision,
+    expected_purchases_365d double precision,
+    probability_active double precision,
+    expected_spend numeric(20, 2),
+    lifetime_value numeric(20, 2),
+    scored_at timestamptz,
+    bg_nbd_version integer,
+    gamma_gamma_version integer,
+    scores_stale boolean NOT NULL DEFAULT false
 );
+CREATE INDEX IF NOT EXISTS profiles_scores_stale ON profiles (customer_id) WHERE scores_stale;
+CREATE INDEX IF NOT EXISTS profiles_lifetime_value ON profiles (lifetime_value, customer_id)
+    WHERE lifetime_value IS NOT NULL;
 CREATE INDEX IF NOT EXISTS profiles_recency ON profiles (last_purchase_date)
     WHERE purchase_count > 0;
 CREATE INDEX IF NOT EXISTS profiles_frequency ON profiles (purchase_count)
@@ -142,9 +159,26 @@ CREATE TABLE IF NOT EXISTS opportunities (
     expected_amount numeric(20, 4),
     currency text,
     expected_close_date date,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    region text,
+    product text,
+    opened_at timestamptz,
+    closed_at timestamptz,
+    closing_stage text,
+    closing_version integer NOT NULL DEFAULT 0,
+    win_probability double precision,
+    win_baseline double precision,
+    win_factors jsonb,
+    win_model_version integer,
+    win_scored_at timestamptz
 );
 CREATE INDEX IF NOT EXISTS opportunities_customer ON opportunities (customer_id);
+CREATE TABLE IF NOT EXISTS opportunity_activities (
+    opportunity_id uuid NOT NULL,
+    activity_id text NOT NULL,
+    customer_id uuid NOT NULL,
+    PRIMARY KEY (opportunity_id, activity_id)
+);
 CREATE TABLE IF NOT EXISTS purchases (
     event_id uuid PRIMARY KEY,
     customer_id uuid NOT NULL,

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.analytics.domain.predictions import SCORE_FIELDS
 from services.analytics.domain.profile import Profile
 from services.analytics.projections.store import load_profiles
 from services.analytics.queries.records import as_dict, as_dicts, within_window
@@ -38,13 +39,22 @@ PROFILE_FILTERS = (
 
 PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, registered,
     importance_tier, loyalty_stage, value_behaviour, relationship_level,
-    purchase_count, total_spend, {within_window("first_purchase_at")},
+    purchase_count, total_spend, first_spend, {within_window("first_purchase_at")},
     {within_window("last_purchase_at")}, {within_window("last_contact_at")}, csat_average,
     csat_count, nps_latest, complaints_open, complaints_total,
     recency_score, frequency_score, monetary_score, rfm_segment, lifecycle_stage,
     value_tier, satisfaction, quadrant, churn_risk, state->'recent_contacts' AS recent,
-    updated_at"""
+    updated_at, {", ".join(SCORE_FIELDS)}, scored_at, bg_nbd_version, gamma_gamma_version"""
 """What a profile view shows (`recent`: the start times of the latest contacts)."""
+
+
+def members_of(where: Where, segment: str | None) -> None:
+    """Only the customers in `segment` now (nothing when it is None)."""
+    if segment is not None:
+        where.condition(
+            "customer_id IN (SELECT customer_id FROM segment_history "
+            f"WHERE left_at IS NULL AND segment = {where.parameter(segment)})"
+        )
 
 
 async def profiles(
@@ -64,11 +74,7 @@ async def profiles(
             where.condition(f"{name} = {where.parameter(value)}")
     if churn_risk is not None:
         where.condition(f"churn_risk = {where.parameter(churn_risk)}")
-    if segment is not None:
-        where.condition(
-            "customer_id IN (SELECT customer_id FROM segment_history "
-            f"WHERE left_at IS NULL AND segment = {where.parameter(segment)})"
-        )
+    members_of(where, segment)
     rows = await pool.fetch(
         f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE {where.sql} "
         f"ORDER BY customer_id LIMIT {where.parameter(limit)}",
@@ -176,7 +182,9 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
         )
         opportunities = await c.fetch(
             f"""SELECT opportunity_id, description, stage, expected_amount, currency, owner,
-                      {within_window("expected_close_date", day=True)} FROM opportunities
+                      {within_window("expected_close_date", day=True)}, win_probability,
+                      win_baseline, win_factors::text AS win_factors, win_model_version
+               FROM opportunities
                WHERE customer_id = $1 AND stage NOT IN ('won', 'lost') ORDER BY updated_at""",
             customer_id,
         )
@@ -223,7 +231,7 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
         )
     return CustomerDetails(
         last_interactions=as_dicts(interactions),
-        open_opportunities=as_dicts(opportunities),
+        open_opportunities=as_dicts(opportunities, "win_factors"),
         open_tickets=as_dicts(tickets),
         latest_answers=as_dicts(surveys),
         churn_warning=as_dict(warning),

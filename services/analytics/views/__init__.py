@@ -6,8 +6,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from services.analytics.views import churn, feed, overview, profiles, satisfaction, segments
+from services.analytics.views import (
+    churn,
+    feed,
+    models,
+    overview,
+    predictions,
+    profiles,
+    satisfaction,
+    segments,
+)
 
 router = APIRouter()
-for topic in (segments, profiles, satisfaction, churn, overview, feed):
+for topic in (segments, profiles, satisfaction, churn, overview, feed, models, predictions):
     router.include_router(topic.router)

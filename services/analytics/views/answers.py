@@ -11,7 +11,8 @@ model, so that an empty list is still a CSV file with its header line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -74,3 +75,25 @@ def csv_of(
     after a parameter."""
     rows = [item.model_dump(mode="json") for item in items]
     return rows_csv(rows, list(columns or model.model_fields), filename)
+
+
+def equality_filters(names: Sequence[str], what: str) -> Callable[..., dict[str, str]]:
+    """A dependency taking one documented query parameter per name of `names` (so the
+    OpenAPI document lists exactly what is filtered on), answering the given ones."""
+
+    def given(**values: str | None) -> dict[str, str]:
+        return {name: value for name, value in values.items() if value is not None}
+
+    given.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=Query(None, description=f"Only {what} whose `{name}` equals this."),
+                annotation=str | None,
+            )
+            for name in names
+        ],
+        return_annotation=dict[str, str],
+    )
+    return given

@@ -27,7 +27,7 @@ from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 
-Reason = Literal["overdue_purchase", "detractor", "complaint_past_target"]
+Reason = Literal["overdue_purchase", "detractor", "complaint_past_target", "probably_inactive"]
 
 
 class ChurnWarning(BaseModel):

@@ -5,21 +5,21 @@ opportunities and tickets, contracts still to be paid, recent purchases)."""
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, ClassVar
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from contracts.money import Money, Priced
 from contracts.personal import Personal
+from contracts.sales import DEFAULT_PROBABILITY
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import builtin, matrix
 from services.analytics.domain.money import cents
-from services.analytics.domain.profile import CONTACT_WINDOW_DAYS
+from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, average_repeat_spend
 from services.analytics.domain.rules import describe, explain, fields_of
 from services.analytics.domain.segments import field_values, jsonable, pick
 from services.analytics.queries import profiles as queries
@@ -32,12 +32,16 @@ from services.analytics.views.answers import (
     Moment,
     amounts_as_text,
     csv_of,
+    equality_filters,
 )
 from services.analytics.views.segments import SegmentDefinitionView, definition_of
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
+
+STAGE_DEFAULTS = {stage.value: probability for stage, probability in DEFAULT_PROBABILITY.items()}
+"""The sales stages' default win probabilities (percent), shown beside the learned one."""
 
 
 class ProfileView(Priced):
@@ -46,6 +50,9 @@ class ProfileView(Priced):
     other_currencies: ClassVar[dict[str, str]] = {
         "total_spend": "reporting_currency",
         "average_spend": "reporting_currency",
+        "average_repeat_spend": "reporting_currency",
+        "expected_spend": "reporting_currency",
+        "lifetime_value": "reporting_currency",
     }
 
     customer_id: UUID
@@ -82,10 +89,33 @@ class ProfileView(Priced):
     updated_at: Moment
     reporting_currency: str
     average_spend: Money | None = Field(description="Per purchase; null without purchases.")
+    repeat_purchases: int | None = Field(description="Purchases after the first.")
+    average_repeat_spend: Money | None = Field(
+        description="Per purchase after the first; null without a repeat purchase."
+    )
+    days_since_first_purchase: int | None
     days_since_last_purchase: int | None
     days_since_last_contact: int | None
     interactions_90d: int
     nps_category: str | None
+    expected_purchases_30d: float | None = Field(
+        description="Purchases the BG/NBD model expects in the next 30 days (null before "
+        "a model scored the customer, and without purchases)."
+    )
+    expected_purchases_90d: float | None
+    expected_purchases_365d: float | None
+    probability_active: float | None = Field(
+        description="The BG/NBD probability (0-1) that the customer still buys."
+    )
+    expected_spend: Money | None = Field(
+        description="The Gamma-Gamma expected spend per purchase (reporting currency)."
+    )
+    lifetime_value: Money | None = Field(
+        description="Discounted expected revenue over the value horizon (reporting currency)."
+    )
+    scored_at: Moment | None = Field(description="When the scores were computed.")
+    bg_nbd_version: int | None = Field(description="The BG/NBD fit that scored them.")
+    gamma_gamma_version: int | None = Field(description="The Gamma-Gamma fit that scored them.")
 
 
 class ProfilePage(BaseModel):
@@ -185,6 +215,15 @@ class LoggedInteraction(BaseModel):
     subject: Personal
 
 
+class WinFactor(BaseModel):
+    """How far one feature moved the deal's log-odds from the baseline (positive: towards
+    winning)."""
+
+    feature: str
+    level: str = Field(description="The deal's value of the feature, as shown.")
+    contribution: float
+
+
 class OpenOpportunity(Priced):
     opportunity_id: UUID
     description: Personal | None
@@ -193,6 +232,27 @@ class OpenOpportunity(Priced):
     currency: str | None
     owner: str | None
     expected_close_date: date | None
+    stage_probability: int | None = Field(
+        default=None, description="The stage's default win probability, in percent."
+    )
+    win_probability: float | None = Field(
+        default=None,
+        description="The probability (0-1) the win model learned from the closed deals "
+        "gives it; null while there is no model (the stage's default stands).",
+    )
+    win_baseline: float | None = Field(
+        default=None, description="The learned probability of an average closed deal."
+    )
+    win_factors: list[WinFactor] = Field(
+        default_factory=list, description="What moved it from the baseline, largest first."
+    )
+    win_model_version: int | None = None
+
+    @model_validator(mode="after")
+    def _stage_default(self) -> OpenOpportunity:
+        if self.stage in STAGE_DEFAULTS:
+            self.stage_probability = STAGE_DEFAULTS[self.stage]
+        return self
 
 
 class OpenTicket(BaseModel):
@@ -282,10 +342,14 @@ def profile_view(row: dict[str, Any], currency: str) -> ProfileView:
     recent = fields.pop("recent", None) or []
     horizon = now - timedelta(days=CONTACT_WINDOW_DAYS)
     count = fields["purchase_count"]
+    first_spend = fields.pop("first_spend", None)
     return ProfileView(
         **fields,
         reporting_currency=currency,
         average_spend=cents(fields["total_spend"] / count) if count else None,
+        repeat_purchases=count - 1 if count else None,
+        average_repeat_spend=average_repeat_spend(count, fields["total_spend"], first_spend),
+        days_since_first_purchase=_days_since(fields["first_purchase_at"], today),
         days_since_last_purchase=_days_since(fields["last_purchase_at"], today),
         days_since_last_contact=_days_since(fields["last_contact_at"], today),
         interactions_90d=sum(1 for m in recent if datetime.fromisoformat(m) >= horizon),
@@ -300,27 +364,8 @@ async def profile_row(pool: Pool, customer_id: UUID) -> dict[str, Any]:
     return row
 
 
-def _given_filters(**given: str | None) -> dict[str, str]:
-    return {name: value for name, value in given.items() if value is not None}
-
-
-def _filter_parameter(name: str) -> inspect.Parameter:
-    description = f"Only profiles whose `{name}` equals this."
-    return inspect.Parameter(
-        name,
-        inspect.Parameter.KEYWORD_ONLY,
-        default=Query(None, description=description),
-        annotation=str | None,
-    )
-
-
-profile_filters = _given_filters
-"""The equality filters of `/profiles`: one documented query parameter per name of
-`PROFILE_FILTERS`, so the OpenAPI document lists exactly what is filtered on."""
-profile_filters.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-    [_filter_parameter(name) for name in PROFILE_FILTERS],
-    return_annotation=dict[str, str],
-)
+profile_filters = equality_filters(PROFILE_FILTERS, "profiles")
+"""The equality filters of `/profiles`."""
 
 
 @router.get(

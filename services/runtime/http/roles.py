@@ -24,6 +24,7 @@ PERMISSIONS: dict[str, str] = {
     "opportunities:write-any": "work anyone's opportunities",
     "analytics:read": "analytics views (segments, churn, customer 360)",
     "segments:write": "define and change segments",
+    "models:write": "fit the predictive models now (`POST /models/fit`)",
     "audit:read": "the audit log (GET /audit)",
     "admin": "erasure of a customer and subject-access exports",
     "keys:read": "customers' keys, to open sealed personal fields of consumed events",
@@ -56,6 +57,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "opportunities:write-any",
             "analytics:read",
             "segments:write",
+            "models:write",
         }
     ),
     "administrator": frozenset(PERMISSIONS),

@@ -31,3 +31,14 @@ def test_churn_thresholds_apply_to_the_top_tiers_only() -> None:
     assert churn.reasons(tier="top", **{**common, "complaints_past_target": 1}) == [
         "complaint_past_target"
     ]
+
+
+def test_a_customer_the_model_thinks_gone_is_at_risk() -> None:
+    common: dict[str, Any] = {
+        "today": TODAY, "first": days(100), "last": days(10), "purchase_count": 3,
+        "nps_latest": None, "complaints_past_target": 0,
+    }  # fmt: skip
+    assert churn.reasons(tier="top", **common, probability_active=0.49) == ["probably_inactive"]
+    assert churn.reasons(tier="top", **common, probability_active=0.5) == []
+    assert churn.reasons(tier="top", **common, probability_active=None) == []  # not scored
+    assert churn.reasons(tier="medium", **common, probability_active=0.01) == []

@@ -4,19 +4,21 @@ order), the latest contact and the contacts of the last 90 days."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
-from contracts import interaction
-from contracts.envelope import EventEnvelope
+from contracts import interaction, sales
+from contracts.envelope import EventEnvelope, payload_example
 from contracts.registry import parse_event
 from contracts.values import EARLIEST, LATEST
 from local.synthetic_history import history
-from services.analytics.domain.money import Converter
+from services.analytics.domain.money import Converter, cents
 from services.analytics.domain.profile import Profile, apply
 from tests.support.events import envelope
 
@@ -139,3 +141,72 @@ def test_a_profile_stored_with_dates_outside_the_window_is_read_inside_it() -> N
     fold(logged(uuid.uuid4(), days_ago=2), profile=profile)
     assert profile.last_contact_at == NOW - timedelta(days=2)
     assert profile.to_state()["first_purchase_at"] == EARLIEST.isoformat()
+
+
+def bought(amount: str, moment: datetime, *, contract: bool = False) -> EventEnvelope[Any]:
+    """A purchase (or a contract won on the day of `moment`) of `amount` yuan."""
+    payload: Any
+    if contract:
+        payload = sales.ContractSigned(
+            opportunity_id=uuid.uuid4(),
+            contract_id=f"HT-{uuid.uuid4().hex[:6]}",
+            amount=Decimal(amount),
+            currency="CNY",
+            signed_on=moment.date(),
+        )
+        return envelope(CUSTOMER, 1, payload, event_id=uuid.uuid4(), aggregate_id=uuid.uuid4())
+    document = payload_example(sales.PurchaseRecorded)
+    payload = sales.PurchaseRecorded.model_validate(
+        {**document, "order_id": f"SO-{uuid.uuid4().hex[:8]}", "amount": amount}
+    )
+    return envelope(
+        CUSTOMER, 1, payload, event_id=uuid.uuid4(), aggregate_id=None, occurred_at=moment
+    )
+
+
+def test_the_first_purchase_keeps_its_amount_in_every_order() -> None:
+    """The models read the repeat purchases' spend: the first purchase's amount is kept,
+    whatever the order the purchases arrive in, also when several share the earliest
+    moment (a contract signed on the day of a purchase at midnight)."""
+    day = datetime(2026, 3, 1, tzinfo=UTC)
+    events = [
+        bought("500.00", day + timedelta(days=30)),
+        bought("100.00", day),
+        bought("300.00", day, contract=True),
+        bought("80.00", day),
+        bought("40.00", day + timedelta(days=60)),
+    ]
+    earliest = min(events[1:4], key=lambda e: str(e.event_id))
+    for order in itertools.permutations(events):
+        profile = fold(*order)
+        assert profile.first_purchase_at == day
+        assert profile.first_spend == earliest.payload.amount
+        assert profile.repeat_purchases == 4
+        assert profile.average_repeat_spend == cents(
+            (Decimal("1020.00") - earliest.payload.amount) / 4
+        )
+
+
+def test_model_inputs_of_customers_with_one_or_no_purchase() -> None:
+    nobody = fold()
+    assert (nobody.repeat_purchases, nobody.average_repeat_spend, nobody.first_spend) == (
+        None,
+        None,
+        None,
+    )
+    once = fold(bought("99.90", NOW - timedelta(days=3)))
+    assert (once.repeat_purchases, once.average_repeat_spend) == (0, None)
+    assert once.first_spend == Decimal("99.90")
+    free_again = fold(bought("99.90", NOW - timedelta(days=3)), bought("0.00", NOW))
+    assert (free_again.repeat_purchases, free_again.average_repeat_spend) == (1, Decimal("0.00"))
+
+
+def test_the_model_inputs_survive_storage() -> None:
+    profile = fold(bought("10.00", NOW - timedelta(days=9)), bought("30.00", NOW))
+    state = orjson.loads(orjson.dumps(profile.to_state()))
+    again = Profile.from_state(CUSTOMER, state)
+    assert (again.first_spend, again.first_purchase_event) == (
+        profile.first_spend,
+        profile.first_purchase_event,
+    )
+    assert again.average_repeat_spend == Decimal("30.00")

@@ -1,0 +1,204 @@
+"""The lifetime value models' scores written into the profiles, set-based.
+
+Scores are columns of `profiles` (`predictions.SCORE_FIELDS`), written here and never by
+the fold: the fold only marks a customer whose purchases changed (`scores_stale`, in its
+upsert). Two writers score:
+
+- after every fit, everyone with a purchase, with the models in use (`score_all`);
+- in the background (`score_stale`, every `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS`), the
+  customers marked stale since, in chunks.
+
+Each reads the customers' summaries, computes every score of a chunk with one array
+operation per formula (`lifetime_value.score`, in a worker thread), writes them with one
+UPDATE from arrays, and concludes those customers again (segments and churn warnings may
+read the scores). Both hold the writers' lock (`writers.lock`) for their transaction, so
+the fold's memory of the profiles is renewed afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from services.analytics.domain.lifetime_value import (
+    BG_NBD,
+    GAMMA_GAMMA,
+    BgNbdFit,
+    GammaGammaFit,
+    score,
+)
+from services.analytics.domain.predictions import (
+    PURCHASE_FIELDS,
+    SCORE_FIELDS,
+    Summary,
+    Valuation,
+    bg_nbd_of,
+    gamma_gamma_of,
+    population,
+    score_fields,
+)
+from services.analytics.projections.conclusions import conclude_and_write
+from services.analytics.projections.store import load_profiles, load_rules
+
+CHUNK = 5000
+"""Customers scored per step."""
+
+SUMMARY_COLUMNS = (
+    "customer_id, purchase_count, total_spend, first_spend, first_purchase_at, last_purchase_at"
+)
+POPULATION = f"SELECT {SUMMARY_COLUMNS} FROM profiles WHERE purchase_count > 0"
+"""Every customer with a purchase: whom the models are fitted on and score."""
+
+
+@dataclass(frozen=True)
+class InUse:
+    """The models in use (each model's latest converged fit) and their versions."""
+
+    bg_nbd: BgNbdFit | None = None
+    bg_nbd_version: int | None = None
+    gamma_gamma: GammaGammaFit | None = None
+    gamma_gamma_version: int | None = None
+
+
+async def models_in_use(connection: asyncpg.Connection) -> InUse:
+    rows = await connection.fetch(
+        """SELECT DISTINCT ON (model) model, version, parameters::text AS parameters,
+                  fitted_at, population
+           FROM model_fits WHERE converged AND model = ANY($1::text[])
+           ORDER BY model, version DESC""",
+        [BG_NBD, GAMMA_GAMMA],
+    )
+    found: dict[str, asyncpg.Record] = {r["model"]: r for r in rows}
+    bg = gg = None
+    if (row := found.get(BG_NBD)) is not None:
+        bg = bg_nbd_of(
+            orjson.loads(row["parameters"]),
+            customers=row["population"],
+            fitted_at=row["fitted_at"],
+        )
+    if (row := found.get(GAMMA_GAMMA)) is not None:
+        parameters = orjson.loads(row["parameters"])
+        gg = gamma_gamma_of(
+            parameters,
+            customers=int(parameters.get("customers", row["population"])),
+            fitted_at=row["fitted_at"],
+        )
+    return InUse(
+        bg_nbd=bg,
+        bg_nbd_version=found[BG_NBD]["version"] if bg else None,
+        gamma_gamma=gg,
+        gamma_gamma_version=found[GAMMA_GAMMA]["version"] if gg else None,
+    )
+
+
+def summaries(rows: Sequence[asyncpg.Record]) -> list[Summary]:
+    """Rows of `SUMMARY_COLUMNS` (the fields of `Summary`)."""
+    return [Summary(**dict(r)) for r in rows]
+
+
+_WRITE = f"""
+UPDATE profiles p SET {", ".join(f"{name} = u.{name}" for name in SCORE_FIELDS)},
+       scored_at = $8, bg_nbd_version = $9, gamma_gamma_version = $10, scores_stale = false
+FROM unnest($1::uuid[], $2::float8[], $3::float8[], $4::float8[], $5::float8[],
+            $6::numeric[], $7::numeric[])
+     AS u(customer_id, {", ".join(SCORE_FIELDS)})
+WHERE p.customer_id = u.customer_id
+"""
+
+
+async def score_rows(
+    connection: asyncpg.Connection,
+    rows: Sequence[asyncpg.Record],
+    models: InUse,
+    valuation: Valuation,
+    now: datetime,
+) -> list[UUID]:
+    """Score the customers of `rows` (`SUMMARY_COLUMNS`) as of `now` and write their
+    scores; a customer whose summary cannot be a history (a purchase after `now`) is
+    written without scores. Returns the customers written."""
+    bg = models.bg_nbd
+    assert bg is not None
+    people = population(summaries(rows), now, bg.period_days)
+    scores = await asyncio.to_thread(
+        score,
+        bg,
+        models.gamma_gamma,
+        people.histories,
+        purchase_horizons_days=tuple(PURCHASE_FIELDS),
+        value_horizon_days=valuation.horizon_days,
+        annual_discount_rate=valuation.annual_discount_rate,
+    )
+    fields = [score_fields(s) for s in scores]
+    customers = [*people.customers, *people.excluded]
+    unscored = [None] * len(people.excluded)
+    columns = [[f[name] for f in fields] + unscored for name in SCORE_FIELDS]
+    await connection.execute(
+        _WRITE,
+        customers,
+        *columns,
+        now,
+        models.bg_nbd_version,
+        models.gamma_gamma_version if models.gamma_gamma else None,
+    )
+    return customers
+
+
+async def _reconclude(
+    connection: asyncpg.Connection, customers: Sequence[UUID], now: datetime
+) -> int:
+    if not customers:
+        return 0
+    loaded = await load_profiles(connection, customers)
+    rules = await load_rules(connection)
+    return await conclude_and_write(connection, loaded, rules, now, only_changed=True)
+
+
+async def score_all(
+    connection: asyncpg.Connection, models: InUse, valuation: Valuation, now: datetime
+) -> int:
+    """Score everyone with a purchase (after a fit), in chunks, and conclude them again
+    (under the writers' lock, which the caller holds). Returns how many were scored."""
+    if models.bg_nbd is None:
+        return 0
+    after = UUID(int=0)
+    total = 0
+    while True:
+        rows = await connection.fetch(
+            POPULATION + " AND customer_id > $1 ORDER BY customer_id LIMIT $2", after, CHUNK
+        )
+        if not rows:
+            return total
+        customers = await score_rows(connection, rows, models, valuation, now)
+        await _reconclude(connection, customers, now)
+        total += len(customers)
+        after = rows[-1]["customer_id"]
+
+
+async def score_stale(connection: asyncpg.Connection, valuation: Valuation, now: datetime) -> int:
+    """Score the customers whose purchases changed since they were scored, and conclude
+    them again (under the writers' lock, which the caller holds). Nothing without a
+    BG/NBD model in use: they are scored by the first fit. Returns how many were scored."""
+    stale = await connection.fetchval("SELECT EXISTS (SELECT FROM profiles WHERE scores_stale)")
+    if not stale:
+        return 0
+    models = await models_in_use(connection)
+    if models.bg_nbd is None:
+        return 0
+    total = 0
+    while True:
+        rows = await connection.fetch(
+            f"SELECT {SUMMARY_COLUMNS} FROM profiles WHERE scores_stale "
+            "ORDER BY customer_id LIMIT $1",
+            CHUNK,
+        )
+        if not rows:
+            return total
+        customers = await score_rows(connection, rows, models, valuation, now)
+        await _reconclude(connection, customers, now)
+        total += len(customers)
