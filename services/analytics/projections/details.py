@@ -18,7 +18,7 @@ from uuid import UUID
 import asyncpg
 
 from contracts.envelope import EventEnvelope
-from contracts.sales import CLOSED_STAGES
+from contracts.sales_values import CLOSED_STAGES
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import day_start
 from services.analytics.projections.bulk import recordset, rows_json

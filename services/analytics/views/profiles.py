@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from contracts.money import Money, Priced
 from contracts.personal import Personal
-from contracts.sales import DEFAULT_PROBABILITY
+from contracts.sales_values import DEFAULT_PROBABILITY
 from services.analytics.dependencies import Pool, ReportingCurrency
 from services.analytics.domain import builtin, matrix
 from services.analytics.domain.money import cents

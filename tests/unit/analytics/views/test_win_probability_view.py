@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import date
 
-from contracts.sales import DEFAULT_PROBABILITY, Stage
+from contracts.sales_values import DEFAULT_PROBABILITY, Stage
 from services.analytics.views.profiles import OpenOpportunity
 
 
