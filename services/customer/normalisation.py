@@ -91,7 +91,9 @@ def clean_email(raw: str, field: str) -> str | None:
     try:
         checked = validate_email(text.casefold(), check_deliverability=False)
     except EmailNotValidError as exc:
-        raise Refused("bad email", f"{field} {raw.strip()!r} is not an e-mail address: {exc}")
+        raise Refused(
+            "bad email", f"{field} {raw.strip()!r} is not an e-mail address: {exc}"
+        ) from None
     address: str = checked.normalized
     return address
 
@@ -105,7 +107,9 @@ def clean_phone(raw: str, region: str, field: str) -> str | None:
     try:
         number = phonenumbers.parse(text, region)
     except phonenumbers.NumberParseException as exc:
-        raise Refused("bad phone", f"{field} {raw.strip()!r} is not a phone number: {exc}")
+        raise Refused(
+            "bad phone", f"{field} {raw.strip()!r} is not a phone number: {exc}"
+        ) from None
     if not phonenumbers.is_valid_number(number):
         raise Refused(
             "bad phone",

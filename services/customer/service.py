@@ -6,6 +6,7 @@ from contracts.topics import Topic
 from services.customer import commands, views
 from services.customer.application import CustomerApplication
 from services.customer.ingestion import FirstSeenCustomers
+from services.customer.migrations import MIGRATIONS
 from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
 from services.runtime.messaging.consumer import BatchHandler
@@ -33,4 +34,5 @@ DEFINITION = ServiceDefinition(
     projections=lambda: [CustomerDirectory()],
     routers=[commands.router, views.router],
     handlers=first_seen_customers,
+    migrations=(MIGRATIONS,),
 )
