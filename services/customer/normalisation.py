@@ -150,3 +150,12 @@ def match_keys(emails: Iterable[str], phones: Iterable[str], region: str) -> lis
         except Refused:
             continue
     return sorted(keys)
+
+
+def full_width(text: str) -> str:
+    """`text` as a Chinese input method in full-width mode types it (ASCII letters, digits
+    and punctuation as their full-width forms, the space as the ideographic space): what
+    `clean_text` undoes; for generated files and tests."""
+    return "".join(
+        "\u3000" if c == " " else chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text
+    )

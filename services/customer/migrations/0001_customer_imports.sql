@@ -6,7 +6,7 @@ CREATE TABLE IF NOT EXISTS customer_imports (
     mapping jsonb NOT NULL,
     mapping_fingerprint text NOT NULL,
     actor text NOT NULL,
-    state text NOT NULL CHECK (state IN ('running', 'stopped', 'completed')),
+    state text NOT NULL CHECK (state IN ('new', 'running', 'stopped', 'completed')),
     committed_row bigint NOT NULL DEFAULT 0,
     counts jsonb NOT NULL DEFAULT '{}',
     started_at timestamptz NOT NULL DEFAULT now(),

@@ -29,6 +29,7 @@ from typing import Any
 import asyncpg
 from starlette.responses import JSONResponse
 
+from services.runtime.http.security import is_upload
 from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,8 @@ class IdempotencyMiddleware:
         self._pool = pool
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in COMMAND_METHODS:
+        if scope["type"] != "http" or scope["method"] not in COMMAND_METHODS or is_upload(scope):
+            # an upload streams its body; the routes that take one are idempotent themselves
             await self.app(scope, receive, send)
             return
         key = next(

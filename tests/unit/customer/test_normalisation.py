@@ -11,6 +11,7 @@ from services.customer.normalisation import (
     clean_email,
     clean_phone,
     clean_text,
+    full_width,
     match_keys,
     split_values,
 )
@@ -20,8 +21,8 @@ from services.customer.normalisation import (
     ("raw", "clean"),
     [
         ("  上海华信贸易有限公司  ", "上海华信贸易有限公司"),
-        ("Ｈｕａｘｉｎ　Ｔｒａｄｉｎｇ", "Huaxin Trading"),  # full-width letters, ideographic space
-        ("浦东新区世纪大道１００号", "浦东新区世纪大道100号"),  # full-width digits
+        (full_width("Huaxin Trading"), "Huaxin Trading"),  # ideographic space too
+        (f"浦东新区世纪大道{full_width('100')}号", "浦东新区世纪大道100号"),
         ("Zhang \t  Wei\r\n", "Zhang Wei"),  # whitespace of every kind collapsed
         ("ﾃｽﾄ", "テスト"),  # half-width katakana to their usual form
         ("\u00a0ACME\u2003Co.,\u3000Ltd.", "ACME Co., Ltd."),
@@ -55,7 +56,7 @@ def test_text_longer_than_its_field_allows_is_refused() -> None:
     ("raw", "clean"),
     [
         ("  Zhang.Wei@HuaXin.Example ", "zhang.wei@huaxin.example"),
-        ("ＺＨＡＮＧ＠ｈｕａｘｉｎ．ｅｘａｍｐｌｅ", "zhang@huaxin.example"),  # full-width
+        (full_width("ZHANG@huaxin.example"), "zhang@huaxin.example"),
         ("li.na+crm@example.com", "li.na+crm@example.com"),
     ],
 )
@@ -80,7 +81,7 @@ def test_a_malformed_email_is_refused(raw: str) -> None:
         ("0086 138 0013 8000", "+8613800138000"),
         ("(021) 6888 8888", "+862168888888"),
         ("021-68888888", "+862168888888"),
-        ("１３８ ００１３ ８０００", "+8613800138000"),  # full-width digits
+        (full_width("138 0013 8000"), "+8613800138000"),
         ("+1 650-253-0000", "+16502530000"),  # a country code wins over the default region
         ("+44 20 7946 0958", "+442079460958"),
     ],
@@ -102,7 +103,8 @@ def test_a_number_that_is_no_phone_number_is_refused(raw: str) -> None:
 
 
 def test_cells_holding_several_values_are_split() -> None:
-    assert split_values("a; b；c,d，e/ f、g\n h", ";,/") == ["a", "b", "c", "d", "e", "f", "g", "h"]
+    cell = f"a; b{full_width(';')}c,d{full_width(',')}e/ f、g\n h"
+    assert split_values(cell, ";,/") == ["a", "b", "c", "d", "e", "f", "g", "h"]
     assert split_values(" ; ", ";") == []
     assert split_values(None, ";") == []
 
@@ -114,6 +116,12 @@ def test_match_keys_are_the_normalised_emails_and_phones() -> None:
         region="CN",
     )
     assert keys == ["email:zhang@huaxin.example", "phone:+8613800138000"]
+
+
+def test_full_width_text_is_what_cleaning_undoes() -> None:
+    typed = full_width("ACME Co., Ltd. 138-0013")
+    assert typed != "ACME Co., Ltd. 138-0013"
+    assert clean_text(typed, "name") == "ACME Co., Ltd. 138-0013"
 
 
 def test_every_reason_is_named_in_the_fixed_set() -> None:
