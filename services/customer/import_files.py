@@ -53,6 +53,11 @@ def format_of(name: str | None, mapping: Mapping, given: str | None = None) -> s
     return chosen
 
 
+def _shown(text: str) -> str:
+    """`text` with the bytes its encoding could not decode shown as U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def detect_encoding(sample: bytes) -> str:
     """utf-8-sig for a UTF-8 byte order mark, utf-8 for text that decodes as UTF-8, and
     gb18030 (which every byte sequence of Chinese Windows text is) otherwise."""
@@ -114,9 +119,13 @@ class RecordStream:
     def _check_header(self) -> None:
         missing = sorted(self.mapping.columns() - set(self.header))
         if missing:
+            shown = ", ".join(_shown(name) for name in self.header)
+            garbled = (
+                "; is the file in another encoding?" if shown != ", ".join(self.header) else ""
+            )
             raise FileRefused(
                 f"the mapping names columns the file does not have: {', '.join(missing)}; "
-                f"the file's columns ({self.encoding}): {', '.join(self.header)}"
+                f"the file's columns (read as {self.encoding}): {shown}{garbled}"
             )
         named = self.mapping.columns()
         twice = sorted({c for c in self.header if c in named and self.header.count(c) > 1})
