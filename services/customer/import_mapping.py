@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from contracts.customer import (
     CustomerKind,
@@ -28,6 +28,7 @@ from contracts.customer import (
     ValueBehaviour,
 )
 from contracts.references import SourceName
+from contracts.values import Line, Text, one_line
 from services.customer.normalisation import (
     Refused,
     clean_email,
@@ -52,6 +53,14 @@ TAG_LIMIT = 50
 """The longest tag (`contracts.customer.Tag`)."""
 
 
+def _lines(values: dict[str, str]) -> dict[str, str]:
+    """Each word and its translation one line of text (refused here, naming the field)."""
+    return {one_line(given): one_line(meant) for given, meant in values.items()}
+
+
+Translations = Annotated[dict[str, str], AfterValidator(_lines)]
+
+
 def _column_shorthand(value: Any) -> Any:
     return {"column": value} if isinstance(value, str) else value
 
@@ -64,11 +73,11 @@ class Column(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    column: str | None = None
-    value: str | None = None
-    default: str | None = None
-    values: dict[str, str] = Field(default_factory=dict)
-    separators: str | None = Field(
+    column: Line | None = None
+    value: Line | None = None
+    default: Line | None = None
+    values: Translations = Field(default_factory=dict)
+    separators: Line | None = Field(
         default=None,
         description="For lists (tags, phones, e-mails): the characters that separate "
         "several values in one cell; the mapping's `separators` when not given.",
@@ -98,7 +107,7 @@ class ContactColumns(BaseModel):
 class AddressColumns(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    label: str = Field(min_length=1, max_length=50, description="office, billing, shipping...")
+    label: Line = Field(min_length=1, max_length=50, description="office, billing, shipping...")
     line1: Source
     line2: Source | None = None
     city: Source
@@ -113,7 +122,7 @@ class ReferenceColumn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     source: SourceName
-    column: str
+    column: Line
 
 
 class Mapping(BaseModel):
@@ -125,11 +134,11 @@ class Mapping(BaseModel):
         default=None, description="Taken from the file's extension when not given."
     )
     encoding: Literal["auto", "utf-8", "gb18030"] = "auto"
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    delimiter: Text = Field(default=",", min_length=1, max_length=1, description="`\\t` for TSV.")
     default_region: str = Field(
         default="CN", pattern=r"^[A-Z]{2}$", description="Of phone numbers without +country."
     )
-    separators: str = Field(default=";,", min_length=1)
+    separators: Line = Field(default=";,", min_length=1)
     key: ReferenceColumn | None = Field(
         default=None,
         description="The external key: the system the file comes from and the column with "
