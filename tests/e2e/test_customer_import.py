@@ -363,6 +363,22 @@ async def test_another_system_uploads_json_lines_with_its_own_permission(
     entries = await eventually(audited, describe="both uploads in the audit log")
     assert {e["path_params"]["import_id"] for e in entries} == {"shop-feed"}
 
+    # an upload is not bound by the body limit of other requests (256 KiB)
+    many = b"".join(
+        orjson.dumps({"id": f"M-{i}", "name": f"会员 {i}", "note": "x" * 200}) + b"\n"
+        for i in range(2000)
+    )
+    assert len(many) > 262_144
+    big = await client.post(
+        "/customer-imports/shop-feed/upload",
+        content=many,
+        params={"dry_run": "true", "report": "none"},
+        headers={"Content-Type": "application/x-ndjson"},
+    )
+    assert big.status_code == 200, big.text
+    [line] = big.text.splitlines()
+    assert json.loads(line)["summary"]["created"] == 2000
+
     unknown = await client.post(
         "/customer-imports/nobody/upload",
         content=body,
