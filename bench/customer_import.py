@@ -109,6 +109,20 @@ class MemorySampler:
             self.samples.append((time.perf_counter() - started, process.memory_info().rss))
 
 
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time (user and system) of this process and of its PostgreSQL processes."""
+    this = psutil.Process()
+    times = this.cpu_times()
+    postgres = 0.0
+    for child in this.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        postgres += child_times.user + child_times.system
+    return times.user + times.system, postgres
+
+
 async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, float]:
     from crm.imports import customer_store
     from services.customer.import_files import RecordStream
@@ -135,9 +149,11 @@ async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, f
             return None
 
         with path.open("rb") as binary, MemorySampler() as memory:
+            cpu_before = cpu_seconds()
             started = time.perf_counter()
             summary = await job.run(RecordStream(binary, mapping, format="csv"), report)
             seconds = time.perf_counter() - started
+            cpu_after = cpu_seconds()
     samples = [rss for _, rss in memory.samples] or [0]
     tenth = samples[: max(1, len(samples) // 10)]
     return {
@@ -147,6 +163,8 @@ async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, f
         "rejected": float(summary.counts["rejected"]),
         "seconds": seconds,
         "rows_per_second": summary.rows / seconds,
+        "import_cpu_seconds": cpu_after[0] - cpu_before[0],
+        "postgres_cpu_seconds": cpu_after[1] - cpu_before[1],
         "rss_first_tenth_mib": max(tenth) / 2**20,
         "rss_last_mib": samples[-1] / 2**20,
         "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -180,6 +198,12 @@ def print_figures(figures: dict[str, float]) -> None:
         f"  {figures['created']:.0f} created, {figures['updated']:.0f} updated, "
         f"{figures['rejected']:.0f} rejected in {figures['seconds']:.1f} s: "
         f"{figures['rows_per_second']:.0f} rows/s"
+    )
+    rows = figures["rows"]
+    print(
+        f"  CPU: the importing process {figures['import_cpu_seconds']:.0f} s "
+        f"({rows / figures['import_cpu_seconds']:.0f} rows per CPU second), PostgreSQL "
+        f"{figures['postgres_cpu_seconds']:.0f} s, on {psutil.cpu_count()} cores"
     )
     print(
         f"  resident memory: {figures['rss_first_tenth_mib']:.0f} MiB at most in the first "

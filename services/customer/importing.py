@@ -289,6 +289,8 @@ class CustomerImport:
         self.batch_rows = batch_rows
         self.summary = Summary(import_id, dry_run)
         self._recorded = RecordedAggregates(application, pool)
+        self._planning: asyncpg.Connection | None = None
+        """In a dry run: the connection holding the customers earlier batches create."""
 
     async def run(
         self,
@@ -302,7 +304,19 @@ class CustomerImport:
         `should_stop` is asked between batches (Ctrl-C): the import then stops after its
         last committed batch, to be resumed."""
         if self.dry_run:
-            await self._batches(records, report, progress, should_stop, None)
+            async with self.pool.acquire() as planning:
+                # what earlier batches would create, for the rows of later ones naming it
+                await planning.execute(
+                    "CREATE TEMPORARY TABLE IF NOT EXISTS import_dry_run "
+                    "(customer_id uuid PRIMARY KEY, row bigint NOT NULL)"
+                )
+                await planning.execute("TRUNCATE import_dry_run")
+                self._planning = planning
+                try:
+                    await self._batches(records, report, progress, should_stop, None)
+                finally:
+                    self._planning = None
+                    await planning.execute("DROP TABLE IF EXISTS import_dry_run")
             return self.summary
         async with self.pool.acquire() as connection:
             await begin(connection, self.summary, self.mapping, self.actor)
@@ -353,6 +367,7 @@ class CustomerImport:
                 for outcome in outcomes:
                     self.summary.add(outcome)
                 self.summary.last_row = batch.last_row
+                await self._plan(outcomes)
             await report(outcomes)
             if progress is not None:
                 progress(len(batch.items))
@@ -397,6 +412,19 @@ class CustomerImport:
                 rows.append(_rejected(item.number, refused, key=key))
         return rows
 
+    async def _plan(self, outcomes: Sequence[Outcome]) -> None:
+        created = [(o.customer_id, o.row) for o in outcomes if o.outcome == "created"]
+        if created and self._planning is not None:
+            await self._planning.copy_records_to_table("import_dry_run", records=created)
+
+    async def _planned(self, ids: list[UUID]) -> dict[UUID, int]:
+        if self._planning is None:
+            return {}
+        records = await self._planning.fetch(
+            "SELECT customer_id, row FROM import_dry_run WHERE customer_id = ANY($1::uuid[])", ids
+        )
+        return {UUID(str(r["customer_id"])): int(r["row"]) for r in records}
+
     async def _targets(self, rows: list[ImportRow]) -> _Targets:
         keys = list({row.key for row in rows if row.key is not None})
         try:
@@ -411,8 +439,8 @@ class CustomerImport:
             )
             for row in rows
         }
-        existing = await self._recorded.among(list(set(ids.values())))
-        return _Targets(ids, existing)
+        named = list(set(ids.values()))
+        return _Targets(ids, await self._recorded.among(named), await self._planned(named))
 
     # Applying rows (in a worker thread) -------------------------------------------------
 
@@ -444,6 +472,15 @@ class CustomerImport:
             customer = self._load(customer_id)
             customers[customer_id] = customer
         since = 0
+        if customer is None and customer_id in targets.planned:
+            return Outcome(
+                row.number,
+                "updated",
+                customer_id,
+                _key(row),
+                detail=f"the customer row {targets.planned[customer_id]} creates; a dry run "
+                "shows what this row changes of it only within one batch",
+            )
         if customer is None:
             created = _new_customer(row, customer_id)
             changes = self._checked(created, 0)
@@ -509,6 +546,8 @@ class _Targets:
     """Row number → the customer it names."""
     existing: set[UUID]
     """Those of them the event store holds."""
+    planned: dict[UUID, int]
+    """In a dry run: those of them a row of an earlier batch creates, and that row."""
 
 
 def _derived(key: tuple[str, str]) -> UUID:

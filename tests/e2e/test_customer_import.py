@@ -162,6 +162,22 @@ async def test_a_messy_gb18030_file_is_reported_then_imported_then_changes_nothi
     dry = json.loads(out.splitlines()[-1])
     assert (dry["dry_run"], dry["created"], dry["updated"], dry["rejected"]) == (True, 3, 2, 6)
     assert await stored_events(infra) == before  # a dry run changes nothing
+    # a dry run in batches of two rows: row 3 names the customer row 1 (another batch)
+    # would create
+    code, out, err = await run_crm(
+        *command, "--dry-run", "--batch-size", "2", "--report", "-", infra=infra
+    )
+    assert code == 0, out + err
+    [*lines, _] = out.splitlines()
+    batched = [json.loads(line) for line in lines]
+    assert [(r["row"], r["outcome"], r["customer_id"]) for r in batched][:3] == [
+        (1, "created", erp("C-001")),
+        (2, "created", erp("C-002")),
+        (3, "updated", erp("C-001")),
+    ]
+    assert "row 1 creates" in batched[2]["detail"]
+    assert [r["outcome"] for r in batched] == [r[1] for r in EXPECTED_REPORT]
+    assert await stored_events(infra) == before
 
     code, out, err = await run_crm(*command, "--report", str(tmp_path / "first.jsonl"), infra=infra)
     assert code == 0, out + err
