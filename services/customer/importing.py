@@ -54,7 +54,7 @@ from pydantic import ValidationError
 from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.registry import describe_validation_error
 from services.customer.application import CustomerApplication
-from services.customer.domain import Customer
+from services.customer.domain import DEFAULT_CLASSIFICATION, Customer
 from services.customer.import_files import Item, RecordStream
 from services.customer.import_mapping import ImportRow, Mapping
 from services.customer.metrics import IMPORT_ROWS
@@ -614,13 +614,7 @@ def _new_customer(row: ImportRow, customer_id: UUID) -> Customer:
             tags=list(row.tags),
             contacts=_contacts(row),
             addresses=list(row.addresses),
-            classification={
-                "importance_tier": "ordinary",
-                "loyalty_stage": "potential",
-                "value_behaviour": None,
-                "relationship_level": "basic",
-                **row.classification,
-            },
+            classification={**DEFAULT_CLASSIFICATION, **row.classification},
             channel_preferences={"preferred": [], "opted_out": []},
             references=row.all_references(),
             first_seen_in=None,
