@@ -241,6 +241,14 @@ async def test_a_messy_gb18030_file_is_reported_then_imported_then_changes_nothi
         "correlation_id"
     ] == f"import:{import_id}"
 
+    # the operator's imports are in the service's audit log (a dry run is not)
+    audit = (await client.get("/audit", params={"limit": 200})).json()["items"]
+    imports = [e for e in audit if e["route"] == "crm import customers"]
+    assert [(e["method"], e["status"], e["path_params"]["import_id"]) for e in imports] == [
+        ("CLI", 200, import_id)
+    ]
+    assert imports[0]["actor"].endswith("@crm-cli")
+
     # the same file again changes nothing
     after_first = await stored_events(infra)
     code, out, err = await run_crm(*command, "--report", str(tmp_path / "again.csv"), infra=infra)
