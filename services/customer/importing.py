@@ -27,7 +27,13 @@ shows it, and the envelope on the customer topic carries it.
 
 A dry run does steps 1 to 3 and saves nothing: its report says, row by row, what would
 be created, updated, left unchanged or rejected, and why. Each report line is an
-`Outcome`. Exact-match keys for duplicate detection are `normalisation.match_keys`.
+`Outcome`.
+
+Duplicate detection plugs in at step 2 (`_targets`): a row that names no customer by its
+key can be matched on its exact-match keys (`normalisation.match_keys`: the normalised
+e-mails and E.164 phones of its contact persons, which an `ImportRow` holds already
+cleaned) and fuzzy name keys, to name an existing customer instead, or to be reported as
+a possible duplicate of one.
 """
 
 from __future__ import annotations
