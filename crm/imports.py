@@ -104,6 +104,11 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise SystemExit("crm import: --batch-size must be at least 1")
     try:
+        if not args.file.is_file():
+            raise ValueError(f"{args.file} is not a file")
+        report = args.report
+        if report not in (None, "-") and not Path(report).resolve().parent.is_dir():
+            raise ValueError(f"cannot write the report to {report}: its folder does not exist")
         mapping = load_mapping(args.mapping.read_bytes(), f"the mapping {args.mapping}")
         file_format = format_of(args.file.name, mapping, args.format)
         if args.import_id is None:

@@ -315,7 +315,7 @@ def load_mapping(text: str | bytes, what: str = "the mapping") -> Mapping:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ValueError(f"{what} is neither YAML nor JSON: {exc}") from None
+        raise ValueError(f"{what} is neither YAML nor JSON: {' '.join(str(exc).split())}") from None
     if not isinstance(document, dict):
         raise ValueError(f"{what} must be a mapping of settings (an object), not {document!r}")
     return parse_mapping(document, what)
