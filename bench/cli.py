@@ -65,6 +65,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     rfm.add_argument("--purchases", type=int, default=10_000, help="new purchases (default 10000)")
     rfm.set_defaults(handler=run_rfm_rescore)
+    imports = benchmarks.add_parser(
+        "import",
+        help="rows per second and memory of a customer import from a generated CSV file",
+    )
+    imports.add_argument(
+        "--rows", type=int, default=1_000_000, help="rows of the file (default 1000000)"
+    )
+    imports.add_argument(
+        "--batch-size", type=int, default=1000, help="rows per transaction (default 1000)"
+    )
+    imports.set_defaults(handler=run_customer_import)
 
 
 def run_projection_latency(args: argparse.Namespace) -> int:
@@ -102,4 +113,13 @@ def run_rfm_rescore(args: argparse.Namespace) -> int:
     if args.customers < 1 or not 1 <= args.purchases <= args.customers:
         raise SystemExit("--customers must be at least 1, --purchases 1 to --customers")
     measure(args.customers, args.purchases)
+    return 0
+
+
+def run_customer_import(args: argparse.Namespace) -> int:
+    from bench.customer_import import run_customer_import as measure
+
+    if args.rows < 1 or args.batch_size < 1:
+        raise SystemExit("--rows and --batch-size must be at least 1")
+    measure(args.rows, args.batch_size)
     return 0

@@ -25,9 +25,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from crm import backup, deadletters, rebuild, topics
+from crm import backup, deadletters, imports, rebuild, topics
 
-OPERATIONS: tuple[ModuleType, ...] = (topics, backup, rebuild, deadletters)
+OPERATIONS: tuple[ModuleType, ...] = (topics, backup, rebuild, deadletters, imports)
 DEVELOPMENT = ("local.up", "local.tokens", "local.demo.customers", "bench.cli")
 """Modules of the development commands, registered when importable."""
 

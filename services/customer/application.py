@@ -17,7 +17,12 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import RecordConflictError
 
-from services.customer.domain import FIRST_SEEN_CONTACT, Customer, placeholder_name
+from services.customer.domain import (
+    DEFAULT_CLASSIFICATION,
+    FIRST_SEEN_CONTACT,
+    Customer,
+    placeholder_name,
+)
 from services.customer.publishing import to_contract
 from services.runtime.storage.eventstore import CommandContext, EventSourcedApplication, stamp
 
@@ -256,12 +261,7 @@ def _new_first_seen_customer(sighting: Sighting) -> Customer:
         tags=[],
         contacts=contacts,
         addresses=[],
-        classification={
-            "importance_tier": "ordinary",
-            "loyalty_stage": "potential",
-            "value_behaviour": None,
-            "relationship_level": "basic",
-        },
+        classification=dict(DEFAULT_CLASSIFICATION),
         channel_preferences={"preferred": [], "opted_out": []},
         references=[reference],
         first_seen_in=sighting.source,

@@ -27,6 +27,14 @@ def placeholder_name(source: str, source_customer_id: str) -> str:
     return f"{source} customer {source_customer_id}"
 
 
+DEFAULT_CLASSIFICATION: dict[str, str | None] = {
+    "importance_tier": "ordinary",
+    "loyalty_stage": "potential",
+    "value_behaviour": None,
+    "relationship_level": "basic",
+}
+"""The classification of a customer registered without one (`contracts.customer.Classification`)."""
+
 CLASSIFICATION_FIELDS = (
     "importance_tier",
     "loyalty_stage",

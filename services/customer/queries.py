@@ -75,3 +75,26 @@ async def find_by_reference(
         json.dumps([{"source": source, "source_customer_id": source_customer_id}]),
     )
     return row_from_record(record) if record else None
+
+
+async def find_by_references(
+    connection: Connection, references: list[tuple[str, str]]
+) -> dict[tuple[str, str], UUID]:
+    """The customers the directory knows by each of `references` (source, their id), in
+    one query (one index probe per reference); the first registered where several are."""
+    if not references:
+        return {}
+    records = await connection.fetch(
+        """SELECT w.source, w.source_customer_id, d.customer_id
+           FROM unnest($1::text[], $2::text[]) AS w(source, source_customer_id)
+           CROSS JOIN LATERAL (
+               SELECT customer_id FROM customer_directory
+               WHERE customer_references @> jsonb_build_array(jsonb_build_object(
+                   'source', w.source, 'source_customer_id', w.source_customer_id))
+               ORDER BY registered_at LIMIT 1
+           ) AS d""",
+        [s for s, _ in references],
+        [c for _, c in references],
+    )
+    # asyncpg's own UUID type is not the standard one the event store can serialise
+    return {(r["source"], r["source_customer_id"]): UUID(str(r["customer_id"])) for r in records}

@@ -3,9 +3,10 @@
 from typing import Any
 
 from contracts.topics import Topic
-from services.customer import commands, views
+from services.customer import commands, import_commands, views
 from services.customer.application import CustomerApplication
 from services.customer.ingestion import FirstSeenCustomers
+from services.customer.migrations import MIGRATIONS
 from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
 from services.runtime.messaging.consumer import BatchHandler
@@ -32,7 +33,8 @@ DEFINITION = ServiceDefinition(
     application_class=CustomerApplication,
     translate=to_contract,
     projections=lambda: [CustomerDirectory()],
-    routers=[commands.router, views.router],
+    routers=[commands.router, views.router, import_commands.router],
     handlers=first_seen_customers,
     also_compacts=[str(KEYRING.schema)],
+    migrations=(MIGRATIONS,),
 )

@@ -369,6 +369,7 @@ def build_app(
             max(1, settings.rate_limit_anonymous_per_minute // 4),
         ),
         max_body=settings.max_body_bytes,
+        max_upload=settings.max_upload_bytes,
         audit=runtime.audit,
         pool=lambda: runtime.pool,
     )

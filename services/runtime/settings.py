@@ -177,6 +177,12 @@ class ServiceSettings(BaseSettings):
         description="Largest request body; at most a quarter of `kafka_max_message_bytes`, so "
         "that the event it becomes (sealed, in its envelope) fits on the topic.",
     )
+    max_upload_bytes: int = Field(
+        default=4 * 1_073_741_824,
+        ge=1024,
+        description="Largest body of an upload route (a path ending in `/upload`, such as a "
+        "customer import's file): streamed to a temporary file, never held in memory.",
+    )
     rate_limit_per_minute: int = Field(
         default=1200,
         ge=0,

@@ -23,6 +23,10 @@ OPERATIONS = [
     ("rebuild", "customer"),
     ("rebuild", "analytics"),
     ("backup", "--to", "unused.dump"),
+    (
+        *("import", "customers", "docs/examples/customers.csv"),
+        *("--mapping", "docs/examples/customer-import-mapping.yaml"),
+    ),
 ]
 """Every operations command of `crm`, with arguments it accepts."""
 

@@ -146,6 +146,7 @@ async def test_every_read_of_personal_data_is_audited(
         "quadrant": profile["profile"]["quadrant"] or next(iter(matrix.QUADRANTS)),
         "source": "shop-cn",
         "source_customer_id": "unknown",
+        "import_id": "unknown",
     }
     personal = list(values.values())
     answering = {}

@@ -283,6 +283,7 @@ def create_app(
     verifier: TokenVerifier,
     limiter: RateLimiter,
     max_body: int,
+    max_upload: int | None = None,
     audit: AuditLog | None = None,
     pool: Callable[[], asyncpg.Pool | None] | None = None,
     anonymous_limiter: RateLimiter | None = None,
@@ -307,6 +308,7 @@ def create_app(
         limiter=limiter,
         max_body=max_body,
         anonymous_limiter=anonymous_limiter,
+        max_upload=max_upload,
     )
     app.add_middleware(RequestContextMiddleware, service=service, audit=audit)
     document_responses(app)

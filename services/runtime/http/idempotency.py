@@ -30,6 +30,7 @@ import asyncpg
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 
+from services.runtime.http.security import is_upload
 from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ class IdempotencyMiddleware:
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if not self._is_command(scope):
+        if not self._is_command(scope) or is_upload(scope):
+            # an upload streams its body; the routes that take one are idempotent themselves
             await self.app(scope, receive, send)
             return
         key = next(

@@ -13,6 +13,8 @@ PERMISSIONS: dict[str, str] = {
     "customers:write-contact": "change contact persons, addresses and channel consent of "
     "the customers the caller owns",
     "customers:write-contact-any": "change anyone's contact persons, addresses and channel consent",
+    "customers:import": "import customers from files (`/customer-imports`): create and "
+    "change any customer a file names",
     "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
     "interactions:write": "log and correct interactions, survey answers, feedback, plans",
     "tickets:write": "open, assign, answer, escalate, resolve, reopen and close tickets",
@@ -68,6 +70,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "customers:write-any",
             "customers:write-contact",
             "customers:write-contact-any",
+            "customers:import",
             "interactions:write",
             "tickets:write",
             "keys:read",

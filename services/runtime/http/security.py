@@ -79,6 +79,16 @@ def is_public(path: str) -> bool:
     return path in PUBLIC_PATHS
 
 
+UPLOAD_SUFFIX = "/upload"
+"""Routes that take a large streamed body (a file to import) end in this: their body may
+be up to `max_upload_bytes` rather than `max_body_bytes`, and it is neither kept for the
+audit log nor read whole for an `Idempotency-Key` (the route streams it)."""
+
+
+def is_upload(scope: Scope) -> bool:
+    return scope.get("method") == "POST" and str(scope.get("path", "")).endswith(UPLOAD_SUFFIX)
+
+
 # Errors ---------------------------------------------------------------------------------
 
 
@@ -508,12 +518,14 @@ class SecurityMiddleware:
         limiter: RateLimiter,
         max_body: int,
         anonymous_limiter: RateLimiter | None = None,
+        max_upload: int | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.limiter = limiter
         self.anonymous_limiter = anonymous_limiter or RateLimiter(0, 1)
         self.max_body = max_body
+        self.max_upload = max_upload or max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_public(scope["path"]):
@@ -539,13 +551,15 @@ class SecurityMiddleware:
             message = f"too many requests as {principal.subject!r}"
             await _too_many(message, wait)(scope, receive, send)
             return
+        upload = is_upload(scope)
+        limit = self.max_upload if upload else self.max_body
         declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await self._too_large(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, receive, send, limit)
             return
         state = scope.setdefault("state", {})
         state["principal"] = principal
-        keep_body = scope["method"] not in ("GET", "HEAD")
+        keep_body = scope["method"] not in ("GET", "HEAD") and not upload
         received = 0
         chunks: list[bytes] = []
         refused = False
@@ -556,10 +570,10 @@ class SecurityMiddleware:
             if message["type"] == "http.request":
                 body = message.get("body", b"")
                 received += len(body)
-                if received > self.max_body:
+                if received > limit:
                     if not refused:
                         refused = True
-                        await self._too_large(scope, receive, send)
+                        await self._too_large(scope, receive, send, limit)
                     return {"type": "http.disconnect"}
                 if keep_body:
                     chunks.append(body)
@@ -591,6 +605,6 @@ class SecurityMiddleware:
             raise Unauthenticated("the Authorization header must be `Bearer <token>`")
         return token.strip()
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        message = f"the request body is larger than the limit of {self.max_body} bytes"
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        message = f"the request body is larger than the limit of {limit} bytes"
         await _error(413, message)(scope, receive, send)

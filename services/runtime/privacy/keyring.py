@@ -8,8 +8,11 @@ environment or a file and never touches the database, so a copy of the database 
 opens nothing. Erasure replaces the wrapped key by nothing and records when: from then on
 every sealed value of the customer reads as `ERASED`, and nothing new can be sealed.
 
-Keys are cached in memory for `cache_seconds`; a service that learns of an erasure (the
-`customer.erased` event) drops its copy at once with `forget`.
+Keys are cached in memory for `cache_seconds`, at most `cache_size` of them (the oldest
+go first, so that a bulk import of a million customers does not keep a million keys); a
+service that learns of an erasure (the `customer.erased` event) drops its copy at once
+with `forget`. `prepare` makes and loads the keys of many customers in two statements,
+for writers that seal the data of thousands of new customers at once.
 
 Synchronous (psycopg), because the event store's mapper runs in the event store's
 threads; async callers go through `asyncio.to_thread`.
@@ -96,7 +99,9 @@ class Keyring:
             ),
         )
 
-    def __init__(self, dsn: str, master_key: bytes, *, cache_seconds: float = 60.0) -> None:
+    def __init__(
+        self, dsn: str, master_key: bytes, *, cache_seconds: float = 60.0, cache_size: int = 50_000
+    ) -> None:
         self._master = AESGCM(master_key)
         self._pool = ConnectionPool(
             dsn, min_size=1, max_size=4, open=False, kwargs={"autocommit": True}
@@ -104,6 +109,7 @@ class Keyring:
         self._cache: dict[UUID, tuple[bytes | None, float]] = {}
         self._lock = threading.Lock()
         self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
 
     def open(self) -> None:
         """Connect to `crm_keys.customer_keys` (a durable table, see `storage/migrator.py`)."""
@@ -131,6 +137,21 @@ class Keyring:
         if key is None:
             raise CustomerErased(customer_id)
         return key
+
+    def prepare(self, customer_ids: Iterable[UUID]) -> None:
+        """Make the keys of those of `customer_ids` that have none, and cache them all, in
+        two statements; `sealing_key` then finds them in the cache."""
+        missing = [c for c in dict.fromkeys(customer_ids) if self._cached(c) is None]
+        if not missing:
+            return
+        with self._pool.connection() as connection:
+            connection.execute(
+                "INSERT INTO crm_keys.customer_keys (customer_id, wrapped_key) "
+                "SELECT * FROM unnest(%s::uuid[], %s::bytea[]) "
+                "ON CONFLICT (customer_id) DO NOTHING",
+                (missing, [self._new_wrapped_key(c) for c in missing]),
+            )
+        self._load(missing)
 
     # Opening: the keys of several customers, None for erased ones ----------------------
 
@@ -201,7 +222,10 @@ class Keyring:
         with self._lock:
             for customer_id, key in keys.items():
                 if customer_id in stored:  # never cache "no key yet": one may be made
+                    self._cache.pop(customer_id, None)  # to the end: the newest
                     self._cache[customer_id] = (key, expires)
+            while len(self._cache) > self._cache_size:
+                del self._cache[next(iter(self._cache))]
         return keys
 
     def _new_wrapped_key(self, customer_id: UUID) -> bytes:

@@ -1,0 +1,212 @@
+"""Benchmark of the customer import: `crm bench import --rows 1000000`.
+
+Writes a CSV file of `rows` customers (UTF-8; Chinese and Latin names, phones in several
+formats, e-mails, an address, tags, an external key; a few rows of every file name a
+customer an earlier row created, and a few are bad), starts an embedded PostgreSQL and
+imports the file with the real import (`services.customer.importing`, what `crm import
+customers` runs: cleaning, one transaction per batch of 1000 rows, the checkpoint,
+sealing of personal data with each customer's key). Prints rows per second and the
+process's resident memory: sampled through the import, and its peak, so that memory
+growing with the file would show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import resource
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import psutil
+
+from local.embedded import EmbeddedPostgres
+from local.launcher import session_master_key
+from services.customer.normalisation import full_width
+
+MAPPING = {
+    "default_region": "CN",
+    "key": {"source": "erp", "column": "id"},
+    "name": "name",
+    "kind": {"column": "kind", "values": {"企业": "business", "个人": "consumer"}},
+    "region": "region",
+    "tags": ["tags"],
+    "importance_tier": "tier",
+    "contacts": [{"name": "contact", "title": "title", "phones": ["mobile"], "emails": ["email"]}],
+    "addresses": [
+        {"label": "office", "line1": "address", "city": "city", "country": {"value": "CN"}}
+    ],
+}
+HEADER = (
+    *("id", "name", "kind", "region", "tags", "tier", "contact", "title", "mobile", "email"),
+    *("address", "city"),
+)
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
+CITIES = ("上海", "北京", "广州", "深圳", "杭州", "成都", "武汉", "南京")
+REGIONS = ("华东", "华北", "华南", "西南", "华中")
+
+
+def rows(count: int) -> Iterator[Sequence[str]]:
+    """`count` rows; every 50th names the customer of the row 7 before it (an update),
+    every 200th has a phone number that is none (rejected)."""
+    for i in range(1, count + 1):
+        key = i - 7 if i % 50 == 0 and i > 7 else i
+        person = f"{SURNAMES[i % len(SURNAMES)]}{SURNAMES[(i // 20) % len(SURNAMES)]}{i % 97}"
+        mobile = 13_000_000_000 + (i * 7919) % 999_999_999
+        phone = (
+            "12345"
+            if i % 200 == 0
+            else (f"+86 {mobile}", f"{mobile}", full_width(str(mobile)), f"0086-{mobile}")[i % 4]
+        )
+        yield (
+            f"C{key:08d}",
+            f"{CITIES[i % 8]}{person}贸易有限公司" if i % 3 else full_width(f"Customer {i}"),
+            "企业" if i % 3 else "个人",
+            REGIONS[i % 5],
+            "bench;import" if i % 2 else "bench",
+            ("ordinary", "important", "vip")[i % 3],
+            person,
+            "采购经理" if i % 2 else "",
+            phone,
+            f" Contact.{i}@Example.COM ",
+            f"{CITIES[i % 8]}市中山路{i % 999}号",
+            CITIES[i % 8],
+        )
+
+
+def write_file(path: Path, count: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(HEADER)
+        writer.writerows(rows(count))
+
+
+class MemorySampler:
+    """Samples this process's resident memory every `interval` seconds."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        process = psutil.Process()
+        started = time.perf_counter()
+        while not self._stop.wait(self._interval):
+            self.samples.append((time.perf_counter() - started, process.memory_info().rss))
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """CPU time (user and system) of this process and of its PostgreSQL processes."""
+    this = psutil.Process()
+    times = this.cpu_times()
+    postgres = 0.0
+    for child in this.children(recursive=True):
+        try:
+            child_times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        postgres += child_times.user + child_times.system
+    return times.user + times.system, postgres
+
+
+async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, float]:
+    from crm.imports import customer_store
+    from services.customer.import_files import RecordStream
+    from services.customer.import_mapping import parse_mapping
+    from services.customer.importing import CustomerImport, Outcome
+    from services.customer.projections import CustomerDirectory
+    from services.runtime.privacy.keyring import Keyring
+
+    mapping = parse_mapping(MAPPING)
+    keyring = Keyring(database_url, base64.b64decode(session_master_key()))
+    async with customer_store(database_url, keyring) as (application, pool):
+        async with pool.acquire() as connection:
+            await CustomerDirectory().create_tables(connection)
+        job = CustomerImport(
+            application=application,
+            pool=pool,
+            mapping=mapping,
+            import_id="bench",
+            actor="bench",
+            batch_rows=batch_rows,
+        )
+
+        async def report(outcomes: Sequence[Outcome]) -> None:
+            return None
+
+        with path.open("rb") as binary, MemorySampler() as memory:
+            cpu_before = cpu_seconds()
+            started = time.perf_counter()
+            summary = await job.run(RecordStream(binary, mapping, format="csv"), report)
+            seconds = time.perf_counter() - started
+            cpu_after = cpu_seconds()
+    samples = [rss for _, rss in memory.samples] or [0]
+    tenth = samples[: max(1, len(samples) // 10)]
+    return {
+        "rows": float(summary.rows),
+        "created": float(summary.counts["created"]),
+        "updated": float(summary.counts["updated"]),
+        "rejected": float(summary.counts["rejected"]),
+        "seconds": seconds,
+        "rows_per_second": summary.rows / seconds,
+        "import_cpu_seconds": cpu_after[0] - cpu_before[0],
+        "postgres_cpu_seconds": cpu_after[1] - cpu_before[1],
+        "rss_first_tenth_mib": max(tenth) / 2**20,
+        "rss_last_mib": samples[-1] / 2**20,
+        "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_customer_import(count: int, batch_rows: int = 1000) -> dict[str, float]:
+    """Write the file, start the embedded database, import, print and return the figures."""
+    if count < 1:
+        raise ValueError("count must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="crm-bench-import-") as scratch:
+        root = Path(scratch)
+        path = root / "customers.csv"
+        started = time.perf_counter()
+        write_file(path, count)
+        written = time.perf_counter() - started
+        size = path.stat().st_size
+        with EmbeddedPostgres(root / "postgres") as postgres:
+            figures = asyncio.run(measure(postgres.dsn("crm_bench_import"), path, batch_rows))
+    figures |= {"file_mib": size / 2**20, "write_seconds": written}
+    print_figures(figures)
+    return figures
+
+
+def print_figures(figures: dict[str, float]) -> None:
+    print(
+        f"customer import of {figures['rows']:.0f} rows ({figures['file_mib']:.0f} MiB of CSV, "
+        f"written in {figures['write_seconds']:.1f} s)"
+    )
+    print(
+        f"  {figures['created']:.0f} created, {figures['updated']:.0f} updated, "
+        f"{figures['rejected']:.0f} rejected in {figures['seconds']:.1f} s: "
+        f"{figures['rows_per_second']:.0f} rows/s"
+    )
+    rows = figures["rows"]
+    print(
+        f"  CPU: the importing process {figures['import_cpu_seconds']:.0f} s "
+        f"({rows / figures['import_cpu_seconds']:.0f} rows per CPU second), PostgreSQL "
+        f"{figures['postgres_cpu_seconds']:.0f} s, on {psutil.cpu_count()} cores"
+    )
+    print(
+        f"  resident memory: {figures['rss_first_tenth_mib']:.0f} MiB at most in the first "
+        f"tenth of the import, {figures['rss_last_mib']:.0f} MiB at its end, peak "
+        f"{figures['rss_peak_mib']:.0f} MiB"
+    )
