@@ -90,7 +90,8 @@ class Column(BaseModel):
         return self
 
 
-Source = Annotated[Column, BeforeValidator(_column_shorthand)]
+Source = Annotated[Column, BeforeValidator(_column_shorthand, json_schema_input_type=Column | Line)]
+"""A value's source: a `Column`, or a column's name as the shorthand (documented as either)."""
 
 
 class ContactColumns(BaseModel):
