@@ -11,7 +11,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from contracts.money import Money, Priced
 from contracts.personal import Personal
@@ -247,6 +247,11 @@ class OpenOpportunity(Priced):
         default_factory=list, description="What moved it from the baseline, largest first."
     )
     win_model_version: int | None = None
+
+    @field_validator("win_factors", mode="before")
+    @classmethod
+    def _none_yet(cls, value: Any) -> Any:
+        return [] if value is None else value  # not scored by a model (yet)
 
     @model_validator(mode="after")
     def _stage_default(self) -> OpenOpportunity:

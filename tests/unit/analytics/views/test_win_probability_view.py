@@ -27,7 +27,8 @@ def deal(stage: str, **learned: object) -> OpenOpportunity:
 
 def test_every_open_stage_shows_its_default_beside_the_learned_probability() -> None:
     for stage in ("lead", "qualified", "proposal", "negotiation"):
-        shown = deal(stage)
+        # as the table holds a deal no model scored yet
+        shown = deal(stage, win_probability=None, win_factors=None, win_model_version=None)
         assert shown.stage_probability == DEFAULT_PROBABILITY[Stage(stage)]
         assert shown.win_probability is None and shown.win_factors == []  # no model yet
     learned = deal(
