@@ -215,6 +215,8 @@ class EmbeddedCluster(Cluster):
             if not self._held and not replica.removed:
                 replica.restarts += 1
                 await asyncio.to_thread(replica.process.start, wait_ready=False)
+                if replica.removed:  # removed while it was being started
+                    await asyncio.to_thread(replica.process.stop)
         finally:
             self._restarting.pop(id(replica), None)
 

@@ -53,7 +53,8 @@ class Fault:
     started: float
     """When it began (monotonic seconds)."""
     ended: float
-    """When the fault itself was over: at once for a kill; at the resume of a pause."""
+    """When the fault itself was over: at once for a kill, the broker's death and a new
+    replica (their restart and start are the recovery); at the resume of a pause."""
     affected: tuple[str, ...] = SERVICE_NAMES
     """The services it hit: the one killed or given a replica, else all."""
     recovered: float | None = None
@@ -133,9 +134,13 @@ async def inject(cluster: Cluster, planned: Planned, rng: random.Random) -> Faul
         target = f"{planned.target} on port {removed.process.port}" if removed else "none"
     elif planned.kind == BROKER:
         await cluster.kill_broker()
+        target = cluster.bootstrap_servers
     else:
         raise ValueError(f"unknown fault {planned.kind!r}")
-    fault = Fault(planned.kind, target, started, time.monotonic())
+    # a kill is over at once; the broker's restart and a new replica's start are part
+    # of the recovery; a pause, the terminations and a removal end when they are done
+    over = time.monotonic() if planned.kind in (PAUSE, TERMINATE, REPLICA_REMOVED) else started
+    fault = Fault(planned.kind, target, started, over)
     if planned.kind in (KILL, REPLICA_ADDED, REPLICA_REMOVED):
         fault.affected = (planned.target,)
     return fault

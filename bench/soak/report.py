@@ -87,7 +87,8 @@ def table(result: SoakResult) -> str:
         )
         + f"; rejected {len(rejected):,} (malformed)",
         "",
-        f"{'faults injected':<44} {len(result.faults):>7,}   time to recover, s",
+        f"{'faults injected':<44} {len(result.faults):>7,}   "
+        "time to recover, s (every replica it hit ready again)",
     ]
     for kind in faults.KINDS:
         mine = [f for f in result.faults if f.kind == kind]
