@@ -56,6 +56,7 @@ def table(result: SoakResult) -> str:
     kafka = [p for p in load.inbound if p.channel == "kafka" and p.acknowledged_at is not None]
     http = [p for p in load.inbound if p.channel == "http" and p.acknowledged_at is not None]
     rejected = [p for p in load.inbound if p.channel == "http" and p.outcome == "rejected"]
+    in_doubt = Counter(c.detail for c in load.commands if c.outcome == "in doubt")
 
     def parts(**kinds: int) -> str:
         return ", ".join(f"{name.replace('_', ' ')} {count:,}" for name, count in kinds.items())
@@ -65,13 +66,13 @@ def table(result: SoakResult) -> str:
         "",
         f"{'commands accepted (2xx)':<44} {sum(a.accepted.values()):>7,}   "
         + parts(**{k: a.accepted[k] for k in ("register", "interaction", "opportunity")}),
-        f"{'  in doubt (no answer in time)':<44} {commands['in doubt']:>7,}   "
-        f"recorded {a.in_doubt_recorded:,}, not recorded {a.in_doubt - a.in_doubt_recorded:,}; "
-        + ", ".join(
-            f"{detail} {n:,}"
-            for detail, n in sorted(
-                Counter(c.detail for c in load.commands if c.outcome == "in doubt").items()
-            )
+        f"{'  in doubt (no answer in time)':<44} {commands['in doubt']:>7,}"
+        + (
+            f"   recorded {a.in_doubt_recorded:,}, not recorded "
+            f"{a.in_doubt - a.in_doubt_recorded:,}; "
+            + ", ".join(f"{detail} {n:,}" for detail, n in sorted(in_doubt.items()))
+            if in_doubt
+            else ""
         ),
         f"{'  customer not known yet (422, not recorded)':<44} {commands['not known yet']:>7,}",
         f"{'inbound acknowledged: Kafka':<44} {len(kafka):>7,}   "
