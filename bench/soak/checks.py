@@ -69,6 +69,9 @@ class Accounting:
     doubled: list[str] = field(default_factory=list)
     only_in_broker: list[str] = field(default_factory=list)
     """Acknowledged by the broker before it was killed, and not in the views."""
+    dead_letters: int = 0
+    """Malformed purchases the broker acknowledged that are a dead letter, once, with
+    their reason."""
     unexplained: list[str] = field(default_factory=list)
     """Malformed purchases without their dead letter or rejection, purchases that fit
     refused, commands refused."""
@@ -191,6 +194,7 @@ async def _account_purchases(
             continue
         found = letters[(purchase.value, purchase.reason)]
         if found == 1:
+            result.dead_letters += 1
             continue
         missing = f"dead letter of {purchase.order_id} ({purchase.reason}): {found}"
         if found > 1:

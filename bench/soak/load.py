@@ -132,6 +132,8 @@ class Load:
     """(accepted at, id) of every registered customer."""
     server_errors: list[str] = field(default_factory=list)
     """Each answer 500 or above other than 503: a defect."""
+    failures: list[str] = field(default_factory=list)
+    """What went wrong in the clients themselves (an answer they could not read)."""
 
     def __post_init__(self) -> None:
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,9 +162,16 @@ class Load:
         """`make()` started `rate` times a second, each in its own task, until `stop`."""
         if rate <= 0:
             return
+
+        async def guarded() -> None:
+            try:
+                await make()
+            except Exception as error:  # a fault of the load, reported, not hidden
+                self.failures.append(f"{type(error).__name__}: {error}")
+
         interval, next_at = 1.0 / rate, time.monotonic()
         while not stop.is_set():
-            task = asyncio.create_task(make())
+            task = asyncio.create_task(guarded())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             next_at += interval
@@ -320,12 +329,16 @@ class Load:
         """Purchases published one at a time, each waited for (`acks=all`); a purchase
         that fits and was not acknowledged is published again later (its order id makes
         the repeat harmless), a malformed one is not."""
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.cluster.bootstrap_servers,
-            acks="all",
-            request_timeout_ms=10_000,
-            metadata_max_age_ms=2_000,
-        )
+
+        def new_producer() -> AIOKafkaProducer:
+            return AIOKafkaProducer(
+                bootstrap_servers=self.cluster.bootstrap_servers,
+                acks="all",
+                request_timeout_ms=10_000,
+                metadata_max_age_ms=2_000,
+            )
+
+        producer = new_producer()
         while not stop.is_set():
             try:
                 await producer.start()
@@ -333,9 +346,7 @@ class Load:
             except (KafkaError, OSError):
                 await producer.stop()
                 await asyncio.sleep(1.0)
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=self.cluster.bootstrap_servers, acks="all"
-                )
+                producer = new_producer()
         interval, next_at = 1.0 / self.rates.kafka_purchases, time.monotonic()
         unacknowledged: list[Inbound] = []
         try:

@@ -114,7 +114,7 @@ def table(result: SoakResult) -> str:
         f"{'doubled':<44} {len(a.doubled):>7,}",
         f"{'acknowledged only in the broker when killed':<44} {len(a.only_in_broker):>7,}",
         f"{'malformed on Kafka: dead letters with reason':<44} "
-        f"{dead_letters - _missing_letters(result):>7,} of {dead_letters:,}",
+        f"{a.dead_letters:>7,} of {dead_letters:,}",
         f"{'unexplained (refusals, wrong reasons)':<44} {len(a.unexplained):>7,}",
         f"{'server errors (5xx other than 503)':<44} {len(load.server_errors):>7,}",
         f"{'settled after the load, s':<44} "
@@ -134,10 +134,3 @@ def table(result: SoakResult) -> str:
     lines.append(_latency_row("during faults", [c for c in load.calls if _during(c, windows)]))
     lines.append(_latency_row("outside faults", [c for c in load.calls if not _during(c, windows)]))
     return "\n".join(lines)
-
-
-def _missing_letters(result: SoakResult) -> int:
-    a = result.accounting
-    return sum(
-        1 for item in (*a.lost, *a.only_in_broker, *a.doubled) if item.startswith("dead letter")
-    )

@@ -55,6 +55,7 @@ class SoakResult:
             ("doubled", a.doubled),
             ("unexplained", a.unexplained),
             ("server error", self.load.server_errors),
+            ("client failure", self.load.failures),
             ("analytics differs from the independent computation", self.analytics),
             *((f"{s} differs from its rebuild", d) for s, d in self.rebuilds.items()),
         ):
