@@ -6,8 +6,9 @@ status. Heavy imports happen inside the handlers, so importing this module is ch
 starts nothing.
 
 The operations commands (`crm/`) are always there. The development commands (`crm up`,
-`crm token`, `crm demo` from `local/`, and `crm bench` from `bench/`) are there when those
-packages are installed, as they are in a checkout; the production image leaves them out.
+`crm token`, `crm demo` from `local/`, and `crm bench` and `crm soak` from `bench/`) are
+there when those packages are installed, as they are in a checkout; the production image
+leaves them out.
 
 Every command reads its settings from the environment (`CRM_DATABASE_URL`,
 `CRM_KAFKA_BOOTSTRAP_SERVERS`, the key files...). Beside a local CRM, the settings file
@@ -28,7 +29,13 @@ from types import ModuleType
 from crm import backup, deadletters, imports, rebuild, topics
 
 OPERATIONS: tuple[ModuleType, ...] = (topics, backup, rebuild, deadletters, imports)
-DEVELOPMENT = ("local.up", "local.tokens", "local.demo.customers", "bench.cli")
+DEVELOPMENT = (
+    "local.up",
+    "local.tokens",
+    "local.demo.customers",
+    "bench.cli",
+    "bench.soak.cli",
+)
 """Modules of the development commands, registered when importable."""
 
 

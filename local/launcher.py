@@ -72,6 +72,19 @@ def session_keys(service: str) -> dict[str, str]:
     }
 
 
+def command_environment(database_url: str, bootstrap_servers: str) -> dict[str, str]:
+    """The environment of a `crm` command (`crm rebuild`...) run on the database and broker
+    of services this run started: this process's, plus where those are and the keys those
+    services share."""
+    return {
+        **os.environ,
+        "CRM_DATABASE_URL": database_url,
+        "CRM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
+        "CRM_KEYRING_MASTER_KEY": session_master_key(),
+        "CRM_SIGNING_TRUSTED_KEYS": session_trusted_keys(),
+    }
+
+
 def service_command(name: str) -> list[str]:
     return [sys.executable, "-m", f"services.{name}"]
 
@@ -104,7 +117,9 @@ class ServiceProcess:
     """`python -m services.<name>` with its own port, database and broker.
 
     It verifies bearer tokens signed with `auth_secret` (a new one unless given);
-    `client(role=...)` answers an HTTP client that sends such a token.
+    `client(role=...)` answers an HTTP client that sends such a token. Its keyring and
+    signing keys are this run's (`session_keys`) unless `keys` names others (a replica
+    beside the services of `crm up` takes theirs, by file).
     """
 
     def __init__(
@@ -116,6 +131,7 @@ class ServiceProcess:
         log_dir: Path,
         extra_env: dict[str, str] | None = None,
         auth_secret: str | None = None,
+        keys: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.auth_secret = auth_secret or new_secret()
@@ -126,7 +142,10 @@ class ServiceProcess:
             port=self.port,
             database_url=database_url,
             bootstrap_servers=bootstrap_servers,
-            keys={"CRM_AUTH_SECRET": self.auth_secret, **session_keys(name)},
+            keys={
+                "CRM_AUTH_SECRET": self.auth_secret,
+                **(session_keys(name) if keys is None else keys),
+            },
             extra=extra_env,
         )
         self.log_path = log_dir / f"{name}-{self.port}.log"

@@ -4,8 +4,9 @@
 - `infra`: a new Kafka-protocol broker with every topic, and a new empty database, for one
   test (`tests.support.infrastructure.Infrastructure`).
 
-Tests under `tests/integration/` are marked `integration`, those under `tests/e2e/` `e2e`
-(`-m "not e2e"` leaves out the slow ones); the folder decides, not a line in each module.
+Tests under `tests/integration/` are marked `integration`, those under `tests/e2e/` `e2e`,
+those under `tests/faults/` `faults` (`-m "not e2e and not faults"` leaves out the slow
+ones); the folder decides, not a line in each module.
 """
 
 from __future__ import annotations
@@ -24,7 +25,11 @@ TESTS = Path(__file__).parent
 # The settings a running `crm up` leaves in `.crm/crm.env` are for the `crm` commands of
 # a person at the terminal, not for the tests: commands run in the test process read none.
 os.environ["CRM_ENV_FILE"] = os.devnull
-MARKED_FOLDERS = {"integration": TESTS / "integration", "e2e": TESTS / "e2e"}
+MARKED_FOLDERS = {
+    "integration": TESTS / "integration",
+    "e2e": TESTS / "e2e",
+    "faults": TESTS / "faults",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

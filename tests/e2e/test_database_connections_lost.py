@@ -8,30 +8,15 @@ from __future__ import annotations
 
 from functools import partial
 
-import asyncpg
 import httpx
 
+from bench.soak.faults import terminate_connections
 from local.launcher import ServiceProcess
 from tests.support.customers import when_customer_known
 from tests.support.infrastructure import Infrastructure
 from tests.support.waiting import eventually
 
 DROPS = 3
-
-
-async def drop_every_connection(database_url: str) -> int:
-    """Terminate every other session on the CRM's database, as a failover would."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        return int(
-            await connection.fetchval(
-                """SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
-                   FROM pg_stat_activity
-                   WHERE datname = current_database() AND pid <> pg_backend_pid()"""
-            )
-        )
-    finally:
-        await connection.close()
 
 
 async def register(customers: httpx.AsyncClient, name: str) -> str:
@@ -82,7 +67,7 @@ async def test_consumers_outlive_dropped_database_connections(
             )
             assert ticket.status_code == 201, ticket.text
         if round_ < DROPS:
-            assert await drop_every_connection(infra.database_url) > 0
+            assert await terminate_connections(infra.database_url) > 0
             # at once: a pooled connection may be the dropped one; never a 500
             async with customer_service.client(timeout=10) as customers:
                 answer = await customers.post(

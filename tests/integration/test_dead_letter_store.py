@@ -60,3 +60,26 @@ async def test_kept_whole_once_and_forgotten_after_the_retention(
         assert [d.source_offset for d in await read_dead_letters(url)] == [8]
     finally:
         await pool.close()
+
+
+async def test_another_message_at_a_position_kept_before_is_kept_too(
+    postgres: EmbeddedPostgres,
+) -> None:
+    """A broker that lost its topics (the in-memory broker of `crm up`, started again)
+    hands out the same offsets again: a new message rejected at a position a dead letter
+    was kept for before is another dead letter, not a redelivery."""
+    url = await new_database(postgres)
+    await migrate_all(url, "sales", (DURABLE,))
+    pool = await create_pool(url, "sales")
+    try:
+        store = DeadLetterStore(pool)
+        before = rejection(3, b'{"order_id": "SO-1", "currency": "RMB"}')
+        await store.keep([before], "p")
+        # the broker starts again, empty; offsets start again at 0
+        after = rejection(3, b'{"order_id": "SO-2", "currency": "RMB"}')
+        for _ in range(2):  # and the new batch is redelivered too
+            await store.keep([after], "p")
+        letters = await read_dead_letters(url)
+        assert [d.value for d in letters] == [before.record.value, after.record.value]
+    finally:
+        await pool.close()

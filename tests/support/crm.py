@@ -6,22 +6,16 @@ import asyncio
 import os
 import sys
 
-from local.launcher import REPO, session_master_key, session_trusted_keys
+from local.launcher import REPO, command_environment
 from tests.support.infrastructure import Infrastructure
 
 
 def crm_environment(infra: Infrastructure | None) -> dict[str, str]:
     """This process's environment, plus where `infra`'s database and broker are and the
     keyring master key of the services the tests start."""
-    environment = dict(os.environ)
-    if infra is not None:
-        environment |= {
-            "CRM_DATABASE_URL": infra.database_url,
-            "CRM_KAFKA_BOOTSTRAP_SERVERS": infra.bootstrap_servers,
-            "CRM_KEYRING_MASTER_KEY": session_master_key(),
-            "CRM_SIGNING_TRUSTED_KEYS": session_trusted_keys(),
-        }
-    return environment
+    if infra is None:
+        return dict(os.environ)
+    return command_environment(infra.database_url, infra.bootstrap_servers)
 
 
 async def start_crm(

@@ -122,13 +122,14 @@ KEEP_SQL = """
 INSERT INTO dead_letters (consumer, source_topic, source_partition, source_offset, key,
                           value, headers, reason, detail, original_bytes)
 VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10)
-ON CONFLICT (consumer, source_topic, source_partition, source_offset) DO NOTHING
+ON CONFLICT (consumer, source_topic, source_partition, source_offset, digest) DO NOTHING
 """
 
 
 class DeadLetterStore:
     """The service's `dead_letters` table: every rejection whole, once per source
-    position (a redelivered batch adds nothing)."""
+    position and content (a redelivered batch adds nothing; a new message at an offset
+    a broker that lost its topics hands out again is kept)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
