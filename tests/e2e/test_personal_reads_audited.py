@@ -143,6 +143,7 @@ async def test_every_read_of_personal_data_is_audited(
         "ticket_id": ticket["ticket_id"],
         "segment": segments["segments"][0]["segment"],
         "version": "1",
+        "model": "bg_nbd",
         "quadrant": profile["profile"]["quadrant"] or next(iter(matrix.QUADRANTS)),
         "source": "shop-cn",
         "source_customer_id": "unknown",
