@@ -124,7 +124,15 @@ async def soak(
         fault = await faults.inject(cluster, planned, fault_rng)
         injected.append(fault)
         say(f"{fault.started - started:6.1f} s  {fault.kind}: {fault.target}")
-        watchers.append(asyncio.create_task(readiness.watch_recovery(fault)))
+        watchers.append(asyncio.create_task(watch(fault)))
+
+    async def watch(fault: faults.Fault) -> None:
+        await readiness.watch_recovery(fault)
+        took = fault.recovery_seconds
+        say(
+            f"{fault.started - started:6.1f} s  {fault.kind}: {fault.target}: "
+            + (f"recovered in {took:.1f} s" if took is not None else "NOT RECOVERED")
+        )
 
     say(f"load for {plan.seconds:g} s; {len(schedule)} faults planned on {cluster.description}")
     carrying_out = [asyncio.create_task(carry_out(p)) for p in schedule]
