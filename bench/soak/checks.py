@@ -34,6 +34,7 @@ from local.independent_analytics import distinct_events, expected, mismatches
 from local.launcher import REPO
 from local.synthetic_history import Event
 from services import SERVICE_NAMES
+from services.analytics.domain.predictions import SCORE_FIELDS
 from services.sales.domain import purchase_id
 
 COMMAND_VIEWS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -223,6 +224,18 @@ tables left (whether its cache of profiles is still valid)."""
 WRITTEN_AT = {"analytics": ("updated_at", "scored_at")}
 """Columns that say when the projection wrote the row or last moved the RFM boundaries
 (the analytics fold's clock), which a rebuild writes anew."""
+MODEL_SCORES = {"analytics": frozenset({*SCORE_FIELDS, "scores_stale"})}
+"""Fields the lifetime value models give a profile (and a churn warning's `values`): a
+model fitted at a moment scores them in the background, not the events, so a rebuild
+leaves them to the next scoring."""
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _without(v, keys) for k, v in value.items() if k not in keys}
+    if isinstance(value, list):
+        return [_without(v, keys) for v in value]
+    return value
 
 
 async def snapshot(
@@ -239,9 +252,12 @@ async def snapshot(
                     "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema
                 )
             ]
+        scores = MODEL_SCORES.get(schema, frozenset())
         return {
             table: Counter(
-                r["row"]
+                orjson.dumps(
+                    _without(orjson.loads(r["row"]), scores), option=orjson.OPT_SORT_KEYS
+                ).decode()
                 for r in await connection.fetch(
                     f'SELECT (to_jsonb(t) - $1::text[])::text AS row FROM "{schema}"."{table}" t',
                     list(WRITTEN_AT.get(schema, ())),

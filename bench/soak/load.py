@@ -388,6 +388,22 @@ class Load:
             return
         body = [orjson.loads(p.value) for p in batch]
         response = await self._until_answered(client, "sales", "/inbound/purchases", body, None)
+        while response is not None and response.status_code == 422:
+            # the batch is refused whole, naming the messages that do not fit: a client
+            # leaves those out and sends the others again
+            refused = {
+                int(detail["location"][1]): detail["message"].split(": ", 1)[0]
+                for detail in response.json().get("details") or ()
+            }
+            if not refused:
+                break
+            for index, reason in refused.items():
+                batch[index].outcome, batch[index].answered_reason = "rejected", reason
+            batch = [p for i, p in enumerate(batch) if i not in refused]
+            if not batch:
+                return
+            body = [orjson.loads(p.value) for p in batch]
+            response = await self._until_answered(client, "sales", "/inbound/purchases", body, None)
         if response is None or response.status_code != 200:
             for purchase in batch:
                 purchase.outcome = (
