@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from contracts.personal import ERASED
-from local.embedded import EmbeddedPostgres
+from local.embedded import EmbeddedError, EmbeddedPostgres
 from local.launcher import ServiceProcess
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure, started_infrastructure
@@ -41,8 +41,15 @@ SERVICES = ("customer", "sales", "interaction", "analytics")
 @pytest.fixture
 async def infra(tmp_path: Path) -> AsyncIterator[Infrastructure]:
     """A broker and a PostgreSQL cluster of this test's own."""
-    postgres = EmbeddedPostgres(tmp_path / "postgres")
-    await asyncio.to_thread(postgres.start)
+    for attempt in range(3):
+        # a free port chosen can be taken by another process before the server binds it
+        postgres = EmbeddedPostgres(tmp_path / "postgres")
+        try:
+            await asyncio.to_thread(postgres.start)
+            break
+        except EmbeddedError:
+            if attempt == 2:
+                raise
     try:
         async for infrastructure in started_infrastructure(postgres, tmp_path):
             yield infrastructure
