@@ -35,7 +35,7 @@ def service_definitions() -> dict[str, ServiceDefinition]:
 
 
 DEFINITIONS = service_definitions()
-SETTINGS = ServiceSettings(**app_keys(), rate_limit_per_minute=0)
+SETTINGS = ServiceSettings(**app_keys(), rate_limit_per_minute=0, rate_limit_anonymous_per_minute=0)
 """Settings of an app built in-process without its runtime (no database, no broker)."""
 
 

@@ -24,8 +24,9 @@ from tests.support.waiting import eventually
 
 
 def served_settings(name: str, infra: Infrastructure, **values: Any) -> ServiceSettings:
-    """The settings of service `name` on `infra`, without a rate limit unless given."""
+    """The settings of service `name` on `infra`, without rate limits unless given."""
     values.setdefault("rate_limit_per_minute", 0)
+    values.setdefault("rate_limit_anonymous_per_minute", 0)
     return settings_classes()[name](
         **app_keys(name),
         database_url=infra.database_url,
