@@ -372,6 +372,7 @@ def build_app(
         max_upload=settings.max_upload_bytes,
         audit=runtime.audit,
         pool=lambda: runtime.pool,
+        idempotency_takeover_seconds=settings.idempotency_takeover_seconds,
     )
     app.state.streams = StreamSlots(settings.stream_limit_per_subject, settings.stream_limit_total)
     app.state.runtime = runtime

@@ -136,6 +136,14 @@ class ServiceSettings(BaseSettings):
         description="How long a command's `Idempotency-Key` and its answer are kept: a "
         "repeat within it is answered from there.",
     )
+    idempotency_takeover_seconds: float = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="How long a request may hold its `Idempotency-Key` without answering "
+        "(its server may have stopped) before a repeat finds out whether it was carried out "
+        "and, if not, runs it.",
+    )
     erasure_compaction_interval_seconds: float = Field(
         default=3600,
         gt=0,

@@ -287,6 +287,7 @@ def create_app(
     audit: AuditLog | None = None,
     pool: Callable[[], asyncpg.Pool | None] | None = None,
     anonymous_limiter: RateLimiter | None = None,
+    idempotency_takeover_seconds: float = 10,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -301,7 +302,12 @@ def create_app(
     app.add_middleware(ControlCharacterGuard)
     app.add_middleware(FixedPathMethods, api=app)
     if pool is not None:
-        app.add_middleware(IdempotencyMiddleware, pool=pool, routes=lambda: app.router.routes)
+        app.add_middleware(
+            IdempotencyMiddleware,
+            pool=pool,
+            routes=lambda: app.router.routes,
+            takeover_seconds=idempotency_takeover_seconds,
+        )
     app.add_middleware(
         SecurityMiddleware,
         verifier=verifier,
