@@ -13,6 +13,7 @@ import json
 
 import asyncpg
 import httpx
+from fastapi import FastAPI
 
 from services.runtime.http.idempotency import REPLAYED, fingerprint
 from tests.support.auth import bearer
@@ -23,6 +24,12 @@ from tests.support.waiting import eventually
 
 ACTOR = "li.na"
 HEADERS = {**bearer("administrator", ACTOR), "Content-Type": "application/json"}
+
+
+def customer_app(infra: Infrastructure) -> FastAPI:
+    """The customer service, taking over a key unanswered for a second."""
+    settings = served_settings("customer", infra, idempotency_takeover_seconds=1)
+    return app_of(DEFINITIONS["customer"], settings)
 
 
 def registration(name: str) -> bytes:
@@ -52,10 +59,7 @@ async def settled(client: httpx.AsyncClient, name: str, marker: str) -> list[str
 async def test_a_request_claimed_by_a_stopped_server_is_run_by_its_retry_once(
     infra: Infrastructure,
 ) -> None:
-    app = app_of(
-        DEFINITIONS["customer"],
-        served_settings("customer", infra, idempotency_takeover_seconds=1),
-    )
+    app = customer_app(infra)
     body = registration("断电客户")
     key = "register-after-a-crash"
     async with serving(app) as client:
@@ -84,10 +88,7 @@ async def test_a_request_claimed_by_a_stopped_server_is_run_by_its_retry_once(
 async def test_a_request_recorded_but_not_answered_is_not_run_again(
     infra: Infrastructure,
 ) -> None:
-    app = app_of(
-        DEFINITIONS["customer"],
-        served_settings("customer", infra, idempotency_takeover_seconds=1),
-    )
+    app = customer_app(infra)
     body = registration("答复丢失")
     key = "register-answer-lost"
     keyed = {**HEADERS, "Idempotency-Key": key}
@@ -119,10 +120,7 @@ async def test_a_request_recorded_but_not_answered_is_not_run_again(
 
 
 async def test_two_live_runs_of_one_request_record_once(infra: Infrastructure) -> None:
-    app = app_of(
-        DEFINITIONS["customer"],
-        served_settings("customer", infra, idempotency_takeover_seconds=1),
-    )
+    app = customer_app(infra)
     body = registration("慢请求")
     keyed = {**HEADERS, "Idempotency-Key": "register-slowly"}
     async with serving(app) as client:
