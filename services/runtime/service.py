@@ -39,6 +39,7 @@ from services.runtime.messaging.consumer import BatchConsumer, BatchHandler
 from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
+from services.runtime.messaging.positions import ConsumerPositions
 from services.runtime.messaging.projection import Projection, ProjectionHandler
 from services.runtime.messaging.readiness import ConsumerPosition, LagBound, LagGate
 from services.runtime.messaging.signatures import SigningConfigError, signer_from, verifier_from
@@ -197,6 +198,7 @@ class ServiceRuntime:
                 group_suffix=f".{generation[:8]}",
                 opener=self.personal.open_records,
                 verifier=self.verifier,
+                positions=ConsumerPositions(self.pool, handler.name),
             )
             for handler in handlers
         ]

@@ -36,6 +36,7 @@ from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event, serialize_event
 from contracts.signing import HEADER as SIGNATURE_HEADER
 from contracts.signing import Signer
+from services.runtime.messaging.positions import position_header
 from services.runtime.metrics import (
     EVENTS_PUBLISHED,
     OUTBOX_BACKLOG,
@@ -237,8 +238,7 @@ class OutboxRelay:
             if not pending:
                 await asyncio.sleep(self._poll_interval)
                 continue
-            envelopes = [p.envelope for p in pending if p.envelope is not None]
-            await self._publish(envelopes)
+            await self._publish(pending)
             position = pending[-1].position
             await connection.execute(
                 """INSERT INTO outbox_position (topic, position) VALUES ($1, $2)
@@ -248,13 +248,15 @@ class OutboxRelay:
                 position,
             )
 
-    async def _publish(self, envelopes: Sequence[EventEnvelope[Any]]) -> None:
-        """Send every envelope and wait for all acknowledgements; retry until they arrive."""
+    async def _publish(self, items: Sequence[Pending]) -> None:
+        """Send every item kept public and wait for all acknowledgements; retry until they
+        arrive. Each carries its position (`positions.py`)."""
+        public = [(item.position, item.envelope) for item in items if item.envelope is not None]
         delay = 0.2
         while True:
             try:
                 producer = await self._started_producer()
-                values = [serialize_event(envelope) for envelope in envelopes]
+                values = [serialize_event(envelope) for _, envelope in public]
                 signatures = self._signatures(values)
                 pending = [
                     await producer.send(
@@ -264,11 +266,12 @@ class OutboxRelay:
                         headers=[
                             ("event_type", envelope.event_type.encode()),
                             ("schema_version", str(envelope.schema_version).encode()),
+                            position_header(self._source.name, position),
                             *signature,
                         ],
                     )
-                    for envelope, value, signature in zip(
-                        envelopes, values, signatures, strict=True
+                    for (position, envelope), value, signature in zip(
+                        public, values, signatures, strict=True
                     )
                 ]
                 await asyncio.gather(*pending)
@@ -281,7 +284,7 @@ class OutboxRelay:
                 delay = min(delay * 2, 5.0)
                 continue
             self.broker_reachable = True
-            for envelope in envelopes:
+            for _, envelope in public:
                 EVENTS_PUBLISHED.labels(topic=self._topic, event_type=envelope.event_type).inc()
             return
 
@@ -334,8 +337,9 @@ async def republish_from_the_start(connection: asyncpg.Connection) -> list[str]:
     """Make every service's relay publish its whole event store again when it next starts.
 
     For a broker that lost its topics (the in-memory broker of a local run): the topics
-    then hold the whole history again, and consumers skip the events they had applied,
-    since they recognise them by event id. Returns the schemas whose position was reset.
+    then hold the whole history again, in order, and consumers skip what they handled
+    without reading it (by the position each message carries, `positions.py`). Returns
+    the schemas whose position was reset.
     """
     schemas = [
         row["table_schema"]
