@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from local.launcher import session_master_key
 from services.customer.normalisation import full_width
 

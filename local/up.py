@@ -13,7 +13,7 @@ doubles with each quick failure (1 s up to 30 s; back to 1 s once it has run a m
 with a line saying so; PostgreSQL and the broker keep running. Only when PostgreSQL or
 the broker itself dies does everything stop, with status 1. The children run in their
 own process groups, so a Ctrl-C reaches only this supervisor and the order holds; if the
-supervisor itself is killed, the kernel kills them (see `local.embedded`).
+supervisor itself is killed, the kernel kills them (see `local.embedded.processes`).
 """
 
 import argparse
@@ -34,7 +34,8 @@ from typing import IO, TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import httpx
 
-    from local.embedded import EmbeddedBroker, EmbeddedPostgres
+    from local.embedded.broker import EmbeddedBroker
+    from local.embedded.postgres import EmbeddedPostgres
 
 HOST = "127.0.0.1"
 DATABASE = "crm"
@@ -220,7 +221,9 @@ class Supervisor:
     # start-up
 
     async def _start_and_supervise(self) -> int:
-        from local.embedded import EmbeddedBroker, EmbeddedError, EmbeddedPostgres
+        from local.embedded.broker import EmbeddedBroker
+        from local.embedded.postgres import EmbeddedPostgres
+        from local.embedded.processes import EmbeddedError
 
         postgres_port = env_port(*POSTGRES_PORT)
         kafka_port = env_port(*KAFKA_PORT)
@@ -274,7 +277,7 @@ class Supervisor:
         write_tokens_file(self.data_dir, self.tokens)
 
     def _check_ports(self, postgres: int, kafka: int, services: list[ServiceSpec]) -> None:
-        from local.embedded import port_is_free
+        from local.embedded.processes import port_is_free
 
         wanted = [
             (postgres, POSTGRES_PORT[0], "PostgreSQL"),
@@ -354,7 +357,7 @@ class Supervisor:
         )
 
     async def _start_service(self, spec: ServiceSpec, *, register: bool = True) -> RunningService:
-        from local.embedded import child_process_options
+        from local.embedded.processes import child_process_options
         from local.launcher import service_command, service_environment
         from local.tokens import SECRET_FILE, local_master_key, local_signing_keys
 
@@ -503,7 +506,7 @@ class Supervisor:
 
     def _print_summary(self, services: list[ServiceSpec]) -> None:
         from contracts.topics import Topic
-        from local.embedded import postgres_bin_dir
+        from local.embedded.postgres import postgres_bin_dir
 
         assert self.postgres is not None and self.broker is not None
         elapsed = time.monotonic() - self.started_at

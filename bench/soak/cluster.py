@@ -31,7 +31,9 @@ import asyncpg
 import psutil
 
 from contracts.topics import Topic
-from local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_free
+from local.embedded.broker import EmbeddedBroker
+from local.embedded.postgres import EmbeddedPostgres
+from local.embedded.processes import port_is_free
 from local.launcher import ServiceProcess, command_environment
 from services import SERVICE_NAMES
 from services.runtime.http.security import mint_token, new_secret
