@@ -310,7 +310,7 @@ class UpCluster(Cluster):
 
     def __init__(self, data_dir: Path, log_dir: Path) -> None:
         from local.tokens import SECRET_FILE, local_secret, local_signing_keys
-        from local.up import SERVICES
+        from local.up.layout import SERVICES
 
         super().__init__()
         settings_file = data_dir / "crm.env"
