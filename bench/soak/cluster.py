@@ -36,7 +36,7 @@ from local.embedded.postgres import EmbeddedPostgres
 from local.embedded.processes import port_is_free
 from local.launcher import ServiceProcess, command_environment
 from services import SERVICE_NAMES
-from services.runtime.http.security import mint_token, new_secret
+from services.runtime.http.authentication import mint_token, new_secret
 from services.runtime.messaging.kafka import ensure_topics, wait_for_broker
 from services.runtime.messaging.outbox import republish_from_the_start
 

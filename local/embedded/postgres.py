@@ -12,12 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from local.embedded.account import (
-    PostgresAccount,
-    chown_tree,
-    ensure_reachable,
-    postgres_account,
-)
+from local.embedded.account import PostgresAccount, chown_tree, ensure_reachable, postgres_account
 from local.embedded.processes import (
     HOST,
     START_TIMEOUT,

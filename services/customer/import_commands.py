@@ -32,8 +32,8 @@ from services.customer.import_mapping import Mapping
 from services.customer.import_report import Outcome
 from services.customer.importing import IMPORT_ID, CustomerImport
 from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.http.authorization import Caller, requires
 from services.runtime.http.commands import StrictBody
-from services.runtime.http.security import Caller, requires
 
 router = APIRouter(tags=["customer imports"])
 
