@@ -24,14 +24,11 @@ from pydantic import BaseModel
 
 from services.runtime.http import audit
 from services.runtime.http.app import Readiness, create_app
+from services.runtime.http.authentication import SecurityConfigError, TokenVerifier
+from services.runtime.http.authorization import document_permissions
 from services.runtime.http.idempotency import forget_old
 from services.runtime.http.inbound import document_inbound, inbound_router
-from services.runtime.http.security import (
-    RateLimiter,
-    SecurityConfigError,
-    TokenVerifier,
-    document_permissions,
-)
+from services.runtime.http.rate_limit import RateLimiter
 from services.runtime.http.server import server_options
 from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging

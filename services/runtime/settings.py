@@ -108,7 +108,7 @@ class ServiceSettings(BaseSettings):
         description="Longest time the broker may hold a fetch that has no new data yet.",
     )
 
-    # Security of the HTTP APIs (services/runtime/http/security.py) -----------------------
+    # Security of the HTTP APIs (services/runtime/http/security.py, authentication.py) ----
     auth_secret: SecretStr | None = Field(
         default=None, description="HS256 secret that signs bearer tokens (never logged)."
     )
