@@ -51,6 +51,10 @@ from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
+PROGRESS_BACKLOG = 10_000
+"""A backlog at least this long is reported in the log as it is published."""
+PROGRESS_SECONDS = 5.0
+
 SIGNED_BATCH = 128
 """Messages under one signature: a consumer checks seven hashes per message and one
 Ed25519 signature per 128 messages."""
@@ -186,6 +190,7 @@ class OutboxRelay:
         self.broker_reachable = False
         self.is_leader = False
         self._lock_key = f"crm-outbox:{schema}:{source.name}"
+        self._progress_logged_at = 0.0
 
     @property
     def name(self) -> str:
@@ -317,6 +322,22 @@ class OutboxRelay:
             except (KafkaError, OSError):
                 log.debug("producer stop failed", exc_info=True)
 
+    def _report_progress(self, position: int, newest: int) -> None:
+        """A log line every `PROGRESS_SECONDS` while a long backlog is published (such as
+        a whole history, into a broker that lost its topics)."""
+        backlog = newest - position
+        now = time.monotonic()
+        if backlog < PROGRESS_BACKLOG or now - self._progress_logged_at < PROGRESS_SECONDS:
+            return
+        self._progress_logged_at = now
+        log.info(
+            "relay for %s: %d of %d events published, %d to go",
+            self._source.name,
+            position,
+            newest,
+            backlog,
+        )
+
     async def _record_backlog(
         self, connection: asyncpg.Connection, position: int, pending: Sequence[Pending]
     ) -> None:
@@ -326,6 +347,7 @@ class OutboxRelay:
             return
         newest = await self._source.newest(connection)
         OUTBOX_BACKLOG.labels(topic=self._source.name).set((newest or position) - position)
+        self._report_progress(position, newest)
         recorded = pending[0].recorded_at
         if recorded is not None:
             OUTBOX_OLDEST_AGE.labels(topic=self._source.name).set(
