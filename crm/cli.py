@@ -65,14 +65,20 @@ LOCAL_SETTINGS = Path(".crm") / "crm.env"
 
 
 def load_local_settings() -> None:
-    """The settings `crm up` wrote, for what the environment does not set."""
+    """The settings `crm up` wrote, for what the environment does not set. A setting the
+    environment gives in its other form (`CRM_X` or `CRM_X_FILE`) is not taken from the
+    file either: both forms at once are refused as ambiguous."""
     path = Path(os.environ.get("CRM_ENV_FILE") or LOCAL_SETTINGS)
     if not path.is_file():
         return
     for line in path.read_text().splitlines():
         name, separator, value = line.partition("=")
-        if separator and not line.lstrip().startswith("#"):
-            os.environ.setdefault(name.strip(), value.strip())
+        name = name.strip()
+        if not separator or line.lstrip().startswith("#"):
+            continue
+        other_form = name.removesuffix("_FILE") if name.endswith("_FILE") else f"{name}_FILE"
+        if other_form not in os.environ:
+            os.environ.setdefault(name, value.strip())
 
 
 def unreachable(error: BaseException) -> str | None:
