@@ -74,15 +74,18 @@ def session_keys(service: str) -> dict[str, str]:
 
 def command_environment(database_url: str, bootstrap_servers: str) -> dict[str, str]:
     """The environment of a `crm` command (`crm rebuild`...) run on the database and broker
-    of services this run started: this process's, plus where those are and the keys those
-    services share."""
-    return {
-        **os.environ,
+    of services this run started: this process's, without its keys, plus where those are
+    and the keys those services share."""
+    given = {
         "CRM_DATABASE_URL": database_url,
         "CRM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,
         "CRM_KEYRING_MASTER_KEY": session_master_key(),
         "CRM_SIGNING_TRUSTED_KEYS": session_trusted_keys(),
     }
+    # without this process's keys, whichever form (`crm` itself reads `.crm/crm.env`,
+    # whose file forms beside these would be refused as ambiguous), and without that file
+    inherited = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
+    return {**inherited, **given, "CRM_ENV_FILE": os.devnull}
 
 
 def service_command(name: str) -> list[str]:

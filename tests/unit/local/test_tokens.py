@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -48,3 +49,20 @@ def test_tools_take_a_token_from_the_option_the_environment_or_the_secret(
     assert main(["token", "--data-dir", str(tmp_path), "--role", "manager"]) == 0
     printed = capsys.readouterr().out.strip()
     assert verifier.verify(printed).roles == ("manager",)
+
+
+def test_a_command_beside_the_services_gets_their_keys_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever key settings this process holds, in either form (`crm` reads the file forms
+    from `.crm/crm.env`), a command on this run's services gets this run's keys alone:
+    both forms at once are refused as ambiguous."""
+    from local.launcher import KEY_VARIABLES, command_environment
+
+    for name in KEY_VARIABLES:
+        monkeypatch.setenv(name, f"/from/{name}")
+    environment = command_environment("postgresql://127.0.0.1:1/crm", "127.0.0.1:2")
+    held = {name for name in KEY_VARIABLES if name in environment}
+    assert held == {"CRM_KEYRING_MASTER_KEY", "CRM_SIGNING_TRUSTED_KEYS"}
+    assert not any(environment[name].startswith("/from/") for name in held)
+    assert environment["CRM_ENV_FILE"] == os.devnull
