@@ -128,7 +128,7 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
             f"""SELECT model, kind, least(floor(probability * {CALIBRATION_BUCKETS}),
                        {CALIBRATION_BUCKETS - 1})::int AS bucket,
                        count(*) AS n, avg(probability) AS said,
-                       avg(happened::int) AS happened,
+                       avg(happened::int)::float8 AS happened,
                        sum((probability - happened::int) ^ 2) AS squares
                 FROM predictions
                 WHERE settled_at > now() - interval '{ACCURACY_DAYS} days'

@@ -120,7 +120,7 @@ async def accuracy(
                        count(*) FILTER (WHERE p.held) AS held,
                        sum((p.probability - p.happened::int) ^ 2) AS squares,
                        avg(p.probability) FILTER (WHERE p.happened IS NOT NULL) AS said,
-                       avg(p.happened::int) AS happened,
+                       avg(p.happened::int)::float8 AS happened,
                        sum(p.expected) FILTER (WHERE p.actual IS NOT NULL) AS expected,
                        sum(p.actual) AS actual,
                        sum(abs(p.actual - p.expected)) AS absolute_error
@@ -154,7 +154,7 @@ async def calibration(pool: asyncpg.Pool, filters: Filters) -> list[dict[str, An
     where.condition("p.probability IS NOT NULL AND p.happened IS NOT NULL")
     rows = await pool.fetch(
         f"""SELECT p.model, p.kind, {_BUCKET} AS bucket, count(*) AS count,
-                   avg(p.probability) AS said, avg(p.happened::int) AS happened,
+                   avg(p.probability) AS said, avg(p.happened::int)::float8 AS happened,
                    sum((p.probability - p.happened::int) ^ 2) AS squares,
                    count(*) FILTER (WHERE p.held) AS held
             FROM predictions p WHERE {where.sql}
