@@ -379,6 +379,9 @@ class Supervisor:
             from local.demo.sales import DEMO_TEAMS
 
             env.setdefault("CRM_SALES_TEAMS", json.dumps(DEMO_TEAMS, ensure_ascii=False))
+        if spec.name == "analytics":
+            # the demo's deals closed after the fit are settled in the ledger within seconds
+            env.setdefault("CRM_ANALYTICS_LEDGER_INTERVAL_SECONDS", "5")
         width = max(len(s.name) for s in SERVICES)
         prefix = f"{spec.name:<{width}} | "
         if _use_colour():
@@ -482,24 +485,36 @@ class Supervisor:
             say(f"warning: could not publish the demo purchase history: {error}", error=True)
             return
         say(f"Published {sent} demo purchases and survey answers on the inbound topics")
-        await self._fit_demo_models()
+        await self._fit_demo_models(customer_ids)
 
-    async def _fit_demo_models(self) -> None:
-        """The lifetime value models fitted on the demo history, once it is folded."""
+    async def _fit_demo_models(self, customer_ids: list[str]) -> None:
+        """A sales history for the win model, the models fitted on the demo history once
+        it is folded, and deals closed afterwards, whose predictions the ledger settles."""
         import httpx
 
-        from local.demo.analytics import fit_models
+        from local.demo import pipeline
+        from local.demo.analytics import fit_models, settled_predictions
         from local.demo.customers import DemoLoadError
         from local.tokens import mint
 
-        analytics = next((s for s in self.services if s.spec.name == "analytics"), None)
-        if analytics is None:
+        urls = {s.spec.name: s.spec.url for s in self.services}
+        if "analytics" not in urls:
             return
         token = mint(self.secret, "administrator", "demo-loader")
+        deals = pipeline.Pipeline()
+        if "sales" in urls:
+            try:
+                deals = await pipeline.load(urls["sales"], customer_ids, token)
+                say(f"Loaded {deals.closed} closed and {len(deals.open)} open demo deals")
+            except (httpx.HTTPError, RuntimeError, ValueError) as error:
+                say(f"warning: could not load the demo deals: {error}", error=True)
         try:
-            say(await fit_models(analytics.spec.url, token))
-        except (DemoLoadError, httpx.HTTPError) as error:
-            say(f"warning: could not fit the lifetime value models: {error}", error=True)
+            say(await fit_models(urls["analytics"], token, closed_deals=deals.closed))
+            if deals.open:
+                closed = await pipeline.close_after_fit(urls["sales"], token, deals)
+                say(await settled_predictions(urls["analytics"], token, closed))
+        except (DemoLoadError, httpx.HTTPError, RuntimeError) as error:
+            say(f"warning: could not fit the models or settle the demo deals: {error}", error=True)
 
     def _print_summary(self, services: list[ServiceSpec]) -> None:
         from contracts.topics import Topic

@@ -19,6 +19,11 @@ import pytest
 
 from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
+from local.demo import analytics as demo_analytics
+from local.demo import history as demo_history
+from local.demo import pipeline
+from local.demo.customers import load_demo
+from local.launcher import ServiceProcess
 from services.analytics.domain.accuracy import brier_score
 from tests.support.deals import Deals
 from tests.support.events import as_message
@@ -173,3 +178,40 @@ async def test_the_ledger_settles_the_deals_and_the_learned_probabilities_beat_t
                 return True
 
             await eventually(measured, timeout=30, interval=0.3)
+
+
+async def test_the_demo_shows_learned_win_probabilities_and_settled_predictions(
+    infra: Infrastructure, customer_service: ServiceProcess, sales_service: ServiceProcess
+) -> None:
+    """The demo's customers, deals and purchases loaded as `crm up` loads them, the
+    models fitted and deals closed afterwards as it does: the win model learned from the
+    closed deals that the product matters, and the ledger settled the deals closed after
+    the fit and the owners' predictions on the demo's activities."""
+    service = infra.service("analytics", CRM_ANALYTICS_LEDGER_INTERVAL_SECONDS="0.5")
+    token = customer_service.token()
+    customers = await load_demo(customer_service.url, 24, token=token)
+    deals = await pipeline.load(sales_service.url, customers, token)
+    assert (deals.closed, len(deals.open)) == (pipeline.CLOSED, pipeline.OPEN)
+    await demo_history.publish(infra.bootstrap_servers, customers)
+    async for analytics_service in running(service):
+        said = await demo_analytics.fit_models(
+            analytics_service.url, token, closed_deals=deals.closed
+        )
+        assert f"win_probability version 2 fitted ({pipeline.CLOSED} closed deals)" in said
+        async with analytics_service.client(role="manager", timeout=30) as client:
+            served = await every_page(client, "/predictions/win-probability")
+            by_product: dict[str, list[float]] = {}
+            for deal in served:
+                by_product.setdefault(deal["product"], []).append(deal["win_probability"])
+            assert len(served) == pipeline.OPEN
+            assert sum(by_product["企业版年度许可"]) / len(by_product["企业版年度许可"]) > sum(
+                by_product["数据分析模块"]
+            ) / len(by_product["数据分析模块"])
+
+            closed = await pipeline.close_after_fit(sales_service.url, token, deals)
+            line = await demo_analytics.settled_predictions(analytics_service.url, token, closed)
+            assert f"settled {2 * closed} win probabilities of {closed} deals" in line, line
+            people = (await client.get("/predictions/ledger", params={"kind": "activity"})).json()
+            predicted = sum(1 for n in range(pipeline.CLOSED) if n % 3 == 0)
+            assert people["summary"]["predictions"] == predicted
+            assert people["summary"]["open"] == 0
