@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import pytest
 
 from contracts.envelope import EventEnvelope
@@ -27,7 +26,7 @@ from local.launcher import ServiceProcess
 from services.analytics.domain.accuracy import brier_score
 from tests.support.deals import Deals
 from tests.support.events import as_message
-from tests.support.http import csv_rows, wait_for
+from tests.support.http import csv_rows, every_page, wait_for
 from tests.support.infrastructure import Infrastructure, running
 from tests.support.kafka import publish_raw
 from tests.support.metrics import scrape, total
@@ -41,20 +40,6 @@ async def publish(infra: Infrastructure, events: Sequence[EventEnvelope[Any]]) -
     await publish_raw(
         infra.bootstrap_servers, Topic.SALES, [as_message(e) for e in events], pipelined=True
     )
-
-
-async def every_page(client: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        query = {**params, "limit": 1000, **({"cursor": cursor} if cursor else {})}
-        response = await client.get(path, params=query)
-        assert response.status_code == 200, response.text[:500]
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 async def test_the_ledger_settles_the_deals_and_the_learned_probabilities_beat_the_default(

@@ -43,6 +43,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 
+from contracts.analytics import PredictionKind
 from services.analytics.domain.lifetime_value import (
     PURCHASE_HORIZONS_DAYS,
     BgNbdFit,
@@ -51,13 +52,13 @@ from services.analytics.domain.lifetime_value import (
     probability_alive,
 )
 
-PURCHASES = "purchases"
-ACTIVE = "active"
-POPULATION_WEEK = "population_week"
-WIN = "win"
-CHURN = "churn"
-ACTIVITY = "activity"
-KINDS = (PURCHASES, ACTIVE, POPULATION_WEEK, WIN, CHURN, ACTIVITY)
+PURCHASES = PredictionKind.PURCHASES.value
+ACTIVE = PredictionKind.ACTIVE.value
+POPULATION_WEEK = PredictionKind.POPULATION_WEEK.value
+WIN = PredictionKind.WIN.value
+CHURN = PredictionKind.CHURN.value
+ACTIVITY = PredictionKind.ACTIVITY.value
+KINDS = tuple(k.value for k in PredictionKind)
 
 WIN_MODEL = "win_probability"
 STAGE_DEFAULT = "stage_default"

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from contracts.analytics import PredictionKind
 from services.analytics.dependencies import Pool
 from services.analytics.domain.accuracy import CALIBRATION_BUCKETS, CalibrationBucket, table_error
-from services.analytics.domain.ledger import KINDS
 from services.analytics.queries import ledger as queries
 from services.analytics.queries.ledger import BY_MADE, BY_PERIOD, BY_WEEK, STATUS, Filters
 from services.analytics.views.answers import Cursor, Format, Limit, Moment, checked_moment, csv_of
@@ -25,10 +25,9 @@ from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 
-Kind = Literal["purchases", "active", "population_week", "win", "churn", "activity"]
 Status = Literal["open", "settled", "held", "missed"]
 Period = Literal["week", "month"]
-assert set(KINDS) == set(get_args(Kind)) and set(STATUS) == set(get_args(Status))
+assert set(STATUS) == set(get_args(Status))
 
 ModelFilter = Annotated[
     str | None,
@@ -45,7 +44,7 @@ def ledger_filters(
     opportunity_id: Annotated[UUID | None, Query(description="One deal's predictions.")] = None,
     model: ModelFilter = None,
     model_version: Version = None,
-    kind: Annotated[Kind | None, Query(description="What is predicted.")] = None,
+    kind: Annotated[PredictionKind | None, Query(description="What is predicted.")] = None,
     made_by: Annotated[
         str | None, Query(max_length=200, description="The person who predicted (activities).")
     ] = None,
@@ -63,7 +62,15 @@ def ledger_filters(
     if start is not None and end is not None and start >= end:
         raise RuleViolation("since must be before until")
     return Filters(
-        customer_id, opportunity_id, model, model_version, kind, made_by, status, start, end
+        customer_id,
+        opportunity_id,
+        model,
+        model_version,
+        kind.value if kind else None,
+        made_by,
+        status,
+        start,
+        end,
     )
 
 
