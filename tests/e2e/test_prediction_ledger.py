@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 
 from contracts.envelope import EventEnvelope
@@ -146,6 +147,19 @@ async def test_the_ledger_settles_the_deals_and_the_learned_probabilities_beat_t
                 )
             )
             assert [r["prediction_id"] for r in rows] == [i["prediction_id"] for i in mine["items"]]
+
+            # The live feed streams the settlements when asked for them by type.
+            async with client.stream(
+                "GET", "/feed", params={"after": 0, "types": "analytics.prediction_settled"}
+            ) as response:
+                streamed = []
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        streamed.append(orjson.loads(line.removeprefix("data:")))
+                    if len(streamed) == 3:
+                        break
+            assert {e["event_type"] for e in streamed} == {"analytics.prediction_settled"}
+            assert {e["payload"]["kind"] for e in streamed} == {"win"}
 
             # The metrics say the same.
             async def measured(learned: float = learned, default: float = default) -> bool:
