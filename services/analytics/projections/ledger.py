@@ -88,6 +88,7 @@ _MADE_COLUMNS = (
     ("reasons", "text[]"),
 )
 _MADE = ", ".join(n for n, _ in _MADE_COLUMNS)
+_EMPTY: dict[str, Any] = {**dict.fromkeys(n for n, _ in _MADE_COLUMNS), "reasons": []}
 _SETTLED_COLUMNS = (
     ("prediction_id", "uuid"),
     ("settled_by", "text"),
@@ -112,8 +113,7 @@ def prediction(
     **fields: Any,
 ) -> dict[str, Any]:
     """A new row of the ledger (the columns of `_MADE_COLUMNS` not given are empty)."""
-    row: dict[str, Any] = dict.fromkeys(n for n, _ in _MADE_COLUMNS)
-    row.update({"reasons": [], **fields})
+    row: dict[str, Any] = {**_EMPTY, **fields}
     row.update(
         prediction_id=uuid.uuid4(),
         kind=kind,
@@ -160,31 +160,19 @@ async def _publish(
 
 
 async def record(
-    connection: asyncpg.Connection,
-    rows: Sequence[dict[str, Any]],
-    now: datetime,
-    *,
-    unless_open: bool = False,
+    connection: asyncpg.Connection, rows: Sequence[dict[str, Any]], now: datetime
 ) -> list[dict[str, Any]]:
-    """Record `rows` (`prediction`) and publish them; with `unless_open`, only those
-    whose customer has no unsettled prediction of the same model, kind and window.
-    Returns the rows recorded."""
+    """Record `rows` (`prediction`) and publish them; a person's prediction on an activity
+    already recorded is left out. Returns the rows recorded."""
     if not rows:
         return []
-    condition = (
-        """WHERE NOT EXISTS (SELECT FROM predictions q WHERE q.settled_at IS NULL
-               AND q.customer_id = u.customer_id AND q.kind = u.kind AND q.model = u.model
-               AND q.window_days IS NOT DISTINCT FROM u.window_days)"""
-        if unless_open
-        else ""
-    )
     recorded = await connection.fetch(
-        f"""INSERT INTO predictions ({_MADE}) SELECT {_MADE} FROM
-            {recordset(1, _MADE_COLUMNS)} {condition}
-            ON CONFLICT DO NOTHING RETURNING {_MADE}""",
+        f"""INSERT INTO predictions ({_MADE}) SELECT {_MADE} FROM {recordset(1, _MADE_COLUMNS)}
+            ON CONFLICT DO NOTHING RETURNING prediction_id""",
         rows_json(rows),
     )
-    made = [dict(r) for r in recorded]
+    ids = {r["prediction_id"] for r in recorded}
+    made = [r for r in rows if r["prediction_id"] in ids]
     await _publish(connection, "analytics.prediction_made", made, now)
     return made
 
@@ -255,6 +243,17 @@ async def record_customers(
             people.customers,
         )
     }
+    pending = {
+        (r["customer_id"], r["kind"], r["window_days"])
+        for r in await connection.fetch(
+            """SELECT customer_id, kind, window_days FROM predictions
+               WHERE settled_at IS NULL AND customer_id = ANY($1::uuid[])
+                 AND kind = ANY($2::text[]) AND model = $3""",
+            people.customers,
+            [PURCHASES, ACTIVE],
+            BG_NBD,
+        )
+    }
     rows = []
     for customer, buys in zip(
         people.customers, active_probability(fit, people.histories), strict=True
@@ -263,19 +262,21 @@ async def record_customers(
         if scores is None:
             continue
         for days, field in PURCHASE_FIELDS.items():
-            if scores[field] is not None:
+            if scores[field] is not None and (customer, PURCHASES, days) not in pending:
                 rows.append(
                     prediction(PURCHASES, BG_NBD, customer, now, model_version=version,
                                horizon_at=now + timedelta(days=days), window_days=days,
                                expected=scores[field])
                 )  # fmt: skip
+        if (customer, ACTIVE, ACTIVE_DAYS) in pending:
+            continue
         rows.append(
             prediction(ACTIVE, BG_NBD, customer, now, model_version=version,
                        horizon_at=now + timedelta(days=ACTIVE_DAYS), window_days=ACTIVE_DAYS,
                        probability=min(max(buys, 0.0), 1.0),
                        probability_active=scores["probability_active"])
         )  # fmt: skip
-    return len(await record(connection, rows, now, unless_open=True))
+    return len(await record(connection, rows, now))
 
 
 async def record_population(
