@@ -77,7 +77,7 @@ FUZZ_VENV := .venv-fuzz
 FUZZ_EXAMPLES ?= 50
 FUZZ_PORTS ?= 8001 8002 8003 8004
 fuzz: $(STAMP)
-	@test -f .crm/tokens.env || { echo "start the CRM first: CRM_RATE_LIMIT_ANONYMOUS_PER_MINUTE=0 make up"; exit 2; }
+	@test -f .crm/tokens.env || { echo "start the CRM first: CRM_RATE_LIMIT_PER_MINUTE=0 CRM_RATE_LIMIT_ANONYMOUS_PER_MINUTE=0 make up"; exit 2; }
 	@test -x $(FUZZ_VENV)/bin/st || { $(PYTHON) -m venv $(FUZZ_VENV) && \
 	  $(FUZZ_VENV)/bin/python -m pip install --quiet 'schemathesis>=4.3,<5'; }
 	. .crm/tokens.env && failed=0 && for port in $(FUZZ_PORTS); do \

@@ -38,7 +38,8 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import Topic
-from local.embedded import EmbeddedBroker, EmbeddedPostgres
+from local.embedded.broker import EmbeddedBroker
+from local.embedded.postgres import EmbeddedPostgres
 from local.synthetic_history import history
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS

@@ -76,6 +76,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--batch-size", type=int, default=1000, help="rows per transaction (default 1000)"
     )
     imports.set_defaults(handler=run_customer_import)
+    refill = benchmarks.add_parser(
+        "refill",
+        help="a history published again into an empty broker: relay and consumers, "
+        "skipping by position beside recognising by id",
+    )
+    refill.add_argument(
+        "--customers", type=int, default=10_000, help="registrations (default 10000)"
+    )
+    refill.set_defaults(handler=run_refill)
 
 
 def run_projection_latency(args: argparse.Namespace) -> int:
@@ -123,3 +132,9 @@ def run_customer_import(args: argparse.Namespace) -> int:
         raise SystemExit("--rows and --batch-size must be at least 1")
     measure(args.rows, args.batch_size)
     return 0
+
+
+def run_refill(args: argparse.Namespace) -> int:
+    from bench.refill import run_refill as measure
+
+    return measure(args)

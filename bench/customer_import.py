@@ -24,7 +24,7 @@ from pathlib import Path
 
 import psutil
 
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from local.launcher import session_master_key
 from services.customer.normalisation import full_width
 
@@ -127,7 +127,8 @@ async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, f
     from crm.imports import customer_store
     from services.customer.import_files import RecordStream
     from services.customer.import_mapping import parse_mapping
-    from services.customer.importing import CustomerImport, Outcome
+    from services.customer.import_report import Outcome
+    from services.customer.importing import CustomerImport
     from services.customer.projections import CustomerDirectory
     from services.runtime.privacy.keyring import Keyring
 

@@ -28,7 +28,7 @@ from typing import Any
 import asyncpg
 
 from bench.figures import percentile
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from services.interaction.projections import CUSTOMERS, INTERACTION_COLUMNS, InteractionProjection
 from services.interaction.queries import InteractionQuery, search_interactions, search_sql
 from services.interaction.textsearch import search_grams, search_text

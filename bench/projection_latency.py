@@ -82,7 +82,8 @@ def run_projection_latency(args: argparse.Namespace) -> int:
 
 def _with_own_stack(count: int) -> dict[str, float]:
     from contracts.topics import Topic
-    from local.embedded import EmbeddedBroker, EmbeddedPostgres
+    from local.embedded.broker import EmbeddedBroker
+    from local.embedded.postgres import EmbeddedPostgres
     from local.launcher import ServiceProcess
     from services.runtime.messaging.kafka import ensure_topics
     from services.runtime.storage.database import ensure_database

@@ -32,7 +32,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from contracts.topics import Topic
-from local.embedded import EmbeddedBroker, EmbeddedPostgres
+from local.embedded.broker import EmbeddedBroker
+from local.embedded.postgres import EmbeddedPostgres
 from services.runtime.messaging.consumer import BatchConsumer, Parsed
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.kafka import ensure_topics

@@ -32,7 +32,7 @@ from typing import Any
 
 from contracts.envelope import build_envelope
 from contracts.sales import PurchaseRecorded
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold

@@ -30,7 +30,7 @@ from crm import backup, deadletters, imports, rebuild, topics
 
 OPERATIONS: tuple[ModuleType, ...] = (topics, backup, rebuild, deadletters, imports)
 DEVELOPMENT = (
-    "local.up",
+    "local.up.command",
     "local.tokens",
     "local.demo.customers",
     "bench.cli",

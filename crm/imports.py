@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import asyncpg
 
     from services.customer.application import CustomerApplication
-    from services.customer.importing import Outcome, Summary
+    from services.customer.import_report import Outcome, Summary
     from services.runtime.privacy.keyring import Keyring
 
 REPORT_COLUMNS = ("row", "outcome", "customer_id", "key", "changes", "reason", "detail")

@@ -22,9 +22,9 @@ from typing import Any
 import httpx
 
 from contracts.signing import new_signing_seed, public_key_of
-from local.embedded import free_port, spawn
+from local.embedded.processes import free_port, spawn
 from services import SERVICE_NAMES
-from services.runtime.http.security import mint_token, new_secret
+from services.runtime.http.authentication import mint_token, new_secret
 from services.runtime.privacy.keyring import new_master_key
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ and this module rewrites what lies between them in `README.md` and `docs/*.md`
 from what the code gives. The blocks:
 
 - `permissions`: each permission, what it allows and which roles have it
-  (`services/runtime/http/security.py`);
+  (`services/runtime/http/roles.py`);
 - `routes`: per service, every route with the permission it declares, read from the app
   that `build_app` makes of `services.<name>.service.DEFINITION` (built, never started:
   no database, broker or environment needed);
@@ -54,8 +54,9 @@ from contracts.registry import events_by_topic, inbound_models
 from contracts.signing import new_signing_seed, public_key_of
 from services import SERVICE_NAMES
 from services.runtime.http.audit import reads_personal_data
+from services.runtime.http.authentication import new_secret
+from services.runtime.http.authorization import PUBLIC_PATHS, api_routes
 from services.runtime.http.roles import PERMISSIONS, ROLE_PERMISSIONS, ROLES
-from services.runtime.http.security import PUBLIC_PATHS, api_routes, new_secret
 from services.runtime.privacy.keyring import new_master_key
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings

@@ -41,7 +41,7 @@ class TokenError(Exception):
 
 def local_secret(data_dir: Path, *, create: bool) -> str | None:
     """The signing secret kept in `data_dir` (made now if `create` and missing)."""
-    from services.runtime.http.security import new_secret
+    from services.runtime.http.authentication import new_secret
 
     return kept_secret(data_dir / SECRET_FILE, new_secret if create else None)
 
@@ -97,7 +97,7 @@ def kept_secret(path: Path, make: Callable[[], str] | None) -> str | None:
 def mint(
     secret: str, role: str, subject: str | None = None, lifetime: timedelta = DEMO_LIFETIME
 ) -> str:
-    from services.runtime.http.security import mint_token
+    from services.runtime.http.authentication import mint_token
 
     return mint_token(
         secret,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from tests.support.infrastructure import Infrastructure, started_infrastructure
 
 TESTS = Path(__file__).parent

@@ -31,10 +31,12 @@ import asyncpg
 import psutil
 
 from contracts.topics import Topic
-from local.embedded import EmbeddedBroker, EmbeddedPostgres, port_is_free
+from local.embedded.broker import EmbeddedBroker
+from local.embedded.postgres import EmbeddedPostgres
+from local.embedded.processes import port_is_free
 from local.launcher import ServiceProcess, command_environment
 from services import SERVICE_NAMES
-from services.runtime.http.security import mint_token, new_secret
+from services.runtime.http.authentication import mint_token, new_secret
 from services.runtime.messaging.kafka import ensure_topics, wait_for_broker
 from services.runtime.messaging.outbox import republish_from_the_start
 
@@ -308,7 +310,7 @@ class UpCluster(Cluster):
 
     def __init__(self, data_dir: Path, log_dir: Path) -> None:
         from local.tokens import SECRET_FILE, local_secret, local_signing_keys
-        from local.up import SERVICES
+        from local.up.layout import SERVICES
 
         super().__init__()
         settings_file = data_dir / "crm.env"

@@ -271,8 +271,13 @@ class Load:
             command.detail = f"last answer {response.status_code if response else 'none'}"
         elif response.is_success:
             command.outcome = "accepted"
+            answer = response.json()
+            if answer.get("outcome") == "carried_out":  # its first run's answer was lost
+                command.detail = "carried out, answer lost"
             if kind == "register":
-                command.customer_id = response.json()["customer_id"]
+                command.customer_id = (
+                    answer.get("customer_id") or answer["changed"][0]["aggregate_id"]
+                )
                 self.customers.append((time.monotonic(), command.customer_id))
         elif response.status_code == 422 and NOT_KNOWN_YET in response.text:
             command.outcome = "not known yet"

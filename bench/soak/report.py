@@ -66,6 +66,8 @@ def table(result: SoakResult) -> str:
         "",
         f"{'commands accepted (2xx)':<44} {sum(a.accepted.values()):>7,}   "
         + parts(**{k: a.accepted[k] for k in ("register", "interaction", "opportunity")}),
+        f"{'  of them answered carried out (answer lost)':<44} "
+        f"{sum(1 for c in load.commands if c.detail == 'carried out, answer lost'):>7,}",
         f"{'  in doubt (no answer in time)':<44} {commands['in doubt']:>7,}"
         + (
             f"   recorded {a.in_doubt_recorded:,}, not recorded "

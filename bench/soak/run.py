@@ -19,7 +19,8 @@ import httpx
 from bench.soak import checks, faults
 from bench.soak.cluster import Cluster, EmbeddedCluster
 from bench.soak.load import Load, Rates
-from local.embedded import EmbeddedBroker, EmbeddedPostgres
+from local.embedded.broker import EmbeddedBroker
+from local.embedded.postgres import EmbeddedPostgres
 from local.independent_analytics import RULE
 from services.runtime.storage.database import ensure_database
 

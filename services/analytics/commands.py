@@ -19,8 +19,8 @@ from services.analytics.views.models import FitView, fit_view
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
+from services.runtime.http.authorization import requires
 from services.runtime.http.commands import ExpectedVersion, StrictBody
-from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 

@@ -33,8 +33,8 @@ from services.customer.domain import Customer
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
+from services.runtime.http.authorization import requires
 from services.runtime.http.commands import StrictBody
-from services.runtime.http.security import requires
 
 router = APIRouter(tags=["customers"])
 

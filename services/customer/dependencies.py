@@ -12,8 +12,8 @@ from fastapi import Depends
 from fastapi.params import Depends as DependsParam
 
 from services.customer.application import CustomerApplication
+from services.runtime.http.authorization import Caller, Forbidden
 from services.runtime.http.commands import ExpectedVersion
-from services.runtime.http.security import Caller, Forbidden
 from services.runtime.service import DatabasePool, ServiceRuntime, current_runtime
 
 __all__ = ["App", "OwnContactDetails", "OwnCustomer", "Pool", "Runtime", "Version"]

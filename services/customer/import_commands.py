@@ -26,18 +26,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from services.customer.dependencies import App, Pool
+from services.customer.import_checkpoint import ImportRefused, import_record
 from services.customer.import_files import FileRefused, RecordStream, format_of
 from services.customer.import_mapping import Mapping
-from services.customer.importing import (
-    IMPORT_ID,
-    CustomerImport,
-    ImportRefused,
-    Outcome,
-    import_record,
-)
+from services.customer.import_report import Outcome
+from services.customer.importing import IMPORT_ID, CustomerImport
 from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.http.authorization import Caller, requires
 from services.runtime.http.commands import StrictBody
-from services.runtime.http.security import Caller, requires
 
 router = APIRouter(tags=["customer imports"])
 

@@ -29,9 +29,9 @@ from services.customer.queries import (
 from services.runtime.errors import NotFound
 from services.runtime.http.answers import AsOf, HistoryEntry, etag
 from services.runtime.http.audit import AUDITED_CUSTOMER
+from services.runtime.http.authorization import requires
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import Position
-from services.runtime.http.security import requires
 from services.runtime.privacy.keyring import CustomerErased as CustomerErasedError
 
 router = APIRouter(tags=["customers"])

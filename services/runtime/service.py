@@ -24,14 +24,11 @@ from pydantic import BaseModel
 
 from services.runtime.http import audit
 from services.runtime.http.app import Readiness, create_app
+from services.runtime.http.authentication import SecurityConfigError, TokenVerifier
+from services.runtime.http.authorization import document_permissions
 from services.runtime.http.idempotency import forget_old
 from services.runtime.http.inbound import document_inbound, inbound_router
-from services.runtime.http.security import (
-    RateLimiter,
-    SecurityConfigError,
-    TokenVerifier,
-    document_permissions,
-)
+from services.runtime.http.rate_limit import RateLimiter
 from services.runtime.http.server import server_options
 from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging
@@ -39,6 +36,7 @@ from services.runtime.messaging.consumer import BatchConsumer, BatchHandler
 from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
+from services.runtime.messaging.positions import ConsumerPositions
 from services.runtime.messaging.projection import Projection, ProjectionHandler
 from services.runtime.messaging.readiness import ConsumerPosition, LagBound, LagGate
 from services.runtime.messaging.signatures import SigningConfigError, signer_from, verifier_from
@@ -197,6 +195,7 @@ class ServiceRuntime:
                 group_suffix=f".{generation[:8]}",
                 opener=self.personal.open_records,
                 verifier=self.verifier,
+                positions=ConsumerPositions(self.pool, handler.name),
             )
             for handler in handlers
         ]
@@ -372,6 +371,7 @@ def build_app(
         max_upload=settings.max_upload_bytes,
         audit=runtime.audit,
         pool=lambda: runtime.pool,
+        idempotency_takeover_seconds=settings.idempotency_takeover_seconds,
     )
     app.state.streams = StreamSlots(settings.stream_limit_per_subject, settings.stream_limit_total)
     app.state.runtime = runtime

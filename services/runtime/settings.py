@@ -108,7 +108,7 @@ class ServiceSettings(BaseSettings):
         description="Longest time the broker may hold a fetch that has no new data yet.",
     )
 
-    # Security of the HTTP APIs (services/runtime/http/security.py) -----------------------
+    # Security of the HTTP APIs (services/runtime/http/security.py, authentication.py) ----
     auth_secret: SecretStr | None = Field(
         default=None, description="HS256 secret that signs bearer tokens (never logged)."
     )
@@ -135,6 +135,14 @@ class ServiceSettings(BaseSettings):
         le=24 * 30,
         description="How long a command's `Idempotency-Key` and its answer are kept: a "
         "repeat within it is answered from there.",
+    )
+    idempotency_takeover_seconds: float = Field(
+        default=10,
+        ge=1,
+        le=3600,
+        description="How long a request may hold its `Idempotency-Key` without answering "
+        "(its server may have stopped) before a repeat finds out whether it was carried out "
+        "and, if not, runs it.",
     )
     erasure_compaction_interval_seconds: float = Field(
         default=3600,

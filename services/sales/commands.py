@@ -25,8 +25,8 @@ from contracts.timestamps import PastDay, PlannedDay, day_not_in_future
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
+from services.runtime.http.authorization import requires
 from services.runtime.http.commands import StrictBody
-from services.runtime.http.security import requires
 from services.sales.dependencies import App, Caller, OwnOpportunity, Pool, Version, check_owner
 from services.sales.domain import Opportunity
 from services.sales.projections import CUSTOMERS

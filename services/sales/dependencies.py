@@ -11,9 +11,9 @@ from uuid import UUID
 from fastapi import Depends
 
 from services.runtime.errors import NotFound
+from services.runtime.http.authorization import Caller, Forbidden
 from services.runtime.http.commands import ExpectedVersion
 from services.runtime.http.roles import Principal
-from services.runtime.http.security import Caller, Forbidden
 from services.runtime.service import DatabasePool, ServiceRuntime, current_runtime
 from services.sales.application import SalesApplication
 from services.sales.settings import SalesSettings, VisibilityRule

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from local.embedded import free_port
+from local.embedded.processes import free_port
 from local.launcher import REPO, session_master_key, session_trusted_keys
 from tests.support.crm import crm_environment
 from tests.support.infrastructure import Infrastructure

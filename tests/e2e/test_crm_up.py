@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from local.embedded import free_port
+from local.embedded.processes import free_port
 from local.launcher import REPO
 from tests.support.waiting import eventually
 

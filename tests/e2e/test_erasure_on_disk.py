@@ -22,7 +22,8 @@ import asyncpg
 import pytest
 
 from contracts.personal import ERASED
-from local.embedded import EmbeddedError, EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
+from local.embedded.processes import EmbeddedError
 from local.launcher import ServiceProcess
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure, started_infrastructure

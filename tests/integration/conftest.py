@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold

@@ -7,7 +7,7 @@ import asyncpg
 from aiokafka.structs import ConsumerRecord
 
 from crm.deadletters import read_dead_letters
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from services.runtime.messaging.deadletter import DeadLetterStore, Rejection
 from services.runtime.storage.database import create_pool
 from services.runtime.storage.migrator import DURABLE, migrate_all

@@ -10,8 +10,9 @@ import uuid
 
 import pytest
 
+from services.runtime.http.authorization import PUBLIC_PATHS
 from services.runtime.http.idempotency import COMMAND_METHODS, REPLAYED
-from services.runtime.http.security import PUBLIC_PATHS, is_upload
+from services.runtime.http.security import is_upload
 from tests.support.auth import bearer
 from tests.support.hostile import concrete
 from tests.support.infrastructure import Infrastructure

@@ -11,7 +11,7 @@ import uuid
 import asyncpg
 import pytest
 
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from local.launcher import session_master_key
 from services.runtime.privacy.keyring import CustomerErased, Keyring
 from services.runtime.storage.migrator import KEYRING, migrate_all

@@ -7,7 +7,7 @@ import asyncio
 
 import asyncpg
 
-from local.embedded import EmbeddedPostgres
+from local.embedded.postgres import EmbeddedPostgres
 from services.runtime.storage.migrator import DURABLE, KEYRING, migrate_all
 from tests.support.infrastructure import new_database
 

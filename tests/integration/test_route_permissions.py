@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
+from services.runtime.http.authorization import PUBLIC_PATHS
 from services.runtime.http.roles import ROLE_PERMISSIONS, ROLES
-from services.runtime.http.security import PUBLIC_PATHS
 from tests.support.auth import bearer
 from tests.support.hostile import call, concrete
 from tests.support.infrastructure import Infrastructure

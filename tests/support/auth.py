@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from local.launcher import session_signing_key, session_trusted_keys
-from services.runtime.http.security import mint_token
+from services.runtime.http.authentication import mint_token
 
 TEST_SECRET = "test-secret-of-the-crm-test-suite-0123456789"
 """The HS256 secret of every service the tests start (never used outside tests)."""

@@ -20,15 +20,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from services.analytics.domain.lifetime_value import (
-    BgNbdFit,
-    CustomerScore,
-    GammaGammaFit,
-    PurchaseHistory,
-    fit_bg_nbd,
-    fit_gamma_gamma,
-    score,
-)
+from services.analytics.domain.bg_nbd import BgNbdFit, fit_bg_nbd
+from services.analytics.domain.gamma_gamma import GammaGammaFit, fit_gamma_gamma
+from services.analytics.domain.lifetime_value import CustomerScore, score
+from services.analytics.domain.purchase_history import PurchaseHistory
 
 CDNOW = Path(__file__).parents[1] / "data" / "cdnow_customers_summary.csv"
 FIRST_SPEND = Decimal("25.00")

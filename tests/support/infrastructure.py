@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contracts.topics import Topic
-from local.embedded import EmbeddedBroker, EmbeddedPostgres
+from local.embedded.broker import EmbeddedBroker
+from local.embedded.postgres import EmbeddedPostgres
 from local.launcher import ServiceProcess
 from services.runtime.messaging.kafka import ensure_topics
 from services.runtime.storage.database import ensure_database

@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import services
-from services.runtime.http.security import PUBLIC_PATHS, Requirement, api_routes
+from services.runtime.http.authorization import PUBLIC_PATHS, Requirement, api_routes
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
 from tests.support.auth import app_keys

@@ -44,13 +44,9 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from contracts.analytics import PredictionKind
-from services.analytics.domain.lifetime_value import (
-    PURCHASE_HORIZONS_DAYS,
-    BgNbdFit,
-    PurchaseHistory,
-    expected_purchases,
-    probability_alive,
-)
+from services.analytics.domain.bg_nbd import BgNbdFit, expected_purchases, probability_alive
+from services.analytics.domain.lifetime_value import PURCHASE_HORIZONS_DAYS
+from services.analytics.domain.purchase_history import PurchaseHistory
 
 PURCHASES = PredictionKind.PURCHASES.value
 ACTIVE = PredictionKind.ACTIVE.value

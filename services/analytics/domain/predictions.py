@@ -2,8 +2,8 @@
 read from the profiles, a fit as a record to store and serve, a stored fit read back,
 and each customer's scores as profile fields.
 
-The models themselves (likelihoods, fits, scores) are `lifetime_value`; this module only
-says what goes in and what is kept:
+The models themselves (likelihoods, fits, scores) are `bg_nbd`, `gamma_gamma` and
+`lifetime_value`; this module only says what goes in and what is kept:
 
 - the population is every customer with a purchase, each summarised as the profile
   keeps them (`Summary`); a summary that cannot be a history (a purchase dated after the
@@ -24,22 +24,22 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from services.analytics.domain.bg_nbd import BG_NBD, BgNbdFit
 from services.analytics.domain.estimation import NotEnoughData
+from services.analytics.domain.gamma_gamma import GAMMA_GAMMA, GammaGammaFit
 from services.analytics.domain.lifetime_value import (
     ANNUAL_DISCOUNT_RATE,
-    BG_NBD,
-    DEFAULT_PERIOD_DAYS,
-    GAMMA_GAMMA,
     PURCHASE_HORIZONS_DAYS,
     VALUE_HORIZON_DAYS,
-    BgNbdFit,
     CustomerScore,
-    GammaGammaFit,
+)
+from services.analytics.domain.money import cents
+from services.analytics.domain.purchase_history import (
+    DEFAULT_PERIOD_DAYS,
     InvalidHistory,
     PurchaseHistory,
     history_from_summary,
 )
-from services.analytics.domain.money import cents
 from services.analytics.domain.win_probability import WIN_PROBABILITY, Column, WinModel
 
 MODELS = (BG_NBD, GAMMA_GAMMA, WIN_PROBABILITY)

@@ -26,15 +26,9 @@ import asyncpg
 import orjson
 
 from services.analytics import metrics
+from services.analytics.domain.bg_nbd import BG_NBD, BgNbdFit, fit_bg_nbd
 from services.analytics.domain.estimation import NotEnoughData
-from services.analytics.domain.lifetime_value import (
-    BG_NBD,
-    GAMMA_GAMMA,
-    BgNbdFit,
-    GammaGammaFit,
-    fit_bg_nbd,
-    fit_gamma_gamma,
-)
+from services.analytics.domain.gamma_gamma import GAMMA_GAMMA, GammaGammaFit, fit_gamma_gamma
 from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import (
     NOT_CONVERGED,

@@ -38,6 +38,7 @@ import asyncpg
 from contracts.analytics import NO_CUSTOMER
 from contracts.sales_values import DEFAULT_PROBABILITY, Stage
 from services.analytics import metrics
+from services.analytics.domain.bg_nbd import BG_NBD, BgNbdFit
 from services.analytics.domain.ledger import (
     ACTIVE,
     ACTIVE_DAYS,
@@ -62,7 +63,6 @@ from services.analytics.domain.ledger import (
     probability_settled,
     said_settled,
 )
-from services.analytics.domain.lifetime_value import BG_NBD, BgNbdFit
 from services.analytics.domain.predictions import PURCHASE_FIELDS, Population
 from services.analytics.domain.profile import day_start
 from services.analytics.projections.bulk import recordset, rows_json

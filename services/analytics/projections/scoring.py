@@ -26,13 +26,9 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from services.analytics.domain.lifetime_value import (
-    BG_NBD,
-    GAMMA_GAMMA,
-    BgNbdFit,
-    GammaGammaFit,
-    score,
-)
+from services.analytics.domain.bg_nbd import BG_NBD, BgNbdFit
+from services.analytics.domain.gamma_gamma import GAMMA_GAMMA, GammaGammaFit
+from services.analytics.domain.lifetime_value import score
 from services.analytics.domain.predictions import (
     PURCHASE_FIELDS,
     SCORE_FIELDS,

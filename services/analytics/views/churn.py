@@ -23,7 +23,7 @@ from services.analytics.views.answers import (
     amounts_as_text,
     csv_of,
 )
-from services.runtime.http.security import requires
+from services.runtime.http.authorization import requires
 
 router = APIRouter(tags=["analytics"])
 

@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from services.analytics.dependencies import Pool
 from services.analytics.queries import feed as queries
 from services.runtime.errors import BadRequest
-from services.runtime.http.security import Caller, requires
+from services.runtime.http.authorization import Caller, requires
 from services.runtime.http.streams import StreamSlots
 
 MAX_POSITION = 10**18 - 1

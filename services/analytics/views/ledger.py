@@ -20,8 +20,8 @@ from services.analytics.queries import ledger as queries
 from services.analytics.queries.ledger import BY_MADE, BY_PERIOD, BY_WEEK, STATUS, Filters
 from services.analytics.views.answers import Cursor, Format, Limit, Moment, checked_moment, csv_of
 from services.runtime.errors import RuleViolation
+from services.runtime.http.authorization import requires
 from services.runtime.http.parameters import Moment as MomentParameter
-from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 

@@ -15,7 +15,7 @@ from services.analytics.queries import models as queries
 from services.analytics.queries.models import BY_VERSION
 from services.analytics.views.answers import Cursor, Format, Limit, Moment, csv_of
 from services.runtime.errors import NotFound
-from services.runtime.http.security import requires
+from services.runtime.http.authorization import requires
 
 router = APIRouter(tags=["analytics"])
 

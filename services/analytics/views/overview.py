@@ -19,8 +19,8 @@ from services.analytics.queries import overview as queries
 from services.analytics.queries.overview import DistributionDimension, Period
 from services.analytics.views.answers import Format, Moment, checked_moment, csv_of
 from services.runtime.errors import RuleViolation
+from services.runtime.http.authorization import requires
 from services.runtime.http.parameters import Moment as MomentParameter
-from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 

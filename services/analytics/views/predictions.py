@@ -30,7 +30,7 @@ from services.analytics.views.answers import (
 )
 from services.analytics.views.profiles import OpenOpportunity
 from services.runtime.errors import RuleViolation
-from services.runtime.http.security import requires
+from services.runtime.http.authorization import requires
 
 router = APIRouter(tags=["analytics"])
 

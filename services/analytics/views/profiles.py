@@ -36,7 +36,7 @@ from services.analytics.views.answers import (
 )
 from services.analytics.views.segments import SegmentDefinitionView, definition_of
 from services.runtime.errors import NotFound, RuleViolation
-from services.runtime.http.security import requires
+from services.runtime.http.authorization import requires
 
 router = APIRouter(tags=["analytics"])
 

@@ -22,8 +22,8 @@ from services.analytics.queries.satisfaction import SatisfactionGroup
 from services.analytics.views.answers import Cursor, Format, Limit, checked_moment, csv_of
 from services.analytics.views.profiles import ProfilePage, ProfileView, profile_view
 from services.runtime.errors import NotFound
+from services.runtime.http.authorization import requires
 from services.runtime.http.parameters import Moment
-from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 

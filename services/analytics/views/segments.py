@@ -30,8 +30,8 @@ from services.analytics.views.answers import (
     csv_of,
 )
 from services.runtime.errors import NotFound, RuleViolation
+from services.runtime.http.authorization import requires
 from services.runtime.http.parameters import Moment as MomentParameter
-from services.runtime.http.security import requires
 
 router = APIRouter(tags=["analytics"])
 

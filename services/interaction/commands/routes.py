@@ -34,7 +34,7 @@ from services.interaction.projections import CUSTOMERS
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
-from services.runtime.http.security import requires
+from services.runtime.http.authorization import requires
 from services.runtime.storage.eventstore import current_context
 
 router = APIRouter()

@@ -50,9 +50,9 @@ from services.interaction.views.responses import (
 )
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http.answers import AsOf
+from services.runtime.http.authorization import requires
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.http.parameters import Moment
-from services.runtime.http.security import requires
 
 router = APIRouter()
 

@@ -42,17 +42,13 @@ from starlette.routing import compile_path
 from contracts.asyncapi import ASYNCAPI_FILE
 from services.runtime.errors import CommandRejected
 from services.runtime.http.audit import AuditLog, recordable_path
+from services.runtime.http.authentication import TokenVerifier
+from services.runtime.http.authorization import api_routes, is_public, refuse_undeclared
 from services.runtime.http.idempotency import IdempotencyMiddleware
 from services.runtime.http.parameters import ControlCharacterGuard, document_text_parameters
+from services.runtime.http.rate_limit import RateLimiter
 from services.runtime.http.roles import Principal
-from services.runtime.http.security import (
-    RateLimiter,
-    SecurityMiddleware,
-    TokenVerifier,
-    api_routes,
-    is_public,
-    refuse_undeclared,
-)
+from services.runtime.http.security import SecurityMiddleware
 from services.runtime.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from services.runtime.storage.eventstore import CommandContext, command_context
 from services.runtime.transient import TRANSIENT_ERRORS
@@ -287,6 +283,7 @@ def create_app(
     audit: AuditLog | None = None,
     pool: Callable[[], asyncpg.Pool | None] | None = None,
     anonymous_limiter: RateLimiter | None = None,
+    idempotency_takeover_seconds: float = 10,
 ) -> FastAPI:
     app = FastAPI(
         title=title,
@@ -301,7 +298,12 @@ def create_app(
     app.add_middleware(ControlCharacterGuard)
     app.add_middleware(FixedPathMethods, api=app)
     if pool is not None:
-        app.add_middleware(IdempotencyMiddleware, pool=pool, routes=lambda: app.router.routes)
+        app.add_middleware(
+            IdempotencyMiddleware,
+            pool=pool,
+            routes=lambda: app.router.routes,
+            takeover_seconds=idempotency_takeover_seconds,
+        )
     app.add_middleware(
         SecurityMiddleware,
         verifier=verifier,

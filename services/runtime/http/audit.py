@@ -36,11 +36,11 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
 from contracts.personal import carries_personal
+from services.runtime.http.authorization import requires
 from services.runtime.http.csvexport import csv_response, paged_csv
 from services.runtime.http.paging import BY_MOMENT, Position, SortKey
 from services.runtime.http.parameters import Moment
 from services.runtime.http.roles import Principal
-from services.runtime.http.security import requires
 from services.runtime.metrics import AUDIT_ENTRIES
 from services.runtime.storage.filters import Where
 

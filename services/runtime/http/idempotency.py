@@ -3,18 +3,23 @@ with what the first one answered, and nothing is done twice.
 
 Every command (POST, PUT, PATCH, DELETE) accepts the header. The first request with a key
 claims it for its caller (the token's subject) in the service's `idempotent_requests`
-table, then runs; its answer is stored unless it was a server error or a 503, which
-frees the key for the retry. A repeat within `CRM_IDEMPOTENCY_WINDOW_HOURS`:
+table, then runs; its answer is stored unless it was a server error or a 503 with nothing
+recorded, which frees the key for the retry. A repeat within `CRM_IDEMPOTENCY_WINDOW_HOURS`:
 - after the first answered: that answer again, with `Idempotent-Replayed: true`;
 - while the first is still running (a client that gave up and retried): 409 with
   `Retry-After`, so the retry comes back for the first one's answer;
 - with another method, path, query or body: 422, the key names another request.
 
-The key is claimed before the command runs and answered after it committed, so a process
-that dies in between leaves the key claimed without an answer: its repeats are answered
-409 until the window ends rather than risking the command twice. (Creation commands that
-derive the new aggregate's id from the key, as logging an interaction does, need no
-answer to be recognised.)
+A server that stops between claiming a key and storing the answer leaves the key claimed
+without an answer. Whether the command's events were recorded is known exactly: its first
+save writes the key into `idempotent_commits` in the same transaction
+(`storage/idempotent_commits.py`). A repeat that finds the key unanswered for longer than
+`CRM_IDEMPOTENCY_TAKEOVER_SECONDS` therefore either answers 200 with `outcome:
+carried_out` and the records changed (recorded: the answer itself was lost), or takes the
+key over and runs the request (not recorded). Should the first run still be alive and
+record later, the commit mark lets only one of the two record; the other answers with its
+answer. A command that records no events (fitting a model, say) may run twice this way;
+such commands are idempotent by nature.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Match
 
 from services.runtime.http.security import is_upload
+from services.runtime.storage.idempotent_commits import IdempotentCommand, idempotent_command
 from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -78,10 +84,12 @@ class IdempotencyMiddleware:
         app: ASGIApp,
         pool: Callable[[], asyncpg.Pool | None],
         routes: Callable[[], Sequence[BaseRoute]],
+        takeover_seconds: float = 10,
     ) -> None:
         self.app = app
         self._pool = pool
         self._routes = routes
+        self._takeover_seconds = takeover_seconds
 
     def _is_command(self, scope: Scope) -> bool:
         """A command method on a route that takes it: anything else is the router's to
@@ -124,78 +132,135 @@ class IdempotencyMiddleware:
     async def _handle(
         self, scope: Scope, receive: Receive, send: Send, claim: Claim, body: bytes
     ) -> None:
-        pool, actor, key = claim.pool, claim.actor, claim.key
-        mark = fingerprint(scope, body)
-        claimed = await pool.fetchval(
+        claimed = await claim.pool.fetchval(
             """INSERT INTO idempotent_requests (actor, key, fingerprint) VALUES ($1, $2, $3)
                ON CONFLICT (actor, key) DO NOTHING RETURNING true""",
-            actor,
-            key,
-            mark,
+            claim.actor,
+            claim.key,
+            fingerprint(scope, body),
         )
-        if not claimed:
+        if claimed:
+            await self._run(scope, receive, send, claim)
+        else:
             await self._repeat(scope, receive, send, claim, body)
-            return
-        # the answer is kept before the client sees it: a repeat sent the moment the
-        # first answer arrives finds it stored
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send, claim: Claim) -> None:
+        """Run the command for the claimed key and keep its answer before the client sees
+        it (a repeat sent the moment the answer arrives finds it stored)."""
         messages: list[Message] = []
 
         async def hold(message: Message) -> None:
             messages.append(message)
 
-        try:
-            await self.app(scope, receive, hold)
-        finally:
-            started = next((m for m in messages if m["type"] == "http.response.start"), {})
-            status = int(started.get("status", 500))
-            if status >= 500:
-                await pool.execute(
-                    "DELETE FROM idempotent_requests WHERE actor = $1 AND key = $2", actor, key
-                )
-            else:
-                headers = {
-                    k.decode("latin-1"): v.decode("latin-1")
-                    for k, v in started.get("headers", [])
-                    if k.decode("latin-1").lower() in KEPT_HEADERS
-                }
-                answer = b"".join(
-                    m.get("body", b"") for m in messages if m["type"] == "http.response.body"
-                )
-                await pool.execute(
-                    """UPDATE idempotent_requests
-                       SET status = $3, headers = $4::jsonb, body = $5, answered_at = now()
-                       WHERE actor = $1 AND key = $2""",
-                    actor,
-                    key,
-                    status,
-                    json.dumps(headers),
-                    answer,
-                )
+        with idempotent_command(claim.actor, claim.key) as command:
+            try:
+                await self.app(scope, receive, hold)
+            finally:
+                stored = await self._keep_answer(claim, command, messages)
+        if not stored:  # another run of the request answers for it
+            await self._replay(scope, receive, send, claim)
+            return
         for message in messages:
             await send(message)
+
+    async def _keep_answer(
+        self, claim: Claim, command: IdempotentCommand, messages: list[Message]
+    ) -> bool:
+        """Store this run's answer as the key's answer; False when another run's answer
+        stands instead (it recorded the events, or answered first)."""
+        pool, actor, key = claim.pool, claim.actor, claim.key
+        if command.superseded:
+            return False
+        started = next((m for m in messages if m["type"] == "http.response.start"), {})
+        status = int(started.get("status", 500))
+        if status >= 500 and command.recorded:
+            # the events were recorded and something after failed: the command is done
+            await _keep_carried_out(claim, command.changed)
+            return False
+        if status >= 500:  # nothing recorded: the key is free for the retry
+            await pool.execute(
+                """DELETE FROM idempotent_requests
+                   WHERE actor = $1 AND key = $2 AND status IS NULL""",
+                actor,
+                key,
+            )
+            return True
+        headers = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in started.get("headers", [])
+            if k.decode("latin-1").lower() in KEPT_HEADERS
+        }
+        answer = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+        # the run that recorded the events has the last word; otherwise the first answer
+        kept = await pool.fetchval(
+            """UPDATE idempotent_requests
+               SET status = $3, headers = $4::jsonb, body = $5, answered_at = now()
+               WHERE actor = $1 AND key = $2 AND (status IS NULL OR $6)
+               RETURNING true""",
+            actor,
+            key,
+            status,
+            json.dumps(headers),
+            answer,
+            command.recorded,
+        )
+        return bool(kept)
 
     async def _repeat(
         self, scope: Scope, receive: Receive, send: Send, claim: Claim, body: bytes
     ) -> None:
-        pool, actor, key = claim.pool, claim.actor, claim.key
-        mark = fingerprint(scope, body)
-        first = await pool.fetchrow(
-            """SELECT fingerprint, status, headers, body FROM idempotent_requests
-               WHERE actor = $1 AND key = $2""",
-            actor,
-            key,
+        first = await claim.pool.fetchrow(
+            """SELECT fingerprint, status, claimed_at,
+                      now() - claimed_at >= make_interval(secs => $3) AS expired
+               FROM idempotent_requests WHERE actor = $1 AND key = $2""",
+            claim.actor,
+            claim.key,
+            self._takeover_seconds,
         )
         if first is None:  # freed meanwhile (the first failed): this one may go
             await self._handle(scope, receive, send, claim, body)
             return
-        if bytes(first["fingerprint"]) != mark:
+        if bytes(first["fingerprint"]) != fingerprint(scope, body):
             await _error(
                 422,
                 "this Idempotency-Key was used for another request (method, path, query or "
                 "body differ): use a new key for a new request",
             )(scope, receive, send)
             return
-        if first["status"] is None:
+        if first["status"] is None and first["expired"]:
+            # the first run has not answered for longer than any command takes: its server
+            # probably stopped. Recorded: the command is done, its answer was lost.
+            # Not recorded: this request runs it (if the first still records later, one
+            # of the two records and the other answers with its answer).
+            changed = await claim.pool.fetchval(
+                "SELECT changed FROM idempotent_commits WHERE actor = $1 AND key = $2",
+                claim.actor,
+                claim.key,
+            )
+            if changed is not None:
+                await _keep_carried_out(claim, json.loads(changed))
+            elif await claim.pool.fetchval(
+                """UPDATE idempotent_requests SET claimed_at = now()
+                   WHERE actor = $1 AND key = $2 AND status IS NULL AND claimed_at = $3
+                   RETURNING true""",
+                claim.actor,
+                claim.key,
+                first["claimed_at"],
+            ):
+                log.info("Idempotency-Key of %s unanswered: running the request again", claim.actor)
+                await self._run(scope, receive, send, claim)
+                return
+        await self._replay(scope, receive, send, claim)
+
+    async def _replay(self, scope: Scope, receive: Receive, send: Send, claim: Claim) -> None:
+        """The key's stored answer, or 409 while none is stored yet."""
+        first = await claim.pool.fetchrow(
+            """SELECT status, headers, body FROM idempotent_requests
+               WHERE actor = $1 AND key = $2""",
+            claim.actor,
+            claim.key,
+        )
+        if first is None or first["status"] is None:
             await _error(
                 409,
                 "the first request with this Idempotency-Key is still being handled: "
@@ -215,6 +280,28 @@ class IdempotencyMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": bytes(first["body"] or b"")})
+
+
+async def _keep_carried_out(claim: Claim, changed: list[dict[str, Any]]) -> None:
+    """Store, as the key's answer, that the command was carried out though its own answer
+    was lost: which aggregates it changed, at which versions."""
+    body = json.dumps(
+        {
+            "outcome": "carried_out",
+            "message": "the request with this Idempotency-Key was carried out, but its "
+            "answer was lost when its server stopped; read the changed records",
+            "changed": changed,
+        }
+    ).encode()
+    await claim.pool.execute(
+        """UPDATE idempotent_requests
+           SET status = 200, headers = $3::jsonb, body = $4, answered_at = now()
+           WHERE actor = $1 AND key = $2""",
+        claim.actor,
+        claim.key,
+        json.dumps({"content-type": "application/json"}),
+        body,
+    )
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
@@ -244,7 +331,11 @@ async def forget_old(pool: asyncpg.Pool | None, window_hours: int) -> None:
     """Forget the requests older than the window: their keys may be used again."""
     if pool is None:
         return
-    await pool.execute(
-        "DELETE FROM idempotent_requests WHERE started_at < now() - make_interval(hours => $1)",
-        window_hours,
-    )
+    for table, column in (
+        ("idempotent_requests", "started_at"),
+        ("idempotent_commits", "committed_at"),
+    ):
+        await pool.execute(
+            f"DELETE FROM {table} WHERE {column} < now() - make_interval(hours => $1)",
+            window_hours,
+        )

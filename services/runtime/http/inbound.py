@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from contracts.registry import ContractViolation
 from services.runtime.errors import BadRequest
-from services.runtime.http.security import requires
+from services.runtime.http.authorization import requires
 from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.reported_facts import ReportedFacts
 

@@ -1,5 +1,5 @@
 """Who may do what: the permissions, the roles that grant them, and the verified caller
-(`Principal`) whose roles a token names. `security.py` enforces them on every route."""
+(`Principal`) whose roles a token names. `authorization.py` enforces them on every route."""
 
 from __future__ import annotations
 

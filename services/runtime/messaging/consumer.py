@@ -34,6 +34,7 @@ from contracts.registry import ContractViolation
 from contracts.signing import SignatureError, Verifier
 from services.runtime.failpoints import failpoint
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
+from services.runtime.messaging.positions import ConsumerPositions
 from services.runtime.metrics import (
     BATCH_SECONDS,
     CONSUMER_LAG,
@@ -136,8 +137,10 @@ class BatchConsumer(Generic[T]):
         group_suffix: str = "",
         opener: RecordOpener | None = None,
         verifier: Verifier | None = None,
+        positions: ConsumerPositions | None = None,
     ) -> None:
         self.handler = handler
+        self._positions = positions
         self._opener = opener
         self._verifier = verifier
         self.group_id = handler.group_id + group_suffix
@@ -191,6 +194,8 @@ class BatchConsumer(Generic[T]):
             )
             try:
                 await consumer.start()
+                if self._positions is not None:
+                    await self._positions.load()
                 self.connected = True
                 await self._consume(consumer)
             except (KafkaError, *TRANSIENT_ERRORS) as exc:
@@ -263,6 +268,8 @@ class BatchConsumer(Generic[T]):
     ) -> None:
         """Handle a parsed batch, then commit its offsets."""
         await self.handle_parsed(parsed, rejected)
+        if self._positions is not None:
+            await self._positions.advance([r for batch in fetched.values() for r in batch])
         failpoint("consumer_after_handle_before_commit")
         try:
             await consumer.commit(
@@ -322,17 +329,21 @@ class BatchConsumer(Generic[T]):
         self, records: Sequence[ConsumerRecord[Any, Any]]
     ) -> tuple[list[ConsumerRecord[Any, Any]], list[Rejection]]:
         """The records their topic's owner signed (every record of an inbound topic), and
-        the others, refused before anything is read from them (`contracts.signing`)."""
-        if self._verifier is None:
-            return list(records), []
+        the others, refused before anything is read from them (`contracts.signing`).
+        Signed records handled when they were published before are left out (counted as
+        duplicates): a broker refilled after losing its topics sends them again."""
         signed: list[ConsumerRecord[Any, Any]] = []
         refused: list[Rejection] = []
         for record in records:
-            try:
-                self._verifier.check(record.topic, record.value, record.headers)
-            except SignatureError as exc:
-                reason = "unsigned" if str(exc).startswith("unsigned") else "bad signature"
-                refused.append(Rejection(record, reason, str(exc)))
+            if self._verifier is not None:
+                try:
+                    self._verifier.check(record.topic, record.value, record.headers)
+                except SignatureError as exc:
+                    reason = "unsigned" if str(exc).startswith("unsigned") else "bad signature"
+                    refused.append(Rejection(record, reason, str(exc)))
+                    continue
+            if self._positions is not None and self._positions.already_handled(record):
+                self.count(record.topic, "republished", "duplicate")
                 continue
             signed.append(record)
         return signed, refused

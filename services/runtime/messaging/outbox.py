@@ -36,6 +36,7 @@ from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event, serialize_event
 from contracts.signing import HEADER as SIGNATURE_HEADER
 from contracts.signing import Signer
+from services.runtime.messaging.positions import position_header
 from services.runtime.metrics import (
     EVENTS_PUBLISHED,
     OUTBOX_BACKLOG,
@@ -49,6 +50,10 @@ from services.runtime.storage.eventstore import EventSourcedApplication
 from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
+
+PROGRESS_BACKLOG = 10_000
+"""A backlog at least this long is reported in the log as it is published."""
+PROGRESS_SECONDS = 5.0
 
 SIGNED_BATCH = 128
 """Messages under one signature: a consumer checks seven hashes per message and one
@@ -185,6 +190,7 @@ class OutboxRelay:
         self.broker_reachable = False
         self.is_leader = False
         self._lock_key = f"crm-outbox:{schema}:{source.name}"
+        self._progress_logged_at = 0.0
 
     @property
     def name(self) -> str:
@@ -237,8 +243,7 @@ class OutboxRelay:
             if not pending:
                 await asyncio.sleep(self._poll_interval)
                 continue
-            envelopes = [p.envelope for p in pending if p.envelope is not None]
-            await self._publish(envelopes)
+            await self._publish(pending)
             position = pending[-1].position
             await connection.execute(
                 """INSERT INTO outbox_position (topic, position) VALUES ($1, $2)
@@ -248,13 +253,15 @@ class OutboxRelay:
                 position,
             )
 
-    async def _publish(self, envelopes: Sequence[EventEnvelope[Any]]) -> None:
-        """Send every envelope and wait for all acknowledgements; retry until they arrive."""
+    async def _publish(self, items: Sequence[Pending]) -> None:
+        """Send every item kept public and wait for all acknowledgements; retry until they
+        arrive. Each carries its position (`positions.py`)."""
+        public = [(item.position, item.envelope) for item in items if item.envelope is not None]
         delay = 0.2
         while True:
             try:
                 producer = await self._started_producer()
-                values = [serialize_event(envelope) for envelope in envelopes]
+                values = [serialize_event(envelope) for _, envelope in public]
                 signatures = self._signatures(values)
                 pending = [
                     await producer.send(
@@ -264,11 +271,12 @@ class OutboxRelay:
                         headers=[
                             ("event_type", envelope.event_type.encode()),
                             ("schema_version", str(envelope.schema_version).encode()),
+                            position_header(self._source.name, position),
                             *signature,
                         ],
                     )
-                    for envelope, value, signature in zip(
-                        envelopes, values, signatures, strict=True
+                    for (position, envelope), value, signature in zip(
+                        public, values, signatures, strict=True
                     )
                 ]
                 await asyncio.gather(*pending)
@@ -281,7 +289,7 @@ class OutboxRelay:
                 delay = min(delay * 2, 5.0)
                 continue
             self.broker_reachable = True
-            for envelope in envelopes:
+            for _, envelope in public:
                 EVENTS_PUBLISHED.labels(topic=self._topic, event_type=envelope.event_type).inc()
             return
 
@@ -314,6 +322,22 @@ class OutboxRelay:
             except (KafkaError, OSError):
                 log.debug("producer stop failed", exc_info=True)
 
+    def _report_progress(self, position: int, newest: int) -> None:
+        """A log line every `PROGRESS_SECONDS` while a long backlog is published (such as
+        a whole history, into a broker that lost its topics)."""
+        backlog = newest - position
+        now = time.monotonic()
+        if backlog < PROGRESS_BACKLOG or now - self._progress_logged_at < PROGRESS_SECONDS:
+            return
+        self._progress_logged_at = now
+        log.info(
+            "relay for %s: %d of %d events published, %d to go",
+            self._source.name,
+            position,
+            newest,
+            backlog,
+        )
+
     async def _record_backlog(
         self, connection: asyncpg.Connection, position: int, pending: Sequence[Pending]
     ) -> None:
@@ -323,6 +347,7 @@ class OutboxRelay:
             return
         newest = await self._source.newest(connection)
         OUTBOX_BACKLOG.labels(topic=self._source.name).set((newest or position) - position)
+        self._report_progress(position, newest)
         recorded = pending[0].recorded_at
         if recorded is not None:
             OUTBOX_OLDEST_AGE.labels(topic=self._source.name).set(
@@ -334,8 +359,9 @@ async def republish_from_the_start(connection: asyncpg.Connection) -> list[str]:
     """Make every service's relay publish its whole event store again when it next starts.
 
     For a broker that lost its topics (the in-memory broker of a local run): the topics
-    then hold the whole history again, and consumers skip the events they had applied,
-    since they recognise them by event id. Returns the schemas whose position was reset.
+    then hold the whole history again, in order, and consumers skip what they handled
+    without reading it (by the position each message carries, `positions.py`). Returns
+    the schemas whose position was reset.
     """
     schemas = [
         row["table_schema"]

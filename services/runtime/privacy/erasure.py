@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
-from services.runtime.http.security import requires
+from services.runtime.http.authorization import requires
 from services.runtime.privacy.compaction import remember_erasures
 
 ERASED_CUSTOMER = "customer.erased"

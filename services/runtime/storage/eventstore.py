@@ -142,6 +142,9 @@ def postgres_environment(database_url: str, schema: str) -> dict[str, str]:
     parts = urlsplit(database_url)
     return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        # records a keyed command's mark with its events (storage/idempotent_commits.py)
+        "APPLICATION_RECORDER_TOPIC": "services.runtime.storage.idempotent_commits:"
+        "IdempotentRecorder",
         "POSTGRES_DBNAME": (parts.path or "/postgres").lstrip("/"),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),

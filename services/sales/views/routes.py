@@ -15,10 +15,10 @@ from pydantic import BaseModel
 from contracts.sales_values import ActivityKind, Currency, Stage
 from services.runtime.errors import NotFound
 from services.runtime.http.answers import AsOf, HistoryEntry, etag
+from services.runtime.http.authorization import requires
 from services.runtime.http.csvexport import csv_response, paged_csv, rows_csv
 from services.runtime.http.paging import Position
 from services.runtime.http.parameters import Day, Moment
-from services.runtime.http.security import requires
 from services.sales import queries
 from services.sales.dependencies import App, Pool, ReadableOpportunity, Visible
 from services.sales.queries import (

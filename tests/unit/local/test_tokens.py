@@ -9,8 +9,8 @@ import pytest
 
 from crm.cli import main
 from local import tokens
+from services.runtime.http.authentication import TokenVerifier
 from services.runtime.http.roles import ROLES
-from services.runtime.http.security import TokenVerifier
 from services.runtime.settings import ServiceSettings
 
 

@@ -13,7 +13,9 @@ import psycopg
 import pytest
 
 from services.runtime.http.app import Readiness, create_app
-from services.runtime.http.security import RateLimiter, TokenVerifier, requires
+from services.runtime.http.authentication import TokenVerifier
+from services.runtime.http.authorization import requires
+from services.runtime.http.rate_limit import RateLimiter
 from services.runtime.settings import ServiceSettings
 from services.runtime.supervision import Supervisor
 from tests.support.auth import app_keys, bearer

@@ -12,17 +12,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from scipy import integrate, stats
 
-from services.analytics.domain import accuracy, ledger
-from services.analytics.domain import lifetime_value as lv
+from services.analytics.domain import accuracy, bg_nbd, ledger
+from services.analytics.domain.purchase_history import PurchaseHistory
 
-FIT = lv.BgNbdFit(
+FIT = bg_nbd.BgNbdFit(
     r=0.243, alpha=4.414, a=0.793, b=2.426, log_likelihood=math.nan, customers=2357,
     converged=True,
 )  # fmt: skip
 """The parameters Fader, Hardie and Lee published for the CDNOW sample (weeks)."""
 
 
-def direct_probability(history: lv.PurchaseHistory, weeks: float) -> float:
+def direct_probability(history: PurchaseHistory, weeks: float) -> float:
     """P(a purchase within `weeks` | x, t_x, T) from the model's assumptions directly:
     the likelihood of the history is lambda^x (1-p)^x e^(-lambda T) while alive, plus
     lambda^x p (1-p)^(x-1) e^(-lambda t_x) having dropped out after the latest purchase;
@@ -52,17 +52,17 @@ def direct_probability(history: lv.PurchaseHistory, weeks: float) -> float:
 @pytest.mark.parametrize(
     "history",
     [
-        lv.PurchaseHistory(0, 0.0, 30.0),
-        lv.PurchaseHistory(2, 30.4, 38.9),
-        lv.PurchaseHistory(5, 10.0, 38.0),  # bought often, then went quiet
+        PurchaseHistory(0, 0.0, 30.0),
+        PurchaseHistory(2, 30.4, 38.9),
+        PurchaseHistory(5, 10.0, 38.0),  # bought often, then went quiet
     ],
 )
 def test_the_probability_of_a_purchase_in_the_window_is_the_models(
-    history: lv.PurchaseHistory,
+    history: PurchaseHistory,
 ) -> None:
     (computed,) = ledger.active_probability(FIT, [history], days=90)
     assert computed == pytest.approx(direct_probability(history, 90 / 7), rel=1e-4)
-    (alive,) = lv.probability_alive(FIT, [history])
+    (alive,) = bg_nbd.probability_alive(FIT, [history])
     assert 0 < computed < alive  # an active customer may still not buy in the window
     (longer,) = ledger.active_probability(FIT, [history], days=3650)
     assert computed < longer < alive
@@ -70,10 +70,10 @@ def test_the_probability_of_a_purchase_in_the_window_is_the_models(
 
 
 def test_the_weeks_of_the_population_add_up_to_its_customers_expectations() -> None:
-    people = [lv.PurchaseHistory(x, min(x * 3.0, 30.0), 30.0) for x in range(6)]
+    people = [PurchaseHistory(x, min(x * 3.0, 30.0), 30.0) for x in range(6)]
     weeks = ledger.population_weeks(FIT, people, weeks=4)
     assert len(weeks) == 4 and all(w > 0 for w in weeks)
-    four_weeks = lv.expected_purchases(FIT, people, 4.0).sum()
+    four_weeks = bg_nbd.expected_purchases(FIT, people, 4.0).sum()
     assert sum(weeks) == pytest.approx(float(four_weeks))
     assert weeks == sorted(weeks, reverse=True)  # drop-outs make each week a little quieter
     assert ledger.population_weeks(FIT, [], weeks=2) == [0.0, 0.0]

@@ -10,8 +10,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.analytics.domain import lifetime_value as lv
+from services.analytics.domain.bg_nbd import BG_NBD, BgNbdFit
 from services.analytics.domain.estimation import NotEnoughData
+from services.analytics.domain.lifetime_value import CustomerScore
 from services.analytics.domain.predictions import (
     SCORE_FIELDS,
     SCORE_MONEY_FIELDS,
@@ -22,6 +23,7 @@ from services.analytics.domain.predictions import (
     score_fields,
 )
 from services.analytics.domain.profile import Profile
+from services.analytics.domain.purchase_history import PurchaseHistory
 from services.analytics.domain.rules import FIELDS, MONEY_FIELDS, NUMBER
 from services.analytics.domain.segments import field_values
 
@@ -47,24 +49,24 @@ def test_the_population_reads_the_summaries_and_leaves_out_what_cannot_be() -> N
     people = population([usual, future, old], NOW)
     assert people.customers == [usual.customer_id, old.customer_id]
     assert people.excluded == [future.customer_id]
-    assert people.histories[0] == lv.PurchaseHistory(2, 8.0, 10.0, 30.0)
+    assert people.histories[0] == PurchaseHistory(2, 8.0, 10.0, 30.0)
     assert people.histories[1].average_repeat_spend is None  # unknown, not guessed
 
 
 def test_fits_are_recorded_as_they_concluded() -> None:
     people = population([summary()], NOW)
-    short = record_of(lv.BG_NBD, NotEnoughData(lv.BG_NBD, "customers", 1, 30), people)
+    short = record_of(BG_NBD, NotEnoughData(BG_NBD, "customers", 1, 30), people)
     assert (short.outcome, short.parameters, short.converged) == ("not_enough_data", None, False)
     assert short.shortfall == {"subject": "customers", "count": 1, "minimum": 30}
     assert short.message == "bg_nbd: 1 customers, at least 30 needed"
-    stuck = lv.BgNbdFit(0.2, 4.0, 3e-7, 2.0, -100.0, 1, False, "a ran to the limit")
-    failed = record_of(lv.BG_NBD, stuck, people)
+    stuck = BgNbdFit(0.2, 4.0, 3e-7, 2.0, -100.0, 1, False, "a ran to the limit")
+    failed = record_of(BG_NBD, stuck, people)
     assert (failed.outcome, failed.usable, failed.message) == (
         "not_converged",
         False,
         "a ran to the limit",
     )
-    fitted = record_of(lv.BG_NBD, lv.BgNbdFit(0.2, 4.0, 0.8, 2.4, -9.5, 1, True), people)
+    fitted = record_of(BG_NBD, BgNbdFit(0.2, 4.0, 0.8, 2.4, -9.5, 1, True), people)
     assert fitted.usable and fitted.parameters == {
         "r": 0.2,
         "alpha": 4.0,
@@ -76,9 +78,7 @@ def test_fits_are_recorded_as_they_concluded() -> None:
 
 
 def test_scores_are_profile_fields_in_cents_and_never_not_finite() -> None:
-    fields = score_fields(
-        lv.CustomerScore({30: 0.25, 90: math.inf, 365: 1.5}, 0.8, 12.345, math.nan)
-    )
+    fields = score_fields(CustomerScore({30: 0.25, 90: math.inf, 365: 1.5}, 0.8, 12.345, math.nan))
     assert fields == {
         "expected_purchases_30d": 0.25,
         "expected_purchases_90d": None,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.runtime.http.security import is_public
+from services.runtime.http.authorization import is_public
 from tests.support.auth import bearer
 from tests.support.http import in_process_client
 from tests.support.routes import DEFINITIONS, app_of, operations

@@ -1,7 +1,8 @@
 """Bearer tokens, keys, limits and the actor of commands, on an app built in-process; and
 the permission every route of every service declares, and the matrix of roles to
-permissions (`services.runtime.http.security`). That every route answers each role by the
-matrix, on a running service, is `tests/integration/test_route_permissions.py`."""
+permissions (`services.runtime.http`: `security`, `authentication`, `authorization`,
+`rate_limit`). That every route answers each role by the matrix, on a running service,
+is `tests/integration/test_route_permissions.py`."""
 
 from __future__ import annotations
 
@@ -19,16 +20,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi import APIRouter, Request
 
 from services.customer.service import DEFINITION
-from services.runtime.http.roles import ROLE_PERMISSIONS, ROLES
-from services.runtime.http.security import (
-    PUBLIC_PATHS,
-    RateLimiter,
+from services.runtime.http.authentication import (
     SecurityConfigError,
     TokenVerifier,
     Unauthenticated,
     mint_token,
-    requires,
 )
+from services.runtime.http.authorization import PUBLIC_PATHS, requires
+from services.runtime.http.rate_limit import RateLimiter
+from services.runtime.http.roles import ROLE_PERMISSIONS, ROLES
 from services.runtime.service import ServiceDefinition, build_app
 from services.runtime.settings import ServiceSettings
 from services.runtime.storage.eventstore import current_context

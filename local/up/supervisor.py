@@ -1,43 +1,37 @@
-"""`crm up`: run the whole CRM on this machine, no Docker needed.
+"""The supervisor of `crm up`: starts PostgreSQL, the broker and the services in order,
+restarts a service that dies, and stops everything in order on a signal (see `local.up`)."""
 
-Starts an embedded PostgreSQL (data kept in `DIR/postgres` between runs) and an embedded
-Kafka-protocol broker (in memory), creates the `crm` database and every topic, runs each
-service that exists as `python -m services.<name>`, waits until they are ready, loads demo
-customers into an empty directory, prints where everything is and a bearer token per role
-(signed with the secret kept in `DIR/auth-secret`, see `local.tokens`), and then supervises.
-
-Ctrl-C, SIGTERM or SIGHUP stop everything in order: services (SIGTERM, SIGKILL after
-10 s), then the broker, then PostgreSQL; the exit status is 0. A service that dies on its
-own (killed, or stopped by a failed background task) is started again after a pause that
-doubles with each quick failure (1 s up to 30 s; back to 1 s once it has run a minute),
-with a line saying so; PostgreSQL and the broker keep running. Only when PostgreSQL or
-the broker itself dies does everything stop, with status 1. The children run in their
-own process groups, so a Ctrl-C reaches only this supervisor and the order holds; if the
-supervisor itself is killed, the kernel kills them (see `local.embedded`).
-"""
-
-import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import shutil
 import signal
-import sys
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from local.up.demo import load_demo_data
+from local.up.layout import (
+    DATABASE,
+    HOST,
+    KAFKA_PORT,
+    POSTGRES_PORT,
+    SERVICES,
+    ServiceSpec,
+    UpError,
+    available_services,
+    env_port,
+)
+from local.up.output import RunningService, output_prefix, say
+from local.up.summary import summary
 
 if TYPE_CHECKING:
     import httpx
 
-    from local.embedded import EmbeddedBroker, EmbeddedPostgres
+    from local.embedded.broker import EmbeddedBroker
+    from local.embedded.postgres import EmbeddedPostgres
 
-HOST = "127.0.0.1"
-DATABASE = "crm"
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 RESTART_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
@@ -47,111 +41,8 @@ STEADY_SECONDS = 60.0
 TOPIC_PARTITIONS = 3
 
 
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    port_variable: str
-    default_port: int
-
-    @property
-    def port(self) -> int:
-        return env_port(self.port_variable, self.default_port)
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-
-SERVICES = (
-    ServiceSpec("customer", "CRM_CUSTOMER_PORT", 8001),
-    ServiceSpec("sales", "CRM_SALES_PORT", 8002),
-    ServiceSpec("interaction", "CRM_INTERACTION_PORT", 8003),
-    ServiceSpec("analytics", "CRM_ANALYTICS_PORT", 8004),
-)
-POSTGRES_PORT = ("CRM_POSTGRES_PORT", 5432)
-KAFKA_PORT = ("CRM_KAFKA_PORT", 9092)
-
-
-DEMO_LOADERS = {"sales": "local.demo.sales", "interaction": "local.demo.interaction"}
-"""Each module's `load(service_url, customer_ids, token)` adds that service's demo data."""
-
-
-class UpError(Exception):
-    """`crm up` cannot go on; the message says why and what to do."""
-
-
 class _Interrupted(Exception):
     """A stop signal arrived while starting."""
-
-
-def env_port(variable: str, default: int) -> int:
-    raw = os.environ.get(variable, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
-        raise UpError(f"{variable}={raw!r} is not a TCP port number (1-65535)")
-    return int(raw)
-
-
-def available_services() -> list[ServiceSpec]:
-    """The services that exist in this checkout: those with a `__main__.py`."""
-    import services
-
-    root = Path(services.__file__).parent
-    return [spec for spec in SERVICES if (root / spec.name / "__main__.py").is_file()]
-
-
-# Output -------------------------------------------------------------------------------
-
-_COLOURS = ("36", "35", "33", "32", "34")
-
-
-def _use_colour() -> bool:
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-
-
-def say(text: str = "", *, error: bool = False) -> None:
-    """Print, ignoring a terminal that went away (we must still stop the children)."""
-    with contextlib.suppress(OSError, ValueError):
-        print(text, file=sys.stderr if error else sys.stdout, flush=True)
-
-
-@dataclass
-class RunningService:
-    spec: ServiceSpec
-    process: asyncio.subprocess.Process
-    log_file: IO[bytes]
-    prefix: str
-    tail: deque[str] = field(default_factory=lambda: deque(maxlen=30))
-    pump: "asyncio.Task[None] | None" = None
-    started_at: float = field(default_factory=time.monotonic)
-    quick_failures: int = 0
-
-    async def copy_output(self) -> None:
-        """Each line to the terminal, prefixed with the service name, and to its log file."""
-        stream = self.process.stdout
-        assert stream is not None
-        while True:
-            try:
-                line = await stream.readline()
-            except ValueError:  # a line longer than the stream limit
-                line = await stream.read(1 << 20)
-            if not line:
-                return
-            with contextlib.suppress(OSError, ValueError):
-                self.log_file.write(line)
-                self.log_file.flush()
-            text = line.decode(errors="replace").rstrip("\n")
-            self.tail.append(text)
-            with contextlib.suppress(OSError, ValueError):
-                sys.stdout.write(f"{self.prefix}{text}\n")
-                sys.stdout.flush()
-
-    def last_output(self) -> str:
-        return "\n".join(f"    {line}" for line in self.tail) or "    (no output)"
-
-
-# Supervisor ---------------------------------------------------------------------------
 
 
 class Supervisor:
@@ -220,7 +111,9 @@ class Supervisor:
     # start-up
 
     async def _start_and_supervise(self) -> int:
-        from local.embedded import EmbeddedBroker, EmbeddedError, EmbeddedPostgres
+        from local.embedded.broker import EmbeddedBroker
+        from local.embedded.postgres import EmbeddedPostgres
+        from local.embedded.processes import EmbeddedError
 
         postgres_port = env_port(*POSTGRES_PORT)
         kafka_port = env_port(*KAFKA_PORT)
@@ -260,8 +153,20 @@ class Supervisor:
             await self._start_service(spec)
         await self._unless_stopped(self._wait_until_ready())
         if self.demo and any(s.spec.name == "customer" for s in self.services):
-            await self._unless_stopped(self._load_demo())
-        self._print_summary(services)
+            await self._unless_stopped(
+                load_demo_data(self.services, self.secret, self.broker.bootstrap_servers)
+            )
+        say(
+            summary(
+                services,
+                elapsed=time.monotonic() - self.started_at,
+                postgres=self.postgres,
+                broker=self.broker,
+                data_dir=self.data_dir,
+                logs_dir=self.logs_dir,
+                tokens=self.tokens,
+            )
+        )
         return await self._supervise()
 
     def _prepare_tokens(self) -> None:
@@ -274,7 +179,7 @@ class Supervisor:
         write_tokens_file(self.data_dir, self.tokens)
 
     def _check_ports(self, postgres: int, kafka: int, services: list[ServiceSpec]) -> None:
-        from local.embedded import port_is_free
+        from local.embedded.processes import port_is_free
 
         wanted = [
             (postgres, POSTGRES_PORT[0], "PostgreSQL"),
@@ -354,7 +259,7 @@ class Supervisor:
         )
 
     async def _start_service(self, spec: ServiceSpec, *, register: bool = True) -> RunningService:
-        from local.embedded import child_process_options
+        from local.embedded.processes import child_process_options
         from local.launcher import service_command, service_environment
         from local.tokens import SECRET_FILE, local_master_key, local_signing_keys
 
@@ -382,11 +287,6 @@ class Supervisor:
         if spec.name == "analytics":
             # the demo's deals closed after the fit are settled in the ledger within seconds
             env.setdefault("CRM_ANALYTICS_LEDGER_INTERVAL_SECONDS", "5")
-        width = max(len(s.name) for s in SERVICES)
-        prefix = f"{spec.name:<{width}} | "
-        if _use_colour():
-            colour = _COLOURS[SERVICES.index(spec) % len(_COLOURS)]
-            prefix = f"\033[{colour}m{prefix}\033[0m"
         say(f"Starting the {spec.name} service on {spec.url}")
         process = await asyncio.create_subprocess_exec(
             *service_command(spec.name),
@@ -396,7 +296,7 @@ class Supervisor:
             limit=1 << 20,
             **child_process_options(),
         )
-        service = RunningService(spec, process, self._open_log(spec.name), prefix)
+        service = RunningService(spec, process, self._open_log(spec.name), output_prefix(spec))
         service.pump = asyncio.create_task(service.copy_output())
         if register:
             self.services.append(service)
@@ -440,148 +340,6 @@ class Supervisor:
                     f"{service.last_output()}"
                 )
             await asyncio.sleep(0.25)
-
-    async def _load_demo(self) -> None:
-        import httpx
-
-        from local.demo.customers import DEFAULT_COUNT, DemoLoadError, directory_is_empty, load_demo
-        from local.tokens import mint
-
-        url = next(s.spec.url for s in self.services if s.spec.name == "customer")
-        token = mint(self.secret, "administrator", "demo-loader")
-        headers = {"Authorization": f"Bearer {token}"}
-        try:
-            async with httpx.AsyncClient(timeout=30.0, headers=headers) as client:
-                if not await directory_is_empty(url, client):
-                    say("The customer directory has data already: not loading demo customers")
-                    return
-                say(f"Loading {DEFAULT_COUNT} demo customers (skip with --no-demo)")
-                ids = await load_demo(url, DEFAULT_COUNT, client=client)
-            say(f"Loaded {len(ids)} demo customers")
-        except (DemoLoadError, httpx.HTTPError) as error:
-            say(f"warning: could not load the demo customers: {error}", error=True)
-            return
-        for service in self.services:
-            loader = DEMO_LOADERS.get(service.spec.name)
-            if loader is None:
-                continue
-            try:
-                await importlib.import_module(loader).load(service.spec.url, ids, token)
-                say(f"Loaded the {service.spec.name} demo data")
-            except (DemoLoadError, httpx.HTTPError, ValueError) as error:
-                say(f"warning: could not load the {service.spec.name} demo: {error}", error=True)
-        await self._publish_demo_history(ids)
-
-    async def _publish_demo_history(self, customer_ids: list[str]) -> None:
-        """Purchases and survey answers as a shop and a survey tool publish them."""
-        from aiokafka.errors import KafkaError
-
-        from local.demo.history import publish
-
-        assert self.broker is not None
-        try:
-            sent = await publish(self.broker.bootstrap_servers, customer_ids)
-        except KafkaError as error:
-            say(f"warning: could not publish the demo purchase history: {error}", error=True)
-            return
-        say(f"Published {sent} demo purchases and survey answers on the inbound topics")
-        await self._fit_demo_models(customer_ids)
-
-    async def _fit_demo_models(self, customer_ids: list[str]) -> None:
-        """A sales history for the win model, the models fitted on the demo history once
-        it is folded, and deals closed afterwards, whose predictions the ledger settles."""
-        import httpx
-
-        from local.demo import pipeline
-        from local.demo.analytics import fit_models, settled_predictions
-        from local.demo.customers import DemoLoadError
-        from local.tokens import mint
-
-        urls = {s.spec.name: s.spec.url for s in self.services}
-        if "analytics" not in urls:
-            return
-        token = mint(self.secret, "administrator", "demo-loader")
-        deals = pipeline.Pipeline()
-        if "sales" in urls:
-            try:
-                deals = await pipeline.load(urls["sales"], customer_ids, token)
-                say(f"Loaded {deals.closed} closed and {len(deals.open)} open demo deals")
-            except (httpx.HTTPError, RuntimeError, ValueError) as error:
-                say(f"warning: could not load the demo deals: {error}", error=True)
-        try:
-            say(await fit_models(urls["analytics"], token, closed_deals=deals.closed))
-            if deals.open:
-                closed = await pipeline.close_after_fit(urls["sales"], token, deals)
-                say(await settled_predictions(urls["analytics"], token, closed))
-        except (DemoLoadError, httpx.HTTPError, RuntimeError) as error:
-            say(f"warning: could not fit the models or settle the demo deals: {error}", error=True)
-
-    def _print_summary(self, services: list[ServiceSpec]) -> None:
-        from contracts.topics import Topic
-        from local.embedded import postgres_bin_dir
-
-        assert self.postgres is not None and self.broker is not None
-        elapsed = time.monotonic() - self.started_at
-        missing = [s.name for s in SERVICES if s not in services]
-        lines = ["", f"CRM is up ({elapsed:.1f}s). Press Ctrl-C to stop everything.", ""]
-
-        def row(label: str, value: object, *, sub: bool = False) -> str:
-            return f"    {label:<17} {value}" if sub else f"  {label:<19} {value}"
-
-        for spec in services:
-            lines += [
-                row(f"{spec.name} service", spec.url),
-                row("API docs", f"{spec.url}/docs", sub=True),
-                row("OpenAPI", f"{spec.url}/openapi.json", sub=True),
-                row("metrics", f"{spec.url}/metrics", sub=True),
-                row("readiness", f"{spec.url}/health/ready", sub=True),
-            ]
-        if missing:
-            lines.append(row("not built yet", ", ".join(missing)))
-        lines += self._token_lines(services)
-        psql = postgres_bin_dir() / "psql"
-        lines += [
-            "",
-            row("PostgreSQL", self.postgres.dsn(DATABASE)),
-            row("data", f"{self.postgres.data_dir} (kept; --fresh starts over)", sub=True),
-            row("log", self.postgres.log_path, sub=True),
-            row("psql", f"{psql} {self.postgres.dsn(DATABASE)}", sub=True),
-            row("Kafka bootstrap", self.broker.bootstrap_servers),
-            row(
-                "broker",
-                "Tansu, in memory: every start republishes the kept event stores",
-                sub=True,
-            ),
-            row("log", self.broker.log_path, sub=True),
-            row("topics", ""),
-            *(f"    {topic.value:<31} {topic.description}" for topic in Topic),
-            "",
-            f"  Service output follows, prefixed with the service name; it is also kept in "
-            f"{self.logs_dir}/<service>.log",
-            "",
-        ]
-        say("\n".join(lines))
-
-    def _token_lines(self, services: list[ServiceSpec]) -> list[str]:
-        from local.tokens import DEMO_LIFETIME, DEMO_SUBJECTS, SECRET_FILE, TOKENS_FILE
-
-        if not self.tokens:
-            return []
-        days = DEMO_LIFETIME.days
-        first = services[0].url if services else f"http://{HOST}:8001"
-        lines = [
-            "",
-            f"  Bearer tokens, one per role (valid {days} days; `crm token --role ROLE` mints",
-            f"  more; signing secret in {self.data_dir / SECRET_FILE}):",
-        ]
-        for role, token in self.tokens.items():
-            lines.append(f"    {role:<14} ({DEMO_SUBJECTS[role]}) {token}")
-        lines += [
-            f"  They are also in {self.data_dir / TOKENS_FILE}; try:",
-            f"    source {self.data_dir / TOKENS_FILE}",
-            f'    curl -H "Authorization: Bearer $TOKEN" {first}/customers?limit=3',
-        ]
-        return lines
 
     # running
 
@@ -676,39 +434,3 @@ class Supervisor:
             await asyncio.wait_for(asyncio.shield(service.pump), 5.0)
         except TimeoutError:
             service.pump.cancel()
-
-
-# Subcommand ---------------------------------------------------------------------------
-
-
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = subparsers.add_parser(
-        "up",
-        help="run PostgreSQL, a Kafka broker and every service locally",
-        description="Run the whole CRM on this machine: an embedded PostgreSQL (data kept "
-        "in DIR/postgres), an embedded Kafka-protocol broker (in memory) and every "
-        "service, with demo customers. Ports come from CRM_POSTGRES_PORT (5432), "
-        "CRM_KAFKA_PORT (9092), CRM_CUSTOMER_PORT (8001), CRM_SALES_PORT (8002), "
-        "CRM_INTERACTION_PORT (8003) and CRM_ANALYTICS_PORT (8004). Ctrl-C stops everything.",
-    )
-    parser.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(".crm"),
-        metavar="DIR",
-        help="where the database and the logs live (default: ./.crm)",
-    )
-    parser.add_argument("--fresh", action="store_true", help="delete the database and logs first")
-    parser.add_argument(
-        "--no-demo", action="store_true", help="do not load demo customers into an empty directory"
-    )
-    parser.set_defaults(handler=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    data_dir = Path(args.data_dir).expanduser().absolute()
-    try:
-        supervisor = Supervisor(data_dir, fresh=args.fresh, demo=not args.no_demo)
-        return asyncio.run(supervisor.run())
-    except KeyboardInterrupt:  # before the signal handlers were installed
-        return 130
