@@ -38,9 +38,9 @@ OWNERS = ("李娜", "王磊", "刘洋", "陈静")
 REGIONS = ("华东", "华南", "华北", "西南")
 OPEN_STAGES = ("qualified", "proposal", "negotiation")
 LOST_REASONS = ("客户选择了价格更低的供应商", "预算被削减", "项目延期到明年")
-CLOSED = 60
-OPEN = 20
-CLOSE_AFTER_FIT = 12
+CLOSED = 90
+OPEN = 30
+CLOSE_AFTER_FIT = 20
 CONCURRENCY = 8
 """Deals loaded at the same time."""
 
