@@ -35,7 +35,7 @@ from uuid import UUID
 
 import asyncpg
 
-from contracts.analytics import NO_CUSTOMER
+from contracts.analytics import NO_CUSTOMER, PredictionMade, PredictionSettled
 from contracts.sales_values import DEFAULT_PROBABILITY, Stage
 from services.analytics import metrics
 from services.analytics.domain.bg_nbd import BG_NBD, BgNbdFit
@@ -125,38 +125,33 @@ def prediction(
     return row
 
 
-def _made_payload(row: dict[str, Any]) -> dict[str, Any]:
-    """The `analytics.prediction_made` payload of a ledger row (`contracts.analytics`)."""
-    names = ("prediction_id", "kind", "model", "model_version", "made_by", "opportunity_id",
-             "activity_id", "made_at", "horizon_at", "window_days", "probability", "expected",
-             "probability_active", "stage", "reasons")  # fmt: skip
-    return {n: row[n] for n in names}
-
-
-def _settled_payload(row: dict[str, Any]) -> dict[str, Any]:
-    names = ("prediction_id", "kind", "model", "model_version", "opportunity_id", "made_at",
-             "settled_at", "settled_by", "held", "happened", "actual")  # fmt: skip
-    return {n: row[n] for n in names}
-
-
 async def _publish(
-    connection: asyncpg.Connection, event_type: str, rows: Sequence[dict[str, Any]], now: datetime
+    connection: asyncpg.Connection,
+    event: type[PredictionMade | PredictionSettled],
+    rows: Sequence[dict[str, Any]],
+    now: datetime,
 ) -> None:
+    """The rows as events of the contract `event` (its fields taken from each row), in
+    the outbox."""
     if not rows:
         return
-    payload = _made_payload if event_type == "analytics.prediction_made" else _settled_payload
+    names = tuple(event.model_fields)
     moment = now.isoformat()
     await connection.execute(
         f"""INSERT INTO {OUTBOX_TABLE} (envelope, recorded_at)
             SELECT e, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(e, n) ORDER BY n""",
-        [envelope(event_type, r["customer_id"], payload(r), moment) for r in rows],
+        [
+            envelope(event.event_type, r["customer_id"], {n: r[n] for n in names}, moment)
+            for r in rows
+        ],
         now,
     )
     for row in rows:
-        if event_type == "analytics.prediction_made":
+        if event is PredictionMade:
             metrics.PREDICTIONS_MADE.labels(row["model"], row["kind"]).inc()
         else:
-            metrics.PREDICTIONS_SETTLED.labels(row["model"], row["kind"], str(row["held"])).inc()
+            held = "true" if row["held"] else "false"
+            metrics.PREDICTIONS_SETTLED.labels(row["model"], row["kind"], held).inc()
 
 
 async def record(
@@ -173,7 +168,7 @@ async def record(
     )
     ids = {r["prediction_id"] for r in recorded}
     made = [r for r in rows if r["prediction_id"] in ids]
-    await _publish(connection, "analytics.prediction_made", made, now)
+    await _publish(connection, PredictionMade, made, now)
     return made
 
 
@@ -199,7 +194,7 @@ async def settle(
         now,
     )
     done = [dict(r) for r in returned]
-    await _publish(connection, "analytics.prediction_settled", done, now)
+    await _publish(connection, PredictionSettled, done, now)
     return done
 
 
