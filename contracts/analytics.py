@@ -11,6 +11,11 @@ per customer. Its conclusions are events too:
   version that decided it and the profile values the rule looked at.
 - `analytics.churn_risk_raised` / `analytics.churn_risk_cleared`: a customer of the top
   value tiers crossed a churn threshold, or no longer does.
+- `analytics.prediction_made` / `analytics.prediction_settled`: a prediction of the
+  CRM's models (or a person's, on an activity) entered the ledger with its horizon, and
+  was later settled against what happened (docs/analytics.md, "The ledger of
+  predictions"). A prediction about the whole population has the nil UUID as
+  `customer_id`.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, StringConstraints
 
 from contracts.envelope import EventPayload
-from contracts.values import JSON_LINES, LINE, Line, Text
+from contracts.values import JSON_LINES, LINE, Line, Moment, Text
 
 NO_CUSTOMER = UUID(int=0)
 """`customer_id` of events that are not about one customer (segment definitions)."""
@@ -169,9 +174,139 @@ class ChurnRiskCleared(EventPayload):
     values: Annotated[dict[str, Any], JSON_LINES] = Field(default_factory=dict)
 
 
+class PredictionKind(StrEnum):
+    """What is predicted."""
+
+    PURCHASES = "purchases"
+    """The number of purchases a customer makes within `window_days` (`expected`)."""
+    ACTIVE = "active"
+    """The customer buys at least once within `window_days` (`probability`)."""
+    POPULATION_WEEK = "population_week"
+    """The number of purchases the customers of a fit make in one week (`expected`)."""
+    WIN = "win"
+    """The deal is won (`probability`)."""
+    CHURN = "churn"
+    """A churn warning: the customer does not buy within `window_days`."""
+    ACTIVITY = "activity"
+    """What the activity's owner predicted comes of it."""
+
+
+class SettledBy(StrEnum):
+    """What settled a prediction."""
+
+    WINDOW_ENDED = "window_ended"
+    BOUGHT = "bought"
+    WON = "won"
+    LOST = "lost"
+    OWNER_SAID = "owner_said"
+
+
+Probability = Annotated[float, Field(ge=0, le=1)]
+ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=64)]
+
+
+class PredictionMade(EventPayload):
+    """A prediction entered the ledger, with its horizon.
+
+    `model` made it (`bg_nbd`, `win_probability` with their `model_version`;
+    `stage_default`, the stage's default win probability; `churn_rules`; `person`, the
+    activity's owner in `made_by`). A yes/no prediction carries its `probability` (none
+    for a churn warning or a person's prediction: they say "yes"); a count, its
+    `expected` value. `horizon_at` is the end of the window (for a deal, its expected
+    close date; for an activity, its scheduled day). A person's predicted result itself
+    stays with the activity in the sales service (`sales.activity_planned`).
+    """
+
+    event_type = "analytics.prediction_made"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prediction_id": "0f8e2b6c-3d1a-4c5e-9b7f-6a2d1e0c9b8a",
+                    "kind": "active",
+                    "model": "bg_nbd",
+                    "model_version": 3,
+                    "made_at": "2026-11-23T02:00:00+00:00",
+                    "horizon_at": "2027-02-21T02:00:00+00:00",
+                    "window_days": 90,
+                    "probability": 0.62,
+                    "probability_active": 0.81,
+                },
+                {
+                    "prediction_id": "7c4d9e1a-2b3f-4a6c-8d5e-1f0a9b8c7d6e",
+                    "kind": "win",
+                    "model": "win_probability",
+                    "model_version": 5,
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "made_at": "2026-11-23T02:00:00+00:00",
+                    "horizon_at": "2026-12-31T00:00:00+00:00",
+                    "probability": 0.71,
+                    "stage": "proposal",
+                },
+            ]
+        }
+    )
+
+    prediction_id: UUID
+    kind: PredictionKind
+    model: ModelName
+    model_version: int | None = Field(default=None, ge=1)
+    made_by: Line | None = Field(default=None, max_length=200)
+    opportunity_id: UUID | None = None
+    activity_id: Line | None = Field(default=None, max_length=200)
+    made_at: Moment
+    horizon_at: Moment | None = None
+    window_days: int | None = Field(default=None, ge=1)
+    probability: Probability | None = None
+    expected: float | None = Field(default=None, ge=0)
+    probability_active: Probability | None = None
+    stage: Line | None = Field(default=None, max_length=64)
+    reasons: list[ChurnReason] = Field(default_factory=list)
+
+
+class PredictionSettled(EventPayload):
+    """A prediction of the ledger was settled against what happened: `held` says whether
+    it held; `happened` whether the predicted thing happened (yes/no predictions), or
+    `actual` the count (purchases); `settled_by` what settled it."""
+
+    event_type = "analytics.prediction_settled"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "prediction_id": "7c4d9e1a-2b3f-4a6c-8d5e-1f0a9b8c7d6e",
+                    "kind": "win",
+                    "model": "win_probability",
+                    "model_version": 5,
+                    "opportunity_id": "5a1f0c2e-8b7d-4e6a-9c3b-2d1e0f9a8b7c",
+                    "made_at": "2026-11-23T02:00:00+00:00",
+                    "settled_at": "2026-12-18T09:30:00+00:00",
+                    "settled_by": "won",
+                    "held": True,
+                    "happened": True,
+                }
+            ]
+        }
+    )
+
+    prediction_id: UUID
+    kind: PredictionKind
+    model: ModelName
+    model_version: int | None = Field(default=None, ge=1)
+    opportunity_id: UUID | None = None
+    made_at: Moment
+    settled_at: Moment
+    settled_by: SettledBy
+    held: bool
+    happened: bool | None = None
+    actual: float | None = Field(default=None, ge=0)
+
+
 EVENTS: tuple[type[EventPayload], ...] = (
     SegmentDefined,
     SegmentChanged,
     ChurnRiskRaised,
     ChurnRiskCleared,
+    PredictionMade,
+    PredictionSettled,
 )

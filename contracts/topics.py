@@ -28,7 +28,7 @@ _DESCRIPTIONS = {
     Topic.INTERACTION: "Interactions, tickets, complaints, surveys and contact plans, "
     "keyed by customer id.",
     Topic.ANALYTICS: "Conclusions of the analytics service: segment changes, churn "
-    "warnings, keyed by customer id.",
+    "warnings, predictions and how they held, keyed by customer id.",
     Topic.PURCHASES_INBOUND: "Completed purchases published by shops, ERP and billing systems.",
     Topic.CALL_LOGS_INBOUND: "Call logs published by the call centre.",
     Topic.MESSAGES_INBOUND: "Messages (SMS, chat, WeChat, email) published by the "

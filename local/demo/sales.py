@@ -63,7 +63,7 @@ ACTIVITIES: tuple[_Activity, ...] = (
 )  # fmt: skip
 
 
-async def _open(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+async def open_opportunity(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
     """Open an opportunity; a customer registered a moment ago may take a second to
     reach the sales service, so a 'not known' answer is retried for a while."""
     deadline = time.monotonic() + 30
@@ -78,7 +78,7 @@ async def _open(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
         await asyncio.sleep(0.2)
 
 
-async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+async def post_json(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
     response = await client.post(path, json=body)
     if response.status_code >= 400:
         raise RuntimeError(f"POST {path} answered {response.status_code}: {response.text}")
@@ -101,7 +101,7 @@ async def load(sales_url: str, customer_ids: list[str], token: str) -> None:
 async def _load_deal(client: httpx.AsyncClient, deal: _Deal, customer_id: str, today: date) -> None:
     description, products, currency, region, owner, close_in, stages, lost_reason = deal
     lines = [{"product": p, "quantity": q, "unit_price": price} for p, q, price in products]
-    opportunity_id = await _open(
+    opportunity_id = await open_opportunity(
         client,
         {
             "customer_id": customer_id,
@@ -117,7 +117,7 @@ async def _load_deal(client: httpx.AsyncClient, deal: _Deal, customer_id: str, t
     won = stages[-1:] == ["won"]
     if won:
         for kind, days, people, text, predicted, actual, held in ACTIVITIES:
-            await _post(
+            await post_json(
                 client,
                 f"{path}/activities",
                 {
@@ -132,7 +132,7 @@ async def _load_deal(client: httpx.AsyncClient, deal: _Deal, customer_id: str, t
             )
     for stage in stages:
         if stage == "won":
-            quote = await _post(
+            quote = await post_json(
                 client,
                 f"{path}/quotes",
                 {
@@ -144,7 +144,7 @@ async def _load_deal(client: httpx.AsyncClient, deal: _Deal, customer_id: str, t
             discounted = [
                 {**line, "unit_price": _discount(str(line["unit_price"]))} for line in lines
             ]
-            await _post(
+            await post_json(
                 client,
                 f"{path}/quotes",
                 {
@@ -158,10 +158,10 @@ async def _load_deal(client: httpx.AsyncClient, deal: _Deal, customer_id: str, t
         body: dict[str, Any] = {"stage": stage}
         if stage == "lost":
             body["lost_reason"] = lost_reason
-        await _post(client, f"{path}/stage", body)
+        await post_json(client, f"{path}/stage", body)
     if won:
         amount = (sum(_amount(line) for line in lines) * Decimal("0.95")).quantize(CENT)
-        await _post(
+        await post_json(
             client,
             f"{path}/contract",
             {"amount": str(amount), "currency": currency, "signed_on": str(today)},
@@ -169,7 +169,7 @@ async def _load_deal(client: httpx.AsyncClient, deal: _Deal, customer_id: str, t
         first = (amount * Decimal("0.6")).quantize(CENT)
         # Two payments received; the last tenth of the second instalment is still owed.
         for paid, days in ((first, -2), ((amount - first) * Decimal("0.9"), 0)):
-            await _post(
+            await post_json(
                 client,
                 f"{path}/contract/payments",
                 {

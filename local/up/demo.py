@@ -1,6 +1,7 @@
 """Demo data for an empty directory: customers, then each service's own demo data,
-then a purchase and survey history on the inbound topics, and the lifetime value models
-fitted on it. A failure is a warning: the CRM runs all the same."""
+then a purchase and survey history on the inbound topics, a sales history for the win
+model, the models fitted on them, and deals closed afterwards, which the ledger of
+predictions settles. A failure is a warning: the CRM runs all the same."""
 
 import importlib
 from collections.abc import Sequence
@@ -60,22 +61,36 @@ async def _publish_demo_history(
         say(f"warning: could not publish the demo purchase history: {error}", error=True)
         return
     say(f"Published {sent} demo purchases and survey answers on the inbound topics")
-    await _fit_demo_models(services, secret)
+    await _fit_demo_models(services, secret, customer_ids)
 
 
-async def _fit_demo_models(services: Sequence[RunningService], secret: str) -> None:
-    """The lifetime value models fitted on the demo history, once it is folded."""
+async def _fit_demo_models(
+    services: Sequence[RunningService], secret: str, customer_ids: list[str]
+) -> None:
+    """A sales history for the win model, the models fitted on the demo history once it
+    is folded, and deals closed afterwards, whose predictions the ledger settles."""
     import httpx
 
-    from local.demo.analytics import fit_models
+    from local.demo import pipeline
+    from local.demo.analytics import fit_models, settled_predictions
     from local.demo.customers import DemoLoadError
     from local.tokens import mint
 
-    analytics = next((s for s in services if s.spec.name == "analytics"), None)
-    if analytics is None:
+    urls = {s.spec.name: s.spec.url for s in services}
+    if "analytics" not in urls:
         return
     token = mint(secret, "administrator", "demo-loader")
+    deals = pipeline.Pipeline()
+    if "sales" in urls:
+        try:
+            deals = await pipeline.load(urls["sales"], customer_ids, token)
+            say(f"Loaded {deals.closed} closed and {len(deals.open)} open demo deals")
+        except (httpx.HTTPError, RuntimeError, ValueError) as error:
+            say(f"warning: could not load the demo deals: {error}", error=True)
     try:
-        say(await fit_models(analytics.spec.url, token))
-    except (DemoLoadError, httpx.HTTPError) as error:
-        say(f"warning: could not fit the lifetime value models: {error}", error=True)
+        say(await fit_models(urls["analytics"], token, closed_deals=deals.closed))
+        if deals.open:
+            closed = await pipeline.close_after_fit(urls["sales"], token, deals)
+            say(await settled_predictions(urls["analytics"], token, closed))
+    except (DemoLoadError, httpx.HTTPError, RuntimeError) as error:
+        say(f"warning: could not fit the models or settle the demo deals: {error}", error=True)

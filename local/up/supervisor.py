@@ -284,6 +284,9 @@ class Supervisor:
             from local.demo.sales import DEMO_TEAMS
 
             env.setdefault("CRM_SALES_TEAMS", json.dumps(DEMO_TEAMS, ensure_ascii=False))
+        if spec.name == "analytics":
+            # the demo's deals closed after the fit are settled in the ledger within seconds
+            env.setdefault("CRM_ANALYTICS_LEDGER_INTERVAL_SECONDS", "5")
         say(f"Starting the {spec.name} service on {spec.url}")
         process = await asyncio.create_subprocess_exec(
             *service_command(spec.name),

@@ -1,12 +1,19 @@
-"""Prometheus metrics of the analytics service, and the segment and satisfaction gauges
-refreshed from its tables (every `CRM_GAUGE_REFRESH_SECONDS`). Labels are segments
-(built-in ones and those operators define: a bounded set) and fixed vocabularies; never
-customer ids."""
+"""Prometheus metrics of the analytics service, and the segment, satisfaction and
+prediction accuracy gauges refreshed from its tables (every `CRM_GAUGE_REFRESH_SECONDS`).
+Labels are segments (built-in ones and those operators define: a bounded set) and fixed
+vocabularies (models, kinds); never customer ids."""
 
 from __future__ import annotations
 
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
+
+from services.analytics.domain.accuracy import CALIBRATION_BUCKETS, CalibrationBucket, table_error
+
+ACCURACY_DAYS = 90
+"""The accuracy gauges read the predictions settled in this many days..."""
+ACCURACY_MINIMUM = 100
+"""...and only when at least this many were: fewer say little about calibration."""
 
 SEGMENT_SIZE = Gauge(
     "crm_analytics_segment_customers",
@@ -71,6 +78,34 @@ SCORED = Counter(
 )
 
 
+PREDICTIONS_MADE = Counter(
+    "crm_predictions_made_total",
+    "Predictions entered in the ledger, by model and kind.",
+    ["model", "kind"],
+)
+PREDICTIONS_SETTLED = Counter(
+    "crm_predictions_settled_total",
+    "Predictions of the ledger settled against what happened, by model, kind and whether "
+    "they held.",
+    ["model", "kind", "held"],
+)
+PREDICTION_CALIBRATION_ERROR = Gauge(
+    "crm_prediction_calibration_error",
+    "Calibration error (0-1) of the probabilities a model gave, over its predictions "
+    f"settled in the last {ACCURACY_DAYS} days: the gap between the probability said and "
+    "the share that happened, by bucket of 10 points, weighted by the bucket's size; "
+    f"absent with fewer than {ACCURACY_MINIMUM} settled.",
+    ["model", "kind"],
+)
+PREDICTION_BRIER_SCORE = Gauge(
+    "crm_prediction_brier_score",
+    f"Brier score (0 is perfect, 0.25 saying 50 % every time) of the probabilities a model "
+    f"gave, over its predictions settled in the last {ACCURACY_DAYS} days; absent with "
+    f"fewer than {ACCURACY_MINIMUM} settled.",
+    ["model", "kind"],
+)
+
+
 async def refresh_gauges(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as connection:
         fits = await connection.fetch(
@@ -89,6 +124,17 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
         warnings = await connection.fetch(
             "SELECT value_tier, count(*) AS n FROM churn_warnings GROUP BY value_tier"
         )
+        buckets = await connection.fetch(
+            f"""SELECT model, kind, least(floor(probability * {CALIBRATION_BUCKETS}),
+                       {CALIBRATION_BUCKETS - 1})::int AS bucket,
+                       count(*) AS n, avg(probability) AS said,
+                       avg(happened::int)::float8 AS happened,
+                       sum((probability - happened::int) ^ 2) AS squares
+                FROM predictions
+                WHERE settled_at > now() - interval '{ACCURACY_DAYS} days'
+                  AND probability IS NOT NULL AND happened IS NOT NULL
+                GROUP BY model, kind, bucket"""
+        )
     seen = set()
     for row in rows:
         seen.add(row["segment"])
@@ -101,6 +147,42 @@ async def refresh_gauges(pool: asyncpg.Pool) -> None:
                 gauge.labels(*labels).set(0)
     for fit in fits:
         MODEL_FIT_AGE.labels(fit["model"]).set(float(fit["age"]))
+    _accuracy_gauges(buckets)
     counts = {r["value_tier"]: r["n"] for r in warnings}
     for tier in ("top", "high"):
         CHURN_WARNINGS.labels(tier).set(counts.get(tier, 0))
+
+
+def _accuracy_gauges(buckets: list[asyncpg.Record]) -> None:
+    """The calibration error and Brier score of each model and kind with enough settled
+    predictions; the others' gauges are removed (absent, not zero)."""
+    tables: dict[tuple[str, str], list[asyncpg.Record]] = {}
+    for row in buckets:
+        tables.setdefault((row["model"], row["kind"]), []).append(row)
+    for gauge in (PREDICTION_CALIBRATION_ERROR, PREDICTION_BRIER_SCORE):
+        for labels in list(gauge._metrics):
+            if labels not in tables:
+                gauge.remove(*labels)
+    for (model, kind), rows in tables.items():
+        settled = sum(r["n"] for r in rows)
+        if settled < ACCURACY_MINIMUM:
+            for gauge in (PREDICTION_CALIBRATION_ERROR, PREDICTION_BRIER_SCORE):
+                if (model, kind) in gauge._metrics:
+                    gauge.remove(model, kind)
+            continue
+        table = [
+            CalibrationBucket(
+                r["bucket"] / CALIBRATION_BUCKETS,
+                (r["bucket"] + 1) / CALIBRATION_BUCKETS,
+                r["n"],
+                float(r["said"]),
+                float(r["happened"]),
+            )
+            for r in rows
+        ]
+        error = table_error(table)
+        if error is not None:
+            PREDICTION_CALIBRATION_ERROR.labels(model, kind).set(error)
+        PREDICTION_BRIER_SCORE.labels(model, kind).set(
+            float(sum(r["squares"] for r in rows)) / settled
+        )

@@ -14,6 +14,7 @@ from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.maintenance import (
     fit_once,
+    ledger_once,
     rescore_once,
     score_once,
     sweep_once,
@@ -55,6 +56,9 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     async def fit() -> None:
         await fit_once(pool, valuation, converter, settings.fit_interval)
 
+    async def settle() -> None:
+        await ledger_once(pool)
+
     return [
         partial(every, settings.analytics_rescore_interval_seconds, rescore, "RFM re-scoring"),
         partial(every, settings.analytics_sweep_interval_seconds, sweep, "time-based sweep"),
@@ -65,6 +69,7 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
             fit,
             "model fitting",
         ),
+        partial(every, settings.analytics_ledger_interval_seconds, settle, "prediction ledger"),
     ]
 
 
@@ -76,8 +81,9 @@ DEFINITION = ServiceDefinition(
         "analytic profile per customer: RFM scores by quintile, lifecycle stage, value tier, "
         "satisfaction, built-in and defined segments with their history, churn warnings, "
         "satisfaction views and overviews; fits the lifetime value models (BG/NBD, "
-        "Gamma-Gamma) on a schedule and on request and scores every customer with them. "
-        "Segment changes and churn warnings are published "
+        "Gamma-Gamma) on a schedule and on request and scores every customer with them; "
+        "keeps a ledger of its predictions and settles each against what happened. "
+        "Segment changes, churn warnings, predictions and their settlement are published "
         f"on `{Topic.ANALYTICS}`."
     ),
     topic=Topic.ANALYTICS,

@@ -10,6 +10,8 @@
   again for the rules that depend on the date (lifecycle, days since, churn thresholds).
 - `CRM_ANALYTICS_FIT_INTERVAL_SECONDS` (86400): how often the lifetime value models are
   fitted again over the current population (also on request, `POST /models/fit`).
+- `CRM_ANALYTICS_LEDGER_INTERVAL_SECONDS` (60): how often the ledger of predictions
+  records churn warnings and people's predictions and settles what came due.
 - `CRM_ANALYTICS_VALUE_HORIZON_DAYS` (365) and `CRM_ANALYTICS_ANNUAL_DISCOUNT_RATE`
   (0.10): lifetime value is the expected revenue over the horizon, discounted at the rate.
 - `CRM_ANALYTICS_PROFILE_CACHE_SIZE` (100000): profiles the fold keeps in memory between
@@ -63,6 +65,15 @@ class AnalyticsSettings(ServiceSettings):
         validation_alias="CRM_ANALYTICS_FIT_INTERVAL_SECONDS",
         description="How often the lifetime value models are fitted again over the current "
         "population (the latest fit, by any replica or on request, counts).",
+    )
+    analytics_ledger_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        validation_alias="CRM_ANALYTICS_LEDGER_INTERVAL_SECONDS",
+        description="How often the ledger of predictions records churn warnings and the "
+        "predictions people recorded on activities, and settles every prediction that came "
+        "due.",
     )
     analytics_value_horizon_days: float = Field(
         default=365.0,

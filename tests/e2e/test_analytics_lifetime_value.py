@@ -12,14 +12,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import httpx
-
 from contracts.topics import Topic
 from local.demo import analytics as demo_analytics
 from local.demo import history as demo_history
 from local.launcher import ServiceProcess
 from tests.support import cdnow
-from tests.support.http import csv_rows, wait_for
+from tests.support.http import csv_rows, every_page, wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json
 from tests.support.waiting import eventually
@@ -48,21 +46,6 @@ def close(served: str | float | None, direct: float) -> bool:
     return served is not None and math.isclose(
         float(served), direct, rel_tol=RELATIVE, abs_tol=0.01
     )
-
-
-async def every_page(client: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    cursor = None
-    while True:
-        response = await client.get(
-            path, params={**params, "limit": 1000, **({"cursor": cursor} if cursor else {})}
-        )
-        assert response.status_code == 200, response.text[:500]
-        page = response.json()
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return items
 
 
 async def test_the_scores_served_equal_a_direct_fit_on_the_same_purchases(

@@ -18,18 +18,14 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
-from contracts import sales
-from contracts.envelope import EventEnvelope, payload_example
 from services.analytics.domain import lifetime_value as lv
 from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import PURCHASE_FIELDS, Valuation
 from services.analytics.projections.fits import REQUEST, fit_models, fit_when_due
-from services.analytics.projections.fold import AnalyticsFold
-from services.analytics.projections.rescoring import rescore
 from services.analytics.projections.scoring import score_stale
 from services.analytics.projections.writers import lock
 from tests.support import cdnow
-from tests.support.events import envelope
+from tests.support import purchases as purchases_support
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 """The end of the calibration period, and the moment of every fit."""
@@ -38,39 +34,13 @@ RELATIVE = 1e-4
 """How close the stored parameters and scores are to a direct fit on the same purchases."""
 
 
-EXAMPLE = payload_example(sales.PurchaseRecorded)
-
-
-def recorded(purchase: cdnow.Purchase) -> EventEnvelope[Any]:
-    payload = sales.PurchaseRecorded.model_validate(
-        {**EXAMPLE, "order_id": purchase.order_id, "amount": str(purchase.amount)}
-    )
-    return envelope(
-        purchase.customer_id,
-        1,
-        payload,
-        event_id=uuid.uuid4(),
-        aggregate_id=None,
-        occurred_at=purchase.occurred_at,
-        recorded_at=purchase.occurred_at,
-    )
-
-
 @pytest.fixture
 def pool(analytics_pool: asyncpg.Pool) -> asyncpg.Pool:
     return analytics_pool
 
 
 async def fold(pool: asyncpg.Pool, purchases: Sequence[cdnow.Purchase]) -> None:
-    """Fold the purchases, then move the RFM boundaries (value tiers) to them, as the
-    service does in the background."""
-    analytics = AnalyticsFold(Converter("CNY"), lambda: NOW)
-    events = [recorded(p) for p in purchases]
-    for start in range(0, len(events), 2000):
-        async with pool.acquire() as connection, connection.transaction():
-            await analytics.apply(connection, events[start : start + 2000])
-    async with pool.acquire() as connection, connection.transaction():
-        await rescore(connection, NOW)
+    await purchases_support.fold(pool, purchases, NOW)
 
 
 async def fit(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:

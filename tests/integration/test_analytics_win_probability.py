@@ -6,92 +6,25 @@ the stage's default, with the region named as the factor that moved them."""
 
 from __future__ import annotations
 
-import random
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import orjson
+import pytest
 
-from contracts import sales
-from contracts.envelope import EventEnvelope, payload_example
+from contracts.envelope import EventEnvelope
 from services.analytics.domain.accuracy import brier_score
 from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import Valuation
 from services.analytics.projections.fits import REQUEST, fit_models, fit_when_due
 from services.analytics.projections.fold import AnalyticsFold
-from tests.support.events import envelope
+from services.analytics.projections.maintenance import ledger_once
+from tests.support.deals import Deals
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 CNY = Converter("CNY")
-WIN_RATE = {"华东": 0.8, "华北": 0.15}
-"""The true chance of winning a deal at the proposal stage, by region."""
-OPENED = payload_example(sales.OpportunityOpened)
-MOVED = payload_example(sales.OpportunityStageChanged)
-PLANNED = payload_example(sales.ActivityPlanned)
-
-
-class Deals:
-    """Events of generated deals: opened as leads, moved to proposal, some activities."""
-
-    def __init__(self, seed: int) -> None:
-        self.rng = random.Random(seed)
-        self.open: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
-        self.region: dict[uuid.UUID, str] = {}
-
-    def event(
-        self, customer: uuid.UUID, deal: uuid.UUID, version: int, payload: Any, at: datetime
-    ) -> EventEnvelope[Any]:
-        return envelope(
-            customer, version, payload, aggregate_id=deal, event_id=uuid.uuid4(), occurred_at=at
-        )
-
-    def opened(self, count: int) -> list[EventEnvelope[Any]]:
-        events = []
-        for n in range(count):
-            customer, deal = uuid.uuid4(), uuid.uuid4()
-            region = self.rng.choice(list(WIN_RATE))
-            at = NOW - timedelta(days=self.rng.randint(40, 120))
-            opened = sales.OpportunityOpened.model_validate(
-                {**OPENED, "opportunity_id": str(deal), "region": region, "owner": f"销售{n % 3}"}
-            )
-            moved = sales.OpportunityStageChanged.model_validate(
-                {**MOVED, "opportunity_id": str(deal), "from_stage": "lead", "to_stage": "proposal"}
-            )
-            events += [
-                self.event(customer, deal, 1, opened, at),
-                self.event(customer, deal, 2, moved, at + timedelta(days=10)),
-            ]
-            for a in range(self.rng.randint(0, 3)):
-                activity = sales.ActivityPlanned.model_validate(
-                    {**PLANNED, "opportunity_id": str(deal), "activity_id": f"A-{a}"}
-                )
-                events.append(self.event(customer, deal, 3 + a, activity, at))
-            self.open[deal] = (customer, region)
-            self.region[deal] = region
-        return events
-
-    def closed(self, deals: Sequence[uuid.UUID]) -> tuple[list[EventEnvelope[Any]], list[bool]]:
-        """The deals closed from proposal, won at their region's rate."""
-        events, outcomes = [], []
-        for deal in deals:
-            customer, region = self.open.pop(deal)
-            won = self.rng.random() < WIN_RATE[region]
-            moved = sales.OpportunityStageChanged.model_validate(
-                {
-                    **MOVED,
-                    "opportunity_id": str(deal),
-                    "from_stage": "proposal",
-                    "to_stage": "won" if won else "lost",
-                    "probability": 100 if won else 0,
-                    "lost_reason": None if won else "价格",
-                }
-            )
-            events.append(self.event(customer, deal, 10, moved, NOW - timedelta(days=1)))
-            outcomes.append(won)
-        return events, outcomes
 
 
 async def fold(pool: asyncpg.Pool, events: list[EventEnvelope[Any]]) -> None:
@@ -118,7 +51,7 @@ async def test_the_learned_win_probability_beats_the_stage_default(
     analytics_pool: asyncpg.Pool,
 ) -> None:
     pool = analytics_pool
-    deals = Deals(seed=7)
+    deals = Deals(seed=7, now=NOW)
     await fold(pool, deals.opened(400))
     events, _ = deals.closed(list(deals.open)[:20])
     await fold(pool, events)
@@ -159,3 +92,31 @@ async def test_the_learned_win_probability_beats_the_stage_default(
     east = [p for deal, p in predicted.items() if deals.region[deal] == "华东"]
     north = [p for deal, p in predicted.items() if deals.region[deal] == "华北"]
     assert min(east) > max(north)
+
+    # The ledger recorded each open deal's learned probability and its stage's default
+    # when it was scored, and settled both by the deal's outcome.
+    await ledger_once(pool, clock=lambda: NOW)
+    rows = await pool.fetch("SELECT * FROM predictions WHERE kind = 'win'")
+    by_model: dict[str, dict[uuid.UUID, asyncpg.Record]] = {}
+    for row in rows:
+        by_model.setdefault(row["model"], {})[row["opportunity_id"]] = row
+    assert {m: len(r) for m, r in by_model.items()} == {
+        "win_probability": 180,
+        "stage_default": 180,
+    }
+    won = dict(zip(predicted, outcomes, strict=True))
+    for model, said in (("win_probability", predicted), ("stage_default", dict.fromkeys(won, 0.5))):
+        for deal, row in by_model[model].items():
+            assert row["probability"] == said[deal] and row["stage"] == "proposal"
+            assert (row["happened"], row["settled_by"]) == (
+                won[deal],
+                "won" if won[deal] else "lost",
+            )
+            assert row["held"] == ((said[deal] >= 0.5) == won[deal])
+    settled = {
+        model: brier_score([(r["probability"], r["happened"]) for r in deals_rows.values()])
+        for model, deals_rows in by_model.items()
+    }
+    assert settled == pytest.approx(
+        {"win_probability": learned_brier, "stage_default": default_brier}
+    )

@@ -55,3 +55,19 @@ def csv_rows(response: httpx.Response) -> list[dict[str, str]]:
     assert response.headers["content-type"].startswith("text/csv"), response.text[:200]
     assert response.content.startswith(b"\xef\xbb\xbf"), "a CSV download starts with a BOM"
     return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+async def every_page(client: httpx.AsyncClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """The items of every page of a list, followed by `next_cursor`, 1000 a page."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        response = await client.get(
+            path, params={**params, "limit": 1000, **({"cursor": cursor} if cursor else {})}
+        )
+        assert response.status_code == 200, response.text[:500]
+        page = response.json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items

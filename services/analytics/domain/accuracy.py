@@ -77,7 +77,11 @@ def calibration(
 def calibration_error(
     predictions: Sequence[Settled], buckets: int = CALIBRATION_BUCKETS
 ) -> float | None:
-    table = calibration(predictions, buckets)
+    return table_error(calibration(predictions, buckets))
+
+
+def table_error(table: Sequence[CalibrationBucket]) -> float | None:
+    """The calibration error of a calibration table (also one a database aggregated)."""
     total = sum(b.count for b in table)
     if not total:
         return None

@@ -5,7 +5,9 @@ Features of a deal: its stage (for a closed deal, the last open stage it reached
 it closed; for an open one, its stage now), product, region and owner (one column per
 value seen on at least `minimum_category_count` closed deals; rarer and unseen values
 fall together with "none"), and the logarithms of its amount, age in days and number of
-activities, standardised. Every column is centred on its mean over the closed deals, so
+activities, standardised (by at least `MINIMUM_SCALE`, and kept within `NUMERIC_LIMIT`
+spreads of the closed deals' mean, so that a deal unlike any closed one is not
+extrapolated to certainty). Every column is centred on its mean over the closed deals, so
 the intercept is the log-odds of an average deal (the baseline) and each feature's
 weight times its centred value is how far it moves one deal's log-odds from that
 baseline: the factors shown beside the probability.
@@ -39,6 +41,13 @@ MINIMUM_PER_OUTCOME = 5
 """Won and lost deals needed each: with one outcome only there is nothing to learn."""
 MINIMUM_CATEGORY_COUNT = 5
 REGULARISATION = 1.0
+MINIMUM_SCALE = 0.1
+"""The least spread a numeric feature is standardised by (of log1p(value), so a tenth is
+about 10 %): closed deals that barely differ in it (all closed within seconds of being
+opened) would otherwise make an open deal a minute old thousands of spreads away."""
+NUMERIC_LIMIT = 4.0
+"""A numeric feature counts at most this many spreads from the closed deals' mean: a deal
+far outside what they span is taken as one at their edge, not extrapolated."""
 
 CATEGORICAL = ("stage", "product", "region", "owner")
 NUMERIC = ("amount", "age_days", "activities")
@@ -93,8 +102,9 @@ class ClosedDeal:
 @dataclass(frozen=True)
 class Column:
     """One column of the design: a categorical `feature` equal to `level`, or a numeric
-    one (`level` None) as (log1p(value) - centre) / scale; `mean` is its mean over the
-    closed deals, subtracted so that weights act relative to the average deal."""
+    one (`level` None) as (log1p(value) - centre) / scale, kept within `NUMERIC_LIMIT`;
+    `mean` is its mean over the closed deals, subtracted so that weights act relative to
+    the average deal."""
 
     feature: str
     level: str | None
@@ -106,7 +116,8 @@ class Column:
         value = deal.value(self.feature)
         if self.level is not None:
             return (1.0 if value == self.level else 0.0) - self.mean
-        return (math.log1p(float(value or 0.0)) - self.centre) / self.scale - self.mean
+        spreads = (math.log1p(float(value or 0.0)) - self.centre) / self.scale
+        return min(max(spreads, -NUMERIC_LIMIT), NUMERIC_LIMIT) - self.mean
 
 
 @dataclass(frozen=True)
@@ -160,7 +171,13 @@ def _columns(deals: Sequence[Deal], minimum_category_count: int) -> list[Column]
         logs = np.log1p([float(d.value(feature) or 0.0) for d in deals])
         spread = float(logs.std())
         columns.append(
-            Column(feature, None, mean=0.0, centre=float(logs.mean()), scale=spread or 1.0)
+            Column(
+                feature,
+                None,
+                mean=0.0,
+                centre=float(logs.mean()),
+                scale=max(spread, MINIMUM_SCALE),
+            )
         )
     return columns
 

@@ -6,7 +6,8 @@ detail rows: for a closed deal the last open stage before it closed, its amount 
 reporting currency, its first product, region and owner, its age from opening to
 closing (to now for an open one) and its number of activities. Open deals are scored
 after every fit, and in the background when they changed since they were scored
-(`score_open_deals`), under the writers' lock like every writer of these tables.
+(`score_open_deals`), under the writers' lock like every writer of these tables; each
+scoring enters the ledger of predictions when due (`ledger.record_deals`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from services.analytics.domain.win_probability import (
     WinModel,
     win_probability,
 )
+from services.analytics.projections.bulk import json_default
+from services.analytics.projections.ledger import record_deals
 
 _DEAL_COLUMNS = """o.opportunity_id, o.expected_amount, o.currency, o.opened_at, o.closed_at,
     o.product, o.region, o.owner,
@@ -41,8 +44,8 @@ CLOSED_DEALS = f"""SELECT {_DEAL_COLUMNS}, o.closing_stage AS stage, o.stage = '
       AND o.opened_at IS NOT NULL AND o.closed_at IS NOT NULL"""
 """Closed deals the model can learn from (closed by a move from an open stage)."""
 
-_OPEN_DEALS = f"""SELECT {_DEAL_COLUMNS}, o.stage FROM opportunities o
-    WHERE o.stage NOT IN ('won', 'lost') AND o.opened_at IS NOT NULL"""
+_OPEN_DEALS = f"""SELECT {_DEAL_COLUMNS}, o.stage, o.customer_id, o.expected_close_date
+    FROM opportunities o WHERE o.stage NOT IN ('won', 'lost') AND o.opened_at IS NOT NULL"""
 
 
 def deal_of(row: asyncpg.Record, until: datetime, converter: Converter) -> Deal:
@@ -100,6 +103,9 @@ def _scored(
         scored.append(
             {
                 "opportunity_id": str(row["opportunity_id"]),
+                "customer_id": row["customer_id"],
+                "stage": row["stage"],
+                "expected_close_date": row["expected_close_date"],
                 "probability": learned.probability,
                 "baseline": learned.baseline,
                 "factors": orjson.dumps(
@@ -138,8 +144,9 @@ async def score_open_deals(
            FROM json_to_recordset($1::json) AS u(opportunity_id uuid,
                probability float8, baseline float8, factors text)
            WHERE o.opportunity_id = u.opportunity_id""",
-        orjson.dumps(scored).decode(),
+        orjson.dumps(scored, default=json_default).decode(),
         version,
         now,
     )
+    await record_deals(connection, scored, version, now)
     return len(scored)

@@ -2,8 +2,9 @@
 interactions (as corrected), survey answers, tickets, opportunities (with what the win
 model reads: region, first product, when opened and closed, the last open stage before
 closing, the activities), purchases (won contracts included), contracts with their
-payments, and contact persons, from the
-interaction, sales and customer topics. Each row keeps the aggregate version that last
+payments, and contact persons, from the interaction, sales and customer topics; and the
+activities with what the ledger of predictions reads of them (whether the owner
+predicted a result, and whether it held). Each row keeps the aggregate version that last
 set what may arrive out of order (a status, a stage, a due time, a contact person), so a
 late event never undoes a newer one; purchases and payments are facts of their own,
 kept once each."""
@@ -78,7 +79,7 @@ async def write_details(
     surveys: list[dict[str, Any]] = []
     tickets: dict[UUID, dict[str, Any]] = {}
     opportunities: dict[UUID, dict[str, Any]] = {}
-    activities: set[tuple[UUID, str, UUID]] = set()
+    activities: dict[tuple[UUID, str], dict[str, Any]] = {}
     sales = SalesRows()
     contacts: dict[tuple[UUID, str], dict[str, Any]] = {}
     consent: dict[UUID, dict[str, Any]] = {}
@@ -113,7 +114,7 @@ async def write_details(
         elif kind.startswith("sales.opportunity_") and event.aggregate_id is not None:
             _opportunity_row(opportunities, event, p)
         elif kind in ("sales.activity_planned", "sales.activity_completed"):
-            activities.add((p.opportunity_id, p.activity_id, event.customer_id))
+            _activity_row(activities, event, p)
     if interactions:
         await connection.execute(
             """INSERT INTO interactions
@@ -136,12 +137,7 @@ async def write_details(
     if opportunities:
         await _write_opportunities(connection, list(opportunities.values()), now)
     if activities:
-        await connection.execute(
-            """INSERT INTO opportunity_activities (opportunity_id, activity_id, customer_id)
-               SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[])
-               ON CONFLICT DO NOTHING""",
-            *zip(*activities, strict=True),
-        )
+        await _write_activities(connection, list(activities.values()))
     await sales.write(connection)
     if contacts:
         await _write_contacts(connection, list(contacts.values()))
@@ -377,6 +373,58 @@ async def _write_opportunities(
             updated_at = excluded.updated_at""",
         rows_json(rows),
         now,
+    )
+
+
+_ACTIVITY_COLUMNS = (
+    ("opportunity_id", "uuid"),
+    ("activity_id", "text"),
+    ("customer_id", "uuid"),
+    ("kind", "text"),
+    ("owner", "text"),
+    ("scheduled_on", "date"),
+    ("planned_at", "timestamptz"),
+    ("predicted", "boolean"),
+    ("completed_at", "timestamptz"),
+    ("prediction_held", "boolean"),
+)
+
+
+def _activity_row(
+    activities: dict[tuple[UUID, str], dict[str, Any]], event: EventEnvelope[Any], p: Any
+) -> None:
+    """An activity as the ledger of predictions reads it: whether its owner predicted a
+    result (not the result itself, which is personal), and whether it held."""
+    row = activities.setdefault(
+        (p.opportunity_id, p.activity_id),
+        {
+            **dict.fromkeys(n for n, _ in _ACTIVITY_COLUMNS),
+            "opportunity_id": p.opportunity_id,
+            "activity_id": p.activity_id,
+            "customer_id": event.customer_id,
+            "predicted": False,
+        },
+    )
+    row.update(kind=p.kind.value, owner=p.owner)
+    row["predicted"] = row["predicted"] or p.predicted_result is not None
+    if event.event_type == "sales.activity_planned":
+        row.update(scheduled_on=p.scheduled_on, planned_at=event.occurred_at)
+    else:
+        row.update(completed_at=event.occurred_at, prediction_held=p.prediction_held)
+
+
+async def _write_activities(connection: asyncpg.Connection, rows: list[dict[str, Any]]) -> None:
+    names = [n for n, _ in _ACTIVITY_COLUMNS]
+    await connection.execute(
+        f"""INSERT INTO opportunity_activities AS a ({", ".join(names)})
+            SELECT {", ".join(names)} FROM {recordset(1, _ACTIVITY_COLUMNS)}
+            ON CONFLICT (opportunity_id, activity_id) DO UPDATE SET
+            kind = excluded.kind, owner = excluded.owner,
+            {", ".join(f"{n} = coalesce(excluded.{n}, a.{n})" for n in names[5:7])},
+            predicted = a.predicted OR excluded.predicted,
+            completed_at = coalesce(a.completed_at, excluded.completed_at),
+            prediction_held = coalesce(a.prediction_held, excluded.prediction_held)""",
+        rows_json(rows),
     )
 
 

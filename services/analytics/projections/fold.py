@@ -62,10 +62,11 @@ from services.runtime.privacy.erasure import erase_personal_columns, erased_cust
 
 class AnalyticsFold:
     name = "analytics_fold"
-    version = 3
+    version = 4
     """The shape of the tables (`create_tables`); raised with every change to it (2:
     classifications, contact persons, purchases, contracts and payments, rule versions;
-    3: the first purchase's amount and the lifetime value models' scores)."""
+    3: the first purchase's amount and the lifetime value models' scores; 4: the
+    activities' predictions, for the ledger of predictions)."""
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 

@@ -1,13 +1,14 @@
 """Background work on the analytics tables: RFM re-scoring, the time-based sweep, the
-scheduled fit of the lifetime value models and the scoring of customers whose purchases
-changed. Each step is one transaction under the writers' lock (a fit reads and fits
-before it takes the lock); a database outage is logged and retried at the next interval
-(`services.runtime.periodic.every`)."""
+scheduled fit of the lifetime value models, the scoring of customers whose purchases
+changed, and the ledger of predictions. Each step is one transaction under the writers'
+lock (a fit reads and fits before it takes the lock); a database outage is logged and
+retried at the next interval (`services.runtime.periodic.every`)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -15,8 +16,10 @@ import asyncpg
 from services.analytics import metrics
 from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import Valuation
+from services.analytics.projections import ledger
 from services.analytics.projections.deals import score_open_deals
 from services.analytics.projections.fits import FitReport, fit_when_due
+from services.analytics.projections.ledger import StepReport
 from services.analytics.projections.rescoring import reconclude_all, rescore
 from services.analytics.projections.scoring import score_stale
 from services.analytics.projections.store import load_rules
@@ -54,6 +57,16 @@ async def score_once(pool: asyncpg.Pool, valuation: Valuation, converter: Conver
         await score_open_deals(connection, converter, now, every=False)
     metrics.SCORED.inc(scored)
     return scored
+
+
+async def ledger_once(
+    pool: asyncpg.Pool, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> StepReport:
+    """The ledger of predictions: churn warnings and people's predictions recorded,
+    every prediction that came due settled."""
+    async with pool.acquire() as connection, connection.transaction():
+        await lock(connection)
+        return await ledger.step(connection, clock())
 
 
 async def fit_once(

@@ -40,6 +40,11 @@ from services.analytics.domain.predictions import (
     score_fields,
 )
 from services.analytics.projections.conclusions import conclude_and_write
+from services.analytics.projections.ledger import (
+    PopulationForecast,
+    record_customers,
+    record_population,
+)
 from services.analytics.projections.store import load_profiles, load_rules
 
 CHUNK = 5000
@@ -158,19 +163,27 @@ async def _reconclude(
 async def score_all(
     connection: asyncpg.Connection, models: InUse, valuation: Valuation, now: datetime
 ) -> int:
-    """Score everyone with a purchase (after a fit), in chunks, and conclude them again
-    (under the writers' lock, which the caller holds). Returns how many were scored."""
-    if models.bg_nbd is None:
+    """Score everyone with a purchase (after a fit), in chunks, conclude them again, and
+    record the predictions that are due in the ledger (`ledger.record_customers`,
+    `ledger.record_population`), under the writers' lock, which the caller holds.
+    Returns how many were scored."""
+    bg, version = models.bg_nbd, models.bg_nbd_version
+    if bg is None or version is None:
         return 0
     after = UUID(int=0)
     total = 0
+    forecast = PopulationForecast.empty()
     while True:
         rows = await connection.fetch(
             POPULATION + " AND customer_id > $1 ORDER BY customer_id LIMIT $2", after, CHUNK
         )
         if not rows:
+            await record_population(connection, forecast, version, now)
             return total
         customers = await score_rows(connection, rows, models, valuation, now)
+        people = population(summaries(rows), now, bg.period_days)
+        await record_customers(connection, people, bg, version, now)
+        forecast.add(bg, people)
         await _reconclude(connection, customers, now)
         total += len(customers)
         after = rows[-1]["customer_id"]

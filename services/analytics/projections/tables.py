@@ -177,8 +177,17 @@ CREATE TABLE IF NOT EXISTS opportunity_activities (
     opportunity_id uuid NOT NULL,
     activity_id text NOT NULL,
     customer_id uuid NOT NULL,
+    kind text,
+    owner text,
+    scheduled_on date,
+    planned_at timestamptz,
+    predicted boolean NOT NULL DEFAULT false,
+    completed_at timestamptz,
+    prediction_held boolean,
     PRIMARY KEY (opportunity_id, activity_id)
 );
+CREATE INDEX IF NOT EXISTS opportunity_activities_predicted
+    ON opportunity_activities (opportunity_id, activity_id) WHERE predicted;
 CREATE TABLE IF NOT EXISTS purchases (
     event_id uuid PRIMARY KEY,
     customer_id uuid NOT NULL,

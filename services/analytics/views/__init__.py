@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from services.analytics.views import (
     churn,
     feed,
+    ledger,
     models,
     overview,
     predictions,
@@ -18,5 +19,5 @@ from services.analytics.views import (
 )
 
 router = APIRouter()
-for topic in (segments, profiles, satisfaction, churn, overview, feed, models, predictions):
+for topic in (segments, profiles, satisfaction, churn, overview, feed, models, predictions, ledger):
     router.include_router(topic.router)

@@ -1,5 +1,6 @@
 """The live feed: segment changes and churn warnings as the fold draws them, as
-server-sent events read from the outbox (each event's id is its outbox position, so a
+server-sent events read from the outbox (the ledger's predictions and settlements, many
+at each fit, only when `types` names them) (each event's id is its outbox position, so a
 reconnecting client resumes with `Last-Event-ID`, a position of at most 18 digits).
 Each caller may hold `stream_limit_per_subject` streams open, all callers together
 `stream_limit_total` (`services/runtime/http/streams.py`)."""
@@ -21,6 +22,13 @@ from services.runtime.http.authorization import Caller, requires
 from services.runtime.http.streams import StreamSlots
 
 MAX_POSITION = 10**18 - 1
+LEDGER_EVENTS = ("analytics.prediction_made", "analytics.prediction_settled")
+
+
+def ledger(event_type: str) -> bool:
+    """An event of the ledger of predictions: in the feed only when asked for by type."""
+    return event_type in LEDGER_EVENTS
+
 
 router = APIRouter(tags=["analytics"])
 
@@ -40,7 +48,12 @@ async def feed(
     ] = None,
     types: Annotated[
         str | None,
-        Query(max_length=1000, description="Comma-separated event types to keep, e.g. analytics.x"),
+        Query(
+            max_length=1000,
+            description="Comma-separated event types to keep, e.g. analytics.churn_risk_raised "
+            "(without it, every conclusion but the ledger's analytics.prediction_made and "
+            "analytics.prediction_settled)",
+        ),
     ] = None,
     last_event_id: Annotated[
         str | None,
@@ -69,7 +82,7 @@ async def feed(
                 position = row["position"]
                 data = bytes(row["envelope"])
                 event_type = orjson.loads(data)["event_type"]
-                if wanted is None or event_type in wanted:
+                if event_type in wanted if wanted is not None else not ledger(event_type):
                     yield (f"id: {position}\nevent: {event_type}\n".encode() + b"data: " + data
                            + b"\n\n")  # fmt: skip
             if not rows:

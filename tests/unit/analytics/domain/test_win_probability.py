@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -175,3 +176,31 @@ def test_impossible_deals_are_refused(fields: dict[str, object], refusal: str) -
     }
     with pytest.raises(wp.InvalidDeal, match=refusal):
         wp.Deal(**{**valid, **fields})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("feature", ["amount", "age_days"])
+def test_a_feature_the_closed_deals_barely_vary_in_does_not_decide_an_open_deal(
+    history: list[wp.ClosedDeal], feature: str
+) -> None:
+    """Deals closed within seconds of being opened (all of one age, to a few seconds):
+    an open deal a minute old is not "thousands of spreads" away from them, and a deal
+    far outside what the closed deals span moves its log-odds by a bounded amount."""
+    rng = random.Random(5)
+
+    def with_value(deal: wp.Deal, value: float) -> wp.Deal:
+        values: dict[str, Any] = {feature: value}
+        return replace(deal, **values)
+
+    alike = [replace(c, deal=with_value(c.deal, 0.0001 + rng.uniform(0, 1e-5))) for c in history]
+    model = wp.fit_win_model(alike)
+    assert isinstance(model, wp.WinModel)
+    moved = {
+        f.feature: f.contribution
+        for f in wp.win_probability(model, with_value(alike[0].deal, 0.001)).factors
+    }
+    assert abs(moved[feature]) < 0.5, moved
+    (column,) = [c for c in model.columns if c.feature == feature]
+    (weight,) = [w for c, w in zip(model.columns, model.weights, strict=True) if c == column]
+    far = with_value(alike[0].deal, 1e9)
+    moved = {f.feature: f.contribution for f in wp.win_probability(model, far).factors}
+    assert abs(moved[feature]) <= abs(weight) * wp.NUMERIC_LIMIT + 1e-9
