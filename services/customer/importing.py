@@ -358,14 +358,15 @@ class CustomerImport:
             raise Refused("invalid value", f"customer {customer_id} cannot be read") from None
         return found
 
-    @staticmethod
-    def _checked(customer: Customer, since: int) -> list[str]:
+    def _checked(self, customer: Customer, since: int) -> list[str]:
         """The event types of the customer's events from the `since`th on; `Refused`
         when one would not make a valid event (the contract refuses a value)."""
+        personal = getattr(self.application.mapper, "personal", None)
+        check = to_contract if personal is None else personal.check
         changes = []
         for domain_event in customer.pending_events[since:]:
             try:
-                envelope = to_contract(domain_event)
+                envelope = check(domain_event)
             except ValidationError as exc:
                 raise Refused("invalid value", describe_validation_error(exc)) from None
             if envelope is not None:

@@ -28,7 +28,9 @@ import unicodedata
 from collections.abc import Iterable
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from pydantic_core import PydanticCustomError
+
+from contracts.values import valid_email
 
 REASONS = (
     "malformed row",
@@ -89,13 +91,12 @@ def clean_email(raw: str, field: str) -> str | None:
     if text is None:
         return None
     try:
-        checked = validate_email(text.casefold(), check_deliverability=False)
-    except EmailNotValidError as exc:
+        return valid_email(text.casefold())
+    except PydanticCustomError as exc:
+        reason = (exc.context or {}).get("reason", exc.message())
         raise Refused(
-            "bad email", f"{field} {raw.strip()!r} is not an e-mail address: {exc}"
+            "bad email", f"{field} {raw.strip()!r} is not an e-mail address: {reason}"
         ) from None
-    address: str = checked.normalized
-    return address
 
 
 def clean_phone(raw: str, region: str, field: str) -> str | None:
