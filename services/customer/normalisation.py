@@ -65,6 +65,10 @@ class Refused(ValueError):
         self.reason = reason
         self.detail = detail
 
+    def __reduce__(self) -> tuple[type[Refused], tuple[str, str]]:
+        # an import's rows travel to its worker processes with their refusals
+        return (Refused, (self.reason, self.detail))
+
 
 def clean_text(raw: str | None, field: str, limit: int = TEXT_LIMIT) -> str | None:
     """`raw` made half-width, its whitespace collapsed; None when nothing is left."""
