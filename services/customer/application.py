@@ -24,6 +24,7 @@ from services.customer.domain import (
     placeholder_name,
 )
 from services.customer.publishing import to_contract
+from services.runtime.errors import Conflict
 from services.runtime.storage.eventstore import CommandContext, EventSourcedApplication, stamp
 
 
@@ -216,7 +217,17 @@ class CustomerApplication(EventSourcedApplication):
         expected_version: int | None,
         command: Callable[[Customer], None],
     ) -> Customer:
-        return self.change(customer_id, expected_version, command, kind=Customer, what="customer")
+        def unless_merged(customer: Customer) -> None:
+            if customer.merged_into is not None:
+                raise Conflict(
+                    f"customer {customer_id} was merged into {customer.merged_into}; change "
+                    "that customer, or undo the merge first"
+                )
+            command(customer)
+
+        return self.change(
+            customer_id, expected_version, unless_merged, kind=Customer, what="customer"
+        )
 
 
 @dataclass(frozen=True)
