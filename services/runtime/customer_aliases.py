@@ -101,6 +101,13 @@ async def merge_group(
     return [customer_id, *(UUID(str(r["customer_id"])) for r in rows)]
 
 
+async def merge_group_of(
+    connection: asyncpg.Connection | asyncpg.Pool, customer_id: UUID | None
+) -> list[UUID] | None:
+    """`merge_group` of a customer a filter names; None when it names none."""
+    return None if customer_id is None else await merge_group(connection, customer_id)
+
+
 class MergedAway(Exception):
     """A read named a customer merged into another one."""
 
