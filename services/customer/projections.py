@@ -190,8 +190,9 @@ def row_from_record(record: asyncpg.Record) -> Row:
 
 class CustomerDirectory:
     name = "customer_directory"
-    version = 1
-    """The shape of the tables (`create_tables`); raised with every change to it."""
+    version = 2
+    """The shape of the tables (`create_tables`); raised with every change to it (2: the
+    alias table of merged customers, `customer_aliases`)."""
     topics: Sequence[str] = (Topic.CUSTOMER,)
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:

@@ -138,8 +138,9 @@ class CustomerReplica:
     """The projection of the customer topic into a service's replica tables."""
 
     topics: Sequence[str] = (Topic.CUSTOMER,)
-    version = 1
-    """The shape of the tables (`ddl`); raised with every change to it."""
+    version = 2
+    """The shape of the tables (`ddl`); raised with every change to it (2: the alias
+    table of merged customers, `customer_aliases`)."""
 
     def __init__(self, table: str, personal_columns: Sequence[PersonalColumns] = ()) -> None:
         self.name = table
