@@ -168,6 +168,7 @@ async def test_a_merge_undone_leaves_every_service_as_before(
                 "kind": "complaint",
                 "channel": "phone",
                 "severity": "high",
+                "category": "delivery",
                 "subject": "货物延迟",
             },
         )
@@ -181,7 +182,7 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         )
         assert plan.status_code == 200, plan.text
 
-        async def everything_arrived() -> None:
+        async def everything_arrived() -> bool:
             bought = (await sales.get(f"/customers/{absorbed}/purchases")).json()["items"]
             assert [p["order_id"] for p in bought] == ["SO-1"]
             timeline = (await interaction.get(f"/customers/{absorbed}/timeline")).json()
@@ -190,6 +191,7 @@ async def test_a_merge_undone_leaves_every_service_as_before(
                 profile = await analytics.get(f"/profiles/{customer_id}")
                 assert profile.status_code == 200, profile.text
                 assert profile.json()["purchase_count"] == 1, profile.text
+            return True
 
         await eventually(everything_arrived, describe="every service knows both customers")
         before = await projection_tables(infra.database_url)
@@ -263,7 +265,7 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         ):
             await answered(client, path)
 
-        async def as_before() -> None:
+        async def as_before() -> bool:
             after = await projection_tables(infra.database_url)
             changed = {
                 table: (
@@ -275,6 +277,7 @@ async def test_a_merge_undone_leaves_every_service_as_before(
             }
             assert not changed, changed
             assert set(after) == set(before)
+            return True
 
         await eventually(as_before, describe="every projection table as before the merge")
 
@@ -291,10 +294,11 @@ async def test_a_merge_undone_leaves_every_service_as_before(
             ],
         )
 
-        async def landed_on_survivor() -> None:
+        async def landed_on_survivor() -> bool:
             rows = (await sales.get("/purchases")).json()["items"]
             owners = {p["order_id"]: p["customer_id"] for p in rows}
             assert owners.get("SO-3") == survivor and owners.get("SO-4") == survivor, owners
+            return True
 
         await eventually(landed_on_survivor, describe="inbound purchases on the survivor")
         undone = await customer.post(f"/customer-merges/{merged.json()['merge_id']}/undo")
