@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Literal, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -23,6 +24,21 @@ from services.runtime.http.authorization import requires
 from services.runtime.http.commands import StrictBody
 
 router = APIRouter(tags=["customer merges"])
+
+MergeField = Literal[
+    "name",
+    "kind",
+    "industry",
+    "region",
+    "source_channel",
+    "owner",
+    "importance_tier",
+    "loyalty_stage",
+    "value_behaviour",
+    "relationship_level",
+]
+"""The fields a merge chooses (`merging.MERGEABLE_FIELDS`)."""
+assert get_args(MergeField) == MERGEABLE_FIELDS
 
 EXAMPLE_SURVIVOR = "0b6c4a52-1f0e-4c55-9c1e-3f1f7c1d2a10"
 EXAMPLE_ABSORBED = "7e2f8c14-9b3d-4a61-8f05-2d9c6b3e1a47"
@@ -55,7 +71,7 @@ class MergeCustomers(StrictBody):
         "fills its empty fields from the most recently changed absorbed customer; `newest` "
         "takes the value of the most recently changed customer that has one.",
     )
-    choices: dict[str, UUID] = Field(
+    choices: dict[MergeField, UUID] = Field(
         default_factory=dict,
         description="A person's choice, field by field: the customer whose value the field "
         f"takes, whatever the rule. Fields: {', '.join(MERGEABLE_FIELDS)}.",
@@ -94,8 +110,9 @@ async def merge_customers(
     body: MergeCustomers, app: App, version: Version, request: Request, response: Response
 ) -> MergeView:
     setattr(request.state, AUDITED_CUSTOMER, str(body.survivor_id))
+    choices: dict[str, UUID] = {str(k): v for k, v in body.choices.items()}
     record, survivor = await asyncio.to_thread(
-        merges.merge, app, body.survivor_id, body.absorbed, body.rule, body.choices, version
+        merges.merge, app, body.survivor_id, body.absorbed, body.rule, choices, version
     )
     MERGES.labels(rule=body.rule.value).inc()
     MERGES_ABSORBED.inc(len(body.absorbed))
