@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Literal, get_args
 from uuid import UUID
 
 from fastapi import APIRouter, Request, Response
@@ -25,20 +24,25 @@ from services.runtime.http.commands import StrictBody
 
 router = APIRouter(tags=["customer merges"])
 
-MergeField = Literal[
-    "name",
-    "kind",
-    "industry",
-    "region",
-    "source_channel",
-    "owner",
-    "importance_tier",
-    "loyalty_stage",
-    "value_behaviour",
-    "relationship_level",
-]
-"""The fields a merge chooses (`merging.MERGEABLE_FIELDS`)."""
-assert get_args(MergeField) == MERGEABLE_FIELDS
+
+class FieldChoices(StrictBody):
+    """A person's choice, field by field: the customer whose value the field takes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: UUID | None = None
+    kind: UUID | None = None
+    industry: UUID | None = None
+    region: UUID | None = None
+    source_channel: UUID | None = None
+    owner: UUID | None = None
+    importance_tier: UUID | None = None
+    loyalty_stage: UUID | None = None
+    value_behaviour: UUID | None = None
+    relationship_level: UUID | None = None
+
+
+assert tuple(FieldChoices.model_fields) == MERGEABLE_FIELDS
 
 EXAMPLE_SURVIVOR = "0b6c4a52-1f0e-4c55-9c1e-3f1f7c1d2a10"
 EXAMPLE_ABSORBED = "7e2f8c14-9b3d-4a61-8f05-2d9c6b3e1a47"
@@ -71,8 +75,8 @@ class MergeCustomers(StrictBody):
         "fills its empty fields from the most recently changed absorbed customer; `newest` "
         "takes the value of the most recently changed customer that has one.",
     )
-    choices: dict[MergeField, UUID] = Field(
-        default_factory=dict,
+    choices: FieldChoices = Field(
+        default_factory=FieldChoices,
         description="A person's choice, field by field: the customer whose value the field "
         f"takes, whatever the rule. Fields: {', '.join(MERGEABLE_FIELDS)}.",
     )
@@ -110,7 +114,7 @@ async def merge_customers(
     body: MergeCustomers, app: App, version: Version, request: Request, response: Response
 ) -> MergeView:
     setattr(request.state, AUDITED_CUSTOMER, str(body.survivor_id))
-    choices: dict[str, UUID] = {str(k): v for k, v in body.choices.items()}
+    choices = {k: v for k, v in body.choices.model_dump().items() if v is not None}
     record, survivor = await asyncio.to_thread(
         merges.merge, app, body.survivor_id, body.absorbed, body.rule, choices, version
     )
