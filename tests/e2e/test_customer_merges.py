@@ -247,6 +247,14 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         contact_plan = await answered(interaction, f"/customers/{survivor}/contact-plan")
         assert contact_plan["customer_id"] == absorbed
 
+        combined = await answered(analytics, f"/profiles/{survivor}")
+        assert combined["purchase_count"] == 2 and combined["total_spend"] == "1387.50"
+        assert combined["complaints_open"] == 1 and combined["csat_count"] == 1
+        everything = await answered(analytics, f"/customers/{survivor}/360")
+        assert len(everything["recent_purchases"]) == 2
+        assert len(everything["last_interactions"]) == 1
+        assert {c["name"] for c in everything["contact_persons"]} == {"张伟", "刘洋"}
+
         # A merged customer is not changed on its own ------------------------------------
         tagged = await customer.post(f"/customers/{absorbed}/tags", json={"tag": "x"})
         assert tagged.status_code == 409 and survivor in tagged.text
