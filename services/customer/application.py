@@ -192,8 +192,11 @@ class CustomerApplication(EventSourcedApplication):
         )
 
     def erase(self, customer_id: UUID, request_reference: str | None) -> Customer:
-        """Record the erasure of a customer whose key the caller destroyed."""
-        return self._change(customer_id, None, lambda c: c.erase(request_reference))
+        """Record the erasure of a customer whose key the caller destroyed (a customer
+        merged into another one too: erasure is not refused)."""
+        return self.change(
+            customer_id, None, lambda c: c.erase(request_reference), kind=Customer, what="customer"
+        )
 
     # Queries on the event store ------------------------------------------------------
 

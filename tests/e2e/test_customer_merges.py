@@ -18,6 +18,7 @@ from tests.support.auth import bearer
 from tests.support.customers import when_customer_known
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json
+from tests.support.purchases import shop_purchase as purchase
 from tests.support.waiting import eventually
 
 SCHEMAS = ("customer", "sales", "interaction", "analytics")
@@ -30,19 +31,6 @@ BOOKKEEPING = re.compile(
 CHANGE_COUNTERS = {"customer_directory": {"version", "change_count", "updated_at"}}
 """Columns counting a customer's own changes: a merge and its undoing are two of them."""
 ALIASES = "customer_aliases"
-
-
-def purchase(order_id: str, amount: str, **customer: Any) -> dict[str, Any]:
-    return {
-        "source": "shop-cn",
-        "order_id": order_id,
-        **customer,
-        "amount": amount,
-        "currency": "CNY",
-        "items": [{"sku": "LIC", "name": "许可", "quantity": 1, "unit_price": amount}],
-        "channel": "online",
-        "occurred_at": "2026-11-20T10:00:00+08:00",
-    }
 
 
 async def projection_tables(database_url: str) -> dict[str, list[str]]:

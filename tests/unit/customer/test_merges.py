@@ -116,3 +116,9 @@ def test_merges_that_cannot_be_made_are_refused(app: CustomerApplication) -> Non
         merges.merge(app, c, [b])
     with pytest.raises(RuleViolation, match="survivor of merge"):
         merges.merge(app, c, [a])
+
+
+def test_a_merged_customer_can_still_be_erased(app: CustomerApplication) -> None:
+    survivor, absorbed = register(app, name="甲"), register(app, name="乙")
+    merges.merge(app, survivor, [absorbed])
+    assert app.erase(absorbed, "DSR-1").erased
