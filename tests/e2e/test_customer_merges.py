@@ -277,6 +277,21 @@ async def test_a_merge_undone_leaves_every_service_as_before(
 
         await eventually(as_before, describe="every projection table as before the merge")
 
+        async def audited() -> bool:
+            page = (await customer.get("/audit", params={"customer_id": survivor})).json()
+            entries = {(e["method"], e["route"], e["status"]) for e in page["items"]}
+            refused = (await customer.get("/audit", params={"actor": "li.na"})).json()
+            assert ("/customer-merges", 403) in {
+                (e["route"], e["status"]) for e in refused["items"]
+            }
+            assert {
+                ("POST", "/customer-merges", 201),
+                ("POST", "/customer-merges/{merge_id}/undo", 200),
+            } <= entries, entries
+            return True
+
+        await eventually(audited, describe="the merge and its undoing in the audit log")
+
         # Inbound facts naming a merged customer land on the survivor, and stay ----------
         merged = await customer.post("/customer-merges", json=merge_body)
         assert merged.status_code == 201, merged.text
