@@ -10,6 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from services.analytics.domain.merge_groups import combine
+from services.analytics.domain.profile import Profile
 from services.analytics.domain.segments import conclude
 from services.analytics.projections.store import (
     derived_columns,
@@ -29,16 +30,11 @@ async def group_profile(
     group = group if group is not None else await merge_group(pool, customer_id)
     if row is None or len(group) == 1:
         return row
-    async with pool.acquire() as connection:
-        loaded = await load_profiles(connection, group)
-        bounds = await load_bounds(connection)
-        rules = await load_rules(connection)
-    survivor = loaded.profiles.get(customer_id)
-    if survivor is None:
+    combined = await combined_profile(pool, group)
+    if combined is None:
         return row
-    others = [loaded.profiles[m] for m in group[1:] if m in loaded.profiles]
-    combined = combine(survivor, others)
-    bounds.score(combined)
+    async with pool.acquire() as connection:
+        rules = await load_rules(connection)
     outcome = conclude(combined, datetime.now(UTC), rules)
     rfm_segment, stage, tier, level, quad, risk = derived_columns(combined, outcome)
     values = outcome.values
@@ -66,3 +62,18 @@ async def group_profile(
         "churn_risk": risk,
         "recent": [m.isoformat() for m in combined.recent_contacts],
     }
+
+
+async def combined_profile(pool: asyncpg.Pool, group: list[UUID]) -> Profile | None:
+    """The stored profile of `group[0]`, or (with customers merged into it) the group's
+    profiles combined and scored against the stored RFM boundaries; None for a customer
+    analytics does not know."""
+    async with pool.acquire() as connection:
+        loaded = await load_profiles(connection, group)
+        survivor = loaded.profiles.get(group[0])
+        if survivor is None or len(group) == 1:
+            return survivor
+        bounds = await load_bounds(connection)
+    combined = combine(survivor, [loaded.profiles[m] for m in group[1:] if m in loaded.profiles])
+    bounds.score(combined)
+    return combined

@@ -11,8 +11,6 @@ from uuid import UUID
 import asyncpg
 
 from services.analytics.domain.predictions import SCORE_FIELDS
-from services.analytics.domain.profile import Profile
-from services.analytics.projections.store import load_profiles
 from services.analytics.queries.records import as_dict, as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
@@ -162,14 +160,6 @@ class CustomerDetails:
 
 RECENT_PURCHASES = 10
 """How many of the latest purchases the customer 360 shows."""
-
-
-async def customer_profile(pool: asyncpg.Pool, customer_id: UUID) -> Profile | None:
-    """The customer's stored profile (with its RFM scores), to evaluate rules against it
-    as of now; None for a customer analytics does not know."""
-    async with pool.acquire() as connection:
-        loaded = await load_profiles(connection, [customer_id])
-    return loaded.profiles.get(customer_id)
 
 
 async def customer_details(pool: asyncpg.Pool, group: list[UUID]) -> CustomerDetails:

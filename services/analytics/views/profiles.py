@@ -23,7 +23,7 @@ from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, average_repea
 from services.analytics.domain.rules import describe, explain, fields_of
 from services.analytics.domain.segments import field_values, jsonable, pick
 from services.analytics.queries import profiles as queries
-from services.analytics.queries.merge_groups import group_profile
+from services.analytics.queries.merge_groups import combined_profile, group_profile
 from services.analytics.queries.profiles import BY_HISTORY, PROFILE_FILTERS
 from services.analytics.queries.records import BY_CUSTOMER
 from services.analytics.views.answers import (
@@ -449,7 +449,7 @@ async def customer_segments(customer_id: UUID, pool: Pool) -> CustomerSegments:
     response_model_exclude_unset=True,
 )
 async def why(customer_id: UUID, segment: str, pool: Pool) -> Why:
-    profile = await queries.customer_profile(pool, customer_id)
+    profile = await combined_profile(pool, await merge_group(pool, customer_id))
     if profile is None:
         raise NotFound(f"analytics knows no customer with id {customer_id}")
     definition = await definition_of(pool, segment)
