@@ -23,6 +23,7 @@ still there.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -162,29 +163,15 @@ def plan_merge(
     }
     if classification != survivor.classification:
         plan.classification = classification
-    contact_ids = set(survivor.contacts)
-    known_contacts = [_details(c) for c in survivor.contacts.values()]
-    labels = set(survivor.addresses)
-    known_addresses = [_place(a) for a in survivor.addresses.values()]
+    contacts = _Carried("contact_id", _details, survivor.contacts.values())
+    addresses = _Carried("label", _place, survivor.addresses.values())
     tags = list(survivor.tags)
     references = list(survivor.references)
     opted_out = list(survivor.channel_preferences.get("opted_out", []))
     for customer in absorbed:
         prefix = customer.id.hex[:8]
-        for contact in customer.contacts.values():
-            if _details(contact) in known_contacts:
-                continue
-            contact_id = _free(contact["contact_id"], prefix, contact_ids)
-            plan.contacts.append({**contact, "contact_id": contact_id})
-            contact_ids.add(contact_id)
-            known_contacts.append(_details(contact))
-        for address in customer.addresses.values():
-            if _place(address) in known_addresses:
-                continue
-            label = _free(address["label"], prefix, labels)
-            plan.addresses.append({**address, "label": label})
-            labels.add(label)
-            known_addresses.append(_place(address))
+        plan.contacts += contacts.carry(customer.contacts.values(), prefix)
+        plan.addresses += addresses.carry(customer.addresses.values(), prefix)
         for tag in customer.tags:
             if tag not in tags:
                 tags.append(tag)
@@ -203,6 +190,34 @@ def plan_merge(
             "opted_out": opted_out,
         }
     return plan
+
+
+class _Carried:
+    """Contact persons (addresses) carried over to the survivor: one the survivor has
+    already (the same details) is not carried twice; an id (label) in use is changed."""
+
+    def __init__(
+        self,
+        key: str,
+        sameness: Callable[[dict[str, Any]], tuple[Any, ...]],
+        survivors: Iterable[dict[str, Any]],
+    ) -> None:
+        present = list(survivors)
+        self.key = key
+        self.sameness = sameness
+        self.known = [sameness(item) for item in present]
+        self.taken = {item[key] for item in present}
+
+    def carry(self, items: Iterable[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
+        carried = []
+        for item in items:
+            if self.sameness(item) in self.known:
+                continue
+            name = _free(item[self.key], prefix, self.taken)
+            carried.append({**item, self.key: name})
+            self.taken.add(name)
+            self.known.append(self.sameness(item))
+        return carried
 
 
 def _details(contact: dict[str, Any]) -> tuple[Any, ...]:
