@@ -5,6 +5,7 @@ service's projection tables as they were before it."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from tests.support.auth import bearer
 from tests.support.customers import when_customer_known
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json
+from tests.support.metrics import scrape, total
 from tests.support.purchases import shop_purchase as purchase
 from tests.support.waiting import eventually
 
@@ -57,6 +59,14 @@ async def projection_tables(database_url: str) -> dict[str, list[str]]:
         return dump
     finally:
         await connection.close()
+
+
+async def settled_tables(database_url: str) -> dict[str, list[str]]:
+    """The projection tables once a second passes without a change to them."""
+    first = await projection_tables(database_url)
+    await asyncio.sleep(1.0)
+    assert await projection_tables(database_url) == first, "still changing"
+    return first
 
 
 async def redirected(client: httpx.AsyncClient, path: str, survivor: str) -> dict[str, Any]:
@@ -182,7 +192,10 @@ async def test_a_merge_undone_leaves_every_service_as_before(
             return True
 
         await eventually(everything_arrived, describe="every service knows both customers")
-        before = await projection_tables(infra.database_url)
+        before = await eventually(
+            lambda: settled_tables(infra.database_url),
+            describe="the projections settled (analytics re-scores in the background)",
+        )
         for table in (
             "customer.customer_directory",
             "sales.opportunities",
@@ -318,6 +331,11 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         assert [p["order_id"] for p in mine["items"]] == ["SO-1"]
         theirs = (await sales.get(f"/customers/{survivor}/purchases")).json()["items"]
         assert sorted(p["order_id"] for p in theirs) == ["SO-2", "SO-3", "SO-4"]
+
+        samples = await scrape(customer)
+        assert total(samples, "crm_customer_merges_total", rule="survivor") == 2
+        assert total(samples, "crm_customer_merges_absorbed_total") == 2
+        assert total(samples, "crm_customer_unmerges_total") == 2
 
 
 def _shop(source_customer_id: str) -> dict[str, str]:
