@@ -13,6 +13,8 @@ from typing import Any
 import asyncpg
 import httpx
 
+from contracts.envelope import payload_example
+from contracts.inbound.interactions import CallLog
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
 from tests.support.auth import bearer
@@ -318,10 +320,21 @@ async def test_a_merge_undone_leaves_every_service_as_before(
             ],
         )
 
+        call_log = {
+            **payload_example(CallLog),
+            "call_id": "C-1",
+            "customer_reference": _shop("U-1029"),
+            "customer_hint": None,
+            "source": "shop-cn",
+        }
+        await publish_json(infra.bootstrap_servers, Topic.CALL_LOGS_INBOUND, [("U-1029", call_log)])
+
         async def landed_on_survivor() -> bool:
             rows = (await sales.get("/purchases")).json()["items"]
             owners = {p["order_id"]: p["customer_id"] for p in rows}
             assert owners.get("SO-3") == survivor and owners.get("SO-4") == survivor, owners
+            calls = await interaction.get("/interactions", params={"customer_id": survivor})
+            assert "咨询发票开具" in calls.text, calls.text
             return True
 
         await eventually(landed_on_survivor, describe="inbound purchases on the survivor")
@@ -331,6 +344,8 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         assert [p["order_id"] for p in mine["items"]] == ["SO-1"]
         theirs = (await sales.get(f"/customers/{survivor}/purchases")).json()["items"]
         assert sorted(p["order_id"] for p in theirs) == ["SO-2", "SO-3", "SO-4"]
+        kept = (await interaction.get("/interactions", params={"customer_id": survivor})).json()
+        assert [i["subject"] for i in kept["items"]] == ["咨询发票开具"]  # recorded on it
 
         samples = await scrape(customer)
         assert total(samples, "crm_customer_merges_total", rule="survivor") == 2
