@@ -23,6 +23,7 @@ from contracts.values import as_recorded
 
 EVENT_MODULES = (
     "contracts.customer",
+    "contracts.customer_merges",
     "contracts.sales",
     "contracts.interaction",
     "contracts.analytics",

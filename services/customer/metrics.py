@@ -8,3 +8,13 @@ IMPORT_ROWS = Counter(
     "rejected; `reason` says why a row was rejected (empty otherwise).",
     ["outcome", "reason"],
 )
+MERGES = Counter(
+    "crm_customer_merges_total",
+    "Customer merges recorded, by the rule that chose the fields (survivor, newest).",
+    ["rule"],
+)
+MERGES_ABSORBED = Counter(
+    "crm_customer_merges_absorbed_total",
+    "Customers merged into a survivor.",
+)
+UNMERGES = Counter("crm_customer_unmerges_total", "Customer merges undone.")

@@ -18,6 +18,8 @@ import asyncpg
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from contracts.topics import Topic
+from services.customer.merge_projection import fold_merge
+from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
 
 Row = dict[str, Any]
@@ -150,6 +152,8 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
                 row["customer_references"] = [*row["customer_references"], reference]
         elif kind == "customer.channel_preferences_changed":
             row.update(_channels(payload.channel_preferences.model_dump(mode="json")))
+        elif kind in ("customer.absorbed", "customer.absorption_undone"):
+            row = fold_merge(row, event)
         elif kind == "customer.erased":
             row.update(name=ERASED, contacts=[], addresses=[], customer_references=[])
         else:
@@ -186,12 +190,14 @@ def row_from_record(record: asyncpg.Record) -> Row:
 
 class CustomerDirectory:
     name = "customer_directory"
-    version = 1
-    """The shape of the tables (`create_tables`); raised with every change to it."""
+    version = 2
+    """The shape of the tables (`create_tables`); raised with every change to it (2: the
+    alias table of merged customers, `customer_aliases`)."""
     topics: Sequence[str] = (Topic.CUSTOMER,)
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(DDL)
+        await create_alias_table(connection)
         try:
             async with connection.transaction():
                 await connection.execute(TRIGRAM_DDL)
@@ -217,6 +223,7 @@ class CustomerDirectory:
                 touched.add(event.customer_id)
         if touched:
             await upsert(connection, [r for i in touched if (r := rows[i]) is not None])
+        await apply_aliases(connection, events)
         await erase_personal_columns(connection, erased_customers(events), ())
 
 

@@ -3,7 +3,7 @@
 from typing import Any
 
 from contracts.topics import Topic
-from services.customer import commands, import_commands, views
+from services.customer import commands, import_commands, merge_commands, views
 from services.customer.application import CustomerApplication
 from services.customer.ingestion import FirstSeenCustomers
 from services.customer.migrations import MIGRATIONS
@@ -33,7 +33,7 @@ DEFINITION = ServiceDefinition(
     application_class=CustomerApplication,
     translate=to_contract,
     projections=lambda: [CustomerDirectory()],
-    routers=[commands.router, views.router, import_commands.router],
+    routers=[commands.router, views.router, import_commands.router, merge_commands.router],
     handlers=first_seen_customers,
     also_compacts=[str(KEYRING.schema)],
     migrations=(MIGRATIONS,),

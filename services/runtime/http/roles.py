@@ -15,6 +15,8 @@ PERMISSIONS: dict[str, str] = {
     "customers:write-contact-any": "change anyone's contact persons, addresses and channel consent",
     "customers:import": "import customers from files (`/customer-imports`): create and "
     "change any customer a file names",
+    "customers:merge": "merge customers into one survivor (`POST /customer-merges`)",
+    "customers:unmerge": "undo a merge of customers (`POST /customer-merges/{merge_id}/undo`)",
     "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
     "interactions:write": "log and correct interactions, survey answers, feedback, plans",
     "tickets:write": "open, assign, answer, escalate, resolve, reopen and close tickets",
