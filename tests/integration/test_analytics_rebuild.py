@@ -46,7 +46,7 @@ async def fold_live(infra: Infrastructure, published: Counter[str]) -> None:
         await handler.prepare()
         await handler.handle([Parsed(r, handler.parse(r)) for r in records])
         async with pool.acquire() as connection, connection.transaction():
-            await rescore(connection, NOW)  # as the live service does in the background
+            await rescore(connection, NOW, NOW)  # as the live service does in the background
     finally:
         await pool.close()
 

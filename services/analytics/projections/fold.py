@@ -39,12 +39,11 @@ import asyncpg
 from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
 from services.analytics.domain.money import Converter
-from services.analytics.domain.profile import FOLDED_TYPES, Profile, apply
-from services.analytics.domain.segments import Outcome
+from services.analytics.domain.profile import FOLDED_TYPES
 from services.analytics.projections import rebuild
 from services.analytics.projections.bulk import alongside
 from services.analytics.projections.cache import ProfileCache
-from services.analytics.projections.conclusions import conclude_all, write_outcomes
+from services.analytics.projections.conclusions import Concluded, fold_all, write_outcomes
 from services.analytics.projections.details import PERSONAL_COLUMNS, write_details
 from services.analytics.projections.rescoring import reconclude_all
 from services.analytics.projections.store import (
@@ -98,7 +97,7 @@ class AnalyticsFold:
         cache.follow(*await lock(connection))
         now = self.clock()
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
-        outcomes: list[tuple[Profile, Outcome]] = []
+        concluded: list[Concluded] = []
         bought = False
         if folded:
             customers = {e.customer_id for e in folded}
@@ -114,21 +113,19 @@ class AnalyticsFold:
         async with alongside(write_details(connection, events, now, self.converter)):
             if folded:
                 loaded.add_rows(rows)
-                for event in folded:
-                    apply(loaded.get(event.customer_id), event, self.converter, now)
-                    bought = bought or event.event_type.startswith("sales.")
-                for profile in loaded.profiles.values():
-                    bounds.score(profile)
-                outcomes = conclude_all(loaded, rules, now)
+                concluded = fold_all(loaded, folded, rules, bounds, self.converter)
+                bought = any(e.event_type.startswith("sales.") for e in folded)
         # after the batch's detail rows, so that none of them writes a personal value back
         await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
         if folded:
-            await write_outcomes(connection, outcomes, now)
+            await write_outcomes(connection, concluded, now)
             cache.keep(loaded.profiles.values())
             if bought:
                 await bounds_are_stale(connection)
         definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
         if definitions:
             await store_rules(connection, definitions)
-            await reconclude_all(connection, await load_rules(connection), now)
+            # a definition's conclusions carry its own time (`domain.event_time`)
+            defined_at = max(e.occurred_at for e in definitions)
+            await reconclude_all(connection, await load_rules(connection), defined_at, now)
             cache.clear()  # every profile concluded again, under the new rules

@@ -37,7 +37,11 @@ from services.analytics.domain.segments import (
     field_values,
     pick,
 )
-from services.analytics.projections.conclusions import membership_rows, write_memberships
+from services.analytics.projections.conclusions import (
+    Concluded,
+    membership_rows,
+    write_memberships,
+)
 from services.analytics.projections.rescoring import rescore
 from services.analytics.projections.store import Loaded, load_profiles, load_rules
 from services.analytics.projections.tables import OUTBOX_TABLE
@@ -72,7 +76,7 @@ async def settle(
     """Bring a rebuilt state to where the live one is: RFM boundaries moved to the final
     population (the live service does it in the background), and the live segment
     history and churn warnings kept, with the differences recorded and published."""
-    while await rescore(connection, clock()):
+    while await rescore(connection, None, clock()):
         pass
     await keep_live_history(connection, live_schema, clock())
 
@@ -104,7 +108,7 @@ async def keep_live_history(connection: asyncpg.Connection, live_schema: str, no
         return 0
     loaded = await load_profiles(connection, customers)
     outcomes = differences(loaded, memberships, churn, await load_rules(connection), now)
-    rows = membership_rows(outcomes, now)
+    rows = membership_rows([Concluded(p, [(now, o)]) for p, o in outcomes], now)
     await write_memberships(connection, rows, now, outbox=f"{live}.{OUTBOX_TABLE}")
     return len(outcomes)
 
