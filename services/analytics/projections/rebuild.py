@@ -42,7 +42,7 @@ from services.analytics.projections.conclusions import (
     membership_rows,
     write_memberships,
 )
-from services.analytics.projections.rescoring import rescore
+from services.analytics.projections.rescoring import reconclude_all, rescore
 from services.analytics.projections.store import Loaded, load_profiles, load_rules
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.projections.writers import LOCK_KEY
@@ -74,10 +74,12 @@ async def settle(
     connection: asyncpg.Connection, live_schema: str, clock: Callable[[], datetime]
 ) -> None:
     """Bring a rebuilt state to where the live one is: RFM boundaries moved to the final
-    population (the live service does it in the background), and the live segment
+    population and every customer's conclusions brought to now (the live service does
+    both in the background once caught up, as the rebuild now is), and the live segment
     history and churn warnings kept, with the differences recorded and published."""
-    while await rescore(connection, None, clock()):
+    while await rescore(connection, clock(), clock()):
         pass
+    await reconclude_all(connection, await load_rules(connection), clock(), clock())
     await keep_live_history(connection, live_schema, clock())
 
 
