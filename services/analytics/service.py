@@ -14,9 +14,9 @@ from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.maintenance import (
     Sweep,
-    caught_up_watermark,
     fit_once,
     ledger_once,
+    live_watermark,
     rescore_once,
     score_once,
 )
@@ -44,7 +44,7 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     settings = analytics_settings(runtime)
     assert runtime.pool is not None
     pool = runtime.pool
-    watermark = caught_up_watermark(
+    watermark = live_watermark(
         lambda: all(c.caught_up for c in runtime.consumers if c.name == FOLD_NAME)
     )
     sweep = Sweep(pool, watermark, settings.analytics_sweep_interval_seconds)

@@ -30,8 +30,10 @@ everyone (`maintenance`).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -58,6 +60,29 @@ from services.analytics.projections.tables import OUTBOX_TABLE, create_tables
 from services.analytics.projections.writers import lock
 from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
 
+HISTORICAL_AFTER = timedelta(minutes=5)
+"""A fact folded more than this after it occurred is history arriving (a load at once, a
+replay, a backlog), not a fact of now."""
+
+
+class FoldProgress:
+    """What the fold of this process last folded, for the watermark (`maintenance`)."""
+
+    def __init__(self) -> None:
+        self.historical_at: float | None = None
+        """When (monotonic) it last folded a fact that occurred long before it was folded
+        (`HISTORICAL_AFTER`)."""
+
+    def quiet_for(self) -> float:
+        """Seconds since it last folded history (infinite if it never did)."""
+        if self.historical_at is None:
+            return math.inf
+        return time.monotonic() - self.historical_at
+
+
+PROGRESS = FoldProgress()
+"""The progress of the folds in this process (the service runs one)."""
+
 
 class AnalyticsFold:
     name = "analytics_fold"
@@ -82,10 +107,12 @@ class AnalyticsFold:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         cache_capacity: int = 100_000,
+        progress: FoldProgress = PROGRESS,
     ) -> None:
         self.converter = converter
         self.clock = clock
         self.cache = ProfileCache(cache_capacity)
+        self.progress = progress
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await create_tables(connection)
@@ -100,6 +127,8 @@ class AnalyticsFold:
         concluded: list[Concluded] = []
         bought = False
         if folded:
+            if min(e.occurred_at for e in folded) < now - HISTORICAL_AFTER:
+                self.progress.historical_at = time.monotonic()
             customers = {e.customer_id for e in folded}
             loaded = Loaded()
             loaded.profiles = cache.take(customers)

@@ -19,6 +19,7 @@ from services.analytics.domain.predictions import Valuation
 from services.analytics.projections import ledger
 from services.analytics.projections.deals import score_open_deals
 from services.analytics.projections.fits import FitReport, fit_when_due
+from services.analytics.projections.fold import PROGRESS, FoldProgress
 from services.analytics.projections.ledger import StepReport
 from services.analytics.projections.rescoring import reconclude_all, rescore
 from services.analytics.projections.scoring import score_stale
@@ -31,15 +32,24 @@ log = logging.getLogger(__name__)
 Watermark = Callable[[], datetime | None]
 """The event time up to which every fact has been folded, for the conclusions that no
 fact of a customer's causes (the sweep, the re-scoring, the models' scores): the wall
-clock while the fold is caught up (a fact arriving now happened about now), and None
-while it catches up with a backlog (a history loaded at once, a replay): then nothing is
-concluded beyond what was folded (`domain.event_time`)."""
+clock while the fold is live, that is caught up and for `QUIET_SECONDS` without folding
+history (facts that occurred more than `fold.HISTORICAL_AFTER` before); None while it
+folds history (a load at once, a replay, a backlog): then each customer is concluded
+only as far as their own facts (`domain.event_time`)."""
+
+QUIET_SECONDS = 10.0
 
 
-def caught_up_watermark(
-    caught_up: Callable[[], bool], clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+def live_watermark(
+    caught_up: Callable[[], bool],
+    progress: FoldProgress = PROGRESS,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> Watermark:
-    return lambda: clock() if caught_up() else None
+    def watermark() -> datetime | None:
+        live = caught_up() and progress.quiet_for() >= QUIET_SECONDS
+        return clock() if live else None
+
+    return watermark
 
 
 async def rescore_once(pool: asyncpg.Pool, watermark: Watermark = lambda: None) -> int:
