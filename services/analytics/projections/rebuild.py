@@ -3,8 +3,9 @@ RFM boundaries moved to the final population, and what it keeps from the live ta
 
 A rebuild folds every event again into a shadow schema, where each conclusion is drawn
 in event time (`domain.event_time`), and brings every customer to the time of the
-rebuild. The segment history and the churn warnings are facts of their own, though: when a customer entered or left a segment, and when a warning was
-raised, is what was concluded then, and was published then. So when the shadow is about
+rebuild. The segment history and the churn warnings are facts of their own, though:
+when a customer entered or left a segment, and when a warning was raised, is what was
+concluded then, and was published then. So when the shadow is about
 to replace the live tables, in the swap's transaction:
 
 - the live segment history replaces the rebuilt one, whole, with the times it has;
