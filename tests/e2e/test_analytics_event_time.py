@@ -171,14 +171,19 @@ async def test_a_history_loaded_at_once_is_concluded_in_event_time(infra: Infras
                 "/segments", json={"segment": "regulars", "name": "常客", "rule": REGULARS}
             )
             assert defined.status_code == 201, defined.text
-            await publish_in_order(infra.bootstrap_servers, events)
+            await publish_in_order(infra.bootstrap_servers, customers)
 
-            async def all_folded() -> bool:
+            async def prospects(count: int) -> bool:
                 answer = await client.get("/segments")
                 sizes = {s["segment"]: s["customers"] for s in answer.json()["items"]}
-                return sum(sizes.get(f"lifecycle.{s}", 0) for s in STAGES) == len(truth.known_since)
+                return sizes.get("lifecycle.prospect", 0) == count
 
-            await eventually(all_folded, timeout=120, interval=1.0, describe="every customer")
+            await eventually(lambda: prospects(len(customers)), describe="the customer records")
+            await publish_in_order(infra.bootstrap_servers, facts)
+            buyers = {e.customer_id for e in facts if purchase_day(e)}
+            await eventually(
+                lambda: prospects(len(customers) - len(buyers)), timeout=120, describe="the history"
+            )
 
             async def as_of_equal() -> bool:
                 for moment in dates:
