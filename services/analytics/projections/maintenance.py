@@ -64,11 +64,13 @@ async def rescore_once(pool: asyncpg.Pool, watermark: Watermark = lambda: None) 
 async def sweep_once(pool: asyncpg.Pool, at: datetime) -> int:
     """Everyone's conclusions brought to event time `at`: each time-dependent rule that
     became true or false since a customer's clock recorded at the moment it did."""
+    started = time.perf_counter()
     async with pool.acquire() as connection, connection.transaction():
         await lock(connection)
         changed = await reconclude_all(
             connection, await load_rules(connection), at, datetime.now(UTC)
         )
+    metrics.SWEEP_SECONDS.observe(time.perf_counter() - started)
     metrics.SWEEP_CHANGED.inc(changed)
     if changed:
         log.info("time-based sweep changed the conclusions of %d customers", changed)
