@@ -32,24 +32,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.analytics.domain import churn, lifecycle
+from services.analytics.domain import churn, lifecycle, rfm
 from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, Profile, day_start
 from services.analytics.domain.segments import Outcome, SegmentRule, conclude
 
-DAY_FIELDS = ("days_since_last_purchase", "days_since_first_purchase", "days_since_last_contact")
-"""Rule fields counted in days from a stored date, as of the moment of evaluation."""
-
-BUILTIN_DAYS = (
-    lifecycle.NEW_DAYS,
-    lifecycle.AT_RISK_DAYS,
-    lifecycle.GROWING_DAYS,
-    lifecycle.LAPSED_DAYS,
-    churn.OVERDUE_MIN_DAYS,
-)
-"""The constants the built-in segments and churn rules compare days with."""
+TOP_TIER_SCORE = min(s for s in range(1, 6) if rfm.value_tier(s) in rfm.TOP_TIERS)
+"""The lowest monetary score of the value tiers that churn warnings are raised for."""
+SINCE_LAST = "days_since_last_purchase"
+SINCE_FIRST = "days_since_first_purchase"
+SINCE_CONTACT = "days_since_last_contact"
+WINDOW = "interactions_90d"
 
 JUST_AFTER = timedelta(microseconds=1)
 
@@ -57,19 +53,35 @@ Conclusion = tuple[datetime, Outcome]
 """An outcome and the event time it carries."""
 
 
-def day_offsets(rules: Sequence[SegmentRule]) -> tuple[int, ...]:
-    """Days after an anchor date at which a comparison of the built-in rules or of
-    `rules` can turn: every constant compared with a day count, and the day after."""
-    constants: set[float] = set(BUILTIN_DAYS)
+@dataclass(frozen=True)
+class Offsets:
+    """Days after each anchor date at which a comparison of the built-in rules or of the
+    defined rules can turn, and whether any rule counts the interactions of the window."""
+
+    last_purchase: tuple[int, ...]
+    first_purchase: tuple[int, ...]
+    last_contact: tuple[int, ...]
+    window: bool
+
+
+def day_offsets(rules: Sequence[SegmentRule]) -> Offsets:
+    """The days after an anchor at which a rule can turn: for each constant a defined
+    rule compares a day count with, that day and the next; for the built-in stages the
+    day after each of their limits (they compare with `>` or `<=`)."""
+    constants: dict[str, set[float]] = {SINCE_LAST: set(), SINCE_FIRST: set(), SINCE_CONTACT: set()}
+    window = False
 
     def walk(node: Any) -> None:
+        nonlocal window
         if not isinstance(node, Mapping):
             return
-        if node.get("field") in DAY_FIELDS:
+        name = node.get("field")
+        window = window or name == WINDOW
+        if name in constants:
             value = node.get("value")
             for v in value if isinstance(value, list) else [value]:
-                if isinstance(v, int | float) and not isinstance(v, bool):
-                    constants.add(v)
+                if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+                    constants[name].add(v)
         for key in ("all", "any"):
             for part in node.get(key, ()):
                 walk(part)
@@ -77,43 +89,59 @@ def day_offsets(rules: Sequence[SegmentRule]) -> tuple[int, ...]:
 
     for rule in rules:
         walk(rule.rule)
-    offsets: set[int] = set()
-    for c in constants:
-        if math.isfinite(c) and abs(c) < 100_000:
-            offsets.update((math.floor(c), math.floor(c) + 1))
-    return tuple(sorted(o for o in offsets if o >= 0))
+
+    def days(name: str, builtin: Iterable[int] = ()) -> tuple[int, ...]:
+        found = {limit + 1 for limit in builtin}
+        for c in constants[name]:
+            if abs(c) < 100_000:
+                found.update((math.floor(c), math.floor(c) + 1))
+        return tuple(sorted(d for d in found if d >= 0))
+
+    return Offsets(
+        last_purchase=days(SINCE_LAST, (lifecycle.AT_RISK_DAYS, lifecycle.LAPSED_DAYS)),
+        first_purchase=days(SINCE_FIRST, (lifecycle.NEW_DAYS, lifecycle.GROWING_DAYS)),
+        last_contact=days(SINCE_CONTACT),
+        window=window,
+    )
+
+
+def _after(moment: datetime | None, offsets: tuple[int, ...]) -> list[datetime]:
+    if moment is None or not offsets:
+        return []
+    start = day_start(moment.date())
+    return [start + timedelta(days=k) for k in offsets]
 
 
 def moments_of_change(
-    profile: Profile, offsets: Iterable[int], after: datetime, until: datetime
+    profile: Profile, offsets: Offsets, after: datetime, until: datetime
 ) -> list[datetime]:
-    """The moments in (`after`, `until`], in order, at which a time-dependent value of
-    the profile can change."""
-    found: set[datetime] = set()
-    anchors = {
-        m.date()
-        for m in (profile.first_purchase_at, profile.last_purchase_at, profile.last_contact_at)
-        if m is not None
-    }
-    days = [day_start(anchor) + timedelta(days=k) for anchor in anchors for k in offsets]
-    interval = churn.usual_interval_days(
-        profile.first_purchase_at and profile.first_purchase_at.date(),
-        profile.last_purchase_at and profile.last_purchase_at.date(),
-        profile.purchase_count,
-    )
-    if interval is not None and profile.last_purchase_at is not None:
-        threshold = max(churn.OVERDUE_FACTOR * interval, churn.OVERDUE_MIN_DAYS)
-        overdue = math.floor(threshold) + 1
-        days.append(day_start(profile.last_purchase_at.date()) + timedelta(days=overdue))
-    window = timedelta(days=CONTACT_WINDOW_DAYS)
-    days.extend(m + window + JUST_AFTER for m in profile.recent_contacts)
-    days.extend(
-        t["due"] + JUST_AFTER
-        for t in profile.tickets.values()
-        if t.get("kind") == "complaint" and t["open"] and t.get("due")
-    )
-    found.update(m for m in days if after < m <= until)
-    return sorted(found)
+    """The moments in (`after`, `until`], in order, at which a time-dependent value that a
+    rule reads can change for the profile."""
+    found = [
+        *_after(profile.last_purchase_at, offsets.last_purchase),
+        *_after(profile.first_purchase_at, offsets.first_purchase),
+        *_after(profile.last_contact_at, offsets.last_contact),
+    ]
+    if offsets.window:
+        window = timedelta(days=CONTACT_WINDOW_DAYS)
+        found.extend(m + window + JUST_AFTER for m in profile.recent_contacts)
+    if (profile.monetary_score or 0) >= TOP_TIER_SCORE:
+        # churn warnings, for the top value tiers only: an overdue purchase, a complaint
+        # past its target
+        interval = churn.usual_interval_days(
+            profile.first_purchase_at and profile.first_purchase_at.date(),
+            profile.last_purchase_at and profile.last_purchase_at.date(),
+            profile.purchase_count,
+        )
+        if interval is not None and profile.last_purchase_at is not None:
+            threshold = max(churn.OVERDUE_FACTOR * interval, churn.OVERDUE_MIN_DAYS)
+            found.extend(_after(profile.last_purchase_at, (math.floor(threshold) + 1,)))
+        found.extend(
+            t["due"] + JUST_AFTER
+            for t in profile.tickets.values()
+            if t.get("kind") == "complaint" and t["open"] and t.get("due")
+        )
+    return sorted({m for m in found if after < m <= until})
 
 
 def eventful(outcome: Outcome) -> bool:
@@ -125,7 +153,7 @@ def eventful(outcome: Outcome) -> bool:
 def advance(
     profile: Profile,
     rules: Sequence[SegmentRule],
-    offsets: Iterable[int],
+    offsets: Offsets,
     after: datetime,
     until: datetime,
 ) -> list[Conclusion]:
@@ -143,7 +171,7 @@ def conclude_at(
     profile: Profile,
     at: datetime,
     rules: Sequence[SegmentRule],
-    offsets: Iterable[int],
+    offsets: Offsets,
     fold: Callable[[datetime], None] | None = None,
 ) -> list[Conclusion]:
     """Bring the profile's conclusions to event time `at`: `fold` (the fact that causes
@@ -151,7 +179,6 @@ def conclude_at(
     `max(at, changed_at)`, after the time-dependent moments before it; every conclusion
     drawn, in order, the last one at the moment concluded (whether it records anything or
     not). Moves the profile's clock (`concluded_at`, `changed_at`)."""
-    offsets = tuple(offsets)
     clock = profile.concluded_at
     moment = at if profile.changed_at is None else max(at, profile.changed_at)
     drawn: list[Conclusion] = []
