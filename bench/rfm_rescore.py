@@ -110,7 +110,7 @@ async def measure(postgres: EmbeddedPostgres, customers: int, purchases: int) ->
 
             started = time.perf_counter()
             async with connection.transaction():
-                figures["full_changed"] = await rescore(connection, now)
+                figures["full_changed"] = await rescore(connection, now, now)
             figures["full_seconds"] = time.perf_counter() - started
 
             buyers = [
@@ -132,7 +132,7 @@ async def measure(postgres: EmbeddedPostgres, customers: int, purchases: int) ->
             before = {r[0]: tuple(r[1:]) for r in await connection.fetch(_SCORES)}
             started = time.perf_counter()
             async with connection.transaction():
-                figures["rescore_changed"] = await rescore(connection, now)
+                figures["rescore_changed"] = await rescore(connection, now, now)
             figures["rescore_seconds"] = time.perf_counter() - started
             after = {r[0]: tuple(r[1:]) for r in await connection.fetch(_SCORES)}
             figures["rescored"] = sum(1 for c, s in after.items() if before.get(c) != s)

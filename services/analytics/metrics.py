@@ -45,6 +45,11 @@ RESCORED = Counter(
     "crm_analytics_rescored_customers_total",
     "Customers whose conclusions changed because the RFM boundaries moved.",
 )
+SWEEP_SECONDS = Histogram(
+    "crm_analytics_sweep_duration_seconds",
+    "Time to bring every customer's conclusions to the watermark (the time-based sweep).",
+    buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)
 SWEEP_CHANGED = Counter(
     "crm_analytics_sweep_changed_customers_total",
     "Customers whose conclusions changed in the periodic time-based sweep.",

@@ -13,11 +13,12 @@ from services.analytics.metrics import refresh_gauges
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.maintenance import (
+    Sweep,
     fit_once,
     ledger_once,
+    live_watermark,
     rescore_once,
     score_once,
-    sweep_once,
 )
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import to_contract
@@ -32,6 +33,9 @@ def fold() -> AnalyticsFold:
     return AnalyticsFold(settings.converter(), cache_capacity=settings.analytics_profile_cache_size)
 
 
+FOLD_NAME = AnalyticsFold.name
+SWEEP_CHECK_SECONDS = 2.0
+"""How often the sweep checks whether the fold has caught up with a backlog (`Sweep`)."""
 FIT_CHECK_SECONDS = 300.0
 """How often, at most, the scheduled fit checks whether a fit is due (`fit_when_due`)."""
 
@@ -40,28 +44,35 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     settings = analytics_settings(runtime)
     assert runtime.pool is not None
     pool = runtime.pool
+    watermark = live_watermark(
+        lambda: all(c.caught_up for c in runtime.consumers if c.name == FOLD_NAME)
+    )
+    sweep = Sweep(pool, watermark, settings.analytics_sweep_interval_seconds)
 
     async def rescore() -> None:
-        await rescore_once(pool)
-
-    async def sweep() -> None:
-        await sweep_once(pool)
+        await rescore_once(pool, watermark)
 
     valuation = settings.valuation()
     converter = settings.converter()
 
     async def score() -> None:
-        await score_once(pool, valuation, converter)
+        await score_once(pool, valuation, converter, watermark)
 
     async def fit() -> None:
-        await fit_once(pool, valuation, converter, settings.fit_interval)
+        await fit_once(pool, valuation, converter, settings.fit_interval, watermark)
 
     async def settle() -> None:
         await ledger_once(pool)
 
     return [
         partial(every, settings.analytics_rescore_interval_seconds, rescore, "RFM re-scoring"),
-        partial(every, settings.analytics_sweep_interval_seconds, sweep, "time-based sweep"),
+        # checks often, sweeps at most every CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS (`Sweep`)
+        partial(
+            every,
+            min(settings.analytics_sweep_interval_seconds, SWEEP_CHECK_SECONDS),
+            sweep,
+            "time-based sweep",
+        ),
         partial(every, settings.analytics_rescore_interval_seconds, score, "model scoring"),
         partial(
             every,

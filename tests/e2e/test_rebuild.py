@@ -129,6 +129,17 @@ async def rescored(client: httpx.AsyncClient, since: float) -> bool:
     return await rescoring_runs(client) >= since + 2
 
 
+async def sweeps(client: httpx.AsyncClient) -> float:
+    """How many time-based sweeps the service has run."""
+    return total(await scrape(client), "crm_analytics_sweep_duration_seconds_count")
+
+
+async def swept(client: httpx.AsyncClient, since: float) -> bool:
+    """Whether a sweep ran since `since` had ended (none runs while the fold folds history,
+    so one ending after the fold began after it)."""
+    return await sweeps(client) >= since + 1
+
+
 async def test_rebuilding_analytics_publishes_no_conclusion_twice(
     infra: Infrastructure,
 ) -> None:
@@ -150,9 +161,16 @@ async def test_rebuilding_analytics_publishes_no_conclusion_twice(
 
             await eventually(everything_folded, timeout=60, describe="the history folded")
             folded_at = await rescoring_runs(client)
+            swept_at = await sweeps(client)
             await eventually(
                 lambda: rescored(client, since=folded_at),
                 describe="a re-scoring started after the fold",
+            )
+            # once the fold is live again, the sweep brings everyone up to now
+            await eventually(
+                lambda: swept(client, since=swept_at),
+                timeout=60,
+                describe="the time-based sweep after the history was folded",
             )
 
             async def every_conclusion_published() -> tuple[dict[str, Any], int, list[Any]]:

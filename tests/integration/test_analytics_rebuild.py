@@ -15,7 +15,8 @@ from local.synthetic_history import history
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
-from services.analytics.projections.rescoring import rescore
+from services.analytics.projections.rescoring import reconclude_all, rescore
+from services.analytics.projections.store import load_rules
 from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.projection import ProjectionHandler
 from services.runtime.messaging.rebuild import ProjectionRebuild
@@ -46,7 +47,9 @@ async def fold_live(infra: Infrastructure, published: Counter[str]) -> None:
         await handler.prepare()
         await handler.handle([Parsed(r, handler.parse(r)) for r in records])
         async with pool.acquire() as connection, connection.transaction():
-            await rescore(connection, NOW)  # as the live service does in the background
+            # as the live service does in the background once caught up
+            await rescore(connection, NOW, NOW)
+            await reconclude_all(connection, await load_rules(connection), NOW, NOW)
     finally:
         await pool.close()
 

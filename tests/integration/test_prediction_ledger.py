@@ -247,12 +247,13 @@ async def test_a_persons_prediction_on_an_activity_is_settled_as_its_owner_says(
 async def test_a_churn_warning_is_a_prediction_settled_by_whether_the_customer_bought(
     pool: asyncpg.Pool,
 ) -> None:
-    # Ten big buyers who bought twice a week apart, half a year ago (overdue, top tier),
-    # and forty small ones who keep buying.
+    # Ten big buyers who bought twice a week apart, two months ago (overdue for three
+    # weeks, top tier), and forty small ones who keep buying. The warnings carry the
+    # moment they became true (event time), so their 90 days are not over yet.
     big = [uuid.uuid4() for _ in range(10)]
     small = [uuid.uuid4() for _ in range(40)]
     history = [
-        Purchase(c, f"B-{n}-{k}", NOW - timedelta(days=200 - 7 * k), Decimal(50_000))
+        Purchase(c, f"B-{n}-{k}", NOW - timedelta(days=60 - 7 * k), Decimal(50_000))
         for n, c in enumerate(big)
         for k in range(2)
     ]

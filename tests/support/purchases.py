@@ -64,4 +64,4 @@ async def fold(pool: asyncpg.Pool, purchases: Sequence[Purchase], now: datetime)
         async with pool.acquire() as connection, connection.transaction():
             await analytics.apply(connection, events[start : start + BATCH])
     async with pool.acquire() as connection, connection.transaction():
-        await rescore(connection, now)
+        await rescore(connection, now, now)

@@ -113,6 +113,12 @@ class Profile:
     segments: dict[str, int] = field(default_factory=dict)
     """segment -> rule version of the current memberships"""
     churn_reasons: list[str] = field(default_factory=list)
+    concluded_at: datetime | None = None
+    """The customer's event clock: the event time up to which their conclusions are
+    drawn (`event_time`); None for a profile folded before conclusions had one."""
+    changed_at: datetime | None = None
+    """The event time of their latest recorded conclusion (an entry, exit or churn
+    warning raised or cleared); a later fact is never concluded before it."""
     recency_score: int | None = None
     frequency_score: int | None = None
     monetary_score: int | None = None
@@ -198,6 +204,8 @@ class Profile:
             "tickets": {k: {**t, "due": _iso(t.get("due"))} for k, t in self.tickets.items()},
             "segments": self.segments,
             "churn_reasons": self.churn_reasons,
+            "concluded_at": _iso(self.concluded_at),
+            "changed_at": _iso(self.changed_at),
         }
 
     @classmethod
@@ -227,6 +235,8 @@ class Profile:
             tickets={k: {**t, "due": _dt(t.get("due"))} for k, t in state["tickets"].items()},
             segments=state["segments"],
             churn_reasons=state["churn_reasons"],
+            concluded_at=_dt(state.get("concluded_at")),
+            changed_at=_dt(state.get("changed_at")),
         )
 
 

@@ -7,24 +7,32 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 import orjson
 
-from services.analytics.domain.profile import Profile
-from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, conclude, pick
+from contracts.envelope import EventEnvelope
+from services.analytics.domain.event_time import Conclusion, conclude_at, day_offsets, eventful
+from services.analytics.domain.money import Converter
+from services.analytics.domain.profile import Profile, apply
+from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, pick
 from services.analytics.projections.bulk import alongside, json_default
-from services.analytics.projections.store import Loaded, derived_columns, write_profiles
+from services.analytics.projections.store import Bounds, Loaded, derived_columns, write_profiles
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import PRODUCER
 
 
-def envelope(event_type: str, customer_id: UUID, payload: dict[str, Any], now: str) -> bytes:
+def envelope(
+    event_type: str, customer_id: UUID, payload: dict[str, Any], occurred: str, recorded: str
+) -> bytes:
     """A contract envelope (`contracts.analytics`), serialised without a model round-trip
-    (orjson writes the ids itself)."""
+    (orjson writes the ids itself): `occurred` is the event time the conclusion carries,
+    `recorded` when it was drawn."""
     return orjson.dumps(
         {
             "event_id": uuid.uuid4(),
@@ -33,8 +41,8 @@ def envelope(event_type: str, customer_id: UUID, payload: dict[str, Any], now: s
             "customer_id": customer_id,
             "aggregate_id": None,
             "aggregate_version": None,
-            "occurred_at": now,
-            "recorded_at": now,
+            "occurred_at": occurred,
+            "recorded_at": recorded,
             "producer": PRODUCER,
             "actor": "analytics",
             "correlation_id": None,
@@ -45,142 +53,206 @@ def envelope(event_type: str, customer_id: UUID, payload: dict[str, Any], now: s
     )
 
 
+@dataclass
+class Concluded:
+    """A customer's conclusions drawn in one step, each with the event time it carries,
+    in the order drawn (`domain.event_time`)."""
+
+    profile: Profile
+    drawn: list[Conclusion] = field(default_factory=list)
+
+    @property
+    def final(self) -> Outcome:
+        """The conclusion at the latest moment: what the profile's columns show."""
+        latest = max(moment for moment, _ in self.drawn)
+        return [o for moment, o in self.drawn if moment == latest][-1]
+
+
+def fold_all(
+    loaded: Loaded,
+    events: Sequence[EventEnvelope[Any]],
+    rules: Sequence[SegmentRule],
+    bounds: Bounds,
+    converter: Converter,
+) -> list[Concluded]:
+    """Fold the events into the loaded profiles, each customer's in event-time order,
+    and conclude each at the time of the fact that causes it (`event_time.conclude_at`)."""
+    offsets = day_offsets(rules)
+    by_customer: dict[UUID, list[EventEnvelope[Any]]] = {}
+    for event in events:
+        by_customer.setdefault(event.customer_id, []).append(event)
+    concluded = []
+    for customer_id, facts in by_customer.items():
+        profile = loaded.get(customer_id)
+        done = Concluded(profile)
+        facts.sort(key=lambda e: (e.occurred_at, e.event_id.int))
+        for event in facts:
+            fold = partial(_fold_one, profile, event, converter, bounds)
+            done.drawn.extend(conclude_at(profile, event.occurred_at, rules, offsets, fold))
+        concluded.append(done)
+    return concluded
+
+
+def _fold_one(
+    profile: Profile,
+    event: EventEnvelope[Any],
+    converter: Converter,
+    bounds: Bounds,
+    moment: datetime,
+) -> None:
+    """Fold one fact into the profile as of `moment` and score it with the boundaries."""
+    apply(profile, event, converter, moment)
+    bounds.score(profile)
+
+
 async def conclude_and_write(
     connection: asyncpg.Connection,
     loaded: Loaded,
     rules: Sequence[SegmentRule],
+    at: datetime | None,
     now: datetime,
-    *,
-    only_changed: bool = False,
 ) -> int:
-    """Conclude every loaded profile and write what follows. Returns how many changed."""
-    outcomes = conclude_all(loaded, rules, now, only_changed=only_changed)
-    await write_outcomes(connection, outcomes, now)
-    return len(outcomes)
+    """Conclude every loaded profile at event time `at` (None: at each customer's own
+    clock) and write what changed. Returns how many customers changed."""
+    concluded = conclude_all(loaded, rules, at, now, only_changed=True)
+    await write_outcomes(connection, concluded, now)
+    return len(concluded)
 
 
 def conclude_all(
-    loaded: Loaded, rules: Sequence[SegmentRule], now: datetime, *, only_changed: bool = False
-) -> list[tuple[Profile, Outcome]]:
-    """Conclude every loaded profile; with `only_changed`, keep those with something new."""
-    outcomes: list[tuple[Profile, Outcome]] = []
+    loaded: Loaded,
+    rules: Sequence[SegmentRule],
+    at: datetime | None,
+    now: datetime,
+    *,
+    only_changed: bool = False,
+) -> list[Concluded]:
+    """Conclude every loaded profile at event time `at`, or with None at the customer's
+    own clock (`now` for a profile that has none); with `only_changed`, keep those with
+    something new."""
+    offsets = day_offsets(rules)
+    concluded: list[Concluded] = []
     for profile in loaded.profiles.values():
         before_segments = dict(profile.segments)
         before_churn = list(profile.churn_reasons)
-        outcome = conclude(profile, now, rules)
-        derived = derived_columns(profile, outcome)
+        moment = at or profile.concluded_at or now
+        done = Concluded(profile, conclude_at(profile, moment, rules, offsets))
         if (
             only_changed
-            and not outcome.changes
-            and not outcome.revised
+            and not any(eventful(o) or o.revised for _, o in done.drawn)
             and before_segments == profile.segments
             and before_churn == profile.churn_reasons
-            and loaded.stored.get(profile.customer_id) == derived
+            and loaded.stored.get(profile.customer_id) == derived_columns(profile, done.final)
         ):
             continue
-        outcomes.append((profile, outcome))
-    return outcomes
+        concluded.append(done)
+    return concluded
 
 
 async def write_outcomes(
-    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
+    connection: asyncpg.Connection, concluded: Sequence[Concluded], now: datetime
 ) -> None:
-    """Profiles, memberships, churn warnings and conclusions of `outcomes`. The membership
-    rows and envelopes are made while PostgreSQL writes the profiles."""
-    if not outcomes:
+    """Profiles, memberships, churn warnings and conclusions of `concluded`. The
+    membership rows and envelopes are made while PostgreSQL writes the profiles."""
+    if not concluded:
         return
-    async with alongside(write_profiles(connection, outcomes, now)):
-        memberships = membership_rows(outcomes, now)
+    finals = [(c.profile, c.final) for c in concluded]
+    async with alongside(write_profiles(connection, finals, now)):
+        memberships = membership_rows(concluded, now)
     await write_memberships(connection, memberships, now)
-    await write_churn(connection, outcomes, now)
+    await write_churn(connection, concluded)
 
 
 class Memberships:
-    """Rows of `segment_history` and `outbox` that a batch of outcomes makes."""
+    """Rows of `segment_history` and `outbox` that a batch of conclusions makes."""
 
     def __init__(self) -> None:
-        self.entered: list[tuple[UUID, str, int, str]] = []
-        self.left: list[tuple[UUID, str, str]] = []
+        self.closed: list[tuple[UUID, str, str, datetime]] = []
+        """Memberships recorded before, left: customer, segment, values, when."""
+        self.opened: list[list[Any]] = []
+        """Memberships entered: customer, segment, rule version, values, when, and the
+        values and time of their exit if they were left in the same batch."""
         self.revised: list[tuple[UUID, str, int]] = []
         self.envelopes: list[bytes] = []
 
 
-def membership_rows(outcomes: Sequence[tuple[Profile, Outcome]], now: datetime) -> Memberships:
-    """The history rows and contract envelopes of the outcomes' entries, exits, new rule
-    versions and churn warnings raised or cleared."""
-    moment = now.isoformat()
+def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Memberships:
+    """The history rows and contract envelopes of the conclusions' entries, exits, new
+    rule versions and churn warnings raised or cleared, each at its event time."""
+    recorded = now.isoformat()
     rows = Memberships()
-    entered, left, revised, envelopes = rows.entered, rows.left, rows.revised, rows.envelopes
-    for profile, outcome in outcomes:
-        for change in outcome.changes:
-            values = orjson.dumps(change.values).decode()
-            if change.direction == "entered":
-                entered.append((profile.customer_id, change.segment, change.rule_version, values))
-            else:
-                left.append((profile.customer_id, change.segment, values))
-            envelopes.append(
-                envelope(
-                    "analytics.segment_changed",
-                    profile.customer_id,
-                    {
-                        "segment": change.segment,
-                        "direction": change.direction,
-                        "rule_version": change.rule_version,
-                        "values": change.values,
-                    },
-                    moment,
+    envelopes = rows.envelopes
+    for done in concluded:
+        customer = done.profile.customer_id
+        open_here: dict[str, list[Any]] = {}
+        for when, outcome in done.drawn:
+            moment = when.isoformat()
+            for change in outcome.changes:
+                values = orjson.dumps(change.values).decode()
+                if change.direction == "entered":
+                    row = [customer, change.segment, change.rule_version, values, when, None, None]
+                    open_here[change.segment] = row
+                    rows.opened.append(row)
+                elif change.segment in open_here:
+                    open_here.pop(change.segment)[5:] = [values, when]
+                else:
+                    rows.closed.append((customer, change.segment, values, when))
+                envelopes.append(
+                    envelope(
+                        "analytics.segment_changed",
+                        customer,
+                        {
+                            "segment": change.segment,
+                            "direction": change.direction,
+                            "rule_version": change.rule_version,
+                            "values": change.values,
+                        },
+                        moment,
+                        recorded,
+                    )
                 )
-            )
-        for segment in outcome.revised:
-            revised.append((profile.customer_id, segment, outcome.memberships[segment][0]))
-        if outcome.churn_event == "raised":
-            envelopes.append(
-                envelope(
-                    "analytics.churn_risk_raised",
-                    profile.customer_id,
-                    {
-                        "reasons": outcome.churn_reasons,
-                        "value_tier": outcome.values["value_tier"],
-                        "values": pick(outcome.values, CHURN_FIELDS),
-                    },
-                    moment,
+            for segment in outcome.revised:
+                rows.revised.append((customer, segment, outcome.memberships[segment][0]))
+            if outcome.churn_event == "raised":
+                payload = {
+                    "reasons": outcome.churn_reasons,
+                    "value_tier": outcome.values["value_tier"],
+                    "values": pick(outcome.values, CHURN_FIELDS),
+                }
+                envelopes.append(
+                    envelope("analytics.churn_risk_raised", customer, payload, moment, recorded)
                 )
-            )
-        elif outcome.churn_event == "cleared":
-            envelopes.append(
-                envelope(
-                    "analytics.churn_risk_cleared",
-                    profile.customer_id,
-                    {
-                        "value_tier": outcome.values["value_tier"],
-                        "values": pick(outcome.values, CHURN_FIELDS),
-                    },
-                    moment,
+            elif outcome.churn_event == "cleared":
+                payload = {
+                    "value_tier": outcome.values["value_tier"],
+                    "values": pick(outcome.values, CHURN_FIELDS),
+                }
+                envelopes.append(
+                    envelope("analytics.churn_risk_cleared", customer, payload, moment, recorded)
                 )
-            )
     return rows
 
 
 async def write_memberships(
     connection: asyncpg.Connection, rows: Memberships, now: datetime, *, outbox: str = OUTBOX_TABLE
 ) -> None:
-    entered, left, revised, envelopes = rows.entered, rows.left, rows.revised, rows.envelopes
-    if left:
+    closed, opened, revised, envelopes = rows.closed, rows.opened, rows.revised, rows.envelopes
+    if closed:
         await connection.execute(
-            """UPDATE segment_history h SET left_at = $4, left_values = u.v::jsonb
-               FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u(c, s, v)
+            """UPDATE segment_history h SET left_at = u.t, left_values = u.v::jsonb
+               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+                    AS u(c, s, v, t)
                WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
-            *zip(*left, strict=True),
-            now,
+            *zip(*closed, strict=True),
         )
-    if entered:
+    if opened:
         await connection.execute(
-            """INSERT INTO segment_history
-                   (customer_id, segment, rule_version, entered_at, entered_values)
-               SELECT u.c, u.s, u.r, $5, u.v::jsonb
-               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[]) AS u(c, s, r, v)""",
-            *zip(*entered, strict=True),
-            now,
+            """INSERT INTO segment_history (customer_id, segment, rule_version, entered_at,
+                                            entered_values, left_values, left_at)
+               SELECT u.c, u.s, u.r, u.t, u.v::jsonb, u.lv::jsonb, u.lt
+               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[],
+                           $6::text[], $7::timestamptz[]) AS u(c, s, r, v, t, lv, lt)""",
+            *zip(*opened, strict=True),
         )
     if revised:
         await connection.execute(
@@ -198,24 +270,43 @@ async def write_memberships(
         )
 
 
-async def write_churn(
-    connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
-) -> None:
-    at_risk = [(p, o) for p, o in outcomes if o.churn_reasons]
-    cleared = [p.customer_id for p, o in outcomes if o.churn_event == "cleared"]
-    if at_risk:
+async def write_churn(connection: asyncpg.Connection, concluded: Sequence[Concluded]) -> None:
+    """Each customer's warning as it stands after the batch: raised at the event time of
+    the latest raise (a warning raised before keeps its time), removed when cleared."""
+    at_risk = []
+    cleared = []
+    for done in concluded:
+        raised_at: datetime | None = None
+        was_cleared = False
+        for when, outcome in done.drawn:
+            if outcome.churn_event == "raised":
+                raised_at = when
+            elif outcome.churn_event == "cleared":
+                raised_at, was_cleared = None, True
+        final = done.final
+        if done.profile.churn_reasons:
+            since = raised_at or max(when for when, _ in done.drawn)
+            at_risk.append((done.profile, final, since, raised_at is not None))
+        elif was_cleared:
+            cleared.append(done.profile.customer_id)
+    for raised in (True, False):
+        rows = [r for r in at_risk if r[3] is raised]
+        if not rows:
+            continue
+        kept = "excluded.raised_at" if raised else "churn_warnings.raised_at"
         await connection.execute(
-            """INSERT INTO churn_warnings (customer_id, raised_at, reasons, value_tier, "values")
-               SELECT u.c, $5, string_to_array(u.r, ','), u.t, u.v::jsonb
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(c, r, t, v)
-               ON CONFLICT (customer_id) DO UPDATE SET reasons = excluded.reasons,
-                   value_tier = excluded.value_tier, "values" = excluded."values"
-               """,
-            [p.customer_id for p, _ in at_risk],
-            [",".join(o.churn_reasons) for _, o in at_risk],
-            [o.values["value_tier"] for _, o in at_risk],
-            [orjson.dumps(pick(o.values, CHURN_FIELDS)).decode() for _, o in at_risk],
-            now,
+            f"""INSERT INTO churn_warnings (customer_id, raised_at, reasons, value_tier, "values")
+                SELECT u.c, u.a, string_to_array(u.r, ','), u.t, u.v::jsonb
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                     AS u(c, r, t, v, a)
+                ON CONFLICT (customer_id) DO UPDATE SET reasons = excluded.reasons,
+                    value_tier = excluded.value_tier, "values" = excluded."values",
+                    raised_at = {kept}""",
+            [p.customer_id for p, _, _, _ in rows],
+            [",".join(p.churn_reasons) for p, _, _, _ in rows],
+            [o.values["value_tier"] for _, o, _, _ in rows],
+            [orjson.dumps(pick(o.values, CHURN_FIELDS)).decode() for _, o, _, _ in rows],
+            [since for _, _, since, _ in rows],
         )
     if cleared:
         await connection.execute(

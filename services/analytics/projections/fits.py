@@ -124,9 +124,11 @@ async def fit_models(
     *,
     trigger: str,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    watermark: Callable[[], datetime | None] = lambda: None,
 ) -> FitReport:
     """Fit every model: the lifetime value models over everyone with a purchase, the win
-    model over the closed deals; record the fits, score with the models then in use."""
+    model over the closed deals; record the fits, score with the models then in use (the
+    conclusions of the scores at the `watermark`'s event time, `maintenance.Watermark`)."""
     started = time.perf_counter()
     async with pool.acquire() as connection:
         rows = await connection.fetch(POPULATION)
@@ -139,7 +141,8 @@ async def fit_models(
     async with pool.acquire() as connection, connection.transaction():
         await lock(connection)
         stored = await store_fits(connection, records, now, trigger)
-        scored = await score_all(connection, await models_in_use(connection), valuation, now)
+        models = await models_in_use(connection)
+        scored = await score_all(connection, models, valuation, now, at=watermark())
     win = await fit_win(pool, converter, trigger=trigger, clock=lambda: now)
     metrics.MODEL_FIT_SECONDS.observe(time.perf_counter() - started)
     return FitReport([*stored, *win.fits], scored, win.deals_scored)
@@ -174,6 +177,7 @@ async def fit_when_due(
     interval: timedelta,
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    watermark: Callable[[], datetime | None] = lambda: None,
 ) -> FitReport | None:
     """The scheduled fit. Every model is due when its latest fit (by any replica, or on
     request) is `interval` old; the lifetime value models also when BG/NBD found too few
@@ -181,7 +185,9 @@ async def fit_when_due(
     model as soon as it has the customers); the win model also whenever a deal closed
     since its latest fit (it is refitted as deals close)."""
     if await _lifetime_due(pool, interval, clock()):
-        return await fit_models(pool, valuation, converter, trigger=SCHEDULE, clock=clock)
+        return await fit_models(
+            pool, valuation, converter, trigger=SCHEDULE, clock=clock, watermark=watermark
+        )
     if await _win_due(pool, interval, clock()):
         return await fit_win(pool, converter, trigger=SCHEDULE, clock=clock)
     return None

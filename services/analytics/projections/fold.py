@@ -30,8 +30,10 @@ everyone (`maintenance`).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -39,12 +41,11 @@ import asyncpg
 from contracts.envelope import EventEnvelope
 from contracts.topics import Topic
 from services.analytics.domain.money import Converter
-from services.analytics.domain.profile import FOLDED_TYPES, Profile, apply
-from services.analytics.domain.segments import Outcome
+from services.analytics.domain.profile import FOLDED_TYPES
 from services.analytics.projections import rebuild
 from services.analytics.projections.bulk import alongside
 from services.analytics.projections.cache import ProfileCache
-from services.analytics.projections.conclusions import conclude_all, write_outcomes
+from services.analytics.projections.conclusions import Concluded, fold_all, write_outcomes
 from services.analytics.projections.details import PERSONAL_COLUMNS, write_details
 from services.analytics.projections.rescoring import reconclude_all
 from services.analytics.projections.store import (
@@ -59,6 +60,29 @@ from services.analytics.projections.tables import OUTBOX_TABLE, create_tables
 from services.analytics.projections.writers import lock
 from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
+
+HISTORICAL_AFTER = timedelta(minutes=5)
+"""A fact folded more than this after it occurred is history arriving (a load at once, a
+replay, a backlog), not a fact of now."""
+
+
+class FoldProgress:
+    """What the fold of this process last folded, for the watermark (`maintenance`)."""
+
+    def __init__(self) -> None:
+        self.historical_at: float | None = None
+        """When (monotonic) it last folded a fact that occurred long before it was folded
+        (`HISTORICAL_AFTER`)."""
+
+    def quiet_for(self) -> float:
+        """Seconds since it last folded history (infinite if it never did)."""
+        if self.historical_at is None:
+            return math.inf
+        return time.monotonic() - self.historical_at
+
+
+PROGRESS = FoldProgress()
+"""The progress of the folds in this process (the service runs one)."""
 
 
 class AnalyticsFold:
@@ -85,10 +109,12 @@ class AnalyticsFold:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         cache_capacity: int = 100_000,
+        progress: FoldProgress = PROGRESS,
     ) -> None:
         self.converter = converter
         self.clock = clock
         self.cache = ProfileCache(cache_capacity)
+        self.progress = progress
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await create_tables(connection)
@@ -101,9 +127,11 @@ class AnalyticsFold:
         cache.follow(*await lock(connection))
         now = self.clock()
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
-        outcomes: list[tuple[Profile, Outcome]] = []
+        concluded: list[Concluded] = []
         bought = False
         if folded:
+            if min(e.occurred_at for e in folded) < now - HISTORICAL_AFTER:
+                self.progress.historical_at = time.monotonic()
             customers = {e.customer_id for e in folded}
             loaded = Loaded()
             loaded.profiles = cache.take(customers)
@@ -117,22 +145,20 @@ class AnalyticsFold:
         async with alongside(write_details(connection, events, now, self.converter)):
             if folded:
                 loaded.add_rows(rows)
-                for event in folded:
-                    apply(loaded.get(event.customer_id), event, self.converter, now)
-                    bought = bought or event.event_type.startswith("sales.")
-                for profile in loaded.profiles.values():
-                    bounds.score(profile)
-                outcomes = conclude_all(loaded, rules, now)
+                concluded = fold_all(loaded, folded, rules, bounds, self.converter)
+                bought = any(e.event_type.startswith("sales.") for e in folded)
         await apply_aliases(connection, events)
         # after the batch's detail rows, so that none of them writes a personal value back
         await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
         if folded:
-            await write_outcomes(connection, outcomes, now)
+            await write_outcomes(connection, concluded, now)
             cache.keep(loaded.profiles.values())
             if bought:
                 await bounds_are_stale(connection)
         definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
         if definitions:
             await store_rules(connection, definitions)
-            await reconclude_all(connection, await load_rules(connection), now)
+            # a definition's conclusions carry its own time (`domain.event_time`)
+            defined_at = max(e.occurred_at for e in definitions)
+            await reconclude_all(connection, await load_rules(connection), defined_at, now)
             cache.clear()  # every profile concluded again, under the new rules

@@ -141,7 +141,7 @@ async def _publish(
         f"""INSERT INTO {OUTBOX_TABLE} (envelope, recorded_at)
             SELECT e, $2 FROM unnest($1::bytea[]) WITH ORDINALITY AS u(e, n) ORDER BY n""",
         [
-            envelope(event.event_type, r["customer_id"], {n: r[n] for n in names}, moment)
+            envelope(event.event_type, r["customer_id"], {n: r[n] for n in names}, moment, moment)
             for r in rows
         ],
         now,

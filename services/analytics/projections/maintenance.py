@@ -19,6 +19,7 @@ from services.analytics.domain.predictions import Valuation
 from services.analytics.projections import ledger
 from services.analytics.projections.deals import score_open_deals
 from services.analytics.projections.fits import FitReport, fit_when_due
+from services.analytics.projections.fold import PROGRESS, FoldProgress
 from services.analytics.projections.ledger import StepReport
 from services.analytics.projections.rescoring import reconclude_all, rescore
 from services.analytics.projections.scoring import score_stale
@@ -28,32 +29,91 @@ from services.analytics.projections.writers import lock
 log = logging.getLogger(__name__)
 
 
-async def rescore_once(pool: asyncpg.Pool) -> int:
+Watermark = Callable[[], datetime | None]
+"""The event time up to which every fact has been folded, for the conclusions that no
+fact of a customer's causes (the sweep, the re-scoring, the models' scores): the wall
+clock while the fold is live, that is caught up and for `QUIET_SECONDS` without folding
+history (facts that occurred more than `fold.HISTORICAL_AFTER` before); None while it
+folds history (a load at once, a replay, a backlog): then each customer is concluded
+only as far as their own facts (`domain.event_time`)."""
+
+QUIET_SECONDS = 10.0
+
+
+def live_watermark(
+    caught_up: Callable[[], bool],
+    progress: FoldProgress = PROGRESS,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Watermark:
+    def watermark() -> datetime | None:
+        live = caught_up() and progress.quiet_for() >= QUIET_SECONDS
+        return clock() if live else None
+
+    return watermark
+
+
+async def rescore_once(pool: asyncpg.Pool, watermark: Watermark = lambda: None) -> int:
     started = time.perf_counter()
     async with pool.acquire() as connection, connection.transaction():
-        changed = await rescore(connection, datetime.now(UTC))
+        changed = await rescore(connection, watermark(), datetime.now(UTC))
     metrics.RESCORE_SECONDS.observe(time.perf_counter() - started)
     metrics.RESCORED.inc(changed)
     return changed
 
 
-async def sweep_once(pool: asyncpg.Pool) -> int:
+async def sweep_once(pool: asyncpg.Pool, at: datetime) -> int:
+    """Everyone's conclusions brought to event time `at`: each time-dependent rule that
+    became true or false since a customer's clock recorded at the moment it did."""
+    started = time.perf_counter()
     async with pool.acquire() as connection, connection.transaction():
         await lock(connection)
-        changed = await reconclude_all(connection, await load_rules(connection), datetime.now(UTC))
+        changed = await reconclude_all(
+            connection, await load_rules(connection), at, datetime.now(UTC)
+        )
+    metrics.SWEEP_SECONDS.observe(time.perf_counter() - started)
     metrics.SWEEP_CHANGED.inc(changed)
     if changed:
         log.info("time-based sweep changed the conclusions of %d customers", changed)
     return changed
 
 
-async def score_once(pool: asyncpg.Pool, valuation: Valuation, converter: Converter) -> int:
+class Sweep:
+    """The time-based sweep: at most every `interval` seconds, and as soon as the fold has
+    caught up with a backlog (so that a history loaded at once has its time-dependent
+    conclusions up to now without waiting for the interval); never while it catches up."""
+
+    def __init__(self, pool: asyncpg.Pool, watermark: Watermark, interval: float) -> None:
+        self._pool = pool
+        self._watermark = watermark
+        self._interval = interval
+        self._last: float | None = None
+        self._behind = True
+
+    async def __call__(self) -> int:
+        at = self._watermark()
+        if at is None:
+            self._behind = True
+            return 0
+        due = self._last is None or time.monotonic() - self._last >= self._interval
+        if not (due or self._behind):
+            return 0
+        changed = await sweep_once(self._pool, at)
+        self._last, self._behind = time.monotonic(), False
+        return changed
+
+
+async def score_once(
+    pool: asyncpg.Pool,
+    valuation: Valuation,
+    converter: Converter,
+    watermark: Watermark = lambda: None,
+) -> int:
     """Customers whose purchases changed, and open deals that changed, scored with the
     models in use."""
     async with pool.acquire() as connection, connection.transaction():
         await lock(connection)
         now = datetime.now(UTC)
-        scored = await score_stale(connection, valuation, now)
+        scored = await score_stale(connection, valuation, now, at=watermark())
         await score_open_deals(connection, converter, now, every=False)
     metrics.SCORED.inc(scored)
     return scored
@@ -70,9 +130,15 @@ async def ledger_once(
 
 
 async def fit_once(
-    pool: asyncpg.Pool, valuation: Valuation, converter: Converter, interval: timedelta
+    pool: asyncpg.Pool,
+    valuation: Valuation,
+    converter: Converter,
+    interval: timedelta,
+    watermark: Watermark = lambda: None,
 ) -> None:
-    report: FitReport | None = await fit_when_due(pool, valuation, converter, interval)
+    report: FitReport | None = await fit_when_due(
+        pool, valuation, converter, interval, watermark=watermark
+    )
     if report is None:
         return
     metrics.SCORED.inc(report.scored)

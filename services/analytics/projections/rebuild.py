@@ -2,9 +2,10 @@
 RFM boundaries moved to the final population, and what it keeps from the live tables.
 
 A rebuild folds every event again into a shadow schema, where each conclusion is drawn
-at the time of the rebuild. The segment history and the churn warnings are facts of
-their own, though: when a customer entered or left a segment, and when a warning was
-raised, is what was concluded then, and was published then. So when the shadow is about
+in event time (`domain.event_time`), and brings every customer to the time of the
+rebuild. The segment history and the churn warnings are facts of their own, though:
+when a customer entered or left a segment, and when a warning was raised, is what was
+concluded then, and was published then. So when the shadow is about
 to replace the live tables, in the swap's transaction:
 
 - the live segment history replaces the rebuilt one, whole, with the times it has;
@@ -37,8 +38,12 @@ from services.analytics.domain.segments import (
     field_values,
     pick,
 )
-from services.analytics.projections.conclusions import membership_rows, write_memberships
-from services.analytics.projections.rescoring import rescore
+from services.analytics.projections.conclusions import (
+    Concluded,
+    membership_rows,
+    write_memberships,
+)
+from services.analytics.projections.rescoring import reconclude_all, rescore
 from services.analytics.projections.store import Loaded, load_profiles, load_rules
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.projections.writers import LOCK_KEY
@@ -70,10 +75,12 @@ async def settle(
     connection: asyncpg.Connection, live_schema: str, clock: Callable[[], datetime]
 ) -> None:
     """Bring a rebuilt state to where the live one is: RFM boundaries moved to the final
-    population (the live service does it in the background), and the live segment
+    population and every customer's conclusions brought to now (the live service does
+    both in the background once caught up, as the rebuild now is), and the live segment
     history and churn warnings kept, with the differences recorded and published."""
-    while await rescore(connection, clock()):
+    while await rescore(connection, clock(), clock()):
         pass
+    await reconclude_all(connection, await load_rules(connection), clock(), clock())
     await keep_live_history(connection, live_schema, clock())
 
 
@@ -104,7 +111,7 @@ async def keep_live_history(connection: asyncpg.Connection, live_schema: str, no
         return 0
     loaded = await load_profiles(connection, customers)
     outcomes = differences(loaded, memberships, churn, await load_rules(connection), now)
-    rows = membership_rows(outcomes, now)
+    rows = membership_rows([Concluded(p, [(now, o)]) for p, o in outcomes], now)
     await write_memberships(connection, rows, now, outbox=f"{live}.{OUTBOX_TABLE}")
     return len(outcomes)
 

@@ -26,9 +26,10 @@ CHUNK = 5000
 
 
 async def reconclude_all(
-    connection: asyncpg.Connection, rules: Sequence[SegmentRule], now: datetime
+    connection: asyncpg.Connection, rules: Sequence[SegmentRule], at: datetime, now: datetime
 ) -> int:
-    """Evaluate every customer again (a new definition, the sweep); write what changed."""
+    """Evaluate every customer again at event time `at` (a new definition: its time; the
+    sweep: the watermark); write what changed."""
     after = UUID(int=0)
     changed = 0
     while True:
@@ -37,7 +38,7 @@ async def reconclude_all(
             return changed
         loaded = Loaded()
         loaded.add_rows(rows)
-        changed += await conclude_and_write(connection, loaded, rules, now, only_changed=True)
+        changed += await conclude_and_write(connection, loaded, rules, at, now)
         after = rows[-1]["customer_id"]
 
 
@@ -56,8 +57,12 @@ _SCORE = {
 }
 
 
-async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
+async def rescore(connection: asyncpg.Connection, at: datetime | None, now: datetime) -> int:
     """Move the RFM boundaries to the current population, set-based.
+
+    The conclusions it draws carry event time `at` (the watermark, `maintenance`), or
+    with None (while the fold catches up) each customer's own clock: the boundaries move
+    because other customers' facts arrived, which gives no time of this customer's.
 
     New boundaries come from `percentile_disc` over the profile table. Every buyer's
     stored scores agree with the stored boundaries (the fold scores with them under the
@@ -128,5 +133,5 @@ async def rescore(connection: asyncpg.Connection, now: datetime) -> int:
     changed = 0
     for start in range(0, len(ids), CHUNK):
         loaded = await load_profiles(connection, ids[start : start + CHUNK])
-        changed += await conclude_and_write(connection, loaded, rules, now, only_changed=True)
+        changed += await conclude_and_write(connection, loaded, rules, at, now)
     return changed

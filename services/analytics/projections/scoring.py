@@ -151,17 +151,24 @@ async def score_rows(
 
 
 async def _reconclude(
-    connection: asyncpg.Connection, customers: Sequence[UUID], now: datetime
+    connection: asyncpg.Connection, customers: Sequence[UUID], at: datetime | None, now: datetime
 ) -> int:
+    """Conclude the scored customers again, at event time `at` (the watermark), or with
+    None at each one's own clock: a score is no fact of the customer's."""
     if not customers:
         return 0
     loaded = await load_profiles(connection, customers)
     rules = await load_rules(connection)
-    return await conclude_and_write(connection, loaded, rules, now, only_changed=True)
+    return await conclude_and_write(connection, loaded, rules, at, now)
 
 
 async def score_all(
-    connection: asyncpg.Connection, models: InUse, valuation: Valuation, now: datetime
+    connection: asyncpg.Connection,
+    models: InUse,
+    valuation: Valuation,
+    now: datetime,
+    *,
+    at: datetime | None = None,
 ) -> int:
     """Score everyone with a purchase (after a fit), in chunks, conclude them again, and
     record the predictions that are due in the ledger (`ledger.record_customers`,
@@ -184,12 +191,18 @@ async def score_all(
         people = population(summaries(rows), now, bg.period_days)
         await record_customers(connection, people, bg, version, now)
         forecast.add(bg, people)
-        await _reconclude(connection, customers, now)
+        await _reconclude(connection, customers, at, now)
         total += len(customers)
         after = rows[-1]["customer_id"]
 
 
-async def score_stale(connection: asyncpg.Connection, valuation: Valuation, now: datetime) -> int:
+async def score_stale(
+    connection: asyncpg.Connection,
+    valuation: Valuation,
+    now: datetime,
+    *,
+    at: datetime | None = None,
+) -> int:
     """Score the customers whose purchases changed since they were scored, and conclude
     them again (under the writers' lock, which the caller holds). Nothing without a
     BG/NBD model in use: they are scored by the first fit. Returns how many were scored."""
@@ -209,5 +222,5 @@ async def score_stale(connection: asyncpg.Connection, valuation: Valuation, now:
         if not rows:
             return total
         customers = await score_rows(connection, rows, models, valuation, now)
-        await _reconclude(connection, customers, now)
+        await _reconclude(connection, customers, at, now)
         total += len(customers)

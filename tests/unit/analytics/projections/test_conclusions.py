@@ -19,6 +19,7 @@ def test_the_fold_writes_conclusions_as_contract_envelopes() -> None:
         {"segment": "rfm.champions", "direction": "entered", "rule_version": 1,
          "values": {"recency_score": 5}},
         NOW.isoformat(),
+        NOW.isoformat(),
     )  # fmt: skip
     event: Any = parse_event(raw)
     assert event.payload.segment == "rfm.champions"
@@ -27,6 +28,7 @@ def test_the_fold_writes_conclusions_as_contract_envelopes() -> None:
             "analytics.churn_risk_raised",
             uuid.uuid4(),
             {"reasons": ["detractor"], "value_tier": "top", "values": {}},
+            NOW.isoformat(),
             NOW.isoformat(),
         )
     )
