@@ -22,6 +22,8 @@ and not yet committed is either already in them (and recognised) or new (and app
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ from services.runtime.messaging.consumer import Parsed, RecordOpener
 from services.runtime.messaging.projection import Projection, ProjectionHandler, record_version
 
 log = logging.getLogger(__name__)
+
+SWAP_LOCK_WAIT = 200
+"""Milliseconds one attempt to lock the live tables waits (PostgreSQL's deadlock check
+begins after a second)."""
 
 BOOKKEEPING = ("consumed_events", "projection_versions")
 """Durable tables the handler writes beside the projection's own (`storage/migrations`)."""
@@ -202,6 +208,7 @@ class ProjectionRebuild:
                         kept,
                     )
                 ]
+                await self._lock_live(connection, tables)
                 for table in tables:
                     await connection.execute(f'DROP TABLE IF EXISTS "{self._live}"."{table}"')
                     await connection.execute(
@@ -222,6 +229,39 @@ class ProjectionRebuild:
         finally:
             await connection.close()
         return tables
+
+    async def _lock_live(self, connection: asyncpg.Connection, tables: list[str]) -> None:
+        """Every live table to be replaced, locked at once before any is dropped.
+
+        A query reading several of them (a join) takes its locks one table after the
+        other; dropping them one by one could take one it waits for while it holds
+        another, a deadlock that PostgreSQL ends by failing one side. So the locks are
+        asked for together, each attempt giving up after `SWAP_LOCK_WAIT` (well before
+        PostgreSQL looks for deadlocks) and letting go of what it took: the queries under
+        way finish, and the next attempt finds the tables free."""
+        live = [
+            r["tablename"]
+            for r in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = $1 "
+                "AND tablename = ANY($2::text[]) ORDER BY tablename",
+                self._live,
+                tables,
+            )
+        ]
+        if not live:
+            return
+        names = ", ".join(f'"{self._live}"."{table}"' for table in live)
+        for attempt in itertools.count(1):
+            try:
+                async with connection.transaction():  # a savepoint: a failed try lets go
+                    await connection.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_WAIT}ms'")
+                    await connection.execute(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
+                    await connection.execute("SET LOCAL lock_timeout = 0")
+                return
+            except asyncpg.LockNotAvailableError:
+                if attempt % 50 == 0:
+                    log.info("the swap of %s waits for queries on its tables", self._live)
+                await asyncio.sleep(min(0.01 * attempt, 0.2))
 
 
 async def rebuild_projections(
