@@ -37,6 +37,9 @@ _PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
         channel_preferences=e.channel_preferences
     ),
     "Erased": lambda e: contract.CustomerErased(request_reference=e.request_reference),
+    "DuplicateDismissed": lambda e: contract.CustomerDuplicateDismissed(
+        other_customer_id=e.other_customer_id
+    ),
 }
 
 

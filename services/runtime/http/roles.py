@@ -15,6 +15,8 @@ PERMISSIONS: dict[str, str] = {
     "customers:write-contact-any": "change anyone's contact persons, addresses and channel consent",
     "customers:import": "import customers from files (`/customer-imports`): create and "
     "change any customer a file names",
+    "duplicates:review": "the queue of possible duplicate customers (`/duplicates`): read "
+    "it and dismiss pairs",
     "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
     "interactions:write": "log and correct interactions, survey answers, feedback, plans",
     "tickets:write": "open, assign, answer, escalate, resolve, reopen and close tickets",
@@ -60,6 +62,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "analytics:read",
             "segments:write",
             "models:write",
+            "duplicates:review",
         }
     ),
     "administrator": frozenset(PERMISSIONS),

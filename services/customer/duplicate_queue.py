@@ -1,0 +1,292 @@
+"""The queue of possible duplicates over the whole directory, kept by the directory's
+projection (`CustomerDirectory.apply` calls `refresh` in its transaction), and the
+lookup of a new record's possible duplicates in the directory.
+
+Why a projection and not a periodic scan: the queue is then current as customers
+change (a pair appears when the second record is folded, and leaves when a change
+makes the records differ), is rebuilt with the directory from the customer topic
+(`crm rebuild customer`), and costs a few index probes per changed customer instead of a
+scan of the directory every so often. Its tables:
+
+- `duplicate_keys`: each customer's blocking keys (`duplicates.blocking_keys`); the
+  customers sharing a key with a changed one are its candidates, unless more than
+  `MAX_BLOCK` customers share that key;
+- `duplicate_pairs`: each pair scoring at least `THRESHOLD`, its smaller id first, with
+  the score and the evidence;
+- `duplicate_dismissals`: the pairs someone dismissed (`customer.duplicate_dismissed`,
+  recorded on the customer with the smaller id), which never enter the queue again;
+  folded from the events, so they survive a rebuild.
+
+An erased customer leaves the queue (and its keys, which held personal values).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from contracts.envelope import EventEnvelope
+from contracts.personal import ERASED
+from services.customer.duplicates import (
+    MAX_BLOCK,
+    THRESHOLD,
+    Match,
+    Profile,
+    blocking_keys,
+    compare,
+    profile_of_row,
+)
+from services.customer.metrics import DUPLICATE_PAIRS_FOUND
+from services.runtime.storage.filters import Where
+
+Row = dict[str, Any]
+
+DDL = """
+CREATE TABLE IF NOT EXISTS duplicate_keys (
+    key text NOT NULL,
+    customer_id uuid NOT NULL,
+    PRIMARY KEY (key, customer_id)
+);
+CREATE INDEX IF NOT EXISTS duplicate_keys_customer ON duplicate_keys (customer_id);
+CREATE TABLE IF NOT EXISTS duplicate_pairs (
+    customer_a uuid NOT NULL,
+    customer_b uuid NOT NULL,
+    score numeric(4, 3) NOT NULL,
+    rank integer NOT NULL,
+    evidence jsonb NOT NULL,
+    found_at timestamptz NOT NULL,
+    PRIMARY KEY (customer_a, customer_b)
+);
+CREATE INDEX IF NOT EXISTS duplicate_pairs_queue
+    ON duplicate_pairs (rank, customer_a, customer_b);
+CREATE INDEX IF NOT EXISTS duplicate_pairs_b ON duplicate_pairs (customer_b);
+CREATE TABLE IF NOT EXISTS duplicate_dismissals (
+    customer_a uuid NOT NULL,
+    customer_b uuid NOT NULL,
+    actor text,
+    dismissed_at timestamptz NOT NULL,
+    PRIMARY KEY (customer_a, customer_b)
+);
+"""
+
+DISMISSED = "customer.duplicate_dismissed"
+
+
+def ordered(first: UUID, second: UUID) -> tuple[UUID, UUID]:
+    """A pair as the queue names it: the smaller id first."""
+    return (first, second) if first < second else (second, first)
+
+
+def rank_of(score: float) -> int:
+    """The queue's order: the best score first."""
+    return 1000 - round(score * 1000)
+
+
+async def record_dismissals(
+    connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
+) -> None:
+    """Fold the dismissals among `events`: the pair leaves the queue for good."""
+    dismissed = [
+        (*ordered(e.customer_id, e.payload.other_customer_id), e.actor, e.occurred_at)
+        for e in events
+        if e.event_type == DISMISSED
+    ]
+    if not dismissed:
+        return
+    await connection.executemany(
+        "INSERT INTO duplicate_dismissals (customer_a, customer_b, actor, dismissed_at) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        dismissed,
+    )
+    await connection.executemany(
+        "DELETE FROM duplicate_pairs WHERE customer_a = $1 AND customer_b = $2",
+        [d[:2] for d in dismissed],
+    )
+
+
+async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: str) -> None:
+    """Bring the queue up to date with the directory rows just written: their keys, and
+    their pairs with every customer sharing a key with them."""
+    rows = [r for r in rows]
+    if not rows:
+        return
+    ids = [UUID(str(r["customer_id"])) for r in rows]
+    profiles = {
+        UUID(str(r["customer_id"])): profile_of_row(r, region) for r in rows if r["name"] != ERASED
+    }
+    await connection.execute("DELETE FROM duplicate_keys WHERE customer_id = ANY($1::uuid[])", ids)
+    await connection.executemany(
+        "INSERT INTO duplicate_keys (key, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        [(key, i) for i, p in profiles.items() for key in blocking_keys(p)],
+    )
+    before = {
+        (r["customer_a"], r["customer_b"])
+        for r in await connection.fetch(
+            "DELETE FROM duplicate_pairs WHERE customer_a = ANY($1::uuid[]) "
+            "OR customer_b = ANY($1::uuid[]) RETURNING customer_a, customer_b",
+            ids,
+        )
+    }
+    candidates = await connection.fetch(
+        """SELECT DISTINCT m.customer_id AS mine, o.customer_id AS other
+           FROM duplicate_keys m
+           CROSS JOIN LATERAL (
+               SELECT count(*) AS n FROM (
+                   SELECT 1 FROM duplicate_keys s WHERE s.key = m.key LIMIT $2 + 1
+               ) AS block
+           ) AS size
+           JOIN duplicate_keys o ON o.key = m.key AND o.customer_id <> m.customer_id
+           WHERE m.customer_id = ANY($1::uuid[]) AND size.n <= $2""",
+        ids,
+        MAX_BLOCK,
+    )
+    pairs = {ordered(UUID(str(c["mine"])), UUID(str(c["other"]))) for c in candidates}
+    if not pairs:
+        return
+    known = await _rows(connection, {i for pair in pairs for i in pair})
+    dismissed = await _dismissed(connection, ids)
+    found = []
+    for a, b in sorted(pairs - dismissed):
+        if a not in known or b not in known:
+            continue
+        match = compare(_profile(profiles, known, a, region), _profile(profiles, known, b, region))
+        if match.score >= THRESHOLD:
+            moment = max(known[a]["updated_at"], known[b]["updated_at"])
+            found.append((a, b, match, moment))
+    await connection.executemany(
+        "INSERT INTO duplicate_pairs (customer_a, customer_b, score, rank, evidence, found_at) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+        [
+            (a, b, m.score, rank_of(m.score), json.dumps(m.evidence_dicts(), ensure_ascii=False), t)
+            for a, b, m, t in found
+        ],
+    )
+    new = sum((a, b) not in before for a, b, _, _ in found)
+    if new:
+        DUPLICATE_PAIRS_FOUND.inc(new)
+
+
+def _profile(profiles: dict[UUID, Profile], rows: dict[UUID, Row], i: UUID, region: str) -> Profile:
+    return profiles.get(i) or profile_of_row(rows[i], region)
+
+
+async def _rows(
+    connection: asyncpg.Connection | asyncpg.Pool, ids: Iterable[UUID]
+) -> dict[UUID, Row]:
+    records = await connection.fetch(
+        "SELECT customer_id, name, contacts, addresses, customer_references, updated_at "
+        "FROM customer_directory WHERE customer_id = ANY($1::uuid[]) AND name <> $2",
+        list(ids),
+        ERASED,
+    )
+    return {UUID(str(r["customer_id"])): _decoded(r) for r in records}
+
+
+def _decoded(record: asyncpg.Record) -> Row:
+    row = dict(record)
+    for name in ("contacts", "addresses", "customer_references"):
+        if isinstance(row.get(name), str):
+            row[name] = json.loads(row[name])
+    return row
+
+
+async def _dismissed(connection: asyncpg.Connection, ids: list[UUID]) -> set[tuple[UUID, UUID]]:
+    records = await connection.fetch(
+        "SELECT customer_a, customer_b FROM duplicate_dismissals "
+        "WHERE customer_a = ANY($1::uuid[]) OR customer_b = ANY($1::uuid[])",
+        ids,
+    )
+    return {(UUID(str(r["customer_a"])), UUID(str(r["customer_b"]))) for r in records}
+
+
+# New records against the directory ----------------------------------------------------
+
+
+async def directory_matches(
+    connection: asyncpg.Connection | asyncpg.Pool,
+    profiles: Sequence[Profile],
+    region: str,
+    *,
+    limit: int = 5,
+) -> dict[str, list[tuple[Match, Row]]]:
+    """For each of `profiles` (records not in the directory yet: a registration, an
+    import's rows), the customers of the directory it may duplicate, best first (at most
+    `limit`), each with its directory row."""
+    keys = {p.ref: blocking_keys(p) for p in profiles}
+    every_key = sorted({k for ks in keys.values() for k in ks})
+    if not every_key:
+        return {}
+    try:
+        records = await connection.fetch(
+            """SELECT k.key, k.customer_id FROM unnest($1::text[]) AS w(key)
+               CROSS JOIN LATERAL (
+                   SELECT array_agg(customer_id) AS members FROM (
+                       SELECT customer_id FROM duplicate_keys
+                       WHERE key = w.key LIMIT $2 + 1
+                   ) AS block
+               ) AS b
+               JOIN duplicate_keys k ON k.key = w.key
+               WHERE cardinality(b.members) <= $2""",
+            every_key,
+            MAX_BLOCK,
+        )
+    except asyncpg.UndefinedTableError:
+        return {}  # no directory yet
+    holders: dict[str, set[UUID]] = {}
+    for record in records:
+        holders.setdefault(record["key"], set()).add(UUID(str(record["customer_id"])))
+    rows = await _rows(connection, {i for members in holders.values() for i in members})
+    found: dict[str, list[tuple[Match, Row]]] = {}
+    for profile in profiles:
+        others = {i for k in keys[profile.ref] for i in holders.get(k, ())}
+        matches = [
+            (compare(profile, profile_of_row(rows[i], region)), rows[i])
+            for i in others
+            if i in rows and str(i) != profile.ref
+        ]
+        best = sorted(
+            ((m, r) for m, r in matches if m.score >= THRESHOLD),
+            key=lambda mr: (-mr[0].score, str(mr[1]["customer_id"])),
+        )
+        if best:
+            found[profile.ref] = best[:limit]
+    return found
+
+
+# The queue, as the API reads it -------------------------------------------------------
+
+
+async def queue_page(
+    connection: asyncpg.Connection | asyncpg.Pool,
+    *,
+    customer_id: UUID | None,
+    limit: int,
+    after: tuple[Any, ...] | None,
+) -> list[Row]:
+    """One page of the queue, the best score first; `customer_id`: only its pairs."""
+    where = Where()
+    where.add("(p.customer_a = {0} OR p.customer_b = {0})", customer_id)
+    where.after(
+        ("p.rank", "p.customer_a", "p.customer_b"), after, casts=("integer", "uuid", "uuid")
+    )
+    records = await connection.fetch(
+        f"""SELECT p.customer_a, p.customer_b, p.score, p.rank, p.evidence, p.found_at,
+                   a.name AS name_a, b.name AS name_b
+            FROM duplicate_pairs p
+            JOIN customer_directory a ON a.customer_id = p.customer_a
+            JOIN customer_directory b ON b.customer_id = p.customer_b
+            WHERE {where.sql}
+            ORDER BY p.rank, p.customer_a, p.customer_b LIMIT {where.parameter(limit)}""",
+        *where.values,
+    )
+    rows = []
+    for record in records:
+        row = dict(record)
+        if isinstance(row["evidence"], str):
+            row["evidence"] = json.loads(row["evidence"])
+        rows.append(row)
+    return rows
