@@ -84,10 +84,10 @@ def refusal(candidates: list[PossibleDuplicate]) -> JSONResponse:
 # Imports ------------------------------------------------------------------------------
 
 
-def row_profile(row: ImportRow) -> Profile:
+def row_profile(row: ImportRow, customer_id: str) -> Profile:
     """An import row's profile; its values are clean already (phones in E.164)."""
     return profile_of(
-        f"row {row.number}",
+        customer_id,
         row.profile.get("name") or "",
         contacts=row.contacts,
         addresses=row.addresses,
@@ -102,14 +102,20 @@ async def import_duplicates(
     region: str,
 ) -> list[Outcome]:
     """`outcomes` with the possible duplicates of each row that creates a customer: the
-    directory's customers and the batch's other new rows it may be."""
-    created = {o.row for o in outcomes if o.outcome == "created"}
-    profiles = [row_profile(r) for r in rows if r.number in created]
+    directory's customers and the batch's other new rows it may be (a row's own
+    customer, and those of the batch, which the directory may hold by now, excepted)."""
+    created = {o.row: str(o.customer_id) for o in outcomes if o.outcome == "created"}
+    profiles = [row_profile(r, created[r.number]) for r in rows if r.number in created]
     if not profiles:
         return list(outcomes)
+    row_of = {customer_id: row for row, customer_id in created.items()}
     found: dict[str, list[dict[str, Any]]] = {}
     for ref, matches in (await directory_matches(pool, profiles, region)).items():
-        found[ref] = [possible_duplicate(m, r).model_dump(mode="json") for m, r in matches]
+        found[ref] = [
+            possible_duplicate(m, r).model_dump(mode="json")
+            for m, r in matches
+            if str(r["customer_id"]) not in row_of
+        ]
     for i, j in candidate_pairs(profiles):
         first, second = profiles[i], profiles[j]
         match = compare(first, second)
@@ -117,10 +123,11 @@ async def import_duplicates(
             for mine, theirs in ((first, second), (second, first)):
                 found.setdefault(mine.ref, []).append(
                     {
-                        "row": int(theirs.ref.removeprefix("row ")),
+                        "row": row_of[theirs.ref],
+                        "customer_id": theirs.ref,
                         "name": theirs.display_name,
                         "score": match.score,
                         "evidence": match.evidence_dicts(),
                     }
                 )
-    return [o.with_duplicates(found.get(f"row {o.row}", [])) for o in outcomes]
+    return [o.with_duplicates(found.get(created.get(o.row, ""), [])) for o in outcomes]
