@@ -14,8 +14,9 @@ or several weak ones make a likely duplicate, and the evidence is listed:
 - what supports a name match: the same city, the same street address, a contact person
   of the same name.
 
-A name alone is not enough (two customers called 张伟 are common); a name and a city, an
-address or a contact person are, and so is any exact key.
+A name alone is not enough (two customers called 王氏贸易 may be two); a name and a city,
+an address or a contact person (other than the customer itself) are, and so is any exact
+key. A short name (张伟) says less: it takes a phone, an e-mail, or an address and a city.
 
 Comparing every pair of a directory is O(n²); `candidate_pairs` compares only records
 that share a blocking key (`blocking_keys`): an exact key, the folded name, the name with
@@ -37,7 +38,8 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from services.customer.domain import placeholder_name
-from services.customer.normalisation import Refused, clean_email, clean_phone
+from services.customer.normalisation import Refused, clean_email
+from services.customer.search import e164
 
 THRESHOLD = 0.75
 """The score from which two records are a possible duplicate."""
@@ -57,6 +59,10 @@ WEIGHTS = {
 }
 """How much each kind of evidence says (`name`: for identical names; a similar one says
 proportionally less)."""
+SHORT_NAME = 4
+SHORT_WEIGHT = 0.5
+"""A name of fewer characters (a Chinese person's 张伟, a company's initials) is shared by
+many: it says less."""
 
 CHINESE_SUFFIXES = (
     "集团股份有限公司",
@@ -158,14 +164,9 @@ def _folded_text(value: str | None) -> str:
 
 
 def _phones(raw: Iterable[str], region: str) -> set[str]:
-    found = set()
-    for value in raw:
-        try:
-            if cleaned := clean_phone(value, region, "phone"):
-                found.add(cleaned)
-        except Refused:
-            continue
-    return found
+    """E.164 forms of possible numbers (not only valid ones: a number of a new range is
+    still the same number however it is typed)."""
+    return {number for value in raw if (number := e164(value, region))}
 
 
 def _emails(raw: Iterable[str]) -> set[str]:
@@ -202,7 +203,9 @@ def profile_of(
         references=frozenset(f"{r['source']}/{r['source_customer_id']}" for r in references),
         cities=frozenset(c for a in addresses if (c := fold_name(a.get("city") or ""))),
         streets=frozenset(s for a in addresses if (s := _folded_text(a.get("line1")))),
-        contact_names=frozenset(n for c in contacts if (n := fold_name(c.get("name") or ""))),
+        contact_names=frozenset(
+            n for c in contacts if (n := fold_name(c.get("name") or "")) and n != fold_name(name)
+        ),
     )
 
 
@@ -224,7 +227,8 @@ def compare(a: Profile, b: Profile) -> Match:
             if similarity == 1
             else f"similar names {a.name!r} and {b.name!r} ({similarity:.2f})"
         )
-        evidence.append(Evidence("name", detail, WEIGHTS["name"] * similarity))
+        weight = WEIGHTS["name"] if len(a.name.replace(" ", "")) >= SHORT_NAME else SHORT_WEIGHT
+        evidence.append(Evidence("name", detail, weight * similarity))
     for kind, mine, theirs, what in (
         ("city", a.cities, b.cities, "same city"),
         ("address", a.streets, b.streets, "same address"),

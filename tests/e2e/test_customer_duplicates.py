@@ -13,6 +13,9 @@ import httpx
 import orjson
 import pytest
 
+from local.demo.customer_generator import demo_customers
+from local.demo.customers import DEFAULT_COUNT, load_demo
+from local.demo.duplicates import demo_duplicates
 from local.launcher import ServiceProcess
 from services.customer.normalisation import full_width
 from tests.support.auth import bearer
@@ -236,3 +239,24 @@ async def test_an_import_report_names_possible_duplicates(client: httpx.AsyncCli
         assert report[-1]["summary"]["possible_duplicates"] == 3
     # once imported, the queue holds both pairs
     await wait_for(client, "/duplicates", lambda p: len(p["items"]) == 2)
+
+
+async def test_the_queue_finds_the_deliberate_duplicates_of_the_demo_data(
+    client: httpx.AsyncClient, customer_service: ServiceProcess
+) -> None:
+    ids = await load_demo(customer_service.url, DEFAULT_COUNT, client=client)
+    planted = demo_duplicates(demo_customers(DEFAULT_COUNT))
+    assert len(planted) == 3
+
+    def holds_every_planted_pair(page: dict[str, Any]) -> bool:
+        pairs = {
+            (side["customer_id"], other["name"])
+            for p in page["items"]
+            for side, other in (
+                (p["customer_a"], p["customer_b"]),
+                (p["customer_b"], p["customer_a"]),
+            )
+        }
+        return all((ids[index], body["name"]) in pairs for index, body in planted)
+
+    await wait_for(client, "/duplicates", holds_every_planted_pair, limit=500)

@@ -79,10 +79,18 @@ def test_an_external_reference_is_the_strongest_evidence() -> None:
 
 
 def test_latin_names_match_in_any_word_order_and_case() -> None:
-    contact = [{"name": "Wei Zhang"}]
-    a = profile_of("a", "Zhang Wei", contacts=contact)
-    b = profile_of("b", "WEI ZHANG", contacts=contact)
-    assert compare(a, b).score >= THRESHOLD
+    home = [{"line1": "1 Main Street", "city": "Shanghai"}]
+    a = profile_of("a", "Zhang Wei", addresses=home)
+    b = profile_of("b", "WEI ZHANG", addresses=[{"line1": "elsewhere", "city": "SHANGHAI"}])
+    match = compare(a, b)
+    assert match.score >= THRESHOLD
+    assert [e.kind for e in match.evidence] == ["name", "city"]
+
+
+def test_a_person_is_not_their_own_contact_person_twice() -> None:
+    a = profile_of("a", "Zhang Wei", contacts=[{"name": "Zhang Wei"}])
+    b = profile_of("b", "Zhang Wei", contacts=[{"name": "Zhang Wei"}])
+    assert [e.kind for e in compare(a, b).evidence] == ["name"]
 
 
 def test_a_similar_chinese_name_with_the_same_address_is_a_duplicate() -> None:
