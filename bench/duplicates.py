@@ -23,6 +23,7 @@ from services.customer.duplicates import (
     Profile,
     candidate_pairs,
     compare,
+    may_match,
     profile_of_row,
 )
 from services.customer.normalisation import full_width
@@ -135,7 +136,11 @@ def _spent(since: tuple[float, float], until: tuple[float, float]) -> str:
     return f"{until[0] - since[0]:.2f} s ({until[1] - since[1]:.2f} s CPU)"
 
 
-def run_duplicates(customers: int, planted: int, seed: int = 19) -> None:
+def directory(
+    customers: int, planted: int, seed: int = 19
+) -> tuple[list[dict[str, Any]], set[frozenset[str]]]:
+    """`customers` directory rows, the last `planted` of them duplicates of earlier ones;
+    and the pairs of ids (`c<n>`) of the planted duplicates."""
     rng = random.Random(seed)
     rows = [_row(rng, i) for i in range(customers - planted)]
     truth = set()
@@ -143,6 +148,11 @@ def run_duplicates(customers: int, planted: int, seed: int = 19) -> None:
         original = rows[rng.randrange(customers - planted)]
         rows.append(_typed_again(rng, original, index))
         truth.add(frozenset((original["customer_id"], f"c{index}")))
+    return rows, truth
+
+
+def run_duplicates(customers: int, planted: int, seed: int = 19) -> None:
+    rows, truth = directory(customers, planted, seed)
     started = _clocks()
     profiles: list[Profile] = [profile_of_row(r, "CN") for r in rows]
     profiled = _clocks()
@@ -150,6 +160,8 @@ def run_duplicates(customers: int, planted: int, seed: int = 19) -> None:
     blocked = _clocks()
     found = []
     for i, j in pairs:
+        if not may_match(profiles[i], profiles[j]):
+            continue
         match = compare(profiles[i], profiles[j])
         if match.score >= THRESHOLD:
             found.append(match)

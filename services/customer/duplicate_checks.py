@@ -25,6 +25,7 @@ from services.customer.duplicates import (
     Profile,
     candidate_pairs,
     compare,
+    may_match,
     profile_of,
 )
 from services.customer.import_mapping import ImportRow
@@ -92,6 +93,7 @@ def row_profile(row: ImportRow, customer_id: str) -> Profile:
         contacts=row.contacts,
         addresses=row.addresses,
         references=row.all_references(),
+        cleaned=True,
     )
 
 
@@ -118,6 +120,8 @@ async def import_duplicates(
         ]
     for i, j in candidate_pairs(profiles):
         first, second = profiles[i], profiles[j]
+        if not may_match(first, second):
+            continue
         match = compare(first, second)
         if match.score >= THRESHOLD:
             for mine, theirs in ((first, second), (second, first)):

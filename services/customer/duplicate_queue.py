@@ -8,6 +8,8 @@ makes the records differ), is rebuilt with the directory from the customer topic
 (`crm rebuild customer`), and costs a few index probes per changed customer instead of a
 scan of the directory every so often. Its tables:
 
+- `duplicate_profiles`: each customer's profile (`duplicates.Profile`: its normalised
+  values), so that a candidate is compared without normalising its values again;
 - `duplicate_keys`: each customer's blocking keys (`duplicates.blocking_keys`); the
   customers sharing a key with a changed one are its candidates, unless more than
   `MAX_BLOCK` customers share that key;
@@ -17,7 +19,8 @@ scan of the directory every so often. Its tables:
   recorded on the customer with the smaller id), which never enter the queue again;
   folded from the events, so they survive a rebuild.
 
-An erased customer leaves the queue (and its keys, which held personal values).
+An erased customer leaves the queue (and its profile and keys, which held personal
+values).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from services.customer.duplicates import (
     Profile,
     blocking_keys,
     compare,
+    may_match,
     profile_of_row,
 )
 from services.customer.metrics import DUPLICATE_PAIRS_FOUND
@@ -52,6 +56,11 @@ CREATE TABLE IF NOT EXISTS duplicate_keys (
     PRIMARY KEY (key, customer_id)
 );
 CREATE INDEX IF NOT EXISTS duplicate_keys_customer ON duplicate_keys (customer_id);
+CREATE TABLE IF NOT EXISTS duplicate_profiles (
+    customer_id uuid PRIMARY KEY,
+    profile jsonb NOT NULL,
+    changed_at timestamptz NOT NULL
+);
 CREATE TABLE IF NOT EXISTS duplicate_pairs (
     customer_a uuid NOT NULL,
     customer_b uuid NOT NULL,
@@ -109,20 +118,17 @@ async def record_dismissals(
 
 
 async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: str) -> None:
-    """Bring the queue up to date with the directory rows just written: their keys, and
-    their pairs with every customer sharing a key with them."""
-    rows = [r for r in rows]
+    """Bring the queue up to date with the directory rows just written: their profiles
+    and keys, and their pairs with every customer sharing a key with them."""
+    rows = list(rows)
     if not rows:
         return
     ids = [UUID(str(r["customer_id"])) for r in rows]
     profiles = {
         UUID(str(r["customer_id"])): profile_of_row(r, region) for r in rows if r["name"] != ERASED
     }
-    await connection.execute("DELETE FROM duplicate_keys WHERE customer_id = ANY($1::uuid[])", ids)
-    await connection.executemany(
-        "INSERT INTO duplicate_keys (key, customer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        [(key, i) for i, p in profiles.items() for key in blocking_keys(p)],
-    )
+    changed = {UUID(str(r["customer_id"])): r["updated_at"] for r in rows}
+    await _store(connection, ids, profiles, changed)
     before = {
         (r["customer_a"], r["customer_b"])
         for r in await connection.fetch(
@@ -147,16 +153,19 @@ async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: s
     pairs = {ordered(UUID(str(c["mine"])), UUID(str(c["other"]))) for c in candidates}
     if not pairs:
         return
-    known = await _rows(connection, {i for pair in pairs for i in pair})
+    known = await stored_profiles(connection, {i for pair in pairs for i in pair} - set(profiles))
+    known.update({i: (p, changed[i]) for i, p in profiles.items()})
     dismissed = await _dismissed(connection, ids)
     found = []
     for a, b in sorted(pairs - dismissed):
         if a not in known or b not in known:
             continue
-        match = compare(_profile(profiles, known, a, region), _profile(profiles, known, b, region))
+        (first, first_changed), (second, second_changed) = known[a], known[b]
+        if not may_match(first, second):
+            continue
+        match = compare(first, second)
         if match.score >= THRESHOLD:
-            moment = max(known[a]["updated_at"], known[b]["updated_at"])
-            found.append((a, b, match, moment))
+            found.append((a, b, match, max(first_changed, second_changed)))
     await connection.executemany(
         "INSERT INTO duplicate_pairs (customer_a, customer_b, score, rank, evidence, found_at) "
         "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
@@ -170,28 +179,50 @@ async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: s
         DUPLICATE_PAIRS_FOUND.inc(new)
 
 
-def _profile(profiles: dict[UUID, Profile], rows: dict[UUID, Row], i: UUID, region: str) -> Profile:
-    return profiles.get(i) or profile_of_row(rows[i], region)
-
-
-async def _rows(
-    connection: asyncpg.Connection | asyncpg.Pool, ids: Iterable[UUID]
-) -> dict[UUID, Row]:
-    records = await connection.fetch(
-        "SELECT customer_id, name, contacts, addresses, customer_references, updated_at "
-        "FROM customer_directory WHERE customer_id = ANY($1::uuid[]) AND name <> $2",
-        list(ids),
-        ERASED,
+async def _store(
+    connection: asyncpg.Connection,
+    ids: list[UUID],
+    profiles: dict[UUID, Profile],
+    changed: dict[UUID, Any],
+) -> None:
+    """Replace the profiles and keys of `ids` (an erased customer keeps none)."""
+    await connection.execute("DELETE FROM duplicate_keys WHERE customer_id = ANY($1::uuid[])", ids)
+    await connection.execute(
+        "DELETE FROM duplicate_profiles WHERE customer_id = ANY($1::uuid[])", ids
     )
-    return {UUID(str(r["customer_id"])): _decoded(r) for r in records}
+    keys = [(key, i) for i, p in profiles.items() for key in blocking_keys(p)]
+    await connection.execute(
+        "INSERT INTO duplicate_keys (key, customer_id) "
+        "SELECT * FROM unnest($1::text[], $2::uuid[]) ON CONFLICT DO NOTHING",
+        [k for k, _ in keys],
+        [i for _, i in keys],
+    )
+    await connection.execute(
+        "INSERT INTO duplicate_profiles (customer_id, profile, changed_at) "
+        "SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::timestamptz[])",
+        list(profiles),
+        [json.dumps(p.as_dict(), ensure_ascii=False) for p in profiles.values()],
+        [changed[i] for i in profiles],
+    )
 
 
-def _decoded(record: asyncpg.Record) -> Row:
-    row = dict(record)
-    for name in ("contacts", "addresses", "customer_references"):
-        if isinstance(row.get(name), str):
-            row[name] = json.loads(row[name])
-    return row
+async def stored_profiles(
+    connection: asyncpg.Connection | asyncpg.Pool, ids: Iterable[UUID]
+) -> dict[UUID, tuple[Profile, Any]]:
+    """The stored profiles of `ids` (those not erased), with when each last changed."""
+    records = await connection.fetch(
+        "SELECT customer_id, profile, changed_at FROM duplicate_profiles "
+        "WHERE customer_id = ANY($1::uuid[])",
+        list(ids),
+    )
+    return {
+        UUID(str(r["customer_id"])): (Profile.from_dict(_json(r["profile"])), r["changed_at"])
+        for r in records
+    }
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
 
 
 async def _dismissed(connection: asyncpg.Connection, ids: list[UUID]) -> set[tuple[UUID, UUID]]:
@@ -215,7 +246,7 @@ async def directory_matches(
 ) -> dict[str, list[tuple[Match, Row]]]:
     """For each of `profiles` (records not in the directory yet: a registration, an
     import's rows), the customers of the directory it may duplicate, best first (at most
-    `limit`), each with its directory row."""
+    `limit`), each with its id and name (`customer_id`, `name`)."""
     keys = {p.ref: blocking_keys(p) for p in profiles}
     every_key = sorted({k for ks in keys.values() for k in ks})
     if not every_key:
@@ -239,21 +270,23 @@ async def directory_matches(
     holders: dict[str, set[UUID]] = {}
     for record in records:
         holders.setdefault(record["key"], set()).add(UUID(str(record["customer_id"])))
-    rows = await _rows(connection, {i for members in holders.values() for i in members})
+    known = await stored_profiles(connection, {i for ids in holders.values() for i in ids})
     found: dict[str, list[tuple[Match, Row]]] = {}
     for profile in profiles:
         others = {i for k in keys[profile.ref] for i in holders.get(k, ())}
         matches = [
-            (compare(profile, profile_of_row(rows[i], region)), rows[i])
+            (compare(profile, known[i][0]), i)
             for i in others
-            if i in rows and str(i) != profile.ref
+            if i in known and str(i) != profile.ref and may_match(profile, known[i][0])
         ]
         best = sorted(
-            ((m, r) for m, r in matches if m.score >= THRESHOLD),
-            key=lambda mr: (-mr[0].score, str(mr[1]["customer_id"])),
+            ((m, i) for m, i in matches if m.score >= THRESHOLD),
+            key=lambda mi: (-mi[0].score, str(mi[1])),
         )
         if best:
-            found[profile.ref] = best[:limit]
+            found[profile.ref] = [
+                (m, {"customer_id": i, "name": known[i][0].display_name}) for m, i in best[:limit]
+            ]
     return found
 
 

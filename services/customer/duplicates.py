@@ -38,7 +38,6 @@ from typing import Any
 from rapidfuzz import fuzz
 
 from services.customer.domain import placeholder_name
-from services.customer.normalisation import Refused, clean_email
 from services.customer.search import e164
 
 THRESHOLD = 0.75
@@ -110,14 +109,16 @@ def is_chinese(folded: str) -> bool:
     return _CJK.search(folded) is not None
 
 
-def name_similarity(a: str, b: str) -> float:
+def name_similarity(a: str, b: str, cutoff: float = 0) -> float:
     """How alike two folded names are, 0 to 1: Chinese character by character, Latin word
-    by word in any order."""
+    by word in any order; 0 below `cutoff`."""
     if not a or not b:
         return 0.0
     if is_chinese(a) or is_chinese(b):
-        return float(fuzz.ratio(a.replace(" ", ""), b.replace(" ", ""))) / 100
-    return float(fuzz.token_sort_ratio(a, b)) / 100
+        ratio = fuzz.ratio(a.replace(" ", ""), b.replace(" ", ""), score_cutoff=cutoff * 100)
+    else:
+        ratio = fuzz.token_sort_ratio(a, b, score_cutoff=cutoff * 100)
+    return float(ratio) / 100
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,27 @@ class Profile:
     cities: frozenset[str] = frozenset()
     streets: frozenset[str] = frozenset()
     contact_names: frozenset[str] = frozenset()
+
+    def as_dict(self) -> dict[str, Any]:
+        """The profile as JSON holds it (`from_dict` reads it back)."""
+        return {
+            name: sorted(value) if isinstance(value, frozenset) else value
+            for name, value in vars(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Profile:
+        return cls(
+            ref=values["ref"],
+            name=values["name"],
+            display_name=values["display_name"],
+            emails=frozenset(values["emails"]),
+            phones=frozenset(values["phones"]),
+            references=frozenset(values["references"]),
+            cities=frozenset(values["cities"]),
+            streets=frozenset(values["streets"]),
+            contact_names=frozenset(values["contact_names"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -170,14 +192,9 @@ def _phones(raw: Iterable[str], region: str) -> set[str]:
 
 
 def _emails(raw: Iterable[str]) -> set[str]:
-    found = set()
-    for value in raw:
-        try:
-            if cleaned := clean_email(value, "email"):
-                found.add(cleaned)
-        except Refused:
-            continue
-    return found
+    """E-mail addresses as compared: half-width, case-folded (what reaches a customer was
+    checked as an address already, by the contract or the import)."""
+    return {folded for value in raw if (folded := _folded_text(value))}
 
 
 def profile_of(
@@ -188,18 +205,21 @@ def profile_of(
     addresses: Iterable[Mapping[str, Any]] = (),
     references: Iterable[Mapping[str, str]] = (),
     region: str = "CN",
+    cleaned: bool = False,
 ) -> Profile:
-    """The profile of a record: a directory row, a registration, an import row (whose
-    values may be typed in any format; `region` reads phone numbers without a country
-    code)."""
+    """The profile of a record: a directory row, a registration (whose values may be
+    typed in any format; `region` reads phone numbers without a country code), or an
+    import row (`cleaned`: its e-mails are case-folded and its phones in E.164 already)."""
     contacts = list(contacts)
     addresses = list(addresses)
+    emails = [e for c in contacts for e in c.get("emails") or ()]
+    phones = [p for c in contacts for p in c.get("phones") or ()]
     return Profile(
         ref=ref,
         name=fold_name(name),
         display_name=name,
-        emails=frozenset(_emails(e for c in contacts for e in c.get("emails") or ())),
-        phones=frozenset(_phones((p for c in contacts for p in c.get("phones") or ()), region)),
+        emails=frozenset(emails if cleaned else _emails(emails)),
+        phones=frozenset(phones if cleaned else _phones(phones, region)),
         references=frozenset(f"{r['source']}/{r['source_customer_id']}" for r in references),
         cities=frozenset(c for a in addresses if (c := fold_name(a.get("city") or ""))),
         streets=frozenset(s for a in addresses if (s := _folded_text(a.get("line1")))),
@@ -241,6 +261,18 @@ def compare(a: Profile, b: Profile) -> Match:
     for piece in evidence:
         missing *= 1 - piece.weight
     return Match(a.ref, b.ref, round(1 - missing, 3), tuple(evidence))
+
+
+def may_match(a: Profile, b: Profile) -> bool:
+    """Whether `a` and `b` can reach `THRESHOLD` at all: without an exact key in common
+    or similar names, city, address and contact together stay below it. Cheaper than
+    `compare`, for scans."""
+    return bool(
+        a.references & b.references
+        or a.emails & b.emails
+        or a.phones & b.phones
+        or name_similarity(a.name, b.name, cutoff=NAME_MATCH)
+    )
 
 
 def exact_keys(profile: Profile) -> set[str]:
@@ -293,6 +325,8 @@ def find_duplicates(
     """Every pair of `profiles` scoring at least `threshold`, best first."""
     matches = []
     for i, j in candidate_pairs(profiles, max_block):
+        if not may_match(profiles[i], profiles[j]):
+            continue
         match = compare(profiles[i], profiles[j])
         if match.score >= threshold:
             matches.append(match)

@@ -7,11 +7,13 @@ import pytest
 
 from services.customer.duplicates import (
     THRESHOLD,
+    WEIGHTS,
     blocking_keys,
     candidate_pairs,
     compare,
     find_duplicates,
     fold_name,
+    may_match,
     profile_of,
 )
 from services.customer.normalisation import full_width
@@ -142,3 +144,17 @@ def test_find_duplicates_lists_the_best_first() -> None:
         ]
     )
     assert [(m.a, m.b) for m in found] == [("a", "b")]
+
+
+def test_without_an_exact_key_or_a_name_nothing_reaches_the_threshold() -> None:
+    """What lets scans skip such pairs (`may_match`)."""
+    supporting = 1.0
+    for kind in ("city", "address", "contact"):
+        supporting *= 1 - WEIGHTS[kind]
+    assert 1 - supporting < THRESHOLD
+    place = [{"line1": "天河路 385 号", "city": "广州"}]
+    contact = [{"name": "张伟"}]
+    a = profile_of("a", "甲公司", addresses=place, contacts=contact)
+    b = profile_of("b", "乙工厂", addresses=place, contacts=contact)
+    assert not may_match(a, b)
+    assert compare(a, b).score < THRESHOLD
