@@ -3,11 +3,14 @@ full-width characters, exact keys, the evidence, and blocking."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from services.customer.duplicates import (
     THRESHOLD,
     WEIGHTS,
+    Profile,
     blocking_keys,
     candidate_pairs,
     compare,
@@ -158,3 +161,14 @@ def test_without_an_exact_key_or_a_name_nothing_reaches_the_threshold() -> None:
     b = profile_of("b", "乙工厂", addresses=place, contacts=contact)
     assert not may_match(a, b)
     assert compare(a, b).score < THRESHOLD
+
+
+def test_a_profile_survives_its_json_form() -> None:
+    profile = profile_of(
+        "a",
+        "上海华信贸易有限公司",
+        contacts=[{"name": "张伟", "phones": ["13800138000"], "emails": ["Z@H.cn"]}],
+        addresses=[{"line1": "世纪大道 100 号", "city": "上海"}],
+        references=[{"source": "erp", "source_customer_id": "C-1"}],
+    )
+    assert Profile.from_dict(json.loads(json.dumps(profile.as_dict()))) == profile
