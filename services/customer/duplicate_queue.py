@@ -31,14 +31,17 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from services.customer.duplicates import (
     MAX_BLOCK,
     THRESHOLD,
+    WEAK_KEYS,
     Match,
     Profile,
+    are_candidates,
     blocking_keys,
     compare,
     may_match,
@@ -138,7 +141,8 @@ async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: s
         )
     }
     candidates = await connection.fetch(
-        """SELECT DISTINCT m.customer_id AS mine, o.customer_id AS other
+        """SELECT least(m.customer_id, o.customer_id) AS a,
+                  greatest(m.customer_id, o.customer_id) AS b
            FROM duplicate_keys m
            CROSS JOIN LATERAL (
                SELECT count(*) AS n FROM (
@@ -146,18 +150,26 @@ async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: s
                ) AS block
            ) AS size
            JOIN duplicate_keys o ON o.key = m.key AND o.customer_id <> m.customer_id
-           WHERE m.customer_id = ANY($1::uuid[]) AND size.n <= $2""",
+           WHERE m.customer_id = ANY($1::uuid[]) AND size.n <= $2
+             AND NOT EXISTS (
+                 SELECT 1 FROM duplicate_dismissals d
+                 WHERE d.customer_a = least(m.customer_id, o.customer_id)
+                   AND d.customer_b = greatest(m.customer_id, o.customer_id))
+           GROUP BY 1, 2
+           HAVING count(DISTINCT m.key) >= 2
+               OR bool_or(NOT starts_with(m.key, $3) AND NOT starts_with(m.key, $4))
+           ORDER BY 1, 2""",
         ids,
         MAX_BLOCK,
+        *WEAK_KEYS,
     )
-    pairs = {ordered(UUID(str(c["mine"])), UUID(str(c["other"]))) for c in candidates}
-    if not pairs:
+    if not candidates:
         return
+    pairs = [(c["a"], c["b"]) for c in candidates]
     known = await stored_profiles(connection, {i for pair in pairs for i in pair} - set(profiles))
     known.update({i: (p, changed[i]) for i, p in profiles.items()})
-    dismissed = await _dismissed(connection, ids)
     found = []
-    for a, b in sorted(pairs - dismissed):
+    for a, b in pairs:
         if a not in known or b not in known:
             continue
         (first, first_changed), (second, second_changed) = known[a], known[b]
@@ -201,7 +213,7 @@ async def _store(
         "INSERT INTO duplicate_profiles (customer_id, profile, changed_at) "
         "SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::timestamptz[])",
         list(profiles),
-        [json.dumps(p.as_dict(), ensure_ascii=False) for p in profiles.values()],
+        [orjson.dumps(p.as_dict()).decode() for p in profiles.values()],
         [changed[i] for i in profiles],
     )
 
@@ -215,23 +227,14 @@ async def stored_profiles(
         "WHERE customer_id = ANY($1::uuid[])",
         list(ids),
     )
+    # asyncpg's UUIDs are UUIDs (a subclass), equal to and hashed as the standard ones
     return {
-        UUID(str(r["customer_id"])): (Profile.from_dict(_json(r["profile"])), r["changed_at"])
-        for r in records
+        r["customer_id"]: (Profile.from_dict(_json(r["profile"])), r["changed_at"]) for r in records
     }
 
 
 def _json(value: Any) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-async def _dismissed(connection: asyncpg.Connection, ids: list[UUID]) -> set[tuple[UUID, UUID]]:
-    records = await connection.fetch(
-        "SELECT customer_a, customer_b FROM duplicate_dismissals "
-        "WHERE customer_a = ANY($1::uuid[]) OR customer_b = ANY($1::uuid[])",
-        ids,
-    )
-    return {(UUID(str(r["customer_a"])), UUID(str(r["customer_b"]))) for r in records}
+    return orjson.loads(value) if isinstance(value, str) else value
 
 
 # New records against the directory ----------------------------------------------------
@@ -273,7 +276,11 @@ async def directory_matches(
     known = await stored_profiles(connection, {i for ids in holders.values() for i in ids})
     found: dict[str, list[tuple[Match, Row]]] = {}
     for profile in profiles:
-        others = {i for k in keys[profile.ref] for i in holders.get(k, ())}
+        shared: dict[UUID, list[str]] = {}
+        for key in keys[profile.ref]:
+            for holder in holders.get(key, ()):
+                shared.setdefault(holder, []).append(key)
+        others = {i for i, common in shared.items() if are_candidates(common)}
         matches = [
             (compare(profile, known[i][0]), i)
             for i in others

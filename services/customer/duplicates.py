@@ -58,6 +58,8 @@ WEIGHTS = {
 }
 """How much each kind of evidence says (`name`: for identical names; a similar one says
 proportionally less)."""
+WEAK_KEYS = ("bigram:", "word:")
+"""Blocking keys that say little alone (`are_candidates`)."""
 SHORT_NAME = 4
 SHORT_WEIGHT = 0.5
 """A name of fewer characters (a Chinese person's 张伟, a company's initials) is shared by
@@ -299,24 +301,46 @@ def blocking_keys(profile: Profile) -> set[str]:
     return keys
 
 
+def is_weak(key: str) -> bool:
+    """A key that brings records together only with another: a bigram or a word."""
+    return key.startswith(WEAK_KEYS)
+
+
+def are_candidates(shared: Iterable[str]) -> bool:
+    """Whether records sharing the keys `shared` are compared: one strong key (an exact
+    key, the name, the name with a city), or two weak ones (names alike enough to match
+    share several bigrams or words; one alone is mostly a common 上海 or "trading")."""
+    weak = 0
+    for key in shared:
+        if not is_weak(key):
+            return True
+        weak += 1
+    return weak >= 2
+
+
 def candidate_pairs(
     profiles: list[Profile], max_block: int = MAX_BLOCK
 ) -> Iterator[tuple[int, int]]:
-    """Pairs of indexes into `profiles` that share a blocking key of a block no larger
-    than `max_block`, each pair once, the smaller index first."""
+    """Pairs of indexes into `profiles` that share keys (`are_candidates`) of blocks no
+    larger than `max_block`, each pair once, the smaller index first."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for index, profile in enumerate(profiles):
         for key in blocking_keys(profile):
             blocks[key].append(index)
-    seen: set[tuple[int, int]] = set()
-    for members in blocks.values():
+    weak: dict[tuple[int, int], int] = defaultdict(int)
+    strong: set[tuple[int, int]] = set()
+    for key, members in blocks.items():
         if not 2 <= len(members) <= max_block:
             continue
+        found = weak if is_weak(key) else None
         for i, first in enumerate(members):
             for second in members[i + 1 :]:
-                if (first, second) not in seen:
-                    seen.add((first, second))
-                    yield first, second
+                if found is None:
+                    strong.add((first, second))
+                else:
+                    found[(first, second)] += 1
+    strong.update(pair for pair, count in weak.items() if count >= 2)
+    yield from sorted(strong)
 
 
 def find_duplicates(

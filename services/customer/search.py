@@ -11,6 +11,7 @@ all find `+8613800138000`, and a part of a number finds it too.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -29,9 +30,11 @@ def _comparable(text: str) -> str:
     return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
+@functools.lru_cache(maxsize=65_536)
 def e164(raw: str, region: str) -> str | None:
     """`raw` as an E.164 number (`region` for numbers without a country code), or None
-    when it is not a possible phone number."""
+    when it is not a possible phone number. (Cached: the directory's projection reads a
+    changed customer's numbers for its search and for its duplicates.)"""
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException:

@@ -129,12 +129,20 @@ def test_blocking_brings_together_what_may_match_and_only_that() -> None:
 
 
 def test_a_key_too_many_share_brings_no_pairs() -> None:
-    # sixty names that share only the bigram 上海
-    profiles = [
-        profile_of(str(i), f"上海{chr(0x4E00 + 2 * i)}{chr(0x5E00 + 2 * i)}") for i in range(60)
-    ]
+    # sixty names that share only 上海华 (the bigrams 上海 and 海华)
+    profiles = [profile_of(str(i), f"上海华{chr(0x4E00 + 2 * i)}") for i in range(60)]
     assert list(candidate_pairs(profiles, max_block=50)) == []
     assert len(list(candidate_pairs(profiles, max_block=60))) == 60 * 59 // 2
+
+
+def test_one_common_bigram_or_word_alone_brings_no_pair() -> None:
+    profiles = [
+        profile_of("0", "上海华信贸易"),
+        profile_of("1", "上海云图"),
+        profile_of("2", "华信贸易"),
+    ]
+    # 上海 alone does not pair the first two; 华信, 信贸 and 贸易 pair the first and third
+    assert list(candidate_pairs(profiles)) == [(0, 2)]
 
 
 def test_find_duplicates_lists_the_best_first() -> None:
