@@ -76,6 +76,7 @@ CHINESE_SUFFIXES = (
     "总公司",
     "公司",
     "集团",
+    "股份",
 )
 LATIN_SUFFIXES = frozenset(
     {

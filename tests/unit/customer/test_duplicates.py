@@ -29,6 +29,7 @@ from services.customer.normalisation import full_width
         ("上海华信贸易有限责任公司", "上海华信贸易"),
         ("华信集团股份有限公司", "华信"),
         ("深圳云帆科技集团", "深圳云帆科技"),
+        ("广州恒汇食品股份", "广州恒汇食品"),
         ("Acme Trading Co., Ltd.", "acme trading"),
         ("ACME TRADING INC", "acme trading"),
         ("Müller Maschinenbau GmbH", "müller maschinenbau"),
