@@ -75,6 +75,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     imports.add_argument(
         "--batch-size", type=int, default=1000, help="rows per transaction (default 1000)"
     )
+    imports.add_argument(
+        "--workers",
+        default="1,2",
+        help="the worker processes of each run, comma-separated: the file is imported "
+        "once per count, into a database of its own (default 1,2)",
+    )
     imports.set_defaults(handler=run_customer_import)
     refill = benchmarks.add_parser(
         "refill",
@@ -152,9 +158,13 @@ def run_rfm_rescore(args: argparse.Namespace) -> int:
 def run_customer_import(args: argparse.Namespace) -> int:
     from bench.customer_import import run_customer_import as measure
 
-    if args.rows < 1 or args.batch_size < 1:
-        raise SystemExit("--rows and --batch-size must be at least 1")
-    measure(args.rows, args.batch_size)
+    try:
+        workers = [int(count) for count in args.workers.split(",")]
+    except ValueError:
+        raise SystemExit("--workers: worker counts separated by commas, such as 1,2") from None
+    if args.rows < 1 or args.batch_size < 1 or min(workers) < 1:
+        raise SystemExit("--rows, --batch-size and each --workers must be at least 1")
+    measure(args.rows, args.batch_size, workers)
     return 0
 
 

@@ -5,15 +5,19 @@ formats, e-mails, an address, tags, an external key; a few rows of every file na
 customer an earlier row created, and a few are bad), starts an embedded PostgreSQL and
 imports the file with the real import (`services.customer.importing`, what `crm import
 customers` runs: cleaning, one transaction per batch of 1000 rows, the checkpoint,
-sealing of personal data with each customer's key). Prints rows per second and the
-process's resident memory: sampled through the import, and its peak, so that memory
-growing with the file would show.
+sealing of personal data with each customer's key), once per worker count asked
+(`crm.import_workers`: each batch shared among that many processes), each into a
+database of its own. Prints, per run, rows per second, the CPU time of the importing
+processes and of PostgreSQL, and the resident memory of the importing process (and of
+each worker): sampled through the import, and the peak, so that memory growing with the
+file would show; and the speed of each run beside the first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import csv
 import resource
 import tempfile
@@ -110,20 +114,36 @@ class MemorySampler:
 
 
 def cpu_seconds() -> tuple[float, float]:
-    """CPU time (user and system) of this process and of its PostgreSQL processes."""
+    """CPU time (user and system) of the importing processes (this one and its import
+    workers) and of PostgreSQL's processes."""
     this = psutil.Process()
     times = this.cpu_times()
-    postgres = 0.0
+    importing, postgres = times.user + times.system, 0.0
     for child in this.children(recursive=True):
         try:
             child_times = child.cpu_times()
+            is_postgres = "postgres" in child.name()
         except psutil.NoSuchProcess:
             continue
-        postgres += child_times.user + child_times.system
-    return times.user + times.system, postgres
+        if is_postgres:
+            postgres += child_times.user + child_times.system
+        else:
+            importing += child_times.user + child_times.system
+    return importing, postgres
 
 
-async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, float]:
+def workers_memory() -> float:
+    """The largest resident memory of this process's import workers (MiB)."""
+    sizes = [0]
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "postgres" not in child.name():
+                sizes.append(child.memory_info().rss)
+    return max(sizes) / 2**20
+
+
+async def measure(database_url: str, path: Path, batch_rows: int, workers: int) -> dict[str, float]:
+    from crm.import_workers import shared_among
     from crm.imports import customer_store
     from services.customer.import_files import RecordStream
     from services.customer.import_mapping import parse_mapping
@@ -133,8 +153,12 @@ async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, f
     from services.runtime.privacy.keyring import Keyring
 
     mapping = parse_mapping(MAPPING)
-    keyring = Keyring(database_url, base64.b64decode(session_master_key()))
-    async with customer_store(database_url, keyring) as (application, pool):
+    master_key = base64.b64decode(session_master_key())
+    keyring = Keyring(database_url, master_key)
+    async with (
+        customer_store(database_url, keyring) as (application, pool),
+        contextlib.AsyncExitStack() as stack,
+    ):
         async with pool.acquire() as connection:
             await CustomerDirectory().create_tables(connection)
         job = CustomerImport(
@@ -145,9 +169,12 @@ async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, f
             actor="bench",
             batch_rows=batch_rows,
         )
+        await stack.enter_async_context(shared_among(job, workers, database_url, master_key))
+        worker_rss = 0.0
 
         async def report(outcomes: Sequence[Outcome]) -> None:
-            return None
+            nonlocal worker_rss
+            worker_rss = max(worker_rss, workers_memory())
 
         with path.open("rb") as binary, MemorySampler() as memory:
             cpu_before = cpu_seconds()
@@ -158,6 +185,8 @@ async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, f
     samples = [rss for _, rss in memory.samples] or [0]
     tenth = samples[: max(1, len(samples) // 10)]
     return {
+        "workers": float(workers),
+        "workers_rss_peak_mib": worker_rss,
         "rows": float(summary.rows),
         "created": float(summary.counts["created"]),
         "updated": float(summary.counts["updated"]),
@@ -172,10 +201,14 @@ async def measure(database_url: str, path: Path, batch_rows: int) -> dict[str, f
     }
 
 
-def run_customer_import(count: int, batch_rows: int = 1000) -> dict[str, float]:
-    """Write the file, start the embedded database, import, print and return the figures."""
-    if count < 1:
-        raise ValueError("count must be at least 1")
+def run_customer_import(
+    count: int, batch_rows: int = 1000, workers: Sequence[int] = (1,)
+) -> list[dict[str, float]]:
+    """Write the file, start the embedded database, import once per worker count, print
+    and return the figures."""
+    if count < 1 or not workers:
+        raise ValueError("count must be at least 1, with at least one worker count")
+    runs: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="crm-bench-import-") as scratch:
         root = Path(scratch)
         path = root / "customers.csv"
@@ -183,18 +216,27 @@ def run_customer_import(count: int, batch_rows: int = 1000) -> dict[str, float]:
         write_file(path, count)
         written = time.perf_counter() - started
         size = path.stat().st_size
+        print(
+            f"customer import of {count} rows ({size / 2**20:.0f} MiB of CSV, "
+            f"written in {written:.1f} s)"
+        )
         with EmbeddedPostgres(root / "postgres") as postgres:
-            figures = asyncio.run(measure(postgres.dsn("crm_bench_import"), path, batch_rows))
-    figures |= {"file_mib": size / 2**20, "write_seconds": written}
-    print_figures(figures)
-    return figures
+            for processes in workers:
+                database = postgres.dsn(f"crm_bench_import_{len(runs)}")
+                figures = asyncio.run(measure(database, path, batch_rows, processes))
+                print_figures(figures, runs[0] if runs else None)
+                runs.append(figures)
+    return runs
 
 
-def print_figures(figures: dict[str, float]) -> None:
-    print(
-        f"customer import of {figures['rows']:.0f} rows ({figures['file_mib']:.0f} MiB of CSV, "
-        f"written in {figures['write_seconds']:.1f} s)"
+def print_figures(figures: dict[str, float], first: dict[str, float] | None) -> None:
+    workers = int(figures["workers"])
+    ratio = (
+        f" ({figures['rows_per_second'] / first['rows_per_second']:.2f} times the first run)"
+        if first is not None
+        else ""
     )
+    print(f"with {workers} worker processes{ratio}:" if workers > 1 else f"in one process{ratio}:")
     print(
         f"  {figures['created']:.0f} created, {figures['updated']:.0f} updated, "
         f"{figures['rejected']:.0f} rejected in {figures['seconds']:.1f} s: "
@@ -210,4 +252,9 @@ def print_figures(figures: dict[str, float]) -> None:
         f"  resident memory: {figures['rss_first_tenth_mib']:.0f} MiB at most in the first "
         f"tenth of the import, {figures['rss_last_mib']:.0f} MiB at its end, peak "
         f"{figures['rss_peak_mib']:.0f} MiB"
+        + (
+            f"; each worker at most {figures['workers_rss_peak_mib']:.0f} MiB"
+            if workers > 1
+            else ""
+        )
     )

@@ -9,12 +9,12 @@ from enum import StrEnum
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from contracts.envelope import EventPayload
 from contracts.personal import PERSONAL
 from contracts.references import CustomerReference
-from contracts.values import LINE, Line
+from contracts.values import LINE, Email, Line
 
 ShortText = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), LINE
@@ -25,7 +25,7 @@ Phone = Annotated[
 ]
 PersonalText = Annotated[ShortText, PERSONAL]
 PersonalPhone = Annotated[Phone, PERSONAL]
-PersonalEmail = Annotated[EmailStr, LINE, PERSONAL]
+PersonalEmail = Annotated[Email, LINE, PERSONAL]
 
 
 class CustomerKind(StrEnum):

@@ -1,5 +1,6 @@
 """The envelope every event on Kafka travels in, and how to build one."""
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
@@ -58,6 +59,14 @@ class EventEnvelope(BaseModel, Generic[PayloadT]):
 P = TypeVar("P", bound=EventPayload)
 
 
+@functools.cache
+def envelope_class(model: type[EventPayload]) -> type[EventEnvelope[Any]]:
+    """`EventEnvelope[model]`, made once and kept: pydantic keeps its parametrised
+    generics only weakly, so one asked for anew, per event, is often built again, which
+    costs more than validating the event."""
+    return EventEnvelope[model]  # type: ignore[valid-type]
+
+
 def build_envelope(
     payload: P,
     *,
@@ -79,8 +88,7 @@ def build_envelope(
     now and `occurred_at` to `recorded_at`.
     """
     recorded = recorded_at or datetime.now(UTC)
-    envelope_class: Any = cast(Any, EventEnvelope)[type(payload)]
-    envelope: EventEnvelope[P] = envelope_class(
+    envelope: EventEnvelope[P] = cast(Any, envelope_class(type(payload)))(
         event_id=event_id or uuid.uuid4(),
         event_type=payload.event_type,
         schema_version=payload.schema_version,

@@ -5,7 +5,6 @@ fit a contract raises `ContractViolation` with a reason a person can act on; con
 send such messages to the dead-letter topic with that reason.
 """
 
-import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
@@ -17,13 +16,14 @@ except ImportError:  # pragma: no cover - exercised by the package test
 
 from pydantic import BaseModel, ValidationError
 
-from contracts.envelope import EventEnvelope, EventPayload
+from contracts.envelope import EventEnvelope, EventPayload, envelope_class
 from contracts.personal import ACCEPTING_SEALED
 from contracts.topics import Topic
 from contracts.values import as_recorded
 
 EVENT_MODULES = (
     "contracts.customer",
+    "contracts.customer_merges",
     "contracts.sales",
     "contracts.interaction",
     "contracts.analytics",
@@ -116,13 +116,6 @@ def describe_validation_error(error: ValidationError) -> str:
         location = ".".join(str(p) for p in item["loc"]) or "(message)"
         parts.append(f"{location}: {item['msg']}")
     return "; ".join(parts)
-
-
-@functools.cache
-def envelope_class(model: type[EventPayload]) -> type[EventEnvelope[Any]]:
-    """`EventEnvelope[model]`, made once: pydantic's own lookup of a parametrised generic
-    costs more than validating the event."""
-    return EventEnvelope[model]  # type: ignore[valid-type]
 
 
 _AS_PUBLISHED = {ACCEPTING_SEALED: True}

@@ -36,7 +36,7 @@ from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, EmailStr, validate_email
 from pydantic_core import PydanticCustomError
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -148,6 +148,26 @@ def day_in_window(value: date) -> date:
 
 
 Line = Annotated[str, LINE]
+
+
+@functools.lru_cache(maxsize=16384)
+def valid_email(value: str) -> str:
+    """The address as pydantic's `EmailStr` normalises it (remembered); a
+    `PydanticCustomError` saying why when it is not one."""
+    return validate_email(value)[1]
+
+
+class Email(EmailStr):
+    """An e-mail address, as pydantic's `EmailStr` checks and normalises it, remembered:
+    one address is checked several times on its way (the command or import row, the
+    event, the sealing of its personal values), and the check costs more than all else
+    an event's validation does."""
+
+    @classmethod
+    def _validate(cls, input_value: str, /) -> str:
+        return valid_email(input_value)
+
+
 Text = Annotated[str, TEXT]
 Moment = Annotated[AwareDatetime, AfterValidator(moment_in_window)]
 """An ISO 8601 date-time with UTC offset, between `EARLIEST` and `LATEST`."""

@@ -23,6 +23,7 @@ import contextlib
 import csv
 import getpass
 import json
+import os
 import signal
 import sys
 import uuid
@@ -90,6 +91,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--batch-size", type=int, default=1000, help="rows per transaction (default 1000)"
     )
     customers.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="processes importing shares of each batch (default: one per CPU core, "
+        f"here {default_workers()})",
+    )
+    customers.add_argument(
         "--actor",
         help="who the events and the audit log name (default: <user>@crm-cli)",
     )
@@ -101,11 +109,13 @@ def run(args: argparse.Namespace) -> int:
     from services.customer.import_mapping import load_mapping
     from services.customer.importing import check_import_id, import_id_of_file
     from services.runtime.errors import CommandRejected
-    from services.runtime.privacy.keyring import Keyring, KeyringConfigError
+    from services.runtime.privacy.keyring import Keyring, KeyringConfigError, settings_master_key
     from services.runtime.settings import ServiceSettings, load_settings
 
     if args.batch_size < 1:
         raise SystemExit("crm import: --batch-size must be at least 1")
+    if args.workers < 1:
+        raise SystemExit("crm import: --workers must be at least 1")
     try:
         if not args.file.is_file():
             raise ValueError(f"{args.file} is not a file")
@@ -129,17 +139,22 @@ def run(args: argparse.Namespace) -> int:
     actor = args.actor or f"{getpass.getuser()}@crm-cli"
     job = ImportJob(args, mapping, file_format, import_id, actor)
     try:
-        return asyncio.run(job.run(settings.database_dsn, keyring))
+        return asyncio.run(job.run(settings.database_dsn, keyring, settings_master_key(settings)))
     except (FileRefused, CommandRejected) as exc:
         raise SystemExit(f"crm import: {exc}") from None
 
 
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 @contextlib.asynccontextmanager
 async def customer_store(
-    database_dsn: str, keyring: Keyring
+    database_dsn: str, keyring: Keyring, *, prepared: bool = False
 ) -> AsyncIterator[tuple[CustomerApplication, asyncpg.Pool]]:
     """The customer event store (sealing personal data with `keyring`, as the service
-    does) and a pool on the customer schema, its tables migrated."""
+    does) and a pool on the customer schema, its tables migrated (unless `prepared`: an
+    import's worker, whose importing process made them)."""
     from services.customer.application import CustomerApplication
     from services.customer.migrations import MIGRATIONS
     from services.customer.publishing import to_contract
@@ -148,13 +163,15 @@ async def customer_store(
     from services.runtime.storage.eventstore import postgres_environment
     from services.runtime.storage.migrator import DURABLE, KEYRING, migrate_all
 
-    await ensure_database(database_dsn)
-    await migrate_all(database_dsn, SCHEMA, (DURABLE, KEYRING, MIGRATIONS))
+    if not prepared:
+        await ensure_database(database_dsn)
+        await migrate_all(database_dsn, SCHEMA, (DURABLE, KEYRING, MIGRATIONS))
     pool = await create_pool(database_dsn, SCHEMA, max_size=3, command_timeout=None)
     await asyncio.to_thread(keyring.open)
-    application = await asyncio.to_thread(
-        CustomerApplication, postgres_environment(database_dsn, SCHEMA)
-    )
+    environment = postgres_environment(database_dsn, SCHEMA)
+    if prepared:
+        environment["CREATE_TABLE"] = "n"
+    application = await asyncio.to_thread(CustomerApplication, environment)
     application.contract_of = to_contract
     application.protect_personal_data(PersonalData(keyring, to_contract))
     try:
@@ -183,14 +200,18 @@ class ImportJob:
         self.actor = actor
         self.stop_requested = False
 
-    async def run(self, database_dsn: str, keyring: Keyring) -> int:
+    async def run(self, database_dsn: str, keyring: Keyring, master_key: bytes) -> int:
         from tqdm import tqdm
 
+        from crm.import_workers import shared_among
         from services.customer.import_files import RecordStream
         from services.customer.importing import CustomerImport
 
         args = self.args
-        async with customer_store(database_dsn, keyring) as (application, pool):
+        async with (
+            customer_store(database_dsn, keyring) as (application, pool),
+            contextlib.AsyncExitStack() as workers,
+        ):
             job = CustomerImport(
                 application=application,
                 pool=pool,
@@ -199,6 +220,9 @@ class ImportJob:
                 actor=self.actor,
                 dry_run=args.dry_run,
                 batch_rows=args.batch_size,
+            )
+            await workers.enter_async_context(
+                shared_among(job, args.workers, database_dsn, master_key)
             )
             with (
                 args.file.open("rb") as binary,

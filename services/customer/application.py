@@ -24,6 +24,7 @@ from services.customer.domain import (
     placeholder_name,
 )
 from services.customer.publishing import to_contract
+from services.runtime.errors import Conflict
 from services.runtime.storage.eventstore import CommandContext, EventSourcedApplication, stamp
 
 
@@ -191,8 +192,11 @@ class CustomerApplication(EventSourcedApplication):
         )
 
     def erase(self, customer_id: UUID, request_reference: str | None) -> Customer:
-        """Record the erasure of a customer whose key the caller destroyed."""
-        return self._change(customer_id, None, lambda c: c.erase(request_reference))
+        """Record the erasure of a customer whose key the caller destroyed (a customer
+        merged into another one too: erasure is not refused)."""
+        return self.change(
+            customer_id, None, lambda c: c.erase(request_reference), kind=Customer, what="customer"
+        )
 
     def dismiss_duplicate(self, customer_id: UUID, other_customer_id: UUID) -> Customer:
         """Record on `customer_id` that it and `other_customer_id` are two customers."""
@@ -221,7 +225,17 @@ class CustomerApplication(EventSourcedApplication):
         expected_version: int | None,
         command: Callable[[Customer], None],
     ) -> Customer:
-        return self.change(customer_id, expected_version, command, kind=Customer, what="customer")
+        def unless_merged(customer: Customer) -> None:
+            if customer.merged_into is not None:
+                raise Conflict(
+                    f"customer {customer_id} was merged into {customer.merged_into}; change "
+                    "that customer, or undo the merge first"
+                )
+            command(customer)
+
+        return self.change(
+            customer_id, expected_version, unless_merged, kind=Customer, what="customer"
+        )
 
 
 @dataclass(frozen=True)

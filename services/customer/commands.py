@@ -10,7 +10,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.customer import (
     Address,
@@ -28,7 +28,7 @@ from contracts.customer import (
     ValueBehaviour,
 )
 from contracts.references import CustomerReference
-from contracts.values import LINE, Line
+from contracts.values import LINE, Email, Line
 from services.customer.dependencies import (
     App,
     OwnContactDetails,
@@ -129,7 +129,7 @@ class ContactChanges(StrictBody):
     name: ShortText | None = None
     title: ShortText | None = None
     phones: list[Phone] | None = Field(default=None, max_length=10)
-    emails: list[Annotated[EmailStr, LINE]] | None = Field(default=None, max_length=10)
+    emails: list[Annotated[Email, LINE]] | None = Field(default=None, max_length=10)
 
 
 class AddressBody(StrictBody):

@@ -301,6 +301,97 @@ class Customer(Aggregate):
     def _duplicate_dismissed(self, other_customer_id: UUID) -> None:
         self.not_duplicates = {*getattr(self, "not_duplicates", set()), other_customer_id}
 
+    # Merges (the rules of what a merge carries over are in `merging.py`) ---------------
+
+    @property
+    def merged_into(self) -> UUID | None:
+        """The survivor this customer was merged into, while the merge holds."""
+        merged: UUID | None = getattr(self, "_merged_into", None)
+        return merged
+
+    @property
+    def active_merges(self) -> list[UUID]:
+        """The merges into this customer that hold (not undone)."""
+        return list(getattr(self, "_active_merges", []))
+
+    def merge_into(self, merge_id: UUID, survivor_id: UUID) -> None:
+        self._merged(merge_id=merge_id, survivor_id=survivor_id)
+
+    def unmerge(self, merge_id: UUID) -> None:
+        if self.merged_into is None:
+            raise RuleViolation(f"customer {self.id} is not merged")
+        self._unmerged(merge_id=merge_id, survivor_id=self.merged_into)
+
+    def absorb(self, merge_id: UUID, absorbed: list[UUID], changes: dict[str, Any]) -> None:
+        """Record a merge into this customer; `changes` as `merging.MergePlan` holds them."""
+        self._absorbed(merge_id=merge_id, absorbed=list(absorbed), **changes)
+
+    def release(self, merge_id: UUID, released: list[UUID], changes: dict[str, Any]) -> None:
+        """Record the undoing of a merge; `changes` as `merging.UndoPlan` holds them."""
+        self._absorption_undone(merge_id=merge_id, released=list(released), **changes)
+
+    @event("Merged")
+    def _merged(self, merge_id: UUID, survivor_id: UUID) -> None:
+        self._merged_into: UUID | None = survivor_id
+
+    @event("Unmerged")
+    def _unmerged(self, merge_id: UUID, survivor_id: UUID) -> None:
+        self._merged_into = None
+
+    @event("Absorbed")
+    def _absorbed(
+        self,
+        merge_id: UUID,
+        absorbed: list[UUID],
+        profile: dict[str, Any],
+        classification: dict[str, Any] | None,
+        channel_preferences: dict[str, Any] | None,
+        contacts: list[dict[str, Any]],
+        addresses: list[dict[str, Any]],
+        tags: list[str],
+        references: list[dict[str, str]],
+    ) -> None:
+        self._active_merges = [*self.active_merges, merge_id]
+        for name, value in profile.items():
+            setattr(self, name, value)
+        if "name" in profile:
+            self.name_unknown = False
+        if classification is not None:
+            self.classification = dict(classification)
+        if channel_preferences is not None:
+            self.channel_preferences = dict(channel_preferences)
+        self.contacts.update({c["contact_id"]: dict(c) for c in contacts})
+        self.addresses.update({a["label"]: dict(a) for a in addresses})
+        self.tags.extend(tags)
+        self.references.extend(dict(r) for r in references)
+
+    @event("AbsorptionUndone")
+    def _absorption_undone(
+        self,
+        merge_id: UUID,
+        released: list[UUID],
+        profile: dict[str, Any],
+        classification: dict[str, Any] | None,
+        channel_preferences: dict[str, Any] | None,
+        removed_contacts: list[str],
+        removed_addresses: list[str],
+        removed_tags: list[str],
+        removed_references: list[dict[str, str]],
+    ) -> None:
+        self._active_merges = [m for m in self.active_merges if m != merge_id]
+        for name, value in profile.items():
+            setattr(self, name, value)
+        if classification is not None:
+            self.classification = dict(classification)
+        if channel_preferences is not None:
+            self.channel_preferences = dict(channel_preferences)
+        for contact_id in removed_contacts:
+            self.contacts.pop(contact_id, None)
+        for label in removed_addresses:
+            self.addresses.pop(label, None)
+        self.tags = [t for t in self.tags if t not in removed_tags]
+        self.references = [r for r in self.references if r not in removed_references]
+
     # Views ---------------------------------------------------------------------------
 
     def as_dict(self) -> dict[str, Any]:
@@ -321,6 +412,7 @@ class Customer(Aggregate):
             "references": [dict(r) for r in self.references],
             "first_seen_in": self.first_seen_in,
             "erased": getattr(self, "erased", False),
+            "merged_into": str(self.merged_into) if self.merged_into else None,
             "registered_at": self.created_on.isoformat(),
             "updated_at": self.modified_on.isoformat(),
         }

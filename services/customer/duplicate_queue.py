@@ -20,7 +20,8 @@ scan of the directory every so often. Its tables:
   folded from the events, so they survive a rebuild.
 
 An erased customer leaves the queue (and its profile and keys, which held personal
-values).
+values), and so does a customer merged into another (`customer_aliases`), while the merge
+holds: its values are the survivor's now.
 """
 
 from __future__ import annotations
@@ -127,8 +128,16 @@ async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: s
     if not rows:
         return
     ids = [UUID(str(r["customer_id"])) for r in rows]
+    merged = {
+        r["customer_id"]
+        for r in await connection.fetch(
+            "SELECT customer_id FROM customer_aliases WHERE customer_id = ANY($1::uuid[])", ids
+        )
+    }
     profiles = {
-        UUID(str(r["customer_id"])): profile_of_row(r, region) for r in rows if r["name"] != ERASED
+        customer_id: profile_of_row(r, region)
+        for r in rows
+        if r["name"] != ERASED and (customer_id := UUID(str(r["customer_id"]))) not in merged
     }
     changed = {UUID(str(r["customer_id"])): r["updated_at"] for r in rows}
     await _store(connection, ids, profiles, changed)

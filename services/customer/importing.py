@@ -45,7 +45,7 @@ import copy
 import hashlib
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from uuid import UUID
@@ -137,6 +137,9 @@ class CustomerImport:
         self.check_duplicates = check_duplicates
         self.phone_region = phone_region()
         self.summary = Summary(import_id, dry_run)
+        self.import_batch: Callable[[list[Item]], Awaitable[list[Outcome]]] = self.import_share
+        """What imports a batch: this process (`import_share`), or worker processes
+        (`crm.import_workers`) each importing a share of it."""
         self._recorded = RecordedAggregates(application, pool)
         self._planning: asyncpg.Connection | None = None
         """In a dry run: the connection holding the customers earlier batches create."""
@@ -153,19 +156,8 @@ class CustomerImport:
         `should_stop` is asked between batches (Ctrl-C): the import then stops after its
         last committed batch, to be resumed."""
         if self.dry_run:
-            async with self.pool.acquire() as planning:
-                # what earlier batches would create, for the rows of later ones naming it
-                await planning.execute(
-                    "CREATE TEMPORARY TABLE IF NOT EXISTS import_dry_run "
-                    "(customer_id uuid PRIMARY KEY, row bigint NOT NULL)"
-                )
-                await planning.execute("TRUNCATE import_dry_run")
-                self._planning = planning
-                try:
-                    await self._batches(records, report, progress, should_stop, None)
-                finally:
-                    self._planning = None
-                    await planning.execute("DROP TABLE IF EXISTS import_dry_run")
+            async with self.planning():
+                await self._batches(records, report, progress, should_stop, None)
             return self.summary
         async with self.pool.acquire() as connection:
             await begin(connection, self.summary, self.mapping, self.actor)
@@ -186,6 +178,31 @@ class CustomerImport:
             )
         return self.summary
 
+    @contextlib.asynccontextmanager
+    async def planning(self) -> AsyncIterator[None]:
+        """In a dry run: a connection holding what earlier batches would create, for the
+        rows of later ones naming it."""
+        async with self.pool.acquire() as planning:
+            await planning.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS import_dry_run "
+                "(customer_id uuid PRIMARY KEY, row bigint NOT NULL)"
+            )
+            await planning.execute("TRUNCATE import_dry_run")
+            self._planning = planning
+            try:
+                yield
+            finally:
+                self._planning = None
+                await planning.execute("DROP TABLE IF EXISTS import_dry_run")
+
+    async def import_share(self, items: list[Item]) -> list[Outcome]:
+        """Import `items` (a batch, or a worker's share of one), and in a dry run note
+        what they would create."""
+        outcomes = await self._import_batch(items)
+        if self.dry_run:
+            await self._plan(outcomes)
+        return outcomes
+
     async def _stopped(self, connection: asyncpg.Connection) -> None:
         # should this fail, the state says running: the next run resumes all the same
         with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -204,7 +221,7 @@ class CustomerImport:
         connection: asyncpg.Connection | None,
     ) -> None:
         for batch in self._read(records):
-            outcomes = await self._import_batch(batch.items)
+            outcomes = await self.import_batch(batch.items)
             if connection is not None:
                 self.summary.last_row = batch.last_row
                 for outcome in outcomes:
@@ -216,7 +233,6 @@ class CustomerImport:
                 for outcome in outcomes:
                     self.summary.add(outcome)
                 self.summary.last_row = batch.last_row
-                await self._plan(outcomes)
             await report(outcomes)
             if progress is not None:
                 progress(len(batch.items))
@@ -369,14 +385,15 @@ class CustomerImport:
             raise Refused("invalid value", f"customer {customer_id} cannot be read") from None
         return found
 
-    @staticmethod
-    def _checked(customer: Customer, since: int) -> list[str]:
+    def _checked(self, customer: Customer, since: int) -> list[str]:
         """The event types of the customer's events from the `since`th on; `Refused`
         when one would not make a valid event (the contract refuses a value)."""
+        personal = getattr(self.application.mapper, "personal", None)
+        check = to_contract if personal is None else personal.check
         changes = []
         for domain_event in customer.pending_events[since:]:
             try:
-                envelope = to_contract(domain_event)
+                envelope = check(domain_event)
             except ValidationError as exc:
                 raise Refused("invalid value", describe_validation_error(exc)) from None
             if envelope is not None:

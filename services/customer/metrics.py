@@ -31,3 +31,15 @@ async def refresh_duplicate_queue(pool: asyncpg.Pool) -> None:
     except asyncpg.UndefinedTableError:
         size = 0  # the directory is not built yet
     DUPLICATE_QUEUE_SIZE.set(size)
+
+
+MERGES = Counter(
+    "crm_customer_merges_total",
+    "Customer merges recorded, by the rule that chose the fields (survivor, newest).",
+    ["rule"],
+)
+MERGES_ABSORBED = Counter(
+    "crm_customer_merges_absorbed_total",
+    "Customers merged into a survivor.",
+)
+UNMERGES = Counter("crm_customer_unmerges_total", "Customer merges undone.")

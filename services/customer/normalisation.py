@@ -28,7 +28,9 @@ import unicodedata
 from collections.abc import Iterable
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from pydantic_core import PydanticCustomError
+
+from contracts.values import valid_email
 
 REASONS = (
     "malformed row",
@@ -63,6 +65,10 @@ class Refused(ValueError):
         self.reason = reason
         self.detail = detail
 
+    def __reduce__(self) -> tuple[type[Refused], tuple[str, str]]:
+        # an import's rows travel to its worker processes with their refusals
+        return (Refused, (self.reason, self.detail))
+
 
 def clean_text(raw: str | None, field: str, limit: int = TEXT_LIMIT) -> str | None:
     """`raw` made half-width, its whitespace collapsed; None when nothing is left."""
@@ -89,13 +95,12 @@ def clean_email(raw: str, field: str) -> str | None:
     if text is None:
         return None
     try:
-        checked = validate_email(text.casefold(), check_deliverability=False)
-    except EmailNotValidError as exc:
+        return valid_email(text.casefold())
+    except PydanticCustomError as exc:
+        reason = (exc.context or {}).get("reason", exc.message())
         raise Refused(
-            "bad email", f"{field} {raw.strip()!r} is not an e-mail address: {exc}"
+            "bad email", f"{field} {raw.strip()!r} is not an e-mail address: {reason}"
         ) from None
-    address: str = checked.normalized
-    return address
 
 
 def clean_phone(raw: str, region: str, field: str) -> str | None:

@@ -20,7 +20,9 @@ from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from contracts.topics import Topic
 from services.customer import duplicate_queue
+from services.customer.merge_projection import fold_merge
 from services.customer.search import search_text_of
+from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
 
 Row = dict[str, Any]
@@ -156,6 +158,8 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
                 row["customer_references"] = [*row["customer_references"], reference]
         elif kind == "customer.channel_preferences_changed":
             row.update(_channels(payload.channel_preferences.model_dump(mode="json")))
+        elif kind in ("customer.absorbed", "customer.absorption_undone"):
+            row = fold_merge(row, event)
         elif kind == "customer.erased":
             row.update(name=ERASED, contacts=[], addresses=[], customer_references=[])
         elif kind == duplicate_queue.DISMISSED:
@@ -194,8 +198,10 @@ def row_from_record(record: asyncpg.Record) -> Row:
 
 class CustomerDirectory:
     name = "customer_directory"
-    version = 2
-    """The shape of the tables (`create_tables`); raised with every change to it."""
+    version = 3
+    """The shape of the tables (`create_tables`); raised with every change to it (2: the
+    alias table of merged customers, `customer_aliases`; 3: `search_text` and the queue of
+    possible duplicates)."""
     topics: Sequence[str] = (Topic.CUSTOMER,)
 
     def __init__(self, phone_region: str = "CN") -> None:
@@ -204,6 +210,7 @@ class CustomerDirectory:
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(DDL)
+        await create_alias_table(connection)
         await connection.execute(duplicate_queue.DDL)
         try:
             async with connection.transaction():
@@ -231,6 +238,7 @@ class CustomerDirectory:
         written = [r for i in touched if (r := rows[i]) is not None]
         if written:
             await upsert(connection, written, self.phone_region)
+        await apply_aliases(connection, events)
         await duplicate_queue.record_dismissals(connection, events)
         await duplicate_queue.refresh(connection, written, self.phone_region)
         await erase_personal_columns(connection, erased_customers(events), ())

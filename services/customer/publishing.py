@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from contracts import customer as contract
+from contracts import customer_merges as merges
 from contracts.envelope import EventEnvelope, EventPayload
 from services.runtime.messaging.envelopes import envelope_from_domain_event
 
@@ -40,7 +41,19 @@ _PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
     "DuplicateDismissed": lambda e: contract.CustomerDuplicateDismissed(
         other_customer_id=e.other_customer_id
     ),
+    "Merged": lambda e: merges.CustomerMerged(merge_id=e.merge_id, survivor_id=e.survivor_id),
+    "Unmerged": lambda e: merges.CustomerUnmerged(merge_id=e.merge_id, survivor_id=e.survivor_id),
+    "Absorbed": lambda e: merges.CustomerAbsorbed.model_validate(
+        {**_fields(e), "profile": _profile(e.profile)}
+    ),
+    "AbsorptionUndone": lambda e: merges.CustomerAbsorptionUndone.model_validate(
+        {**_fields(e), "profile": _profile(e.profile)}
+    ),
 }
+
+
+def _profile(changes: dict[str, Any]) -> dict[str, Any]:
+    return {**changes, "changed": sorted(changes)}
 
 
 def to_contract(domain_event: Any) -> EventEnvelope[Any] | None:

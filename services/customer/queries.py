@@ -22,6 +22,10 @@ DIRECTORY_ORDER = SortKey(("name", "customer_id"), (str, UUID))
 """The directory's order: by name, then id."""
 
 
+NOT_MERGED = "NOT EXISTS (SELECT 1 FROM customer_aliases a WHERE a.customer_id = {row}.customer_id)"
+"""The customers not merged into another one (those are shown under their survivor)."""
+
+
 @dataclass(frozen=True)
 class DirectoryQuery:
     """Filters of the directory; every one is optional and they combine with AND."""
@@ -48,7 +52,7 @@ class DirectoryQuery:
         for column in ("kind", "industry", "region", "owner", "importance_tier", "loyalty_stage"):
             where.equal(column, getattr(self, column))
         where.add("tags @> ARRAY[{}]::text[]", self.tag)
-        return where
+        return where.condition(NOT_MERGED.format(row="customer_directory"))
 
 
 async def find_customers(
@@ -80,7 +84,7 @@ async def find_by_reference(
 ) -> Row | None:
     record = await connection.fetchrow(
         "SELECT * FROM customer_directory WHERE customer_references @> $1::jsonb "
-        "ORDER BY registered_at LIMIT 1",
+        f"AND {NOT_MERGED.format(row='customer_directory')} ORDER BY registered_at LIMIT 1",
         json.dumps([{"source": source, "source_customer_id": source_customer_id}]),
     )
     return row_from_record(record) if record else None
@@ -100,6 +104,8 @@ async def find_by_references(
                SELECT customer_id FROM customer_directory
                WHERE customer_references @> jsonb_build_array(jsonb_build_object(
                    'source', w.source, 'source_customer_id', w.source_customer_id))
+                 AND NOT EXISTS (SELECT 1 FROM customer_aliases a
+                                 WHERE a.customer_id = customer_directory.customer_id)
                ORDER BY registered_at LIMIT 1
            ) AS d""",
         [s for s, _ in references],

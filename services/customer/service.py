@@ -3,7 +3,7 @@
 from typing import Any
 
 from contracts.topics import Topic
-from services.customer import commands, duplicate_routes, import_commands, views
+from services.customer import commands, duplicate_routes, import_commands, merge_commands, views
 from services.customer.application import CustomerApplication
 from services.customer.ingestion import FirstSeenCustomers
 from services.customer.metrics import refresh_duplicate_queue
@@ -35,7 +35,13 @@ DEFINITION = ServiceDefinition(
     application_class=CustomerApplication,
     translate=to_contract,
     projections=lambda: [CustomerDirectory(phone_region())],
-    routers=[commands.router, views.router, import_commands.router, duplicate_routes.router],
+    routers=[
+        commands.router,
+        views.router,
+        import_commands.router,
+        merge_commands.router,
+        duplicate_routes.router,
+    ],
     gauges=[refresh_duplicate_queue],
     handlers=first_seen_customers,
     also_compacts=[str(KEYRING.schema)],

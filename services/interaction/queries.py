@@ -38,7 +38,7 @@ Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 class InteractionQuery:
     """Filters of the interaction search; every one is optional and they combine with AND."""
 
-    customer_id: UUID | None = None
+    customer_id: UUID | list[UUID] | None = None
     channels: tuple[str, ...] = ()
     direction: str | None = None
     since: datetime | None = None
@@ -157,22 +157,22 @@ SELECT * FROM (
                               'correction_count', correction_count,
                               'consent_override', consent_override,
                               'consent_breach', consent_breach) AS details
-    FROM interactions WHERE customer_id = $1
+    FROM interactions WHERE customer_id = ANY($1::uuid[])
     UNION ALL
     SELECT 'ticket', ticket_id, opened_at, channel, subject, description,
            jsonb_build_object('kind', kind, 'category', category, 'severity', severity,
                               'status', status, 'assignee', assignee,
                               'resolved_at', resolved_at)
-    FROM tickets WHERE customer_id = $1
+    FROM tickets WHERE customer_id = ANY($1::uuid[])
     UNION ALL
     SELECT 'survey_answer', answer_id, answered_at, channel, survey, comment,
            jsonb_build_object('csat', csat, 'nps', nps, 'interaction_id', interaction_id,
                               'ticket_id', ticket_id)
-    FROM survey_answers WHERE customer_id = $1
+    FROM survey_answers WHERE customer_id = ANY($1::uuid[])
     UNION ALL
     SELECT 'feedback', feedback_id, given_at, channel, kind, text,
            jsonb_build_object('interaction_id', interaction_id)
-    FROM feedback WHERE customer_id = $1
+    FROM feedback WHERE customer_id = ANY($1::uuid[])
 ) entries
 WHERE at >= $2 AND at < $3 AND (at, entry_id) < ($4, $5::uuid)
 ORDER BY at DESC, entry_id DESC
@@ -186,18 +186,19 @@ _MAX_UUID = UUID(int=(1 << 128) - 1)
 
 async def customer_timeline(
     connection: Connection,
-    customer_id: UUID,
+    customer_ids: list[UUID],
     *,
     since: datetime | None,
     until: datetime | None,
     limit: int,
     after: Position | None = None,
 ) -> list[Row]:
-    """Everything that passed between the customer and us, newest first."""
+    """Everything that passed between the customers (one, or a merge group) and us,
+    newest first."""
     before_at, before_id = after or (_FAR_FUTURE, _MAX_UUID)
     records = await connection.fetch(
         TIMELINE_SQL,
-        customer_id,
+        customer_ids,
         since or _FAR_PAST,
         until or _FAR_FUTURE,
         before_at,
@@ -240,7 +241,7 @@ class TicketQuery:
     assignee: str | None = None
     unassigned: bool = False
     sla_state: str | None = None
-    customer_id: UUID | None = None
+    customer_id: UUID | list[UUID] | None = None
     kind: str | None = None
     category: str | None = None
 
@@ -422,7 +423,7 @@ async def find_feedback(
     connection: Connection,
     *,
     kind: str | None,
-    customer_id: UUID | None,
+    customer_id: list[UUID] | None,
     limit: int,
     after: Position | None = None,
 ) -> list[Row]:
@@ -430,7 +431,8 @@ async def find_feedback(
     records = await connection.fetch(
         """SELECT f.*, c.name AS customer_name FROM feedback f
            LEFT JOIN interaction_customers c ON c.customer_id = f.customer_id
-           WHERE ($1::text IS NULL OR f.kind = $1) AND ($2::uuid IS NULL OR f.customer_id = $2)
+           WHERE ($1::text IS NULL OR f.kind = $1)
+             AND ($2::uuid[] IS NULL OR f.customer_id = ANY($2))
              AND (f.given_at, f.feedback_id) < ($3, $4::uuid)
            ORDER BY f.given_at DESC, f.feedback_id DESC LIMIT $5""",
         kind,

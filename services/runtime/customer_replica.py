@@ -25,6 +25,7 @@ import asyncpg
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from contracts.topics import Topic
+from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import (
     PersonalColumns,
     erase_personal_columns,
@@ -86,6 +87,8 @@ def fold_customer(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
         if "name" in payload.changed and payload.name:
             changed["name"] = payload.name
         return {**row, **changed, "updated_at": event.occurred_at}
+    if event.event_type in ("customer.absorbed", "customer.absorption_undone"):
+        return merge_changes(row, event)
     if event.event_type == "customer.erased":
         return {**row, "name": ERASED, "updated_at": event.occurred_at}
     if event.event_type == "customer.channel_preferences_changed":
@@ -97,6 +100,22 @@ def fold_customer(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
             "updated_at": event.occurred_at,
         }
     return row
+
+
+def merge_changes(row: Row, event: EventEnvelope[Any]) -> Row:
+    """The survivor's row after a merge into it or its undoing: the profile fields and
+    channel preferences it set (references stay with the customer that had them; the
+    alias leads to the survivor)."""
+    payload = event.payload
+    changed = {
+        field: getattr(payload.profile, field)
+        for field in ("name", "region", "owner")
+        if field in payload.profile.changed
+    }
+    if payload.channel_preferences is not None:
+        preferred, opted_out = _channels(payload.channel_preferences)
+        changed.update(preferred_channels=preferred, opted_out_channels=opted_out)
+    return {**row, **changed}  # `updated_at` stays: undoing the merge leaves the row as it was
 
 
 def references_in(event: EventEnvelope[Any]) -> list[Reference]:
@@ -119,8 +138,9 @@ class CustomerReplica:
     """The projection of the customer topic into a service's replica tables."""
 
     topics: Sequence[str] = (Topic.CUSTOMER,)
-    version = 1
-    """The shape of the tables (`ddl`); raised with every change to it."""
+    version = 2
+    """The shape of the tables (`ddl`); raised with every change to it (2: the alias
+    table of merged customers, `customer_aliases`)."""
 
     def __init__(self, table: str, personal_columns: Sequence[PersonalColumns] = ()) -> None:
         self.name = table
@@ -145,6 +165,7 @@ CREATE TABLE IF NOT EXISTS {self.table} (
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(self.ddl)
         await connection.execute(REFERENCES_DDL)
+        await create_alias_table(connection)
 
     async def apply(
         self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
@@ -176,6 +197,7 @@ CREATE TABLE IF NOT EXISTS {self.table} (
                 [(i, *(r[c] for c in COLUMNS)) for i, r in written],
             )
         await remember_references(connection, references)
+        await apply_aliases(connection, events)
         erased = erased_customers(events)
         await erase_personal_columns(connection, erased, self.personal_columns)
         await forget_references(connection, erased)

@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
 
+from services.runtime.customer_aliases import MergedAway, follow_merges, merged_away_answer
 from services.runtime.http import audit
 from services.runtime.http.app import Readiness, create_app
 from services.runtime.http.authentication import SecurityConfigError, TokenVerifier
@@ -376,7 +377,8 @@ def build_app(
     app.state.streams = StreamSlots(settings.stream_limit_per_subject, settings.stream_limit_total)
     app.state.runtime = runtime
     for router in definition.routers:
-        app.include_router(router)
+        app.include_router(router, dependencies=[Depends(follow_merges)])
+    app.add_exception_handler(MergedAway, merged_away_answer)
     if definition.inbound:
         app.include_router(inbound_router(definition.inbound))
         document_inbound(app, definition.inbound)

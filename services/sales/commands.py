@@ -22,6 +22,7 @@ from contracts.sales_values import (
     Stage,
 )
 from contracts.timestamps import PastDay, PlannedDay, day_not_in_future
+from services.runtime.customer_aliases import current_customer
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
@@ -258,6 +259,7 @@ async def open_opportunity(
             "customer first (a customer registered a moment ago may need a second to arrive)"
         )
     fields = body.model_dump()
+    fields["customer_id"] = await current_customer(db, body.customer_id)  # a survivor's
     fields["currency"] = body.currency.value
     fields["stage"] = body.stage.value
     fields["products"] = [line.model_dump() for line in body.products]

@@ -51,7 +51,7 @@ class OpportunityFilter:
     region: str | None = None
     currency: str | None = None
     product: str | None = None
-    customer_id: UUID | None = None
+    customer_id: UUID | list[UUID] | None = None
     opened_from: date | None = None
     opened_to: date | None = None
     overdue_on: date | None = None
@@ -252,7 +252,7 @@ async def contracts_of(
     db: Connection,
     *,
     opportunity_id: UUID | None = None,
-    customer_id: UUID | None = None,
+    customer_id: UUID | list[UUID] | None = None,
     contract_id: str | None = None,
     outstanding_only: bool = False,
     owners: frozenset[str] | None = None,
@@ -283,7 +283,7 @@ async def contracts_of(
 
 @dataclass(frozen=True)
 class PurchaseFilter:
-    customer_id: UUID | None = None
+    customer_id: UUID | list[UUID] | None = None
     source: str | None = None
     currency: str | None = None
     since: datetime | None = None

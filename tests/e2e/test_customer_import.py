@@ -133,8 +133,9 @@ async def client(customer_service: ServiceProcess) -> Any:
         yield http
 
 
+@pytest.mark.parametrize("workers", [1, 3], ids=["one process", "three workers"])
 async def test_a_messy_gb18030_file_is_reported_then_imported_then_changes_nothing(
-    client: httpx.AsyncClient, infra: Infrastructure, tmp_path: Path
+    client: httpx.AsyncClient, infra: Infrastructure, tmp_path: Path, workers: int
 ) -> None:
     existing = await client.post(
         "/customers",
@@ -151,7 +152,10 @@ async def test_a_messy_gb18030_file_is_reported_then_imported_then_changes_nothi
     messy = write_csv(tmp_path / "客户.csv", MESSY_ROWS, "gb18030")
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(MAPPING, "utf-8")
-    command = ("import", "customers", str(messy), "--mapping", str(mapping))
+    command = (
+        *("import", "customers", str(messy), "--mapping", str(mapping)),
+        *("--workers", str(workers)),
+    )
 
     before = await stored_events(infra)
     code, out, err = await run_crm(

@@ -148,6 +148,7 @@ async def test_every_read_of_personal_data_is_audited(
         "source": "shop-cn",
         "source_customer_id": "unknown",
         "import_id": "unknown",
+        "merge_id": str(uuid.uuid4()),
     }
     personal = list(values.values())
     answering = {}

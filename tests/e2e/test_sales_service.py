@@ -23,6 +23,7 @@ from tests.support.events import as_message, envelope
 from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import header, publish_json, publish_raw, read_topic
+from tests.support.purchases import shop_purchase as purchase
 
 TODAY = datetime.now(UTC).date()
 THIS_MONTH = TODAY.strftime("%Y-%m")
@@ -42,21 +43,6 @@ async def open_when_customer_known(
     assert response.status_code == 201, response.text
     result: dict[str, Any] = response.json()
     return result
-
-
-def purchase(order_id: str, amount: str, **customer: Any) -> dict[str, Any]:
-    return {
-        "source": "shop-cn",
-        "order_id": order_id,
-        **customer,
-        "amount": amount,
-        "currency": "CNY",
-        "items": [
-            {"sku": "LIC-STD", "name": "标准版月度订阅", "quantity": 1, "unit_price": amount}
-        ],
-        "channel": "online",
-        "occurred_at": "2026-11-20T10:00:00+08:00",
-    }
 
 
 async def test_a_deal_from_lead_to_paid_and_purchases_from_a_shop(

@@ -74,10 +74,10 @@ def _leaves(
         yield path, "moment", checks
     elif annotation is date:
         yield path, "day", checks
-    elif annotation is EmailStr or (
-        isinstance(annotation, type) and issubclass(annotation, str)
-        and not issubclass(annotation, enum.Enum)
-    ):  # fmt: skip
+    elif isinstance(annotation, type) and (
+        issubclass(annotation, EmailStr)
+        or (issubclass(annotation, str) and not issubclass(annotation, enum.Enum))
+    ):
         yield path, "text", checks
 
 

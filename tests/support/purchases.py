@@ -22,6 +22,23 @@ EXAMPLE = payload_example(sales.PurchaseRecorded)
 BATCH = 2000
 
 
+def shop_purchase(order_id: str, amount: str, **customer: Any) -> dict[str, Any]:
+    """A completed purchase as the shop `shop-cn` publishes it on the inbound topic,
+    naming its customer as `customer` says (`customer_id=` or `customer_reference=`)."""
+    return {
+        "source": "shop-cn",
+        "order_id": order_id,
+        **customer,
+        "amount": amount,
+        "currency": "CNY",
+        "items": [
+            {"sku": "LIC-STD", "name": "标准版月度订阅", "quantity": 1, "unit_price": amount}
+        ],
+        "channel": "online",
+        "occurred_at": "2026-11-20T10:00:00+08:00",
+    }
+
+
 def recorded(purchase: Purchase) -> EventEnvelope[Any]:
     """The purchase as the sales service publishes it."""
     payload = sales.PurchaseRecorded.model_validate(

@@ -57,16 +57,18 @@ from services.analytics.projections.store import (
 )
 from services.analytics.projections.tables import OUTBOX_TABLE, create_tables
 from services.analytics.projections.writers import lock
+from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
 
 
 class AnalyticsFold:
     name = "analytics_fold"
-    version = 4
+    version = 5
     """The shape of the tables (`create_tables`); raised with every change to it (2:
     classifications, contact persons, purchases, contracts and payments, rule versions;
     3: the first purchase's amount and the lifetime value models' scores; 4: the
-    activities' predictions, for the ledger of predictions)."""
+    activities' predictions, for the ledger of predictions; 5: the alias table of merged
+    customers, `customer_aliases`)."""
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 
@@ -90,6 +92,7 @@ class AnalyticsFold:
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await create_tables(connection)
+        await create_alias_table(connection)
 
     async def apply(
         self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
@@ -120,6 +123,7 @@ class AnalyticsFold:
                 for profile in loaded.profiles.values():
                     bounds.score(profile)
                 outcomes = conclude_all(loaded, rules, now)
+        await apply_aliases(connection, events)
         # after the batch's detail rows, so that none of them writes a personal value back
         await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
         if folded:

@@ -11,8 +11,6 @@ from uuid import UUID
 import asyncpg
 
 from services.analytics.domain.predictions import SCORE_FIELDS
-from services.analytics.domain.profile import Profile
-from services.analytics.projections.store import load_profiles
 from services.analytics.queries.records import as_dict, as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
@@ -164,47 +162,45 @@ RECENT_PURCHASES = 10
 """How many of the latest purchases the customer 360 shows."""
 
 
-async def customer_profile(pool: asyncpg.Pool, customer_id: UUID) -> Profile | None:
-    """The customer's stored profile (with its RFM scores), to evaluate rules against it
-    as of now; None for a customer analytics does not know."""
-    async with pool.acquire() as connection:
-        loaded = await load_profiles(connection, [customer_id])
-    return loaded.profiles.get(customer_id)
-
-
-async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDetails:
+async def customer_details(pool: asyncpg.Pool, group: list[UUID]) -> CustomerDetails:
+    """The detail rows of the customer `group[0]` and those merged into it (`group`)."""
+    customer_id = group[0]
     async with pool.acquire() as c:
         interactions = await c.fetch(
             f"""SELECT interaction_id, {within_window("started_at")}, channel, direction,
                       subject FROM interactions
-               WHERE customer_id = $1 ORDER BY started_at DESC LIMIT 10""",
-            customer_id,
+               WHERE customer_id = ANY($1::uuid[]) ORDER BY started_at DESC LIMIT 10""",
+            group,
         )
         opportunities = await c.fetch(
             f"""SELECT opportunity_id, description, stage, expected_amount, currency, owner,
                       {within_window("expected_close_date", day=True)}, win_probability,
                       win_baseline, win_factors::text AS win_factors, win_model_version
                FROM opportunities
-               WHERE customer_id = $1 AND stage NOT IN ('won', 'lost') ORDER BY updated_at""",
-            customer_id,
+               WHERE customer_id = ANY($1::uuid[]) AND stage NOT IN ('won', 'lost')
+               ORDER BY updated_at""",
+            group,
         )
         tickets = await c.fetch(
             f"""SELECT ticket_id, kind, subject, severity, status, {within_window("opened_at")},
                       {within_window("resolution_due_at")}
-               FROM tickets WHERE customer_id = $1 AND status = 'open' ORDER BY opened_at""",
-            customer_id,
+               FROM tickets WHERE customer_id = ANY($1::uuid[]) AND status = 'open'
+               ORDER BY opened_at""",
+            group,
         )
         surveys = await c.fetch(
             f"""SELECT survey, {within_window("answered_at")}, csat, nps, channel FROM surveys
-               WHERE customer_id = $1 ORDER BY answered_at DESC LIMIT 5""",
-            customer_id,
+               WHERE customer_id = ANY($1::uuid[]) ORDER BY answered_at DESC LIMIT 5""",
+            group,
         )
         warning = await c.fetchrow(
             "SELECT raised_at, reasons FROM churn_warnings WHERE customer_id = $1", customer_id
         )
         contacts = await c.fetch(
             """SELECT contact_id, name, title, phones, emails FROM contacts
-               WHERE customer_id = $1 AND NOT removed ORDER BY contact_id""",
+               WHERE customer_id = ANY($1::uuid[]) AND NOT removed
+               ORDER BY customer_id = $2 DESC, contact_id""",
+            group,
             customer_id,
         )
         consent = await c.fetchrow(
@@ -215,18 +211,18 @@ async def customer_details(pool: asyncpg.Pool, customer_id: UUID) -> CustomerDet
                       c.amount, c.currency,
                       coalesce(sum(p.amount) FILTER (WHERE p.currency = c.currency), 0) AS paid
                FROM contracts c LEFT JOIN contract_payments p USING (opportunity_id, contract_id)
-               WHERE c.customer_id = $1
+               WHERE c.customer_id = ANY($1::uuid[])
                GROUP BY c.opportunity_id, c.contract_id
                HAVING c.amount > coalesce(sum(p.amount) FILTER (WHERE p.currency = c.currency), 0)
                ORDER BY c.signed_on, c.contract_id""",
-            customer_id,
+            group,
         )
         purchases = await c.fetch(
             f"""SELECT kind, reference, source, {within_window("occurred_at")}, amount, currency,
                       reporting_amount
-               FROM purchases WHERE customer_id = $1
+               FROM purchases WHERE customer_id = ANY($1::uuid[])
                ORDER BY occurred_at DESC, event_id LIMIT $2""",
-            customer_id,
+            group,
             RECENT_PURCHASES,
         )
     return CustomerDetails(

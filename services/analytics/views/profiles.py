@@ -23,6 +23,7 @@ from services.analytics.domain.profile import CONTACT_WINDOW_DAYS, average_repea
 from services.analytics.domain.rules import describe, explain, fields_of
 from services.analytics.domain.segments import field_values, jsonable, pick
 from services.analytics.queries import profiles as queries
+from services.analytics.queries.merge_groups import combined_profile, group_profile
 from services.analytics.queries.profiles import BY_HISTORY, PROFILE_FILTERS
 from services.analytics.queries.records import BY_CUSTOMER
 from services.analytics.views.answers import (
@@ -35,6 +36,7 @@ from services.analytics.views.answers import (
     equality_filters,
 )
 from services.analytics.views.segments import SegmentDefinitionView, definition_of
+from services.runtime.customer_aliases import merge_group
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http.authorization import requires
 
@@ -363,7 +365,8 @@ def profile_view(row: dict[str, Any], currency: str) -> ProfileView:
 
 
 async def profile_row(pool: Pool, customer_id: UUID) -> dict[str, Any]:
-    row = await queries.profile(pool, customer_id)
+    """The customer's profile row; the survivor of merges combines its group's."""
+    row = await group_profile(pool, customer_id)
     if row is None:
         raise NotFound(f"analytics knows no customer with id {customer_id}")
     return row
@@ -446,7 +449,7 @@ async def customer_segments(customer_id: UUID, pool: Pool) -> CustomerSegments:
     response_model_exclude_unset=True,
 )
 async def why(customer_id: UUID, segment: str, pool: Pool) -> Why:
-    profile = await queries.customer_profile(pool, customer_id)
+    profile = await combined_profile(pool, await merge_group(pool, customer_id))
     if profile is None:
         raise NotFound(f"analytics knows no customer with id {customer_id}")
     definition = await definition_of(pool, segment)
@@ -502,7 +505,7 @@ async def segment_history(
 )
 async def customer_360(customer_id: UUID, pool: Pool, currency: ReportingCurrency) -> Customer360:
     view = profile_view(await profile_row(pool, customer_id), currency)
-    details = await queries.customer_details(pool, customer_id)
+    details = await queries.customer_details(pool, await merge_group(pool, customer_id))
     return Customer360(
         profile=view,
         classification=Classification.model_validate(view, from_attributes=True),

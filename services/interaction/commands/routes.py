@@ -31,6 +31,7 @@ from services.interaction.commands.bodies import (
 from services.interaction.dependencies import App, IdempotencyKey, Policy, Pool, Version, now
 from services.interaction.domain import inbound_id
 from services.interaction.projections import CUSTOMERS
+from services.runtime.customer_aliases import current_customer
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
@@ -61,10 +62,11 @@ CUSTOMER_GRACE_SECONDS = 3.0
 """How long a command waits for a customer registered moments ago to reach this service."""
 
 
-async def require_customer(pool: asyncpg.Pool, customer_id: UUID) -> None:
+async def require_customer(pool: asyncpg.Pool, customer_id: UUID) -> UUID:
     """Refuse a command about a customer the CRM does not know, after a short grace for a
     customer registered a moment ago (the customer topic reaches this service in
-    milliseconds)."""
+    milliseconds); the customer the command is recorded on: the survivor of a customer
+    merged into another (`services.runtime.customer_aliases`), the customer otherwise."""
     deadline = time.monotonic() + CUSTOMER_GRACE_SECONDS
     while not await CUSTOMERS.known(pool, customer_id):
         if time.monotonic() > deadline:
@@ -73,6 +75,7 @@ async def require_customer(pool: asyncpg.Pool, customer_id: UUID) -> None:
                 "customer first (POST /customers on the customer service)"
             )
         await asyncio.sleep(0.1)
+    return await current_customer(pool, customer_id)
 
 
 def actor() -> str:
@@ -108,7 +111,7 @@ def _changes(body: BaseModel, exclude: set[str]) -> dict[str, Any]:
 async def log_interaction(
     body: LogInteraction, app: App, pool: Pool, key: IdempotencyKey, response: Response
 ) -> Accepted:
-    await require_customer(pool, body.customer_id)
+    body = body.model_copy(update={"customer_id": await require_customer(pool, body.customer_id)})
     interaction = await asyncio.to_thread(
         app.log_interaction,
         customer_id=body.customer_id,
@@ -171,7 +174,7 @@ async def correct_interaction(
 async def open_ticket(
     body: OpenTicket, app: App, pool: Pool, policy: Policy, response: Response
 ) -> Accepted:
-    await require_customer(pool, body.customer_id)
+    body = body.model_copy(update={"customer_id": await require_customer(pool, body.customer_id)})
     ticket = await asyncio.to_thread(
         app.open_ticket,
         customer_id=body.customer_id,
@@ -298,7 +301,7 @@ async def answer_survey(
 ) -> Accepted:
     if body.csat is None and body.nps is None:
         raise RuleViolation("an answer carries csat (1-5), nps (0-10) or both")
-    await require_customer(pool, body.customer_id)
+    body = body.model_copy(update={"customer_id": await require_customer(pool, body.customer_id)})
     answer = await asyncio.to_thread(
         app.answer_survey,
         customer_id=body.customer_id,
@@ -323,7 +326,7 @@ async def answer_survey(
     tags=["satisfaction"],
 )
 async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Response) -> Accepted:
-    await require_customer(pool, body.customer_id)
+    body = body.model_copy(update={"customer_id": await require_customer(pool, body.customer_id)})
     feedback = await asyncio.to_thread(
         app.give_feedback,
         customer_id=body.customer_id,
@@ -348,7 +351,7 @@ async def give_feedback(body: GiveFeedback, app: App, pool: Pool, response: Resp
 async def set_contact_plan(
     customer_id: UUID, body: SetContactPlan, app: App, pool: Pool, response: Response
 ) -> Accepted:
-    await require_customer(pool, customer_id)
+    customer_id = await require_customer(pool, customer_id)
     plan = await asyncio.to_thread(
         app.set_contact_plan,
         customer_id,

@@ -48,6 +48,7 @@ from services.interaction.views.responses import (
     TimelineEntry,
     TimelinePage,
 )
+from services.runtime.customer_aliases import merge_group, merge_group_of
 from services.runtime.errors import NotFound, RuleViolation
 from services.runtime.http.answers import AsOf
 from services.runtime.http.authorization import requires
@@ -64,7 +65,8 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 # Filters -----------------------------------------------------------------------------
 
 
-def interaction_query(
+async def interaction_query(
+    pool: Pool,
     customer_id: UUID | None = None,
     channel: Annotated[list[InteractionChannel] | None, Query()] = None,
     direction: Direction | None = None,
@@ -89,7 +91,7 @@ def interaction_query(
     if keyword is not None and not keyword.strip():
         raise RuleViolation("keyword must contain more than white space")
     return InteractionQuery(
-        customer_id=customer_id,
+        customer_id=await merge_group_of(pool, customer_id),
         channels=tuple(c.value for c in channel or ()),
         direction=direction.value if direction else None,
         since=since,
@@ -192,7 +194,7 @@ async def customer_timeline(
 ) -> TimelinePage:
     rows = await queries.customer_timeline(
         pool,
-        customer_id,
+        await merge_group(pool, customer_id),
         since=since,
         until=until,
         limit=limit + 1,
@@ -223,9 +225,11 @@ async def export_timeline(
     since: Moment | None = None,
     until: Moment | None = None,
 ) -> StreamingResponse:
+    group = await merge_group(pool, customer_id)
+
     async def fetch(after: tuple[datetime, UUID] | None) -> list[dict[str, Any]]:
         return await queries.customer_timeline(
-            pool, customer_id, since=since, until=until, limit=1000, after=after
+            pool, group, since=since, until=until, limit=1000, after=after
         )
 
     return csv_response(
@@ -236,7 +240,8 @@ async def export_timeline(
 # Tickets -----------------------------------------------------------------------------
 
 
-def ticket_query(
+async def ticket_query(
+    pool: Pool,
     status: Annotated[
         list[TicketStatus] | None, Query(description="Default: open tickets only.")
     ] = None,
@@ -254,7 +259,7 @@ def ticket_query(
         assignee=assignee,
         unassigned=unassigned,
         sla_state=sla_state.value if sla_state else None,
-        customer_id=customer_id,
+        customer_id=await merge_group_of(pool, customer_id),
         kind=kind.value if kind else None,
         category=category,
     )
@@ -417,7 +422,7 @@ async def find_feedback(
     rows = await queries.find_feedback(
         pool,
         kind=kind.value if kind else None,
-        customer_id=customer_id,
+        customer_id=await merge_group_of(pool, customer_id),
         limit=limit + 1,
         after=FEEDBACK_ORDER.after(cursor),
     )
@@ -472,7 +477,10 @@ async def contacts_due(
     tags=["contact plans"],
 )
 async def read_contact_plan(customer_id: UUID, pool: Pool) -> DueContact:
-    row = await queries.get_contact_plan(pool, customer_id, now())
+    row = None
+    for member in await merge_group(pool, customer_id):  # the survivor's own plan first
+        if (row := await queries.get_contact_plan(pool, member, now())) is not None:
+            break
     if row is None:
         raise NotFound(f"customer {customer_id} has no contact plan")
     return DueContact.model_validate(row)

@@ -40,6 +40,7 @@ from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoin
 from starlette.routing import compile_path
 
 from contracts.asyncapi import ASYNCAPI_FILE
+from services.runtime.customer_aliases import NOT_REDIRECTED
 from services.runtime.errors import CommandRejected
 from services.runtime.http.audit import AuditLog, recordable_path
 from services.runtime.http.authentication import TokenVerifier
@@ -119,6 +120,22 @@ ERASED = "The customer was erased: nothing personal about them can be read or re
 CSV_CONTENT = {"text/csv": {"schema": {"type": "string"}}}
 
 
+MERGED_AWAY = (
+    "The customer was merged into another one: `Location` names the same read of the "
+    "survivor, the body `merged_into` and `merge_id` (`services.runtime.customer_aliases`)."
+)
+
+
+def names_a_customer(path: str, operation: dict[str, Any]) -> bool:
+    """Whether a read names one customer (`customer_id` in its path or query) that a
+    merge redirects."""
+    if path.endswith(NOT_REDIRECTED):
+        return False
+    return "{customer_id}" in path or any(
+        p.get("name") == "customer_id" for p in operation.get("parameters", [])
+    )
+
+
 def document_responses(app: FastAPI) -> None:
     """Name on every operation the refusals it can answer, and the CSV form of every list
     that has one (`format=csv` or a path ending in `.csv`), in the OpenAPI document."""
@@ -146,6 +163,8 @@ def document_responses(app: FastAPI) -> None:
                     if method not in ("get", "head") or "{customer_id}" in path:
                         refusals[410] = ERASED
                 responses = operation.setdefault("responses", {})
+                if method in ("get", "head") and names_a_customer(path, operation):
+                    responses.setdefault("307", {"description": MERGED_AWAY})
                 for status, description in refusals.items():
                     responses.setdefault(str(status), {"description": description})
                 for status, answer in responses.items():

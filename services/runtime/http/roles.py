@@ -17,6 +17,8 @@ PERMISSIONS: dict[str, str] = {
     "change any customer a file names",
     "duplicates:review": "the queue of possible duplicate customers (`/duplicates`): read "
     "it and dismiss pairs",
+    "customers:merge": "merge customers into one survivor (`POST /customer-merges`)",
+    "customers:unmerge": "undo a merge of customers (`POST /customer-merges/{merge_id}/undo`)",
     "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
     "interactions:write": "log and correct interactions, survey answers, feedback, plans",
     "tickets:write": "open, assign, answer, escalate, resolve, reopen and close tickets",

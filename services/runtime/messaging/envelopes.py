@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
-from contracts.envelope import EventEnvelope, EventPayload
+from contracts.envelope import EventEnvelope, EventPayload, envelope_class
 from services.runtime.storage.eventstore import event_metadata
 
 EVENT_ID_NAMESPACE = UUID("6f1b7a52-3c1e-4e8a-9d55-2b8f6c0e4a11")
@@ -31,8 +31,7 @@ def envelope_from_domain_event(
 ) -> EventEnvelope[Any]:
     meta = event_metadata(domain_event)
     recorded_at: datetime = domain_event.timestamp
-    envelope_class: Any = cast(Any, EventEnvelope)[type(payload)]
-    return envelope_class(
+    return cast(Any, envelope_class(type(payload)))(
         event_id=stable_event_id(domain_event.originator_id, domain_event.originator_version),
         event_type=payload.event_type,
         schema_version=payload.schema_version,

@@ -28,6 +28,7 @@ import asyncpg
 from aiokafka.structs import ConsumerRecord
 
 from contracts.references import CustomerReference, customer_id_for_reference
+from services.runtime.customer_aliases import survivors
 from services.runtime.customer_replica import resolve_references
 from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.deadletter import Rejection
@@ -144,10 +145,15 @@ class ReportedFacts(ABC, Generic[M]):
         for item in batch:
             candidates.setdefault(self.fact_id(item.value), item)
         existing = await self._recorded.among(list(candidates))
-        fresh = [
-            NewFact(aggregate_id, item, customer_of(item.value, known, derive))
+        named = {
+            aggregate_id: (item, customer_of(item.value, known, derive))
             for aggregate_id, item in candidates.items()
             if aggregate_id not in existing
+        }
+        merged = await survivors(self._pool, [c for _, c in named.values()])
+        fresh = [  # a customer merged into another: the fact lands on the survivor
+            NewFact(aggregate_id, item, merged.get(customer_id, customer_id))
+            for aggregate_id, (item, customer_id) in named.items()
         ]
         recorded, rejections = await self.record(fresh)
         for outcome, number in (

@@ -85,19 +85,22 @@ def master_key_from(value: str | None, file: Path | None) -> bytes:
     return key
 
 
+def settings_master_key(settings: ServiceSettings) -> bytes:
+    """The master key the settings give (inline or in a file); `KeyringConfigError` when
+    none usable is set."""
+    secret = settings.keyring_master_key
+    return master_key_from(
+        secret.get_secret_value() if secret is not None else None,
+        settings.keyring_master_key_file,
+    )
+
+
 class Keyring:
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> Keyring:
         """The shared keyring in the settings' database, with their master key;
         `KeyringConfigError` when no usable master key is set."""
-        secret = settings.keyring_master_key
-        return cls(
-            settings.database_dsn,
-            master_key_from(
-                secret.get_secret_value() if secret is not None else None,
-                settings.keyring_master_key_file,
-            ),
-        )
+        return cls(settings.database_dsn, settings_master_key(settings))
 
     def __init__(
         self, dsn: str, master_key: bytes, *, cache_seconds: float = 60.0, cache_size: int = 50_000

@@ -48,6 +48,10 @@ from services.runtime.privacy.keyring import CustomerErased, Keyring
 log = logging.getLogger(__name__)
 
 Translator = Callable[[Any], EventEnvelope[Any] | None]
+
+CHECKED_KEPT = 10_000
+"""Events checked (`PersonalData.check`) and not yet sealed, at most: past that, the
+remembered translations are forgotten (they are made again when needed)."""
 """Converts a domain event to its public contract; None for events kept private."""
 
 SEALED_FOR = "_sealed_for"
@@ -108,14 +112,33 @@ class PersonalData:
         # stored events are read as recorded: one stored before a value was refused
         # still translates (repaired), so the relay never stalls on it
         self._translate = as_recorded(translate)
+        self._strict = translate
+        self._checked: dict[int, tuple[Any, EventEnvelope[Any] | None]] = {}
 
     # The event store -----------------------------------------------------------------
+
+    def check(self, domain_event: Any) -> EventEnvelope[Any] | None:
+        """The event's contract, validated strictly (a `ValidationError` for a value the
+        contract refuses), and remembered until the event is sealed: a writer that checks
+        its events before saving them (the import, row by row) does not pay for the
+        translation twice."""
+        envelope = self._strict(domain_event)
+        if len(self._checked) >= CHECKED_KEPT:  # checked, then never saved (a refused row)
+            self._checked.clear()
+        self._checked[id(domain_event)] = (domain_event, envelope)
+        return envelope
+
+    def _translation(self, domain_event: Any) -> EventEnvelope[Any] | None:
+        event, envelope = self._checked.pop(id(domain_event), (None, None))
+        if event is domain_event:
+            return envelope
+        return self._translate(domain_event)
 
     def seal_state(self, domain_event: Any, state: dict[str, Any]) -> dict[str, Any]:
         """`state` with the event's personal values sealed (unchanged if it has none).
 
         Raises `CustomerErased` for personal data of an erased customer."""
-        envelope = self._translate(domain_event)
+        envelope = self._translation(domain_event)
         if envelope is None:
             return state
         values = personal_values(envelope)

@@ -54,6 +54,10 @@ class Where:
         return self
 
     def equal(self, column: str, value: Any) -> Where:
+        """`column` equal to `value`, or to one of several (a list: e.g. the customers of
+        a merge group, `services.runtime.customer_aliases.merge_group`)."""
+        if isinstance(value, list):
+            return self.add(f"{column} = ANY({{}})", value)
         return self.add(f"{column} = {{}}", value)
 
     def compare(self, column: str, operator: str, value: Any) -> Where:

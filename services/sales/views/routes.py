@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from contracts.sales_values import ActivityKind, Currency, Stage
+from services.runtime.customer_aliases import merge_group, merge_group_of
 from services.runtime.errors import NotFound
 from services.runtime.http.answers import AsOf, HistoryEntry, etag
 from services.runtime.http.authorization import requires
@@ -53,7 +54,8 @@ Limit = Annotated[int, Query(ge=1, le=500)]
 Cursor = Annotated[str | None, Query(max_length=1000)]
 
 
-def opportunity_filter(
+async def opportunity_filter(
+    db: Pool,
     stage: Stage | None = None,
     owner: Annotated[str | None, Query(max_length=200)] = None,
     region: Annotated[str | None, Query(max_length=200)] = None,
@@ -69,7 +71,7 @@ def opportunity_filter(
         region=region,
         currency=currency.value if currency else None,
         product=product,
-        customer_id=customer_id,
+        customer_id=await merge_group_of(db, customer_id),
         opened_from=opened_from,
         opened_to=opened_to,
     )
@@ -331,7 +333,10 @@ async def list_contracts(
     format: Format = "json",
 ) -> list[ContractView]:
     rows = await queries.contracts_of(
-        db, customer_id=customer_id, outstanding_only=outstanding_only, owners=visible.deals
+        db,
+        customer_id=await merge_group_of(db, customer_id),
+        outstanding_only=outstanding_only,
+        owners=visible.deals,
     )
     if format == "csv":
         columns = [n for n in ContractView.model_fields if n != "payments"]
@@ -356,7 +361,8 @@ async def read_contract(contract_id: str, db: Pool, visible: Visible) -> Contrac
 # Purchases and customers -----------------------------------------------------------------
 
 
-def purchase_filter(
+async def purchase_filter(
+    db: Pool,
     customer_id: UUID | None = None,
     source: Annotated[str | None, Query(max_length=63)] = None,
     currency: Currency | None = None,
@@ -364,7 +370,7 @@ def purchase_filter(
     until: Annotated[Moment | None, Query(description="Occurred before.")] = None,
 ) -> PurchaseFilter:
     return PurchaseFilter(
-        customer_id=customer_id,
+        customer_id=await merge_group_of(db, customer_id),
         source=source,
         currency=currency.value if currency else None,
         since=since,
@@ -432,7 +438,8 @@ async def customer_purchases(
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> PurchasePage:
-    return await _purchase_page(db, PurchaseFilter(customer_id=customer_id), limit, cursor)
+    group = await merge_group(db, customer_id)
+    return await _purchase_page(db, PurchaseFilter(customer_id=group), limit, cursor)
 
 
 @router.get(
@@ -449,6 +456,8 @@ async def customer_opportunities(
     cursor: Cursor = None,
 ) -> OpportunityPage:
     filters = OpportunityFilter(
-        customer_id=customer_id, stage=stage.value if stage else None, owners=visible.deals
+        customer_id=await merge_group(db, customer_id),
+        stage=stage.value if stage else None,
+        owners=visible.deals,
     )
     return await list_opportunities(db, filters, False, limit, cursor)

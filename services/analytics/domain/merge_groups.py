@@ -1,0 +1,74 @@
+"""The profile of a merge group: a survivor and the customers merged into it (pure).
+
+The fold keeps one profile per customer id, whatever merges say, so that undoing a merge
+leaves every profile as it was. A read of the survivor combines the profiles of its
+group (`combine`), as if every purchase, contact, answer and ticket had been folded into
+one profile: purchases and spend add up, the first purchase is the earliest of all and
+the latest two are the latest two of all; contacts, survey answers and tickets are put
+together; the customer's own fields, classifications and tags are the survivor's (the
+merge set them on it). The RFM scores and what follows from them are then concluded
+for the combined profile as for any other (`views.profiles`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from datetime import datetime
+
+from services.analytics.domain.profile import Profile
+
+
+def combine(survivor: Profile, absorbed: Sequence[Profile]) -> Profile:
+    """One profile of the survivor with everything of the absorbed customers' profiles."""
+    combined = copy.deepcopy(survivor)
+    for other in absorbed:
+        _add_purchases(combined, other)
+        combined.contacts = {**other.contacts, **combined.contacts}
+        combined.recent_contacts = sorted([*combined.recent_contacts, *other.recent_contacts])
+        combined.last_contact_at = _latest(combined.last_contact_at, other.last_contact_at)
+        combined.csat_sum += other.csat_sum
+        combined.csat_count += other.csat_count
+        if other.nps_at is not None and (
+            combined.nps_at is None
+            or (other.nps_at, other.nps_event or "") > (combined.nps_at, combined.nps_event or "")
+        ):
+            combined.nps_latest, combined.nps_at = other.nps_latest, other.nps_at
+            combined.nps_event = other.nps_event
+        combined.tickets = {**copy.deepcopy(other.tickets), **combined.tickets}
+    return combined
+
+
+def _add_purchases(combined: Profile, other: Profile) -> None:
+    if not other.purchase_count:
+        return
+    combined.purchase_count += other.purchase_count
+    combined.total_spend += other.total_spend
+    first = combined.first_purchase_at
+    if other.first_purchase_at is not None and (
+        first is None
+        or (other.first_purchase_at, other.first_purchase_event or "")
+        < (first, combined.first_purchase_event or "")
+    ):
+        combined.first_purchase_at = other.first_purchase_at
+        combined.first_spend = other.first_spend
+        combined.first_purchase_event = other.first_purchase_event
+    moments = [
+        m
+        for m in (
+            combined.last_purchase_at,
+            combined.previous_purchase_at,
+            other.last_purchase_at,
+            other.previous_purchase_at,
+        )
+        if m is not None
+    ]
+    moments.sort(reverse=True)
+    combined.last_purchase_at = moments[0] if moments else None
+    combined.previous_purchase_at = moments[1] if len(moments) > 1 else None
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    if a is None or b is None:
+        return a or b
+    return max(a, b)
