@@ -62,8 +62,7 @@ CREATE TABLE IF NOT EXISTS duplicate_keys (
 CREATE INDEX IF NOT EXISTS duplicate_keys_customer ON duplicate_keys (customer_id);
 CREATE TABLE IF NOT EXISTS duplicate_profiles (
     customer_id uuid PRIMARY KEY,
-    profile jsonb NOT NULL,
-    changed_at timestamptz NOT NULL
+    profile jsonb NOT NULL
 );
 CREATE TABLE IF NOT EXISTS duplicate_pairs (
     customer_a uuid NOT NULL,
@@ -71,7 +70,6 @@ CREATE TABLE IF NOT EXISTS duplicate_pairs (
     score numeric(4, 3) NOT NULL,
     rank integer NOT NULL,
     evidence jsonb NOT NULL,
-    found_at timestamptz NOT NULL,
     PRIMARY KEY (customer_a, customer_b)
 );
 CREATE INDEX IF NOT EXISTS duplicate_pairs_queue
@@ -139,8 +137,7 @@ async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: s
         for r in rows
         if r["name"] != ERASED and (customer_id := UUID(str(r["customer_id"]))) not in merged
     }
-    changed = {UUID(str(r["customer_id"])): r["updated_at"] for r in rows}
-    await _store(connection, ids, profiles, changed)
+    await _store(connection, ids, profiles)
     before = {
         (r["customer_a"], r["customer_b"])
         for r in await connection.fetch(
@@ -176,26 +173,25 @@ async def refresh(connection: asyncpg.Connection, rows: Iterable[Row], region: s
         return
     pairs = [(c["a"], c["b"]) for c in candidates]
     known = await stored_profiles(connection, {i for pair in pairs for i in pair} - set(profiles))
-    known.update({i: (p, changed[i]) for i, p in profiles.items()})
+    known.update(profiles)
     found = []
     for a, b in pairs:
         if a not in known or b not in known:
             continue
-        (first, first_changed), (second, second_changed) = known[a], known[b]
-        if not may_match(first, second):
+        if not may_match(known[a], known[b]):
             continue
-        match = compare(first, second)
+        match = compare(known[a], known[b])
         if match.score >= THRESHOLD:
-            found.append((a, b, match, max(first_changed, second_changed)))
+            found.append((a, b, match))
     await connection.executemany(
-        "INSERT INTO duplicate_pairs (customer_a, customer_b, score, rank, evidence, found_at) "
-        "VALUES ($1, $2, $3, $4, $5::jsonb, $6)",
+        "INSERT INTO duplicate_pairs (customer_a, customer_b, score, rank, evidence) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb)",
         [
-            (a, b, m.score, rank_of(m.score), json.dumps(m.evidence_dicts(), ensure_ascii=False), t)
-            for a, b, m, t in found
+            (a, b, m.score, rank_of(m.score), json.dumps(m.evidence_dicts(), ensure_ascii=False))
+            for a, b, m in found
         ],
     )
-    new = sum((a, b) not in before for a, b, _, _ in found)
+    new = sum((a, b) not in before for a, b, _ in found)
     if new:
         DUPLICATE_PAIRS_FOUND.inc(new)
 
@@ -204,7 +200,6 @@ async def _store(
     connection: asyncpg.Connection,
     ids: list[UUID],
     profiles: dict[UUID, Profile],
-    changed: dict[UUID, Any],
 ) -> None:
     """Replace the profiles and keys of `ids` (an erased customer keeps none)."""
     await connection.execute("DELETE FROM duplicate_keys WHERE customer_id = ANY($1::uuid[])", ids)
@@ -219,27 +214,23 @@ async def _store(
         [i for _, i in keys],
     )
     await connection.execute(
-        "INSERT INTO duplicate_profiles (customer_id, profile, changed_at) "
-        "SELECT * FROM unnest($1::uuid[], $2::jsonb[], $3::timestamptz[])",
+        "INSERT INTO duplicate_profiles (customer_id, profile) "
+        "SELECT * FROM unnest($1::uuid[], $2::jsonb[])",
         list(profiles),
         [orjson.dumps(p.as_dict()).decode() for p in profiles.values()],
-        [changed[i] for i in profiles],
     )
 
 
 async def stored_profiles(
     connection: asyncpg.Connection | asyncpg.Pool, ids: Iterable[UUID]
-) -> dict[UUID, tuple[Profile, Any]]:
-    """The stored profiles of `ids` (those not erased), with when each last changed."""
+) -> dict[UUID, Profile]:
+    """The stored profiles of `ids` (those neither erased nor merged)."""
     records = await connection.fetch(
-        "SELECT customer_id, profile, changed_at FROM duplicate_profiles "
-        "WHERE customer_id = ANY($1::uuid[])",
+        "SELECT customer_id, profile FROM duplicate_profiles WHERE customer_id = ANY($1::uuid[])",
         list(ids),
     )
     # asyncpg's UUIDs are UUIDs (a subclass), equal to and hashed as the standard ones
-    return {
-        r["customer_id"]: (Profile.from_dict(_json(r["profile"])), r["changed_at"]) for r in records
-    }
+    return {r["customer_id"]: Profile.from_dict(_json(r["profile"])) for r in records}
 
 
 def _json(value: Any) -> Any:
@@ -291,9 +282,9 @@ async def directory_matches(
                 shared.setdefault(holder, []).append(key)
         others = {i for i, common in shared.items() if are_candidates(common)}
         matches = [
-            (compare(profile, known[i][0]), i)
+            (compare(profile, known[i]), i)
             for i in others
-            if i in known and str(i) != profile.ref and may_match(profile, known[i][0])
+            if i in known and str(i) != profile.ref and may_match(profile, known[i])
         ]
         best = sorted(
             ((m, i) for m, i in matches if m.score >= THRESHOLD),
@@ -301,7 +292,7 @@ async def directory_matches(
         )
         if best:
             found[profile.ref] = [
-                (m, {"customer_id": i, "name": known[i][0].display_name}) for m, i in best[:limit]
+                (m, {"customer_id": i, "name": known[i].display_name}) for m, i in best[:limit]
             ]
     return found
 
@@ -323,7 +314,7 @@ async def queue_page(
         ("p.rank", "p.customer_a", "p.customer_b"), after, casts=("integer", "uuid", "uuid")
     )
     records = await connection.fetch(
-        f"""SELECT p.customer_a, p.customer_b, p.score, p.rank, p.evidence, p.found_at,
+        f"""SELECT p.customer_a, p.customer_b, p.score, p.rank, p.evidence,
                    a.name AS name_a, b.name AS name_b
             FROM duplicate_pairs p
             JOIN customer_directory a ON a.customer_id = p.customer_a

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -36,7 +35,6 @@ class DuplicatePair(BaseModel):
     customer_b: PairCustomer
     score: float = Field(description="0 to 1: how likely the two are one customer.")
     evidence: list[EvidenceView]
-    found_at: datetime = Field(description="When the later of the two changes was made.")
 
 
 class DuplicatePage(BaseModel):
@@ -79,7 +77,6 @@ async def duplicate_queue(
                 customer_b=PairCustomer(customer_id=r["customer_b"], name=r["name_b"]),
                 score=float(r["score"]),
                 evidence=[EvidenceView.model_validate(e) for e in r["evidence"]],
-                found_at=r["found_at"],
             )
             for r in rows[:limit]
         ],
