@@ -19,11 +19,13 @@ an address or a contact person (other than the customer itself) are, and so is a
 key. A short name (张伟) says less: it takes a phone, an e-mail, or an address and a city.
 
 Comparing every pair of a directory is O(n²); `candidate_pairs` compares only records
-that share a blocking key (`blocking_keys`): an exact key, the folded name, the name with
-a city, two consecutive Chinese characters of the name, the first four letters of a Latin
-word of it. A key shared by more than `MAX_BLOCK` records (a bigram like 上海, a word like
-"trad") says too little to be worth its pairs and is left out; the exact keys and the
-name-with-city key still bring such records together.
+that share blocking keys (`blocking_keys`): one strong key (an exact key, the folded name,
+the name with a city) or two weak ones (two consecutive Chinese characters of the name,
+the first four letters of a Latin word of it). A key shared by more than `MAX_BLOCK`
+records (a bigram like 上海, a word like "trad") says too little to be worth its pairs
+and is left out; the exact keys and the name-with-city key still bring such records
+together. Among the candidates, `may_match` skips those that cannot reach the threshold
+before `compare` scores the rest.
 """
 
 from __future__ import annotations
