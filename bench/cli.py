@@ -91,6 +91,30 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--customers", type=int, default=10_000, help="registrations (default 10000)"
     )
     refill.set_defaults(handler=run_refill)
+    duplicates = benchmarks.add_parser(
+        "duplicates",
+        help="duplicate detection over a whole directory: blocking, candidate pairs, "
+        "scoring, recall of planted duplicates",
+    )
+    duplicates.add_argument(
+        "--customers", type=int, default=100_000, help="customers (default 100000)"
+    )
+    duplicates.add_argument(
+        "--planted", type=int, default=1000, help="planted duplicates among them (default 1000)"
+    )
+    duplicates.set_defaults(handler=run_duplicates)
+    queue = benchmarks.add_parser(
+        "duplicate-queue",
+        help="registrations per second of the directory projection keeping the queue of "
+        "possible duplicates, beside without it; the query plans of search and queue",
+    )
+    queue.add_argument(
+        "--customers", type=int, default=100_000, help="registrations (default 100000)"
+    )
+    queue.add_argument(
+        "--planted", type=int, default=1000, help="planted duplicates among them (default 1000)"
+    )
+    queue.set_defaults(handler=run_duplicate_queue)
 
 
 def run_projection_latency(args: argparse.Namespace) -> int:
@@ -148,3 +172,21 @@ def run_refill(args: argparse.Namespace) -> int:
     from bench.refill import run_refill as measure
 
     return measure(args)
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    from bench.duplicates import run_duplicates as measure
+
+    if not 0 <= args.planted < args.customers:
+        raise SystemExit("--planted must be at least 0 and fewer than --customers")
+    measure(args.customers, args.planted)
+    return 0
+
+
+def run_duplicate_queue(args: argparse.Namespace) -> int:
+    from bench.duplicate_queue import run_duplicate_queue as measure
+
+    if not 0 <= args.planted < args.customers:
+        raise SystemExit("--planted must be at least 0 and fewer than --customers")
+    measure(args.customers, args.planted)
+    return 0

@@ -7,6 +7,7 @@ invent a tier that consumers do not know.
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated, Any
+from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -390,6 +391,21 @@ class CustomerErased(EventPayload):
     )
 
 
+class CustomerDuplicateDismissed(EventPayload):
+    """Someone reviewed this customer and `other_customer_id` as possible duplicates and
+    found them two customers: the pair never enters the queue of possible duplicates
+    again. Recorded on the customer whose id is the smaller of the two."""
+
+    event_type = "customer.duplicate_dismissed"
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"other_customer_id": "9b2f7c1e-3d4a-4f5b-8c6d-7e8f9a0b1c2d"}]
+        }
+    )
+
+    other_customer_id: UUID = Field(description="The other customer of the pair.")
+
+
 EVENTS: tuple[type[EventPayload], ...] = (
     CustomerRegistered,
     CustomerProfileChanged,
@@ -405,6 +421,7 @@ EVENTS: tuple[type[EventPayload], ...] = (
     ChannelPreferencesChanged,
     CustomerReferenceAdded,
     CustomerErased,
+    CustomerDuplicateDismissed,
 )
 
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {

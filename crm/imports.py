@@ -39,7 +39,10 @@ if TYPE_CHECKING:
     from services.customer.import_report import Outcome, Summary
     from services.runtime.privacy.keyring import Keyring
 
-REPORT_COLUMNS = ("row", "outcome", "customer_id", "key", "changes", "reason", "detail")
+REPORT_COLUMNS = (
+    *("row", "outcome", "customer_id", "key", "changes", "reason", "detail"),
+    "possible_duplicates",
+)
 SCHEMA = "customer"
 STOPPED = 130
 """Exit status of an import stopped by Ctrl-C (as a shell reports SIGINT)."""
@@ -321,9 +324,16 @@ def _csv_lines(stream: IO[str]) -> Callable[[Sequence[Outcome]], None]:
         for outcome in outcomes:
             line = outcome.as_dict()
             line["changes"] = ";".join(line["changes"])
+            line["possible_duplicates"] = "; ".join(
+                f"{_named(d)} {d['name']} ({d['score']:.2f})" for d in line["possible_duplicates"]
+            )
             writer.writerow([line[c] if line[c] is not None else "" for c in REPORT_COLUMNS])
 
     return write
+
+
+def _named(duplicate: dict[str, Any]) -> str:
+    return f"row {duplicate['row']}" if "row" in duplicate else str(duplicate["customer_id"])
 
 
 async def audit(pool: asyncpg.Pool, job: ImportJob, status: int) -> None:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from local.demo.customer_generator import DEFAULT_SEED, demo_customers
+from local.demo.duplicates import demo_duplicates
 
 if TYPE_CHECKING:
     import httpx
@@ -71,7 +72,8 @@ async def load_demo(
     progress: Callable[[int, int], None] | None = None,
     token: str | None = None,
 ) -> list[str]:
-    """Register `demo_customers(count, seed)`; returns the new customer ids in order.
+    """Register `demo_customers(count, seed)`, then a few deliberate duplicates of some
+    of them (`demo_duplicates`); returns the ids of the former in order.
 
     Sends `token` when it opens its own client (a given client carries its own)."""
     import httpx
@@ -102,6 +104,11 @@ async def load_demo(
             ids.append(customer_id)
             if progress is not None:
                 progress(index + 1, len(customers))
+        for _, body in demo_duplicates(customers):  # for the queue of possible duplicates
+            _check(
+                await client.post(f"{base}/customers", json=body),
+                f"POST /customers for {body['name']} (a deliberate duplicate)",
+            )
     return ids
 
 

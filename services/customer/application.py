@@ -198,6 +198,11 @@ class CustomerApplication(EventSourcedApplication):
             customer_id, None, lambda c: c.erase(request_reference), kind=Customer, what="customer"
         )
 
+    def dismiss_duplicate(self, customer_id: UUID, other_customer_id: UUID) -> Customer:
+        """Record on `customer_id` that it and `other_customer_id` are two customers."""
+        self.customer(other_customer_id)  # NotFound for an unknown one
+        return self._change(customer_id, None, lambda c: c.dismiss_duplicate(other_customer_id))
+
     # Queries on the event store ------------------------------------------------------
 
     def customer(self, customer_id: UUID) -> Customer:

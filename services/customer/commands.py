@@ -8,7 +8,8 @@ import asyncio
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.customer import (
@@ -28,8 +29,23 @@ from contracts.customer import (
 )
 from contracts.references import CustomerReference
 from contracts.values import LINE, Email, Line
-from services.customer.dependencies import App, OwnContactDetails, OwnCustomer, Runtime, Version
+from services.customer.dependencies import (
+    App,
+    OwnContactDetails,
+    OwnCustomer,
+    Pool,
+    Runtime,
+    Version,
+)
 from services.customer.domain import Customer
+from services.customer.duplicate_answers import PossibleDuplicate
+from services.customer.duplicate_checks import (
+    DuplicateRefusal,
+    IfDuplicate,
+    phone_region_of,
+    refusal,
+    registration_duplicates,
+)
 from services.runtime.errors import RuleViolation
 from services.runtime.http import answers
 from services.runtime.http.answers import etag
@@ -193,16 +209,44 @@ def accepted(response: Response, customer: Customer, **extra: Any) -> Accepted:
 # Commands ----------------------------------------------------------------------------
 
 
+class Registered(Accepted):
+    possible_duplicates: list[PossibleDuplicate] = Field(
+        default_factory=list,
+        description="Customers of the directory this one may be the same as, the most "
+        "likely first (registered all the same; `if_duplicate=refuse` refuses instead).",
+    )
+
+
 @router.post(
     "/customers",
     dependencies=[requires("customers:write-any")],
     status_code=201,
     summary="Register a customer",
+    description="The answer lists the directory's customers the new one may be the same "
+    "as (`possible_duplicates`). With `if_duplicate=refuse` a registration that has any "
+    "is refused with 409 and the list, and nothing is recorded; send it again without "
+    "(or with `if_duplicate=register`) to confirm that it is a new customer.",
+    response_model=Registered,
+    responses={409: {"model": DuplicateRefusal, "description": "Possible duplicates."}},
 )
-def register_customer(body: RegisterCustomer, app: App, response: Response) -> Accepted:
-    customer = app.register(**body.model_dump(mode="json"))
+async def register_customer(
+    body: RegisterCustomer,
+    app: App,
+    db: Pool,
+    request: Request,
+    response: Response,
+    if_duplicate: Annotated[
+        IfDuplicate, Query(description="What to do when the customer may exist already.")
+    ] = IfDuplicate.REGISTER,
+) -> Registered | JSONResponse:
+    values = body.model_dump(mode="json")
+    candidates = await registration_duplicates(db, values, phone_region_of(request))
+    if candidates and if_duplicate is IfDuplicate.REFUSE:
+        return refusal(candidates)
+    customer = await asyncio.to_thread(app.register, **values)
     response.headers["Location"] = f"/customers/{customer.id}"
-    return accepted(response, customer)
+    answer = accepted(response, customer)
+    return Registered(**answer.model_dump(), possible_duplicates=candidates)
 
 
 @router.patch(

@@ -287,6 +287,20 @@ class Customer(Aggregate):
         self.contacts = {}
         self.addresses = {}
 
+    # Duplicates ----------------------------------------------------------------------
+
+    def dismiss_duplicate(self, other_customer_id: UUID) -> None:
+        """Record that this customer and `other_customer_id` are not one customer (the
+        queue of possible duplicates leaves the pair out for good). Again: no change."""
+        if other_customer_id == self.id:
+            raise RuleViolation("a customer is not a duplicate of itself")
+        if other_customer_id not in getattr(self, "not_duplicates", set()):
+            self._duplicate_dismissed(other_customer_id=other_customer_id)
+
+    @event("DuplicateDismissed")
+    def _duplicate_dismissed(self, other_customer_id: UUID) -> None:
+        self.not_duplicates = {*getattr(self, "not_duplicates", set()), other_customer_id}
+
     # Merges (the rules of what a merge carries over are in `merging.py`) ---------------
 
     @property

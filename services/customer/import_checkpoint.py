@@ -58,6 +58,7 @@ async def begin(
         counts = json.loads(counts) if isinstance(counts, str) else counts
         summary.counts.update({name: int(counts.get(name, 0)) for name in OUTCOMES})
         summary.rejected_by_reason.update(counts.get("rejected_by_reason", {}))
+        summary.possible_duplicates = int(counts.get("possible_duplicates", 0))
         return
     await connection.execute(
         """INSERT INTO customer_imports
@@ -81,6 +82,7 @@ async def checkpoint(
     counts = {
         **{name: summary.counts[name] for name in OUTCOMES},
         "rejected_by_reason": dict(summary.rejected_by_reason),
+        "possible_duplicates": summary.possible_duplicates,
     }
     await connection.execute(
         "UPDATE customer_imports SET committed_row = greatest(committed_row, $2), "

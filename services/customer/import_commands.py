@@ -73,7 +73,8 @@ class ImportState(BaseModel):
     state: str = Field(description="new, running, stopped or completed.")
     committed_row: int = Field(description="The last row whose changes are committed.")
     counts: dict[str, Any] = Field(
-        description="Rows created, updated, unchanged and rejected (by reason) so far."
+        description="Rows created, updated, unchanged and rejected (by reason) so far, and rows "
+        "with possible duplicates."
     )
     actor: str
     mapping: dict[str, Any]

@@ -4,7 +4,7 @@ and why), and the `Summary` that counts them."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +25,12 @@ class Outcome:
     """The event types the row records (or would record, in a dry run)."""
     reason: str | None = None
     detail: str | None = None
+    possible_duplicates: tuple[dict[str, Any], ...] = ()
+    """Of a row that creates a customer: the directory's customers (`customer_id`) and
+    the rows of its batch (`row`) it may be the same as, with score and evidence."""
+
+    def with_duplicates(self, found: list[dict[str, Any]]) -> Outcome:
+        return replace(self, possible_duplicates=tuple(found)) if found else self
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -35,6 +41,7 @@ class Outcome:
             "changes": list(self.changes),
             "reason": self.reason,
             "detail": self.detail,
+            "possible_duplicates": list(self.possible_duplicates),
         }
 
 
@@ -50,8 +57,12 @@ class Summary:
     rejected_by_reason: Counter[str] = field(default_factory=Counter)
     stopped: bool = False
 
+    possible_duplicates: int = 0
+    """Rows that create a customer who may be one the directory or the batch has."""
+
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.outcome] += 1
+        self.possible_duplicates += bool(outcome.possible_duplicates)
         self.last_row = max(self.last_row, outcome.row)
         if outcome.reason:
             self.rejected_by_reason[outcome.reason] += 1
@@ -70,6 +81,7 @@ class Summary:
             "rows": self.rows,
             **{name: self.counts[name] for name in OUTCOMES},
             "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "possible_duplicates": self.possible_duplicates,
         }
 
 

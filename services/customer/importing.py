@@ -29,11 +29,12 @@ A dry run does steps 1 to 3 and saves nothing: its report says, row by row, what
 be created, updated, left unchanged or rejected, and why. Each report line is an
 `Outcome` (`import_report`).
 
-Duplicate detection plugs in at step 2 (`_targets`): a row that names no customer by its
-key can be matched on its exact-match keys (`normalisation.match_keys`: the normalised
-e-mails and E.164 phones of its contact persons, which an `ImportRow` holds already
-cleaned) and fuzzy name keys, to name an existing customer instead, or to be reported as
-a possible duplicate of one.
+Each row that creates a customer is checked for possible duplicates
+(`duplicate_checks.import_duplicates`): the directory's customers and the other new rows
+of its batch it may be the same as are listed in its report line (`possible_duplicates`),
+and counted in the summary. The row still creates its customer: the queue of possible
+duplicates (`GET /duplicates`) then holds the pair for review, whichever batch each
+record came in.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from contracts.references import CustomerReference, customer_id_for_reference
 from contracts.registry import describe_validation_error
 from services.customer.application import CustomerApplication
 from services.customer.domain import Customer
+from services.customer.duplicate_checks import import_duplicates
 from services.customer.import_changes import new_customer, update_customer
 from services.customer.import_checkpoint import begin, checkpoint
 from services.customer.import_files import Item, RecordStream
@@ -67,6 +69,7 @@ from services.customer.metrics import IMPORT_ROWS
 from services.customer.normalisation import Refused
 from services.customer.publishing import to_contract
 from services.customer.queries import find_by_references
+from services.customer.settings import phone_region
 from services.runtime.errors import Conflict, RuleViolation
 from services.runtime.messaging.inbound import RecordedAggregates
 from services.runtime.storage.eventstore import CommandContext, stamp
@@ -122,6 +125,7 @@ class CustomerImport:
         actor: str,
         dry_run: bool = False,
         batch_rows: int = BATCH_ROWS,
+        check_duplicates: bool = True,
     ) -> None:
         self.application = application
         self.pool = pool
@@ -130,6 +134,8 @@ class CustomerImport:
         self.actor = actor
         self.dry_run = dry_run
         self.batch_rows = batch_rows
+        self.check_duplicates = check_duplicates
+        self.phone_region = phone_region()
         self.summary = Summary(import_id, dry_run)
         self.import_batch: Callable[[list[Item]], Awaitable[list[Outcome]]] = self.import_share
         """What imports a batch: this process (`import_share`), or worker processes
@@ -248,13 +254,18 @@ class CustomerImport:
         for attempt in range(SAVE_ATTEMPTS):
             targets = await self._targets([r for r in rows if isinstance(r, ImportRow)])
             try:
-                return await asyncio.to_thread(self._apply, rows, targets)
+                outcomes = await asyncio.to_thread(self._apply, rows, targets)
             except RecordConflictError:
                 if attempt == SAVE_ATTEMPTS - 1:
                     raise Conflict(
                         "other writers kept changing customers of this batch; run the "
                         "import again to resume it"
                     ) from None
+                continue
+            if not self.check_duplicates:
+                return outcomes
+            cleaned = [r for r in rows if isinstance(r, ImportRow)]
+            return await import_duplicates(self.pool, cleaned, outcomes, self.phone_region)
         raise AssertionError("unreachable")
 
     def _clean(self, items: list[Item]) -> list[ImportRow | Outcome]:

@@ -1,5 +1,6 @@
 """The customer directory: one row per customer, folded from the customer topic (its
-queries are in `queries.py`).
+queries are in `queries.py`), with what its search finds people by (`search.py`) and the
+queue of possible duplicates (`duplicate_queue.py`), kept in the same transaction.
 
 `fold` is pure: the row as it was (or None) and one event give the row as it is after.
 `CustomerDirectory.apply` loads the rows a batch touches, folds every event in order,
@@ -18,7 +19,9 @@ import asyncpg
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
 from contracts.topics import Topic
+from services.customer import duplicate_queue
 from services.customer.merge_projection import fold_merge
+from services.customer.search import search_text_of
 from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
 
@@ -73,7 +76,8 @@ CREATE TABLE IF NOT EXISTS customer_directory (
     version integer NOT NULL,
     change_count integer NOT NULL,
     registered_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL
+    updated_at timestamptz NOT NULL,
+    search_text text NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS customer_directory_name ON customer_directory (name, customer_id);
 CREATE INDEX IF NOT EXISTS customer_directory_tags ON customer_directory USING gin (tags);
@@ -87,6 +91,8 @@ TRIGRAM_DDL = """
 CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
 CREATE INDEX IF NOT EXISTS customer_directory_name_trgm
     ON customer_directory USING gin (name public.gin_trgm_ops);
+CREATE INDEX IF NOT EXISTS customer_directory_search_trgm
+    ON customer_directory USING gin (search_text public.gin_trgm_ops);
 """
 
 
@@ -156,6 +162,8 @@ def fold(row: Row | None, event: EventEnvelope[Any]) -> Row | None:
             row = fold_merge(row, event)
         elif kind == "customer.erased":
             row.update(name=ERASED, contacts=[], addresses=[], customer_references=[])
+        elif kind == duplicate_queue.DISMISSED:
+            pass  # the queue folds it (`duplicate_queue.record_dismissals`)
         else:
             return row
     row["version"] = event.aggregate_version or row.get("version", 0)
@@ -190,14 +198,20 @@ def row_from_record(record: asyncpg.Record) -> Row:
 
 class CustomerDirectory:
     name = "customer_directory"
-    version = 2
+    version = 3
     """The shape of the tables (`create_tables`); raised with every change to it (2: the
-    alias table of merged customers, `customer_aliases`)."""
+    alias table of merged customers, `customer_aliases`; 3: `search_text` and the queue of
+    possible duplicates)."""
     topics: Sequence[str] = (Topic.CUSTOMER,)
+
+    def __init__(self, phone_region: str = "CN") -> None:
+        self.phone_region = phone_region
+        """How phone numbers written without a country code are read (search, duplicates)."""
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(DDL)
         await create_alias_table(connection)
+        await connection.execute(duplicate_queue.DDL)
         try:
             async with connection.transaction():
                 await connection.execute(TRIGRAM_DDL)
@@ -221,19 +235,29 @@ class CustomerDirectory:
             if folded is not None:
                 rows[event.customer_id] = folded
                 touched.add(event.customer_id)
-        if touched:
-            await upsert(connection, [r for i in touched if (r := rows[i]) is not None])
+        written = [r for i in touched if (r := rows[i]) is not None]
+        if written:
+            await upsert(connection, written, self.phone_region)
         await apply_aliases(connection, events)
+        await duplicate_queue.record_dismissals(connection, events)
+        await duplicate_queue.refresh(connection, written, self.phone_region)
         await erase_personal_columns(connection, erased_customers(events), ())
 
 
-async def upsert(connection: asyncpg.Connection, rows: list[Row]) -> None:
+async def upsert(connection: asyncpg.Connection, rows: list[Row], phone_region: str) -> None:
+    columns = (*COLUMNS, "search_text")
     placeholders = ", ".join(
-        f"${i}::jsonb" if c in JSON_COLUMNS else f"${i}" for i, c in enumerate(COLUMNS, 1)
+        f"${i}::jsonb" if c in JSON_COLUMNS else f"${i}" for i, c in enumerate(columns, 1)
     )
-    updates = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
     await connection.executemany(
-        f"INSERT INTO customer_directory ({', '.join(COLUMNS)}) VALUES ({placeholders}) "
+        f"INSERT INTO customer_directory ({', '.join(columns)}) VALUES ({placeholders}) "
         f"ON CONFLICT (customer_id) DO UPDATE SET {updates}",
-        [tuple(json.dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS) for r in rows],
+        [
+            (
+                *(json.dumps(r[c]) if c in JSON_COLUMNS else r[c] for c in COLUMNS),
+                search_text_of(r, phone_region),
+            )
+            for r in rows
+        ],
     )

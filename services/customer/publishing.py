@@ -38,6 +38,9 @@ _PAYLOADS: dict[str, Callable[[Any], EventPayload]] = {
         channel_preferences=e.channel_preferences
     ),
     "Erased": lambda e: contract.CustomerErased(request_reference=e.request_reference),
+    "DuplicateDismissed": lambda e: contract.CustomerDuplicateDismissed(
+        other_customer_id=e.other_customer_id
+    ),
     "Merged": lambda e: merges.CustomerMerged(merge_id=e.merge_id, survivor_id=e.survivor_id),
     "Unmerged": lambda e: merges.CustomerUnmerged(merge_id=e.merge_id, survivor_id=e.survivor_id),
     "Absorbed": lambda e: merges.CustomerAbsorbed.model_validate(

@@ -1,5 +1,6 @@
-"""Queries on the customer directory: search with filters in name order, one customer,
-the customer another system names by its reference."""
+"""Queries on the customer directory: search with filters in name order (the search
+finds a customer by its name, its contact persons' names, phones and e-mails:
+`search.py`), one customer, the customer another system names by its reference."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from uuid import UUID
 import asyncpg
 
 from services.customer.projections import Row, row_from_record
+from services.customer.search import search_patterns
 from services.runtime.http.paging import Position, SortKey
-from services.runtime.storage.filters import Where, escape_like
+from services.runtime.storage.filters import Where
 
 Connection: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
@@ -36,10 +38,17 @@ class DirectoryQuery:
     owner: str | None = None
     importance_tier: str | None = None
     loyalty_stage: str | None = None
+    phone_region: str = "CN"
+    """How `name` is read when it is a phone number without a country code."""
 
     def where(self) -> Where:
         where = Where()
-        where.add("name ILIKE {} ESCAPE '\\'", self.name and f"%{escape_like(self.name)}%")
+        if self.name:
+            patterns = search_patterns(self.name, self.phone_region)
+            matches = " OR ".join(
+                f"search_text ILIKE {{{i}}} ESCAPE '\\'" for i in range(len(patterns))
+            )
+            where.add(f"({matches})", *patterns)
         for column in ("kind", "industry", "region", "owner", "importance_tier", "loyalty_stage"):
             where.equal(column, getattr(self, column))
         where.add("tags @> ARRAY[{}]::text[]", self.tag)

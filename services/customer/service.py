@@ -3,12 +3,14 @@
 from typing import Any
 
 from contracts.topics import Topic
-from services.customer import commands, import_commands, merge_commands, views
+from services.customer import commands, duplicate_routes, import_commands, merge_commands, views
 from services.customer.application import CustomerApplication
 from services.customer.ingestion import FirstSeenCustomers
+from services.customer.metrics import refresh_duplicate_queue
 from services.customer.migrations import MIGRATIONS
 from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
+from services.customer.settings import phone_region
 from services.runtime.messaging.consumer import BatchHandler
 from services.runtime.service import ServiceDefinition, ServiceRuntime
 from services.runtime.storage.migrator import KEYRING
@@ -32,8 +34,15 @@ DEFINITION = ServiceDefinition(
     topic=Topic.CUSTOMER,
     application_class=CustomerApplication,
     translate=to_contract,
-    projections=lambda: [CustomerDirectory()],
-    routers=[commands.router, views.router, import_commands.router, merge_commands.router],
+    projections=lambda: [CustomerDirectory(phone_region())],
+    routers=[
+        commands.router,
+        views.router,
+        import_commands.router,
+        merge_commands.router,
+        duplicate_routes.router,
+    ],
+    gauges=[refresh_duplicate_queue],
     handlers=first_seen_customers,
     also_compacts=[str(KEYRING.schema)],
     migrations=(MIGRATIONS,),

@@ -18,6 +18,7 @@ from contracts.customer import CustomerKind, ImportanceTier, LoyaltyStage
 from contracts.personal import Personal
 from contracts.references import CustomerReference
 from services.customer.dependencies import App, Pool, Runtime
+from services.customer.duplicate_checks import phone_region_of
 from services.customer.projections import COLUMNS, JSON_COLUMNS, Row
 from services.customer.queries import (
     DIRECTORY_ORDER,
@@ -108,8 +109,15 @@ def view_of_row(row: Row) -> CustomerView:
 
 
 def directory_query(
+    request: Request,
     name: Annotated[
-        str | None, Query(max_length=200, description="Part of the name, any case.")
+        str | None,
+        Query(
+            max_length=200,
+            description="Part of the name of the customer or of a contact person, any case "
+            "and width; or part of a contact person's e-mail address; or a phone number in "
+            "any format (`138 0013 8000`, `+86-138-0013-8000`), or some of its digits.",
+        ),
     ] = None,
     kind: CustomerKind | None = None,
     industry: Annotated[str | None, Query(max_length=200)] = None,
@@ -128,6 +136,7 @@ def directory_query(
         owner=owner,
         importance_tier=importance_tier.value if importance_tier else None,
         loyalty_stage=loyalty_stage.value if loyalty_stage else None,
+        phone_region=phone_region_of(request),
     )
 
 

@@ -15,6 +15,8 @@ PERMISSIONS: dict[str, str] = {
     "customers:write-contact-any": "change anyone's contact persons, addresses and channel consent",
     "customers:import": "import customers from files (`/customer-imports`): create and "
     "change any customer a file names",
+    "duplicates:review": "the queue of possible duplicate customers (`/duplicates`): read "
+    "it and dismiss pairs",
     "customers:merge": "merge customers into one survivor (`POST /customer-merges`)",
     "customers:unmerge": "undo a merge of customers (`POST /customer-merges/{merge_id}/undo`)",
     "interactions:read": "interactions, timelines, tickets, satisfaction, contact plans",
@@ -62,6 +64,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             "analytics:read",
             "segments:write",
             "models:write",
+            "duplicates:review",
         }
     ),
     "administrator": frozenset(PERMISSIONS),
