@@ -84,6 +84,58 @@ async def test_rebuild_while_serving_and_writing(
             assert row == before[customer_id]
 
 
+async def test_a_query_reading_two_tables_of_the_swap_is_not_failed_by_it(
+    infra: Infrastructure, customer_service: ServiceProcess
+) -> None:
+    """A read holding one of the directory's tables while it asks for another, as a join
+    does, when the rebuild replaces both: neither side is failed as a deadlock."""
+    async with customer_service.client(timeout=10) as client:
+        body = {"name": "交换客户", "kind": "consumer"}
+        customer_id = (await client.post("/customers", json=body)).json()["customer_id"]
+    await eventually(lambda: _directory_has(infra, customer_id), describe="the customer listed")
+    reader = await asyncpg.connect(infra.database_url)
+    try:
+        async with reader.transaction():
+            # the table the swap replaces second, held as a query holds it
+            await reader.fetch("SELECT customer_id FROM customer.customer_directory")
+            rebuilding = await crm_rebuild(infra, "customer")
+            await eventually(
+                lambda: _waits_for(infra, "customer_directory"),
+                timeout=60,
+                describe="the swap waiting for the directory table",
+            )
+            # then the table the swap replaces first
+            aliases = await asyncio.wait_for(
+                reader.fetch("SELECT count(*) FROM customer.customer_aliases"), timeout=10
+            )
+        assert aliases[0][0] == 0
+    finally:
+        await reader.close()
+    out, err = await rebuilding.communicate()
+    assert rebuilding.returncode == 0, err.decode()
+    assert "customer_directory: rebuilt from" in out.decode()
+
+
+async def _directory_has(infra: Infrastructure, customer_id: str) -> bool:
+    return customer_id in await rows(infra.database_url)
+
+
+async def _waits_for(infra: Infrastructure, table: str) -> bool:
+    """Whether some session waits for a lock on the customer schema's `table`."""
+    connection = await asyncpg.connect(infra.database_url)
+    try:
+        return bool(
+            await connection.fetchval(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE NOT l.granted AND n.nspname = 'customer' AND c.relname = $1",
+                table,
+            )
+        )
+    finally:
+        await connection.close()
+
+
 async def analytics_state(database_url: str) -> tuple[dict[str, Any], int, int]:
     """Each profile's scores and segments, how many conclusions the outbox holds, and how
     many events the fold has applied."""
