@@ -45,7 +45,8 @@ def background(runtime: ServiceRuntime) -> Sequence[BackgroundTask]:
     assert runtime.pool is not None
     pool = runtime.pool
     watermark = live_watermark(
-        lambda: all(c.caught_up for c in runtime.consumers if c.name == FOLD_NAME)
+        lambda: all(c.caught_up for c in runtime.consumers if c.name == FOLD_NAME),
+        quiet_seconds=settings.analytics_history_quiet_seconds,
     )
     sweep = Sweep(pool, watermark, settings.analytics_sweep_interval_seconds)
 

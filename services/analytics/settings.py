@@ -6,6 +6,9 @@
   `services.analytics.domain.money.DEFAULT_RATES` (CNY per unit), e.g. `{"USD": "7.10"}`.
 - `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS` (2): how often the RFM boundaries are moved to
   the current population when purchases arrived.
+- `CRM_ANALYTICS_HISTORY_QUIET_SECONDS` (60): how long the fold, caught up, must have
+  folded no fact of the past before the wall clock is its event time again
+  (`projections.maintenance.live_watermark`).
 - `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
   again for the rules that depend on the date (lifecycle, days since, churn thresholds).
 - `CRM_ANALYTICS_FIT_INTERVAL_SECONDS` (86400): how often the lifetime value models are
@@ -49,6 +52,16 @@ class AnalyticsSettings(ServiceSettings):
         validation_alias="CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS",
         description="How often the RFM boundaries are moved to the current population "
         "when purchases arrived.",
+    )
+    analytics_history_quiet_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        validation_alias="CRM_ANALYTICS_HISTORY_QUIET_SECONDS",
+        description="How long the fold, caught up, must have folded no fact of the past "
+        "(one that occurred five minutes or more before) before the wall clock is its "
+        "event time again: a history whose loading pauses for less than this is folded "
+        "as one history.",
     )
     analytics_sweep_interval_seconds: float = Field(
         default=3600.0,

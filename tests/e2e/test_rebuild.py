@@ -196,7 +196,11 @@ async def test_rebuilding_analytics_publishes_no_conclusion_twice(
     infra: Infrastructure,
 ) -> None:
     messages = [event.message() for event in history(40)]
-    service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.2")
+    service = infra.service(
+        "analytics",
+        CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.2",
+        CRM_ANALYTICS_HISTORY_QUIET_SECONDS="2",  # the sweep after the history at once
+    )
     await asyncio.to_thread(service.start)
     try:
         for topic in {topic for topic, _, _ in messages}:

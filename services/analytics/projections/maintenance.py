@@ -32,21 +32,28 @@ log = logging.getLogger(__name__)
 Watermark = Callable[[], datetime | None]
 """The event time up to which every fact has been folded, for the conclusions that no
 fact of a customer's causes (the sweep, the re-scoring, the models' scores): the wall
-clock while the fold is live, that is caught up and for `QUIET_SECONDS` without folding
+clock while the fold is live, that is caught up and for `quiet_seconds` without folding
 history (facts that occurred more than `fold.HISTORICAL_AFTER` before); None while it
 folds history (a load at once, a replay, a backlog): then each customer is concluded
 only as far as their own facts (`domain.event_time`)."""
 
-QUIET_SECONDS = 10.0
+QUIET_SECONDS = 60.0
+"""The default of `CRM_ANALYTICS_HISTORY_QUIET_SECONDS`. A loader that pauses (a slow
+producer, a migration sending its files one after the other) leaves the fold caught up
+with history still to come; taking the wall clock then would conclude everyone at the
+time of loading and make the rest of their history late. The rules that time moves are
+counted in days, so a minute more before they move costs nothing."""
 
 
 def live_watermark(
     caught_up: Callable[[], bool],
     progress: FoldProgress = PROGRESS,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    *,
+    quiet_seconds: float = QUIET_SECONDS,
 ) -> Watermark:
     def watermark() -> datetime | None:
-        live = caught_up() and progress.quiet_for() >= QUIET_SECONDS
+        live = caught_up() and progress.quiet_for() >= quiet_seconds
         return clock() if live else None
 
     return watermark
