@@ -88,8 +88,9 @@ class OutboxSource(Protocol):
         """The highest position stored (0 when empty)."""
         ...
 
-    def channel(self, schema: str) -> str:
-        """The notification channel its writers notify (`wakeup.py`), in `schema`."""
+    def channel(self, schema: str) -> str | None:
+        """The notification channel its writers notify (`wakeup.py`), in `schema`; None
+        when they notify none (its relay then polls)."""
         ...
 
 
@@ -138,9 +139,11 @@ class NotificationLogSource:
         newest = await asyncio.to_thread(self._application.recorder.max_notification_id)
         return int(newest or 0)
 
-    def channel(self, schema: str) -> str:
-        """The channel the event store's recorder notifies on each insert."""
-        return str(getattr(self._application.recorder, "channel_name"))  # noqa: B009
+    def channel(self, schema: str) -> str | None:
+        """The channel the event store's recorder notifies on each insert (PostgreSQL's
+        recorders, `storage/idempotent_commits.py`)."""
+        channel = getattr(self._application.recorder, "channel_name", None)
+        return channel if isinstance(channel, str) else None
 
 
 class TableSource:
@@ -258,9 +261,10 @@ class OutboxRelay:
         )
         position = int(position or 0)
         wakeup = Wakeup(self._poll_interval)
-        if self._listen:
+        channel = self._source.channel(self._schema) if self._listen else None
+        if channel is not None:
             # before the first read: whatever commits after it notifies this connection
-            await wakeup.listen(connection, self._source.channel(self._schema))
+            await wakeup.listen(connection, channel)
         while True:
             wakeup.clear()
             pending = await self._source.read(connection, position, self._batch_size)
