@@ -115,6 +115,49 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--planted", type=int, default=1000, help="planted duplicates among them (default 1000)"
     )
     queue.set_defaults(handler=run_duplicate_queue)
+    idle = benchmarks.add_parser(
+        "idle",
+        help="CPU the whole stack uses at rest, with notified relays beside polling ones, "
+        "and the command-to-projection latency of each",
+    )
+    idle.add_argument(
+        "--seconds", type=float, default=60, help="length of the measurement (default 60)"
+    )
+    idle.add_argument(
+        "--latency-count",
+        type=int,
+        default=500,
+        help="registrations timed after the measurement (default 500; 0: none)",
+    )
+    idle.add_argument(
+        "--only",
+        choices=("polling", "notified"),
+        default=None,
+        help="measure one configuration only",
+    )
+    idle.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_setting,
+        help="a setting for the services of every configuration (repeatable)",
+    )
+    idle.add_argument(
+        "--attach",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="measure the processes of a running `crm up` (its process id) instead",
+    )
+    idle.set_defaults(handler=run_idle)
+
+
+def _setting(text: str) -> str:
+    name, equals, _ = text.partition("=")
+    if not equals or not name.startswith("CRM_"):
+        raise argparse.ArgumentTypeError(f"expected CRM_NAME=VALUE, got {text!r}")
+    return text
 
 
 def run_projection_latency(args: argparse.Namespace) -> int:
@@ -190,3 +233,9 @@ def run_duplicate_queue(args: argparse.Namespace) -> int:
         raise SystemExit("--planted must be at least 0 and fewer than --customers")
     measure(args.customers, args.planted)
     return 0
+
+
+def run_idle(args: argparse.Namespace) -> int:
+    from bench.idle import run_idle as measure
+
+    return measure(args)

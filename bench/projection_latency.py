@@ -11,12 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.figures import percentile
+
+if TYPE_CHECKING:
+    from local.launcher import ServiceProcess
 
 
 async def measure_projection_latency(url: str, count: int, token: str) -> dict[str, float]:
@@ -81,6 +87,16 @@ def run_projection_latency(args: argparse.Namespace) -> int:
 
 
 def _with_own_stack(count: int) -> dict[str, float]:
+    with own_services(["customer"]) as (service,):
+        return asyncio.run(measure_projection_latency(service.url, count, service.token()))
+
+
+@contextlib.contextmanager
+def own_services(
+    names: Sequence[str], env: Mapping[str, str] | None = None
+) -> Iterator[list[ServiceProcess]]:
+    """The services `names`, started and ready, with settings `env`, on an embedded
+    PostgreSQL and broker of their own (all stopped afterwards)."""
     from contracts.topics import Topic
     from local.embedded.broker import EmbeddedBroker
     from local.embedded.postgres import EmbeddedPostgres
@@ -94,16 +110,23 @@ def _with_own_stack(count: int) -> dict[str, float]:
             database_url = postgres.dsn("crm_bench")
             asyncio.run(ensure_database(database_url))
             asyncio.run(ensure_topics(broker.bootstrap_servers, list(Topic)))
-            service = ServiceProcess(
-                "customer",
-                database_url=database_url,
-                bootstrap_servers=broker.bootstrap_servers,
-                log_dir=root,
-                # the measurement polls the directory as fast as it can; no rate limit
-                extra_env={"CRM_RATE_LIMIT_PER_MINUTE": "0"},
-            )
-            service.start()
+            services = [
+                ServiceProcess(
+                    name,
+                    database_url=database_url,
+                    bootstrap_servers=broker.bootstrap_servers,
+                    log_dir=root,
+                    # the measurement polls the directory as fast as it can; no rate limit
+                    extra_env={"CRM_RATE_LIMIT_PER_MINUTE": "0", **(env or {})},
+                )
+                for name in names
+            ]
             try:
-                return asyncio.run(measure_projection_latency(service.url, count, service.token()))
+                for service in services:
+                    service.start(wait_ready=False)
+                for service in services:
+                    service.wait_ready(120)
+                yield services
             finally:
-                service.stop()
+                for service in services:
+                    service.stop()

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from contracts.signing import new_signing_seed, public_key_of
+from local.embedded.broker import SERVICE_SETTINGS as BROKER_SETTINGS
 from local.embedded.processes import free_port, spawn
 from services import SERVICE_NAMES
 from services.runtime.http.authentication import mint_token, new_secret
@@ -101,11 +102,13 @@ def service_environment(
     keys: Mapping[str, str],
     extra: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment of service `name`: this process's, without its keys, plus where the
-    database and broker are, the service's port, `keys` (token and keyring settings) and
-    `extra`."""
+    """The environment of service `name`: what the embedded broker needs
+    (`broker.SERVICE_SETTINGS`), then this process's environment without its keys, plus
+    where the database and broker are, the service's port, `keys` (token and keyring
+    settings) and `extra`."""
     inherited = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
     return {
+        **BROKER_SETTINGS,
         **inherited,
         "CRM_DATABASE_URL": database_url,
         "CRM_KAFKA_BOOTSTRAP_SERVERS": bootstrap_servers,

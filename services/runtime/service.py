@@ -155,6 +155,7 @@ class ServiceRuntime:
             producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
             batch_size=settings.relay_batch_size,
             poll_interval=settings.relay_poll_interval_seconds,
+            listen=settings.relay_listen,
             signer=self.signer,
         )
         self.extra_relays = [
@@ -166,6 +167,7 @@ class ServiceRuntime:
                 producer_factory=lambda: reliable_producer(settings, f"{self.schema}-relay"),
                 batch_size=settings.relay_batch_size,
                 poll_interval=settings.relay_poll_interval_seconds,
+                listen=settings.relay_listen,
                 signer=self.signer,
             )
             for source in self.definition.outboxes()
@@ -193,6 +195,7 @@ class ServiceRuntime:
                 max_records=settings.consumer_max_records,
                 batch_timeout_ms=settings.consumer_batch_timeout_ms,
                 fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+                idle_wait_ms=settings.consumer_idle_wait_ms,
                 group_suffix=f".{generation[:8]}",
                 opener=self.personal.open_records,
                 verifier=self.verifier,

@@ -77,10 +77,18 @@ class ServiceSettings(BaseSettings):
         default=1000, ge=1, le=50_000, description="Events the outbox relay publishes per batch."
     )
     relay_poll_interval_seconds: float = Field(
-        default=0.02,
+        default=2.0,
         gt=0,
-        le=10,
-        description="How often the outbox relay looks for new events when it found none.",
+        le=60,
+        description="Longest the outbox relay waits, when it found nothing to publish, "
+        "before it looks again without being notified: a notification lost with its "
+        "connection delays an event by at most this long.",
+    )
+    relay_listen: bool = Field(
+        default=True,
+        description="Whether a PostgreSQL notification from the writer of a new event "
+        "wakes the outbox relay at once (false: it only polls, every "
+        "`relay_poll_interval_seconds`).",
     )
     gauge_refresh_seconds: float = Field(
         default=15,
@@ -99,13 +107,24 @@ class ServiceSettings(BaseSettings):
         default=50,
         ge=1,
         le=10_000,
-        description="Longest a consumer waits to fill a batch before handling what it has.",
+        description="While a batch is being handled, longest a consumer waits for the next "
+        "messages before it looks whether that batch is done (to commit its offsets).",
+    )
+    consumer_idle_wait_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="With nothing to handle, longest a consumer waits for new messages "
+        "before it measures its lag again; new messages end the wait at once.",
     )
     consumer_fetch_max_wait_ms: int = Field(
-        default=50,
+        default=500,
         ge=1,
         le=10_000,
-        description="Longest time the broker may hold a fetch that has no new data yet.",
+        description="Longest time the broker may hold a fetch that has no new data yet. "
+        "Kafka answers as soon as data arrives, so a long wait costs no latency; the "
+        "embedded broker of `crm up` answers only when the wait is over, and the services "
+        "`crm up`, the tests and the benchmarks start use 50 there.",
     )
 
     # Security of the HTTP APIs (services/runtime/http/security.py, authentication.py) ----

@@ -11,6 +11,10 @@ For each batch:
 While a batch is handled, the next one is fetched and parsed (its handling starts only
 once the previous batch's offsets are committed).
 
+With nothing to handle, a consumer waits for new messages up to `idle_wait_ms` (new
+messages end the wait at once), so that at rest it does not spin; how long the broker
+holds each fetch is `fetch_max_wait_ms`.
+
 A crash between 2 and 3 re-delivers the batch: handlers recognise what they already did
 (projections by event id, inbound consumers by the sender's idempotency key). Outages of
 the database are waited out on the same batch, never skipped.
@@ -134,6 +138,7 @@ class BatchConsumer(Generic[T]):
         max_records: int = 2000,
         batch_timeout_ms: int = 50,
         fetch_max_wait_ms: int = 50,
+        idle_wait_ms: int = 1000,
         group_suffix: str = "",
         opener: RecordOpener | None = None,
         verifier: Verifier | None = None,
@@ -149,6 +154,7 @@ class BatchConsumer(Generic[T]):
         self._max_records = max_records
         self._batch_timeout_ms = batch_timeout_ms
         self._fetch_max_wait_ms = fetch_max_wait_ms
+        self._idle_wait_ms = idle_wait_ms
         self.caught_up = False
         self.connected = False
         self.last_error: str | None = None
@@ -241,9 +247,9 @@ class BatchConsumer(Generic[T]):
         pending: asyncio.Task[None] | None = None
         try:
             while True:
-                fetched = await consumer.getmany(
-                    timeout_ms=self._batch_timeout_ms, max_records=self._max_records
-                )
+                # while a batch is handled, look soon whether it is done (to commit it)
+                wait = self._idle_wait_ms if pending is None else self._batch_timeout_ms
+                fetched = await consumer.getmany(timeout_ms=wait, max_records=self._max_records)
                 records = [record for batch in fetched.values() for record in batch]
                 parsed, rejected = await self._parse_beside(records, pending)
                 if pending is not None:

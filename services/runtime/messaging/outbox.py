@@ -5,6 +5,9 @@ converts each to its public contract, publishes it keyed by customer id, and rec
 position only after the broker acknowledged the whole batch. Delivery is at-least-once:
 after a failure the batch is sent again, and consumers recognise the repeats by event id.
 
+At rest a relay waits for a PostgreSQL notification from whoever writes to its source,
+with a slow poll as a fallback (`wakeup.py`), rather than polling.
+
 With several replicas of a service, the one holding a PostgreSQL advisory lock relays;
 the others wait on standby and take over when its connection goes away. While the
 broker is down, commands keep succeeding (they only write to the event store) and the
@@ -37,6 +40,7 @@ from contracts.registry import parse_event, serialize_event
 from contracts.signing import HEADER as SIGNATURE_HEADER
 from contracts.signing import Signer
 from services.runtime.messaging.positions import position_header
+from services.runtime.messaging.wakeup import Wakeup, channel_of
 from services.runtime.metrics import (
     EVENTS_PUBLISHED,
     OUTBOX_BACKLOG,
@@ -82,6 +86,11 @@ class OutboxSource(Protocol):
 
     async def newest(self, connection: asyncpg.Connection) -> int:
         """The highest position stored (0 when empty)."""
+        ...
+
+    def channel(self, schema: str) -> str | None:
+        """The notification channel its writers notify (`wakeup.py`), in `schema`; None
+        when they notify none (its relay then polls)."""
         ...
 
 
@@ -130,6 +139,12 @@ class NotificationLogSource:
         newest = await asyncio.to_thread(self._application.recorder.max_notification_id)
         return int(newest or 0)
 
+    def channel(self, schema: str) -> str | None:
+        """The channel the event store's recorder notifies on each insert (PostgreSQL's
+        recorders, `storage/idempotent_commits.py`)."""
+        channel = getattr(self._application.recorder, "channel_name", None)
+        return channel if isinstance(channel, str) else None
+
 
 class TableSource:
     """An outbox table in the service's schema: `position`, serialized `envelope`,
@@ -157,6 +172,10 @@ class TableSource:
     async def newest(self, connection: asyncpg.Connection) -> int:
         return int(await connection.fetchval(f"SELECT max(position) FROM {self.table}") or 0)
 
+    def channel(self, schema: str) -> str:
+        """The channel of the table's `notify_relay` trigger (the service's migrations)."""
+        return channel_of(schema, self.table)
+
 
 class OutboxRelay:
     def __init__(
@@ -170,11 +189,14 @@ class OutboxRelay:
         translate: Translator | None = None,
         source: OutboxSource | None = None,
         batch_size: int = 1000,
-        poll_interval: float = 0.02,
+        poll_interval: float = 2.0,
+        listen: bool = True,
         signer: Signer | None = None,
     ) -> None:
         """Relays `source`, or else the notification log of `application` via `translate`;
-        every message signed by `signer` (`contracts.signing`)."""
+        every message signed by `signer` (`contracts.signing`). With nothing to relay it
+        waits for a notification from the source's writers (unless `listen` is False),
+        and reads again after `poll_interval` seconds at the latest."""
         if source is None:
             assert application is not None and translate is not None
             source = NotificationLogSource(application, translate, name=topic)
@@ -185,6 +207,7 @@ class OutboxRelay:
         self._producer_factory = producer_factory
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._listen = listen
         self._producer: AIOKafkaProducer | None = None
         self._signer = signer
         self.broker_reachable = False
@@ -237,11 +260,19 @@ class OutboxRelay:
             "SELECT position FROM outbox_position WHERE topic = $1", key
         )
         position = int(position or 0)
+        wakeup = Wakeup(self._poll_interval)
+        channel = self._source.channel(self._schema) if self._listen else None
+        if channel is not None:
+            # before the first read: whatever commits after it notifies this connection
+            await wakeup.listen(connection, channel)
         while True:
+            wakeup.clear()
             pending = await self._source.read(connection, position, self._batch_size)
             await self._record_backlog(connection, position, pending)
             if not pending:
-                await asyncio.sleep(self._poll_interval)
+                await wakeup.wait()
+                if connection.is_closed():  # and with it, the lock and the listening
+                    raise asyncpg.ConnectionDoesNotExistError("the relay's connection ended")
                 continue
             await self._publish(pending)
             position = pending[-1].position

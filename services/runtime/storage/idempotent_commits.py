@@ -12,6 +12,11 @@ whole and raises `CarriedOutElsewhere`.
 The recorder is eventsourcing's PostgreSQL application recorder with one statement more
 in the transaction it already opens (its `_insert_events` hook, run before the events are
 inserted); the application chooses it by `APPLICATION_RECORDER_TOPIC`.
+
+It also names the channel that each inserting transaction notifies after the schema and
+the table ("customer.stored_events", not eventsourcing's "stored_events", the same in
+every schema of the database), so that a commit wakes its own service's outbox relay and
+no other (`messaging/wakeup.py`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 from services.runtime.errors import Conflict
+from services.runtime.messaging.wakeup import channel_of
 
 TABLE = "idempotent_commits"
 CONSTRAINT = f"{TABLE}_pkey"
@@ -80,6 +86,10 @@ def changed_by(stored_events: Sequence[StoredEvent]) -> list[dict[str, Any]]:
 
 class IdempotentRecorder(PostgresApplicationRecorder):
     """Records a keyed command's first events together with its mark in `idempotent_commits`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.channel_name = channel_of(self.datastore.schema, self.events_table_name)
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
