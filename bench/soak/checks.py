@@ -224,10 +224,17 @@ tables left (whether its cache of profiles is still valid)."""
 WRITTEN_AT = {"analytics": ("updated_at", "scored_at")}
 """Columns that say when the projection wrote the row or last moved the RFM boundaries
 (the analytics fold's clock), which a rebuild writes anew."""
-MODEL_SCORES = {"analytics": frozenset({*SCORE_FIELDS, "scores_stale"})}
-"""Fields the lifetime value models give a profile (and a churn warning's `values`): a
-model fitted at a moment scores them in the background, not the events, so a rebuild
-leaves them to the next scoring."""
+MODEL_SCORES = {
+    "analytics": frozenset({*SCORE_FIELDS, "scores_stale", "bg_nbd_version", "gamma_gamma_version"})
+}
+"""Fields the lifetime value models give a profile (and a churn warning's `values`), and
+the versions of the models that gave them: a model fitted at a moment scores them in
+the background, not the events, so a rebuild leaves them to the next scoring."""
+CLOCKS = {"analytics": frozenset({"concluded_at", "changed_at"})}
+"""A profile's event clock (`services.analytics.domain.event_time`): the time up to which
+its conclusions are drawn, which the live fold's last sweep set to the wall clock then
+and a rebuild sets to its own (its conclusions are the same, and the live segment
+history is kept)."""
 
 
 def _without(value: Any, keys: frozenset[str]) -> Any:
@@ -252,7 +259,7 @@ async def snapshot(
                     "SELECT tablename FROM pg_tables WHERE schemaname = $1", schema
                 )
             ]
-        scores = MODEL_SCORES.get(schema, frozenset())
+        scores = MODEL_SCORES.get(schema, frozenset()) | CLOCKS.get(schema, frozenset())
         return {
             table: Counter(
                 orjson.dumps(

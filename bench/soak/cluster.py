@@ -46,10 +46,16 @@ RESTART_DELAY = 1.0
 """Pause before a dead service is started again: `crm up`'s first one."""
 TOPIC_PARTITIONS = 3
 """As `crm up` creates the topics."""
-SERVICE_ENV = {"analytics": {"CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS": "1"}}
+SERVICE_ENV = {
+    "analytics": {
+        "CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS": "1",
+        "CRM_ANALYTICS_HISTORY_QUIET_SECONDS": "5",
+    }
+}
 """Settings of the services an embedded cluster starts, beyond the defaults: analytics
-moves its RFM boundaries every second, so that the profiles are compared soon after
-the load ends."""
+moves its RFM boundaries every second, and takes the wall clock as its event time again
+five seconds after the load's facts of the past stop (its sweep then brings everyone to
+now), so that the profiles are compared soon after the load ends."""
 
 
 @dataclass
