@@ -6,7 +6,7 @@
   `services.analytics.domain.money.DEFAULT_RATES` (CNY per unit), e.g. `{"USD": "7.10"}`.
 - `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS` (2): how often the RFM boundaries are moved to
   the current population when purchases arrived.
-- `CRM_ANALYTICS_HISTORY_QUIET_SECONDS` (60): how long the fold, caught up, must have
+- `CRM_ANALYTICS_HISTORY_QUIET_SECONDS` (10): how long the fold, caught up, must have
   folded no fact of the past before the wall clock is its event time again
   (`projections.maintenance.live_watermark`).
 - `CRM_ANALYTICS_SWEEP_INTERVAL_SECONDS` (3600): how often every customer is evaluated
@@ -54,7 +54,7 @@ class AnalyticsSettings(ServiceSettings):
         "when purchases arrived.",
     )
     analytics_history_quiet_seconds: float = Field(
-        default=60.0,
+        default=10.0,
         gt=0,
         le=3600,
         validation_alias="CRM_ANALYTICS_HISTORY_QUIET_SECONDS",

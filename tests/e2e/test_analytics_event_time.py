@@ -195,8 +195,8 @@ async def test_a_history_loaded_at_once_is_concluded_in_event_time(infra: Infras
     service = infra.service(
         "analytics",
         CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.5",
-        # the wall clock taken once the history has stopped for this long: longer than
-        # a loaded machine stalls this test's producer (10 s did not always suffice)
+        # the wall clock taken once the history has stopped for this long: more than
+        # a loaded machine may stall this test's producer
         CRM_ANALYTICS_HISTORY_QUIET_SECONDS="30",
     )
     await asyncio.to_thread(service.start)

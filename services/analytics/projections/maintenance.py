@@ -37,12 +37,13 @@ history (facts that occurred more than `fold.HISTORICAL_AFTER` before); None whi
 folds history (a load at once, a replay, a backlog): then each customer is concluded
 only as far as their own facts (`domain.event_time`)."""
 
-QUIET_SECONDS = 60.0
-"""The default of `CRM_ANALYTICS_HISTORY_QUIET_SECONDS`. A loader that pauses (a slow
-producer, a migration sending its files one after the other) leaves the fold caught up
-with history still to come; taking the wall clock then would conclude everyone at the
-time of loading and make the rest of their history late. The rules that time moves are
-counted in days, so a minute more before they move costs nothing."""
+QUIET_SECONDS = 10.0
+"""The default of `CRM_ANALYTICS_HISTORY_QUIET_SECONDS`. A loader that pauses for longer
+(a slow producer, a migration sending its files one after the other) leaves the fold
+caught up with history still to come; taking the wall clock then concludes everyone at
+the time of loading and makes the rest of their history late, so such a load sets it
+higher (the rules that time moves are counted in days: minutes more before they move
+cost nothing)."""
 
 
 def live_watermark(
