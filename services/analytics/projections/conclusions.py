@@ -277,31 +277,33 @@ async def write_churn(connection: asyncpg.Connection, concluded: Sequence[Conclu
     cleared = []
     for done in concluded:
         raised_at: datetime | None = None
+        raised_on = done.final
         was_cleared = False
         for when, outcome in done.drawn:
             if outcome.churn_event == "raised":
-                raised_at = when
+                raised_at, raised_on = when, outcome
             elif outcome.churn_event == "cleared":
                 raised_at, was_cleared = None, True
-        final = done.final
         if done.profile.churn_reasons:
             since = raised_at or max(when for when, _ in done.drawn)
-            at_risk.append((done.profile, final, since, raised_at is not None))
+            # the values it was raised on, as its event says (a warning that stands keeps
+            # them): not those of whenever it was last evaluated
+            at_risk.append((done.profile, raised_on, since, raised_at is not None))
         elif was_cleared:
             cleared.append(done.profile.customer_id)
     for raised in (True, False):
         rows = [r for r in at_risk if r[3] is raised]
         if not rows:
             continue
-        kept = "excluded.raised_at" if raised else "churn_warnings.raised_at"
+        kept = "excluded" if raised else "churn_warnings"
         await connection.execute(
             f"""INSERT INTO churn_warnings (customer_id, raised_at, reasons, value_tier, "values")
                 SELECT u.c, u.a, string_to_array(u.r, ','), u.t, u.v::jsonb
                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
                      AS u(c, r, t, v, a)
                 ON CONFLICT (customer_id) DO UPDATE SET reasons = excluded.reasons,
-                    value_tier = excluded.value_tier, "values" = excluded."values",
-                    raised_at = {kept}""",
+                    value_tier = {kept}.value_tier, "values" = {kept}."values",
+                    raised_at = {kept}.raised_at""",
             [p.customer_id for p, _, _, _ in rows],
             [",".join(p.churn_reasons) for p, _, _, _ in rows],
             [o.values["value_tier"] for _, o, _, _ in rows],

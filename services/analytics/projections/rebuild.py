@@ -103,7 +103,8 @@ async def keep_live_history(connection: asyncpg.Connection, live_schema: str, no
                 SELECT {_HISTORY_COLUMNS} FROM {live}.segment_history;
             SELECT setval(pg_get_serial_sequence('segment_history', 'id'),
                           coalesce(max(id), 0) + 1, false) FROM segment_history;
-            UPDATE churn_warnings c SET raised_at = l.raised_at
+            UPDATE churn_warnings c
+                SET raised_at = l.raised_at, value_tier = l.value_tier, "values" = l."values"
                 FROM {live}.churn_warnings l WHERE c.customer_id = l.customer_id"""
     )
     customers = list({r["customer_id"] for r in memberships} | churn.keys())
