@@ -230,6 +230,10 @@ MODEL_SCORES = {
 """Fields the lifetime value models give a profile (and a churn warning's `values`), and
 the versions of the models that gave them: a model fitted at a moment scores them in
 the background, not the events, so a rebuild leaves them to the next scoring."""
+MODEL_REASONS = frozenset({"probably_inactive"})
+"""The churn reason the models give (`domain.churn`): it comes with their scores, which a
+rebuild leaves to the next scoring, so a warning is compared on its other reasons (and
+one standing on that reason alone is left out)."""
 CLOCKS = {"analytics": frozenset({"concluded_at", "changed_at"})}
 """A profile's event clock (`services.analytics.domain.event_time`): the time up to which
 its conclusions are drawn, which the live fold's last sweep set to the wall clock then
@@ -245,11 +249,25 @@ def _without(value: Any, keys: frozenset[str]) -> Any:
     return value
 
 
+def _without_model_reasons(row: dict[str, Any]) -> dict[str, Any] | None:
+    """A churn warning or a profile as the events alone conclude it (`MODEL_REASONS`);
+    None for a warning that stands on a model's reason alone."""
+    if "reasons" in row and "raised_at" in row:  # a churn warning
+        reasons = [r for r in row["reasons"] if r not in MODEL_REASONS]
+        return {**row, "reasons": reasons} if reasons else None
+    state = row.get("state")
+    if isinstance(state, dict) and "churn_reasons" in state:
+        reasons = [r for r in state["churn_reasons"] if r not in MODEL_REASONS]
+        return {**row, "churn_risk": bool(reasons), "state": {**state, "churn_reasons": reasons}}
+    return row
+
+
 async def snapshot(
     database_url: str, schema: str, tables: Iterable[str] | None = None
 ) -> dict[str, Counter[str]]:
     """Every row of `tables` (default: every table) of `schema`, as JSON text without the
-    columns of `WRITTEN_AT`, counted."""
+    columns of `WRITTEN_AT`, the models' scores and the event clock, and with the churn
+    reasons the events give, counted."""
     connection = await asyncpg.connect(database_url)
     try:
         if tables is None:
@@ -260,18 +278,21 @@ async def snapshot(
                 )
             ]
         scores = MODEL_SCORES.get(schema, frozenset()) | CLOCKS.get(schema, frozenset())
-        return {
-            table: Counter(
-                orjson.dumps(
-                    _without(orjson.loads(r["row"]), scores), option=orjson.OPT_SORT_KEYS
-                ).decode()
-                for r in await connection.fetch(
-                    f'SELECT (to_jsonb(t) - $1::text[])::text AS row FROM "{schema}"."{table}" t',
-                    list(WRITTEN_AT.get(schema, ())),
-                )
+        snapshots: dict[str, Counter[str]] = {}
+        for table in tables:
+            rows = await connection.fetch(
+                f'SELECT (to_jsonb(t) - $1::text[])::text AS row FROM "{schema}"."{table}" t',
+                list(WRITTEN_AT.get(schema, ())),
             )
-            for table in tables
-        }
+            found: Counter[str] = Counter()
+            for r in rows:
+                row = _without(orjson.loads(r["row"]), scores)
+                if schema in MODEL_SCORES:
+                    row = _without_model_reasons(row)
+                if row is not None:
+                    found[orjson.dumps(row, option=orjson.OPT_SORT_KEYS).decode()] += 1
+            snapshots[table] = found
+        return snapshots
     finally:
         await connection.close()
 
