@@ -8,7 +8,8 @@ tickets) on the customer, sales and interaction topics, then measures, in the sa
 - fold: the analytics service's real code (`AnalyticsFold` behind the
   `ProjectionHandler` in a `BatchConsumer`, batches of `CRM_CONSUMER_MAX_RECORDS` = 2000),
   from the topics to committed analytics state (profiles, memberships, outbox), clock
-  started when the first batch reaches the handler;
+  started when the first batch reaches the handler; then the same with the topics read
+  as the broker serves them rather than in event time (`alignment`), for its cost;
 - baseline: the same handler and fold, one event per transaction, over the first
   `--baseline-events` events;
 - floor: the same consumer and handler with a projection that folds nothing
@@ -126,15 +127,20 @@ async def fold_run(
     expect: int,
     servers_cpu: Callable[[], tuple[float, float]],
     projection: Projection,
+    *,
+    aligned: bool = True,
 ) -> dict[str, float]:
     """`projection` from the topics to committed state, with the CPU seconds of this
     process and of the servers (`servers_cpu`: PostgreSQL's and the broker's so far) it
-    took."""
+    took; with `aligned` false, its topics are read as the broker serves them, not in
+    event time."""
     await ensure_database(database_url)
     await migrate_all(database_url, "analytics", (DURABLE, MIGRATIONS))
     pool = await create_pool(database_url, "analytics")
     handler = TimedHandler(projection, pool)
-    handler.group_id = f"bench.{projection.name}"
+    handler.group_id = f"bench.{projection.name}.{'aligned' if aligned else 'unaligned'}"
+    if not aligned:
+        handler.aligned_topics = ()
     await handler.prepare()
     consumer = BatchConsumer(
         handler=handler,
@@ -217,6 +223,14 @@ async def measure(
         fold_database, servers, count, servers_cpu, AnalyticsFold(Converter("CNY"))
     )
     profiles, conclusions = await fold_counts(fold_database)
+    unaligned = await fold_run(
+        postgres.dsn("crm_bench_analytics_unaligned"),
+        servers,
+        count,
+        servers_cpu,
+        AnalyticsFold(Converter("CNY")),
+        aligned=False,
+    )
     floor = await fold_run(
         postgres.dsn("crm_bench_analytics_floor"), servers, count, servers_cpu, NothingFolded()
     )
@@ -233,6 +247,8 @@ async def measure(
         "profiles": profiles,
         "conclusions": conclusions,
         "average_batch": folded["average_batch"],
+        "unaligned_events_per_second": unaligned["events_per_second"],
+        "unaligned_python_cpu": unaligned["python_cpu"],
         "baseline_events_per_second": per_event,
         "python_cpu": folded["python_cpu"],
         "postgres_cpu": folded["postgres_cpu"],
@@ -277,6 +293,12 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
         f"({figures['fold_seconds']:.2f} s; {figures['profiles']:.0f} profiles, "
         f"{figures['conclusions']:.0f} conclusions in the outbox; "
         f"{figures['average_batch']:.0f} events per batch on average)"
+    )
+    unaligned = figures["unaligned_events_per_second"]
+    print(
+        f"  fold, topics not read in event time  {unaligned:9.0f} events/s   "
+        f"(aligned / not: {fold / unaligned:.2f} times the rate, "
+        f"{figures['python_cpu'] / figures['unaligned_python_cpu']:.2f} times the Python CPU)"
     )
     print(f"  baseline (one event per transaction) {base:9.0f} events/s")
     events, cores = figures["events"], os.cpu_count() or 1

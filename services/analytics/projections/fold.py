@@ -102,6 +102,11 @@ class AnalyticsFold:
         await rebuild.settle(connection, live_schema, self.clock)
 
     topics: Sequence[str] = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION, Topic.ANALYTICS)
+    aligned_topics: Sequence[str] = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION)
+    """The facts' topics, read in event time (`services.runtime.messaging.alignment`): a
+    history loaded at once on several topics is folded in the order it happened. The
+    analytics topic is not: it carries the fold's own conclusions (which follow the facts)
+    and segment definitions (concluded at their own time)."""
 
     def __init__(
         self,

@@ -37,6 +37,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from contracts.registry import ContractViolation
 from contracts.signing import SignatureError, Verifier
 from services.runtime.failpoints import failpoint
+from services.runtime.messaging.alignment import EventTimeAligner, Held
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.positions import ConsumerPositions
 from services.runtime.metrics import (
@@ -48,6 +49,11 @@ from services.runtime.metrics import (
 from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
+
+ALIGNMENT_MAX_WAIT_SECONDS = 2.0
+"""How long messages held back to be read in event time wait for a partition that is
+said to be behind and is not served (`alignment`), before they are handed on as they
+are."""
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -242,9 +248,12 @@ class BatchConsumer(Generic[T]):
 
         Batches are still handled one after another, in order, each with its offsets
         committed only after it was handled; only the fetching and parsing (CPU) of the
-        next batch overlaps the previous batch's waits on its database and broker.
+        next batch overlaps the previous batch's waits on its database and broker. A
+        handler that reads its topics in event time (`aligned_topics`) gets what the
+        aligner hands on (`services.runtime.messaging.alignment`).
         """
         pending: asyncio.Task[None] | None = None
+        aligner = self._aligner()
         try:
             while True:
                 # while a batch is handled, look soon whether it is done (to commit it)
@@ -255,9 +264,23 @@ class BatchConsumer(Generic[T]):
                 if pending is not None:
                     await pending
                     pending = None
-                await self._record_lag(consumer, fetched)
-                if records:
-                    pending = asyncio.create_task(self._finish(consumer, fetched, parsed, rejected))
+                if aligner is None:
+                    unhandled = {tp: batch[0].offset for tp, batch in fetched.items() if batch}
+                    commits = {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
+                else:
+                    parsed, rejected, commits, unhandled = await self._align(
+                        consumer, aligner, fetched, parsed, rejected
+                    )
+                await self._record_lag(consumer, unhandled)
+                if parsed or rejected or commits:
+                    handled = (
+                        records
+                        if aligner is None
+                        else [m.record for m in parsed] + [r.record for r in rejected]
+                    )
+                    pending = asyncio.create_task(
+                        self._finish(consumer, commits, parsed, rejected, handled)
+                    )
         finally:
             if pending is not None:
                 # Stopped or the broker lost: a batch not handled yet is rolled back and
@@ -265,22 +288,78 @@ class BatchConsumer(Generic[T]):
                 pending.cancel()
                 await asyncio.gather(pending, return_exceptions=True)
 
-    async def _finish(
+    def _aligner(self) -> EventTimeAligner[Parsed[T] | Rejection] | None:
+        topics = getattr(self.handler, "aligned_topics", ())
+        if not topics:
+            return None
+        return EventTimeAligner(
+            topics, capacity=4 * self._max_records, max_wait=ALIGNMENT_MAX_WAIT_SECONDS
+        )
+
+    async def _align(
         self,
         consumer: AIOKafkaConsumer,
+        aligner: EventTimeAligner[Parsed[T] | Rejection],
         fetched: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
         parsed: list[Parsed[T]],
         rejected: list[Rejection],
+    ) -> tuple[
+        list[Parsed[T]], list[Rejection], dict[TopicPartition, int], dict[TopicPartition, int]
+    ]:
+        """Hold what was read, and take what may be handled now in event time; with the
+        offsets to commit once it is, and the first offset not handled yet per
+        partition (for the lag)."""
+        assigned = consumer.assignment()
+        aligner.keep_only(assigned)
+        event_time = self.handler.event_time  # type: ignore[attr-defined]
+        read: dict[TopicPartition, list[Held[Parsed[T] | Rejection]]] = {}
+        for message in parsed:
+            tp = TopicPartition(message.record.topic, message.record.partition)
+            read.setdefault(tp, []).append(
+                Held(message.record.offset, event_time(message.value), message)
+            )
+        for rejection in rejected:
+            tp = TopicPartition(rejection.record.topic, rejection.record.partition)
+            read.setdefault(tp, []).append(Held(rejection.record.offset, None, rejection))
+        for tp, batch in fetched.items():
+            if batch and tp in assigned:
+                held = sorted(read.get(tp, ()), key=lambda h: h.offset)
+                aligner.add(tp, held, batch[-1].offset + 1)
+        unhandled = {
+            tp: offset for tp in assigned if (offset := aligner.first_held(tp)) is not None
+        }
+        behind = set()
+        for tp in assigned:
+            highwater = consumer.highwater(tp)
+            if highwater is None or highwater > await consumer.position(tp):
+                behind.add(tp)
+        released = aligner.release(behind, limit=self._max_records)
+        full = aligner.full()
+        paused = consumer.paused()
+        if full - paused:
+            consumer.pause(*(full - paused))
+        if paused - full:
+            consumer.resume(*(paused - full))
+        handed = [item for item in released.items if isinstance(item, Parsed)]
+        refused = [item for item in released.items if isinstance(item, Rejection)]
+        return handed, refused, released.commits, unhandled
+
+    async def _finish(
+        self,
+        consumer: AIOKafkaConsumer,
+        commits: dict[TopicPartition, int],
+        parsed: list[Parsed[T]],
+        rejected: list[Rejection],
+        records: Sequence[ConsumerRecord[Any, Any]],
     ) -> None:
-        """Handle a parsed batch, then commit its offsets."""
+        """Handle a parsed batch (of `records`), then commit its offsets."""
         await self.handle_parsed(parsed, rejected)
         if self._positions is not None:
-            await self._positions.advance([r for batch in fetched.values() for r in batch])
+            await self._positions.advance(records)
         failpoint("consumer_after_handle_before_commit")
         try:
-            await consumer.commit(
-                {tp: batch[-1].offset + 1 for tp, batch in fetched.items() if batch}
-            )
+            if commits:
+                await consumer.commit(commits)
         except CommitFailedError as exc:
             # A rebalance moved the partitions; the next owner re-reads the batch
             # and its handler recognises what was already done.
@@ -288,18 +367,18 @@ class BatchConsumer(Generic[T]):
         self.progressed_at = time.monotonic()
 
     async def _record_lag(
-        self,
-        consumer: AIOKafkaConsumer,
-        unhandled: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+        self, consumer: AIOKafkaConsumer, unhandled: dict[TopicPartition, int]
     ) -> None:
-        """Lag up to what is handled: a fetched batch not handled yet still counts."""
+        """Lag up to what is handled: what was fetched and not handled yet still counts
+        (`unhandled`: the first such offset per partition)."""
         behind = 0
         for tp in consumer.assignment():
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            waiting = unhandled.get(tp)
-            handled = waiting[0].offset if waiting else await consumer.position(tp)
+            handled = unhandled.get(tp)
+            if handled is None:
+                handled = await consumer.position(tp)
             lag = max(0, highwater - handled)
             behind += lag
             CONSUMER_LAG.labels(

@@ -24,6 +24,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
@@ -50,7 +51,9 @@ class Projection(Protocol):
 
     `version` is the shape of its tables, raised whenever `create_tables` changes.
     `kept_tables` (optional) names durable tables it writes beside its own (an outbox):
-    a rebuild leaves the live ones as they are."""
+    a rebuild leaves the live ones as they are. `aligned_topics` (optional) names topics
+    it reads in event time, live and in a rebuild (`alignment`): one of them read ahead
+    of another is held back until the other has been read up to its time."""
 
     name: str
     topics: Sequence[str]
@@ -83,6 +86,11 @@ class ProjectionHandler:
         self.name = projection.name
         self.group_id = f"crm.projection.{projection.name}"
         self.topics = projection.topics
+        self.aligned_topics: Sequence[str] = getattr(projection, "aligned_topics", ())
+        """The topics the projection reads in event time (`alignment`), if any."""
+
+    def event_time(self, value: EventEnvelope[Any]) -> datetime:
+        return value.occurred_at
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> EventEnvelope[Any]:
         return parse_event(record.value)

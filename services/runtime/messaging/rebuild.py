@@ -35,6 +35,7 @@ from aiokafka.structs import ConsumerRecord
 
 from contracts.registry import ContractViolation
 from contracts.signing import SignatureError, Verifier
+from services.runtime.messaging.alignment import EventTimeAligner, Held
 from services.runtime.messaging.consumer import Parsed, RecordOpener
 from services.runtime.messaging.projection import Projection, ProjectionHandler, record_version
 
@@ -140,22 +141,44 @@ class ProjectionRebuild:
         end: dict[TopicPartition, int] | None = None,
     ) -> None:
         end = end or await consumer.end_offsets(partitions)
-        while await _behind(consumer, end):
+        aligner = self._aligner(handler)
+        while await _behind(consumer, end) or (aligner is not None and aligner.holding()):
             fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
             batch: list[Parsed[Any]] = []
-            for records in fetched.values():
+            for partition, records in fetched.items():
+                read = records
                 records = self._signed(records)
                 readable = records if self._opener is None else await self._opener(records)
+                parsed: list[Parsed[Any]] = []
                 for record, opened in zip(records, readable, strict=True):
                     try:
-                        batch.append(Parsed(record, handler.parse(opened)))
+                        parsed.append(Parsed(record, handler.parse(opened)))
                     except ContractViolation:
                         self._skipped += 1  # dead-lettered when it was first consumed
+                if aligner is None:
+                    batch += parsed
+                elif read:
+                    held = [Held(p.record.offset, p.value.occurred_at, p) for p in parsed]
+                    aligner.add(partition, held, read[-1].offset + 1)
+            if aligner is not None:
+                behind = {p for p in partitions if await consumer.position(p) < end[p]}
+                batch = aligner.release(behind, limit=self._batch_size).items
+                full, paused = aligner.full(), consumer.paused()
+                consumer.pause(*(full - paused))
+                consumer.resume(*(paused - full))
             self._read += sum(len(records) for records in fetched.values())
             if batch:
                 self._skipped += len(await handler.handle(batch))
             if progress is not None:
                 progress(self._read, max(total, self._read))
+
+    def _aligner(self, handler: ProjectionHandler) -> EventTimeAligner[Parsed[Any]] | None:
+        """Topics read in event time, as the live consumer reads them (`alignment`)."""
+        if not handler.aligned_topics:
+            return None
+        return EventTimeAligner(
+            handler.aligned_topics, capacity=4 * self._batch_size, max_wait=float("inf")
+        )
 
     def _signed(self, records: list[ConsumerRecord[Any, Any]]) -> list[ConsumerRecord[Any, Any]]:
         """The records their topic's owner signed; the others were dead-lettered when they
