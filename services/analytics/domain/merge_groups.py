@@ -7,7 +7,12 @@ one profile: purchases and spend add up, the first purchase is the earliest of a
 the latest two are the latest two of all; contacts, survey answers and tickets are put
 together; the customer's own fields, classifications and tags are the survivor's (the
 merge set them on it). The RFM scores and what follows from them are then concluded
-for the combined profile as for any other (`views.profiles`).
+for the combined profile as for any other, by the fold (`projections.groups`) and when
+the survivor is read (`queries.merge_groups`).
+
+What a merge and its undoing change in what is recorded is a `transition`: from the
+conclusions recorded for a customer (or its group) to those of another profile, or to
+none for a customer merged away.
 """
 
 from __future__ import annotations

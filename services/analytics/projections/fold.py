@@ -15,7 +15,11 @@ topics. For each batch, inside the consumer's transaction (with the batch's reco
    `json_to_recordset`); segment entries and exits go to `segment_history`, churn
    warnings to `churn_warnings`, and each conclusion, as a contract envelope, to the
    `outbox` table that the service's relay publishes; detail rows for the views
-   (interactions, surveys, tickets, opportunities) with one statement each (`details`).
+   (interactions, surveys, tickets, opportunities) with one statement each (`details`);
+4. customers merged into others (`groups`): a batch is cut after each merge and undone
+   merge (`runs`); a member's profile is written but nothing recorded from its own
+   conclusions, its group is concluded on the combined profile and recorded under the
+   survivor, and the merge or undo that ends a run moves the memberships.
 
 PostgreSQL works while Python computes (`bulk.alongside`): the detail rows are written
 while the profiles are folded and concluded, and the profiles while the segment history
