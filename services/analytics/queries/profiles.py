@@ -47,14 +47,16 @@ PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, re
 """What a profile view shows (`recent`: the start times of the latest contacts)."""
 
 
-_COMBINED = (*(name for name, _ in STORED_COLUMNS), "updated_at")
+_COMBINED = (*(name for name, _ in STORED_COLUMNS[1:]), "updated_at")
 _OWN = (*SCORE_FIELDS, "scored_at", "bg_nbd_version", "gamma_gamma_version")
-LISTED = f"""(SELECT {", ".join((*_COMBINED, *_OWN))} FROM profiles p
+LISTED = f"""(SELECT p.customer_id, {
+    ", ".join(
+        f"CASE WHEN m.customer_id IS NULL THEN p.{n} ELSE m.{n} END AS {n}" for n in _COMBINED
+    )
+}, {", ".join(f"p.{n}" for n in _OWN)}
+    FROM profiles p LEFT JOIN merged_profiles m ON m.customer_id = p.customer_id
     WHERE NOT EXISTS (SELECT 1 FROM customer_aliases a WHERE a.customer_id = p.customer_id)
-      AND NOT EXISTS (SELECT 1 FROM merged_profiles m WHERE m.customer_id = p.customer_id)
-    UNION ALL
-    SELECT {", ".join((*(f"m.{n}" for n in _COMBINED), *(f"p.{n}" for n in _OWN)))}
-    FROM merged_profiles m LEFT JOIN profiles p USING (customer_id)) AS profiles"""
+    ) AS profiles"""
 """The profiles a list shows: a survivor of merges as its group combined
 (`merged_profiles`, with its own model scores), a customer merged into another not at
 all, everyone else as stored."""
