@@ -197,7 +197,7 @@ def merges(infra_events: list[Any], survivor: uuid.UUID, absorbed: list[uuid.UUI
         infra_events.append(raw_envelope(kind, customer, payload, NOW - timedelta(days=days_ago)))
 
 
-async def test_a_rebuild_with_merges_concludes_the_groups_as_live_did(
+async def test_merges_are_applied_once_and_rebuilt_as_live_concluded_them(
     infra: Infrastructure,
 ) -> None:
     published = await publish_history(infra, 30)
@@ -214,6 +214,10 @@ async def test_a_rebuild_with_merges_concludes_the_groups_as_live_did(
     assert set(group) == {survivor}
     current = {r["customer_id"] for r in before["history"].values() if r["left_at"] is None}
     assert absorbed[1] not in current and absorbed[0] in current
+
+    await fold_live(infra, published)  # every event delivered again: applied once
+    assert await tables(infra) == before
+    assert await group_rows(infra) == group
 
     await rebuild(infra, fold_at(NOW))
 
