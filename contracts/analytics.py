@@ -96,7 +96,9 @@ class SegmentChanged(EventPayload):
     that decided (1 for built-in segments, whose rules are fixed in code); `values` holds
     the profile fields the rule read, as they were when it decided: amounts
     (`total_spend`, `average_spend`) as decimal strings in the reporting currency
-    (`"120000.00"`), dates as `YYYY-MM-DD`.
+    (`"120000.00"`), dates as `YYYY-MM-DD`. A customer merged into another leaves its
+    segments with `values` `{"merged_into": <survivor>, "merge_id": ...}`; undoing the
+    merge adds `"merge_undone": <merge id>` to the values of the changes it makes.
     """
 
     event_type = "analytics.segment_changed"

@@ -35,6 +35,56 @@ BOOKKEEPING = re.compile(
 CHANGE_COUNTERS = {"customer_directory": {"version", "change_count", "updated_at"}}
 """Columns counting a customer's own changes: a merge and its undoing are two of them."""
 ALIASES = "customer_aliases"
+HISTORY = "analytics.segment_history"
+"""Compared by the rule of docs/analytics.md "Merged customers": the segment history rows
+the merge and its undoing recorded (the absorbed customer's exits and re-entries, the
+survivor's changes to and from its group's memberships) are new; every row before them is
+as it was, and the current memberships are as before."""
+REPEAT_BUYERS = {
+    "segment": "repeat_buyers",
+    "name": "回头客",
+    "rule": {"field": "purchase_count", "op": "ge", "value": 2},
+}
+
+
+async def memberships(database_url: str, customer_id: str) -> set[str]:
+    """The customer's current segments as analytics recorded them."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            """SELECT segment FROM analytics.segment_history
+               WHERE customer_id = $1 AND left_at IS NULL""",
+            customer_id,
+        )
+    finally:
+        await connection.close()
+    return {r["segment"] for r in rows}
+
+
+async def history_rows(database_url: str) -> dict[int, dict[str, Any]]:
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(f"SELECT * FROM {HISTORY}")
+    finally:
+        await connection.close()
+    return {r["id"]: dict(r) for r in rows}
+
+
+async def history_as_before(
+    database_url: str, before: dict[int, dict[str, Any]], since: datetime
+) -> None:
+    """Every history row as before, except rows left `since` (an exit the merge caused);
+    every new row entered `since` (by the merge or its undoing)."""
+    after = await history_rows(database_url)
+    for row_id, row in before.items():
+        kept = after[row_id]
+        if row["left_at"] is None and kept["left_at"] is not None:
+            assert kept["left_at"] >= since, kept
+            kept = {**kept, "left_at": None, "left_values": None}
+        assert kept == row, (row, kept)
+    new = [r for i, r in after.items() if i not in before]
+    assert new, "the merge recorded the absorbed customer's exits"
+    assert all(r["entered_at"] >= since for r in new), new
 
 
 async def projection_tables(database_url: str) -> dict[str, list[str]]:
@@ -101,6 +151,8 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         for n in ("customer", "sales", "interaction", "analytics")
     )
     async with customer, sales, interaction, analytics:
+        defined = await analytics.post("/segments", json=REPEAT_BUYERS)
+        assert defined.status_code == 201, defined.text
         survivor_body = {
             "name": "上海华信贸易有限公司",
             "kind": "business",
@@ -194,10 +246,15 @@ async def test_a_merge_undone_leaves_every_service_as_before(
             return True
 
         await eventually(everything_arrived, describe="every service knows both customers")
+        own = {c: await memberships(infra.database_url, c) for c in (survivor, absorbed)}
+        assert own[survivor] and own[absorbed]
+        assert "repeat_buyers" not in own[survivor] | own[absorbed]  # one purchase each
         before = await eventually(
             lambda: settled_tables(infra.database_url),
             describe="the projections settled (analytics re-scores in the background)",
         )
+        before_history = await history_rows(infra.database_url)
+        compared_at = datetime.now(UTC)
         for table in (
             "customer.customer_directory",
             "sales.opportunities",
@@ -258,6 +315,20 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         assert len(everything["last_interactions"]) == 1
         assert {c["name"] for c in everything["contact_persons"]} == {"张伟", "刘洋"}
 
+        # Analytics concludes on the combined profile: a repeat buyer, the absorbed
+        # customer in no segment; /profiles lists the survivor combined, not the absorbed
+        async def concluded_combined() -> bool:
+            assert "repeat_buyers" in await memberships(infra.database_url, survivor)
+            assert not await memberships(infra.database_url, absorbed)
+            segments = await answered(analytics, f"/customers/{survivor}/segments")
+            assert "repeat_buyers" in {s["segment"] for s in segments["segments"]}, segments
+            listed = (await analytics.get("/profiles", params={"limit": 100})).json()["items"]
+            counts = {p["customer_id"]: p["purchase_count"] for p in listed}
+            assert counts.get(survivor) == 2 and absorbed not in counts, counts
+            return True
+
+        await eventually(concluded_combined, describe="the group concluded on its combined profile")
+
         # A merged customer is not changed on its own ------------------------------------
         tagged = await customer.post(f"/customers/{absorbed}/tags", json={"tag": "x"})
         assert tagged.status_code == 409 and survivor in tagged.text
@@ -284,10 +355,13 @@ async def test_a_merge_undone_leaves_every_service_as_before(
                     sorted(set(after.get(table, [])) - set(rows)),
                 )
                 for table, rows in before.items()
-                if after.get(table) != rows
+                if after.get(table) != rows and table != HISTORY
             }
             assert not changed, changed
             assert set(after) == set(before)
+            for customer_id in (survivor, absorbed):
+                assert await memberships(infra.database_url, customer_id) == own[customer_id]
+            await history_as_before(infra.database_url, before_history, compared_at)
             return True
 
         await eventually(as_before, describe="every projection table as before the merge")

@@ -20,6 +20,18 @@ from tests.support.infrastructure import new_database
 async def analytics_pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
     """A pool on a new database with the analytics service's durable tables (its
     migrations) and the fold's tables."""
+    async for pool in _analytics_database(postgres):
+        yield pool
+
+
+@pytest.fixture
+async def other_analytics_pool(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
+    """Another one, to fold the same events differently."""
+    async for pool in _analytics_database(postgres):
+        yield pool
+
+
+async def _analytics_database(postgres: EmbeddedPostgres) -> AsyncIterator[asyncpg.Pool]:
     url = await new_database(postgres)
     await migrate_all(url, "analytics", (DURABLE, MIGRATIONS))
     pool = await create_pool(url, "analytics")

@@ -3,6 +3,7 @@ replaces, and records and publishes what the rebuilt fold concludes differently.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from contracts.topics import Topic
 from local.synthetic_history import history
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS
@@ -22,6 +24,7 @@ from services.runtime.messaging.projection import ProjectionHandler
 from services.runtime.messaging.rebuild import ProjectionRebuild
 from services.runtime.storage.database import create_pool
 from services.runtime.storage.migrator import DURABLE, migrate_all
+from tests.support.events import raw_envelope
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw, read_topic
 
@@ -92,8 +95,9 @@ async def tables(infra: Infrastructure) -> dict[str, Any]:
 
 
 async def publish_history(infra: Infrastructure, customers: int) -> Counter[str]:
-    """A generated history on the topics; how many messages each got."""
-    messages = [event.message() for event in history(customers)]
+    """A generated history on the topics (`history(customers, now=NOW)`); how many
+    messages each got."""
+    messages = [event.message() for event in history(customers, now=NOW)]
     for topic in {topic for topic, _, _ in messages}:
         await publish_raw(
             infra.bootstrap_servers, topic, [(k, v) for t, k, v in messages if t == topic]
@@ -179,3 +183,58 @@ async def test_what_a_rebuild_concludes_differently_is_recorded_then_and_publish
         for c in before["warnings"].keys() - after["warnings"].keys()
     }
     assert all(e["occurred_at"] == later.isoformat() for e in published)
+
+
+def merges(infra_events: list[Any], survivor: uuid.UUID, absorbed: list[uuid.UUID]) -> None:
+    """Merge `absorbed` into `survivor` (the first undone again) on the customer topic."""
+    first, second = uuid.uuid4(), uuid.uuid4()
+    for customer, merge_id, days_ago, kind in (
+        (absorbed[0], first, 60, "customer.merged"),
+        (absorbed[1], second, 30, "customer.merged"),
+        (absorbed[0], first, 10, "customer.unmerged"),
+    ):
+        payload = {"merge_id": str(merge_id), "survivor_id": str(survivor)}
+        infra_events.append(raw_envelope(kind, customer, payload, NOW - timedelta(days=days_ago)))
+
+
+async def test_merges_are_applied_once_and_rebuilt_as_live_concluded_them(
+    infra: Infrastructure,
+) -> None:
+    published = await publish_history(infra, 30)
+    events = history(30, now=NOW)
+    buyers = list(dict.fromkeys(e.customer_id for e in events if e.topic == Topic.SALES))
+    survivor, *absorbed = buyers[:3]
+    merged: list[tuple[bytes, bytes]] = []
+    merges(merged, survivor, absorbed)
+    await publish_raw(infra.bootstrap_servers, Topic.CUSTOMER, merged)
+    published[Topic.CUSTOMER] += len(merged)
+    await fold_live(infra, published)
+    before = await tables(infra)
+    group = await group_rows(infra)
+    assert set(group) == {survivor}
+    current = {r["customer_id"] for r in before["history"].values() if r["left_at"] is None}
+    assert absorbed[1] not in current and absorbed[0] in current
+
+    await fold_live(infra, published)  # every event delivered again: applied once
+    assert await tables(infra) == before
+    assert await group_rows(infra) == group
+
+    await rebuild(infra, fold_at(NOW))
+
+    after = await tables(infra)
+    assert after["history"] == before["history"]
+    assert after["warnings"] == before["warnings"]
+    assert after["outbox"] == before["outbox"]  # nothing concluded differently
+    assert await group_rows(infra) == group
+
+
+async def group_rows(infra: Infrastructure) -> dict[uuid.UUID, tuple[Any, ...]]:
+    connection = await asyncpg.connect(infra.database_url)
+    try:
+        rows = await connection.fetch(
+            """SELECT customer_id, purchase_count, total_spend, rfm_segment, lifecycle_stage,
+                      state->'segments' AS segments FROM analytics.merged_profiles"""
+        )
+    finally:
+        await connection.close()
+    return {r["customer_id"]: tuple(r)[1:] for r in rows}

@@ -17,12 +17,13 @@ from uuid import UUID
 
 from services.analytics.domain.profile import Profile
 from services.analytics.domain.segments import SegmentRule
+from services.analytics.projections.groups import Groups
 from services.analytics.projections.store import Bounds
 
 
 class ProfileCache:
-    """Profiles (the `capacity` most recently folded), RFM boundaries and segment rules as
-    the fold last wrote them, valid while the writer token is the one it left."""
+    """Profiles (the `capacity` most recently folded), RFM boundaries, segment rules and
+    merge groups as the fold last wrote them, valid while the writer token is the one it left."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -30,6 +31,8 @@ class ProfileCache:
         self.profiles: dict[UUID, Profile] = {}
         self.bounds: Bounds | None = None
         self.rules: list[SegmentRule] | None = None
+        self.groups: Groups | None = None
+        """Every merge group (only the fold changes them: `groups.follow_merges`)."""
 
     def follow(self, previous: UUID, new: UUID) -> None:
         """The writer token was claimed (`writers.claim`): forget everything unless the previous
@@ -42,6 +45,7 @@ class ProfileCache:
     def clear(self) -> None:
         self.profiles.clear()
         self.bounds = self.rules = None
+        self.groups = None
 
     def take(self, customer_ids: Iterable[UUID]) -> dict[UUID, Profile]:
         """The kept profiles of these customers, removed from the cache (`keep` puts

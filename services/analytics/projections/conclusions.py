@@ -6,7 +6,7 @@ in the outbox that the service's relay publishes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -105,20 +105,6 @@ def _fold_one(
     bounds.score(profile)
 
 
-async def conclude_and_write(
-    connection: asyncpg.Connection,
-    loaded: Loaded,
-    rules: Sequence[SegmentRule],
-    at: datetime | None,
-    now: datetime,
-) -> int:
-    """Conclude every loaded profile at event time `at` (None: at each customer's own
-    clock) and write what changed. Returns how many customers changed."""
-    concluded = conclude_all(loaded, rules, at, now, only_changed=True)
-    await write_outcomes(connection, concluded, now)
-    return len(concluded)
-
-
 def conclude_all(
     loaded: Loaded,
     rules: Sequence[SegmentRule],
@@ -150,17 +136,35 @@ def conclude_all(
 
 
 async def write_outcomes(
-    connection: asyncpg.Connection, concluded: Sequence[Concluded], now: datetime
+    connection: asyncpg.Connection,
+    concluded: Sequence[Concluded],
+    now: datetime,
+    *,
+    unrecorded: Collection[UUID] = (),
 ) -> None:
     """Profiles, memberships, churn warnings and conclusions of `concluded`. The
-    membership rows and envelopes are made while PostgreSQL writes the profiles."""
+    membership rows and envelopes are made while PostgreSQL writes the profiles.
+
+    Customers in `unrecorded` (members of a merge group) have their profiles written
+    but nothing recorded: their group's conclusions are (`groups`)."""
     if not concluded:
         return
     finals = [(c.profile, c.final) for c in concluded]
+    if unrecorded:
+        concluded = [c for c in concluded if c.profile.customer_id not in unrecorded]
     async with alongside(write_profiles(connection, finals, now)):
         memberships = membership_rows(concluded, now)
     await write_memberships(connection, memberships, now)
     await write_churn(connection, concluded)
+
+
+async def record_outcomes(
+    connection: asyncpg.Connection, concluded: Sequence[Concluded], now: datetime
+) -> None:
+    """Memberships, churn warnings and conclusions of `concluded`, no profile written."""
+    if concluded:
+        await write_memberships(connection, membership_rows(concluded, now), now)
+        await write_churn(connection, concluded)
 
 
 class Memberships:

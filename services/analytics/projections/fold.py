@@ -15,7 +15,11 @@ topics. For each batch, inside the consumer's transaction (with the batch's reco
    `json_to_recordset`); segment entries and exits go to `segment_history`, churn
    warnings to `churn_warnings`, and each conclusion, as a contract envelope, to the
    `outbox` table that the service's relay publishes; detail rows for the views
-   (interactions, surveys, tickets, opportunities) with one statement each (`details`).
+   (interactions, surveys, tickets, opportunities) with one statement each (`details`);
+4. customers merged into others (`groups`): a batch is cut after each merge and undone
+   merge (`runs`); a member's profile is written but nothing recorded from its own
+   conclusions, its group is concluded on the combined profile and recorded under the
+   survivor, and the merge or undo that ends a run moves the memberships.
 
 PostgreSQL works while Python computes (`bulk.alongside`): the detail rows are written
 while the profiles are folded and concluded, and the profiles while the segment history
@@ -30,6 +34,7 @@ everyone (`maintenance`).
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -47,6 +52,13 @@ from services.analytics.projections.bulk import alongside
 from services.analytics.projections.cache import ProfileCache
 from services.analytics.projections.conclusions import Concluded, fold_all, write_outcomes
 from services.analytics.projections.details import PERSONAL_COLUMNS, write_details
+from services.analytics.projections.groups import (
+    MERGE_TYPES,
+    MERGED_PROFILES_DDL,
+    fold_groups,
+    follow_merges,
+    load_groups,
+)
 from services.analytics.projections.rescoring import reconclude_all
 from services.analytics.projections.store import (
     Loaded,
@@ -87,12 +99,13 @@ PROGRESS = FoldProgress()
 
 class AnalyticsFold:
     name = "analytics_fold"
-    version = 5
+    version = 6
     """The shape of the tables (`create_tables`); raised with every change to it (2:
     classifications, contact persons, purchases, contracts and payments, rule versions;
     3: the first purchase's amount and the lifetime value models' scores; 4: the
     activities' predictions, for the ledger of predictions; 5: the alias table of merged
-    customers, `customer_aliases`)."""
+    customers, `customer_aliases`; 6: the merge groups' combined profiles and recorded
+    conclusions, `merged_profiles`)."""
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 
@@ -124,16 +137,31 @@ class AnalyticsFold:
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await create_tables(connection)
         await create_alias_table(connection)
+        await connection.execute(MERGED_PROFILES_DDL)
 
     async def apply(
         self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
     ) -> None:
-        cache = self.cache
-        cache.follow(*await lock(connection))
+        self.cache.follow(*await lock(connection))
         now = self.clock()
+        for run in runs(events):
+            await self._apply_run(connection, run, now)
+
+    async def _apply_run(
+        self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]], now: datetime
+    ) -> None:
+        """Fold a run of the batch: its facts with the merge groups as they were before
+        it, then the merge or undone merge that ends it (`runs`)."""
+        cache = self.cache
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
+        merges = [e for e in events if e.event_type in MERGE_TYPES]
         concluded: list[Concluded] = []
         bought = False
+        if folded or merges:
+            if cache.bounds is None or cache.rules is None:
+                cache.bounds = await load_bounds(connection)
+                cache.rules = await load_rules(connection)
+            bounds, rules = cache.bounds, cache.rules
         if folded:
             if min(e.occurred_at for e in folded) < now - HISTORICAL_AFTER:
                 self.progress.historical_at = time.monotonic()
@@ -142,24 +170,33 @@ class AnalyticsFold:
             loaded.profiles = cache.take(customers)
             missing = list(customers - loaded.profiles.keys())
             rows = await fetch_profiles(connection, missing) if missing else []
-            if cache.bounds is None or cache.rules is None:
-                cache.bounds = await load_bounds(connection)
-                cache.rules = await load_rules(connection)
-            bounds, rules = cache.bounds, cache.rules
+            if cache.groups is None:
+                cache.groups = await load_groups(connection)
+            groups = cache.groups
+            grouped = [c for c in customers if c in groups.survivor_of] if groups else []
         # The detail rows are written while the profiles are folded and concluded.
         async with alongside(write_details(connection, events, now, self.converter)):
             if folded:
                 loaded.add_rows(rows)
+                # the members' profiles before the batch, for their groups' conclusions
+                before = {c: copy.deepcopy(loaded.get(c)) for c in grouped}
                 concluded = fold_all(loaded, folded, rules, bounds, self.converter)
                 bought = any(e.event_type.startswith("sales.") for e in folded)
         await apply_aliases(connection, events)
         # after the batch's detail rows, so that none of them writes a personal value back
         await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
         if folded:
-            await write_outcomes(connection, concluded, now)
+            await write_outcomes(connection, concluded, now, unrecorded=before.keys())
+            if before:
+                await fold_groups(
+                    connection, groups, before, folded, rules, bounds, self.converter, now
+                )
             cache.keep(loaded.profiles.values())
             if bought:
                 await bounds_are_stale(connection)
+        if merges:
+            await follow_merges(connection, merges, rules, bounds, now)
+            cache.groups = None
         definitions = [e for e in events if e.event_type == "analytics.segment_defined"]
         if definitions:
             await store_rules(connection, definitions)
@@ -167,3 +204,17 @@ class AnalyticsFold:
             defined_at = max(e.occurred_at for e in definitions)
             await reconclude_all(connection, await load_rules(connection), defined_at, now)
             cache.clear()  # every profile concluded again, under the new rules
+
+
+def runs(events: Sequence[EventEnvelope[Any]]) -> list[Sequence[EventEnvelope[Any]]]:
+    """The batch cut after each merge and undone merge, so that the facts before one are
+    concluded with the groups as they were, and those after with the groups it makes."""
+    found: list[Sequence[EventEnvelope[Any]]] = []
+    start = 0
+    for n, event in enumerate(events):
+        if event.event_type in MERGE_TYPES:
+            found.append(events[start : n + 1])
+            start = n + 1
+    if start < len(events) or not found:
+        found.append(events[start:])
+    return found

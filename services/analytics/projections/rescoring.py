@@ -12,7 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from services.analytics.domain.segments import SegmentRule
-from services.analytics.projections.conclusions import conclude_and_write
+from services.analytics.projections.groups import conclude_and_write, conclude_every_group
 from services.analytics.projections.store import (
     Loaded,
     fetch_profiles_after,
@@ -127,11 +127,10 @@ async def rescore(connection: asyncpg.Connection, at: datetime | None, now: date
         buyers,
         now,
     )
-    if not ids:
-        return 0
     rules = await load_rules(connection)
     changed = 0
     for start in range(0, len(ids), CHUNK):
         loaded = await load_profiles(connection, ids[start : start + CHUNK])
         changed += await conclude_and_write(connection, loaded, rules, at, now)
-    return changed
+    # a group's combined profile is scored against the boundaries too
+    return changed + await conclude_every_group(connection, rules, at, now)

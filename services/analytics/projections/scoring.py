@@ -39,7 +39,7 @@ from services.analytics.domain.predictions import (
     population,
     score_fields,
 )
-from services.analytics.projections.conclusions import conclude_and_write
+from services.analytics.projections.groups import conclude_and_write
 from services.analytics.projections.ledger import (
     PopulationForecast,
     record_customers,

@@ -229,6 +229,11 @@ async def write_profiles(
     connection: asyncpg.Connection, outcomes: Sequence[tuple[Profile, Outcome]], now: datetime
 ) -> None:
     """Upsert the concluded profiles, every row in one JSON parameter."""
+    await connection.execute(_UPSERT_PROFILES, rows_json(profile_rows(outcomes)), now)
+
+
+def profile_rows(outcomes: Sequence[tuple[Profile, Outcome]]) -> list[dict[str, Any]]:
+    """The `PROFILE_COLUMNS` of each concluded profile."""
     rows = []
     for profile, outcome in outcomes:
         v = outcome.values
@@ -268,4 +273,4 @@ async def write_profiles(
                 "churn_risk": risk,
             }
         )
-    await connection.execute(_UPSERT_PROFILES, rows_json(rows), now)
+    return rows

@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from services.analytics.domain.predictions import SCORE_FIELDS
+from services.analytics.projections.store import PROFILE_COLUMNS as STORED_COLUMNS
 from services.analytics.queries.records import as_dict, as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
@@ -46,6 +47,21 @@ PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, re
 """What a profile view shows (`recent`: the start times of the latest contacts)."""
 
 
+_COMBINED = (*(name for name, _ in STORED_COLUMNS[1:]), "updated_at")
+_OWN = (*SCORE_FIELDS, "scored_at", "bg_nbd_version", "gamma_gamma_version")
+LISTED = f"""(SELECT p.customer_id, {
+    ", ".join(
+        f"CASE WHEN m.customer_id IS NULL THEN p.{n} ELSE m.{n} END AS {n}" for n in _COMBINED
+    )
+}, {", ".join(f"p.{n}" for n in _OWN)}
+    FROM profiles p LEFT JOIN merged_profiles m ON m.customer_id = p.customer_id
+    WHERE NOT EXISTS (SELECT 1 FROM customer_aliases a WHERE a.customer_id = p.customer_id)
+    ) AS profiles"""
+"""The profiles a list shows: a survivor of merges as its group combined
+(`merged_profiles`, with its own model scores), a customer merged into another not at
+all, everyone else as stored."""
+
+
 def members_of(where: Where, segment: str | None) -> None:
     """Only the customers in `segment` now (nothing when it is None)."""
     if segment is not None:
@@ -74,7 +90,7 @@ async def profiles(
         where.condition(f"churn_risk = {where.parameter(churn_risk)}")
     members_of(where, segment)
     rows = await pool.fetch(
-        f"SELECT {PROFILE_COLUMNS} FROM profiles WHERE {where.sql} "
+        f"SELECT {PROFILE_COLUMNS} FROM {LISTED} WHERE {where.sql} "
         f"ORDER BY customer_id LIMIT {where.parameter(limit)}",
         *where.values,
     )
@@ -88,7 +104,7 @@ async def quadrant_profiles(
     where.equal("quadrant", quadrant)
     where.after(("customer_id",), after)
     rows = await pool.fetch(
-        f"""SELECT {PROFILE_COLUMNS} FROM profiles WHERE {where.sql}
+        f"""SELECT {PROFILE_COLUMNS} FROM {LISTED} WHERE {where.sql}
             ORDER BY customer_id LIMIT {where.parameter(limit)}""",
         *where.values,
     )

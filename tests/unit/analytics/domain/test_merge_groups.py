@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from services.analytics.domain.merge_groups import combine
+from services.analytics.domain.merge_groups import adopt_conclusions, combine, transition
 from services.analytics.domain.profile import Profile, _purchase
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -52,3 +52,49 @@ def test_answers_tickets_and_contacts_are_put_together() -> None:
     combined = combine(survivor, [absorbed])
     assert (combined.csat_average, combined.nps_latest, combined.complaints_open) == (3.0, 3, 1)
     assert combined.last_contact_at == NOW and combined.recent_contacts == [NOW]
+
+
+def test_a_customer_merged_away_leaves_every_segment_and_its_warning_with_the_reason() -> None:
+    absorbed = Profile(uuid.uuid4())
+    bought(absorbed, 3, "50.00")
+    absorbed.segments = {"lifecycle.new": 1, "east_buyers": 2}
+    absorbed.churn_reasons = ["detractor"]
+    note = {"merged_into": "s", "merge_id": "m"}
+    outcome = transition(absorbed, None, NOW, [], note)
+    assert {(c.segment, c.direction, c.rule_version) for c in outcome.changes} == {
+        ("lifecycle.new", "left", 1),
+        ("east_buyers", "left", 2),
+    }
+    assert all(c.values == note for c in outcome.changes)
+    assert outcome.churn_event == "cleared" and not outcome.memberships
+    assert absorbed.segments == {"lifecycle.new": 1, "east_buyers": 2}  # left as it was
+
+
+def test_undoing_a_merge_leads_from_the_groups_memberships_to_the_customers_own() -> None:
+    group, own = Profile(uuid.uuid4()), Profile(uuid.uuid4())
+    bought(own, 3, "50.00")
+    group.segments = {"lifecycle.new": 1, "repeat_buyers": 1, "east_buyers": 1}
+    own.segments = {"lifecycle.new": 1, "east_buyers": 2, "tier.low": 1}
+    own.churn_reasons = ["detractor"]
+    outcome = transition(group, own, NOW, [], {"merge_undone": "m"})
+    assert {(c.segment, c.direction) for c in outcome.changes} == {
+        ("repeat_buyers", "left"),
+        ("tier.low", "entered"),
+    }
+    assert outcome.revised == ["east_buyers"]  # stays, under its own rule version
+    assert outcome.churn_event == "raised"
+    entered = next(c for c in outcome.changes if c.direction == "entered")
+    assert entered.values["merge_undone"] == "m" and entered.values["total_spend"] == "50.00"
+    assert set(outcome.memberships) == set(own.segments)
+
+
+def test_a_combined_profile_takes_the_conclusions_recorded_for_its_group() -> None:
+    survivor, recorded = Profile(uuid.uuid4()), Profile(uuid.uuid4())
+    recorded.segments, recorded.churn_reasons = {"tier.top": 1}, ["detractor"]
+    recorded.concluded_at = recorded.changed_at = NOW
+    combined = combine(survivor, [])
+    adopt_conclusions(combined, recorded)
+    assert (combined.segments, combined.churn_reasons) == ({"tier.top": 1}, ["detractor"])
+    assert combined.concluded_at == combined.changed_at == NOW
+    recorded.segments["tier.low"] = 1
+    assert "tier.low" not in combined.segments
