@@ -136,6 +136,29 @@ def names_a_customer(path: str, operation: dict[str, Any]) -> bool:
     )
 
 
+def names_ids_in_body(schema: dict[str, Any], operation: dict[str, Any]) -> bool:
+    """Whether an operation's body names something by id (a `uuid` value anywhere in it,
+    `$ref`s followed): a command answers 404 when nothing has that id."""
+    definitions = schema.get("components", {}).get("schemas", {})
+    followed: set[str] = set()
+
+    def holds_an_id(node: Any) -> bool:
+        if isinstance(node, list):
+            return any(holds_an_id(item) for item in node)
+        if not isinstance(node, dict):
+            return False
+        reference = node.get("$ref")
+        if isinstance(reference, str):
+            name = reference.rsplit("/", 1)[-1]
+            if name in followed:
+                return False
+            followed.add(name)
+            return holds_an_id(definitions.get(name))
+        return node.get("format") == "uuid" or any(holds_an_id(v) for v in node.values())
+
+    return holds_an_id(operation.get("requestBody", {}).get("content", {}))
+
+
 def document_responses(app: FastAPI) -> None:
     """Name on every operation the refusals it can answer, and the CSV form of every list
     that has one (`format=csv` or a path ending in `.csv`), in the OpenAPI document."""
@@ -155,7 +178,7 @@ def document_responses(app: FastAPI) -> None:
                 refusals = {400: COMMON_REFUSALS[400]}
                 if not is_public(path):
                     refusals.update(COMMON_REFUSALS)
-                    if "{" in path:
+                    if "{" in path or names_ids_in_body(schema, operation):
                         refusals[404] = NOT_FOUND
                     if method not in ("get", "head"):
                         refusals[409] = CONFLICT
