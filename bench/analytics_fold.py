@@ -10,6 +10,8 @@ tickets) on the customer, sales and interaction topics, then measures, in the sa
   from the topics to committed analytics state (profiles, memberships, outbox), clock
   started when the first batch reaches the handler; then the same with the topics read
   as the broker serves them rather than in event time (`alignment`), for its cost;
+- rebuild: `crm rebuild analytics` over the same history, into the database the fold
+  filled (read into a shadow schema, then swapped in);
 - baseline: the same handler and fold, one event per transaction, over the first
   `--baseline-events` events;
 - floor: the same consumer and handler with a projection that folds nothing
@@ -49,6 +51,7 @@ from services.runtime.messaging.consumer import BatchConsumer, Parsed
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.kafka import ensure_topics
 from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.messaging.rebuild import rebuild_projections
 from services.runtime.storage.database import create_pool, ensure_database
 from services.runtime.storage.migrator import DURABLE, migrate_all
 
@@ -223,6 +226,7 @@ async def measure(
         fold_database, servers, count, servers_cpu, AnalyticsFold(Converter("CNY"))
     )
     profiles, conclusions = await fold_counts(fold_database)
+    rebuild = await rebuild_run(fold_database, servers, count)
     unaligned = await fold_run(
         postgres.dsn("crm_bench_analytics_unaligned"),
         servers,
@@ -247,6 +251,7 @@ async def measure(
         "profiles": profiles,
         "conclusions": conclusions,
         "average_batch": folded["average_batch"],
+        "rebuild_events_per_second": rebuild,
         "unaligned_events_per_second": unaligned["events_per_second"],
         "unaligned_python_cpu": unaligned["python_cpu"],
         "baseline_events_per_second": per_event,
@@ -256,6 +261,19 @@ async def measure(
         "floor_events_per_second": floor["events_per_second"],
         **{f"floor_{name}_cpu": floor[f"{name}_cpu"] for name in CPU_USERS},
     }
+
+
+async def rebuild_run(database_url: str, servers: str, events: int) -> float:
+    """Events/s of `crm rebuild analytics` over the same history, into the database the
+    fold filled: read from the beginning into a shadow schema, then swapped in."""
+    started = time.perf_counter()
+    await rebuild_projections(
+        [AnalyticsFold(Converter("CNY"))],
+        database_dsn=database_url,
+        schema="analytics",
+        consumer_factory=lambda **kw: AIOKafkaConsumer(bootstrap_servers=servers, **kw),
+    )
+    return events / (time.perf_counter() - started)
 
 
 async def fold_counts(database_url: str) -> tuple[int, int]:
@@ -299,6 +317,11 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
         f"  fold, topics not read in event time  {unaligned:9.0f} events/s   "
         f"(aligned / not: {fold / unaligned:.2f} times the rate, "
         f"{figures['python_cpu'] / figures['unaligned_python_cpu']:.2f} times the Python CPU)"
+    )
+    rebuilt = figures["rebuild_events_per_second"]
+    print(
+        f"  rebuild (crm rebuild's code)         {rebuilt:9.0f} events/s   "
+        f"(rebuild / fold: {rebuilt / fold:.2f})"
     )
     print(f"  baseline (one event per transaction) {base:9.0f} events/s")
     events, cores = figures["events"], os.cpu_count() or 1
