@@ -219,9 +219,10 @@ def profile_of(
     addresses = list(addresses)
     emails = [e for c in contacts for e in c.get("emails") or ()]
     phones = [p for c in contacts for p in c.get("phones") or ()]
+    folded = fold_name(name)
     return Profile(
         ref=ref,
-        name=fold_name(name),
+        name=folded,
         display_name=name,
         emails=frozenset(emails if cleaned else _emails(emails)),
         phones=frozenset(phones if cleaned else _phones(phones, region)),
@@ -229,7 +230,7 @@ def profile_of(
         cities=frozenset(c for a in addresses if (c := fold_name(a.get("city") or ""))),
         streets=frozenset(s for a in addresses if (s := _folded_text(a.get("line1")))),
         contact_names=frozenset(
-            n for c in contacts if (n := fold_name(c.get("name") or "")) and n != fold_name(name)
+            n for c in contacts if (n := fold_name(c.get("name") or "")) and n != folded
         ),
     )
 

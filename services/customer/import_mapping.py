@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -50,6 +51,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 PROFILE = ("name", "kind", "industry", "region", "source_channel", "owner")
 CLASSIFICATION = ("importance_tier", "loyalty_stage", "value_behaviour", "relationship_level")
 TAG_LIMIT = 50
+_UNDECODED = re.compile("[\udc80-\udcff]")
 """The longest tag (`contracts.customer.Tag`)."""
 
 
@@ -403,13 +405,12 @@ def _scalar(value: Any, column: str) -> str:
 def _check_encoding(text: str, where: str) -> None:
     """Bytes the file's encoding could not decode are kept as surrogate escapes
     (U+DC80..U+DCFF) by the reader: refused here with the reason that says so."""
-    for character in text:
-        if "\udc80" <= character <= "\udcff":
-            raise Refused(
-                "bad encoding",
-                f"{where} holds bytes that are not text in the file's encoding "
-                "(give the encoding: utf-8 or gb18030)",
-            )
+    if _UNDECODED.search(text) is not None:
+        raise Refused(
+            "bad encoding",
+            f"{where} holds bytes that are not text in the file's encoding "
+            "(give the encoding: utf-8 or gb18030)",
+        )
 
 
 def _named(source: Column | None, what: str) -> str:

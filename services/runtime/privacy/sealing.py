@@ -24,7 +24,7 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -33,17 +33,17 @@ from eventsourcing.persistence import StoredEvent
 
 from contracts.envelope import EventEnvelope
 from contracts.personal import (
-    COLLECTING,
     ERASED,
     SEALED_PREFIX,
     SEALING,
     PersonalDataError,
+    Sealer,
     is_sealed,
     open_value,
-    seal_value,
 )
 from contracts.values import as_recorded
 from services.runtime.privacy.keyring import CustomerErased, Keyring
+from services.runtime.privacy.personal_fields import all_strings, personal_strings
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +68,12 @@ def personal_values(envelope: EventEnvelope[Any]) -> set[str]:
     names): the stored event is sealed by value, and sealing such a value would make
     the non-personal field unreadable once the customer is erased, while the value stays
     in plain sight there anyway."""
-    found: list[str] = []
     payload = envelope.payload
-    dumped = payload.model_dump()
-    type(payload).model_validate(dumped, context={COLLECTING: found})
+    found = personal_strings(payload)
+    if not found:
+        return set()
     personal = Counter(found)
-    everywhere = Counter(_strings(dumped))
+    everywhere = Counter(all_strings(payload.model_dump(), []))
     return {
         value
         for value, count in personal.items()
@@ -81,23 +81,13 @@ def personal_values(envelope: EventEnvelope[Any]) -> set[str]:
     }
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _strings(item)
-
-
 def _replace_strings(value: Any, replace: Callable[[str], str]) -> Any:
-    if isinstance(value, str):
+    kind = type(value)  # the exact types first: the state of a stored event holds them
+    if kind is str or isinstance(value, str):
         return replace(value)
-    if isinstance(value, dict):
+    if kind is dict or isinstance(value, dict):
         return {k: _replace_strings(v, replace) for k, v in value.items()}
-    if isinstance(value, list):
+    if kind is list or isinstance(value, list):
         return [_replace_strings(v, replace) for v in value]
     if isinstance(value, tuple):
         return tuple(_replace_strings(v, replace) for v in value)
@@ -145,11 +135,11 @@ class PersonalData:
         if not values:
             return state
         customer_id = envelope.customer_id
-        key = self.keyring.sealing_key(customer_id)
+        sealing = Sealer(self.keyring.sealing_key(customer_id), customer_id)
 
         def seal(text: str) -> str:
             if text in values or text.strip() in values:
-                return seal_value(text, key, customer_id)
+                return sealing.seal(text)
             return text
 
         sealed = {
@@ -193,7 +183,7 @@ class PersonalData:
         except CustomerErased:
             transform: Callable[[str], str] = lambda _text: ERASED  # noqa: E731
         else:
-            transform = lambda text: seal_value(text, key, customer_id)  # noqa: E731
+            transform = Sealer(key, customer_id).seal
         payload = envelope.payload
         sealed_payload = type(payload).model_validate(
             payload.model_dump(), context={SEALING: transform}

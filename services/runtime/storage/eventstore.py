@@ -64,8 +64,9 @@ def stamp(aggregate: Any, context: CommandContext, since: int = 0) -> None:
     """Record `context` on the aggregate's pending events (from the `since`th on), for
     commands saved in a batch whose items each have their own cause (e.g. one inbound
     message each)."""
+    meta = asdict(context)
     for pending in aggregate.pending_events[since:]:
-        object.__setattr__(pending, METADATA_KEY, asdict(context))
+        object.__setattr__(pending, METADATA_KEY, dict(meta))
 
 
 @contextlib.contextmanager
