@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -323,13 +323,16 @@ def are_candidates(shared: Iterable[str]) -> bool:
 
 
 def candidate_pairs(
-    profiles: list[Profile], max_block: int = MAX_BLOCK
+    profiles: list[Profile],
+    max_block: int = MAX_BLOCK,
+    keys: Sequence[set[str]] | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Pairs of indexes into `profiles` that share keys (`are_candidates`) of blocks no
-    larger than `max_block`, each pair once, the smaller index first."""
+    larger than `max_block`, each pair once, the smaller index first; `keys`: each
+    profile's `blocking_keys`, when the caller has them already."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for index, profile in enumerate(profiles):
-        for key in blocking_keys(profile):
+        for key in blocking_keys(profile) if keys is None else keys[index]:
             blocks[key].append(index)
     weak: dict[tuple[int, int], int] = defaultdict(int)
     strong: set[tuple[int, int]] = set()

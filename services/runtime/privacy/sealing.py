@@ -25,13 +25,14 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from aiokafka.structs import ConsumerRecord
 from eventsourcing.persistence import StoredEvent
 
-from contracts.envelope import EventEnvelope
+from contracts.envelope import EventEnvelope, EventPayload
 from contracts.personal import (
     ERASED,
     SEALED_PREFIX,
@@ -63,12 +64,16 @@ _SEALED_JSON = re.compile(rb'"(' + re.escape(_MARK) + rb'[A-Za-z0-9_-]+)"')
 
 
 def personal_values(envelope: EventEnvelope[Any]) -> set[str]:
-    """The plain personal values an envelope's payload holds, except those that also
-    stand in a field that is not personal (a reference's `source` equal to the id it
-    names): the stored event is sealed by value, and sealing such a value would make
-    the non-personal field unreadable once the customer is erased, while the value stays
-    in plain sight there anyway."""
-    payload = envelope.payload
+    """The plain personal values an envelope's payload holds (`payload_personal_values`)."""
+    return payload_personal_values(envelope.payload)
+
+
+def payload_personal_values(payload: EventPayload) -> set[str]:
+    """The plain personal values a payload holds, except those that also stand in a
+    field that is not personal (a reference's `source` equal to the id it names): the
+    stored event is sealed by value, and sealing such a value would make the
+    non-personal field unreadable once the customer is erased, while the value stays in
+    plain sight there anyway."""
     found = personal_strings(payload)
     if not found:
         return set()
@@ -81,14 +86,30 @@ def personal_values(envelope: EventEnvelope[Any]) -> set[str]:
     }
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contract:
+    """What sealing needs of an event's contract: its payload and the customer's id."""
+
+    payload: EventPayload
+    customer_id: UUID
+
+
+_KEPT = frozenset({type(None), bool, int, float, UUID, datetime, date})
+"""Types of values that hold no string (most of a stored event's state)."""
+
+
 def _replace_strings(value: Any, replace: Callable[[str], str]) -> Any:
     kind = type(value)  # the exact types first: the state of a stored event holds them
-    if kind is str or isinstance(value, str):
+    if kind is str:
         return replace(value)
+    if kind in _KEPT:
+        return value
     if kind is dict or isinstance(value, dict):
         return {k: _replace_strings(v, replace) for k, v in value.items()}
     if kind is list or isinstance(value, list):
         return [_replace_strings(v, replace) for v in value]
+    if isinstance(value, str):
+        return replace(value)
     if isinstance(value, tuple):
         return tuple(_replace_strings(v, replace) for v in value)
     return value
@@ -103,38 +124,38 @@ class PersonalData:
         # still translates (repaired), so the relay never stalls on it
         self._translate = as_recorded(translate)
         self._strict = translate
-        self._checked: dict[int, tuple[Any, EventEnvelope[Any] | None]] = {}
+        self._checked: dict[int, tuple[Any, Contract | None]] = {}
 
     # The event store -----------------------------------------------------------------
 
-    def check(self, domain_event: Any) -> EventEnvelope[Any] | None:
-        """The event's contract, validated strictly (a `ValidationError` for a value the
-        contract refuses), and remembered until the event is sealed: a writer that checks
-        its events before saving them (the import, row by row) does not pay for the
-        translation twice."""
-        envelope = self._strict(domain_event)
+    def remember(self, domain_event: Any, payload: EventPayload | None, customer_id: UUID) -> None:
+        """Keep the event's contract payload (None: the event is private), which the
+        writer made and validated strictly itself, until the event is sealed: a writer
+        that checks its events before saving them (the import, row by row) does not pay
+        for the translation twice."""
         if len(self._checked) >= CHECKED_KEPT:  # checked, then never saved (a refused row)
             self._checked.clear()
-        self._checked[id(domain_event)] = (domain_event, envelope)
-        return envelope
+        contract = None if payload is None else Contract(payload, customer_id)
+        self._checked[id(domain_event)] = (domain_event, contract)
 
-    def _translation(self, domain_event: Any) -> EventEnvelope[Any] | None:
-        event, envelope = self._checked.pop(id(domain_event), (None, None))
+    def _translation(self, domain_event: Any) -> Contract | None:
+        event, contract = self._checked.pop(id(domain_event), (None, None))
         if event is domain_event:
-            return envelope
-        return self._translate(domain_event)
+            return contract
+        envelope = self._translate(domain_event)
+        return None if envelope is None else Contract(envelope.payload, envelope.customer_id)
 
     def seal_state(self, domain_event: Any, state: dict[str, Any]) -> dict[str, Any]:
         """`state` with the event's personal values sealed (unchanged if it has none).
 
         Raises `CustomerErased` for personal data of an erased customer."""
-        envelope = self._translation(domain_event)
-        if envelope is None:
+        contract = self._translation(domain_event)
+        if contract is None:
             return state
-        values = personal_values(envelope)
+        values = payload_personal_values(contract.payload)
         if not values:
             return state
-        customer_id = envelope.customer_id
+        customer_id = contract.customer_id
         sealing = Sealer(self.keyring.sealing_key(customer_id), customer_id)
 
         def seal(text: str) -> str:
