@@ -12,8 +12,9 @@ declaration this module:
   (`PersonalData.open_records`), keeping the original bytes for the dead-letter topic.
 
 A domain event's personal values are found by translating it to its contract and
-collecting what the personal fields hold; every string equal to one of them is sealed in
-the stored state. Events that have no contract are private and carry no personal data.
+reading what the personal fields hold (`personal_fields`, no second validation); every
+string equal to one of them is sealed in the stored state. Events that have no contract
+are private and carry no personal data.
 """
 
 from __future__ import annotations
