@@ -30,6 +30,7 @@ before `compare` scores the rest.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections import defaultdict
@@ -91,6 +92,7 @@ _PUNCTUATION = re.compile(r"[^\w\s]|_")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
+@functools.lru_cache(maxsize=16384)  # cities and contact names come again and again
 def fold_name(name: str) -> str:
     """`name` as names are compared: half-width, case-folded, punctuation and company
     suffixes left out, words separated by one space."""

@@ -11,6 +11,7 @@ header → cell, or one JSON object) into an `ImportRow` of clean values
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -201,7 +202,7 @@ class Mapping(BaseModel):
         if self.key is None:
             return None
         try:
-            found = _Reader(record, self.separators).one(Column(column=self.key.column), "key")
+            found = _Reader(record, self.separators).one(_column(self.key.column), "key")
         except Refused:
             return None
         return (self.key.source, found) if found else None
@@ -225,12 +226,12 @@ class Mapping(BaseModel):
                 tags.append(_fitting(tag, "tag", TAG_LIMIT, source))
         key = None
         if self.key is not None:
-            found = reader.one(Column(column=self.key.column), self.key.column)
+            found = reader.one(_column(self.key.column), self.key.column)
             if found is not None:
                 key = (self.key.source, _fitting(found, "key", 128, None))
         references = []
         for reference in self.references:
-            found = reader.one(Column(column=reference.column), reference.column)
+            found = reader.one(_column(reference.column), reference.column)
             if found is not None:
                 references.append(
                     {
@@ -392,6 +393,12 @@ class _Reader:
         if not found and source.default is not None:
             found = [source.default]
         return found
+
+
+@functools.lru_cache(maxsize=256)
+def _column(name: str) -> Column:
+    """The plain column `name` (made once: read for every record)."""
+    return Column(column=name)
 
 
 def _scalar(value: Any, column: str) -> str:
