@@ -30,10 +30,12 @@ before `compare` scores the rest.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -336,19 +338,24 @@ def candidate_pairs(
     for index, profile in enumerate(profiles):
         for key in blocking_keys(profile) if keys is None else keys[index]:
             blocks[key].append(index)
-    weak: dict[tuple[int, int], int] = defaultdict(int)
     strong: set[tuple[int, int]] = set()
+    weak_keys: dict[int, list[list[int]]] = defaultdict(list)
+    """Each profile's weak blocks (each block's members in the order of `profiles`)."""
     for key, members in blocks.items():
         if not 2 <= len(members) <= max_block:
             continue
-        found = weak if is_weak(key) else None
-        for i, first in enumerate(members):
-            for second in members[i + 1 :]:
-                if found is None:
-                    strong.add((first, second))
-                else:
-                    found[(first, second)] += 1
-    strong.update(pair for pair, count in weak.items() if count >= 2)
+        if is_weak(key):
+            for member in members:
+                weak_keys[member].append(members)
+        else:
+            strong.update(itertools.combinations(members, 2))
+    for first, weak_blocks in weak_keys.items():
+        if len(weak_blocks) < 2:
+            continue
+        shared: Counter[int] = Counter()  # the later profiles sharing a weak key, how often
+        for members in weak_blocks:
+            shared.update(members[bisect.bisect_right(members, first) :])
+        strong.update((first, second) for second, count in shared.items() if count >= 2)
     yield from sorted(strong)
 
 
