@@ -68,9 +68,20 @@ def is_sealed(value: object) -> bool:
 
 
 def seal_value(value: str, key: bytes, customer_id: UUID) -> str:
-    nonce = os.urandom(_NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, value.encode(), customer_id.bytes)
-    return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+    return Sealer(key, customer_id).seal(value)
+
+
+class Sealer:
+    """Seals values of one customer with their key (`seal_value`, the cipher made once)."""
+
+    def __init__(self, key: bytes, customer_id: UUID) -> None:
+        self._cipher = AESGCM(key)
+        self._associated = customer_id.bytes
+
+    def seal(self, value: str) -> str:
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._cipher.encrypt(nonce, value.encode(), self._associated)
+        return SEALED_PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
 
 
 def open_value(value: str, key: bytes | None, customer_id: UUID) -> str:
@@ -152,6 +163,11 @@ Personal = Annotated[str, PERSONAL]
 fields of response models, from which the audit log tells the reads of personal data.
 (`Annotated[dict[str, Any], PERSONAL]` marks a structure that holds such strings, such as
 an event's payload in a history.)"""
+
+
+def is_personal_mark(metadata: Any) -> bool:
+    """Whether `metadata` (an item of a field's `Annotated` metadata) is the `PERSONAL` mark."""
+    return isinstance(metadata, _PersonalMark)
 
 
 def carries_personal(annotation: Any) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import get_topic
 
 from services.runtime.errors import NotFound, RuleViolation
 
@@ -88,6 +89,31 @@ class Customer(Aggregate):
         self.erased = False
         self.name_unknown = first_seen_in is not None and name in self._placeholders()
         """Still the placeholder of a first sighting: no one, person or system, told it."""
+
+    @classmethod
+    def registration(cls, **details: Any) -> Any:
+        """The `Registered` event that `Customer(**details)` records, without making the
+        customer (its rules are checked all the same): a bulk import storing new
+        customers skips building each one; `from_registration` makes the customer
+        should a later row change it."""
+        _check_unique([c["contact_id"] for c in details["contacts"]], "contact id")
+        _check_unique([a["label"] for a in details["addresses"]], "address label")
+        _check_consent(details["channel_preferences"])
+        registered = cls.Registered  # type: ignore[attr-defined]  # made by @event
+        return registered(
+            originator_topic=get_topic(cls),
+            originator_id=cls.create_id(details["requested_id"]),
+            originator_version=cls.INITIAL_VERSION,
+            timestamp=registered.create_timestamp(),
+            **details,
+        )
+
+    @classmethod
+    def from_registration(cls, registered: Any) -> Customer:
+        """The customer a `registration` makes, the event pending (as `Customer(...)`)."""
+        customer: Customer = registered.mutate(None)
+        customer.pending_events.append(registered)
+        return customer
 
     def _placeholders(self) -> set[str]:
         return {placeholder_name(r["source"], r["source_customer_id"]) for r in self.references}

@@ -23,6 +23,7 @@ from services.customer.duplicate_queue import directory_matches
 from services.customer.duplicates import (
     THRESHOLD,
     Profile,
+    blocking_keys,
     candidate_pairs,
     compare,
     may_match,
@@ -111,14 +112,18 @@ async def import_duplicates(
     if not profiles:
         return list(outcomes)
     row_of = {customer_id: row for row, customer_id in created.items()}
+    keys = [blocking_keys(p) for p in profiles]
     found: dict[str, list[dict[str, Any]]] = {}
-    for ref, matches in (await directory_matches(pool, profiles, region)).items():
+    in_directory = await directory_matches(
+        pool, profiles, region, keys={p.ref: k for p, k in zip(profiles, keys, strict=True)}
+    )
+    for ref, matches in in_directory.items():
         found[ref] = [
             possible_duplicate(m, r).model_dump(mode="json")
             for m, r in matches
             if str(r["customer_id"]) not in row_of
         ]
-    for i, j in candidate_pairs(profiles):
+    for i, j in candidate_pairs(profiles, keys=keys):
         first, second = profiles[i], profiles[j]
         if not may_match(first, second):
             continue

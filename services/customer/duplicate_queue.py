@@ -27,7 +27,7 @@ holds: its values are the survivor's now.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -246,11 +246,14 @@ async def directory_matches(
     region: str,
     *,
     limit: int = 5,
+    keys: Mapping[str, set[str]] | None = None,
 ) -> dict[str, list[tuple[Match, Row]]]:
     """For each of `profiles` (records not in the directory yet: a registration, an
     import's rows), the customers of the directory it may duplicate, best first (at most
-    `limit`), each with its id and name (`customer_id`, `name`)."""
-    keys = {p.ref: blocking_keys(p) for p in profiles}
+    `limit`), each with its id and name (`customer_id`, `name`); `keys`: each profile's
+    `blocking_keys` by its ref, when the caller has them already."""
+    if keys is None:
+        keys = {p.ref: blocking_keys(p) for p in profiles}
     every_key = sorted({k for ks in keys.values() for k in ks})
     if not every_key:
         return {}

@@ -30,10 +30,13 @@ before `compare` scores the rest.
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import re
 import unicodedata
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,6 +94,7 @@ _PUNCTUATION = re.compile(r"[^\w\s]|_")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 
+@functools.lru_cache(maxsize=16384)  # cities and contact names come again and again
 def fold_name(name: str) -> str:
     """`name` as names are compared: half-width, case-folded, punctuation and company
     suffixes left out, words separated by one space."""
@@ -219,9 +223,10 @@ def profile_of(
     addresses = list(addresses)
     emails = [e for c in contacts for e in c.get("emails") or ()]
     phones = [p for c in contacts for p in c.get("phones") or ()]
+    folded = fold_name(name)
     return Profile(
         ref=ref,
-        name=fold_name(name),
+        name=folded,
         display_name=name,
         emails=frozenset(emails if cleaned else _emails(emails)),
         phones=frozenset(phones if cleaned else _phones(phones, region)),
@@ -229,7 +234,7 @@ def profile_of(
         cities=frozenset(c for a in addresses if (c := fold_name(a.get("city") or ""))),
         streets=frozenset(s for a in addresses if (s := _folded_text(a.get("line1")))),
         contact_names=frozenset(
-            n for c in contacts if (n := fold_name(c.get("name") or "")) and n != fold_name(name)
+            n for c in contacts if (n := fold_name(c.get("name") or "")) and n != folded
         ),
     )
 
@@ -322,27 +327,35 @@ def are_candidates(shared: Iterable[str]) -> bool:
 
 
 def candidate_pairs(
-    profiles: list[Profile], max_block: int = MAX_BLOCK
+    profiles: list[Profile],
+    max_block: int = MAX_BLOCK,
+    keys: Sequence[set[str]] | None = None,
 ) -> Iterator[tuple[int, int]]:
     """Pairs of indexes into `profiles` that share keys (`are_candidates`) of blocks no
-    larger than `max_block`, each pair once, the smaller index first."""
+    larger than `max_block`, each pair once, the smaller index first; `keys`: each
+    profile's `blocking_keys`, when the caller has them already."""
     blocks: dict[str, list[int]] = defaultdict(list)
     for index, profile in enumerate(profiles):
-        for key in blocking_keys(profile):
+        for key in blocking_keys(profile) if keys is None else keys[index]:
             blocks[key].append(index)
-    weak: dict[tuple[int, int], int] = defaultdict(int)
     strong: set[tuple[int, int]] = set()
+    weak_keys: dict[int, list[list[int]]] = defaultdict(list)
+    """Each profile's weak blocks (each block's members in the order of `profiles`)."""
     for key, members in blocks.items():
         if not 2 <= len(members) <= max_block:
             continue
-        found = weak if is_weak(key) else None
-        for i, first in enumerate(members):
-            for second in members[i + 1 :]:
-                if found is None:
-                    strong.add((first, second))
-                else:
-                    found[(first, second)] += 1
-    strong.update(pair for pair, count in weak.items() if count >= 2)
+        if is_weak(key):
+            for member in members:
+                weak_keys[member].append(members)
+        else:
+            strong.update(itertools.combinations(members, 2))
+    for first, weak_blocks in weak_keys.items():
+        if len(weak_blocks) < 2:
+            continue
+        shared: Counter[int] = Counter()  # the later profiles sharing a weak key, how often
+        for members in weak_blocks:
+            shared.update(members[bisect.bisect_right(members, first) :])
+        strong.update((first, second) for second, count in shared.items() if count >= 2)
     yield from sorted(strong)
 
 

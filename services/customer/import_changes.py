@@ -35,8 +35,10 @@ def _contacts(row: ImportRow) -> list[dict[str, Any]]:
     return list(merged.values())
 
 
-def new_customer(row: ImportRow, customer_id: UUID) -> Customer:
-    """The customer a row naming no customer yet creates; it needs a name and a kind."""
+def new_customer(row: ImportRow, customer_id: UUID) -> Any:
+    """The `Customer.Registered` event of the customer a row naming no customer yet
+    creates (`Customer.registration`: the customer itself is made only should a later
+    row change it); it needs a name and a kind."""
     missing = [f"a {name}" for name in ("name", "kind") if name not in row.profile]
     if missing:
         raise Refused(
@@ -45,8 +47,7 @@ def new_customer(row: ImportRow, customer_id: UUID) -> Customer:
         )
     profile = row.profile
     try:
-        return Customer(
-            requested_id=customer_id,
+        return Customer.registration(
             name=profile["name"],
             kind=profile["kind"],
             industry=profile.get("industry"),
@@ -60,6 +61,7 @@ def new_customer(row: ImportRow, customer_id: UUID) -> Customer:
             channel_preferences={"preferred": [], "opted_out": []},
             references=row.all_references(),
             first_seen_in=None,
+            requested_id=customer_id,
         )
     except RuleViolation as exc:
         raise Refused("rule violated", str(exc)) from None

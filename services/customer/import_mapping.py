@@ -11,8 +11,10 @@ header → cell, or one JSON object) into an `ImportRow` of clean values
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import re
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -50,6 +52,7 @@ VOCABULARIES: dict[str, tuple[str, ...]] = {
 PROFILE = ("name", "kind", "industry", "region", "source_channel", "owner")
 CLASSIFICATION = ("importance_tier", "loyalty_stage", "value_behaviour", "relationship_level")
 TAG_LIMIT = 50
+_UNDECODED = re.compile("[\udc80-\udcff]")
 """The longest tag (`contracts.customer.Tag`)."""
 
 
@@ -199,7 +202,7 @@ class Mapping(BaseModel):
         if self.key is None:
             return None
         try:
-            found = _Reader(record, self.separators).one(Column(column=self.key.column), "key")
+            found = _Reader(record, self.separators).one(_column(self.key.column), "key")
         except Refused:
             return None
         return (self.key.source, found) if found else None
@@ -223,12 +226,12 @@ class Mapping(BaseModel):
                 tags.append(_fitting(tag, "tag", TAG_LIMIT, source))
         key = None
         if self.key is not None:
-            found = reader.one(Column(column=self.key.column), self.key.column)
+            found = reader.one(_column(self.key.column), self.key.column)
             if found is not None:
                 key = (self.key.source, _fitting(found, "key", 128, None))
         references = []
         for reference in self.references:
-            found = reader.one(Column(column=reference.column), reference.column)
+            found = reader.one(_column(reference.column), reference.column)
             if found is not None:
                 references.append(
                     {
@@ -392,6 +395,12 @@ class _Reader:
         return found
 
 
+@functools.lru_cache(maxsize=256)
+def _column(name: str) -> Column:
+    """The plain column `name` (made once: read for every record)."""
+    return Column(column=name)
+
+
 def _scalar(value: Any, column: str) -> str:
     if isinstance(value, str):
         return value
@@ -403,13 +412,12 @@ def _scalar(value: Any, column: str) -> str:
 def _check_encoding(text: str, where: str) -> None:
     """Bytes the file's encoding could not decode are kept as surrogate escapes
     (U+DC80..U+DCFF) by the reader: refused here with the reason that says so."""
-    for character in text:
-        if "\udc80" <= character <= "\udcff":
-            raise Refused(
-                "bad encoding",
-                f"{where} holds bytes that are not text in the file's encoding "
-                "(give the encoding: utf-8 or gb18030)",
-            )
+    if _UNDECODED.search(text) is not None:
+        raise Refused(
+            "bad encoding",
+            f"{where} holds bytes that are not text in the file's encoding "
+            "(give the encoding: utf-8 or gb18030)",
+        )
 
 
 def _named(source: Column | None, what: str) -> str:

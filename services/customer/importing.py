@@ -48,6 +48,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -67,12 +68,12 @@ from services.customer.import_mapping import ImportRow, Mapping
 from services.customer.import_report import Outcome, Summary, key_name, rejected
 from services.customer.metrics import IMPORT_ROWS
 from services.customer.normalisation import Refused
-from services.customer.publishing import to_contract
+from services.customer.publishing import payload_of
 from services.customer.queries import find_by_references
 from services.customer.settings import phone_region
 from services.runtime.errors import Conflict, RuleViolation
 from services.runtime.messaging.inbound import RecordedAggregates
-from services.runtime.storage.eventstore import CommandContext, stamp
+from services.runtime.storage.eventstore import CommandContext, stamp_events
 
 IMPORT_NAMESPACE = uuid.UUID("5b0e3f7a-9c41-4d2e-8f60-1a7c2b9d4e35")
 IMPORT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -315,7 +316,9 @@ class CustomerImport:
     # Applying rows (in a worker thread) -------------------------------------------------
 
     def _apply(self, rows: list[ImportRow | Outcome], targets: _Targets) -> list[Outcome]:
-        customers: dict[UUID, Customer] = {}
+        customers: dict[UUID, Any] = {}
+        """Each customer the batch changes: a `Customer`, or the `Registered` event of one
+        it creates (made a `Customer` only should a later row change it)."""
         outcomes = []
         for row in rows:
             if isinstance(row, Outcome):
@@ -327,21 +330,23 @@ class CustomerImport:
             except Refused as refused:
                 outcomes.append(rejected(row.number, refused, customer_id, row.key))
         if not self.dry_run:
-            self._save([c for c in customers.values() if c.pending_events])
+            self._save(list(customers.values()))
         return outcomes
 
     def _apply_row(
         self,
         row: ImportRow,
         customer_id: UUID,
-        customers: dict[UUID, Customer],
+        customers: dict[UUID, Any],
         targets: _Targets,
     ) -> Outcome:
         customer = customers.get(customer_id)
+        if customer is not None and not isinstance(customer, Customer):
+            customer = Customer.from_registration(customer)  # an earlier row's creation
+            customers[customer_id] = customer
         if customer is None and customer_id in targets.existing:
             customer = self._load(customer_id)
             customers[customer_id] = customer
-        since = 0
         if customer is None and customer_id in targets.planned:
             return Outcome(
                 row.number,
@@ -352,9 +357,10 @@ class CustomerImport:
                 "shows what this row changes of it only within one batch",
             )
         if customer is None:
-            created = new_customer(row, customer_id)
-            changes = self._checked(created, 0)
-            customers[customer_id] = created
+            registered = new_customer(row, customer_id)
+            events = [registered]
+            changes = self._checked(events)
+            customers[customer_id] = registered
             outcome = "created"
         else:
             if customer.erased:
@@ -363,7 +369,8 @@ class CustomerImport:
             since = len(customer.pending_events)
             try:
                 update_customer(customer, row, self.mapping.default_region)
-                changes = self._checked(customer, since)
+                events = customer.pending_events[since:]
+                changes = self._checked(events)
             except (Refused, RuleViolation) as problem:
                 customers[customer_id] = before
                 if isinstance(problem, Refused):
@@ -375,7 +382,7 @@ class CustomerImport:
             correlation_id=f"import:{self.import_id}",
             causation_id=f"import:{self.import_id}:{row.number}",
         )
-        stamp(customers[customer_id], context, since=since)
+        stamp_events(events, context)
         return Outcome(row.number, outcome, customer_id, key_name(row.key), tuple(changes))
 
     def _load(self, customer_id: UUID) -> Customer:
@@ -385,30 +392,35 @@ class CustomerImport:
             raise Refused("invalid value", f"customer {customer_id} cannot be read") from None
         return found
 
-    def _checked(self, customer: Customer, since: int) -> list[str]:
-        """The event types of the customer's events from the `since`th on; `Refused`
-        when one would not make a valid event (the contract refuses a value)."""
+    def _checked(self, events: list[Any]) -> list[str]:
+        """The event types of a customer's new `events`; `Refused` when one would not
+        make a valid event (the contract refuses a value)."""
         personal = getattr(self.application.mapper, "personal", None)
-        check = to_contract if personal is None else personal.check
         changes = []
-        for domain_event in customer.pending_events[since:]:
+        for domain_event in events:
             try:
-                envelope = check(domain_event)
+                payload = payload_of(domain_event)
             except ValidationError as exc:
                 raise Refused("invalid value", describe_validation_error(exc)) from None
-            if envelope is not None:
-                changes.append(envelope.event_type)
+            if personal is not None:  # sealing the event reuses its payload
+                personal.remember(domain_event, payload, domain_event.originator_id)
+            if payload is not None:
+                changes.append(payload.event_type)
         return changes
 
-    def _save(self, changed: list[Customer]) -> None:
-        if not changed:
+    def _save(self, changed: list[Any]) -> None:
+        """Store the new events of `changed` (customers, and registrations of new ones)."""
+        events = [
+            e for c in changed for e in (c.collect_events() if isinstance(c, Customer) else (c,))
+        ]
+        if not events:
             return
         personal = getattr(self.application.mapper, "personal", None)
         if personal is not None:  # every new customer's key in one statement
-            personal.keyring.prepare([c.id for c in changed])
+            personal.keyring.prepare(list(dict.fromkeys(e.originator_id for e in events)))
         # one transaction for the batch; `events.put` rather than `save`, which checks
         # each object against eventsourcing's runtime protocols (see SalesApplication)
-        self.application.events.put([e for c in changed for e in c.collect_events()])
+        self.application.events.put(events)
 
 
 @dataclass(frozen=True)

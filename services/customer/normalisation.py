@@ -23,6 +23,7 @@ label metrics) and a detail naming the field and the value.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -130,11 +131,15 @@ def split_values(raw: str | None, separators: str) -> list[str]:
     if raw is None:
         return []
     text = unicodedata.normalize("NFKC", raw)
+    return [part.strip() for part in _splitter(separators).split(text) if part.strip()]
+
+
+@functools.lru_cache(maxsize=64)
+def _splitter(separators: str) -> re.Pattern[str]:
     breaks = set(separators) | {"\n", "\r"}
     if "," in breaks:
         breaks.add("、")
-    pattern = "[" + "".join(re.escape(c) for c in sorted(breaks)) + "]"
-    return [part.strip() for part in re.split(pattern, text) if part.strip()]
+    return re.compile("[" + "".join(re.escape(c) for c in sorted(breaks)) + "]")
 
 
 def match_keys(emails: Iterable[str], phones: Iterable[str], region: str) -> list[str]:

@@ -56,14 +56,23 @@ def _profile(changes: dict[str, Any]) -> dict[str, Any]:
     return {**changes, "changed": sorted(changes)}
 
 
-def to_contract(domain_event: Any) -> EventEnvelope[Any] | None:
+def payload_of(domain_event: Any) -> EventPayload | None:
+    """The event's contract payload (validated; what `to_contract` puts in its
+    envelope), None for an event kept private. The customer is the event's aggregate."""
     event_class = type(domain_event)
     build = _PAYLOADS.get(event_class.__name__)
     if build is None or not event_class.__qualname__.startswith("Customer."):
         return None
+    return build(domain_event)
+
+
+def to_contract(domain_event: Any) -> EventEnvelope[Any] | None:
+    payload = payload_of(domain_event)
+    if payload is None:
+        return None
     return envelope_from_domain_event(
         domain_event,
-        build(domain_event),
+        payload,
         customer_id=domain_event.originator_id,
         producer=PRODUCER,
     )

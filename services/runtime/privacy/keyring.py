@@ -150,7 +150,7 @@ class Keyring:
         with self._pool.connection() as connection:
             connection.execute(
                 "INSERT INTO crm_keys.customer_keys (customer_id, wrapped_key) "
-                "SELECT * FROM unnest(%s::uuid[], %s::bytea[]) "
+                "SELECT * FROM unnest(%b::uuid[], %b::bytea[]) "
                 "ON CONFLICT (customer_id) DO NOTHING",
                 (missing, [self._new_wrapped_key(c) for c in missing]),
             )
@@ -213,7 +213,7 @@ class Keyring:
         with self._pool.connection() as connection:
             rows = connection.execute(
                 "SELECT customer_id, wrapped_key FROM crm_keys.customer_keys "
-                "WHERE customer_id = ANY(%s)",
+                "WHERE customer_id = ANY(%b)",
                 (customer_ids,),
             ).fetchall()
         stored = {row[0]: row[1] for row in rows}

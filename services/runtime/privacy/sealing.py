@@ -12,8 +12,9 @@ declaration this module:
   (`PersonalData.open_records`), keeping the original bytes for the dead-letter topic.
 
 A domain event's personal values are found by translating it to its contract and
-collecting what the personal fields hold; every string equal to one of them is sealed in
-the stored state. Events that have no contract are private and carry no personal data.
+reading what the personal fields hold (`personal_fields`, no second validation); every
+string equal to one of them is sealed in the stored state. Events that have no contract
+are private and carry no personal data.
 """
 
 from __future__ import annotations
@@ -24,26 +25,27 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
 from aiokafka.structs import ConsumerRecord
 from eventsourcing.persistence import StoredEvent
 
-from contracts.envelope import EventEnvelope
+from contracts.envelope import EventEnvelope, EventPayload
 from contracts.personal import (
-    COLLECTING,
     ERASED,
     SEALED_PREFIX,
     SEALING,
     PersonalDataError,
+    Sealer,
     is_sealed,
     open_value,
-    seal_value,
 )
 from contracts.values import as_recorded
 from services.runtime.privacy.keyring import CustomerErased, Keyring
+from services.runtime.privacy.personal_fields import all_strings, personal_strings
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +65,21 @@ _SEALED_JSON = re.compile(rb'"(' + re.escape(_MARK) + rb'[A-Za-z0-9_-]+)"')
 
 
 def personal_values(envelope: EventEnvelope[Any]) -> set[str]:
-    """The plain personal values an envelope's payload holds, except those that also
-    stand in a field that is not personal (a reference's `source` equal to the id it
-    names): the stored event is sealed by value, and sealing such a value would make
-    the non-personal field unreadable once the customer is erased, while the value stays
-    in plain sight there anyway."""
-    found: list[str] = []
-    payload = envelope.payload
-    dumped = payload.model_dump()
-    type(payload).model_validate(dumped, context={COLLECTING: found})
+    """The plain personal values an envelope's payload holds (`payload_personal_values`)."""
+    return payload_personal_values(envelope.payload)
+
+
+def payload_personal_values(payload: EventPayload) -> set[str]:
+    """The plain personal values a payload holds, except those that also stand in a
+    field that is not personal (a reference's `source` equal to the id it names): the
+    stored event is sealed by value, and sealing such a value would make the
+    non-personal field unreadable once the customer is erased, while the value stays in
+    plain sight there anyway."""
+    found = personal_strings(payload)
+    if not found:
+        return set()
     personal = Counter(found)
-    everywhere = Counter(_strings(dumped))
+    everywhere = Counter(all_strings(payload.model_dump(), []))
     return {
         value
         for value, count in personal.items()
@@ -81,24 +87,30 @@ def personal_values(envelope: EventEnvelope[Any]) -> set[str]:
     }
 
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            yield from _strings(item)
+@dataclasses.dataclass(frozen=True, slots=True)
+class Contract:
+    """What sealing needs of an event's contract: its payload and the customer's id."""
+
+    payload: EventPayload
+    customer_id: UUID
+
+
+_KEPT = frozenset({type(None), bool, int, float, UUID, datetime, date})
+"""Types of values that hold no string (most of a stored event's state)."""
 
 
 def _replace_strings(value: Any, replace: Callable[[str], str]) -> Any:
+    kind = type(value)  # the exact types first: the state of a stored event holds them
+    if kind is str:
+        return replace(value)
+    if kind in _KEPT:
+        return value
+    if kind is dict or isinstance(value, dict):
+        return {k: _replace_strings(v, replace) for k, v in value.items()}
+    if kind is list or isinstance(value, list):
+        return [_replace_strings(v, replace) for v in value]
     if isinstance(value, str):
         return replace(value)
-    if isinstance(value, dict):
-        return {k: _replace_strings(v, replace) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_replace_strings(v, replace) for v in value]
     if isinstance(value, tuple):
         return tuple(_replace_strings(v, replace) for v in value)
     return value
@@ -113,43 +125,43 @@ class PersonalData:
         # still translates (repaired), so the relay never stalls on it
         self._translate = as_recorded(translate)
         self._strict = translate
-        self._checked: dict[int, tuple[Any, EventEnvelope[Any] | None]] = {}
+        self._checked: dict[int, tuple[Any, Contract | None]] = {}
 
     # The event store -----------------------------------------------------------------
 
-    def check(self, domain_event: Any) -> EventEnvelope[Any] | None:
-        """The event's contract, validated strictly (a `ValidationError` for a value the
-        contract refuses), and remembered until the event is sealed: a writer that checks
-        its events before saving them (the import, row by row) does not pay for the
-        translation twice."""
-        envelope = self._strict(domain_event)
+    def remember(self, domain_event: Any, payload: EventPayload | None, customer_id: UUID) -> None:
+        """Keep the event's contract payload (None: the event is private), which the
+        writer made and validated strictly itself, until the event is sealed: a writer
+        that checks its events before saving them (the import, row by row) does not pay
+        for the translation twice."""
         if len(self._checked) >= CHECKED_KEPT:  # checked, then never saved (a refused row)
             self._checked.clear()
-        self._checked[id(domain_event)] = (domain_event, envelope)
-        return envelope
+        contract = None if payload is None else Contract(payload, customer_id)
+        self._checked[id(domain_event)] = (domain_event, contract)
 
-    def _translation(self, domain_event: Any) -> EventEnvelope[Any] | None:
-        event, envelope = self._checked.pop(id(domain_event), (None, None))
+    def _translation(self, domain_event: Any) -> Contract | None:
+        event, contract = self._checked.pop(id(domain_event), (None, None))
         if event is domain_event:
-            return envelope
-        return self._translate(domain_event)
+            return contract
+        envelope = self._translate(domain_event)
+        return None if envelope is None else Contract(envelope.payload, envelope.customer_id)
 
     def seal_state(self, domain_event: Any, state: dict[str, Any]) -> dict[str, Any]:
         """`state` with the event's personal values sealed (unchanged if it has none).
 
         Raises `CustomerErased` for personal data of an erased customer."""
-        envelope = self._translation(domain_event)
-        if envelope is None:
+        contract = self._translation(domain_event)
+        if contract is None:
             return state
-        values = personal_values(envelope)
+        values = payload_personal_values(contract.payload)
         if not values:
             return state
-        customer_id = envelope.customer_id
-        key = self.keyring.sealing_key(customer_id)
+        customer_id = contract.customer_id
+        sealing = Sealer(self.keyring.sealing_key(customer_id), customer_id)
 
         def seal(text: str) -> str:
             if text in values or text.strip() in values:
-                return seal_value(text, key, customer_id)
+                return sealing.seal(text)
             return text
 
         sealed = {
@@ -193,7 +205,7 @@ class PersonalData:
         except CustomerErased:
             transform: Callable[[str], str] = lambda _text: ERASED  # noqa: E731
         else:
-            transform = lambda text: seal_value(text, key, customer_id)  # noqa: E731
+            transform = Sealer(key, customer_id).seal
         payload = envelope.payload
         sealed_payload = type(payload).model_validate(
             payload.model_dump(), context={SEALING: transform}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -47,6 +47,14 @@ class CommandContext:
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     causation_id: str | None = None
 
+    def metadata(self) -> dict[str, Any]:
+        """As stored on each event (`dataclasses.asdict`, which costs ten times more)."""
+        return {
+            "actor": self.actor,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+        }
+
 
 _current_context: ContextVar[CommandContext | None] = ContextVar("command_context", default=None)
 
@@ -64,8 +72,13 @@ def stamp(aggregate: Any, context: CommandContext, since: int = 0) -> None:
     """Record `context` on the aggregate's pending events (from the `since`th on), for
     commands saved in a batch whose items each have their own cause (e.g. one inbound
     message each)."""
-    for pending in aggregate.pending_events[since:]:
-        object.__setattr__(pending, METADATA_KEY, asdict(context))
+    stamp_events(aggregate.pending_events[since:], context)
+
+
+def stamp_events(events: Iterable[Any], context: CommandContext) -> None:
+    """Record `context` on `events` (pending, not yet stored)."""
+    for pending in events:
+        object.__setattr__(pending, METADATA_KEY, context.metadata())
 
 
 @contextlib.contextmanager
@@ -91,7 +104,7 @@ class MetadataStampingMapper(Mapper[UUID]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         if METADATA_KEY not in vars(domain_event):
-            object.__setattr__(domain_event, METADATA_KEY, asdict(current_context()))
+            object.__setattr__(domain_event, METADATA_KEY, current_context().metadata())
         if self.personal is not None:
             state = vars(domain_event)
             sealed = self.personal.seal_state(domain_event, state)

@@ -3,7 +3,9 @@ full-width characters, exact keys, the evidence, and blocking."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import random
 
 import pytest
 
@@ -11,6 +13,7 @@ from services.customer.duplicates import (
     THRESHOLD,
     WEIGHTS,
     Profile,
+    are_candidates,
     blocking_keys,
     candidate_pairs,
     compare,
@@ -181,3 +184,19 @@ def test_a_profile_survives_its_json_form() -> None:
         references=[{"source": "erp", "source_customer_id": "C-1"}],
     )
     assert Profile.from_dict(json.loads(json.dumps(profile.as_dict()))) == profile
+
+
+def test_the_candidate_pairs_are_those_sharing_a_strong_key_or_two_weak_ones() -> None:
+    rng = random.Random(7)
+    names = ["bigram:a", "bigram:b", "bigram:c", "word:x", "word:y", "name:n", "email:e", "ref:r"]
+    for _ in range(200):
+        keys = [set(rng.sample(names, rng.randint(0, 5))) for _ in range(rng.randint(0, 40))]
+        max_block = rng.choice([2, 4, 50])
+        sizes = {k: sum(k in ks for ks in keys) for k in names}
+        expected = [
+            (i, j)
+            for i, j in itertools.combinations(range(len(keys)), 2)
+            if are_candidates([k for k in keys[i] & keys[j] if sizes[k] <= max_block])
+        ]
+        profiles = [profile_of(str(i), "") for i in range(len(keys))]
+        assert list(candidate_pairs(profiles, max_block, keys=keys)) == expected

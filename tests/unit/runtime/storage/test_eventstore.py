@@ -1,8 +1,11 @@
-"""PostgreSQL over TLS for the event store: the database URL's TLS parameters reach libpq."""
+"""The event store: PostgreSQL over TLS (the database URL's TLS parameters reach libpq),
+and the command's context stamped on each event."""
 
 from __future__ import annotations
 
-from services.runtime.storage.eventstore import libpq_tls_environment
+import dataclasses
+
+from services.runtime.storage.eventstore import CommandContext, libpq_tls_environment
 
 
 def test_the_database_urls_tls_parameters_reach_libpq() -> None:
@@ -17,3 +20,8 @@ def test_the_database_urls_tls_parameters_reach_libpq() -> None:
         "PGSSLKEY": "/etc/crm/client.key",
     }
     assert libpq_tls_environment("postgresql://crm@db/crm") == {}
+
+
+def test_a_command_context_is_stored_with_every_field() -> None:
+    context = CommandContext(actor="li.na", correlation_id="import:x", causation_id="import:x:7")
+    assert context.metadata() == dataclasses.asdict(context)
