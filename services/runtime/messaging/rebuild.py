@@ -36,7 +36,7 @@ from aiokafka.structs import ConsumerRecord
 from contracts.registry import ContractViolation
 from contracts.signing import SignatureError, Verifier
 from services.runtime.messaging.alignment import EventTimeAligner, Held
-from services.runtime.messaging.consumer import Parsed, RecordOpener
+from services.runtime.messaging.consumer import PARSE_SLICE, Parsed, RecordOpener
 from services.runtime.messaging.projection import Projection, ProjectionHandler, record_version
 
 log = logging.getLogger(__name__)
@@ -142,35 +142,66 @@ class ProjectionRebuild:
     ) -> None:
         end = end or await consumer.end_offsets(partitions)
         aligner = self._aligner(handler)
-        while await _behind(consumer, end) or (aligner is not None and aligner.holding()):
-            fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
-            batch: list[Parsed[Any]] = []
-            for partition, records in fetched.items():
-                read = records
-                records = self._signed(records)
-                readable = records if self._opener is None else await self._opener(records)
-                parsed: list[Parsed[Any]] = []
-                for record, opened in zip(records, readable, strict=True):
-                    try:
-                        parsed.append(Parsed(record, handler.parse(opened)))
-                    except ContractViolation:
-                        self._skipped += 1  # dead-lettered when it was first consumed
-                if aligner is None:
-                    batch += parsed
-                elif read:
-                    held = [Held(p.record.offset, p.value.occurred_at, p) for p in parsed]
-                    aligner.add(partition, held, read[-1].offset + 1)
-            if aligner is not None:
-                behind = {p for p in partitions if await consumer.position(p) < end[p]}
-                batch = aligner.release(behind, limit=self._batch_size).items
-                full, paused = aligner.full(), consumer.paused()
-                consumer.pause(*(full - paused))
-                consumer.resume(*(paused - full))
-            self._read += sum(len(records) for records in fetched.values())
-            if batch:
-                self._skipped += len(await handler.handle(batch))
-            if progress is not None:
-                progress(self._read, max(total, self._read))
+        # as the live consumer does: a batch is fetched and parsed while the one before
+        # is applied (batches still applied one after another, in order)
+        applying: asyncio.Task[list[Any]] | None = None
+        try:
+            while await _behind(consumer, end) or (aligner is not None and aligner.holding()):
+                fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                batch: list[Parsed[Any]] = []
+                for partition, records in fetched.items():
+                    read = records
+                    records = self._signed(records)
+                    readable = records if self._opener is None else await self._opener(records)
+                    parsed = await self._parse(handler, records, readable, applying)
+                    if aligner is None:
+                        batch += parsed
+                    elif read:
+                        held = [Held(p.record.offset, p.value.occurred_at, p) for p in parsed]
+                        aligner.add(partition, held, read[-1].offset + 1)
+                if aligner is not None:
+                    behind = {p for p in partitions if await consumer.position(p) < end[p]}
+                    batch = aligner.release(behind, limit=self._batch_size).items
+                    full, paused = aligner.full(), consumer.paused()
+                    consumer.pause(*(full - paused))
+                    consumer.resume(*(paused - full))
+                self._read += sum(len(records) for records in fetched.values())
+                if applying is not None:
+                    self._skipped += len(await applying)
+                    applying = None
+                if batch:
+                    applying = asyncio.create_task(handler.handle(batch))
+                if progress is not None:
+                    progress(self._read, max(total, self._read))
+            if applying is not None:
+                self._skipped += len(await applying)
+                applying = None
+        finally:
+            if applying is not None:
+                applying.cancel()
+                await asyncio.gather(applying, return_exceptions=True)
+
+    async def _parse(
+        self,
+        handler: ProjectionHandler,
+        records: Sequence[ConsumerRecord[Any, Any]],
+        readable: Sequence[ConsumerRecord[Any, Any]],
+        applying: asyncio.Task[list[Any]] | None,
+    ) -> list[Parsed[Any]]:
+        """Each record parsed (what does not parse was dead-lettered when it was first
+        consumed, and is counted as skipped), in slices while a batch is being applied,
+        so that parsing fills its waits on the database."""
+        parsed: list[Parsed[Any]] = []
+        for start in range(0, len(records), PARSE_SLICE):
+            if applying is not None and not applying.done():
+                await asyncio.sleep(0)
+            end = start + PARSE_SLICE
+            for record, opened in zip(records[start:end], readable[start:end], strict=True):
+                try:
+                    parsed.append(Parsed(record, handler.parse(opened)))
+                except ContractViolation:
+                    self._skipped += 1
+        return parsed
 
     def _aligner(self, handler: ProjectionHandler) -> EventTimeAligner[Parsed[Any]] | None:
         """Topics read in event time, as the live consumer reads them (`alignment`)."""
