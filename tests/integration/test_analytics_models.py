@@ -6,6 +6,7 @@ the domain functions on the same purchases, and read by the churn rules."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from collections.abc import Sequence
@@ -18,14 +19,17 @@ import orjson
 import pytest
 from prometheus_client import REGISTRY
 
+from contracts import customer_merges
 from services.analytics.domain import lifetime_value as lv
 from services.analytics.domain.money import Converter
 from services.analytics.domain.predictions import PURCHASE_FIELDS, Valuation
 from services.analytics.projections.fits import REQUEST, fit_models, fit_when_due
+from services.analytics.projections.fold import AnalyticsFold
 from services.analytics.projections.scoring import score_stale
 from services.analytics.projections.writers import lock
 from tests.support import cdnow
 from tests.support import purchases as purchases_support
+from tests.support.events import envelope
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 """The end of the calibration period, and the moment of every fit."""
@@ -185,3 +189,70 @@ async def test_the_scheduled_fit_runs_when_due(pool: asyncpg.Pool) -> None:
     ]
     trigger = await pool.fetch("SELECT DISTINCT trigger FROM model_fits")
     assert [r["trigger"] for r in trigger] == ["schedule"]
+
+
+async def merge_event(
+    pool: asyncpg.Pool,
+    kind: type[customer_merges.CustomerMerged | customer_merges.CustomerUnmerged],
+    absorbed: uuid.UUID,
+    survivor: uuid.UUID,
+    merge_id: uuid.UUID,
+    version: int,
+) -> None:
+    payload = kind(merge_id=merge_id, survivor_id=survivor)
+    event = envelope(absorbed, version, payload, occurred_at=NOW, recorded_at=NOW)
+    async with pool.acquire() as connection, connection.transaction():
+        await AnalyticsFold(CNY, lambda: NOW).apply(connection, [event])
+
+
+async def rescored(pool: asyncpg.Pool) -> int:
+    async with pool.acquire() as connection, connection.transaction():
+        await lock(connection)
+        return await score_stale(connection, Valuation(), NOW)
+
+
+async def stale(pool: asyncpg.Pool) -> set[uuid.UUID]:
+    return {
+        r["customer_id"]
+        for r in await pool.fetch("SELECT customer_id FROM profiles WHERE scores_stale")
+    }
+
+
+async def test_a_survivor_of_merges_is_scored_on_the_purchases_of_its_group(
+    pool: asyncpg.Pool,
+) -> None:
+    """While a merge holds, the survivor's lifetime value and probability of being active
+    count what the customer merged into it bought; undoing it scores it on its own."""
+    purchases = cdnow.all_purchases(NOW)
+    await fold(pool, purchases)
+    await fit(pool)
+    direct = cdnow.direct_fit(purchases, NOW)
+    buyers = [c for c, h in direct.histories.items() if h.frequency >= 2]
+    survivor, absorbed = buyers[0], buyers[1]
+    merge_id = uuid.uuid4()
+
+    await merge_event(pool, customer_merges.CustomerMerged, absorbed, survivor, merge_id, 2)
+    assert survivor in await stale(pool)  # its group's purchases are more than its own
+    await rescored(pool)
+    assert not await stale(pool)
+    together = [
+        dataclasses.replace(p, customer_id=survivor) if p.customer_id == absorbed else p
+        for p in purchases
+    ]
+    group = lv.score(direct.bg, direct.gg, [cdnow.histories(together, NOW)[survivor]])[0]
+    own = direct.scores()[survivor]
+    assert group.expected_purchases[365] != own.expected_purchases[365]
+    row = (await scores(pool))[survivor]
+    for days, field in PURCHASE_FIELDS.items():
+        assert close(row[field], group.expected_purchases[days]), field
+    assert group.lifetime_value is not None
+    assert close(row["lifetime_value"], float(group.lifetime_value))
+    listed = await pool.fetch("SELECT customer_id FROM profiles WHERE lifetime_value IS NOT NULL")
+    assert absorbed in {r["customer_id"] for r in listed}  # still scored on its own, unlisted
+
+    await merge_event(pool, customer_merges.CustomerUnmerged, absorbed, survivor, merge_id, 3)
+    assert survivor in await stale(pool)
+    await rescored(pool)
+    row = (await scores(pool))[survivor]
+    for days, field in PURCHASE_FIELDS.items():
+        assert close(row[field], own.expected_purchases[days]), field

@@ -159,9 +159,38 @@ async def write_groups(
     """The groups' combined profiles stored, their conclusions recorded under their
     survivors."""
     if concluded:
+        survivors = [c.profile.customer_id for c in concluded]
+        before = await _purchases(connection, survivors)
         rows = profile_rows([(c.profile, c.final) for c in concluded])
         await connection.execute(_UPSERT, rows_json(rows), now)
         await record_outcomes(connection, concluded, now)
+        after = await _purchases(connection, survivors)
+        await _scores_stale(connection, [s for s in survivors if before.get(s) != after.get(s)])
+
+
+_PURCHASES = "purchase_count, total_spend, first_spend, first_purchase_at, last_purchase_at"
+
+
+async def _purchases(
+    connection: asyncpg.Connection, survivors: Sequence[UUID]
+) -> dict[UUID, tuple[Any, ...]]:
+    """What the lifetime value models read of each group (`scoring.SCORED`)."""
+    rows = await connection.fetch(
+        f"SELECT customer_id, {_PURCHASES} FROM merged_profiles"
+        " WHERE customer_id = ANY($1::uuid[])",
+        survivors,
+    )
+    return {r["customer_id"]: tuple(r)[1:] for r in rows}
+
+
+async def _scores_stale(connection: asyncpg.Connection, survivors: Sequence[UUID]) -> None:
+    """Have the survivors scored again: their groups' purchases changed (or the group
+    ended, and their own purchases are theirs again)."""
+    if survivors:
+        await connection.execute(
+            "UPDATE profiles SET scores_stale = true WHERE customer_id = ANY($1::uuid[])",
+            list(survivors),
+        )
 
 
 async def fold_groups(
@@ -315,3 +344,4 @@ def _not_before(at: datetime, recorded: Profile) -> datetime:
 
 async def _forget(connection: asyncpg.Connection, survivor: UUID) -> None:
     await connection.execute("DELETE FROM merged_profiles WHERE customer_id = $1", survivor)
+    await _scores_stale(connection, [survivor])

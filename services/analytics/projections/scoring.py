@@ -2,7 +2,8 @@
 
 Scores are columns of `profiles` (`predictions.SCORE_FIELDS`), written here and never by
 the fold: the fold only marks a customer whose purchases changed (`scores_stale`, in its
-upsert). Two writers score:
+upsert, and a survivor whose merge group's purchases changed, `groups`). A survivor of
+merges is scored on its group's purchases (`SCORED`). Two writers score:
 
 - after every fit, everyone with a purchase, with the models in use (`score_all`);
 - in the background (`score_stale`, every `CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS`), the
@@ -54,7 +55,19 @@ SUMMARY_COLUMNS = (
     "customer_id, purchase_count, total_spend, first_spend, first_purchase_at, last_purchase_at"
 )
 POPULATION = f"SELECT {SUMMARY_COLUMNS} FROM profiles WHERE purchase_count > 0"
-"""Every customer with a purchase: whom the models are fitted on and score."""
+"""Every customer with a purchase: whom the models are fitted on."""
+
+SCORED = (
+    "SELECT p.customer_id, "
+    + ", ".join(
+        f"coalesce(m.{name}, p.{name}) AS {name}" for name in SUMMARY_COLUMNS.split(", ")[1:]
+    )
+    + " FROM profiles p LEFT JOIN merged_profiles m USING (customer_id)"
+)
+"""Each customer's purchases as the models score them: a survivor of merges by its group's
+purchases combined (`merged_profiles`, `projections.groups`), so that its lifetime value
+and probability of being active count what the customers merged into it bought;
+everyone else (those merged into another too) by their own."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +195,10 @@ async def score_all(
     forecast = PopulationForecast.empty()
     while True:
         rows = await connection.fetch(
-            POPULATION + " AND customer_id > $1 ORDER BY customer_id LIMIT $2", after, CHUNK
+            SCORED + " WHERE coalesce(m.purchase_count, p.purchase_count) > 0"
+            " AND p.customer_id > $1 ORDER BY p.customer_id LIMIT $2",
+            after,
+            CHUNK,
         )
         if not rows:
             await record_population(connection, forecast, version, now)
@@ -215,9 +231,7 @@ async def score_stale(
     total = 0
     while True:
         rows = await connection.fetch(
-            f"SELECT {SUMMARY_COLUMNS} FROM profiles WHERE scores_stale "
-            "ORDER BY customer_id LIMIT $1",
-            CHUNK,
+            SCORED + " WHERE p.scores_stale ORDER BY p.customer_id LIMIT $1", CHUNK
         )
         if not rows:
             return total

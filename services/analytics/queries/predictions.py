@@ -10,7 +10,7 @@ from uuid import UUID
 import asyncpg
 
 from services.analytics.domain.predictions import SCORE_FIELDS
-from services.analytics.queries.profiles import members_of
+from services.analytics.queries.profiles import LISTED, members_of
 from services.analytics.queries.records import as_dicts, within_window
 from services.runtime.http.paging import Position, SortKey
 from services.runtime.storage.filters import Where
@@ -33,7 +33,8 @@ async def lifetime_values(
     after: Position | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Customers with a lifetime value, highest first, filtered."""
+    """Customers with a lifetime value, highest first, filtered; a survivor of merges
+    with its group's purchases (and scored on them), those merged into it not at all."""
     where = Where()
     where.condition("lifetime_value IS NOT NULL")
     for name in VALUE_FILTERS:
@@ -51,7 +52,7 @@ async def lifetime_values(
                    purchase_count, total_spend, first_spend,
                    {within_window("last_purchase_at")}, {", ".join(SCORE_FIELDS)},
                    scored_at, bg_nbd_version, gamma_gamma_version
-            FROM profiles WHERE {where.sql}
+            FROM {LISTED} WHERE {where.sql}
             ORDER BY lifetime_value DESC, customer_id DESC LIMIT {where.parameter(limit)}""",
         *where.values,
     )
