@@ -56,6 +56,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="events for the one-transaction-per-event baseline (default 3000)",
     )
     fold.set_defaults(handler=run_analytics_fold)
+    memory = benchmarks.add_parser(
+        "fold-memory",
+        help="resident memory of the analytics fold over a large population",
+    )
+    memory.add_argument(
+        "--customers", type=int, default=1_000_000, help="customers (default 1000000)"
+    )
+    memory.add_argument(
+        "--cache",
+        type=int,
+        default=None,
+        help="profiles kept in memory (default: the service's, CRM_ANALYTICS_PROFILE_CACHE_SIZE)",
+    )
+    memory.set_defaults(handler=run_fold_memory)
     rfm = benchmarks.add_parser(
         "rfm-rescore",
         help="RFM re-scoring after new purchases, beside scoring every customer",
@@ -186,6 +200,16 @@ def run_analytics_fold(args: argparse.Namespace) -> int:
     if args.customers < 1 or args.baseline_events < 1:
         raise SystemExit("--customers and --baseline-events must be at least 1")
     measure(args.customers, args.baseline_events)
+    return 0
+
+
+def run_fold_memory(args: argparse.Namespace) -> int:
+    from bench.fold_memory import CACHE
+    from bench.fold_memory import run_fold_memory as measure
+
+    if args.customers < 1 or (args.cache is not None and args.cache < 0):
+        raise SystemExit("--customers must be at least 1 and --cache at least 0")
+    measure(args.customers, CACHE if args.cache is None else args.cache)
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,6 +65,74 @@ def _envelope(
     }
 
 
+def _registration(
+    rng: random.Random, n: int, customer: uuid.UUID, registered_at: datetime
+) -> Event:
+    return Event(
+        Topic.CUSTOMER,
+        customer,
+        _envelope(
+            "customer.registered",
+            customer,
+            {
+                "name": f"客户 {n:06d}",
+                "kind": rng.choice(("consumer", "business")),
+                "industry": rng.choice(INDUSTRIES),
+                "region": rng.choice(REGIONS),
+                "owner": rng.choice(OWNERS),
+                "tags": rng.sample(["key-account", "wechat", "trade-show"], rng.randint(0, 2)),
+            },
+            at=registered_at,
+            producer="crm.customer",
+            aggregate_id=customer,
+            aggregate_version=1,
+        ),
+    )
+
+
+def _purchase(
+    customer: uuid.UUID, payload: dict[str, Any], at: datetime, aggregate_id: uuid.UUID
+) -> Event:
+    return Event(
+        Topic.SALES,
+        customer,
+        _envelope(
+            "sales.purchase_recorded",
+            customer,
+            payload,
+            at=at,
+            producer="crm.sales",
+            aggregate_id=aggregate_id,
+            aggregate_version=1,
+        ),
+    )
+
+
+def registered_buyers(
+    customers: int, *, seed: int = 7, now: datetime | None = None
+) -> Iterator[Event]:
+    """For each of `customers` customers, their registration and one purchase (in CNY),
+    generated as they are consumed: a population far larger than `history` holds in
+    memory (`crm bench fold-memory`)."""
+    rng = random.Random(seed)
+    now = now or datetime.now(UTC)
+    for n in range(customers):
+        customer = uuid.UUID(int=rng.getrandbits(128), version=4)
+        registered_at = now - timedelta(days=rng.randint(30, 900))
+        yield _registration(rng, n, customer, registered_at)
+        at = registered_at + timedelta(days=rng.randint(0, 29))
+        payload = {
+            "purchase_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "source": "shop-cn",
+            "order_id": f"SO-{rng.getrandbits(48):x}",
+            "amount": f"{rng.choice((9.9, 99, 299, 1299, 4999)):.2f}",
+            "currency": "CNY",
+            "items": [],
+            "channel": "online",
+        }
+        yield _purchase(customer, payload, at, uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
 def history(
     customers: int, *, seed: int = 7, now: datetime | None = None, corrected: float = 0.0
 ) -> list[Event]:
@@ -77,30 +146,7 @@ def history(
     for n in range(customers):
         customer = uuid.UUID(int=rng.getrandbits(128), version=4)
         registered_at = now - timedelta(days=rng.randint(30, 900))
-        events.append(
-            Event(
-                Topic.CUSTOMER,
-                customer,
-                _envelope(
-                    "customer.registered",
-                    customer,
-                    {
-                        "name": f"客户 {n:06d}",
-                        "kind": rng.choice(("consumer", "business")),
-                        "industry": rng.choice(INDUSTRIES),
-                        "region": rng.choice(REGIONS),
-                        "owner": rng.choice(OWNERS),
-                        "tags": rng.sample(
-                            ["key-account", "wechat", "trade-show"], rng.randint(0, 2)
-                        ),
-                    },
-                    at=registered_at,
-                    producer="crm.customer",
-                    aggregate_id=customer,
-                    aggregate_version=1,
-                ),
-            )
-        )
+        events.append(_registration(rng, n, customer, registered_at))
         buyer = rng.random() < 0.8
         for _ in range(rng.choice((1, 1, 2, 3, 4, 6, 9)) if buyer else 0):
             at = now - timedelta(days=rng.randint(0, 700), minutes=rng.randint(0, 1439))
@@ -116,21 +162,7 @@ def history(
                     "items": [],
                     "channel": "online",
                 }
-                events.append(
-                    Event(
-                        Topic.SALES,
-                        customer,
-                        _envelope(
-                            "sales.purchase_recorded",
-                            customer,
-                            payload,
-                            at=at,
-                            producer="crm.sales",
-                            aggregate_id=uuid.uuid4(),
-                            aggregate_version=1,
-                        ),
-                    )
-                )
+                events.append(_purchase(customer, payload, at, uuid.uuid4()))
             else:
                 opportunity = uuid.uuid4()
                 payload = {

@@ -69,7 +69,7 @@ def average_repeat_spend(
     return cents((total_spend - first_spend) / (purchase_count - 1))
 
 
-@dataclass
+@dataclass(slots=True)
 class Profile:
     customer_id: UUID
     registered: bool = False

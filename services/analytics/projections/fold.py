@@ -126,7 +126,7 @@ class AnalyticsFold:
         converter: Converter,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
-        cache_capacity: int = 100_000,
+        cache_capacity: int = 50_000,
         progress: FoldProgress = PROGRESS,
     ) -> None:
         self.converter = converter

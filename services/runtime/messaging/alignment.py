@@ -24,8 +24,8 @@ consumer:
 - when nothing has been handed on for `max_wait` seconds while messages are held (a
   partition said to be behind that the broker does not serve), the held messages are
   handed on as they are, and what comes later of the others counts as late facts;
-- a partition holding more than `capacity` messages is to be paused, so that memory
-  stays bounded while the others catch up.
+- while more than `capacity` messages are held in all, the partitions holding any are to
+  be paused, so that memory stays bounded while the others catch up.
 
 Messages without a time of their own (refused ones, on their way to the dead-letter
 topic) go with their partition's order. Pure: the consumer does the fetching, pausing
@@ -169,8 +169,13 @@ class EventTimeAligner(Generic[I]):
         return any(self._held.values())
 
     def full(self) -> set[TopicPartition]:
-        """The partitions holding more than their share: pause them until they drain."""
-        return {p for p, held in self._held.items() if len(held) > self._capacity}
+        """While more than `capacity` messages are held in all, the partitions holding
+        any: pause them until they drain. The partitions that bound the others hold
+        nothing they may not hand on, so what is held keeps draining, and a partition
+        that holds nothing is read on."""
+        if sum(len(held) for held in self._held.values()) <= self._capacity:
+            return set()
+        return {p for p, held in self._held.items() if held}
 
     def keep_only(self, assigned: Collection[TopicPartition]) -> None:
         """Forget the partitions this consumer no longer holds (a rebalance moved them:

@@ -256,8 +256,10 @@ class BatchConsumer(Generic[T]):
         aligner = self._aligner()
         try:
             while True:
-                # while a batch is handled, look soon whether it is done (to commit it)
-                wait = self._idle_wait_ms if pending is None else self._batch_timeout_ms
+                # while a batch is handled, or messages are held back to be handed on,
+                # look soon whether it is done (to commit it)
+                busy = pending is not None or (aligner is not None and aligner.holding())
+                wait = self._batch_timeout_ms if busy else self._idle_wait_ms
                 fetched = await consumer.getmany(timeout_ms=wait, max_records=self._max_records)
                 records = [record for batch in fetched.values() for record in batch]
                 parsed, rejected = await self._parse_beside(records, pending)
@@ -293,7 +295,7 @@ class BatchConsumer(Generic[T]):
         if not topics:
             return None
         return EventTimeAligner(
-            topics, capacity=4 * self._max_records, max_wait=ALIGNMENT_MAX_WAIT_SECONDS
+            topics, capacity=2 * self._max_records, max_wait=ALIGNMENT_MAX_WAIT_SECONDS
         )
 
     async def _align(

@@ -208,7 +208,7 @@ class ProjectionRebuild:
         if not handler.aligned_topics:
             return None
         return EventTimeAligner(
-            handler.aligned_topics, capacity=4 * self._batch_size, max_wait=float("inf")
+            handler.aligned_topics, capacity=2 * self._batch_size, max_wait=float("inf")
         )
 
     def _signed(self, records: list[ConsumerRecord[Any, Any]]) -> list[ConsumerRecord[Any, Any]]:

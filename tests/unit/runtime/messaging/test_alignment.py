@@ -108,12 +108,15 @@ def test_messages_read_again_after_a_rebalance_replace_those_held() -> None:
     assert a.release(behind={SALES, INTERACTION}).items == ["1@5", "2@9", "3@11"]
 
 
-def test_full_partitions_are_named_and_partitions_given_away_forgotten() -> None:
+def test_past_the_capacity_the_partitions_holding_any_are_named() -> None:
     a = aligner(capacity=2)
-    a.add(SALES, read(5, 6, 7), read_to=3)
+    a.add(SALES, read(5, 6), read_to=2)
     a.add(INTERACTION, read(1), read_to=1)
     a.release(behind={SALES, INTERACTION})
-    assert a.full() == {SALES}
+    assert a.full() == set()  # two held: within the capacity
+    a.add(SALES, read(8, first=2), read_to=3)
+    a.release(behind={SALES, INTERACTION})
+    assert a.full() == {SALES}  # the partition that bounds the others holds nothing
     a.keep_only({INTERACTION})
     assert a.full() == set()
     assert a.first_held(SALES) is None
