@@ -172,14 +172,20 @@ class BatchConsumer(Generic[T]):
         """Whether `behind` and `caught_up` were measured at all yet."""
         self.progressed_at = time.monotonic()
         """When it last handled a batch or found itself caught up."""
+        self.joining_since: float | None = None
+        """Since when it waits for the broker to give it its partitions, while it does."""
 
     @property
     def name(self) -> str:
         return self.handler.name
 
     def stalled_for(self) -> float:
-        """Seconds behind without handling a batch (0 while progressing or caught up)."""
-        stalled = 0.0 if self.behind == 0 else time.monotonic() - self.progressed_at
+        """Seconds behind without handling a batch (0 while progressing or caught up), or
+        waiting for its partitions (a group the broker does not complete is no start)."""
+        if self.joining_since is not None:
+            stalled = time.monotonic() - self.joining_since
+        else:
+            stalled = 0.0 if self.behind == 0 else time.monotonic() - self.progressed_at
         CONSUMER_STALLED.labels(consumer=self.name).set(stalled)
         return stalled
 
@@ -205,7 +211,10 @@ class BatchConsumer(Generic[T]):
                 heartbeat_interval_ms=1000,
             )
             try:
+                # a subscribed consumer starts once the broker has given it partitions
+                self.joining_since = time.monotonic()
                 await consumer.start()
+                self.joining_since = None
                 if self._positions is not None:
                     await self._positions.load()
                 self.connected = True
@@ -217,6 +226,7 @@ class BatchConsumer(Generic[T]):
                 await asyncio.sleep(1.0)
             finally:
                 self.connected = False
+                self.joining_since = None
                 try:
                     await consumer.stop()
                 except (KafkaError, OSError):

@@ -67,8 +67,9 @@ class LagGate:
             if position.measured:
                 problem = self._problem(position)
                 ok = problem is None
-            else:  # starting: not within the bound yet, and nothing needs doing
-                problem, ok = None, False
+            else:  # starting: not within the bound yet, and nothing needs doing, unless
+                # it waits far longer than a start takes (its group never completes)
+                problem, ok = self._not_started(position), False
             if ok:
                 self._within.add(position.name)
             else:
@@ -77,6 +78,16 @@ class LagGate:
             if problem is not None:
                 problems.append(problem)
         return LagVerdict(within, problems)
+
+    def _not_started(self, position: ConsumerPosition) -> str | None:
+        if position.stalled_seconds <= self.bound.max_stall_seconds:
+            return None
+        return (
+            f"consumer {position.name} has waited {position.stalled_seconds:.0f} s for the "
+            "broker to give it its partitions (its consumer group does not complete; "
+            f"readiness allows {self.bound.max_stall_seconds:g} s, "
+            "CRM_READINESS_MAX_STALL_SECONDS)"
+        )
 
     def _problem(self, position: ConsumerPosition) -> str | None:
         bound = self.bound

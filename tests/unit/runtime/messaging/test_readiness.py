@@ -31,6 +31,21 @@ def test_a_consumer_that_has_not_measured_its_lag_is_not_within_and_needs_nothin
     assert judged(gate, at(10)) == [[]]
 
 
+def test_a_consumer_whose_group_never_completes_is_a_problem() -> None:
+    """Found by `crm soak`: after a kill, the local broker left the fold's consumer group
+    incomplete; the consumer waited for its partitions for good, unmeasured, and readiness
+    said nothing of why."""
+    gate = LagGate(BOUND)
+    assert gate.judge([at(0, stalled=29, measured=False)]).problems == []
+    waiting = gate.judge([at(0, stalled=31, measured=False)])
+    assert waiting.within is False
+    assert waiting.problems == [
+        "consumer customer_directory has waited 31 s for the broker to give it its "
+        "partitions (its consumer group does not complete; readiness allows 30 s, "
+        "CRM_READINESS_MAX_STALL_SECONDS)"
+    ]
+
+
 @pytest.mark.parametrize(
     ("position", "problem"),
     [
