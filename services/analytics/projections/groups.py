@@ -51,6 +51,7 @@ from services.analytics.projections.conclusions import (
     write_outcomes,
 )
 from services.analytics.projections.store import (
+    MODEL_INPUTS,
     PROFILE_COLUMNS,
     Bounds,
     Loaded,
@@ -168,15 +169,12 @@ async def write_groups(
         await _scores_stale(connection, [s for s in survivors if before.get(s) != after.get(s)])
 
 
-_PURCHASES = "purchase_count, total_spend, first_spend, first_purchase_at, last_purchase_at"
-
-
 async def _purchases(
     connection: asyncpg.Connection, survivors: Sequence[UUID]
 ) -> dict[UUID, tuple[Any, ...]]:
     """What the lifetime value models read of each group (`scoring.SCORED`)."""
     rows = await connection.fetch(
-        f"SELECT customer_id, {_PURCHASES} FROM merged_profiles"
+        f"SELECT customer_id, {', '.join(MODEL_INPUTS)} FROM merged_profiles"
         " WHERE customer_id = ANY($1::uuid[])",
         survivors,
     )
