@@ -7,8 +7,8 @@ of a million rows then costs no request size limit, rate limit or timeout, and t
 import goes as fast as the event store takes it. The running customer service publishes
 the events as it publishes every other (its outbox relay reads the event store).
 
-A progress bar shows how far into the file the import is; Ctrl-C stops it after the batch
-under way is committed, and the same command resumes it after the last committed row (the
+A progress bar shows how far into the file the import is; Ctrl-C stops it once the batches
+under way are committed, and the same command resumes it after the last committed row (the
 checkpoint is kept in the database, per import). The import id names the file's content
 and the mapping unless `--import-id` gives one, so running the same command again on the
 same file resumes it, or, once completed, changes nothing. Each run leaves an entry in
@@ -259,7 +259,7 @@ class ImportJob:
         return self._finish(summary)
 
     def _catch_interrupt(self) -> None:
-        """The first Ctrl-C stops after the batch under way; a second one at once."""
+        """The first Ctrl-C stops after the batches under way; a second one at once."""
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
 
@@ -268,7 +268,7 @@ class ImportJob:
                 task.cancel()
                 return
             self.stop_requested = True
-            sys.stderr.write("\nstopping after the batch under way (Ctrl-C again: at once)\n")
+            sys.stderr.write("\nstopping after the batches under way (Ctrl-C again: at once)\n")
 
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGINT, interrupted)

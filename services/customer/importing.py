@@ -45,6 +45,7 @@ import copy
 import hashlib
 import re
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -141,6 +142,10 @@ class CustomerImport:
         self.import_batch: Callable[[list[Item]], Awaitable[list[Outcome]]] = self.import_share
         """What imports a batch: this process (`import_share`), or worker processes
         (`crm.import_workers`) each importing a share of it."""
+        self.batches_ahead = 0
+        """How many batches are handed to `import_batch` before the outcomes of the
+        first are taken: none in this process; with worker processes, each importing its
+        shares in the order given, the next batches are read while they import one."""
         self._recorded = RecordedAggregates(application, pool)
         self._planning: asyncpg.Connection | None = None
         """In a dry run: the connection holding the customers earlier batches create."""
@@ -154,8 +159,9 @@ class CustomerImport:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> Summary:
         """Import every record after the checkpoint, each batch's outcomes given to `report`;
-        `should_stop` is asked between batches (Ctrl-C): the import then stops after its
-        last committed batch, to be resumed."""
+        `should_stop` is asked between batches (Ctrl-C): the import then reads no more,
+        and stops once the batches under way (`batches_ahead`) are committed, to be
+        resumed."""
         if self.dry_run:
             async with self.planning():
                 await self._batches(records, report, progress, should_stop, None)
@@ -221,25 +227,39 @@ class CustomerImport:
         should_stop: Callable[[], bool],
         connection: asyncpg.Connection | None,
     ) -> None:
-        for batch in self._read(records):
-            outcomes = await self.import_batch(batch.items)
-            if connection is not None:
-                self.summary.last_row = batch.last_row
-                for outcome in outcomes:
-                    self.summary.add(outcome)
-                await checkpoint(connection, self.summary, batch.last_row)
-                for outcome in outcomes:
-                    IMPORT_ROWS.labels(outcome.outcome, outcome.reason or "").inc()
-            else:
-                for outcome in outcomes:
-                    self.summary.add(outcome)
-                self.summary.last_row = batch.last_row
-            await report(outcomes)
-            if progress is not None:
-                progress(len(batch.items))
-            if should_stop():
-                self.summary.stopped = True
-                return
+        batches = self._read(records)
+        under_way: deque[tuple[_Batch, asyncio.Future[list[Outcome]]]] = deque()
+        try:
+            while True:
+                while len(under_way) <= self.batches_ahead and not self.summary.stopped:
+                    batch = next(batches, None)
+                    if batch is None:
+                        break
+                    under_way.append((batch, asyncio.ensure_future(self.import_batch(batch.items))))
+                if not under_way:
+                    return
+                batch, importing = under_way.popleft()
+                outcomes = await importing
+                if connection is not None:
+                    self.summary.last_row = batch.last_row
+                    for outcome in outcomes:
+                        self.summary.add(outcome)
+                    await checkpoint(connection, self.summary, batch.last_row)
+                    for outcome in outcomes:
+                        IMPORT_ROWS.labels(outcome.outcome, outcome.reason or "").inc()
+                else:
+                    for outcome in outcomes:
+                        self.summary.add(outcome)
+                    self.summary.last_row = batch.last_row
+                await report(outcomes)
+                if progress is not None:
+                    progress(len(batch.items))
+                if should_stop():
+                    self.summary.stopped = True  # the batches under way are still recorded
+        finally:
+            for _, importing in under_way:
+                importing.cancel()
+            await asyncio.gather(*(i for _, i in under_way), return_exceptions=True)
 
     def _read(self, records: RecordStream) -> Iterator[_Batch]:
         after = self.summary.resumed_after
