@@ -147,14 +147,20 @@ class Keyring:
         missing = [c for c in dict.fromkeys(customer_ids) if self._cached(c) is None]
         if not missing:
             return
+        made = {customer_id: new_key() for customer_id in missing}
         with self._pool.connection() as connection:
-            connection.execute(
+            inserted = connection.execute(
                 "INSERT INTO crm_keys.customer_keys (customer_id, wrapped_key) "
                 "SELECT * FROM unnest(%b::uuid[], %b::bytea[]) "
-                "ON CONFLICT (customer_id) DO NOTHING",
-                (missing, [self._new_wrapped_key(c) for c in missing]),
-            )
-        self._load(missing)
+                "ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id",
+                (missing, [self._wrapped(c, key) for c, key in made.items()]),
+            ).fetchall()
+        # the keys made here are kept as they are; those another writer made first (or
+        # a customer's tombstone) are read
+        stored = {row[0] for row in inserted}
+        self._remember({c: key for c, key in made.items() if c in stored})
+        if len(stored) < len(missing):
+            self._load([c for c in missing if c not in stored])
 
     # Opening: the keys of several customers, None for erased ones ----------------------
 
@@ -221,19 +227,25 @@ class Keyring:
             customer_id: self._unwrap(customer_id, stored.get(customer_id))
             for customer_id in customer_ids
         }
+        # never cache "no key yet": one may be made
+        self._remember({c: key for c, key in keys.items() if c in stored})
+        return keys
+
+    def _remember(self, keys: dict[UUID, bytes | None]) -> None:
         expires = time.monotonic() + self._cache_seconds
         with self._lock:
             for customer_id, key in keys.items():
-                if customer_id in stored:  # never cache "no key yet": one may be made
-                    self._cache.pop(customer_id, None)  # to the end: the newest
-                    self._cache[customer_id] = (key, expires)
+                self._cache.pop(customer_id, None)  # to the end: the newest
+                self._cache[customer_id] = (key, expires)
             while len(self._cache) > self._cache_size:
                 del self._cache[next(iter(self._cache))]
-        return keys
 
     def _new_wrapped_key(self, customer_id: UUID) -> bytes:
+        return self._wrapped(customer_id, new_key())
+
+    def _wrapped(self, customer_id: UUID, key: bytes) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
-        return nonce + self._master.encrypt(nonce, new_key(), customer_id.bytes)
+        return nonce + self._master.encrypt(nonce, key, customer_id.bytes)
 
     def _unwrap(self, customer_id: UUID, wrapped: bytes | None) -> bytes | None:
         if wrapped is None:
