@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -37,6 +38,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 from pydantic import AfterValidator, AwareDatetime, EmailStr, validate_email
+from pydantic.networks import import_email_validator
 from pydantic_core import PydanticCustomError
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
@@ -148,6 +150,22 @@ def day_in_window(value: date) -> date:
 
 
 Line = Annotated[str, LINE]
+
+
+def _remember_email_domains() -> None:
+    """email-validator checks an address's domain (IDNA, each character against UTS #46)
+    afresh for every address, which costs more than the rest of the check: the check of a
+    domain depends on the domain alone (no DNS here), and the addresses of a file share a
+    few, so each domain's is remembered. Should a later release of the library no longer
+    check domains through this function, nothing is remembered and nothing changes."""
+    module = sys.modules.get("email_validator.validate_email")
+    check = getattr(module, "validate_email_domain_name", None)
+    if check is not None and not hasattr(check, "cache_info"):
+        module.validate_email_domain_name = functools.lru_cache(maxsize=1024)(check)  # type: ignore[union-attr]
+
+
+import_email_validator()
+_remember_email_domains()
 
 
 @functools.lru_cache(maxsize=16384)

@@ -5,12 +5,14 @@ still read, repaired."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, validate_email
+from pydantic_core import PydanticCustomError
 
 from contracts import parse_event
 from contracts.envelope import example_envelope, payload_example
@@ -139,3 +141,36 @@ def test_what_was_recorded_before_is_read_repaired() -> None:
     # outside reading_recorded() the same values are refused again
     with pytest.raises(ValidationError):
         OpportunityOpened.model_validate(late.model_dump() | {"description": "x\x00"})
+
+
+ADDRESSES = [
+    *("zhang@huaxin.example", "li@HuaXin.Example", "wang@mail.example.com", "x@y"),
+    *("a@localhost", "b@host.invalid", "c@bücher.example", "d@-bad-.example", "e@a..b"),
+    *("f@xn--bcher-kva.example", "g@[127.0.0.1]", "h@" + "a" * 64 + ".example"),
+    *("i@exa_mple.com", "j@example.c", "k@example.123", "Zhang <l@huaxin.example>"),
+]
+
+
+def _email_check(address: str) -> tuple[str, str] | str:
+    try:
+        return validate_email(address)
+    except PydanticCustomError as exc:
+        return f"{exc.message_template} {exc.context}"
+
+
+def test_addresses_check_alike_whether_their_domain_was_checked_before() -> None:
+    # the check of each domain is remembered; each address, valid or not, is checked
+    # three times with it and compared with the check made afresh
+    module = sys.modules["email_validator.validate_email"]  # the package's function hides it
+    remembered = getattr(module, "validate_email_domain_name")  # noqa: B009
+    assert hasattr(remembered, "cache_info"), "email domains are not remembered"
+    first = [_email_check(address) for address in ADDRESSES]
+    again = [_email_check(address) for address in ADDRESSES + ADDRESSES]
+    try:
+        setattr(module, "validate_email_domain_name", remembered.__wrapped__)  # noqa: B010
+        afresh = [_email_check(address) for address in ADDRESSES]
+    finally:
+        setattr(module, "validate_email_domain_name", remembered)  # noqa: B010
+    assert first == afresh and again == afresh + afresh
+    assert isinstance(afresh[0], tuple) and isinstance(afresh[3], str)  # valid; refused
+    assert remembered.cache_info().hits > 0
