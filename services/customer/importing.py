@@ -45,7 +45,7 @@ import copy
 import hashlib
 import re
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -245,8 +245,9 @@ class CustomerImport:
                     for outcome in outcomes:
                         self.summary.add(outcome)
                     await checkpoint(connection, self.summary, batch.last_row)
-                    for outcome in outcomes:
-                        IMPORT_ROWS.labels(outcome.outcome, outcome.reason or "").inc()
+                    counted = Counter((o.outcome, o.reason or "") for o in outcomes)
+                    for (outcome_name, reason), rows in counted.items():
+                        IMPORT_ROWS.labels(outcome_name, reason).inc(rows)
                 else:
                     for outcome in outcomes:
                         self.summary.add(outcome)
