@@ -132,6 +132,14 @@ def cpu_seconds() -> tuple[float, float]:
     return importing, postgres
 
 
+def machine_busy() -> float:
+    """The CPU time every process of the machine has used (all cores, seconds): what the
+    benchmark's processes did not use of it, others did (the machine may be shared)."""
+    times = psutil.cpu_times()
+    busy = ("user", "nice", "system", "irq", "softirq", "steal")  # guest time is in user's
+    return float(sum(getattr(times, name, 0.0) for name in busy))
+
+
 def workers_memory() -> float:
     """The largest resident memory of this process's import workers (MiB)."""
     sizes = [0]
@@ -177,11 +185,11 @@ async def measure(database_url: str, path: Path, batch_rows: int, workers: int) 
             worker_rss = max(worker_rss, workers_memory())
 
         with path.open("rb") as binary, MemorySampler() as memory:
-            cpu_before = cpu_seconds()
+            cpu_before, machine_before = cpu_seconds(), machine_busy()
             started = time.perf_counter()
             summary = await job.run(RecordStream(binary, mapping, format="csv"), report)
             seconds = time.perf_counter() - started
-            cpu_after = cpu_seconds()
+            cpu_after, machine_after = cpu_seconds(), machine_busy()
     samples = [rss for _, rss in memory.samples] or [0]
     tenth = samples[: max(1, len(samples) // 10)]
     return {
@@ -195,6 +203,9 @@ async def measure(database_url: str, path: Path, batch_rows: int, workers: int) 
         "rows_per_second": summary.rows / seconds,
         "import_cpu_seconds": cpu_after[0] - cpu_before[0],
         "postgres_cpu_seconds": cpu_after[1] - cpu_before[1],
+        "others_cpu_seconds": (machine_after - machine_before)
+        - (cpu_after[0] - cpu_before[0])
+        - (cpu_after[1] - cpu_before[1]),
         "rss_first_tenth_mib": max(tenth) / 2**20,
         "rss_last_mib": samples[-1] / 2**20,
         "rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -246,7 +257,8 @@ def print_figures(figures: dict[str, float], first: dict[str, float] | None) -> 
     print(
         f"  CPU: the importing process {figures['import_cpu_seconds']:.0f} s "
         f"({rows / figures['import_cpu_seconds']:.0f} rows per CPU second), PostgreSQL "
-        f"{figures['postgres_cpu_seconds']:.0f} s, on {psutil.cpu_count()} cores"
+        f"{figures['postgres_cpu_seconds']:.0f} s, on {psutil.cpu_count()} cores; other "
+        f"processes of the machine {max(0.0, figures['others_cpu_seconds']):.0f} s"
     )
     print(
         f"  resident memory: {figures['rss_first_tenth_mib']:.0f} MiB at most in the first "
