@@ -141,9 +141,10 @@ def machine_busy() -> float:
 
 
 def workers_memory() -> float:
-    """The largest resident memory of this process's import workers (MiB)."""
+    """The largest resident memory of this process's import workers (MiB): forked by a
+    server process, they are its children, not this process's."""
     sizes = [0]
-    for child in psutil.Process().children():
+    for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
             if "postgres" not in child.name():
                 sizes.append(child.memory_info().rss)
