@@ -8,9 +8,10 @@ customers` runs: cleaning, one transaction per batch of 1000 rows, the checkpoin
 sealing of personal data with each customer's key), once per worker count asked
 (`crm.import_workers`: each batch shared among that many processes), each into a
 database of its own. Prints, per run, rows per second, the CPU time of the importing
-processes and of PostgreSQL, and the resident memory of the importing process (and of
-each worker): sampled through the import, and the peak, so that memory growing with the
-file would show; and the speed of each run beside the first.
+processes, of PostgreSQL and of the machine's other processes in that time, and the
+resident memory of the importing process (and of each worker): sampled through the
+import, and the peak, so that memory growing with the file would show; and the speed of
+each run beside the first.
 """
 
 from __future__ import annotations
