@@ -72,7 +72,7 @@ class ImportWorkers:
         self._mapping = settings.mapping
         # forked from a server process that imported the import's code once, not from
         # this one: no inherited loop, threads or sockets, and each worker starts without
-        # importing the code again (about a second of CPU each)
+        # importing the code again (most of a second of CPU each)
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOADED)
         self._executors = [
