@@ -59,7 +59,6 @@ from services.analytics.projections.groups import (
     follow_merges,
     load_groups,
 )
-from services.analytics.projections.reads import READER
 from services.analytics.projections.rescoring import reconclude_all
 from services.analytics.projections.store import (
     Loaded,
@@ -107,8 +106,6 @@ class AnalyticsFold:
     activities' predictions, for the ledger of predictions; 5: the alias table of merged
     customers, `customer_aliases`; 6: the merge groups' combined profiles and recorded
     conclusions, `merged_profiles`)."""
-    parse = staticmethod(READER.parse)
-    """Each message read with the fields the fold reads, and only those (`reads`)."""
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 

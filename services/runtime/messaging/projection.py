@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -53,10 +53,7 @@ class Projection(Protocol):
     `kept_tables` (optional) names durable tables it writes beside its own (an outbox):
     a rebuild leaves the live ones as they are. `aligned_topics` (optional) names topics
     it reads in event time, live and in a rebuild (`alignment`): one of them read ahead
-    of another is held back until the other has been read up to its time. `parse`
-    (optional) reads a message's value into an envelope with what it reads (a tolerant
-    reader, `contracts.tolerant`); without it, every message is parsed with its whole
-    contract (`parse_event`)."""
+    of another is held back until the other has been read up to its time."""
 
     name: str
     topics: Sequence[str]
@@ -91,15 +88,12 @@ class ProjectionHandler:
         self.topics = projection.topics
         self.aligned_topics: Sequence[str] = getattr(projection, "aligned_topics", ())
         """The topics the projection reads in event time (`alignment`), if any."""
-        self._parse: Callable[[bytes | None], EventEnvelope[Any]] = getattr(
-            projection, "parse", parse_event
-        )
 
     def event_time(self, value: EventEnvelope[Any]) -> datetime:
         return value.occurred_at
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> EventEnvelope[Any]:
-        return self._parse(record.value)
+        return parse_event(record.value)
 
     def describe(self, value: EventEnvelope[Any]) -> str:
         return value.event_type
