@@ -245,7 +245,9 @@ async def test_a_merge_undone_leaves_every_service_as_before(
                 assert profile.json()["purchase_count"] == 1, profile.text
             return True
 
-        await eventually(everything_arrived, describe="every service knows both customers")
+        await eventually(
+            everything_arrived, timeout=90, describe="every service knows both customers"
+        )
         before = await eventually(
             lambda: settled_tables(infra.database_url),
             describe="the projections settled (analytics re-scores in the background)",
