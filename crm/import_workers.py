@@ -149,34 +149,74 @@ async def shared_among(
 # In each worker process -----------------------------------------------------------------
 
 
+class ShareNotImported(Exception):
+    """A share handed to a worker after one of its earlier shares failed: not imported."""
+
+
 class _Worker:
-    """A worker's own import (event store, keys, dry-run plan) and its event loop."""
+    """A worker's own import (event store, keys, dry-run plan) and its event loop.
 
-    def __init__(self, settings: WorkerSettings) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._stack = contextlib.AsyncExitStack()
-        self.job = self.loop.run_until_complete(self._open(settings))
+    Once a share fails, the worker imports none of the shares already handed to it after
+    that one: they may hold later rows of the failed share's customers, and importing them
+    first would record those customers' rows out of the order of the file (the resumed
+    import then records the failed rows, and the later ones a second time). The other
+    workers' shares hold other customers, whose earlier rows all went in: the resumed
+    import finds them applied."""
 
-    async def _open(self, settings: WorkerSettings) -> Any:
-        from crm.imports import customer_store
-        from services.customer.importing import CustomerImport
-        from services.runtime.privacy.keyring import Keyring
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, job: Any, resources: contextlib.AsyncExitStack
+    ) -> None:
+        self.loop = loop
+        self.job = job
+        self.resources = resources
+        """The import's connections, open for the life of the process."""
+        self.failed: str | None = None
+        """Why a share of this worker failed, if one did."""
 
-        keyring = Keyring(settings.database_dsn, settings.master_key)
-        application, pool = await self._stack.enter_async_context(
-            customer_store(settings.database_dsn, keyring, prepared=True)
-        )
-        job = CustomerImport(
-            application=application,
-            pool=pool,
-            mapping=settings.mapping,
-            import_id=settings.import_id,
-            actor=settings.actor,
-            dry_run=settings.dry_run,
-        )
-        if settings.dry_run:
-            await self._stack.enter_async_context(job.planning())
-        return job
+    @classmethod
+    def open(cls, settings: WorkerSettings) -> _Worker:
+        loop = asyncio.new_event_loop()
+        resources = contextlib.AsyncExitStack()
+        job = loop.run_until_complete(_open_import(settings, resources))
+        return cls(loop, job, resources)
+
+    def import_share(self, items: list[Item]) -> list[Outcome]:
+        if self.failed is not None:
+            raise ShareNotImported(
+                f"rows {items[0].number}-{items[-1].number} not imported: an earlier share "
+                f"of this worker failed ({self.failed})"
+            )
+        try:
+            outcomes: list[Outcome] = self.loop.run_until_complete(self.job.import_share(items))
+        except Exception as error:
+            self.failed = f"{type(error).__name__}: {error}"
+            raise
+        return outcomes
+
+
+async def _open_import(
+    settings: WorkerSettings, resources: contextlib.AsyncExitStack
+) -> CustomerImport:
+    """The worker's import, its connections entered into `resources`."""
+    from crm.imports import customer_store
+    from services.customer.importing import CustomerImport
+    from services.runtime.privacy.keyring import Keyring
+
+    keyring = Keyring(settings.database_dsn, settings.master_key)
+    application, pool = await resources.enter_async_context(
+        customer_store(settings.database_dsn, keyring, prepared=True)
+    )
+    job = CustomerImport(
+        application=application,
+        pool=pool,
+        mapping=settings.mapping,
+        import_id=settings.import_id,
+        actor=settings.actor,
+        dry_run=settings.dry_run,
+    )
+    if settings.dry_run:
+        await resources.enter_async_context(job.planning())
+    return job
 
 
 _worker: _Worker | None = None
@@ -187,11 +227,10 @@ def _start(settings: WorkerSettings) -> None:
     # Ctrl-C reaches every process of the terminal: the importing process decides what
     # it means (stop after the batch under way), the workers finish their share
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker = _Worker(settings)
+    _worker = _Worker.open(settings)
     freeze_startup_objects()
 
 
 def _import_share(items: list[Item]) -> list[Outcome]:
     assert _worker is not None, "the worker was not started"
-    outcomes: list[Outcome] = _worker.loop.run_until_complete(_worker.job.import_share(items))
-    return outcomes
+    return _worker.import_share(items)

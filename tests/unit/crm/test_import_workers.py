@@ -3,10 +3,14 @@ one worker, and everything crosses the process boundary intact."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import pickle
 from uuid import uuid4
 
-from crm.import_workers import share_of
+import pytest
+
+from crm.import_workers import ShareNotImported, _Worker, share_of
 from services.customer.import_files import Item
 from services.customer.import_mapping import parse_mapping
 from services.customer.import_report import Outcome, rejected
@@ -46,3 +50,35 @@ def test_rows_refusals_and_outcomes_cross_to_a_worker_and_back() -> None:
     assert isinstance(back, Refused)
     assert (back.reason, back.detail, str(back)) == (refused.reason, refused.detail, str(refused))
     assert pickle.loads(pickle.dumps(outcomes)) == outcomes
+
+
+class _FailingOnce:
+    """An import whose first share fails (as a batch that fails for good does)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.imported: list[int] = []
+
+    async def import_share(self, items: list[Item]) -> list[Outcome]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("the event store refused the batch")
+        self.imported.extend(item.number for item in items)
+        return [Outcome(item.number, "unchanged", uuid4(), None, ()) for item in items]
+
+
+def test_a_worker_imports_none_of_the_shares_handed_to_it_after_one_failed() -> None:
+    # its later shares may hold later rows of the failed share's customers: importing
+    # them first would record those customers' rows out of the order of the file
+    loop = asyncio.new_event_loop()
+    job = _FailingOnce()
+    worker = _Worker(loop, job, contextlib.AsyncExitStack())
+    try:
+        with pytest.raises(RuntimeError, match="refused the batch"):
+            worker.import_share([Item(1, {"id": "C-1", "name": "x"})])
+        with pytest.raises(ShareNotImported, match=r"rows 2-3 not imported.*refused the batch"):
+            worker.import_share([Item(2, {"id": "C-1", "name": "y"}), Item(3, {"id": "C-2"})])
+        assert job.imported == []
+        assert job.calls == 1
+    finally:
+        loop.close()
