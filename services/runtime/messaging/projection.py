@@ -35,6 +35,7 @@ from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event
 from services.runtime.messaging.consumer import NotReady, Parsed
 from services.runtime.messaging.deadletter import Rejection
+from services.runtime.messaging.positions import recognise
 from services.runtime.metrics import EVENTS_CONSUMED, PROJECTION_LAG, PROJECTION_REBUILD_NEEDED
 from services.runtime.transient import TRANSIENT_ERRORS
 
@@ -91,6 +92,9 @@ class ProjectionHandler:
         self.topics = projection.topics
         self.aligned_topics: Sequence[str] = getattr(projection, "aligned_topics", ())
         """The topics the projection reads in event time (`alignment`), if any."""
+        self.by_position: bool = getattr(projection, "recognised_by_position", False)
+        """Whether events with a relay position are recognised by it (`positions.recognise`)
+        rather than by id in `consumed_events`."""
         self._parse: Callable[[bytes | None], EventEnvelope[Any]] = getattr(
             projection, "parse", parse_event
         )
@@ -180,12 +184,31 @@ class ProjectionHandler:
         for item in delivered:
             unique.setdefault(item.value.event_id.int, item)
         items = list(unique.values())
+        new_ids: set[int] = set()
+        if self.by_position:
+            new, by_id = await recognise(connection, self.name, [i.record for i in items])
+            new_ids = {items[n].value.event_id.int for n in new}
+            items = [items[n] for n in by_id]
+        if items:
+            new_ids |= await self._record_ids(connection, items)
+        fresh = [item.value for key, item in unique.items() if key in new_ids]
+        if fresh:
+            await self.projection.apply(connection, fresh)
+        outcomes = []
+        for item in delivered:
+            key = item.value.event_id.int
+            outcomes.append((item, key in new_ids))
+            new_ids.discard(key)
+        return outcomes
+
+    async def _record_ids(self, connection: asyncpg.Connection, items: list[Delivered]) -> set[int]:
+        """Record the events' ids in `consumed_events`; the ids not recorded before."""
         # One JSON parameter rather than one array per column: asyncpg checks every
         # element of an array parameter in Python, PostgreSQL reads JSON faster.
         consumed = orjson.dumps(
             [(i.value.event_id, i.record.topic, i.record.partition, i.record.offset) for i in items]
         ).decode()
-        new_ids = {
+        return {
             row[0].int
             for row in await connection.fetch(
                 """INSERT INTO consumed_events (projection, event_id, topic, partition, "offset")
@@ -197,15 +220,6 @@ class ProjectionHandler:
                 consumed,
             )
         }
-        fresh = [item.value for key, item in unique.items() if key in new_ids]
-        if fresh:
-            await self.projection.apply(connection, fresh)
-        outcomes = []
-        for item in delivered:
-            key = item.value.event_id.int
-            outcomes.append((item, key in new_ids))
-            new_ids.discard(key)
-        return outcomes
 
     def _count(self, outcomes: list[tuple[Delivered, bool]]) -> None:
         counts: Counter[tuple[str, str, bool]] = Counter(
