@@ -12,7 +12,10 @@ never patched in place: a changed shape is a new version.
 transaction it records the batch's event ids in `consumed_events`, skips those already
 there (the same event re-delivered, at the same or another offset), and applies the rest.
 The broker offsets are committed only after that transaction, so a crash in between
-re-delivers a batch whose every event is then recognised.
+re-delivers a batch whose every event is then recognised. A projection that says
+`recognised_by_position` (the analytics fold) recognises the messages a relay published by
+their position instead, kept in the same transaction (`positions.recognise`), and records
+ids only of the others.
 
 An event the projection cannot apply fails the batch's transaction; the batch is then
 applied one event per transaction, and only the failing event is dead-lettered.
