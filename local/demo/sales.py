@@ -65,17 +65,20 @@ ACTIVITIES: tuple[_Activity, ...] = (
 
 async def open_opportunity(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
     """Open an opportunity; a customer registered a moment ago may take a second to
-    reach the sales service, so a 'not known' answer is retried for a while."""
+    reach the sales service, so a 'not known' answer is retried for a while, and so is
+    a 429 (these retries count against the caller's rate limit) after its Retry-After."""
     deadline = time.monotonic() + 30
     while True:
         response = await client.post("/opportunities", json=body)
         if response.status_code == 201:
             opportunity_id: str = response.json()["opportunity_id"]
             return opportunity_id
-        if "not known" not in response.text or time.monotonic() > deadline:
+        limited = response.status_code == 429
+        if not (limited or "not known" in response.text) or time.monotonic() > deadline:
             response.raise_for_status()
             raise RuntimeError(f"opening an opportunity failed: {response.text}")
-        await asyncio.sleep(0.2)
+        wait = float(response.headers.get("Retry-After", "1")) if limited else 0.2
+        await asyncio.sleep(min(wait, 5.0))
 
 
 async def post_json(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -385,7 +385,9 @@ async def test_a_merge_undone_leaves_every_service_as_before(
         # Inbound facts naming a merged customer land on the survivor, and stay ----------
         merged = await customer.post("/customer-merges", json=merge_body)
         assert merged.status_code == 201, merged.text
+        # each service lands a fact on the survivor once it has read the merge
         await redirected(sales, f"/customers/{absorbed}/purchases", survivor)
+        await redirected(interaction, f"/customers/{absorbed}/timeline", survivor)
         await publish_json(
             infra.bootstrap_servers,
             Topic.PURCHASES_INBOUND,

@@ -208,7 +208,7 @@ async def _lifetime_due(pool: asyncpg.Pool, interval: timedelta, now: datetime) 
         return True
     if latest["outcome"] != NOT_ENOUGH_DATA:
         return False
-    buyers = await pool.fetchval("SELECT count(*) FROM profiles WHERE purchase_count > 0")
+    buyers = await pool.fetchval(f"SELECT count(*) FROM ({POPULATION}) p")
     return bool(buyers > latest["counted"])
 
 

@@ -54,9 +54,6 @@ CHUNK = 5000
 SUMMARY_COLUMNS = (
     "customer_id, purchase_count, total_spend, first_spend, first_purchase_at, last_purchase_at"
 )
-POPULATION = f"SELECT {SUMMARY_COLUMNS} FROM profiles WHERE purchase_count > 0"
-"""Every customer with a purchase: whom the models are fitted on."""
-
 SCORED = (
     "SELECT p.customer_id, "
     + ", ".join(
@@ -68,6 +65,12 @@ SCORED = (
 purchases combined (`merged_profiles`, `projections.groups`), so that its lifetime value
 and probability of being active count what the customers merged into it bought;
 everyone else (those merged into another too) by their own."""
+
+POPULATION = f"""SELECT * FROM ({SCORED}) s WHERE purchase_count > 0
+    AND NOT EXISTS (SELECT 1 FROM customer_aliases a WHERE a.customer_id = s.customer_id)"""
+"""Whom the models are fitted on: every customer with a purchase, as scored (a survivor of
+merges by its group's purchases), each merge group once (a customer merged into another
+is counted in its survivor, not beside it)."""
 
 
 @dataclass(frozen=True)
