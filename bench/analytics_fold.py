@@ -2,7 +2,8 @@
 
 In one process: starts an embedded PostgreSQL and broker, publishes a generated history
 (`local.synthetic_history`: registrations, purchases, won contracts, interactions, surveys,
-tickets) on the customer, sales and interaction topics, then measures, in the same run:
+tickets) on the customer, sales and interaction topics, each message with its position as
+a relay publishes it, then measures, in the same run:
 
 - raw consume: a plain aiokafka consumer reading the same topics to the end (no parsing);
 - fold: the analytics service's real code (`AnalyticsFold` behind the
@@ -17,7 +18,9 @@ tickets) on the customer, sales and interaction topics, then measures, in the sa
 - floor: the same consumer and handler with a projection that folds nothing
   (`NothingFolded`): fetching, validating every contract, recording the event ids and
   committing, which any fold with the same guarantees does before folding; the rate
-  that leaves a fold, and the CPU it takes.
+  that leaves a fold, and the CPU it takes. (The fold reads only what it reads,
+  `services.analytics.projections.reads`, and recognises the messages by position in
+  its transaction, `positions.recognise`; the floor does neither.)
 
 Beside the fold's rate it prints the CPU time each process used for it (this Python
 process, PostgreSQL, the broker) and what that CPU time alone allows on this machine's
@@ -33,6 +36,7 @@ import contextlib
 import os
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,7 @@ from services.analytics.projections.fold import AnalyticsFold
 from services.runtime.messaging.consumer import BatchConsumer, Parsed
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.kafka import ensure_topics
+from services.runtime.messaging.positions import position_header
 from services.runtime.messaging.projection import Projection, ProjectionHandler
 from services.runtime.messaging.rebuild import rebuild_projections
 from services.runtime.storage.database import create_pool, ensure_database
@@ -74,13 +79,20 @@ class TimedHandler(ProjectionHandler):
 
 
 async def publish(servers: str, messages: list[tuple[str, bytes, bytes]]) -> float:
+    """Publish `messages` as the services' relays do: each with its position, one source
+    per topic, in order (`positions`)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=servers, acks="all", linger_ms=20, max_batch_size=1 << 20
     )
     await producer.start()
     started = time.perf_counter()
+    positions: Counter[str] = Counter()
     try:
-        pending = [await producer.send(t, value=v, key=k) for t, k, v in messages]
+        pending = []
+        for t, k, v in messages:
+            positions[t] += 1
+            header = position_header(f"bench.{t}", positions[t])
+            pending.append(await producer.send(t, value=v, key=k, headers=[header]))
         await asyncio.gather(*pending)
     finally:
         await producer.stop()

@@ -7,7 +7,7 @@ send such messages to the dead-letter topic with that reason.
 
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 try:  # orjson is about three times faster; the contracts alone need only pydantic
     from orjson import loads as _json_loads
@@ -73,6 +73,12 @@ def all_event_models() -> tuple[type[EventPayload], ...]:
     return _ALL_EVENTS
 
 
+def read_models() -> tuple[type[EventPayload], ...]:
+    """The models messages are read into: every version but those brought to the next
+    by an upcaster."""
+    return tuple(m for m in _ALL_EVENTS if (m.event_type, m.schema_version) not in _UPCASTERS)
+
+
 def topic_of(model: type[EventPayload]) -> Topic:
     """The topic an event is published on: its service's, named by the event type's prefix
     (`customer.registered` → `crm.customer.events.v1`)."""
@@ -129,6 +135,13 @@ def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
     Values are read as recorded (`contracts.values.reading_recorded`): an event
     published before the CRM refused control characters and dates outside its window
     is read with them repaired, not rejected."""
+    document, model = read_document(raw)
+    return validate_envelope(envelope_class(model), document)
+
+
+def read_document(raw: bytes | None) -> tuple[dict[str, Any], type[EventPayload]]:
+    """The message's JSON document, brought to the newest version of its contract, and
+    that contract; `ContractViolation` when it is no envelope of a known event."""
     if raw is None:
         raise ContractViolation("empty message", "the message has no value")
     try:
@@ -147,9 +160,16 @@ def parse_event(raw: bytes | None) -> EventEnvelope[EventPayload]:
         )
     if (event_type, schema_version) in _UPCASTERS:
         document = _upcast(document, event_type, schema_version)
-    model = payload_model(event_type, document["schema_version"])
+    return document, payload_model(event_type, document["schema_version"])
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_envelope(model: type[M], document: dict[str, Any]) -> M:
+    """`document` validated by `model` (an envelope class) as published on Kafka."""
     try:
-        return envelope_class(model).model_validate(document, context=_AS_PUBLISHED)
+        return model.model_validate(document, context=_AS_PUBLISHED)
     except ValidationError as exc:
         raise ContractViolation("invalid event", describe_validation_error(exc)) from None
 

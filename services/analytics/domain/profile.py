@@ -14,7 +14,8 @@ event never undoes a newer one:
   days or among the three latest; the latest contact and the contacts of the last 90 days
   follow from them.
 
-Repeats are recognised before the fold (by event id, in `consumed_events`).
+Repeats are recognised before the fold (by relay position, or by event id in
+`consumed_events`: `services.runtime.messaging.positions.recognise`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The analytics fold: contract events -> profiles, memberships, conclusions.
 
 One projection, `analytics_fold`, reads the customer, sales, interaction and analytics
-topics. For each batch, inside the consumer's transaction (with the batch's record in
+topics. For each batch, inside the consumer's transaction (with the newest relay position
+of each partition, `positions.recognise`; a message without one recorded in
 `consumed_events`):
 
 1. one advisory lock serialises every writer of the analytics tables (replicas, the RFM
@@ -59,6 +60,7 @@ from services.analytics.projections.groups import (
     follow_merges,
     load_groups,
 )
+from services.analytics.projections.reads import READER
 from services.analytics.projections.rescoring import reconclude_all
 from services.analytics.projections.store import (
     Loaded,
@@ -106,6 +108,11 @@ class AnalyticsFold:
     activities' predictions, for the ledger of predictions; 5: the alias table of merged
     customers, `customer_aliases`; 6: the merge groups' combined profiles and recorded
     conclusions, `merged_profiles`)."""
+    recognised_by_position = True
+    """A message a relay published is recognised by its position, kept in the batch's
+    transaction (`positions.recognise`), not by a row per event in `consumed_events`."""
+    parse = staticmethod(READER.parse)
+    """Each message read with the fields the fold reads, and only those (`reads`)."""
     kept_tables = (OUTBOX_TABLE,)
     """A rebuild keeps the live outbox: the conclusions in it were published already."""
 

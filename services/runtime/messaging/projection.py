@@ -12,7 +12,10 @@ never patched in place: a changed shape is a new version.
 transaction it records the batch's event ids in `consumed_events`, skips those already
 there (the same event re-delivered, at the same or another offset), and applies the rest.
 The broker offsets are committed only after that transaction, so a crash in between
-re-delivers a batch whose every event is then recognised.
+re-delivers a batch whose every event is then recognised. A projection that says
+`recognised_by_position` (the analytics fold) recognises the messages a relay published by
+their position instead, kept in the same transaction (`positions.recognise`), and records
+ids only of the others.
 
 An event the projection cannot apply fails the batch's transaction; the batch is then
 applied one event per transaction, and only the failing event is dead-lettered.
@@ -23,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -35,6 +38,7 @@ from contracts.envelope import EventEnvelope
 from contracts.registry import parse_event
 from services.runtime.messaging.consumer import NotReady, Parsed
 from services.runtime.messaging.deadletter import Rejection
+from services.runtime.messaging.positions import recognise
 from services.runtime.metrics import EVENTS_CONSUMED, PROJECTION_LAG, PROJECTION_REBUILD_NEEDED
 from services.runtime.transient import TRANSIENT_ERRORS
 
@@ -53,7 +57,10 @@ class Projection(Protocol):
     `kept_tables` (optional) names durable tables it writes beside its own (an outbox):
     a rebuild leaves the live ones as they are. `aligned_topics` (optional) names topics
     it reads in event time, live and in a rebuild (`alignment`): one of them read ahead
-    of another is held back until the other has been read up to its time."""
+    of another is held back until the other has been read up to its time. `parse`
+    (optional) reads a message's value into an envelope with what it reads (a tolerant
+    reader, `contracts.tolerant`); without it, every message is parsed with its whole
+    contract (`parse_event`)."""
 
     name: str
     topics: Sequence[str]
@@ -88,12 +95,18 @@ class ProjectionHandler:
         self.topics = projection.topics
         self.aligned_topics: Sequence[str] = getattr(projection, "aligned_topics", ())
         """The topics the projection reads in event time (`alignment`), if any."""
+        self.by_position: bool = getattr(projection, "recognised_by_position", False)
+        """Whether events with a relay position are recognised by it (`positions.recognise`)
+        rather than by id in `consumed_events`."""
+        self._parse: Callable[[bytes | None], EventEnvelope[Any]] = getattr(
+            projection, "parse", parse_event
+        )
 
     def event_time(self, value: EventEnvelope[Any]) -> datetime:
         return value.occurred_at
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> EventEnvelope[Any]:
-        return parse_event(record.value)
+        return self._parse(record.value)
 
     def describe(self, value: EventEnvelope[Any]) -> str:
         return value.event_type
@@ -174,12 +187,31 @@ class ProjectionHandler:
         for item in delivered:
             unique.setdefault(item.value.event_id.int, item)
         items = list(unique.values())
+        new_ids: set[int] = set()
+        if self.by_position:
+            new, by_id = await recognise(connection, self.name, [i.record for i in items])
+            new_ids = {items[n].value.event_id.int for n in new}
+            items = [items[n] for n in by_id]
+        if items:
+            new_ids |= await self._record_ids(connection, items)
+        fresh = [item.value for key, item in unique.items() if key in new_ids]
+        if fresh:
+            await self.projection.apply(connection, fresh)
+        outcomes = []
+        for item in delivered:
+            key = item.value.event_id.int
+            outcomes.append((item, key in new_ids))
+            new_ids.discard(key)
+        return outcomes
+
+    async def _record_ids(self, connection: asyncpg.Connection, items: list[Delivered]) -> set[int]:
+        """Record the events' ids in `consumed_events`; the ids not recorded before."""
         # One JSON parameter rather than one array per column: asyncpg checks every
         # element of an array parameter in Python, PostgreSQL reads JSON faster.
         consumed = orjson.dumps(
             [(i.value.event_id, i.record.topic, i.record.partition, i.record.offset) for i in items]
         ).decode()
-        new_ids = {
+        return {
             row[0].int
             for row in await connection.fetch(
                 """INSERT INTO consumed_events (projection, event_id, topic, partition, "offset")
@@ -191,15 +223,6 @@ class ProjectionHandler:
                 consumed,
             )
         }
-        fresh = [item.value for key, item in unique.items() if key in new_ids]
-        if fresh:
-            await self.projection.apply(connection, fresh)
-        outcomes = []
-        for item in delivered:
-            key = item.value.event_id.int
-            outcomes.append((item, key in new_ids))
-            new_ids.discard(key)
-        return outcomes
 
     def _count(self, outcomes: list[tuple[Delivered, bool]]) -> None:
         counts: Counter[tuple[str, str, bool]] = Counter(

@@ -4,13 +4,15 @@ The projection is built afresh in a shadow schema, reading its topics from the b
 (partitions assigned directly, no consumer group). The live tables keep serving queries
 and keep being updated by the service. When the shadow has caught up, one transaction:
 
-1. locks the live `consumed_events` table, which holds back the live consumers' commits;
+1. locks the live `consumer_positions` and `consumed_events` tables, which holds back the
+   live consumers' commits (each batch's transaction writes one of them first);
 2. reads the topics up to their current end into the shadow, so that it contains every
    event any live consumer could have committed;
-3. replaces the live tables by the shadow ones, with their record of consumed events and
-   their shape version (so a projection that needed a rebuild resumes),
-   except the tables the projection lists in `kept_tables` (an outbox whose rows were
-   published already: the live one stays, so nothing is published twice). Before that,
+3. replaces the live tables by the shadow ones, with their record of consumed events, the
+   positions they applied (`positions.recognise`) and their shape version (so a
+   projection that needed a rebuild resumes), except the tables the projection lists in
+   `kept_tables` (an outbox whose rows were published already: the live one stays, so
+   nothing is published twice). Before that,
    a projection with a `settle(connection, live_schema)` method brings the shadow to
    where the live state is (in this transaction, the shadow's tables first in the search
    path): the analytics fold moves its RFM boundaries as the live re-scoring did, and
@@ -37,6 +39,7 @@ from contracts.registry import ContractViolation
 from contracts.signing import SignatureError, Verifier
 from services.runtime.messaging.alignment import EventTimeAligner, Held
 from services.runtime.messaging.consumer import PARSE_SLICE, Parsed, RecordOpener
+from services.runtime.messaging.positions import APPLIED_SUFFIX
 from services.runtime.messaging.projection import Projection, ProjectionHandler, record_version
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,7 @@ SWAP_LOCK_WAIT = 200
 """Milliseconds one attempt to lock the live tables waits (PostgreSQL's deadlock check
 begins after a second)."""
 
-BOOKKEEPING = ("consumed_events", "projection_versions")
+BOOKKEEPING = ("consumed_events", "consumer_positions", "projection_versions")
 """Durable tables the handler writes beside the projection's own (`storage/migrations`)."""
 
 Progress = Callable[[int, int], None]
@@ -237,8 +240,10 @@ class ProjectionRebuild:
         connection = await asyncpg.connect(self._dsn)
         try:
             async with connection.transaction():
+                # in the order a live projection's transaction writes them
                 await connection.execute(
-                    f'LOCK TABLE "{self._live}".consumed_events IN EXCLUSIVE MODE'
+                    f'LOCK TABLE "{self._live}".consumer_positions, '
+                    f'"{self._live}".consumed_events IN EXCLUSIVE MODE'
                 )
                 end = await consumer.end_offsets(partitions)
                 await self._read_until(
@@ -277,12 +282,26 @@ class ProjectionRebuild:
                     f'SELECT * FROM "{self._shadow}".consumed_events WHERE projection = $1',
                     self._projection.name,
                 )
+                await self._swap_positions(connection)
                 await connection.execute(f'SET LOCAL search_path TO "{self._live}"')
                 await record_version(connection, self._projection)
                 await connection.execute(f'DROP SCHEMA "{self._shadow}" CASCADE')
         finally:
             await connection.close()
         return tables
+
+    async def _swap_positions(self, connection: asyncpg.Connection) -> None:
+        """The positions the shadow applied replace the live ones (`positions.recognise`);
+        what the consumer noted after its batches stays (it never runs ahead)."""
+        applied = self._projection.name + APPLIED_SUFFIX
+        await connection.execute(
+            f'DELETE FROM "{self._live}".consumer_positions WHERE consumer = $1', applied
+        )
+        await connection.execute(
+            f'INSERT INTO "{self._live}".consumer_positions '
+            f'SELECT * FROM "{self._shadow}".consumer_positions WHERE consumer = $1',
+            applied,
+        )
 
     async def _lock_live(self, connection: asyncpg.Connection, tables: list[str]) -> None:
         """Every live table to be replaced, locked at once before any is dropped.
