@@ -127,11 +127,11 @@ def transition(
 
     changes: list[Change] = []
     revised: list[str] = []
-    memberships: dict[str, tuple[int, dict[str, Any]]] = {}
+    memberships: dict[str, int] = {}
     for segment, version in target.items():
-        memberships[segment] = (version, decided(segment))
+        memberships[segment] = version
         if segment not in before.segments:
-            changes.append(Change(segment, "entered", version, memberships[segment][1]))
+            changes.append(Change(segment, "entered", version, decided(segment)))
         elif before.segments[segment] != version:
             revised.append(segment)
     for segment, version in before.segments.items():

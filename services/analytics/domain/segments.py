@@ -177,8 +177,8 @@ class Change:
 class Outcome:
     values: dict[str, Any]
     changes: list[Change]
-    memberships: dict[str, tuple[int, dict[str, Any]]]
-    """Current segment -> (rule version, the deciding values), for every membership."""
+    memberships: dict[str, int]
+    """Current segment -> its rule version, for every membership."""
     churn_event: str | None
     """`raised`, `cleared` or None."""
     churn_reasons: list[str]
@@ -190,19 +190,20 @@ def conclude(profile: Profile, now: datetime, rules: Sequence[SegmentRule]) -> O
     """Evaluate every segment and the churn rules; update the profile's memberships and
     churn reasons and tell what changed."""
     values, reasons = values_and_churn_reasons(profile, now)
-    memberships: dict[str, tuple[int, dict[str, Any]]] = {
-        segment: (1, pick(values, names)) for segment, names in builtin_memberships(values).items()
-    }
+    # the deciding values are picked only for the entries and exits, which record them
+    deciding: dict[str, tuple[str, ...]] = builtin_memberships(values)
+    memberships = dict.fromkeys(deciding, 1)
     for rule in rules:
         if rule.predicate(values):
-            memberships[rule.key] = (rule.version, pick(values, rule.fields))
+            memberships[rule.key] = rule.version
+            deciding[rule.key] = rule.fields
     versions_of_rules = {rule.key: rule.version for rule in rules}
     changes: list[Change] = []
     revised: list[str] = []
     before = profile.segments
-    for segment, (version, decided) in memberships.items():
+    for segment, version in memberships.items():
         if segment not in before:
-            changes.append(Change(segment, "entered", version, decided))
+            changes.append(Change(segment, "entered", version, pick(values, deciding[segment])))
         elif before[segment] != version:
             revised.append(segment)
     for segment, version in before.items():
@@ -212,7 +213,7 @@ def conclude(profile: Profile, now: datetime, rules: Sequence[SegmentRule]) -> O
                 current_version = 1
             names = deciding_fields(segment, rules)
             changes.append(Change(segment, "left", current_version, pick(values, names)))
-    profile.segments = {segment: version for segment, (version, _) in memberships.items()}
+    profile.segments = dict(memberships)
 
     churn_event = None
     if reasons and not profile.churn_reasons:

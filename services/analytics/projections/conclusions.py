@@ -216,7 +216,7 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
                     )
                 )
             for segment in outcome.revised:
-                rows.revised.append((customer, segment, outcome.memberships[segment][0]))
+                rows.revised.append((customer, segment, outcome.memberships[segment]))
             if outcome.churn_event == "raised":
                 payload = {
                     "reasons": outcome.churn_reasons,

@@ -140,7 +140,7 @@ def differences(
         segment, rebuilt, live = row["segment"], row["rebuilt_version"], row["live_version"]
         decided = pick(outcome.values, deciding_fields(segment, rules))
         if rebuilt is not None:
-            outcome.memberships[segment] = (rebuilt, decided)
+            outcome.memberships[segment] = rebuilt
         if live is None:
             outcome.changes.append(Change(segment, "entered", rebuilt, decided))
         elif rebuilt is None:
