@@ -2,9 +2,12 @@
 
 A generated history (thousands of customers with purchases, won contracts, interactions,
 surveys and complaints) is published through the real broker, shuffled and with
-duplicates, to a running analytics service. Every profile, RFM score and segment must
-equal what a plain computation over the same events gives; that computation
-(`local.independent_analytics`) is written separately from the service's fold.
+duplicates, to two running analytics services, which share the topics' partitions (one
+of them killed after a batch's transaction and before its offsets are committed, and
+replaced).
+Every profile, RFM score and segment must equal what a plain computation over the same
+events gives; that computation (`local.independent_analytics`) is written separately
+from the service's fold.
 """
 
 from __future__ import annotations
@@ -53,8 +56,16 @@ async def test_profiles_scores_and_segments_equal_an_independent_computation(
     events = history(CUSTOMERS, now=now, corrected=0.3)
     for event in events[:300]:  # the generated documents fit the contracts
         parse_event(event.message()[2])
+    # two fold processes, each folding the customers of its partitions; one of them dies
+    # after its first batch is committed and before its offsets are, and is replaced
     service = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.5")
-    await asyncio.to_thread(service.start)
+    doomed = infra.service(
+        "analytics",
+        CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.5",
+        CRM_FAILPOINTS="consumer_after_handle_before_commit",
+    )
+    other = infra.service("analytics", CRM_ANALYTICS_RESCORE_INTERVAL_SECONDS="0.5")
+    await asyncio.gather(asyncio.to_thread(service.start), asyncio.to_thread(doomed.start))
     try:
         async with service.client(timeout=30) as client:
             defined = await client.post(
@@ -64,6 +75,8 @@ async def test_profiles_scores_and_segments_equal_an_independent_computation(
             assert defined.status_code == 201, defined.text
             published = await publish_shuffled(infra.bootstrap_servers, events)
             assert published > len(events)
+            assert await asyncio.to_thread(doomed.wait_exit, 120) == 137
+            await asyncio.to_thread(other.start)
             checked_at = datetime.now(UTC)
             want = expected(events, checked_at)
             connection = await asyncpg.connect(infra.database_url)
@@ -98,4 +111,4 @@ async def test_profiles_scores_and_segments_equal_an_independent_computation(
             matrix = (await client.get("/value-satisfaction")).json()
             assert sum(q["customers"] for q in matrix["quadrants"]) > 0
     finally:
-        await asyncio.to_thread(service.stop)
+        await asyncio.gather(*(asyncio.to_thread(s.stop) for s in (service, doomed, other)))

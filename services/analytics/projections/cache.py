@@ -7,6 +7,13 @@ wrote: when the next batch finds that same token, nobody else has written since 
 own transaction committed, so what it keeps is what is stored. Any other token (another
 replica, the re-scoring, a rolled-back batch, a rebuilt schema) empties the cache, and
 the batch reads from the tables as before.
+
+A fold process whose batch changes only the customers of its own partitions (in a
+consumer group of fold processes, partition `n` of every topic goes to one process) leaves
+the token as it found it (`writers.take_turn`): no other process's memory holds those
+customers. It forgets its memory when the group gives it partitions (another process may
+have folded their customers since), and when a transaction of its own did not commit
+(`pending`).
 """
 
 from __future__ import annotations
@@ -33,14 +40,27 @@ class ProfileCache:
         self.rules: list[SegmentRule] | None = None
         self.groups: Groups | None = None
         """Every merge group (only the fold changes them: `groups.follow_merges`)."""
+        self.pending = False
+        """A transaction folded into the cache and was not yet told committed: should the
+        next one begin first, it did not commit, and the cache is forgotten."""
 
     def follow(self, previous: UUID, new: UUID) -> None:
         """The writer token was claimed (`writers.claim`): forget everything unless the previous
         token is the one this cache left. From here on the cache stands for the claiming
         transaction: if it does not commit, the next claim finds another token."""
-        if previous != self.token:
-            self.clear()
+        self.found(previous)
         self.token = new
+
+    def found(self, token: UUID) -> None:
+        """A transaction of the fold begins and finds `token`: forget everything unless it
+        is the one this cache stands for and the last transaction committed."""
+        if token != self.token or self.pending:
+            self.clear()
+        self.token = token
+        self.pending = True
+
+    def committed(self) -> None:
+        self.pending = False
 
     def clear(self) -> None:
         self.profiles.clear()

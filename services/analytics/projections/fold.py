@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,7 +71,7 @@ from services.analytics.projections.store import (
     store_rules,
 )
 from services.analytics.projections.tables import OUTBOX_TABLE, create_tables
-from services.analytics.projections.writers import lock
+from services.analytics.projections.writers import current, lock, take_turn
 from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import erase_personal_columns, erased_customers
 
@@ -146,19 +146,73 @@ class AnalyticsFold:
         await create_alias_table(connection)
         await connection.execute(MERGED_PROFILES_DDL)
 
+    co_partitioned = True
+    """Partition `n` of every topic the fold reads goes to one process of the group, so
+    that each customer's facts are folded by one process (`apply`)."""
+
+    def on_assigned(self) -> None:
+        """Customers of partitions given to this process may have been folded by another
+        since this one last held them."""
+        self.cache.clear()
+
+    def committed(self) -> None:
+        self.cache.committed()
+
     async def apply(
         self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
     ) -> None:
+        """Fold the batch. A batch of facts about customers of this process's partitions
+        alone is folded before it takes its turn among the writers (`_apply_own`), so that
+        fold processes fold at once and take turns only to write; a batch with a merge or a
+        segment definition, or naming a customer of a merge group (whose conclusions are
+        the group's, wherever its members' facts are read), takes its turn first."""
+        if not any(e.event_type in TURN_FIRST for e in events):
+            try:
+                async with connection.transaction():  # a savepoint, and the turn with it
+                    await self._apply_own(connection, events)
+                return
+            except _TurnFirst:
+                pass  # nothing of the try stays (`_apply_own`)
         self.cache.follow(*await lock(connection))
         now = self.clock()
         for run in runs(events):
             await self._apply_run(connection, run, now)
 
+    async def _apply_own(
+        self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]]
+    ) -> None:
+        """Fold, then take the writers' turn (`writers.take_turn`) and write, leaving the
+        writer token as found. Should another writer have claimed it meanwhile (the RFM
+        re-scoring, the sweep, a merge or definition folded by another process), what was
+        folded may rest on what it changed: `_TurnFirst`, and the caller rolls the try back
+        to its savepoint (which lets go of the turn too) and folds the batch again under
+        its turn."""
+        seen = await current(connection)
+        cache = self.cache
+        cache.found(seen)
+        if cache.groups is None:
+            cache.groups = await load_groups(connection)
+        if cache.groups and any(e.customer_id in cache.groups.survivor_of for e in events):
+            raise _TurnFirst
+
+        async def take_turn_unchanged() -> None:
+            await take_turn(connection)
+            if await current(connection) != seen:
+                raise _TurnFirst
+
+        await self._apply_run(connection, events, self.clock(), take_turn_unchanged)
+
     async def _apply_run(
-        self, connection: asyncpg.Connection, events: Sequence[EventEnvelope[Any]], now: datetime
+        self,
+        connection: asyncpg.Connection,
+        events: Sequence[EventEnvelope[Any]],
+        now: datetime,
+        before_writing: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Fold a run of the batch: its facts with the merge groups as they were before
-        it, then the merge or undone merge that ends it (`runs`)."""
+        it, then the merge or undone merge that ends it (`runs`); `before_writing` is
+        awaited once the facts are folded, before anything but their detail rows is
+        written."""
         cache = self.cache
         folded = [e for e in events if e.event_type in FOLDED_TYPES]
         merges = [e for e in events if e.event_type in MERGE_TYPES]
@@ -189,6 +243,8 @@ class AnalyticsFold:
                 before = {c: copy.deepcopy(loaded.get(c)) for c in grouped}
                 concluded = fold_all(loaded, folded, rules, bounds, self.converter)
                 bought = any(e.event_type.startswith("sales.") for e in folded)
+        if before_writing is not None:
+            await before_writing()
         await apply_aliases(connection, events)
         # after the batch's detail rows, so that none of them writes a personal value back
         await erase_personal_columns(connection, erased_customers(events), PERSONAL_COLUMNS)
@@ -211,6 +267,14 @@ class AnalyticsFold:
             defined_at = max(e.occurred_at for e in definitions)
             await reconclude_all(connection, await load_rules(connection), defined_at, now)
             cache.clear()  # every profile concluded again, under the new rules
+
+
+TURN_FIRST = MERGE_TYPES | {"analytics.segment_defined"}
+"""Events whose batch takes the writers' turn before folding (`AnalyticsFold.apply`)."""
+
+
+class _TurnFirst(Exception):
+    """The batch is to be folded again under the writers' turn (`AnalyticsFold.apply`)."""
 
 
 def runs(events: Sequence[EventEnvelope[Any]]) -> list[Sequence[EventEnvelope[Any]]]:

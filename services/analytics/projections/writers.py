@@ -18,10 +18,23 @@ async def lock(connection: asyncpg.Connection) -> tuple[UUID, UUID]:
     """Serialise the writers of this schema's analytics tables and outbox (a rebuild's
     shadow schema has its own lock), and leave a new writer token (`claim`).
     Returns the previous token and the new one."""
+    await take_turn(connection)
+    return await claim(connection)
+
+
+async def take_turn(connection: asyncpg.Connection) -> None:
+    """Serialise the writers of this schema's analytics tables and outbox, leaving the
+    writer token as it is: what a fold process writes of the customers of its own
+    partitions, which no other process's memory holds."""
     await connection.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || $1, 0))", LOCK_KEY
     )
-    return await claim(connection)
+
+
+async def current(connection: asyncpg.Connection) -> UUID:
+    """The writer token as the last committed writer left it."""
+    token: UUID = await connection.fetchval("SELECT token FROM writer_token")
+    return token
 
 
 async def claim(connection: asyncpg.Connection) -> tuple[UUID, UUID]:

@@ -30,7 +30,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
@@ -209,7 +210,11 @@ class BatchConsumer(Generic[T]):
                 # (the embedded broker holds a first join for half a session).
                 session_timeout_ms=6000,
                 heartbeat_interval_ms=1000,
+                **self._assignment(),
             )
+            on_assigned = getattr(self.handler, "on_assigned", None)
+            if on_assigned is not None:
+                consumer.subscribe(list(self.handler.topics), listener=_Assigned(on_assigned))
             try:
                 # a subscribed consumer starts once the broker has given it partitions
                 self.joining_since = time.monotonic()
@@ -231,6 +236,14 @@ class BatchConsumer(Generic[T]):
                     await consumer.stop()
                 except (KafkaError, OSError):
                     log.debug("consumer stop failed", exc_info=True)
+
+    def _assignment(self) -> dict[str, Any]:
+        """A handler whose state is owned per partition (`co_partitioned`) gets partition
+        `n` of every topic it reads in one process: the range assignor, which gives each
+        member the same range of partitions of each topic (of equal partition counts)."""
+        if getattr(self.handler, "co_partitioned", False):
+            return {"partition_assignment_strategy": (RangePartitionAssignor,)}
+        return {}
 
     async def until_ready(self) -> None:
         """Prepare the handler, waiting while it is not ready (e.g. its projection needs a
@@ -501,3 +514,16 @@ class BatchConsumer(Generic[T]):
         EVENTS_CONSUMED.labels(
             consumer=self.name, topic=topic, event_type=kind, outcome=outcome
         ).inc()
+
+
+class _Assigned(ConsumerRebalanceListener):
+    """Tells the handler each time the group gives this consumer its partitions."""
+
+    def __init__(self, on_assigned: Callable[[], None]) -> None:
+        self._on_assigned = on_assigned
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self._on_assigned()

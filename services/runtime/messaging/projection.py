@@ -98,6 +98,13 @@ class ProjectionHandler:
         self.by_position: bool = getattr(projection, "recognised_by_position", False)
         """Whether events with a relay position are recognised by it (`positions.recognise`)
         rather than by id in `consumed_events`."""
+        self.co_partitioned: bool = getattr(projection, "co_partitioned", False)
+        """Whether the projection's state is owned per partition: partition `n` of every
+        topic it reads goes to one consumer of the group (`BatchConsumer`)."""
+        self.on_assigned: Callable[[], None] | None = getattr(projection, "on_assigned", None)
+        """Told each time the group gives this consumer its partitions, if it asks."""
+        self._committed: Callable[[], None] = getattr(projection, "committed", lambda: None)
+        """Told once a transaction of `apply` committed (what it kept is what is stored)."""
         self._parse: Callable[[bytes | None], EventEnvelope[Any]] = getattr(
             projection, "parse", parse_event
         )
@@ -165,6 +172,7 @@ class ProjectionHandler:
             try:
                 async with self._pool.acquire() as connection, connection.transaction():
                     outcomes = await self._apply(connection, group)
+                self._committed()
                 self._count(outcomes)  # only once committed: a retried batch counts once
             except TRANSIENT_ERRORS:
                 raise

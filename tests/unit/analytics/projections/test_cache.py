@@ -18,9 +18,26 @@ def test_the_cache_is_kept_only_when_the_previous_token_is_its_own() -> None:
     cache.follow(uuid.uuid4(), first)
     kept = profiles(3)
     cache.keep(kept)
+    cache.committed()
     cache.follow(first, second)  # the token it left: nobody wrote in between
     assert set(cache.profiles) == {p.customer_id for p in kept}
+    cache.committed()
     cache.follow(third, uuid.uuid4())  # another writer left `third`
+    assert not cache.profiles
+
+
+def test_the_cache_is_forgotten_after_a_transaction_that_did_not_commit() -> None:
+    # a fold process that leaves the token as it found it (`writers.take_turn`) knows of
+    # its own rolled-back transaction only by not having been told it committed
+    cache = ProfileCache(10)
+    token = uuid.uuid4()
+    cache.found(token)
+    cache.keep(profiles(2))
+    cache.committed()
+    cache.found(token)
+    assert len(cache.profiles) == 2
+    cache.keep(profiles(1))  # this transaction fails
+    cache.found(token)
     assert not cache.profiles
 
 
