@@ -15,6 +15,10 @@ a relay publishes it, then measures, in the same run:
   filled (read into a shadow schema, then swapped in);
 - baseline: the same handler and fold, one event per transaction, over the first
   `--baseline-events` events;
+- Quix Streams (`bench.quix_fold`, when its extra `bench-quix` is installed): the same
+  events folded per customer with a stateful `apply` into Quix's RocksDB state store, by
+  its own consumer group from the beginning; its rate, the fold's rate over it, and the
+  CPU each takes per event;
 - floor: the same consumer and handler with a projection that folds nothing
   (`NothingFolded`): fetching, validating every contract, recording the event ids and
   committing, which any fold with the same guarantees does before folding; the rate
@@ -44,6 +48,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.quix_fold import INSTALL_HINT, quix_installed, quix_run
 from contracts.topics import Topic
 from local.embedded.broker import EmbeddedBroker
 from local.embedded.postgres import EmbeddedPostgres
@@ -307,6 +312,13 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
         root = Path(scratch)
         with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedBroker() as broker:
             figures = asyncio.run(measure(postgres, broker, customers, baseline))
+            if quix_installed():
+                broker_before = broker.cpu_seconds()
+                quix = quix_run(
+                    broker.bootstrap_servers, TOPICS, int(figures["events"]), root / "quix"
+                )
+                figures.update({f"quix_{name}": value for name, value in quix.items()})
+                figures["quix_broker_cpu"] = broker.cpu_seconds() - broker_before
     fold, raw, base = (
         figures["fold_events_per_second"],
         figures["raw_events_per_second"],
@@ -357,7 +369,37 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
             f"{name} {(cpu[name] - floor_cpu[name]) / events * 1e6:.0f} µs" for name in CPU_USERS
         )
     )
+    print_quix(figures, cpu)
     return figures
+
+
+def print_quix(figures: dict[str, float], fold_cpu: dict[str, float]) -> None:
+    """The Quix Streams rows, or how to install it."""
+    if "quix_events_per_second" not in figures:
+        print("  " + INSTALL_HINT)
+        return
+    fold, quix, events = (
+        figures["fold_events_per_second"],
+        figures["quix_events_per_second"],
+        figures["events"],
+    )
+    print(
+        f"  Quix Streams (stateful apply, RocksDB) {quix:7.0f} events/s   "
+        f"({figures['quix_seconds']:.2f} s, {figures['quix_seconds_to_last']:.2f} s to the "
+        f"last event; {figures['quix_customers']:.0f} customers; at-least-once)"
+    )
+    print(
+        f"  fold / Quix Streams: {fold / quix:.2f} times "
+        "(target: at least 1.3 times, and the fold at least 25000 events/s)"
+    )
+    quix_cpu = {"python": figures["quix_cpu"], "broker": figures["quix_broker_cpu"]}
+    print("  CPU time of Quix Streams: " + cpu_line(quix_cpu, events))
+    fold_total, quix_total = sum(fold_cpu.values()), sum(quix_cpu.values())
+    print(
+        f"  CPU per event, all processes: fold {fold_total / events * 1e6:.0f} µs, "
+        f"Quix Streams {quix_total / events * 1e6:.0f} µs "
+        f"(fold / Quix Streams: {fold_total / quix_total:.2f} times the CPU)"
+    )
 
 
 CPU_USERS = ("python", "postgres", "broker")

@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     search.set_defaults(handler=run_keyword_search)
     fold = benchmarks.add_parser(
         "analytics-fold",
-        help="events per second of the analytics fold, beside raw consume and one "
-        "transaction per event",
+        help="events per second of the analytics fold, beside raw consume, one "
+        "transaction per event and Quix Streams (with the bench-quix extra)",
     )
     fold.add_argument("--customers", type=int, default=10_000, help="customers (default 10000)")
     fold.add_argument(

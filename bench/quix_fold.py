@@ -1,0 +1,122 @@
+"""Quix Streams beside the analytics fold, in `crm bench analytics-fold`.
+
+Quix Streams folds the same events the analytics fold reads (the customer, sales and
+interaction topics, the same messages, JSON envelopes keyed by customer id) with a
+stateful per-key aggregation, as a Quix application does it: a `StreamingDataFrame`
+per topic, the three concatenated (`concat`: one state store for the three topics, read
+aligned by timestamp), and `.apply(fn, stateful=True)` keeping per customer what a
+profile holds in the shape of a counter: events, purchases and their amounts per
+currency, the last purchase's date, interactions (`fold_event`). Its state lives in
+Quix's RocksDB store; its processing guarantee is Quix's default (at-least-once); its own
+consumer group reads from the beginning until it has processed every event, then stops.
+
+Quix Streams is installed only by the benchmark's extra (`bench-quix` in
+pyproject.toml); without it the benchmark says how to install it and leaves the row out.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+INSTALL_HINT = (
+    "Quix Streams not installed, its row is left out: "
+    "install it with  .venv/bin/pip install -e '.[bench-quix]'"
+)
+PURCHASE = "sales.purchase_recorded"
+INTERACTION = "interaction.logged"
+
+
+def quix_installed() -> bool:
+    return importlib.util.find_spec("quixstreams") is not None
+
+
+def fold_event(profile: dict[str, Any] | None, envelope: dict[str, Any]) -> dict[str, Any]:
+    """The customer's profile after one more event (`envelope`, as published): events,
+    purchases, their amounts in cents per currency (no conversion), the last purchase's
+    date, interactions logged. Updates `profile` in place (a new one when None)."""
+    if profile is None:
+        profile = {
+            "events": 0,
+            "purchases": 0,
+            "cents": {},
+            "last_purchase_on": None,
+            "interactions": 0,
+        }
+    profile["events"] += 1
+    kind = envelope["event_type"]
+    if kind == PURCHASE:
+        payload = envelope["payload"]
+        profile["purchases"] += 1
+        cents = profile["cents"]
+        currency = payload["currency"]
+        cents[currency] = cents.get(currency, 0) + int(Decimal(payload["amount"]).scaleb(2))
+        day = envelope["occurred_at"][:10]
+        if profile["last_purchase_on"] is None or day > profile["last_purchase_on"]:
+            profile["last_purchase_on"] = day
+    elif kind == INTERACTION:
+        profile["interactions"] += 1
+    return profile
+
+
+def quix_run(
+    servers: str, topics: tuple[str, ...], expect: int, state_dir: Path
+) -> dict[str, float]:
+    """Quix Streams folding `expect` events of `topics` from the beginning: events/s from
+    the first message to the application stopped (its last checkpoint committed: state
+    flushed, changelog produced, offsets committed), the seconds to the last message
+    alone, the CPU seconds of this process over the same time (Quix's consumer and
+    producer threads and RocksDB's included) and the customers folded."""
+    from quixstreams import Application
+    from quixstreams.state import State
+
+    app = Application(
+        broker_address=servers,
+        consumer_group="bench.quix",
+        auto_offset_reset="earliest",
+        state_dir=state_dir,
+        loglevel="WARNING",
+    )
+    frames = [
+        app.dataframe(app.topic(str(name), key_deserializer="str", value_deserializer="json"))
+        for name in topics
+    ]
+    merged = frames[0]
+    for frame in frames[1:]:
+        merged = merged.concat(frame)
+    seen = 0
+    customers = 0
+    first: float | None = None
+    first_cpu = last = 0.0
+
+    def step(envelope: dict[str, Any], state: State) -> dict[str, Any]:
+        nonlocal seen, customers, first, first_cpu, last
+        if first is None:
+            first, first_cpu = time.perf_counter(), time.process_time()
+        profile = state.get("profile")
+        if profile is None:
+            customers += 1
+        profile = fold_event(profile, envelope)
+        state.set("profile", profile)
+        seen += 1
+        if seen >= expect:
+            last = time.perf_counter()
+            app.stop()
+        return profile
+
+    merged.apply(step, stateful=True)
+    app.run()
+    done, cpu = time.perf_counter(), time.process_time() - first_cpu
+    if seen < expect or first is None:
+        raise RuntimeError(f"Quix Streams stopped after {seen} of {expect} events")
+    seconds = done - first
+    return {
+        "events_per_second": expect / seconds,
+        "seconds": seconds,
+        "seconds_to_last": last - first,
+        "cpu": cpu,
+        "customers": customers,
+    }
