@@ -48,6 +48,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.fold_processes import fold_in_processes
 from bench.quix_fold import INSTALL_HINT, quix_installed, quix_run
 from contracts.topics import Topic
 from local.embedded.broker import EmbeddedBroker
@@ -305,13 +306,25 @@ async def fold_counts(database_url: str) -> tuple[int, int]:
     return profiles, conclusions
 
 
-def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
-    if customers < 1 or baseline < 1:
-        raise ValueError("--customers and --baseline-events must be at least 1")
+def run_analytics_fold(customers: int, baseline: int, processes: int = 1) -> dict[str, float]:
+    if customers < 1 or baseline < 1 or processes < 1:
+        raise ValueError("--customers, --baseline-events and --fold-processes must be at least 1")
     with tempfile.TemporaryDirectory(prefix="crm-bench-analytics-") as scratch:
         root = Path(scratch)
         with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedBroker() as broker:
             figures = asyncio.run(measure(postgres, broker, customers, baseline))
+            if processes > 1:
+                shared = asyncio.run(
+                    fold_in_processes(
+                        postgres.dsn("crm_bench_analytics_processes"),
+                        broker.bootstrap_servers,
+                        int(figures["events"]),
+                        lambda: (postgres.cpu_seconds(), broker.cpu_seconds()),
+                        processes,
+                    )
+                )
+                figures.update({f"processes_{name}": value for name, value in shared.items()})
+                figures["processes"] = processes
             if quix_installed():
                 broker_before = broker.cpu_seconds()
                 quix = quix_run(
@@ -356,6 +369,7 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
         f"{allowed_rate(cpu, events, cores):.0f} events/s"
     )
     print(f"  fold / raw consume: {fold / raw:.2f}   fold / baseline: {fold / base:.1f} times")
+    print_processes(figures, fold)
     floor = figures["floor_events_per_second"]
     floor_cpu = {name: figures[f"floor_{name}_cpu"] for name in CPU_USERS}
     print(
@@ -371,6 +385,19 @@ def run_analytics_fold(customers: int, baseline: int) -> dict[str, float]:
     )
     print_quix(figures, cpu)
     return figures
+
+
+def print_processes(figures: dict[str, float], fold: float) -> None:
+    """The row of the fold in several processes of one group, if it ran."""
+    if "processes" not in figures:
+        return
+    rate, events = figures["processes_events_per_second"], figures["events"]
+    print(
+        f"  fold in {figures['processes']:.0f} processes of one group {rate:9.0f} events/s   "
+        f"({figures['processes_seconds']:.2f} s; {rate / fold:.2f} times one process)"
+    )
+    cpu = {name: figures[f"processes_{name}_cpu"] for name in CPU_USERS}
+    print(f"  CPU time of the {figures['processes']:.0f} processes: " + cpu_line(cpu, events))
 
 
 def print_quix(figures: dict[str, float], fold_cpu: dict[str, float]) -> None:

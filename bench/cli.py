@@ -55,6 +55,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=3000,
         help="events for the one-transaction-per-event baseline (default 3000)",
     )
+    fold.add_argument(
+        "--fold-processes",
+        type=int,
+        default=2,
+        help="also fold in this many processes of one consumer group, as analytics "
+        "replicas do (default 2; 1 leaves that row out)",
+    )
     fold.set_defaults(handler=run_analytics_fold)
     memory = benchmarks.add_parser(
         "fold-memory",
@@ -197,9 +204,9 @@ def run_keyword_search(args: argparse.Namespace) -> int:
 def run_analytics_fold(args: argparse.Namespace) -> int:
     from bench.analytics_fold import run_analytics_fold as measure
 
-    if args.customers < 1 or args.baseline_events < 1:
+    if args.customers < 1 or args.baseline_events < 1 or args.fold_processes < 1:
         raise SystemExit("--customers and --baseline-events must be at least 1")
-    measure(args.customers, args.baseline_events)
+    measure(args.customers, args.baseline_events, args.fold_processes)
     return 0
 
 

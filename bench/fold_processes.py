@@ -1,0 +1,148 @@
+"""The analytics fold in several processes of one consumer group, as analytics replicas
+run it: `crm bench analytics-fold --fold-processes 2`.
+
+Each process runs the service's fold (`AnalyticsFold` behind a `ProjectionHandler` in a
+`BatchConsumer`) on the partitions the group gives it (partition `n` of every topic to
+one process). The clock starts at the first batch any of them handles once every process
+has been given its partitions, and stops when together they have handled every event;
+the CPU time is that of the processes (read by `psutil`), PostgreSQL and the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any
+
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from services.analytics.domain.money import Converter
+from services.analytics.migrations import MIGRATIONS
+from services.analytics.projections.fold import AnalyticsFold
+from services.runtime.messaging.consumer import BatchConsumer, Parsed
+from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
+from services.runtime.messaging.projection import ProjectionHandler
+from services.runtime.storage.database import create_pool, ensure_database
+from services.runtime.storage.migrator import DURABLE, migrate_all
+
+GROUP = "bench.analytics_fold.processes"
+
+
+class _Shared:
+    """What the fold processes and the benchmark share."""
+
+    def __init__(self, processes: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.handled: Synchronized[int] = context.Value("q", 0)
+        self.assigned = context.Array("b", processes)
+        self.first_batch_at: Synchronized[float] = context.Value("d", 0.0)
+        self.context = context
+
+
+class _CountingHandler(ProjectionHandler):
+    """The fold's handler; its first batch waits until every process has its partitions."""
+
+    def __init__(self, shared: _Shared, index: int, *args: Any) -> None:
+        super().__init__(*args)
+        self._shared = shared
+        self._index = index
+        projection_assigned = self.on_assigned
+
+        def assigned() -> None:
+            shared.assigned[index] = 1
+            if projection_assigned is not None:
+                projection_assigned()
+
+        self.on_assigned = assigned
+
+    async def handle(self, batch: Sequence[Parsed[Any]]) -> list[Rejection]:
+        while not all(self._shared.assigned[:]):
+            await asyncio.sleep(0.01)
+        with self._shared.first_batch_at.get_lock():
+            if not self._shared.first_batch_at.value:
+                self._shared.first_batch_at.value = time.perf_counter()
+        failed = await super().handle(batch)
+        with self._shared.handled.get_lock():
+            self._shared.handled.value += len(batch)
+        return failed
+
+
+def _fold_process(shared: _Shared, index: int, database_url: str, servers: str) -> None:
+    asyncio.run(_fold(shared, index, database_url, servers))
+
+
+async def _fold(shared: _Shared, index: int, database_url: str, servers: str) -> None:
+    pool = await create_pool(database_url, "analytics")
+    handler = _CountingHandler(shared, index, AnalyticsFold(Converter("CNY")), pool)
+    handler.group_id = GROUP
+    await handler.prepare()
+    consumer = BatchConsumer(
+        handler=handler,
+        consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
+            *topics, bootstrap_servers=servers, **kw
+        ),
+        dead_letters=DeadLetterPublisher(lambda: AIOKafkaProducer(bootstrap_servers=servers), "b"),
+        max_records=2000,
+    )
+    await consumer.run()
+
+
+async def fold_in_processes(
+    database_url: str,
+    servers: str,
+    expect: int,
+    servers_cpu: Callable[[], tuple[float, float]],
+    processes: int,
+) -> dict[str, float]:
+    """Events/s of `processes` fold processes over the `expect` events on the topics, and
+    the CPU seconds of the processes, PostgreSQL and the broker."""
+    await ensure_database(database_url)
+    await migrate_all(database_url, "analytics", (DURABLE, MIGRATIONS))
+    pool = await create_pool(database_url, "analytics")
+    try:  # the tables once, before the processes race to make them
+        await ProjectionHandler(AnalyticsFold(Converter("CNY")), pool).prepare()
+    finally:
+        await pool.close()
+    shared = _Shared(processes)
+    workers = [
+        shared.context.Process(target=_fold_process, args=(shared, n, database_url, servers))
+        for n in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    watched = [psutil.Process(w.pid) for w in workers]
+    try:
+        while not all(shared.assigned[:]):
+            await asyncio.sleep(0.01)
+        cpu_before = sum(_cpu(p) for p in watched)
+        postgres_before, broker_before = servers_cpu()
+        while shared.handled.value < expect:
+            await asyncio.sleep(0.02)
+        done = time.perf_counter()
+        python_cpu = sum(_cpu(p) for p in watched) - cpu_before
+        postgres_after, broker_after = servers_cpu()
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join(10)
+    seconds = done - (shared.first_batch_at.value or done)
+    return {
+        "events_per_second": expect / seconds,
+        "seconds": seconds,
+        "python_cpu": python_cpu,
+        "postgres_cpu": postgres_after - postgres_before,
+        "broker_cpu": broker_after - broker_before,
+    }
+
+
+def _cpu(process: psutil.Process) -> float:
+    with contextlib.suppress(psutil.Error):
+        times = process.cpu_times()
+        return float(times.user + times.system)
+    return 0.0
