@@ -20,6 +20,7 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
+from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from services.runtime.customer_aliases import MergedAway, follow_merges, merged_away_answer
@@ -46,6 +47,7 @@ from services.runtime.messaging.subscribers import (
     SubscribedConsumer,
     Subscription,
     declare,
+    declare_publishers,
     service_broker,
 )
 from services.runtime.periodic import every
@@ -131,8 +133,8 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.extra_relays: list[OutboxRelay] = []
         self.consumers: list[BatchConsumer[Any]] = []
-        self.broker = service_broker(definition.name, settings)
-        """FastStream's broker of the service's subscribers (`subscriptions`)."""
+        self.broker: KafkaBroker | None = None
+        """FastStream's broker of the service's subscribers (`declared_broker`)."""
         self.supervisor = Supervisor(on_failure=stop_this_process if exit_on_failure else None)
         self._dead_letters: DeadLetterPublisher | None = None
         self.audit = audit.AuditLog(definition.name)
@@ -212,6 +214,12 @@ class ServiceRuntime:
         ]
         subscribed = [self._subscribe(s, common) for s in self.definition.subscriptions]
         self.consumers = [*projections, *subscribed]
+        self.broker = declared_broker(
+            self.definition,
+            settings,
+            consumers={c.name: c for c in subscribed},
+            group_suffix=common["group_suffix"],
+        )
         for consumer in self.consumers:
             # tables exist before the first query; a projection that needs a rebuild
             # waits in its consumer, and readiness says why
@@ -268,26 +276,16 @@ class ServiceRuntime:
     def _subscribe(
         self, subscription: Subscription, common: dict[str, Any]
     ) -> SubscribedConsumer[Any]:
-        """A consumer of `subscription`, declared on the service's broker."""
+        """The consumer of `subscription`, with its handler."""
         assert self.pool is not None
         handler = subscription.handler(self)
         assert (handler.name, handler.group_id) == (subscription.name, subscription.group_id)
-        consumer: SubscribedConsumer[Any] = SubscribedConsumer(
+        return SubscribedConsumer(
             subscription=subscription,
             handler=handler,
             positions=ConsumerPositions(self.pool, handler.name),
             **common,
         )
-        consumer.subscriber = declare(
-            self.broker,
-            subscription,
-            consumer.consume,
-            group_suffix=common["group_suffix"],
-            max_records=common["max_records"],
-            batch_timeout_ms=common["batch_timeout_ms"],
-            fetch_max_wait_ms=common["fetch_max_wait_ms"],
-        )
-        return consumer
 
     async def _refresh_stalls(self, _: asyncpg.Pool | None) -> None:
         for consumer in self.consumers:
@@ -358,6 +356,40 @@ class ServiceRuntime:
             except (OSError, TimeoutError):
                 continue
         return False
+
+
+def declared_broker(
+    definition: ServiceDefinition,
+    settings: ServiceSettings,
+    description: str | None = None,
+    *,
+    consumers: Mapping[str, SubscribedConsumer[Any]] | None = None,
+    group_suffix: str = "",
+) -> KafkaBroker:
+    """The service's FastStream broker: the publishers of what it publishes and a batch
+    subscriber per subscription. With `consumers` (the running service's, by name) each
+    subscriber hands its batches to its consumer; without, the broker only describes
+    the service (`crm.asyncapi` draws the AsyncAPI document from it)."""
+    broker = service_broker(definition.name, settings, description=description)
+    declare_publishers(broker, definition.topic)
+    for subscription in definition.subscriptions:
+        consumer = (consumers or {}).get(subscription.name)
+        subscriber = declare(
+            broker,
+            subscription,
+            consumer.consume if consumer is not None else _described_only,
+            group_suffix=group_suffix,
+            max_records=settings.consumer_max_records,
+            batch_timeout_ms=settings.consumer_batch_timeout_ms,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        )
+        if consumer is not None:
+            consumer.subscriber = subscriber
+    return broker
+
+
+async def _described_only(message: Any) -> None:
+    raise AssertionError("a broker declared to be described does not run")
 
 
 def current_runtime(request: Request) -> ServiceRuntime:

@@ -58,6 +58,9 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from prometheus_client import REGISTRY, CollectorRegistry
 from pydantic import BaseModel
 
+from contracts.asyncapi import channel_id, envelope_model, publication_description
+from contracts.registry import events_by_topic
+from contracts.topics import Topic
 from services.runtime.failpoints import failpoint
 from services.runtime.messaging.consumer import BatchConsumer, BatchHandler, tune_garbage_collector
 from services.runtime.messaging.kafka import tls_context
@@ -138,6 +141,22 @@ def service_broker(
     )
 
 
+def declare_publishers(broker: KafkaBroker, topic: str) -> None:
+    """Declare what the service publishes, for the AsyncAPI document: each event type of
+    its topic (published by its outbox relays) and the dead-letter topic. The relays and
+    the dead-letter publisher publish with their own producers (idempotent, signed, a
+    batch's position moved only once the broker acknowledged all of it)."""
+    for model in events_by_topic().get(Topic(topic), ()):
+        broker.publisher(
+            topic,
+            title=channel_id(model),
+            description=publication_description(model, Topic(topic)),
+            schema=envelope_model(model),
+        )
+    dead_letter = str(Topic.DEAD_LETTER)
+    broker.publisher(dead_letter, title=dead_letter, description=Topic.DEAD_LETTER.description)
+
+
 Consume = Callable[[KafkaAckableMessage], Awaitable[None]]
 
 
@@ -166,7 +185,8 @@ def declare(
         # as `BatchConsumer`: the smallest session Kafka accepts by default
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
-        title=subscription.name,
+        # one topic's channel is named after it in the AsyncAPI document
+        title=subscription.topics[0] if len(subscription.topics) == 1 else subscription.name,
         description=subscription.description,
         # the CRM's own topics are documented by their publishers
         include_in_schema=subscription.message is not None,
