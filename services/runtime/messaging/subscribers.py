@@ -137,6 +137,7 @@ def service_broker(
         graceful_timeout=5.0,
         allow_auto_create_topics=False,
         description=description,
+        logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,
     )
 
