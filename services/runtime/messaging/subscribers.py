@@ -256,6 +256,11 @@ class SubscribedConsumer(BatchConsumer[T]):
             await asyncio.sleep(self._idle)
         raise self._defect
 
+    async def load_positions(self) -> None:
+        """Read the relay positions handled before (any replica, any restart)."""
+        if self._positions is not None:
+            await self._positions.load()
+
     def _consumer(self) -> AIOKafkaConsumer | None:
         consumer = self.subscriber.consumer if self.subscriber is not None else None
         return consumer if isinstance(consumer, AIOKafkaConsumer) else None
@@ -331,8 +336,7 @@ class InboundBroker:
                     consumer.joining_since = time.monotonic()
                 try:
                     for consumer in self.consumers:
-                        if consumer._positions is not None:
-                            await consumer._positions.load()
+                        await consumer.load_positions()
                     # each subscriber starts once the broker has given it partitions
                     await self.broker.start()
                     break
