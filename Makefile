@@ -55,7 +55,7 @@ unit: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.jsonschema
-	$(BIN)/python -m contracts.asyncapi
+	$(BIN)/python -m crm.asyncapi
 
 # The documentation's generated tables (permissions, routes, configuration, metrics,
 # event types), between their markers in README.md and docs/*.md.

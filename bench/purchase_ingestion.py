@@ -3,8 +3,9 @@
 In one process: starts an embedded PostgreSQL and broker, publishes `count` completed
 purchases on the inbound purchases topic, and measures events per second from the
 inbound topic to committed in the sales event store and published on the sales topic.
-It runs the service's real code (the `PurchaseIngestion` batch handler in a
-`BatchConsumer`, the `SalesApplication`, the `OutboxRelay`) twice over the same messages:
+It runs the service's real code (the `PurchaseIngestion` batch handler as a FastStream
+batch subscriber, `services.runtime.messaging.subscribers`, the `SalesApplication`, the
+`OutboxRelay`) twice over the same messages:
 
 - batched: what the sales service runs, one `save()` of many new purchases per batch;
 - baseline: the same, except that each purchase is saved in its own `save()` (one
@@ -30,15 +31,24 @@ from uuid import UUID
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client import CollectorRegistry
 
 from contracts.topics import Topic
 from local.embedded.broker import EmbeddedBroker
 from local.embedded.postgres import EmbeddedPostgres
-from services.runtime.messaging.consumer import BatchConsumer, Parsed
+from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.kafka import ensure_topics
 from services.runtime.messaging.outbox import OutboxRelay
+from services.runtime.messaging.subscribers import (
+    InboundBroker,
+    SubscribedConsumer,
+    Subscription,
+    declare,
+    service_broker,
+)
 from services.runtime.metrics import EVENTS_PUBLISHED
+from services.runtime.settings import ServiceSettings
 from services.runtime.storage.database import create_pool, ensure_database
 from services.runtime.storage.eventstore import postgres_environment
 from services.runtime.storage.migrator import DURABLE, migrate_all
@@ -184,15 +194,26 @@ async def ingest(
         await CUSTOMERS.create_tables(connection)
     handler = TimedIngestion(application, pool)
     handler.group_id = f"bench.{group}"
-    consumer = BatchConsumer(
+    subscription = Subscription(
+        name=handler.name,
+        group_id=handler.group_id,
+        topics=tuple(handler.topics),
+        message=None,
+        description="Purchases for the benchmark.",
+        handler=lambda runtime: handler,
+    )
+    consumer: SubscribedConsumer[Any] = SubscribedConsumer(
+        subscription=subscription,
         handler=handler,
-        consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
-            *topics, bootstrap_servers=bootstrap_servers, **kw
-        ),
         dead_letters=DeadLetterPublisher(
             lambda: AIOKafkaProducer(bootstrap_servers=bootstrap_servers), "bench"
         ),
         max_records=MAX_RECORDS,
+    )
+    settings = ServiceSettings(kafka_bootstrap_servers=bootstrap_servers)
+    broker = service_broker("bench", settings, registry=CollectorRegistry())
+    consumer.subscriber = declare(
+        broker, subscription, consumer.consume, max_records=MAX_RECORDS, fetch_max_wait_ms=50
     )
     relay = OutboxRelay(
         application=application,
@@ -206,7 +227,11 @@ async def ingest(
         batch_size=2000,
     )
     started = time.perf_counter()
-    tasks = [asyncio.create_task(consumer.run()), asyncio.create_task(relay.run())]
+    tasks = [
+        asyncio.create_task(InboundBroker(broker, [consumer]).run()),
+        asyncio.create_task(consumer.run()),
+        asyncio.create_task(relay.run()),
+    ]
     try:
         committed_at, published_at = await asyncio.gather(
             wait_committed(pool, count), wait_published(topic, count)

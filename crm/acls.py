@@ -92,16 +92,6 @@ class _Unconnected:
         raise RuntimeError("handlers listed for their ACLs have no database")
 
 
-@dataclass
-class _ListingRuntime:
-    """What a definition's `handlers` read from the runtime, without any connection: an
-    in-memory application and no pool (the handlers only keep them)."""
-
-    definition: ServiceDefinition
-    application: Any
-    pool: Any
-
-
 def definition_of(service: str) -> ServiceDefinition:
     definition: ServiceDefinition = importlib.import_module(
         f"services.{service}.service"
@@ -110,21 +100,15 @@ def definition_of(service: str) -> ServiceDefinition:
 
 
 def consumers_of(definition: ServiceDefinition) -> list[Consumer]:
-    """Every consumer the service runs: its projections and its other handlers."""
-    from services.runtime.messaging.consumer import BatchHandler
+    """Every consumer the service runs: its projections and its subscribers."""
     from services.runtime.messaging.projection import ProjectionHandler
 
     pool = cast(Any, _Unconnected())
-    runtime = _ListingRuntime(
-        definition,
-        definition.application_class({"PERSISTENCE_MODULE": "eventsourcing.popo"}),
-        pool,
-    )
-    handlers: list[BatchHandler[Any]] = [
-        ProjectionHandler(p, pool) for p in definition.projections()
+    projections = [ProjectionHandler(p, pool) for p in definition.projections()]
+    return [
+        *(Consumer(h.group_id, tuple(str(t) for t in h.topics)) for h in projections),
+        *(Consumer(s.group_id, tuple(str(t) for t in s.topics)) for s in definition.subscriptions),
     ]
-    handlers += definition.handlers(cast(Any, runtime))
-    return [Consumer(h.group_id, tuple(str(t) for t in h.topics)) for h in handlers]
 
 
 def service_grants(service: str) -> list[Grant]:

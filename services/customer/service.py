@@ -1,7 +1,5 @@
 """The customer service's composition: what it stores, publishes, projects and serves."""
 
-from typing import Any
-
 from contracts.topics import Topic
 from services.customer import commands, duplicate_routes, import_commands, merge_commands, views
 from services.customer.application import CustomerApplication
@@ -11,14 +9,25 @@ from services.customer.migrations import MIGRATIONS
 from services.customer.projections import CustomerDirectory
 from services.customer.publishing import to_contract
 from services.customer.settings import phone_region
-from services.runtime.messaging.consumer import BatchHandler
+from services.runtime.messaging.subscribers import Subscription
 from services.runtime.service import ServiceDefinition, ServiceRuntime
 from services.runtime.storage.migrator import KEYRING
 
 
-def first_seen_customers(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
+def first_seen_customers(runtime: ServiceRuntime) -> FirstSeenCustomers:
     assert isinstance(runtime.application, CustomerApplication)
-    return [FirstSeenCustomers(runtime.application)]
+    return FirstSeenCustomers(runtime.application)
+
+
+FIRST_SEEN = Subscription(
+    name=FirstSeenCustomers.name,
+    group_id=FirstSeenCustomers.group_id,
+    topics=tuple(FirstSeenCustomers.topics),
+    message=None,
+    description="Customers other systems named only by their own reference, registered "
+    "as first seen there from the sales and interaction events naming them.",
+    handler=first_seen_customers,
+)
 
 
 DEFINITION = ServiceDefinition(
@@ -43,7 +52,7 @@ DEFINITION = ServiceDefinition(
         duplicate_routes.router,
     ],
     gauges=[refresh_duplicate_queue],
-    handlers=first_seen_customers,
+    subscriptions=[FIRST_SEEN],
     also_compacts=[str(KEYRING.schema)],
     migrations=(MIGRATIONS,),
 )

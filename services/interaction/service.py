@@ -10,22 +10,32 @@ from services.interaction.ingestion import (
     CALL_LOGS,
     MESSAGES,
     SURVEY_ANSWERS,
+    Feed,
     InboundIngestion,
 )
 from services.interaction.metrics import refresh_open_tickets
 from services.interaction.projections import CUSTOMERS, InteractionProjection
 from services.interaction.publishing import to_contract
-from services.runtime.messaging.consumer import BatchHandler
+from services.runtime.messaging.subscribers import Subscription
 from services.runtime.service import ServiceDefinition, ServiceRuntime
 
 
-def inbound_feeds(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
-    assert isinstance(runtime.application, InteractionApplication)
-    assert runtime.pool is not None
-    return [
-        InboundIngestion(feed, runtime.application, runtime.pool)
-        for feed in (CALL_LOGS, MESSAGES, SURVEY_ANSWERS)
-    ]
+def subscription(feed: Feed[Any]) -> Subscription:
+    """The inbound topic of `feed`, recorded by an `InboundIngestion`."""
+
+    def ingestion(runtime: ServiceRuntime) -> InboundIngestion[Any]:
+        assert isinstance(runtime.application, InteractionApplication)
+        assert runtime.pool is not None
+        return InboundIngestion(feed, runtime.application, runtime.pool)
+
+    return Subscription(
+        name=feed.name,
+        group_id=feed.group_id,
+        topics=(feed.topic,),
+        message=interaction_contracts.INBOUND[feed.topic],
+        description=Topic(feed.topic).description,
+        handler=ingestion,
+    )
 
 
 DEFINITION = ServiceDefinition(
@@ -44,7 +54,7 @@ DEFINITION = ServiceDefinition(
     translate=to_contract,
     projections=lambda: [InteractionProjection(), CUSTOMERS],
     routers=[commands.router, views.router],
-    handlers=inbound_feeds,
+    subscriptions=[subscription(feed) for feed in (CALL_LOGS, MESSAGES, SURVEY_ANSWERS)],
     inbound=interaction_contracts.INBOUND,
     gauges=[refresh_open_tickets],
 )

@@ -20,6 +20,7 @@ import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import APIRouter, Depends, FastAPI, Request
+from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from services.runtime.customer_aliases import MergedAway, follow_merges, merged_away_answer
@@ -33,7 +34,7 @@ from services.runtime.http.rate_limit import RateLimiter
 from services.runtime.http.server import server_options
 from services.runtime.http.streams import StreamSlots
 from services.runtime.logs import configure_logging
-from services.runtime.messaging.consumer import BatchConsumer, BatchHandler
+from services.runtime.messaging.consumer import BatchConsumer
 from services.runtime.messaging.deadletter import DeadLetterPublisher, DeadLetterStore
 from services.runtime.messaging.kafka import connection_options, reliable_producer
 from services.runtime.messaging.outbox import OutboxRelay, OutboxSource
@@ -41,6 +42,14 @@ from services.runtime.messaging.positions import ConsumerPositions
 from services.runtime.messaging.projection import Projection, ProjectionHandler
 from services.runtime.messaging.readiness import ConsumerPosition, LagBound, LagGate
 from services.runtime.messaging.signatures import SigningConfigError, signer_from, verifier_from
+from services.runtime.messaging.subscribers import (
+    InboundBroker,
+    SubscribedConsumer,
+    Subscription,
+    declare,
+    declare_publishers,
+    service_broker,
+)
 from services.runtime.periodic import every
 from services.runtime.privacy import erasure
 from services.runtime.privacy.compaction import compact_erasures
@@ -79,10 +88,9 @@ class ServiceDefinition:
     translate: Translator
     projections: Callable[[], Sequence[Projection]]
     routers: Sequence[APIRouter] = field(default_factory=tuple)
-    handlers: Callable[[ServiceRuntime], Sequence[BatchHandler[Any]]] = field(
-        default=lambda runtime: ()
-    )
-    """Consumers beyond the projections: inbound topics, other services' topics."""
+    subscriptions: Sequence[Subscription] = ()
+    """Consumers beyond the projections (inbound topics, other services' topics): FastStream
+    subscribers of the service's broker (`services.runtime.messaging.subscribers`)."""
     gauges: Sequence[GaugeRefresh] = ()
     """Gauges computed from the read models, refreshed every `gauge_refresh_seconds`."""
     outboxes: Callable[[], Sequence[OutboxSource]] = field(default=lambda: ())
@@ -125,6 +133,8 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.extra_relays: list[OutboxRelay] = []
         self.consumers: list[BatchConsumer[Any]] = []
+        self.broker: KafkaBroker | None = None
+        """FastStream's broker of the service's subscribers (`declared_broker`)."""
         self.supervisor = Supervisor(on_failure=stop_this_process if exit_on_failure else None)
         self._dead_letters: DeadLetterPublisher | None = None
         self.audit = audit.AuditLog(definition.name)
@@ -180,29 +190,36 @@ class ServiceRuntime:
             store=self.dead_letter_store,
         )
         kafka_options = connection_options(settings)
-        handlers: list[BatchHandler[Any]] = [
-            ProjectionHandler(projection, self.pool) for projection in self.definition.projections()
-        ]
-        handlers += self.definition.handlers(self)
         generation = await database_generation(self.pool)
-        self.consumers = [
+        common: dict[str, Any] = {
+            "dead_letters": self._dead_letters,
+            "max_records": settings.consumer_max_records,
+            "batch_timeout_ms": settings.consumer_batch_timeout_ms,
+            "fetch_max_wait_ms": settings.consumer_fetch_max_wait_ms,
+            "idle_wait_ms": settings.consumer_idle_wait_ms,
+            "group_suffix": f".{generation[:8]}",
+            "opener": self.personal.open_records,
+            "verifier": self.verifier,
+        }
+        projections: list[BatchConsumer[Any]] = [
             BatchConsumer(
-                handler=handler,
+                handler=ProjectionHandler(projection, self.pool),
                 consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
                     *topics, **kafka_options, **kw
                 ),
-                dead_letters=self._dead_letters,
-                max_records=settings.consumer_max_records,
-                batch_timeout_ms=settings.consumer_batch_timeout_ms,
-                fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
-                idle_wait_ms=settings.consumer_idle_wait_ms,
-                group_suffix=f".{generation[:8]}",
-                opener=self.personal.open_records,
-                verifier=self.verifier,
-                positions=ConsumerPositions(self.pool, handler.name),
+                positions=ConsumerPositions(self.pool, projection.name),
+                **common,
             )
-            for handler in handlers
+            for projection in self.definition.projections()
         ]
+        subscribed = [self._subscribe(s, common) for s in self.definition.subscriptions]
+        self.consumers = [*projections, *subscribed]
+        self.broker = declared_broker(
+            self.definition,
+            settings,
+            consumers={c.name: c for c in subscribed},
+            group_suffix=common["group_suffix"],
+        )
         for consumer in self.consumers:
             # tables exist before the first query; a projection that needs a rebuild
             # waits in its consumer, and readiness says why
@@ -211,6 +228,8 @@ class ServiceRuntime:
         start(f"{self.schema}-relay", self.relay.run())
         for consumer in self.consumers:
             start(f"consumer-{consumer.name}", consumer.run())
+        if subscribed:
+            start(f"{self.schema}-subscribers", InboundBroker(self.broker, subscribed).run())
         for relay in self.extra_relays:
             start(f"{self.schema}-relay-{relay.name}", relay.run())
         for task in self.definition.background(self):
@@ -253,6 +272,20 @@ class ServiceRuntime:
                     f"refreshing gauges ({getattr(refresh, '__qualname__', refresh)})",
                 ),
             )
+
+    def _subscribe(
+        self, subscription: Subscription, common: dict[str, Any]
+    ) -> SubscribedConsumer[Any]:
+        """The consumer of `subscription`, with its handler."""
+        assert self.pool is not None
+        handler = subscription.handler(self)
+        assert (handler.name, handler.group_id) == (subscription.name, subscription.group_id)
+        return SubscribedConsumer(
+            subscription=subscription,
+            handler=handler,
+            positions=ConsumerPositions(self.pool, handler.name),
+            **common,
+        )
 
     async def _refresh_stalls(self, _: asyncpg.Pool | None) -> None:
         for consumer in self.consumers:
@@ -323,6 +356,40 @@ class ServiceRuntime:
             except (OSError, TimeoutError):
                 continue
         return False
+
+
+def declared_broker(
+    definition: ServiceDefinition,
+    settings: ServiceSettings,
+    description: str | None = None,
+    *,
+    consumers: Mapping[str, SubscribedConsumer[Any]] | None = None,
+    group_suffix: str = "",
+) -> KafkaBroker:
+    """The service's FastStream broker: the publishers of what it publishes and a batch
+    subscriber per subscription. With `consumers` (the running service's, by name) each
+    subscriber hands its batches to its consumer; without, the broker only describes
+    the service (`crm.asyncapi` draws the AsyncAPI document from it)."""
+    broker = service_broker(definition.name, settings, description=description)
+    declare_publishers(broker, definition.topic)
+    for subscription in definition.subscriptions:
+        consumer = (consumers or {}).get(subscription.name)
+        subscriber = declare(
+            broker,
+            subscription,
+            consumer.consume if consumer is not None else _described_only,
+            group_suffix=group_suffix,
+            max_records=settings.consumer_max_records,
+            batch_timeout_ms=settings.consumer_batch_timeout_ms,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        )
+        if consumer is not None:
+            consumer.subscriber = subscriber
+    return broker
+
+
+async def _described_only(message: Any) -> None:
+    raise AssertionError("a broker declared to be described does not run")
 
 
 def current_runtime(request: Request) -> ServiceRuntime:

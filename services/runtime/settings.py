@@ -107,8 +107,10 @@ class ServiceSettings(BaseSettings):
         default=50,
         ge=1,
         le=10_000,
-        description="While a batch is being handled, longest a consumer waits for the next "
-        "messages before it looks whether that batch is done (to commit its offsets).",
+        description="While a batch is being handled, longest a projection consumer waits for "
+        "the next messages before it looks whether that batch is done (to commit its "
+        "offsets); how often an inbound consumer (a FastStream subscriber) looks for new "
+        "messages.",
     )
     consumer_idle_wait_ms: int = Field(
         default=1000,

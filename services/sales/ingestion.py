@@ -68,11 +68,15 @@ def _detail(error: ValidationError) -> str:
 # Recording ---------------------------------------------------------------------------
 
 
+NAME = "sales_purchases_inbound"
+GROUP_ID = "crm.sales.purchases-inbound"
+
+
 class PurchaseIngestion(ReportedFacts[PurchaseCompleted]):
     def __init__(self, application: SalesApplication, pool: asyncpg.Pool) -> None:
         super().__init__(
-            name="sales_purchases_inbound",
-            group_id="crm.sales.purchases-inbound",
+            name=NAME,
+            group_id=GROUP_ID,
             topic=Topic.PURCHASES_INBOUND,
             label="purchase",
             application=application,

@@ -1,22 +1,31 @@
 """The sales service's composition: what it stores, publishes, projects, consumes, serves."""
 
-from typing import Any
-
 from contracts import sales as sales_contracts
+from contracts.inbound.purchases import PurchaseCompleted
 from contracts.topics import Topic
-from services.runtime.messaging.consumer import BatchHandler
+from services.runtime.messaging.subscribers import Subscription
 from services.runtime.service import ServiceDefinition, ServiceRuntime
-from services.sales import commands, views
+from services.sales import commands, ingestion, views
 from services.sales.application import SalesApplication
 from services.sales.ingestion import PurchaseIngestion
 from services.sales.projections import CUSTOMERS, SalesProjection
 from services.sales.publishing import to_contract
 
 
-def purchase_ingestion(runtime: ServiceRuntime) -> list[BatchHandler[Any]]:
+def purchase_ingestion(runtime: ServiceRuntime) -> PurchaseIngestion:
     assert isinstance(runtime.application, SalesApplication)
     assert runtime.pool is not None
-    return [PurchaseIngestion(runtime.application, runtime.pool)]
+    return PurchaseIngestion(runtime.application, runtime.pool)
+
+
+PURCHASES = Subscription(
+    name=ingestion.NAME,
+    group_id=ingestion.GROUP_ID,
+    topics=(Topic.PURCHASES_INBOUND,),
+    message=PurchaseCompleted,
+    description=Topic.PURCHASES_INBOUND.description,
+    handler=purchase_ingestion,
+)
 
 
 DEFINITION = ServiceDefinition(
@@ -36,6 +45,6 @@ DEFINITION = ServiceDefinition(
     translate=to_contract,
     projections=lambda: [CUSTOMERS, SalesProjection()],
     routers=[commands.router, views.router],
-    handlers=purchase_ingestion,
+    subscriptions=[PURCHASES],
     inbound=sales_contracts.INBOUND,
 )

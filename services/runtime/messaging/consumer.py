@@ -1,5 +1,9 @@
 """Batch consumer: reads Kafka topics in batches and hands them to a handler, at least once.
 
+The projections run on its own aiokafka loop (below); the inbound consumers run as
+FastStream subscribers whose batches go through the same parsing, dead-lettering and
+handling (`subscribers.SubscribedConsumer`, which says why the projections do not).
+
 For each batch:
 1. every message is parsed by the handler; what does not parse goes to the dead-letter
    topic with its original bytes and the reason;

@@ -8,9 +8,12 @@ import orjson
 import pytest
 
 from contracts import Topic, all_event_models, inbound_models, parse_event
-from contracts.asyncapi import ASYNCAPI_FILE, build_document, channel_id, load_document, render
+from contracts.asyncapi import ASYNCAPI_FILE, channel_id, load_document, render
 from contracts.envelope import example_envelope
 from contracts.registry import events_by_topic
+from crm.acls import definition_of
+from crm.asyncapi import build_document
+from local.up.layout import SERVICES
 
 DOCUMENT = load_document()
 
@@ -23,7 +26,7 @@ def messages_of(channel: str) -> list[dict[str, Any]]:
 
 def test_the_committed_document_is_current() -> None:
     assert ASYNCAPI_FILE.read_text(encoding="utf-8") == render(build_document()), (
-        "contracts/asyncapi.json is stale: run `python -m contracts.asyncapi` and commit it"
+        "contracts/asyncapi.json is stale: run `python -m crm.asyncapi` and commit it"
     )
 
 
@@ -99,3 +102,20 @@ def test_no_two_contract_types_share_a_name() -> None:
                 assert seen.setdefault(name, module.__name__) == module.__name__, (
                     f"{name} is defined in {seen[name]} and in {module.__name__}"
                 )
+
+
+def test_the_inbound_channels_are_the_subscribers_the_services_run() -> None:
+    running = {
+        (topic, subscription.message)
+        for broker_of in SERVICES
+        for subscription in definition_of(broker_of.name).subscriptions
+        if subscription.message is not None
+        for topic in subscription.topics
+    }
+    assert running == {(str(t), model) for t, model in inbound_models().items()}
+    received = {
+        DOCUMENT["channels"][op["channel"]["$ref"].rsplit("/", 1)[-1]]["address"]
+        for op in DOCUMENT["operations"].values()
+        if op["action"] == "receive"
+    }
+    assert received == {topic for topic, _ in running}
