@@ -419,6 +419,12 @@ def print_quix(figures: dict[str, float], fold_cpu: dict[str, float]) -> None:
         f"  fold / Quix Streams: {fold / quix:.2f} times "
         "(target: at least 1.3 times, and the fold at least 25000 events/s)"
     )
+    if "processes" in figures:
+        shared = figures["processes_events_per_second"]
+        print(
+            f"  fold in {figures['processes']:.0f} processes / Quix Streams: "
+            f"{shared / quix:.2f} times"
+        )
     quix_cpu = {"python": figures["quix_cpu"], "broker": figures["quix_broker_cpu"]}
     print("  CPU time of Quix Streams: " + cpu_line(quix_cpu, events))
     fold_total, quix_total = sum(fold_cpu.values()), sum(quix_cpu.values())
