@@ -31,7 +31,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     latency.set_defaults(handler=run_projection_latency)
     ingestion = benchmarks.add_parser(
         "purchase-ingestion",
-        help="inbound purchases per second, batched, beside one transaction per purchase",
+        help="inbound purchases per second, batched, beside one transaction per purchase; "
+        "and end to end, from the inbound topic to the analytics profiles, half of them "
+        "by customers never seen before",
     )
     ingestion.add_argument("--count", type=int, default=20_000, help="purchases (default 20000)")
     ingestion.set_defaults(handler=run_purchase_ingestion)
