@@ -320,19 +320,19 @@ async def measure(
     }
 
 
-def run_purchase_ingestion(count: int) -> dict[str, float]:
+def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
     """Start the embedded infrastructure, measure both runs and the purchases end to end
     (`bench.purchase_pipeline`), print and return the figures."""
     from bench.purchase_pipeline import print_pipeline, run_pipeline
 
-    if count < 1:
-        raise ValueError("count must be at least 1")
+    if count < 1 or processes < 1:
+        raise ValueError("count and processes must be at least 1")
     with tempfile.TemporaryDirectory(prefix="crm-bench-sales-") as scratch:
         root = Path(scratch)
         with EmbeddedPostgres(root / "postgres") as postgres:
             with EmbeddedBroker() as broker:
                 figures = asyncio.run(measure(postgres, broker, count))
-            figures.update(run_pipeline(postgres, count))
+            figures.update(run_pipeline(postgres, count, processes))
     print_figures(figures)
     print_pipeline(figures)
     return figures

@@ -34,6 +34,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.fold_processes import FoldProcesses
 from bench.purchase_ingestion import (
     TimedIngestion,
     cancel,
@@ -113,7 +114,7 @@ async def until(check: Callable[[], Coroutine[Any, Any, bool]], interval: float 
 
 
 async def pipeline(
-    postgres: EmbeddedPostgres, broker: EmbeddedBroker, count: int
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, count: int, processes: int = 1
 ) -> dict[str, float]:
     servers = broker.bootstrap_servers
     await ensure_topics(servers, list(Topic))
@@ -145,9 +146,13 @@ async def pipeline(
         first_seen.run(),
         customer_relay.run(),
         folding(CUSTOMERS, sales_pool, servers).run(),
-        folding(AnalyticsFold(Converter("CNY")), analytics_pool, servers).run(),
         sales_relay(sales, sales_url, servers, Topic.SALES).run(),
     ]
+    fold = FoldProcesses(analytics_url, servers, processes) if processes > 1 else None
+    if fold is None:
+        background.append(folding(AnalyticsFold(Converter("CNY")), analytics_pool, servers).run())
+    else:
+        await fold.start()
     tasks = [asyncio.create_task(job) for job in background]
 
     async def folded() -> tuple[int, int]:
@@ -173,6 +178,7 @@ async def pipeline(
                 python=time.process_time(),
                 postgres=postgres.cpu_seconds(),
                 broker=broker.cpu_seconds(),
+                fold=fold.cpu() if fold else 0.0,
             )
 
         handler.at_first_batch = note_cpu
@@ -186,11 +192,14 @@ async def pipeline(
         python_cpu = time.process_time() - cpu["python"]
         postgres_cpu = postgres.cpu_seconds() - cpu["postgres"]
         broker_cpu = broker.cpu_seconds() - cpu["broker"]
+        fold_cpu = (fold.cpu() if fold else 0.0) - cpu["fold"]
         profiles = await analytics_pool.fetchval("SELECT count(*) FROM profiles")
         if profiles != known + unseen:  # a known customer's purchase on a derived id
             raise RuntimeError(f"{profiles} profiles, expected {known + unseen}")
     finally:
         await cancel(tasks)
+        if fold is not None:
+            fold.stop()
         await sales_pool.close()
         await analytics_pool.close()
         sales.close()
@@ -207,6 +216,8 @@ async def pipeline(
         "e2e_python_cpu": python_cpu,
         "e2e_postgres_cpu": postgres_cpu,
         "e2e_broker_cpu": broker_cpu,
+        "e2e_fold_processes": processes,
+        "e2e_fold_cpu": fold_cpu,
     }
 
 
@@ -226,11 +237,11 @@ def register_known(customers: CustomerApplication, known: int) -> None:
         )
 
 
-def run_pipeline(postgres: EmbeddedPostgres, count: int) -> dict[str, float]:
+def run_pipeline(postgres: EmbeddedPostgres, count: int, processes: int = 1) -> dict[str, float]:
     """The end-to-end run, on a broker of its own (the inbound topic empty of the other runs'
     purchases)."""
     with EmbeddedBroker() as broker:
-        return asyncio.run(pipeline(postgres, broker, count))
+        return asyncio.run(pipeline(postgres, broker, count, processes))
 
 
 def print_pipeline(figures: dict[str, float]) -> None:
@@ -245,12 +256,18 @@ def print_pipeline(figures: dict[str, float]) -> None:
         f"{figures['e2e_registered_seconds']:.2f} s to the "
         f"{figures['e2e_unseen_customers']:.0f} first-seen customers registered there"
     )
+    processes = int(figures["e2e_fold_processes"])
+    users = ("python", "postgres", "broker") + (("fold",) if processes > 1 else ())
     print(
         "    CPU per purchase: "
         + ", ".join(
             f"{name} {figures[f'e2e_{name}_cpu'] / count * 1e6:.0f} µs "
             f"({figures[f'e2e_{name}_cpu']:.1f} s)"
-            for name in ("python", "postgres", "broker")
+            for name in users
         )
-        + " (one Python process: ingestion, relays, first-seen, replica and fold)"
+        + (
+            " (one Python process: ingestion, relays, first-seen, replica and fold)"
+            if processes == 1
+            else f" (the fold in {processes} processes of one group, the rest in one)"
+        )
     )
