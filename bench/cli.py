@@ -31,9 +31,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     latency.set_defaults(handler=run_projection_latency)
     ingestion = benchmarks.add_parser(
         "purchase-ingestion",
-        help="inbound purchases per second, batched, beside one transaction per purchase",
+        help="inbound purchases per second, batched, beside one transaction per purchase; "
+        "and end to end, from the inbound topic to the analytics profiles, half of them "
+        "by customers never seen before",
     )
     ingestion.add_argument("--count", type=int, default=20_000, help="purchases (default 20000)")
+    ingestion.add_argument(
+        "--fold-processes",
+        type=int,
+        default=1,
+        help="the analytics fold of the end-to-end run in this many processes of one "
+        "consumer group (default 1: in the benchmark's own process)",
+    )
     ingestion.set_defaults(handler=run_purchase_ingestion)
     search = benchmarks.add_parser(
         "keyword-search",
@@ -190,7 +199,9 @@ def run_projection_latency(args: argparse.Namespace) -> int:
 def run_purchase_ingestion(args: argparse.Namespace) -> int:
     from bench.purchase_ingestion import run_purchase_ingestion as measure
 
-    measure(args.count)
+    if args.count < 1 or args.fold_processes < 1:
+        raise SystemExit("--count and --fold-processes must be at least 1")
+    measure(args.count, args.fold_processes)
     return 0
 
 

@@ -92,6 +92,46 @@ async def _fold(shared: _Shared, index: int, database_url: str, servers: str) ->
     await consumer.run()
 
 
+class FoldProcesses:
+    """`processes` fold processes of one group on the analytics database at
+    `database_url`: started by `start`, ended by `stop`."""
+
+    def __init__(self, database_url: str, servers: str, processes: int) -> None:
+        self.shared = _Shared(processes)
+        self.workers = [
+            self.shared.context.Process(
+                target=_fold_process, args=(self.shared, n, database_url, servers)
+            )
+            for n in range(processes)
+        ]
+        self._database_url = database_url
+        self._watched: list[psutil.Process] = []
+
+    async def start(self) -> None:
+        """Make the fold's tables once (before the processes race to make them), start
+        the processes and wait until each has its partitions."""
+        pool = await create_pool(self._database_url, "analytics")
+        try:
+            await ProjectionHandler(AnalyticsFold(Converter("CNY")), pool).prepare()
+        finally:
+            await pool.close()
+        for worker in self.workers:
+            worker.start()
+        self._watched = [psutil.Process(w.pid) for w in self.workers]
+        while not all(self.shared.assigned[:]):
+            await asyncio.sleep(0.01)
+
+    def cpu(self) -> float:
+        """The CPU seconds the processes used so far."""
+        return sum(_cpu(p) for p in self._watched)
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.terminate()
+        for worker in self.workers:
+            worker.join(10)
+
+
 async def fold_in_processes(
     database_url: str,
     servers: str,
@@ -103,34 +143,19 @@ async def fold_in_processes(
     the CPU seconds of the processes, PostgreSQL and the broker."""
     await ensure_database(database_url)
     await migrate_all(database_url, "analytics", (DURABLE, MIGRATIONS))
-    pool = await create_pool(database_url, "analytics")
-    try:  # the tables once, before the processes race to make them
-        await ProjectionHandler(AnalyticsFold(Converter("CNY")), pool).prepare()
-    finally:
-        await pool.close()
-    shared = _Shared(processes)
-    workers = [
-        shared.context.Process(target=_fold_process, args=(shared, n, database_url, servers))
-        for n in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    watched = [psutil.Process(w.pid) for w in workers]
+    fold = FoldProcesses(database_url, servers, processes)
+    shared = fold.shared
     try:
-        while not all(shared.assigned[:]):
-            await asyncio.sleep(0.01)
-        cpu_before = sum(_cpu(p) for p in watched)
+        await fold.start()
+        cpu_before = fold.cpu()
         postgres_before, broker_before = servers_cpu()
         while shared.handled.value < expect:
             await asyncio.sleep(0.02)
         done = time.perf_counter()
-        python_cpu = sum(_cpu(p) for p in watched) - cpu_before
+        python_cpu = fold.cpu() - cpu_before
         postgres_after, broker_after = servers_cpu()
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.join(10)
+        fold.stop()
     seconds = done - (shared.first_batch_at.value or done)
     return {
         "events_per_second": expect / seconds,

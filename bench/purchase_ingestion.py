@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 from prometheus_client import CollectorRegistry
 
 from contracts.topics import Topic
@@ -78,34 +79,42 @@ class OneSavePerPurchase(SalesApplication):
 
 
 class TimedIngestion(PurchaseIngestion):
-    """The real handler, noting when the first batch arrived."""
+    """The real handler, noting when the first batch arrived (and calling
+    `at_first_batch` then, if set)."""
 
     first_batch_at: float | None = None
+    at_first_batch: Callable[[], None] | None = None
 
     async def handle(self, batch: Sequence[Parsed[Any]]) -> list[Rejection]:
         if self.first_batch_at is None:
             self.first_batch_at = time.perf_counter()
+            if self.at_first_batch is not None:
+                self.at_first_batch()
         return await super().handle(batch)
 
 
 def purchases(count: int) -> list[tuple[bytes, bytes]]:
     """`count` purchases by 2,000 shop customers, as (key, value) messages."""
-    moment = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
-    messages = []
-    for i in range(count):
-        customer = f"U-{i % 2000:05d}"
-        document = {
-            "source": "shop-cn",
-            "order_id": f"SO-{i:08d}",
-            "customer_reference": {"source": "shop-cn", "source_customer_id": customer},
-            "amount": f"{(i % 500) + 9.9:.2f}",
-            "currency": "CNY",
-            "items": [{"sku": f"SKU-{i % 37}", "name": "标准版月度订阅", "quantity": 1}],
-            "channel": "online",
-            "occurred_at": moment,
-        }
-        messages.append((customer.encode(), orjson.dumps(document)))
-    return messages
+    return [purchase(i, "shop-cn", f"U-{i % 2000:05d}") for i in range(count)]
+
+
+MOMENT = datetime(2026, 11, 1, tzinfo=UTC).isoformat()
+
+
+def purchase(i: int, source: str, customer: str) -> tuple[bytes, bytes]:
+    """The `i`th order of the shop, by the customer `source` calls `customer`, as a
+    (key, value) message."""
+    document = {
+        "source": "shop-cn",
+        "order_id": f"SO-{i:08d}",
+        "customer_reference": {"source": source, "source_customer_id": customer},
+        "amount": f"{(i % 500) + 9.9:.2f}",
+        "currency": "CNY",
+        "items": [{"sku": f"SKU-{i % 37}", "name": "标准版月度订阅", "quantity": 1}],
+        "channel": "online",
+        "occurred_at": MOMENT,
+    }
+    return customer.encode(), orjson.dumps(document)
 
 
 async def publish(bootstrap_servers: str, messages: list[tuple[bytes, bytes]]) -> float:
@@ -175,6 +184,61 @@ async def wait_committed(pool: asyncpg.Pool, expect: int) -> float:
     return time.perf_counter()
 
 
+def subscribed(
+    handler: Any, bootstrap_servers: str, service: str
+) -> tuple[SubscribedConsumer[Any], KafkaBroker]:
+    """`handler` as a FastStream batch subscriber of its own service broker, as the
+    services run their subscriptions (`services.runtime.messaging.subscribers`)."""
+    subscription = Subscription(
+        name=handler.name,
+        group_id=handler.group_id,
+        topics=tuple(handler.topics),
+        message=None,
+        description="Messages for the benchmark.",
+        handler=lambda runtime: handler,
+    )
+    consumer: SubscribedConsumer[Any] = SubscribedConsumer(
+        subscription=subscription,
+        handler=handler,
+        dead_letters=DeadLetterPublisher(
+            lambda: AIOKafkaProducer(bootstrap_servers=bootstrap_servers), service
+        ),
+        max_records=MAX_RECORDS,
+    )
+    settings = ServiceSettings(kafka_bootstrap_servers=bootstrap_servers)
+    broker = service_broker(service, settings, registry=CollectorRegistry())
+    consumer.subscriber = declare(
+        broker, subscription, consumer.consume, max_records=MAX_RECORDS, fetch_max_wait_ms=50
+    )
+    return consumer, broker
+
+
+def sales_relay(
+    application: SalesApplication, database_url: str, bootstrap_servers: str, topic: str
+) -> OutboxRelay:
+    """The sales service's outbox relay onto `topic`."""
+    return OutboxRelay(
+        application=application,
+        database_dsn=database_url,
+        schema=SCHEMA,
+        topic=topic,
+        translate=to_contract,
+        producer_factory=lambda: AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5, max_batch_size=1 << 20
+        ),
+        batch_size=2000,
+    )
+
+
+async def cancel(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until they have ended."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def ingest(
     database_url: str,
     bootstrap_servers: str,
@@ -194,38 +258,8 @@ async def ingest(
         await CUSTOMERS.create_tables(connection)
     handler = TimedIngestion(application, pool)
     handler.group_id = f"bench.{group}"
-    subscription = Subscription(
-        name=handler.name,
-        group_id=handler.group_id,
-        topics=tuple(handler.topics),
-        message=None,
-        description="Purchases for the benchmark.",
-        handler=lambda runtime: handler,
-    )
-    consumer: SubscribedConsumer[Any] = SubscribedConsumer(
-        subscription=subscription,
-        handler=handler,
-        dead_letters=DeadLetterPublisher(
-            lambda: AIOKafkaProducer(bootstrap_servers=bootstrap_servers), "bench"
-        ),
-        max_records=MAX_RECORDS,
-    )
-    settings = ServiceSettings(kafka_bootstrap_servers=bootstrap_servers)
-    broker = service_broker("bench", settings, registry=CollectorRegistry())
-    consumer.subscriber = declare(
-        broker, subscription, consumer.consume, max_records=MAX_RECORDS, fetch_max_wait_ms=50
-    )
-    relay = OutboxRelay(
-        application=application,
-        database_dsn=database_url,
-        schema=SCHEMA,
-        topic=topic,
-        translate=to_contract,
-        producer_factory=lambda: AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5, max_batch_size=1 << 20
-        ),
-        batch_size=2000,
-    )
+    consumer, broker = subscribed(handler, bootstrap_servers, "bench")
+    relay = sales_relay(application, database_url, bootstrap_servers, topic)
     started = time.perf_counter()
     tasks = [
         asyncio.create_task(InboundBroker(broker, [consumer]).run()),
@@ -237,11 +271,7 @@ async def ingest(
             wait_committed(pool, count), wait_published(topic, count)
         )
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(tasks)
         await pool.close()
         application.close()
     first = handler.first_batch_at or started
@@ -290,15 +320,21 @@ async def measure(
     }
 
 
-def run_purchase_ingestion(count: int) -> dict[str, float]:
-    """Start the embedded infrastructure, measure both runs, print and return the figures."""
-    if count < 1:
-        raise ValueError("count must be at least 1")
+def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
+    """Start the embedded infrastructure, measure both runs and the purchases end to end
+    (`bench.purchase_pipeline`), print and return the figures."""
+    from bench.purchase_pipeline import print_pipeline, run_pipeline
+
+    if count < 1 or processes < 1:
+        raise ValueError("count and processes must be at least 1")
     with tempfile.TemporaryDirectory(prefix="crm-bench-sales-") as scratch:
         root = Path(scratch)
-        with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedBroker() as broker:
-            figures = asyncio.run(measure(postgres, broker, count))
+        with EmbeddedPostgres(root / "postgres") as postgres:
+            with EmbeddedBroker() as broker:
+                figures = asyncio.run(measure(postgres, broker, count))
+            figures.update(run_pipeline(postgres, count, processes))
     print_figures(figures)
+    print_pipeline(figures)
     return figures
 
 

@@ -1,0 +1,273 @@
+"""Purchases end to end, the last part of `crm bench purchase-ingestion`.
+
+From the inbound purchases topic to committed analytics profiles, in one process, with
+the services' real code on a broker of its own:
+
+- the sales service's ingestion (`PurchaseIngestion` as a FastStream batch subscriber),
+  its event store and its `OutboxRelay` onto the sales topic, and its customer replica
+  (`CUSTOMERS`, folded from the customer topic: how it resolves known references);
+- the customer service's first-seen customers (`FirstSeenCustomers` as a FastStream
+  batch subscriber of the sales topic), its event store and its `OutboxRelay` onto the
+  customer topic (without a keyring: no personal values are sealed);
+- the analytics fold (`AnalyticsFold` behind `ProjectionHandler` in a `BatchConsumer`),
+  one process.
+
+Half the purchases name customers the CRM knows by another system's reference (registered
+in the customer service with that reference, relayed and folded by the sales replica and
+the fold before the clock starts, five purchases each); the other half each name a
+customer no one has seen (a new reference): sales records the purchase on the id derived
+from the reference, and the customer service registers that customer as first seen.
+
+The clock starts when the first inbound batch reaches the sales handler and stops when
+the analytics profiles hold every purchase (`sum(purchase_count)`); the time until they
+also hold every first-seen customer as registered is printed beside it. The CPU time is
+that of this process, PostgreSQL and the broker from the first batch until both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.fold_processes import FoldProcesses
+from bench.purchase_ingestion import (
+    TimedIngestion,
+    cancel,
+    publish,
+    purchase,
+    sales_relay,
+    subscribed,
+)
+from contracts.topics import Topic
+from local.embedded.broker import EmbeddedBroker
+from local.embedded.postgres import EmbeddedPostgres
+from services.analytics.domain.money import Converter
+from services.analytics.migrations import MIGRATIONS as ANALYTICS_MIGRATIONS
+from services.analytics.projections.fold import AnalyticsFold
+from services.customer.application import CustomerApplication
+from services.customer.ingestion import FirstSeenCustomers
+from services.customer.migrations import MIGRATIONS as CUSTOMER_MIGRATIONS
+from services.customer.publishing import to_contract as customer_contract
+from services.runtime.messaging.consumer import BatchConsumer
+from services.runtime.messaging.deadletter import DeadLetterPublisher
+from services.runtime.messaging.kafka import ensure_topics
+from services.runtime.messaging.outbox import OutboxRelay
+from services.runtime.messaging.projection import Projection, ProjectionHandler
+from services.runtime.messaging.subscribers import InboundBroker
+from services.runtime.storage.database import create_pool, ensure_database
+from services.runtime.storage.eventstore import postgres_environment
+from services.runtime.storage.migrator import DURABLE, MigrationSet, migrate_all
+from services.sales.application import SalesApplication
+from services.sales.projections import CUSTOMERS
+
+TARGET = 10_000
+"""Purchases per second end to end the product asks for."""
+KNOWN_SOURCE = "erp"
+UNSEEN_SOURCE = "shop-cn"
+PURCHASES_PER_KNOWN = 5
+
+
+def mixed_purchases(count: int) -> tuple[list[tuple[bytes, bytes]], int, int]:
+    """`count` purchases, every other one naming a known customer (`K-…` of the ERP,
+    five purchases each) and the others each a customer no one has seen (`N-…` of the
+    shop), as (key, value) messages; with the numbers of known and unseen customers."""
+    unseen = count // 2
+    known = max(1, -(-(count - unseen) // PURCHASES_PER_KNOWN))
+    messages = [
+        purchase(i, UNSEEN_SOURCE, f"N-{i:08d}")
+        if i % 2
+        else purchase(i, KNOWN_SOURCE, f"K-{(i // 2) % known:06d}")
+        for i in range(count)
+    ]
+    return messages, known, unseen
+
+
+async def store(postgres: EmbeddedPostgres, schema: str, *migrations: MigrationSet) -> str:
+    url = postgres.dsn(f"crm_bench_pipeline_{schema}")
+    await ensure_database(url)
+    await migrate_all(url, schema, (DURABLE, *migrations))
+    return url
+
+
+def folding(projection: Projection, pool: asyncpg.Pool, servers: str) -> BatchConsumer[Any]:
+    """`projection` behind the `ProjectionHandler` in a `BatchConsumer`, as services run
+    their projections."""
+    return BatchConsumer(
+        handler=ProjectionHandler(projection, pool),
+        consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
+            *topics, bootstrap_servers=servers, **kw
+        ),
+        dead_letters=DeadLetterPublisher(lambda: AIOKafkaProducer(bootstrap_servers=servers), "b"),
+        max_records=2000,
+    )
+
+
+async def until(check: Callable[[], Coroutine[Any, Any, bool]], interval: float = 0.05) -> float:
+    while not await check():
+        await asyncio.sleep(interval)
+    return time.perf_counter()
+
+
+async def pipeline(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker, count: int, processes: int = 1
+) -> dict[str, float]:
+    servers = broker.bootstrap_servers
+    await ensure_topics(servers, list(Topic))
+    messages, known, unseen = mixed_purchases(count)
+    await publish(servers, messages)
+    sales_url = await store(postgres, "sales")
+    customer_url = await store(postgres, "customer", CUSTOMER_MIGRATIONS)
+    analytics_url = await store(postgres, "analytics", ANALYTICS_MIGRATIONS)
+    sales_pool = await create_pool(sales_url, "sales")
+    analytics_pool = await create_pool(analytics_url, "analytics")
+    sales = await asyncio.to_thread(SalesApplication, postgres_environment(sales_url, "sales"))
+    customers = await asyncio.to_thread(
+        CustomerApplication, postgres_environment(customer_url, "customer")
+    )
+    first_seen, customer_broker = subscribed(FirstSeenCustomers(customers), servers, "customer")
+    customer_relay = OutboxRelay(
+        application=customers,
+        database_dsn=customer_url,
+        schema="customer",
+        topic=Topic.CUSTOMER,
+        translate=customer_contract,
+        producer_factory=lambda: AIOKafkaProducer(
+            bootstrap_servers=servers, acks="all", linger_ms=5, max_batch_size=1 << 20
+        ),
+        batch_size=2000,
+    )
+    background: list[Coroutine[Any, Any, None]] = [
+        InboundBroker(customer_broker, [first_seen]).run(),
+        first_seen.run(),
+        customer_relay.run(),
+        folding(CUSTOMERS, sales_pool, servers).run(),
+        sales_relay(sales, sales_url, servers, Topic.SALES).run(),
+    ]
+    fold = FoldProcesses(analytics_url, servers, processes) if processes > 1 else None
+    if fold is None:
+        background.append(folding(AnalyticsFold(Converter("CNY")), analytics_pool, servers).run())
+    else:
+        await fold.start()
+    tasks = [asyncio.create_task(job) for job in background]
+
+    async def folded() -> tuple[int, int]:
+        row = await analytics_pool.fetchrow(
+            "SELECT coalesce(sum(purchase_count), 0) AS purchases, "
+            "count(*) FILTER (WHERE registered) AS registered FROM profiles"
+        )
+        assert row is not None
+        return int(row["purchases"]), int(row["registered"])
+
+    async def known_everywhere() -> bool:
+        references = await sales_pool.fetchval("SELECT count(*) FROM customer_references")
+        return bool(references == known and (await folded())[1] == known)
+
+    try:
+        await asyncio.to_thread(register_known, customers, known)
+        await until(known_everywhere)
+        handler = TimedIngestion(sales, sales_pool)
+        cpu: dict[str, float] = {}
+
+        def note_cpu() -> None:
+            cpu.update(
+                python=time.process_time(),
+                postgres=postgres.cpu_seconds(),
+                broker=broker.cpu_seconds(),
+                fold=fold.cpu() if fold else 0.0,
+            )
+
+        handler.at_first_batch = note_cpu
+        ingestion, sales_broker = subscribed(handler, servers, "sales")
+        tasks += [
+            asyncio.create_task(InboundBroker(sales_broker, [ingestion]).run()),
+            asyncio.create_task(ingestion.run()),
+        ]
+        purchases_at = await until(lambda: _reached(folded, 0, count))
+        registered_at = await until(lambda: _reached(folded, 1, known + unseen))
+        python_cpu = time.process_time() - cpu["python"]
+        postgres_cpu = postgres.cpu_seconds() - cpu["postgres"]
+        broker_cpu = broker.cpu_seconds() - cpu["broker"]
+        fold_cpu = (fold.cpu() if fold else 0.0) - cpu["fold"]
+        profiles = await analytics_pool.fetchval("SELECT count(*) FROM profiles")
+        if profiles != known + unseen:  # a known customer's purchase on a derived id
+            raise RuntimeError(f"{profiles} profiles, expected {known + unseen}")
+    finally:
+        await cancel(tasks)
+        if fold is not None:
+            fold.stop()
+        await sales_pool.close()
+        await analytics_pool.close()
+        sales.close()
+        customers.close()
+    first = handler.first_batch_at or purchases_at
+    return {
+        "e2e_count": count,
+        "e2e_unseen_share": unseen / count,
+        "e2e_known_customers": known,
+        "e2e_unseen_customers": unseen,
+        "e2e_seconds": purchases_at - first,
+        "e2e_registered_seconds": registered_at - first,
+        "e2e_purchases_per_second": count / (purchases_at - first),
+        "e2e_python_cpu": python_cpu,
+        "e2e_postgres_cpu": postgres_cpu,
+        "e2e_broker_cpu": broker_cpu,
+        "e2e_fold_processes": processes,
+        "e2e_fold_cpu": fold_cpu,
+    }
+
+
+async def _reached(
+    folded: Callable[[], Coroutine[Any, Any, tuple[int, int]]], n: int, at: int
+) -> bool:
+    return (await folded())[n] >= at
+
+
+def register_known(customers: CustomerApplication, known: int) -> None:
+    """The customers the ERP names, registered in the customer service with its reference."""
+    for n in range(known):
+        customers.register(
+            name=f"老客户 {n:06d}",
+            kind="consumer",
+            references=[{"source": KNOWN_SOURCE, "source_customer_id": f"K-{n:06d}"}],
+        )
+
+
+def run_pipeline(postgres: EmbeddedPostgres, count: int, processes: int = 1) -> dict[str, float]:
+    """The end-to-end run, on a broker of its own (the inbound topic empty of the other runs'
+    purchases)."""
+    with EmbeddedBroker() as broker:
+        return asyncio.run(pipeline(postgres, broker, count, processes))
+
+
+def print_pipeline(figures: dict[str, float]) -> None:
+    count, rate = figures["e2e_count"], figures["e2e_purchases_per_second"]
+    print(
+        f"  end to end (inbound topic -> sales -> sales topic -> analytics profiles; "
+        f"{figures['e2e_unseen_share']:.0%} of purchases by unseen customers)"
+    )
+    print(
+        f"    {rate:9.0f} purchases/s   target {TARGET}/s ({rate / TARGET:.2f} of it); "
+        f"{figures['e2e_seconds']:.2f} s to every purchase in the profiles, "
+        f"{figures['e2e_registered_seconds']:.2f} s to the "
+        f"{figures['e2e_unseen_customers']:.0f} first-seen customers registered there"
+    )
+    processes = int(figures["e2e_fold_processes"])
+    users = ("python", "postgres", "broker") + (("fold",) if processes > 1 else ())
+    print(
+        "    CPU per purchase: "
+        + ", ".join(
+            f"{name} {figures[f'e2e_{name}_cpu'] / count * 1e6:.0f} µs "
+            f"({figures[f'e2e_{name}_cpu']:.1f} s)"
+            for name in users
+        )
+        + (
+            " (one Python process: ingestion, relays, first-seen, replica and fold)"
+            if processes == 1
+            else f" (the fold in {processes} processes of one group, the rest in one)"
+        )
+    )
