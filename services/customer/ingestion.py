@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from aiokafka.structs import ConsumerRecord
 from pydantic import TypeAdapter, ValidationError
 
@@ -25,6 +26,7 @@ from contracts.topics import Topic
 from services.customer.application import CustomerApplication, Sighting
 from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.deadletter import Rejection
+from services.runtime.messaging.inbound import RecordedAggregates
 from services.runtime.metrics import EVENTS_CONSUMED
 from services.runtime.storage.eventstore import CommandContext
 
@@ -72,8 +74,9 @@ class FirstSeenCustomers:
     group_id = "crm.customer.first-seen"
     topics: Sequence[str] = (Topic.SALES, Topic.INTERACTION)
 
-    def __init__(self, application: CustomerApplication) -> None:
+    def __init__(self, application: CustomerApplication, pool: asyncpg.Pool) -> None:
         self._application = application
+        self._recorded = RecordedAggregates(application, pool)
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> EventEnvelope[Any]:
         return parse_event(record.value)
@@ -91,8 +94,9 @@ class FirstSeenCustomers:
         sightings = [s for item in batch if (s := sighting_of(item.value)) is not None]
         registered = set()
         if sightings:
+            existing = await self._recorded.among(list({s.customer_id for s in sightings}))
             registered = set(
-                await asyncio.to_thread(self._application.register_first_seen, sightings)
+                await asyncio.to_thread(self._application.register_first_seen, sightings, existing)
             )
         for item in batch:
             outcome = "applied" if item.value.customer_id in registered else "ignored"

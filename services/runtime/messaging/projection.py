@@ -40,6 +40,7 @@ from services.runtime.messaging.consumer import NotReady, Parsed
 from services.runtime.messaging.deadletter import Rejection
 from services.runtime.messaging.positions import recognise
 from services.runtime.metrics import EVENTS_CONSUMED, PROJECTION_LAG, PROJECTION_REBUILD_NEEDED
+from services.runtime.storage.statistics import PlannerStatistics
 from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class ProjectionHandler:
         self._parse: Callable[[bytes | None], EventEnvelope[Any]] = getattr(
             projection, "parse", parse_event
         )
+        self._statistics = PlannerStatistics(pool)
+        """The tables the projection fills fast keep statistics its look-ups can use."""
 
     def event_time(self, value: EventEnvelope[Any]) -> datetime:
         return value.occurred_at
@@ -162,6 +165,7 @@ class ProjectionHandler:
             failed = await self._apply_each_transaction([[item] for item in batch], isolate=True)
         newest = max(item.value.recorded_at for item in batch).timestamp()
         PROJECTION_LAG.labels(projection=self.name).set(max(0.0, time.time() - newest))
+        await self._statistics.refresh_if_due()
         return failed
 
     async def _apply_each_transaction(
