@@ -21,7 +21,8 @@ from pydantic import TypeAdapter, ValidationError
 from contracts.customer import PersonalEmail, PersonalPhone
 from contracts.envelope import EventEnvelope
 from contracts.references import CustomerHint, CustomerReference, customer_id_for_reference
-from contracts.registry import parse_event
+from contracts.registry import read_models
+from contracts.tolerant import TolerantReader
 from contracts.topics import Topic
 from services.customer.application import CustomerApplication, Sighting
 from services.runtime.messaging.consumer import Parsed
@@ -29,6 +30,17 @@ from services.runtime.messaging.deadletter import Rejection
 from services.runtime.messaging.inbound import RecordedAggregates
 from services.runtime.metrics import EVENTS_CONSUMED
 from services.runtime.storage.eventstore import CommandContext
+
+READER = TolerantReader(
+    {
+        model.event_type: ("customer_reference", "customer_hint")
+        for model in read_models()
+        if "customer_reference" in model.model_fields
+    },
+    envelope=("producer", "correlation_id"),
+)
+"""What `sighting_of` reads of the sales and interaction topics: the reference and hint of
+every event that can name a customer by reference, validated alone (`contracts.tolerant`)."""
 
 PHONE: TypeAdapter[str] = TypeAdapter(PersonalPhone)
 EMAIL: TypeAdapter[str] = TypeAdapter(PersonalEmail)
@@ -79,7 +91,7 @@ class FirstSeenCustomers:
         self._recorded = RecordedAggregates(application, pool)
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> EventEnvelope[Any]:
-        return parse_event(record.value)
+        return READER.parse(record.value)
 
     def describe(self, value: EventEnvelope[Any]) -> str:
         return value.event_type
