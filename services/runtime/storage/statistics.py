@@ -26,6 +26,8 @@ from collections.abc import Callable
 
 import asyncpg
 
+from services.runtime.transient import TRANSIENT_ERRORS
+
 log = logging.getLogger(__name__)
 
 GROWN = """
@@ -66,7 +68,7 @@ class PlannerStatistics:
                 grown = [r["name"] for r in await connection.fetch(GROWN, self._minimum_rows)]
                 for name in grown:
                     await connection.execute(f"ANALYZE {name}")
-        except (asyncpg.PostgresError, OSError) as exc:
+        except (asyncpg.PostgresError, *TRANSIENT_ERRORS) as exc:
             log.warning("could not refresh the planner statistics: %r", exc)
             return []
         return grown
