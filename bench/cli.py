@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         default=1,
         help="the analytics fold of the end-to-end run in this many processes of one "
-        "consumer group (default 1: in the benchmark's own process)",
+        "consumer group (default 1)",
     )
     ingestion.set_defaults(handler=run_purchase_ingestion)
     search = benchmarks.add_parser(

@@ -11,7 +11,6 @@ the CPU time is that of the processes (read by `psutil`), PostgreSQL and the bro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +20,7 @@ from typing import Any
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.figures import cpu_seconds
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
@@ -119,11 +119,14 @@ class FoldProcesses:
             worker.start()
         self._watched = [psutil.Process(w.pid) for w in self.workers]
         while not all(self.shared.assigned[:]):
+            for worker in self.workers:
+                if not worker.is_alive():
+                    raise RuntimeError(f"a fold process ended ({worker.exitcode})")
             await asyncio.sleep(0.01)
 
     def cpu(self) -> float:
         """The CPU seconds the processes used so far."""
-        return sum(_cpu(p) for p in self._watched)
+        return sum(cpu_seconds(p) for p in self._watched)
 
     def stop(self) -> None:
         for worker in self.workers:
@@ -164,10 +167,3 @@ async def fold_in_processes(
         "postgres_cpu": postgres_after - postgres_before,
         "broker_cpu": broker_after - broker_before,
     }
-
-
-def _cpu(process: psutil.Process) -> float:
-    with contextlib.suppress(psutil.Error):
-        times = process.cpu_times()
-        return float(times.user + times.system)
-    return 0.0

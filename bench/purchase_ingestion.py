@@ -322,8 +322,10 @@ async def measure(
 
 def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
     """Start the embedded infrastructure, measure both runs and the purchases end to end
-    (`bench.purchase_pipeline`), print and return the figures."""
+    (`bench.purchase_pipeline`) and Python per purchase step by step
+    (`bench.recording_costs`), print and return the figures."""
     from bench.purchase_pipeline import print_pipeline, run_pipeline
+    from bench.recording_costs import print_recording_costs, recording_costs
 
     if count < 1 or processes < 1:
         raise ValueError("count and processes must be at least 1")
@@ -333,8 +335,11 @@ def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
             with EmbeddedBroker() as broker:
                 figures = asyncio.run(measure(postgres, broker, count))
             figures.update(run_pipeline(postgres, count, processes))
+    costs = recording_costs()
+    figures.update({f"python_{name}": value for name, value in costs.items()})
     print_figures(figures)
     print_pipeline(figures)
+    print_recording_costs(costs)
     return figures
 
 

@@ -8,7 +8,7 @@ one customer cannot both win: the loser gets `Conflict`, never a lost update.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -71,7 +71,9 @@ class CustomerApplication(EventSourcedApplication):
     ) -> Customer:
         return self._change(customer_id, expected_version, lambda c: c.add_reference(reference))
 
-    def register_first_seen(self, sightings: Sequence[Sighting]) -> list[UUID]:
+    def register_first_seen(
+        self, sightings: Sequence[Sighting], existing: Collection[UUID] | None = None
+    ) -> list[UUID]:
         """Register the customers other systems named by a reference the CRM had not seen,
         and let what later sightings tell fill what is still unknown of them.
 
@@ -80,11 +82,24 @@ class CustomerApplication(EventSourcedApplication):
         later) completes it (`Customer.complete_details`): seeing the same reference with
         the same hints again changes nothing. All changes are saved in one `save()`.
         Returns the ids of the customers registered now.
+
+        `existing`, when given, holds which of the customers the event store had when the
+        caller looked (`RecordedAggregates.among`, one query for the batch): the others
+        are registered without being looked for one by one, and a known customer whose
+        sightings hint at nothing is left as it is without being loaded. One registered
+        meanwhile by another replica makes the save conflict, and the sightings are then
+        applied one customer at a time, each loaded.
         """
         by_customer: dict[UUID, list[Sighting]] = {}
         for sighting in sightings:
             by_customer.setdefault(sighting.customer_id, []).append(sighting)
-        outcomes = {c: self._apply_sightings(c, seen) for c, seen in by_customer.items()}
+        if existing is not None:
+            by_customer = {
+                c: seen
+                for c, seen in by_customer.items()
+                if c not in existing or any(any(s.hint.values()) for s in seen)
+            }
+        outcomes = {c: self._apply_sightings(c, seen, existing) for c, seen in by_customer.items()}
         changed = [customer for customer, _ in outcomes.values() if customer.pending_events]
         try:
             if changed:
@@ -108,9 +123,13 @@ class CustomerApplication(EventSourcedApplication):
                 continue
         return False
 
-    def _apply_sightings(self, customer_id: UUID, seen: list[Sighting]) -> tuple[Customer, bool]:
-        """The customer after the sightings (not saved), and whether they register it."""
-        customer = self._existing(customer_id)
+    def _apply_sightings(
+        self, customer_id: UUID, seen: list[Sighting], existing: Collection[UUID] | None = None
+    ) -> tuple[Customer, bool]:
+        """The customer after the sightings (not saved), and whether they register it;
+        not looked for when `existing` says it was not there."""
+        known = existing is None or customer_id in existing
+        customer = self._existing(customer_id) if known else None
         registered = customer is None
         for sighting in seen:
             since = len(customer.pending_events) if customer is not None else 0

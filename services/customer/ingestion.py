@@ -14,19 +14,33 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from aiokafka.structs import ConsumerRecord
 from pydantic import TypeAdapter, ValidationError
 
 from contracts.customer import PersonalEmail, PersonalPhone
 from contracts.envelope import EventEnvelope
 from contracts.references import CustomerHint, CustomerReference, customer_id_for_reference
-from contracts.registry import parse_event
+from contracts.registry import read_models
+from contracts.tolerant import TolerantReader
 from contracts.topics import Topic
 from services.customer.application import CustomerApplication, Sighting
 from services.runtime.messaging.consumer import Parsed
 from services.runtime.messaging.deadletter import Rejection
+from services.runtime.messaging.inbound import RecordedAggregates
 from services.runtime.metrics import EVENTS_CONSUMED
 from services.runtime.storage.eventstore import CommandContext
+
+READER = TolerantReader(
+    {
+        model.event_type: ("customer_reference", "customer_hint")
+        for model in read_models()
+        if "customer_reference" in model.model_fields
+    },
+    envelope=("producer", "correlation_id"),
+)
+"""What `sighting_of` reads of the sales and interaction topics: the reference and hint of
+every event that can name a customer by reference, validated alone (`contracts.tolerant`)."""
 
 PHONE: TypeAdapter[str] = TypeAdapter(PersonalPhone)
 EMAIL: TypeAdapter[str] = TypeAdapter(PersonalEmail)
@@ -72,11 +86,12 @@ class FirstSeenCustomers:
     group_id = "crm.customer.first-seen"
     topics: Sequence[str] = (Topic.SALES, Topic.INTERACTION)
 
-    def __init__(self, application: CustomerApplication) -> None:
+    def __init__(self, application: CustomerApplication, pool: asyncpg.Pool) -> None:
         self._application = application
+        self._recorded = RecordedAggregates(application, pool)
 
     def parse(self, record: ConsumerRecord[Any, Any]) -> EventEnvelope[Any]:
-        return parse_event(record.value)
+        return READER.parse(record.value)
 
     def describe(self, value: EventEnvelope[Any]) -> str:
         return value.event_type
@@ -91,8 +106,9 @@ class FirstSeenCustomers:
         sightings = [s for item in batch if (s := sighting_of(item.value)) is not None]
         registered = set()
         if sightings:
+            existing = await self._recorded.among(list({s.customer_id for s in sightings}))
             registered = set(
-                await asyncio.to_thread(self._application.register_first_seen, sightings)
+                await asyncio.to_thread(self._application.register_first_seen, sightings, existing)
             )
         for item in batch:
             outcome = "applied" if item.value.customer_id in registered else "ignored"

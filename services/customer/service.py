@@ -16,7 +16,8 @@ from services.runtime.storage.migrator import KEYRING
 
 def first_seen_customers(runtime: ServiceRuntime) -> FirstSeenCustomers:
     assert isinstance(runtime.application, CustomerApplication)
-    return FirstSeenCustomers(runtime.application)
+    assert runtime.pool is not None
+    return FirstSeenCustomers(runtime.application, runtime.pool)
 
 
 FIRST_SEEN = Subscription(

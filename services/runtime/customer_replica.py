@@ -24,6 +24,7 @@ import asyncpg
 
 from contracts.envelope import EventEnvelope
 from contracts.personal import ERASED
+from contracts.tolerant import TolerantReader
 from contracts.topics import Topic
 from services.runtime.customer_aliases import apply_aliases, create_alias_table
 from services.runtime.privacy.erasure import (
@@ -56,6 +57,29 @@ COLUMNS = (
 
 Reference = tuple[str, str, UUID]
 """(source system, its customer id, CRM customer id)."""
+
+READER = TolerantReader(
+    {
+        "customer.registered": (
+            "name",
+            "region",
+            "owner",
+            "first_seen_in",
+            "channel_preferences",
+            "references",
+        ),
+        "customer.profile_changed": ("changed", "name", "region", "owner"),
+        "customer.absorbed": ("profile", "channel_preferences"),
+        "customer.absorption_undone": ("profile", "channel_preferences"),
+        "customer.channel_preferences_changed": ("channel_preferences",),
+        "customer.reference_added": ("reference",),
+        "customer.merged": ("survivor_id", "merge_id"),
+        "customer.unmerged": ("merge_id",),
+    },
+    envelope=("occurred_at", "recorded_at"),
+)
+"""What the replica reads of the customer topic (`fold_customer`, `references_in`, the
+aliases of merges, erasures), validated alone (`contracts.tolerant`)."""
 
 
 def _channels(preferences: Any) -> tuple[list[str], list[str]]:
@@ -146,6 +170,7 @@ class CustomerReplica:
         self.name = table
         self.table = table
         self.personal_columns = tuple(personal_columns)
+        self.parse = READER.parse
 
     @property
     def ddl(self) -> str:

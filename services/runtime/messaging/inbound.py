@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from contracts.registry import ContractViolation, describe_validation_error
 from services.runtime.storage.eventstore import EventSourcedApplication
+from services.runtime.storage.statistics import PlannerStatistics
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -89,10 +90,14 @@ class RecordedAggregates:
     def __init__(self, application: EventSourcedApplication, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._events_table: str = getattr(application.recorder, "events_table_name", "")
+        self._statistics = PlannerStatistics(pool)
+        """The event store's table, filled fast by an ingestion, keeps statistics that
+        let the look-up use its index."""
 
     async def among(self, ids: list[UUID]) -> set[UUID]:
         if not ids or not self._events_table:
             return set()
+        await self._statistics.refresh_if_due()
         rows = await self._pool.fetch(
             f"SELECT originator_id FROM {self._events_table} "
             "WHERE originator_id = ANY($1::uuid[]) AND originator_version = 1",

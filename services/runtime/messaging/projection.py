@@ -9,13 +9,13 @@ the tables afresh, beside the live ones, and recorded the new version. Tables ar
 never patched in place: a changed shape is a new version.
 
 `ProjectionHandler` feeds a `Projection` from a `BatchConsumer`. In one PostgreSQL
-transaction it records the batch's event ids in `consumed_events`, skips those already
-there (the same event re-delivered, at the same or another offset), and applies the rest.
+transaction it recognises the messages a relay published by their position, kept per
+source and partition in the same transaction (`positions.recognise`); it records the ids
+of the others (messages without a position) in `consumed_events` and skips those already
+there (the same event re-delivered, at the same or another offset); it applies the rest.
 The broker offsets are committed only after that transaction, so a crash in between
 re-delivers a batch whose every event is then recognised. A projection that says
-`recognised_by_position` (the analytics fold) recognises the messages a relay published by
-their position instead, kept in the same transaction (`positions.recognise`), and records
-ids only of the others.
+`recognised_by_position = False` records every event's id instead.
 
 An event the projection cannot apply fails the batch's transaction; the batch is then
 applied one event per transaction, and only the failing event is dead-lettered.
@@ -40,6 +40,7 @@ from services.runtime.messaging.consumer import NotReady, Parsed
 from services.runtime.messaging.deadletter import Rejection
 from services.runtime.messaging.positions import recognise
 from services.runtime.metrics import EVENTS_CONSUMED, PROJECTION_LAG, PROJECTION_REBUILD_NEEDED
+from services.runtime.storage.statistics import PlannerStatistics
 from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,10 @@ class ProjectionHandler:
         self.topics = projection.topics
         self.aligned_topics: Sequence[str] = getattr(projection, "aligned_topics", ())
         """The topics the projection reads in event time (`alignment`), if any."""
-        self.by_position: bool = getattr(projection, "recognised_by_position", False)
+        self.by_position: bool = getattr(projection, "recognised_by_position", True)
         """Whether events with a relay position are recognised by it (`positions.recognise`)
-        rather than by id in `consumed_events`."""
+        rather than by a row per event in `consumed_events` (every projection, unless it
+        says otherwise: a row less per event)."""
         self.co_partitioned: bool = getattr(projection, "co_partitioned", False)
         """Whether the projection's state is owned per partition: partition `n` of every
         topic it reads goes to one consumer of the group (`BatchConsumer`)."""
@@ -108,6 +110,8 @@ class ProjectionHandler:
         self._parse: Callable[[bytes | None], EventEnvelope[Any]] = getattr(
             projection, "parse", parse_event
         )
+        self._statistics = PlannerStatistics(pool)
+        """The tables the projection fills fast keep statistics its look-ups can use."""
 
     def event_time(self, value: EventEnvelope[Any]) -> datetime:
         return value.occurred_at
@@ -162,6 +166,7 @@ class ProjectionHandler:
             failed = await self._apply_each_transaction([[item] for item in batch], isolate=True)
         newest = max(item.value.recorded_at for item in batch).timestamp()
         PROJECTION_LAG.labels(projection=self.name).set(max(0.0, time.time() - newest))
+        await self._statistics.refresh_if_due()
         return failed
 
     async def _apply_each_transaction(

@@ -71,6 +71,28 @@ def test_a_race_with_another_replica_loses_no_customer() -> None:
     assert app.customer(sighting("U-3").customer_id).first_seen_in == "shop-cn"
 
 
+def test_a_batch_looked_up_at_once_registers_completes_and_survives_a_stale_lookup() -> None:
+    """The caller passes which customers the store held when it looked, in one query."""
+    app = CustomerApplication()
+    (u1,) = app.register_first_seen([sighting("U-1")])
+    # Since the lookup, another replica registered U-2: the lookup says it is not there.
+    other_replica = CustomerApplication(env={})
+    other_replica.recorder = app.recorder
+    other_replica.events.recorder = app.recorder
+    other_replica.register_first_seen([sighting("U-2", "别处登记")])
+    silent = replace(sighting("U-1"), phone=None)
+    registered = app.register_first_seen(
+        [sighting("U-1", "王小明"), silent, sighting("U-2"), sighting("U-3")], existing={u1}
+    )
+    assert registered == [sighting("U-3").customer_id]
+    assert app.customer(u1).name == "王小明"  # a known customer's hint still fills the name
+    assert app.customer(sighting("U-2").customer_id).name == "别处登记"
+    assert app.customer(sighting("U-3").customer_id).first_seen_in == "shop-cn"
+    version = app.customer(u1).version
+    assert app.register_first_seen([silent], existing={u1}) == []  # nothing to fill
+    assert app.customer(u1).version == version
+
+
 HINTS = {"name": "孙安", "phone": "+86 137 0013 7099", "email": "sun.an@example.cn"}
 """A value of every field a hint carries (`HINT_FIELDS`)."""
 
