@@ -9,3 +9,9 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     """The value below which `fraction` of `values` lie (nearest rank)."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))]
+
+
+def allowed_rate(cpu: dict[str, float], events: float, cores: int) -> float:
+    """Events per second that CPU time allows on `cores`, with the processes perfectly
+    overlapped (none of them faster than its own CPU time)."""
+    return events / max(sum(cpu.values()) / cores, max(cpu.values()))

@@ -324,6 +324,8 @@ def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
     """Start the embedded infrastructure, measure both runs and the purchases end to end
     (`bench.purchase_pipeline`), print and return the figures."""
     from bench.purchase_pipeline import print_pipeline, run_pipeline
+    from bench.quix_fold import quix_installed
+    from bench.quix_pipeline import print_quix_pipeline, run_quix_pipeline
 
     if count < 1 or processes < 1:
         raise ValueError("count and processes must be at least 1")
@@ -333,8 +335,11 @@ def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
             with EmbeddedBroker() as broker:
                 figures = asyncio.run(measure(postgres, broker, count))
             figures.update(run_pipeline(postgres, count, processes))
+        if quix_installed():
+            figures.update(run_quix_pipeline(count, root / "quix"))
     print_figures(figures)
     print_pipeline(figures)
+    print_quix_pipeline(figures)
     return figures
 
 

@@ -62,6 +62,21 @@ def fold_event(profile: dict[str, Any] | None, envelope: dict[str, Any]) -> dict
     return profile
 
 
+def application(servers: str, group: str, state_dir: Path, **options: Any) -> Any:
+    """A Quix `Application` of consumer group `group` reading its topics from the
+    beginning, its state in `state_dir` (`options`: more of its settings)."""
+    from quixstreams import Application
+
+    return Application(
+        broker_address=servers,
+        consumer_group=group,
+        auto_offset_reset="earliest",
+        state_dir=state_dir,
+        loglevel="WARNING",
+        **options,
+    )
+
+
 def quix_run(
     servers: str, topics: tuple[str, ...], expect: int, state_dir: Path
 ) -> dict[str, float]:
@@ -70,16 +85,9 @@ def quix_run(
     flushed, changelog produced, offsets committed), the seconds to the last message
     alone, the CPU seconds of this process over the same time (Quix's consumer and
     producer threads and RocksDB's included) and the customers folded."""
-    from quixstreams import Application
     from quixstreams.state import State
 
-    app = Application(
-        broker_address=servers,
-        consumer_group="bench.quix",
-        auto_offset_reset="earliest",
-        state_dir=state_dir,
-        loglevel="WARNING",
-    )
+    app = application(servers, "bench.quix", state_dir)
     frames = [
         app.dataframe(app.topic(str(name), key_deserializer="str", value_deserializer="json"))
         for name in topics
