@@ -6,9 +6,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import orjson
+import pytest
 
 from bench.purchase_ingestion import purchase
-from bench.quix_pipeline import folded, recorded, resolved
+from bench.quix_fold import INSTALL_HINT
+from bench.quix_pipeline import folded, print_quix_pipeline, recorded, resolved
 from contracts.customer import CustomerRegistered
 from contracts.envelope import EventEnvelope
 from contracts.references import CustomerReference, customer_id_for_reference
@@ -127,3 +129,11 @@ def test_an_unknown_reference_is_not_resolved_to_a_known_customer() -> None:
     assert value["customer_id"] == str(
         customer_id_for_reference(CustomerReference(source="erp", source_customer_id="K-999999"))
     )
+
+
+def test_without_quix_streams_the_row_says_how_to_install_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    print_quix_pipeline({"e2e_count": 20_000.0, "e2e_purchases_per_second": 4000.0})
+
+    assert capsys.readouterr().out.strip() == INSTALL_HINT
