@@ -320,14 +320,18 @@ async def measure(
     }
 
 
-def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
+def run_purchase_ingestion(
+    count: int, processes: int = 1, quix_processes: int = 1
+) -> dict[str, float]:
     """Start the embedded infrastructure, measure both runs and the purchases end to end
-    (`bench.purchase_pipeline`), print and return the figures."""
+    (`bench.purchase_pipeline`, the fold in `processes`) and, if it is installed, the same
+    job in Quix Streams (`bench.quix_pipeline`, in `quix_processes`); print and return
+    the figures."""
     from bench.purchase_pipeline import print_pipeline, run_pipeline
     from bench.quix_fold import quix_installed
     from bench.quix_pipeline import print_quix_pipeline, run_quix_pipeline
 
-    if count < 1 or processes < 1:
+    if count < 1 or processes < 1 or quix_processes < 1:
         raise ValueError("count and processes must be at least 1")
     with tempfile.TemporaryDirectory(prefix="crm-bench-sales-") as scratch:
         root = Path(scratch)
@@ -336,7 +340,7 @@ def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
                 figures = asyncio.run(measure(postgres, broker, count))
             figures.update(run_pipeline(postgres, count, processes))
         if quix_installed():
-            figures.update(run_quix_pipeline(count, root / "quix"))
+            figures.update(run_quix_pipeline(count, root / "quix", quix_processes))
     print_figures(figures)
     print_pipeline(figures)
     print_quix_pipeline(figures)

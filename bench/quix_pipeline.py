@@ -177,20 +177,25 @@ def known_references(known: int, source: str) -> dict[tuple[str, str], UUID]:
     return {(source, f"K-{n:06d}"): uuid.uuid4() for n in range(known)}
 
 
-def quix_pipeline_run(
+class Tally(Protocol):
+    """What the application reports as it goes (`pipeline_application`)."""
+
+    def first(self) -> None:
+        """The first inbound message reached the application."""
+
+    def folded(self, purchase: bool, registers: bool, new_profile: bool) -> None:
+        """One more event folded: a purchase or not, one registering its customer or not,
+        on a profile that did not exist or not."""
+
+
+def pipeline_application(
     servers: str,
     known: dict[tuple[str, str], UUID],
-    purchases: int,
-    first_seen_customers: int,
     state_dir: Path,
-    at_first: Callable[[], None] = lambda: None,
+    tally: Tally,
     poll_timeout: float = POLL_TIMEOUT,
-) -> dict[str, float]:
-    """The application over the inbound purchases already published: purchases/s from
-    its first inbound message to its stop, the seconds until every purchase was folded
-    and until every first-seen customer was registered in the profiles too, its CPU
-    seconds (this process: Quix, librdkafka's threads, RocksDB) and the profiles.
-    `at_first` is called at the first inbound message."""
+) -> Any:
+    """The Quix `Application` doing the job (the module's docstring), reporting to `tally`."""
     from quixstreams.state import State
 
     app = application(servers, "bench.quix-pipeline", state_dir, consumer_poll_timeout=poll_timeout)
@@ -208,13 +213,12 @@ def quix_pipeline_run(
         for name in OUTPUTS
     }
     topic_of = {PURCHASE: outputs[Topic.SALES], REGISTERED: outputs[Topic.CUSTOMER]}
-    clock: dict[str, float] = {}
-    counts = {"purchases": 0, "registered": 0, "profiles": 0}
+    started: list[bool] = []
 
     def resolve(raw: bytes) -> dict[str, Any]:
-        if not clock:
-            clock.update(first=time.perf_counter(), cpu=time.process_time())
-            at_first()
+        if not started:
+            started.append(True)
+            tally.first()
         return resolved(raw, known)
 
     def record(value: dict[str, Any], state: State) -> list[dict[str, Any]]:
@@ -222,17 +226,10 @@ def quix_pipeline_run(
 
     def fold(envelope: dict[str, Any], state: State) -> None:
         profile = state.get("profile")
-        counts["profiles"] += profile is None
+        new_profile = profile is None
         profile, registers = folded(profile, envelope)
         state.set("profile", profile)
-        counts["purchases"] += envelope["event_type"] == PURCHASE
-        counts["registered"] += registers
-        if counts["purchases"] == purchases and "purchases" not in clock:
-            clock["purchases"] = time.perf_counter()
-        if counts["registered"] == first_seen_customers and "registered" not in clock:
-            clock["registered"] = time.perf_counter()
-        if counts["purchases"] >= purchases and counts["registered"] >= first_seen_customers:
-            app.stop()
+        tally.folded(envelope["event_type"] == PURCHASE, registers, new_profile)
 
     checked = app.dataframe(inbound).apply(resolve)
     checked.filter(lambda value: "rejected" in value).to_topic(outputs[DEAD_LETTERS])
@@ -249,51 +246,103 @@ def quix_pipeline_run(
     )
     events = app.dataframe(outputs[Topic.SALES]).concat(app.dataframe(outputs[Topic.CUSTOMER]))
     events.update(fold, stateful=True)
-    app.run()
+    return app
+
+
+class Clock:
+    """A `Tally` in one process: the counts, when the first message came, when every
+    purchase and every first-seen customer was folded, stopping the application then."""
+
+    def __init__(self, purchases: int, registered: int, at_first: Callable[[], None]) -> None:
+        self.expect = {"purchases": purchases, "registered": registered}
+        self.counts = {"purchases": 0, "registered": 0, "profiles": 0}
+        self.times: dict[str, float] = {}
+        self.at_first = at_first
+        self.app: Any = None
+
+    def first(self) -> None:
+        self.times.update(first=time.perf_counter(), cpu=time.process_time())
+        self.at_first()
+
+    def folded(self, purchase: bool, registers: bool, new_profile: bool) -> None:
+        counts = self.counts
+        counts["purchases"] += purchase
+        counts["registered"] += registers
+        counts["profiles"] += new_profile
+        done = True
+        for name, expect in self.expect.items():
+            if counts[name] >= expect:
+                self.times.setdefault(name, time.perf_counter())
+            else:
+                done = False
+        if done:
+            self.app.stop()
+
+
+def quix_pipeline_run(
+    servers: str,
+    known: dict[tuple[str, str], UUID],
+    purchases: int,
+    first_seen_customers: int,
+    state_dir: Path,
+    at_first: Callable[[], None] = lambda: None,
+    poll_timeout: float = POLL_TIMEOUT,
+) -> dict[str, float]:
+    """The application over the inbound purchases already published: purchases/s from
+    its first inbound message until every purchase was folded, the seconds until then,
+    until every first-seen customer was registered in the profiles too and until its
+    stop, its CPU seconds (this process: Quix, librdkafka's threads, RocksDB) and the
+    profiles. `at_first` is called at the first inbound message."""
+    clock = Clock(purchases, first_seen_customers, at_first)
+    clock.app = pipeline_application(servers, known, state_dir, clock, poll_timeout)
+    clock.app.run()
     done = time.perf_counter()
-    if "purchases" not in clock or "registered" not in clock:
+    times, counts = clock.times, clock.counts
+    if "purchases" not in times or "registered" not in times:
         raise RuntimeError(
             f"Quix Streams stopped with {counts['purchases']} of {purchases} purchases and "
             f"{counts['registered']} of {first_seen_customers} customers folded"
         )
-    first = clock["first"]
+    first = times["first"]
     return {
-        "purchases_per_second": purchases / (clock["purchases"] - first),
-        "purchases_seconds": clock["purchases"] - first,
-        "registered_seconds": clock["registered"] - first,
+        "purchases_per_second": purchases / (times["purchases"] - first),
+        "purchases_seconds": times["purchases"] - first,
+        "registered_seconds": times["registered"] - first,
         "seconds": done - first,
-        "cpu": time.process_time() - clock["cpu"],
+        "cpu": time.process_time() - times["cpu"],
         "profiles": counts["profiles"],
     }
 
 
-def run_quix_pipeline(
-    count: int, scratch: Path, poll_timeout: float = POLL_TIMEOUT
-) -> dict[str, float]:
-    """`count` purchases (`mixed_purchases`) published on a broker of its own, then the
-    application over them; its figures (`quix_…`) with the broker's CPU seconds from
-    the first inbound message to the application stopped."""
+def run_quix_pipeline(count: int, scratch: Path, processes: int = 1) -> dict[str, float]:
+    """`count` purchases (`mixed_purchases`) through the application on a broker of its
+    own, in this process (published first) or in `processes` processes
+    (`bench.quix_processes`); its figures (`quix_…`) with the broker's CPU seconds from
+    the first inbound message (or the publication) to the application stopped."""
+    messages, known, unseen = mixed_purchases(count)
+    table = known_references(known, KNOWN_SOURCE)
     with EmbeddedBroker() as broker:
         servers = broker.bootstrap_servers
-        messages, known, unseen = mixed_purchases(count)
-        asyncio.run(_published(servers, messages))
-        broker_cpu: list[float] = []
-        figures = quix_pipeline_run(
-            servers,
-            known_references(known, KNOWN_SOURCE),
-            count,
-            unseen,
-            scratch,
-            at_first=lambda: broker_cpu.append(broker.cpu_seconds()),
-            poll_timeout=poll_timeout,
-        )
-        figures["broker_cpu"] = broker.cpu_seconds() - broker_cpu[0]
+        asyncio.run(ensure_topics(servers, [Topic.PURCHASES_INBOUND, *OUTPUTS]))
+        if processes > 1:
+            from bench.quix_processes import quix_in_processes
+
+            figures = quix_in_processes(
+                servers, messages, table, unseen, scratch, processes, broker.cpu_seconds
+            )
+        else:
+            asyncio.run(publish(servers, messages))
+            broker_cpu: list[float] = []
+            figures = quix_pipeline_run(
+                servers,
+                table,
+                count,
+                unseen,
+                scratch,
+                at_first=lambda: broker_cpu.append(broker.cpu_seconds()),
+            )
+            figures["broker_cpu"] = broker.cpu_seconds() - broker_cpu[0]
     return {f"quix_{name}": value for name, value in figures.items()}
-
-
-async def _published(servers: str, messages: list[tuple[bytes, bytes]]) -> None:
-    await ensure_topics(servers, [Topic.PURCHASES_INBOUND, *OUTPUTS])
-    await publish(servers, messages)
 
 
 def print_quix_pipeline(figures: dict[str, float]) -> None:
@@ -304,9 +353,11 @@ def print_quix_pipeline(figures: dict[str, float]) -> None:
         return
     count, quix = figures["e2e_count"], figures["quix_purchases_per_second"]
     ours = figures["e2e_purchases_per_second"]
+    processes = int(figures.get("quix_processes", 1))
     print(
         "  Quix Streams, the same job as one application (validation, customers, orders "
         "seen and profiles in RocksDB state; at-least-once)"
+        + (f", in {processes} processes of one group" if processes > 1 else ", one process")
     )
     print(
         f"    {quix:9.0f} purchases/s   target {TARGET}/s ({quix / TARGET:.2f} of it); "
@@ -337,6 +388,15 @@ def print_quix_pipeline(figures: dict[str, float]) -> None:
     print(
         f"    what that CPU allows for the whole job (every purchase folded, every first-seen "
         f"customer registered) on {cores} cores, perfectly overlapped: our pipeline "
-        f"{allowed_rate(our_cpu, count, cores):.0f}, Quix Streams "
-        f"{allowed_rate(quix_cpu, count, cores):.0f} purchases/s"
+        f"{allowed_rate(spread(our_cpu, 'fold', figures['e2e_fold_processes']), count, cores):.0f}"
+        f", Quix Streams {allowed_rate(spread(quix_cpu, 'python', processes), count, cores):.0f}"
+        " purchases/s"
     )
+
+
+def spread(cpu: dict[str, float], name: str, processes: float) -> dict[str, float]:
+    """`cpu` with `name`'s seconds shared evenly by its `processes`, one entry each."""
+    if name not in cpu or processes <= 1:
+        return cpu
+    shared = {f"{name} {n}": cpu[name] / processes for n in range(int(processes))}
+    return {**{k: v for k, v in cpu.items() if k != name}, **shared}

@@ -8,9 +8,10 @@ from uuid import UUID, uuid4
 import orjson
 import pytest
 
+from bench.figures import allowed_rate
 from bench.purchase_ingestion import purchase
 from bench.quix_fold import INSTALL_HINT
-from bench.quix_pipeline import folded, print_quix_pipeline, recorded, resolved
+from bench.quix_pipeline import folded, print_quix_pipeline, recorded, resolved, spread
 from contracts.customer import CustomerRegistered
 from contracts.envelope import EventEnvelope
 from contracts.references import CustomerReference, customer_id_for_reference
@@ -137,3 +138,13 @@ def test_without_quix_streams_the_row_says_how_to_install_it(
     print_quix_pipeline({"e2e_count": 20_000.0, "e2e_purchases_per_second": 4000.0})
 
     assert capsys.readouterr().out.strip() == INSTALL_HINT
+
+
+def test_cpu_shared_by_processes_allows_them_to_run_at_once() -> None:
+    cpu = {"python": 8.0, "broker": 1.0}
+
+    one = allowed_rate(spread(cpu, "python", 1), 20_000, 2)
+    two = allowed_rate(spread(cpu, "python", 2), 20_000, 2)
+
+    assert one == 20_000 / 8.0  # one process: bound by its own core
+    assert two == 20_000 / 4.5  # two: bound by the two cores, 9 s of CPU in all
