@@ -27,6 +27,8 @@ from bench.quix_pipeline import POLL_TIMEOUT, pipeline_application
 
 START_TIMEOUT = 120.0
 """Seconds the processes may take to start and be given their partitions."""
+RUN_TIMEOUT = 600.0
+"""Seconds the processes may take to fold every purchase and first-seen customer."""
 SETTLE = 2.0
 """Seconds every process must have held its partitions before the purchases go out."""
 PURCHASES, REGISTERED, PROFILES = range(3)
@@ -135,7 +137,14 @@ def quix_in_processes(
         broker_before = broker_cpu()
         asyncio.run(publish(servers, messages))
         counts, times = shared["counts"], dict[str, float]()
+        deadline = time.monotonic() + RUN_TIMEOUT
         while len(times) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"Quix Streams folded {counts[PURCHASES]} of {purchases} purchases and "
+                    f"{counts[REGISTERED]} of {first_seen_customers} customers in "
+                    f"{RUN_TIMEOUT:.0f} s"
+                )
             for name, index, expect in (
                 ("purchases", PURCHASES, purchases),
                 ("registered", REGISTERED, first_seen_customers),
