@@ -11,7 +11,14 @@ import pytest
 from bench.figures import allowed_rate
 from bench.purchase_ingestion import purchase
 from bench.quix_fold import INSTALL_HINT
-from bench.quix_pipeline import folded, print_quix_pipeline, recorded, resolved, spread
+from bench.quix_pipeline import (
+    Clock,
+    folded,
+    print_quix_pipeline,
+    recorded,
+    resolved,
+    spread,
+)
 from contracts.customer import CustomerRegistered
 from contracts.envelope import EventEnvelope
 from contracts.references import CustomerReference, customer_id_for_reference
@@ -148,3 +155,25 @@ def test_cpu_shared_by_processes_allows_them_to_run_at_once() -> None:
 
     assert one == 20_000 / 8.0  # one process: bound by its own core
     assert two == 20_000 / 4.5  # two: bound by the two cores, 9 s of CPU in all
+
+
+class App:
+    stopped = 0
+
+    def stop(self) -> None:
+        self.stopped += 1
+
+
+def test_the_application_stops_once_every_purchase_and_customer_is_folded() -> None:
+    clock = Clock(purchases=2, registered=1, at_first=lambda: None)
+    clock.app = app = App()
+    clock.first()
+
+    clock.folded(purchase=True, registers=False, new_profile=True)
+    clock.folded(purchase=False, registers=True, new_profile=False)
+    assert app.stopped == 0 and "registered" in clock.times and "purchases" not in clock.times
+    clock.folded(purchase=True, registers=False, new_profile=True)
+
+    assert app.stopped == 1
+    assert clock.counts == {"purchases": 2, "registered": 1, "profiles": 2}
+    assert clock.times["first"] <= clock.times["registered"] <= clock.times["purchases"]
