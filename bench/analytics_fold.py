@@ -48,6 +48,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from bench.figures import allowed_rate
 from bench.fold_processes import fold_in_processes
 from bench.quix_fold import INSTALL_HINT, quix_installed, quix_run
 from contracts.topics import Topic
@@ -442,9 +443,3 @@ def cpu_line(cpu: dict[str, float], events: float) -> str:
     return ", ".join(
         f"{name} {s:.2f} s ({s / events * 1e6:.0f} µs/event)" for name, s in cpu.items()
     )
-
-
-def allowed_rate(cpu: dict[str, float], events: float, cores: int) -> float:
-    """Events per second that CPU time allows on `cores`, with the processes perfectly
-    overlapped (none of them faster than its own CPU time)."""
-    return events / max(sum(cpu.values()) / cores, max(cpu.values()))

@@ -43,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="the analytics fold of the end-to-end run in this many processes of one "
         "consumer group (default 1)",
     )
+    ingestion.add_argument(
+        "--quix-processes",
+        type=int,
+        default=1,
+        help="the Quix Streams application beside it (with the bench-quix extra) in this "
+        "many processes of one consumer group (default 1: in the benchmark's own process)",
+    )
     ingestion.set_defaults(handler=run_purchase_ingestion)
     search = benchmarks.add_parser(
         "keyword-search",
@@ -199,9 +206,9 @@ def run_projection_latency(args: argparse.Namespace) -> int:
 def run_purchase_ingestion(args: argparse.Namespace) -> int:
     from bench.purchase_ingestion import run_purchase_ingestion as measure
 
-    if args.count < 1 or args.fold_processes < 1:
-        raise SystemExit("--count and --fold-processes must be at least 1")
-    measure(args.count, args.fold_processes)
+    if args.count < 1 or args.fold_processes < 1 or args.quix_processes < 1:
+        raise SystemExit("--count, --fold-processes and --quix-processes must be at least 1")
+    measure(args.count, args.fold_processes, args.quix_processes)
     return 0
 
 

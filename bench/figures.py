@@ -20,3 +20,9 @@ def cpu_seconds(process: psutil.Process) -> float:
         times = process.cpu_times()
         return float(times.user + times.system)
     return 0.0
+
+
+def allowed_rate(cpu: dict[str, float], events: float, cores: int) -> float:
+    """Events per second that CPU time allows on `cores`, with the processes perfectly
+    overlapped (none of them faster than its own CPU time)."""
+    return events / max(sum(cpu.values()) / cores, max(cpu.values()))

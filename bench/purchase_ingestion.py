@@ -320,14 +320,19 @@ async def measure(
     }
 
 
-def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
+def run_purchase_ingestion(
+    count: int, processes: int = 1, quix_processes: int = 1
+) -> dict[str, float]:
     """Start the embedded infrastructure, measure both runs and the purchases end to end
-    (`bench.purchase_pipeline`) and Python per purchase step by step
-    (`bench.recording_costs`), print and return the figures."""
+    (`bench.purchase_pipeline`, the fold in `processes`), Python per purchase step by step
+    (`bench.recording_costs`) and, if it is installed, the same job in Quix Streams
+    (`bench.quix_pipeline`, in `quix_processes`); print and return the figures."""
     from bench.purchase_pipeline import print_pipeline, run_pipeline
+    from bench.quix_fold import quix_installed
+    from bench.quix_pipeline import print_quix_pipeline, run_quix_pipeline
     from bench.recording_costs import print_recording_costs, recording_costs
 
-    if count < 1 or processes < 1:
+    if count < 1 or processes < 1 or quix_processes < 1:
         raise ValueError("count and processes must be at least 1")
     with tempfile.TemporaryDirectory(prefix="crm-bench-sales-") as scratch:
         root = Path(scratch)
@@ -335,10 +340,13 @@ def run_purchase_ingestion(count: int, processes: int = 1) -> dict[str, float]:
             with EmbeddedBroker() as broker:
                 figures = asyncio.run(measure(postgres, broker, count))
             figures.update(run_pipeline(postgres, count, processes))
+        if quix_installed():
+            figures.update(run_quix_pipeline(count, root / "quix", quix_processes))
     costs = recording_costs()
     figures.update({f"python_{name}": value for name, value in costs.items()})
     print_figures(figures)
     print_pipeline(figures)
+    print_quix_pipeline(figures)
     print_recording_costs(costs)
     return figures
 
