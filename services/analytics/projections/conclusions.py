@@ -6,7 +6,7 @@ in the outbox that the service's relay publishes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -17,10 +17,17 @@ import asyncpg
 import orjson
 
 from contracts.envelope import EventEnvelope
-from services.analytics.domain.event_time import Conclusion, conclude_at, day_offsets, eventful
+from services.analytics.domain.event_time import (
+    Conclusion,
+    Offsets,
+    conclude_at,
+    concluded_moment,
+    day_offsets,
+    eventful,
+)
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import Profile, apply
-from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, pick
+from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, pick, settle
 from services.analytics.projections.bulk import alongside, json_default
 from services.analytics.projections.store import Bounds, Loaded, derived_columns, write_profiles
 from services.analytics.projections.tables import OUTBOX_TABLE
@@ -61,6 +68,24 @@ class Concluded:
     profile: Profile
     drawn: list[Conclusion] = field(default_factory=list)
 
+    def conclude_fact(
+        self,
+        at: datetime,
+        rules: Sequence[SegmentRule],
+        offsets: Offsets,
+        fold: Callable[[datetime], None],
+    ) -> None:
+        """Fold a fact of the profile (`fold`) and conclude it at its event time `at`
+        (`event_time.conclude_at`). A fact concluded before the customer's clock (a late
+        one) may leave a conclusion drawn before it the latest: the values of those drawn
+        so far are settled before the profile changes (`segments.FieldValues`)."""
+        profile = self.profile
+        clock = profile.concluded_at
+        if clock is not None and self.drawn and concluded_moment(profile, at) < clock:
+            for _, outcome in self.drawn:
+                settle(outcome.values)
+        self.drawn.extend(conclude_at(profile, at, rules, offsets, fold))
+
     @property
     def final(self) -> Outcome:
         """The conclusion at the latest moment: what the profile's columns show."""
@@ -88,7 +113,7 @@ def fold_all(
         facts.sort(key=lambda e: (e.occurred_at, e.event_id.int))
         for event in facts:
             fold = partial(_fold_one, profile, event, converter, bounds)
-            done.drawn.extend(conclude_at(profile, event.occurred_at, rules, offsets, fold))
+            done.conclude_fact(event.occurred_at, rules, offsets, fold)
         concluded.append(done)
     return concluded
 
