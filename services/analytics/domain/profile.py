@@ -42,10 +42,6 @@ CLASSIFICATIONS = ("importance_tier", "loyalty_stage", "value_behaviour", "relat
 with the aggregate version that set it."""
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
 def _at(text: str) -> datetime:
     """A stored moment; one stored before the window of dates was enforced is moved
     into it (`contracts.values`), so that the fold does not write it back unreadable."""
@@ -181,32 +177,43 @@ class Profile:
     # Storage ----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
+        """The profile as a JSON document, its moments as date-times: orjson writes them
+        as `isoformat` does (the contracts refuse offsets with seconds, which it would
+        not write), without a string made for each in Python first."""
         return {
             "registered": self.registered,
-            **{name: getattr(self, name) for name in CUSTOMER_FIELDS},
-            **{name: getattr(self, name) for name in CLASSIFICATIONS},
+            "name": self.name,
+            "kind": self.kind,
+            "industry": self.industry,
+            "region": self.region,
+            "source_channel": self.source_channel,
+            "owner": self.owner,
+            "importance_tier": self.importance_tier,
+            "loyalty_stage": self.loyalty_stage,
+            "value_behaviour": self.value_behaviour,
+            "relationship_level": self.relationship_level,
             "tags": self.tags,
             "versions": self.versions,
             "purchase_count": self.purchase_count,
             "total_spend": str(self.total_spend),
-            "first_purchase_at": _iso(self.first_purchase_at),
+            "first_purchase_at": self.first_purchase_at,
             "first_spend": None if self.first_spend is None else str(self.first_spend),
             "first_purchase_event": self.first_purchase_event,
-            "last_purchase_at": _iso(self.last_purchase_at),
-            "previous_purchase_at": _iso(self.previous_purchase_at),
-            "contacts": {k: [v, moment.isoformat()] for k, (v, moment) in self.contacts.items()},
-            "last_contact_at": _iso(self.last_contact_at),
-            "recent_contacts": [m.isoformat() for m in self.recent_contacts],
+            "last_purchase_at": self.last_purchase_at,
+            "previous_purchase_at": self.previous_purchase_at,
+            "contacts": self.contacts,
+            "last_contact_at": self.last_contact_at,
+            "recent_contacts": self.recent_contacts,
             "csat_sum": self.csat_sum,
             "csat_count": self.csat_count,
             "nps_latest": self.nps_latest,
-            "nps_at": _iso(self.nps_at),
+            "nps_at": self.nps_at,
             "nps_event": self.nps_event,
-            "tickets": {k: {**t, "due": _iso(t.get("due"))} for k, t in self.tickets.items()},
+            "tickets": {k: {**t, "due": t.get("due")} for k, t in self.tickets.items()},
             "segments": self.segments,
             "churn_reasons": self.churn_reasons,
-            "concluded_at": _iso(self.concluded_at),
-            "changed_at": _iso(self.changed_at),
+            "concluded_at": self.concluded_at,
+            "changed_at": self.changed_at,
         }
 
     @classmethod
