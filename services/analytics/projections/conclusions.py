@@ -76,14 +76,19 @@ class Concluded:
         fold: Callable[[datetime], None],
     ) -> None:
         """Fold a fact of the profile (`fold`) and conclude it at its event time `at`
-        (`event_time.conclude_at`). A fact concluded before the customer's clock (a late
-        one) may leave a conclusion drawn before it the latest: the values of those drawn
-        so far are settled before the profile changes (`segments.FieldValues`)."""
+        (`event_time.conclude_at`). A conclusion drawn before, at a later moment than the
+        fact is concluded at, would stay the latest (`final`): its values are settled
+        before the profile changes (`segments.FieldValues`). (With the facts in event
+        order there is none: a later conclusion recorded something, and the next fact is
+        concluded no earlier than that.)"""
         profile = self.profile
         clock = profile.concluded_at
-        if clock is not None and self.drawn and concluded_moment(profile, at) < clock:
-            for _, outcome in self.drawn:
-                settle(outcome.values)
+        if clock is not None and self.drawn:
+            moment = concluded_moment(profile, at)
+            if moment < clock:
+                for when, outcome in self.drawn:
+                    if when > moment:
+                        settle(outcome.values)
         self.drawn.extend(conclude_at(profile, at, rules, offsets, fold))
 
     @property

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from contracts.registry import parse_event
-from services.analytics.projections.conclusions import envelope
+from services.analytics.domain.event_time import conclude_at, day_offsets
+from services.analytics.domain.profile import Profile
+from services.analytics.projections.conclusions import Concluded, envelope
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
@@ -33,3 +36,27 @@ def test_the_fold_writes_conclusions_as_contract_envelopes() -> None:
         )
     )
     assert churned.payload.reasons == ["detractor"]
+
+
+def test_a_conclusion_keeps_the_values_of_its_moment_when_an_earlier_fact_follows() -> None:
+    """The fold concludes a batch's facts in event order; should an earlier fact be
+    folded after a later one, the later one's conclusion stays the latest, with the
+    values of the profile as it was concluded, not as the earlier fact left it."""
+    profile = Profile(uuid.uuid4(), registered=True)
+    offsets = day_offsets([])
+    conclude_at(profile, NOW - timedelta(days=30), [], offsets)
+    done = Concluded(profile)
+
+    def contact(moment: datetime) -> None:
+        profile.last_contact_at = moment
+
+    def purchase(moment: datetime) -> None:
+        profile.purchase_count, profile.total_spend = 1, Decimal("100.00")
+        profile.first_purchase_at = profile.last_purchase_at = moment
+
+    done.conclude_fact(NOW, [], offsets, contact)
+    done.conclude_fact(NOW - timedelta(days=10), [], offsets, purchase)
+    assert profile.purchase_count == 1
+    assert done.final.values["purchase_count"] == 0
+    assert done.final.values["last_purchase_date"] is None
+    assert done.final.values["days_since_last_contact"] == 0
