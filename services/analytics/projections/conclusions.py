@@ -5,7 +5,7 @@ in the outbox that the service's relay publishes."""
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +34,37 @@ from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import PRODUCER
 
 
+class RandomIds:
+    """Random (version 4) UUIDs as text, drawn from the operating system's random source
+    256 at a time: `uuid.uuid4` asks it once per id, and a batch of the fold draws tens of
+    thousands of conclusions. A forked process draws afresh, never ids of its parent."""
+
+    DRAWN = 256
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.forget)
+
+    def forget(self) -> None:
+        self._hex, self._at = "", 0
+
+    def next(self) -> str:
+        at = self._at
+        if at >= len(self._hex):
+            self._hex, at = os.urandom(16 * self.DRAWN).hex(), 0
+        self._at = at + 32
+        h = self._hex
+        variant = "89ab"[int(h[at + 16], 16) & 3]
+        return (
+            f"{h[at : at + 8]}-{h[at + 8 : at + 12]}-4{h[at + 13 : at + 16]}"
+            f"-{variant}{h[at + 17 : at + 20]}-{h[at + 20 : at + 32]}"
+        )
+
+
+_EVENT_IDS = RandomIds()
+
+
 def envelope(
     event_type: str, customer_id: UUID, payload: dict[str, Any], occurred: str, recorded: str
 ) -> bytes:
@@ -42,7 +73,7 @@ def envelope(
     `recorded` when it was drawn."""
     return orjson.dumps(
         {
-            "event_id": uuid.uuid4(),
+            "event_id": _EVENT_IDS.next(),
             "event_type": event_type,
             "schema_version": 1,
             "customer_id": customer_id,
@@ -94,8 +125,11 @@ class Concluded:
     @property
     def final(self) -> Outcome:
         """The conclusion at the latest moment: what the profile's columns show."""
-        latest = max(moment for moment, _ in self.drawn)
-        return [o for moment, o in self.drawn if moment == latest][-1]
+        latest, found = self.drawn[0]
+        for moment, outcome in self.drawn:
+            if moment >= latest:
+                latest, found = moment, outcome
+        return found
 
 
 def fold_all(
@@ -311,7 +345,7 @@ async def write_churn(connection: asyncpg.Connection, concluded: Sequence[Conclu
     cleared = []
     for done in concluded:
         raised_at: datetime | None = None
-        raised_on = done.final
+        raised_on: Outcome | None = None
         was_cleared = False
         for when, outcome in done.drawn:
             if outcome.churn_event == "raised":
@@ -320,6 +354,8 @@ async def write_churn(connection: asyncpg.Connection, concluded: Sequence[Conclu
                 raised_at, was_cleared = None, True
         if done.profile.churn_reasons:
             since = raised_at or max(when for when, _ in done.drawn)
+            if raised_on is None:
+                raised_on = done.final
             # the values it was raised on, as its event says (a warning that stands keeps
             # them): not those of whenever it was last evaluated
             at_risk.append((done.profile, raised_on, since, raised_at is not None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,7 +11,7 @@ from typing import Any
 from contracts.registry import parse_event
 from services.analytics.domain.event_time import conclude_at, day_offsets
 from services.analytics.domain.profile import Profile
-from services.analytics.projections.conclusions import Concluded, envelope
+from services.analytics.projections.conclusions import Concluded, RandomIds, envelope
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
@@ -60,3 +61,18 @@ def test_a_conclusion_keeps_the_values_of_its_moment_when_an_earlier_fact_follow
     assert done.final.values["purchase_count"] == 0
     assert done.final.values["last_purchase_date"] is None
     assert done.final.values["days_since_last_contact"] == 0
+
+
+def test_conclusions_get_random_ids_and_a_forked_process_never_draws_its_parents() -> None:
+    ids = RandomIds()
+    drawn = [ids.next() for _ in range(3 * RandomIds.DRAWN)]
+    assert len(set(drawn)) == len(drawn)
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).version == 4 for i in drawn)
+    assert all(uuid.UUID(i).variant == uuid.RFC_4122 for i in drawn)
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child only reports what it drew
+        os.write(write, ids.next().encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    assert os.read(read, 64).decode() != ids.next()
