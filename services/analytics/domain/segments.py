@@ -243,13 +243,18 @@ def pick(values: Mapping[str, Any], names: Iterable[str]) -> dict[str, Any]:
 def builtin_memberships(values: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     """Built-in segment -> the fields that decided it."""
     found: dict[str, tuple[str, ...]] = {
-        f"lifecycle.{values['lifecycle_stage']}": BUILTIN_FIELDS["lifecycle"]
+        _LIFECYCLE_SEGMENTS[values["lifecycle_stage"]]: BUILTIN_FIELDS["lifecycle"]
     }
     if values["rfm_segment"] is not None:
-        found[f"rfm.{values['rfm_segment']}"] = BUILTIN_FIELDS["rfm"]
+        found[_RFM_SEGMENTS[values["rfm_segment"]]] = BUILTIN_FIELDS["rfm"]
     if values["value_tier"] != "none":
-        found[f"tier.{values['value_tier']}"] = BUILTIN_FIELDS["tier"]
+        found[_TIER_SEGMENTS[values["value_tier"]]] = BUILTIN_FIELDS["tier"]
     return found
+
+
+_LIFECYCLE_SEGMENTS = {stage: f"lifecycle.{stage}" for stage in lifecycle.STAGES}
+_RFM_SEGMENTS = {name: f"rfm.{name}" for name in rfm.NAMED_SEGMENTS}
+_TIER_SEGMENTS = {tier: f"tier.{tier}" for tier in rfm.VALUE_TIERS}
 
 
 def deciding_fields(segment: str, rules: Sequence[SegmentRule]) -> tuple[str, ...]:
@@ -293,23 +298,35 @@ def conclude(profile: Profile, now: datetime, rules: Sequence[SegmentRule]) -> O
         if rule.predicate(values):
             memberships[rule.key] = rule.version
             deciding[rule.key] = rule.fields
-    versions_of_rules = {rule.key: rule.version for rule in rules}
     changes: list[Change] = []
     revised: list[str] = []
     before = profile.segments
-    for segment, version in memberships.items():
-        if segment not in before:
-            changes.append(Change(segment, "entered", version, pick(values, deciding[segment])))
-        elif before[segment] != version:
-            revised.append(segment)
-    for segment, version in before.items():
-        if segment not in memberships:
-            current_version = versions_of_rules.get(segment, version)
-            if segment.startswith(BUILTIN_PREFIXES):
-                current_version = 1
-            names = deciding_fields(segment, rules)
-            changes.append(Change(segment, "left", current_version, pick(values, names)))
-    profile.segments = dict(memberships)
+    if memberships != before:
+        picked: dict[tuple[str, ...], dict[str, Any]] = {}
+
+        def decided(names: tuple[str, ...]) -> dict[str, Any]:
+            # an entry and an exit of one family record the same values: picked once
+            found = picked.get(names)
+            if found is None:
+                found = picked[names] = pick(values, names)
+            return found
+
+        for segment, version in memberships.items():
+            if segment not in before:
+                changes.append(Change(segment, "entered", version, decided(deciding[segment])))
+            elif before[segment] != version:
+                revised.append(segment)
+        for segment, version in before.items():
+            if segment not in memberships:
+                if segment.startswith(BUILTIN_PREFIXES):
+                    current_version = 1
+                else:
+                    current_version = next(
+                        (rule.version for rule in rules if rule.key == segment), version
+                    )
+                names = deciding_fields(segment, rules)
+                changes.append(Change(segment, "left", current_version, decided(names)))
+        profile.segments = dict(memberships)
 
     churn_event = None
     if reasons and not profile.churn_reasons:

@@ -255,8 +255,12 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
         open_here: dict[str, list[Any]] = {}
         for when, outcome in done.drawn:
             moment = when.isoformat()
+            written: dict[int, bytes] = {}  # an entry and an exit may share their values
             for change in outcome.changes:
-                values = orjson.dumps(change.values).decode()
+                raw = written.get(id(change.values))
+                if raw is None:
+                    raw = written[id(change.values)] = orjson.dumps(change.values)
+                values = raw.decode()
                 if change.direction == "entered":
                     row = [customer, change.segment, change.rule_version, values, when, None, None]
                     open_here[change.segment] = row
@@ -273,7 +277,7 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
                             "segment": change.segment,
                             "direction": change.direction,
                             "rule_version": change.rule_version,
-                            "values": change.values,
+                            "values": orjson.Fragment(raw),
                         },
                         moment,
                         recorded,
