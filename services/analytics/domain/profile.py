@@ -286,14 +286,19 @@ def _classify(profile: Profile, classification: Any, version: int) -> None:
         _set_field(profile, name, getattr(value, "value", value), version)
 
 
-def _purchase(profile: Profile, moment: datetime, amount: Decimal, event: str) -> None:
+def _purchase(profile: Profile, moment: datetime, amount: Decimal, event_id: UUID) -> None:
     profile.purchase_count += 1
     profile.total_spend += amount
     first = profile.first_purchase_at
-    if first is None or (moment, event) < (first, profile.first_purchase_event or ""):
+    # (moment, event id) before the first's; the id as text only for a tie
+    if (
+        first is None
+        or moment < first
+        or (moment == first and str(event_id) < (profile.first_purchase_event or ""))
+    ):
         profile.first_purchase_at = moment
         profile.first_spend = amount
-        profile.first_purchase_event = event
+        profile.first_purchase_event = str(event_id)
     if profile.last_purchase_at is None or moment > profile.last_purchase_at:
         profile.previous_purchase_at = profile.last_purchase_at
         profile.last_purchase_at = moment
@@ -388,10 +393,10 @@ def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now
         _set_field(profile, "name", ERASED, version)
     elif kind == "sales.purchase_recorded":
         amount = converter.convert(p.amount, p.currency)
-        _purchase(profile, event.occurred_at, amount, str(event.event_id))
+        _purchase(profile, event.occurred_at, amount, event.event_id)
     elif kind == "sales.contract_signed":
         amount = converter.convert(p.amount, p.currency)
-        _purchase(profile, day_start(p.signed_on), amount, str(event.event_id))
+        _purchase(profile, day_start(p.signed_on), amount, event.event_id)
     elif kind == "interaction.logged":
         _contact(profile, str(event.aggregate_id or event.event_id), version, p.started_at, now)
     elif kind == "interaction.corrected":
