@@ -28,7 +28,7 @@ from services.analytics.domain.event_time import (
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import Profile, apply
 from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, pick, settle
-from services.analytics.projections.bulk import alongside, json_default
+from services.analytics.projections.bulk import alongside, json_default, rows_json
 from services.analytics.projections.store import Bounds, Loaded, derived_columns, write_profiles
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import PRODUCER
@@ -235,11 +235,13 @@ class Memberships:
     """Rows of `segment_history` and `outbox` that a batch of conclusions makes."""
 
     def __init__(self) -> None:
-        self.closed: list[tuple[UUID, str, str, datetime]] = []
-        """Memberships recorded before, left: customer, segment, values, when."""
-        self.opened: list[list[Any]] = []
+        self.closed: list[dict[str, Any]] = []
+        """Memberships recorded before, left: customer, segment, values, when (`c`, `s`,
+        `v`, `t`)."""
+        self.opened: list[dict[str, Any]] = []
         """Memberships entered: customer, segment, rule version, values, when, and the
-        values and time of their exit if they were left in the same batch."""
+        values and time of their exit if they were left in the same batch (`c`, `s`, `r`,
+        `v`, `t`, `lv`, `lt`)."""
         self.revised: list[tuple[UUID, str, int]] = []
         self.envelopes: list[bytes] = []
 
@@ -252,7 +254,7 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
     envelopes = rows.envelopes
     for done in concluded:
         customer = done.profile.customer_id
-        open_here: dict[str, list[Any]] = {}
+        open_here: dict[str, dict[str, Any]] = {}
         for when, outcome in done.drawn:
             moment = when.isoformat()
             written: dict[int, bytes] = {}  # an entry and an exit may share their values
@@ -260,15 +262,24 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
                 raw = written.get(id(change.values))
                 if raw is None:
                     raw = written[id(change.values)] = orjson.dumps(change.values)
-                values = raw.decode()
+                values = orjson.Fragment(raw)
                 if change.direction == "entered":
-                    row = [customer, change.segment, change.rule_version, values, when, None, None]
+                    row: dict[str, Any] = {
+                        "c": customer,
+                        "s": change.segment,
+                        "r": change.rule_version,
+                        "v": values,
+                        "t": when,
+                        "lv": None,
+                        "lt": None,
+                    }
                     open_here[change.segment] = row
                     rows.opened.append(row)
                 elif change.segment in open_here:
-                    open_here.pop(change.segment)[5:] = [values, when]
+                    left = open_here.pop(change.segment)
+                    left["lv"], left["lt"] = values, when
                 else:
-                    rows.closed.append((customer, change.segment, values, when))
+                    rows.closed.append({"c": customer, "s": change.segment, "v": values, "t": when})
                 envelopes.append(
                     envelope(
                         "analytics.segment_changed",
@@ -277,7 +288,7 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
                             "segment": change.segment,
                             "direction": change.direction,
                             "rule_version": change.rule_version,
-                            "values": orjson.Fragment(raw),
+                            "values": values,
                         },
                         moment,
                         recorded,
@@ -311,20 +322,19 @@ async def write_memberships(
     closed, opened, revised, envelopes = rows.closed, rows.opened, rows.revised, rows.envelopes
     if closed:
         await connection.execute(
-            """UPDATE segment_history h SET left_at = u.t, left_values = u.v::jsonb
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
-                    AS u(c, s, v, t)
+            """UPDATE segment_history h SET left_at = u.t, left_values = u.v
+               FROM json_to_recordset($1::json) AS u(c uuid, s text, v jsonb, t timestamptz)
                WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
-            *zip(*closed, strict=True),
+            rows_json(closed),
         )
     if opened:
         await connection.execute(
             """INSERT INTO segment_history (customer_id, segment, rule_version, entered_at,
                                             entered_values, left_values, left_at)
-               SELECT u.c, u.s, u.r, u.t, u.v::jsonb, u.lv::jsonb, u.lt
-               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[],
-                           $6::text[], $7::timestamptz[]) AS u(c, s, r, v, t, lv, lt)""",
-            *zip(*opened, strict=True),
+               SELECT u.c, u.s, u.r, u.t, u.v, u.lv, u.lt
+               FROM json_to_recordset($1::json) AS u(c uuid, s text, r int, v jsonb,
+                   t timestamptz, lv jsonb, lt timestamptz)""",
+            rows_json(opened),
         )
     if revised:
         await connection.execute(
