@@ -28,7 +28,12 @@ from services.analytics.domain.event_time import (
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import Profile, apply
 from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, pick, settle
-from services.analytics.projections.bulk import alongside, json_default, rows_json
+from services.analytics.projections.bulk import (
+    alongside,
+    json_default,
+    json_parameter,
+    rows_json,
+)
 from services.analytics.projections.store import Bounds, Loaded, derived_columns, write_profiles
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import PRODUCER
@@ -142,12 +147,17 @@ def fold_all(
     """Fold the events into the loaded profiles, each customer's in event-time order,
     and conclude each at the time of the fact that causes it (`event_time.conclude_at`)."""
     offsets = day_offsets(rules)
-    by_customer: dict[UUID, list[EventEnvelope[Any]]] = {}
+    # keyed by the ids' integers: hashing a uuid.UUID runs Python code, an int's does not
+    by_customer: dict[int, list[EventEnvelope[Any]]] = {}
     for event in events:
-        by_customer.setdefault(event.customer_id, []).append(event)
+        facts = by_customer.get(event.customer_id.int)
+        if facts is None:
+            by_customer[event.customer_id.int] = [event]
+        else:
+            facts.append(event)
     concluded = []
-    for customer_id, facts in by_customer.items():
-        profile = loaded.get(customer_id)
+    for facts in by_customer.values():
+        profile = loaded.get(facts[0].customer_id)
         done = Concluded(profile)
         facts.sort(key=lambda e: (e.occurred_at, e.event_id.int))
         for event in facts:
@@ -322,18 +332,19 @@ async def write_memberships(
     closed, opened, revised, envelopes = rows.closed, rows.opened, rows.revised, rows.envelopes
     if closed:
         await connection.execute(
-            """UPDATE segment_history h SET left_at = u.t, left_values = u.v
-               FROM json_to_recordset($1::json) AS u(c uuid, s text, v jsonb, t timestamptz)
+            f"""UPDATE segment_history h SET left_at = u.t, left_values = u.v
+               FROM json_to_recordset({json_parameter(1)})
+                   AS u(c uuid, s text, v jsonb, t timestamptz)
                WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
             rows_json(closed),
         )
     if opened:
         await connection.execute(
-            """INSERT INTO segment_history (customer_id, segment, rule_version, entered_at,
+            f"""INSERT INTO segment_history (customer_id, segment, rule_version, entered_at,
                                             entered_values, left_values, left_at)
                SELECT u.c, u.s, u.r, u.t, u.v, u.lv, u.lt
-               FROM json_to_recordset($1::json) AS u(c uuid, s text, r int, v jsonb,
-                   t timestamptz, lv jsonb, lt timestamptz)""",
+               FROM json_to_recordset({json_parameter(1)}) AS u(c uuid, s text, r int,
+                   v jsonb, t timestamptz, lv jsonb, lt timestamptz)""",
             rows_json(opened),
         )
     if revised:
@@ -358,10 +369,13 @@ async def write_churn(connection: asyncpg.Connection, concluded: Sequence[Conclu
     at_risk = []
     cleared = []
     for done in concluded:
+        events = [(when, o) for when, o in done.drawn if o.churn_event is not None]
+        if not events and not done.profile.churn_reasons:
+            continue  # neither a warning nor a change to one
         raised_at: datetime | None = None
         raised_on: Outcome | None = None
         was_cleared = False
-        for when, outcome in done.drawn:
+        for when, outcome in events:
             if outcome.churn_event == "raised":
                 raised_at, raised_on = when, outcome
             elif outcome.churn_event == "cleared":
