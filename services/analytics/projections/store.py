@@ -17,7 +17,7 @@ from contracts.envelope import EventEnvelope
 from services.analytics.domain import rfm
 from services.analytics.domain.matrix import quadrant
 from services.analytics.domain.predictions import SCORE_FIELDS
-from services.analytics.domain.profile import CLASSIFICATIONS, Profile
+from services.analytics.domain.profile import Profile
 from services.analytics.domain.segments import Outcome, SegmentRule
 from services.analytics.projections.bulk import recordset, rows_json
 
@@ -248,7 +248,10 @@ def profile_rows(outcomes: Sequence[tuple[Profile, Outcome]]) -> list[dict[str, 
                 "industry": profile.industry,
                 "region": profile.region,
                 "owner": profile.owner,
-                **{name: getattr(profile, name) for name in CLASSIFICATIONS},
+                "importance_tier": profile.importance_tier,
+                "loyalty_stage": profile.loyalty_stage,
+                "value_behaviour": profile.value_behaviour,
+                "relationship_level": profile.relationship_level,
                 "tags": v["tags"],
                 "purchase_count": profile.purchase_count,
                 "total_spend": profile.total_spend,
