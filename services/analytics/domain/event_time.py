@@ -30,10 +30,11 @@ re-scoring, the sweep) follows the same rule.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.analytics.domain import churn, lifecycle, rfm
@@ -105,11 +106,23 @@ def day_offsets(rules: Sequence[SegmentRule]) -> Offsets:
     )
 
 
-def _after(moment: datetime | None, offsets: tuple[int, ...]) -> list[datetime]:
+def _add_after(
+    found: list[datetime],
+    moment: datetime | None,
+    offsets: tuple[int, ...],
+    after: datetime,
+    until: datetime,
+) -> None:
+    """The midnights `offsets` days after `moment`'s date that lie in (`after`, `until`]."""
     if moment is None or not offsets:
-        return []
-    start = day_start(moment.date())
-    return [start + timedelta(days=k) for k in offsets]
+        return
+    start = _day_start(moment.date())
+    for days in offsets:
+        at = start + _DAYS[days] if days < len(_DAYS) else start + timedelta(days=days)
+        if at > until:
+            return
+        if at > after:
+            found.append(at)
 
 
 def moments_of_change(
@@ -117,14 +130,21 @@ def moments_of_change(
 ) -> list[datetime]:
     """The moments in (`after`, `until`], in order, at which a time-dependent value that a
     rule reads can change for the profile."""
-    found = [
-        *_after(profile.last_purchase_at, offsets.last_purchase),
-        *_after(profile.first_purchase_at, offsets.first_purchase),
-        *_after(profile.last_contact_at, offsets.last_contact),
-    ]
+    # the midnights are in UTC: comparing date-times of one time zone object is ten
+    # times faster than of two (the events' own is pydantic's)
+    if after.tzinfo is not UTC:
+        after = after.astimezone(UTC)
+    if until.tzinfo is not UTC:
+        until = until.astimezone(UTC)
+    found: list[datetime] = []
+    _add_after(found, profile.last_purchase_at, offsets.last_purchase, after, until)
+    _add_after(found, profile.first_purchase_at, offsets.first_purchase, after, until)
+    _add_after(found, profile.last_contact_at, offsets.last_contact, after, until)
     if offsets.window:
-        window = timedelta(days=CONTACT_WINDOW_DAYS)
-        found.extend(m + window + JUST_AFTER for m in profile.recent_contacts)
+        for contact in profile.recent_contacts:
+            at = contact + _WINDOW_PASSED
+            if after < at <= until:
+                found.append(at)
     if (profile.monetary_score or 0) >= TOP_TIER_SCORE:
         # churn warnings, for the top value tiers only: an overdue purchase, a complaint
         # past its target
@@ -135,13 +155,28 @@ def moments_of_change(
         )
         if interval is not None and profile.last_purchase_at is not None:
             threshold = max(churn.OVERDUE_FACTOR * interval, churn.OVERDUE_MIN_DAYS)
-            found.extend(_after(profile.last_purchase_at, (math.floor(threshold) + 1,)))
+            overdue = (math.floor(threshold) + 1,)
+            _add_after(found, profile.last_purchase_at, overdue, after, until)
         found.extend(
-            t["due"] + JUST_AFTER
+            at
             for t in profile.tickets.values()
             if t.get("kind") == "complaint" and t["open"] and t.get("due")
+            if after < (at := t["due"] + JUST_AFTER) <= until
         )
-    return sorted({m for m in found if after < m <= until})
+    if len(found) > 1:
+        return sorted(set(found))
+    return found
+
+
+_DAYS = tuple(timedelta(days=n) for n in range(1000))
+"""Whole days, made once (the offsets of the rules are mostly below a thousand)."""
+
+_WINDOW_PASSED = timedelta(days=CONTACT_WINDOW_DAYS) + JUST_AFTER
+
+
+@functools.lru_cache(maxsize=4096)
+def _day_start(day: date) -> datetime:
+    return day_start(day)
 
 
 def eventful(outcome: Outcome) -> bool:
@@ -167,6 +202,12 @@ def advance(
     return drawn
 
 
+def concluded_moment(profile: Profile, at: datetime) -> datetime:
+    """The moment a conclusion of event time `at` is drawn at: never before the
+    customer's latest recorded conclusion (late facts)."""
+    return at if profile.changed_at is None else max(at, profile.changed_at)
+
+
 def conclude_at(
     profile: Profile,
     at: datetime,
@@ -180,7 +221,7 @@ def conclude_at(
     drawn, in order, the last one at the moment concluded (whether it records anything or
     not). Moves the profile's clock (`concluded_at`, `changed_at`)."""
     clock = profile.concluded_at
-    moment = at if profile.changed_at is None else max(at, profile.changed_at)
+    moment = concluded_moment(profile, at)
     drawn: list[Conclusion] = []
     if clock is None or moment >= clock:
         if clock is not None:

@@ -42,10 +42,6 @@ CLASSIFICATIONS = ("importance_tier", "loyalty_stage", "value_behaviour", "relat
 with the aggregate version that set it."""
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment is not None else None
-
-
 def _at(text: str) -> datetime:
     """A stored moment; one stored before the window of dates was enforced is moved
     into it (`contracts.values`), so that the fold does not write it back unreadable."""
@@ -181,32 +177,43 @@ class Profile:
     # Storage ----------------------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
+        """The profile as a JSON document, its moments as date-times: orjson writes them
+        as `isoformat` does (the contracts refuse offsets with seconds, which it would
+        not write), without a string made for each in Python first."""
         return {
             "registered": self.registered,
-            **{name: getattr(self, name) for name in CUSTOMER_FIELDS},
-            **{name: getattr(self, name) for name in CLASSIFICATIONS},
+            "name": self.name,
+            "kind": self.kind,
+            "industry": self.industry,
+            "region": self.region,
+            "source_channel": self.source_channel,
+            "owner": self.owner,
+            "importance_tier": self.importance_tier,
+            "loyalty_stage": self.loyalty_stage,
+            "value_behaviour": self.value_behaviour,
+            "relationship_level": self.relationship_level,
             "tags": self.tags,
             "versions": self.versions,
             "purchase_count": self.purchase_count,
             "total_spend": str(self.total_spend),
-            "first_purchase_at": _iso(self.first_purchase_at),
+            "first_purchase_at": self.first_purchase_at,
             "first_spend": None if self.first_spend is None else str(self.first_spend),
             "first_purchase_event": self.first_purchase_event,
-            "last_purchase_at": _iso(self.last_purchase_at),
-            "previous_purchase_at": _iso(self.previous_purchase_at),
-            "contacts": {k: [v, moment.isoformat()] for k, (v, moment) in self.contacts.items()},
-            "last_contact_at": _iso(self.last_contact_at),
-            "recent_contacts": [m.isoformat() for m in self.recent_contacts],
+            "last_purchase_at": self.last_purchase_at,
+            "previous_purchase_at": self.previous_purchase_at,
+            "contacts": self.contacts,
+            "last_contact_at": self.last_contact_at,
+            "recent_contacts": self.recent_contacts,
             "csat_sum": self.csat_sum,
             "csat_count": self.csat_count,
             "nps_latest": self.nps_latest,
-            "nps_at": _iso(self.nps_at),
+            "nps_at": self.nps_at,
             "nps_event": self.nps_event,
-            "tickets": {k: {**t, "due": _iso(t.get("due"))} for k, t in self.tickets.items()},
+            "tickets": {k: {**t, "due": t.get("due")} for k, t in self.tickets.items()},
             "segments": self.segments,
             "churn_reasons": self.churn_reasons,
-            "concluded_at": _iso(self.concluded_at),
-            "changed_at": _iso(self.changed_at),
+            "concluded_at": self.concluded_at,
+            "changed_at": self.changed_at,
         }
 
     @classmethod
@@ -279,14 +286,19 @@ def _classify(profile: Profile, classification: Any, version: int) -> None:
         _set_field(profile, name, getattr(value, "value", value), version)
 
 
-def _purchase(profile: Profile, moment: datetime, amount: Decimal, event: str) -> None:
+def _purchase(profile: Profile, moment: datetime, amount: Decimal, event_id: UUID) -> None:
     profile.purchase_count += 1
     profile.total_spend += amount
     first = profile.first_purchase_at
-    if first is None or (moment, event) < (first, profile.first_purchase_event or ""):
+    # (moment, event id) before the first's; the id as text only for a tie
+    if (
+        first is None
+        or moment < first
+        or (moment == first and str(event_id) < (profile.first_purchase_event or ""))
+    ):
         profile.first_purchase_at = moment
         profile.first_spend = amount
-        profile.first_purchase_event = event
+        profile.first_purchase_event = str(event_id)
     if profile.last_purchase_at is None or moment > profile.last_purchase_at:
         profile.previous_purchase_at = profile.last_purchase_at
         profile.last_purchase_at = moment
@@ -381,10 +393,10 @@ def apply(profile: Profile, event: EventEnvelope[Any], converter: Converter, now
         _set_field(profile, "name", ERASED, version)
     elif kind == "sales.purchase_recorded":
         amount = converter.convert(p.amount, p.currency)
-        _purchase(profile, event.occurred_at, amount, str(event.event_id))
+        _purchase(profile, event.occurred_at, amount, event.event_id)
     elif kind == "sales.contract_signed":
         amount = converter.convert(p.amount, p.currency)
-        _purchase(profile, day_start(p.signed_on), amount, str(event.event_id))
+        _purchase(profile, day_start(p.signed_on), amount, event.event_id)
     elif kind == "interaction.logged":
         _contact(profile, str(event.aggregate_id or event.event_id), version, p.started_at, now)
     elif kind == "interaction.corrected":

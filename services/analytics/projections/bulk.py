@@ -14,12 +14,14 @@ from uuid import UUID
 import orjson
 
 
-def rows_json(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows for one `json_to_recordset($n::json)` parameter: a whole batch of rows in one
-    JSON text, read by PostgreSQL, instead of one array per column (asyncpg checks every
-    element of an array parameter in Python). UUIDs, dates and times are written by
-    orjson in the forms PostgreSQL reads; decimals as their exact text."""
-    return orjson.dumps(rows, default=json_default).decode()
+def rows_json(rows: Sequence[dict[str, Any]]) -> bytes:
+    """Rows for one `json_to_recordset` parameter (`recordset`, `json_parameter`): a whole
+    batch of rows in one JSON text, read by PostgreSQL, instead of one array per column
+    (asyncpg checks every element of an array parameter in Python). UUIDs, dates and
+    times are written by orjson in the forms PostgreSQL reads; decimals as their exact
+    text. The text is passed as its UTF-8 bytes (`bytea`): no Python string is made of
+    it, nor encoded again by asyncpg."""
+    return orjson.dumps(rows, default=json_default)
 
 
 def json_default(value: Any) -> Any:
@@ -28,10 +30,15 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"not serialisable: {type(value).__name__}")
 
 
+def json_parameter(parameter: int) -> str:
+    """The JSON of parameter `$parameter`, given as `rows_json` bytes."""
+    return f"convert_from(${parameter}::bytea, 'UTF8')::json"
+
+
 def recordset(parameter: int, columns: Sequence[tuple[str, str]]) -> str:
-    """`json_to_recordset($parameter::json) AS u(column type, ...)`."""
+    """`json_to_recordset(<$parameter, rows_json>) AS u(column type, ...)`."""
     definitions = ", ".join(f'"{name}" {kind}' for name, kind in columns)
-    return f"json_to_recordset(${parameter}::json) AS u({definitions})"
+    return f"json_to_recordset({json_parameter(parameter)}) AS u({definitions})"
 
 
 @contextlib.asynccontextmanager

@@ -5,8 +5,8 @@ in the outbox that the service's relay publishes."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Collection, Sequence
+import os
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -17,14 +17,57 @@ import asyncpg
 import orjson
 
 from contracts.envelope import EventEnvelope
-from services.analytics.domain.event_time import Conclusion, conclude_at, day_offsets, eventful
+from services.analytics.domain.event_time import (
+    Conclusion,
+    Offsets,
+    conclude_at,
+    concluded_moment,
+    day_offsets,
+    eventful,
+)
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import Profile, apply
-from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, pick
-from services.analytics.projections.bulk import alongside, json_default
+from services.analytics.domain.segments import CHURN_FIELDS, Outcome, SegmentRule, pick, settle
+from services.analytics.projections.bulk import (
+    alongside,
+    json_default,
+    json_parameter,
+    rows_json,
+)
 from services.analytics.projections.store import Bounds, Loaded, derived_columns, write_profiles
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.publishing import PRODUCER
+
+
+class RandomIds:
+    """Random (version 4) UUIDs as text, drawn from the operating system's random source
+    256 at a time: `uuid.uuid4` asks it once per id, and a batch of the fold draws tens of
+    thousands of conclusions. A forked process draws afresh, never ids of its parent."""
+
+    DRAWN = 256
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._at = 0
+        os.register_at_fork(after_in_child=self.forget)
+
+    def forget(self) -> None:
+        self._hex, self._at = "", 0
+
+    def next(self) -> str:
+        at = self._at
+        if at >= len(self._hex):
+            self._hex, at = os.urandom(16 * self.DRAWN).hex(), 0
+        self._at = at + 32
+        h = self._hex
+        variant = "89ab"[int(h[at + 16], 16) & 3]
+        return (
+            f"{h[at : at + 8]}-{h[at + 8 : at + 12]}-4{h[at + 13 : at + 16]}"
+            f"-{variant}{h[at + 17 : at + 20]}-{h[at + 20 : at + 32]}"
+        )
+
+
+_EVENT_IDS = RandomIds()
 
 
 def envelope(
@@ -35,7 +78,7 @@ def envelope(
     `recorded` when it was drawn."""
     return orjson.dumps(
         {
-            "event_id": uuid.uuid4(),
+            "event_id": _EVENT_IDS.next(),
             "event_type": event_type,
             "schema_version": 1,
             "customer_id": customer_id,
@@ -61,11 +104,37 @@ class Concluded:
     profile: Profile
     drawn: list[Conclusion] = field(default_factory=list)
 
+    def conclude_fact(
+        self,
+        at: datetime,
+        rules: Sequence[SegmentRule],
+        offsets: Offsets,
+        fold: Callable[[datetime], None],
+    ) -> None:
+        """Fold a fact of the profile (`fold`) and conclude it at its event time `at`
+        (`event_time.conclude_at`). A conclusion drawn before, at a later moment than the
+        fact is concluded at, would stay the latest (`final`): its values are settled
+        before the profile changes (`segments.FieldValues`). (With the facts in event
+        order there is none: a later conclusion recorded something, and the next fact is
+        concluded no earlier than that.)"""
+        profile = self.profile
+        clock = profile.concluded_at
+        if clock is not None and self.drawn:
+            moment = concluded_moment(profile, at)
+            if moment < clock:
+                for when, outcome in self.drawn:
+                    if when > moment:
+                        settle(outcome.values)
+        self.drawn.extend(conclude_at(profile, at, rules, offsets, fold))
+
     @property
     def final(self) -> Outcome:
         """The conclusion at the latest moment: what the profile's columns show."""
-        latest = max(moment for moment, _ in self.drawn)
-        return [o for moment, o in self.drawn if moment == latest][-1]
+        latest, found = self.drawn[0]
+        for moment, outcome in self.drawn:
+            if moment >= latest:
+                latest, found = moment, outcome
+        return found
 
 
 def fold_all(
@@ -78,17 +147,22 @@ def fold_all(
     """Fold the events into the loaded profiles, each customer's in event-time order,
     and conclude each at the time of the fact that causes it (`event_time.conclude_at`)."""
     offsets = day_offsets(rules)
-    by_customer: dict[UUID, list[EventEnvelope[Any]]] = {}
+    # keyed by the ids' integers: hashing a uuid.UUID runs Python code, an int's does not
+    by_customer: dict[int, list[EventEnvelope[Any]]] = {}
     for event in events:
-        by_customer.setdefault(event.customer_id, []).append(event)
+        facts = by_customer.get(event.customer_id.int)
+        if facts is None:
+            by_customer[event.customer_id.int] = [event]
+        else:
+            facts.append(event)
     concluded = []
-    for customer_id, facts in by_customer.items():
-        profile = loaded.get(customer_id)
+    for facts in by_customer.values():
+        profile = loaded.get(facts[0].customer_id)
         done = Concluded(profile)
         facts.sort(key=lambda e: (e.occurred_at, e.event_id.int))
         for event in facts:
             fold = partial(_fold_one, profile, event, converter, bounds)
-            done.drawn.extend(conclude_at(profile, event.occurred_at, rules, offsets, fold))
+            done.conclude_fact(event.occurred_at, rules, offsets, fold)
         concluded.append(done)
     return concluded
 
@@ -171,11 +245,13 @@ class Memberships:
     """Rows of `segment_history` and `outbox` that a batch of conclusions makes."""
 
     def __init__(self) -> None:
-        self.closed: list[tuple[UUID, str, str, datetime]] = []
-        """Memberships recorded before, left: customer, segment, values, when."""
-        self.opened: list[list[Any]] = []
+        self.closed: list[dict[str, Any]] = []
+        """Memberships recorded before, left: customer, segment, values, when (`c`, `s`,
+        `v`, `t`)."""
+        self.opened: list[dict[str, Any]] = []
         """Memberships entered: customer, segment, rule version, values, when, and the
-        values and time of their exit if they were left in the same batch."""
+        values and time of their exit if they were left in the same batch (`c`, `s`, `r`,
+        `v`, `t`, `lv`, `lt`)."""
         self.revised: list[tuple[UUID, str, int]] = []
         self.envelopes: list[bytes] = []
 
@@ -188,19 +264,32 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
     envelopes = rows.envelopes
     for done in concluded:
         customer = done.profile.customer_id
-        open_here: dict[str, list[Any]] = {}
+        open_here: dict[str, dict[str, Any]] = {}
         for when, outcome in done.drawn:
             moment = when.isoformat()
+            written: dict[int, bytes] = {}  # an entry and an exit may share their values
             for change in outcome.changes:
-                values = orjson.dumps(change.values).decode()
+                raw = written.get(id(change.values))
+                if raw is None:
+                    raw = written[id(change.values)] = orjson.dumps(change.values)
+                values = orjson.Fragment(raw)
                 if change.direction == "entered":
-                    row = [customer, change.segment, change.rule_version, values, when, None, None]
+                    row: dict[str, Any] = {
+                        "c": customer,
+                        "s": change.segment,
+                        "r": change.rule_version,
+                        "v": values,
+                        "t": when,
+                        "lv": None,
+                        "lt": None,
+                    }
                     open_here[change.segment] = row
                     rows.opened.append(row)
                 elif change.segment in open_here:
-                    open_here.pop(change.segment)[5:] = [values, when]
+                    left = open_here.pop(change.segment)
+                    left["lv"], left["lt"] = values, when
                 else:
-                    rows.closed.append((customer, change.segment, values, when))
+                    rows.closed.append({"c": customer, "s": change.segment, "v": values, "t": when})
                 envelopes.append(
                     envelope(
                         "analytics.segment_changed",
@@ -209,7 +298,7 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
                             "segment": change.segment,
                             "direction": change.direction,
                             "rule_version": change.rule_version,
-                            "values": change.values,
+                            "values": values,
                         },
                         moment,
                         recorded,
@@ -243,20 +332,20 @@ async def write_memberships(
     closed, opened, revised, envelopes = rows.closed, rows.opened, rows.revised, rows.envelopes
     if closed:
         await connection.execute(
-            """UPDATE segment_history h SET left_at = u.t, left_values = u.v::jsonb
-               FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
-                    AS u(c, s, v, t)
+            f"""UPDATE segment_history h SET left_at = u.t, left_values = u.v
+               FROM json_to_recordset({json_parameter(1)})
+                   AS u(c uuid, s text, v jsonb, t timestamptz)
                WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
-            *zip(*closed, strict=True),
+            rows_json(closed),
         )
     if opened:
         await connection.execute(
-            """INSERT INTO segment_history (customer_id, segment, rule_version, entered_at,
+            f"""INSERT INTO segment_history (customer_id, segment, rule_version, entered_at,
                                             entered_values, left_values, left_at)
-               SELECT u.c, u.s, u.r, u.t, u.v::jsonb, u.lv::jsonb, u.lt
-               FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::timestamptz[],
-                           $6::text[], $7::timestamptz[]) AS u(c, s, r, v, t, lv, lt)""",
-            *zip(*opened, strict=True),
+               SELECT u.c, u.s, u.r, u.t, u.v, u.lv, u.lt
+               FROM json_to_recordset({json_parameter(1)}) AS u(c uuid, s text, r int,
+                   v jsonb, t timestamptz, lv jsonb, lt timestamptz)""",
+            rows_json(opened),
         )
     if revised:
         await connection.execute(
@@ -280,16 +369,21 @@ async def write_churn(connection: asyncpg.Connection, concluded: Sequence[Conclu
     at_risk = []
     cleared = []
     for done in concluded:
+        events = [(when, o) for when, o in done.drawn if o.churn_event is not None]
+        if not events and not done.profile.churn_reasons:
+            continue  # neither a warning nor a change to one
         raised_at: datetime | None = None
-        raised_on = done.final
+        raised_on: Outcome | None = None
         was_cleared = False
-        for when, outcome in done.drawn:
+        for when, outcome in events:
             if outcome.churn_event == "raised":
                 raised_at, raised_on = when, outcome
             elif outcome.churn_event == "cleared":
                 raised_at, was_cleared = None, True
         if done.profile.churn_reasons:
             since = raised_at or max(when for when, _ in done.drawn)
+            if raised_on is None:
+                raised_on = done.final
             # the values it was raised on, as its event says (a warning that stands keeps
             # them): not those of whenever it was last evaluated
             at_risk.append((done.profile, raised_on, since, raised_at is not None))

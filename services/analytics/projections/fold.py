@@ -226,7 +226,8 @@ class AnalyticsFold:
         if folded:
             if min(e.occurred_at for e in folded) < now - HISTORICAL_AFTER:
                 self.progress.historical_at = time.monotonic()
-            customers = {e.customer_id for e in folded}
+            # by the ids' integers: hashing a uuid.UUID runs Python code, an int's does not
+            customers = set({e.customer_id.int: e.customer_id for e in folded}.values())
             loaded = Loaded()
             loaded.profiles = cache.take(customers)
             missing = list(customers - loaded.profiles.keys())

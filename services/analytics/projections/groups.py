@@ -219,7 +219,7 @@ async def fold_groups(
         facts.sort(key=lambda e: (e.occurred_at, e.event_id.int))
         for event in facts:
             fold = partial(_fold_member, combined, event, converter, bounds)
-            done.drawn.extend(conclude_at(combined, event.occurred_at, rules, offsets, fold))
+            done.conclude_fact(event.occurred_at, rules, offsets, fold)
         concluded.append(done)
     await write_groups(connection, concluded, now)
 

@@ -13,7 +13,7 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 
 
 def bought(profile: Profile, days_ago: int, amount: str) -> None:
-    _purchase(profile, NOW - timedelta(days=days_ago), Decimal(amount), uuid.uuid4().hex)
+    _purchase(profile, NOW - timedelta(days=days_ago), Decimal(amount), uuid.uuid4())
 
 
 def test_purchases_combine_as_if_folded_into_one_profile() -> None:

@@ -140,7 +140,8 @@ def test_a_profile_stored_with_dates_outside_the_window_is_read_inside_it() -> N
     assert profile.recent_contacts == [EARLIEST] and profile.contacts["old"] == [1, EARLIEST]
     fold(logged(uuid.uuid4(), days_ago=2), profile=profile)
     assert profile.last_contact_at == NOW - timedelta(days=2)
-    assert profile.to_state()["first_purchase_at"] == EARLIEST.isoformat()
+    state = orjson.loads(orjson.dumps(profile.to_state()))
+    assert state["first_purchase_at"] == EARLIEST.isoformat()
 
 
 def bought(amount: str, moment: datetime, *, contract: bool = False) -> EventEnvelope[Any]:
