@@ -12,10 +12,13 @@ a batch's profiles took 6 to 54 ms, growing with the table, where the primary ke
 answers in under a millisecond.
 
 So a consumer asks, at most once per `interval`, which tables of its schema hold more
-than twice the rows their statistics say (and at least `minimum_rows`), and analyses
-them. `ANALYZE` replaces the statistics and makes every cached plan on the table be
-planned again. A table that keeps growing is analysed each time it doubles: a handful of
-times for a million rows.
+than `GROWTH` times the rows their statistics say (and at least `minimum_rows`), and
+analyses them from a small sample (`SAMPLE_TARGET`: the sizes are what the plans were
+wrong about; autovacuum's own analysis refines the rest later). `ANALYZE` replaces the
+statistics and makes every cached plan on the table be planned again. A table that keeps
+growing is analysed each time it grows fourfold: a handful of times for a million rows.
+On the analytics-fold benchmark, at the full default sample and at each doubling, the
+analyses cost 3 to 6 µs of PostgreSQL CPU per event.
 """
 
 from __future__ import annotations
@@ -30,12 +33,18 @@ from services.runtime.transient import TRANSIENT_ERRORS
 
 log = logging.getLogger(__name__)
 
+GROWTH = 4
+"""How many times the rows its statistics say a table holds before it is analysed."""
+SAMPLE_TARGET = 10
+"""`default_statistics_target` of these analyses (the server's default: 100); the rows
+sampled are 300 times it."""
+
 GROWN = """
 SELECT format('%I.%I', s.schemaname, s.relname) AS name
   FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
  WHERE s.schemaname = current_schema()
    AND s.n_live_tup >= $1
-   AND s.n_live_tup > 2 * greatest(c.reltuples, 0)
+   AND s.n_live_tup > $2 * greatest(c.reltuples, 0)
 """
 
 
@@ -65,9 +74,14 @@ class PlannerStatistics:
         self._due = now + self._interval
         try:
             async with self._pool.acquire() as connection:
-                grown = [r["name"] for r in await connection.fetch(GROWN, self._minimum_rows)]
+                rows = await connection.fetch(GROWN, self._minimum_rows, GROWTH)
+                grown = [r["name"] for r in rows]
                 for name in grown:
-                    await connection.execute(f"ANALYZE {name}")
+                    async with connection.transaction():
+                        await connection.execute(
+                            f"SET LOCAL default_statistics_target = {SAMPLE_TARGET}"
+                        )
+                        await connection.execute(f"ANALYZE {name}")
         except (asyncpg.PostgresError, *TRANSIENT_ERRORS) as exc:
             log.warning("could not refresh the planner statistics: %r", exc)
             return []
