@@ -51,7 +51,7 @@ from services.runtime.messaging.subscribers import (
 from services.runtime.metrics import EVENTS_PUBLISHED
 from services.runtime.settings import ServiceSettings
 from services.runtime.storage.database import create_pool, ensure_database
-from services.runtime.storage.eventstore import postgres_environment
+from services.runtime.storage.eventstore import open_event_store
 from services.runtime.storage.migrator import DURABLE, migrate_all
 from services.sales.application import NewPurchase, SalesApplication
 from services.sales.ingestion import PurchaseIngestion
@@ -251,9 +251,7 @@ async def ingest(
     await ensure_database(database_url)
     await migrate_all(database_url, SCHEMA, (DURABLE,))
     pool = await create_pool(database_url, SCHEMA)
-    application = await asyncio.to_thread(
-        application_class, postgres_environment(database_url, SCHEMA)
-    )
+    application = await open_event_store(application_class, database_url, SCHEMA)
     async with pool.acquire() as connection:
         await CUSTOMERS.create_tables(connection)
     handler = TimedIngestion(application, pool)

@@ -45,7 +45,7 @@ from services.customer.application import CustomerApplication
 from services.customer.migrations import MIGRATIONS as CUSTOMER_MIGRATIONS
 from services.runtime.messaging.kafka import ensure_topics
 from services.runtime.storage.database import create_pool, ensure_database
-from services.runtime.storage.eventstore import postgres_environment
+from services.runtime.storage.eventstore import open_event_store
 from services.runtime.storage.migrator import DURABLE, MigrationSet, migrate_all
 
 TARGET = 10_000
@@ -95,9 +95,7 @@ async def pipeline(
     analytics_url = await store(postgres, "analytics", ANALYTICS_MIGRATIONS)
     sales_pool = await create_pool(sales_url, "sales")
     analytics_pool = await create_pool(analytics_url, "analytics")
-    customers = await asyncio.to_thread(
-        CustomerApplication, postgres_environment(customer_url, "customer")
-    )
+    customers = await open_event_store(CustomerApplication, customer_url, "customer")
     services = ServiceProcesses(sales_url, customer_url, servers)
     fold = FoldProcesses(analytics_url, servers, processes)
 

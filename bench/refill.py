@@ -47,7 +47,7 @@ from services.runtime.messaging.outbox import OutboxRelay, republish_from_the_st
 from services.runtime.messaging.positions import ConsumerPositions
 from services.runtime.messaging.projection import ProjectionHandler
 from services.runtime.storage.database import create_pool, ensure_database
-from services.runtime.storage.eventstore import postgres_environment
+from services.runtime.storage.eventstore import open_event_store
 from services.runtime.storage.migrator import DURABLE, migrate_all
 
 SCHEMA = "customer"
@@ -123,7 +123,7 @@ async def measure(database_url: str, servers: str, customers: int) -> dict[str, 
     await ensure_database(database_url)
     await migrate_all(database_url, SCHEMA, (DURABLE, MIGRATIONS))
     await ensure_topics(servers, [Topic.CUSTOMER], partitions=3)
-    application = CustomerApplication(postgres_environment(database_url, SCHEMA))
+    application = await open_event_store(CustomerApplication, database_url, SCHEMA)
     pool = await create_pool(database_url, SCHEMA)
     try:
         started = time.perf_counter()

@@ -37,7 +37,7 @@ from services.runtime.messaging.outbox import OutboxRelay
 from services.runtime.messaging.projection import Projection, ProjectionHandler
 from services.runtime.messaging.subscribers import InboundBroker
 from services.runtime.storage.database import create_pool
-from services.runtime.storage.eventstore import postgres_environment
+from services.runtime.storage.eventstore import open_event_store
 from services.sales.application import SalesApplication
 from services.sales.projections import CUSTOMERS
 
@@ -72,7 +72,7 @@ def _sales_service(shared: _Shared, database_url: str, servers: str) -> None:
 
 async def _sales(shared: _Shared, database_url: str, servers: str) -> None:
     pool = await create_pool(database_url, "sales")
-    sales = await asyncio.to_thread(SalesApplication, postgres_environment(database_url, "sales"))
+    sales = await open_event_store(SalesApplication, database_url, "sales")
     jobs: list[Coroutine[Any, Any, None]] = [
         folding(CUSTOMERS, pool, servers).run(),
         sales_relay(sales, database_url, servers, Topic.SALES).run(),
@@ -101,9 +101,7 @@ def _customer_service(shared: _Shared, database_url: str, servers: str) -> None:
 
 async def _customer(shared: _Shared, database_url: str, servers: str) -> None:
     pool = await create_pool(database_url, "customer")
-    customers = await asyncio.to_thread(
-        CustomerApplication, postgres_environment(database_url, "customer")
-    )
+    customers = await open_event_store(CustomerApplication, database_url, "customer")
     first_seen, broker = subscribed(FirstSeenCustomers(customers, pool), servers, "customer")
     relay = OutboxRelay(
         application=customers,

@@ -160,7 +160,7 @@ async def customer_store(
     from services.customer.publishing import to_contract
     from services.runtime.privacy.sealing import PersonalData
     from services.runtime.storage.database import create_pool, ensure_database
-    from services.runtime.storage.eventstore import postgres_environment
+    from services.runtime.storage.eventstore import open_event_store
     from services.runtime.storage.migrator import DURABLE, KEYRING, migrate_all
 
     if not prepared:
@@ -168,10 +168,9 @@ async def customer_store(
         await migrate_all(database_dsn, SCHEMA, (DURABLE, KEYRING, MIGRATIONS))
     pool = await create_pool(database_dsn, SCHEMA, max_size=3, command_timeout=None)
     await asyncio.to_thread(keyring.open)
-    environment = postgres_environment(database_dsn, SCHEMA)
-    if prepared:
-        environment["CREATE_TABLE"] = "n"
-    application = await asyncio.to_thread(CustomerApplication, environment)
+    application = await open_event_store(
+        CustomerApplication, database_dsn, SCHEMA, create_tables=not prepared
+    )
     application.contract_of = to_contract
     application.protect_personal_data(PersonalData(keyring, to_contract))
     try:

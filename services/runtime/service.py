@@ -65,7 +65,7 @@ from services.runtime.storage.database import (
 from services.runtime.storage.eventstore import (
     EventSourcedApplication,
     libpq_tls_environment,
-    postgres_environment,
+    open_event_store,
 )
 from services.runtime.storage.migrator import DURABLE, KEYRING, MigrationSet, migrate_all
 from services.runtime.supervision import EXIT_STATUS, Supervisor, stop_this_process
@@ -150,10 +150,11 @@ class ServiceRuntime:
         )
         self.pool = await create_pool(settings.database_dsn, self.schema)
         await self.audit.start(self.pool)
-        env = postgres_environment(settings.database_dsn, self.schema)
         os.environ.update(libpq_tls_environment(settings.database_dsn))
         await asyncio.to_thread(self.keyring.open)
-        self.application = await asyncio.to_thread(self.definition.application_class, env)
+        self.application = await open_event_store(
+            self.definition.application_class, settings.database_dsn, self.schema
+        )
         self.application.contract_of = self.definition.translate
         self.application.protect_personal_data(self.personal)
         self.relay = OutboxRelay(

@@ -11,18 +11,15 @@ from typing import Any
 import asyncpg
 
 from tests.support.crm import crm, run_crm
+from tests.support.database import fetch
 from tests.support.infrastructure import Infrastructure
 from tests.support.waiting import eventually
 
 
 async def directory(database_url: str) -> list[dict[str, Any]]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch(
-            "SELECT * FROM customer.customer_directory ORDER BY customer_id"
-        )
-    finally:
-        await connection.close()
+    rows = await fetch(
+        database_url, "SELECT * FROM customer.customer_directory ORDER BY customer_id"
+    )
     return [dict(r) for r in rows]
 
 

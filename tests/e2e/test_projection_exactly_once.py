@@ -11,6 +11,7 @@ import asyncpg
 
 from contracts.topics import Topic
 from services.customer.projections import fold
+from tests.support.database import fetch
 from tests.support.events import as_message, customer_history
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_raw
@@ -18,13 +19,10 @@ from tests.support.waiting import eventually
 
 
 async def directory_rows(database_url: str) -> dict[uuid.UUID, tuple[object, ...]]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        records = await connection.fetch(
-            "SELECT customer_id, name, tags, version, change_count FROM customer.customer_directory"
-        )
-    finally:
-        await connection.close()
+    records = await fetch(
+        database_url,
+        "SELECT customer_id, name, tags, version, change_count FROM customer.customer_directory",
+    )
     return {
         r["customer_id"]: (r["name"], list(r["tags"]), r["version"], r["change_count"])
         for r in records

@@ -17,7 +17,7 @@ from contracts.topics import Topic
 from local.launcher import ServiceProcess
 from services.customer.application import CustomerApplication
 from services.customer.domain import Customer
-from services.runtime.storage.eventstore import postgres_environment
+from services.runtime.storage.eventstore import open_event_store
 from tests.support.events import as_message, envelope
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure
@@ -49,9 +49,7 @@ async def test_a_version_1_event_stored_long_ago_is_read_published_and_folded(
 ) -> None:
     """An event stored in PostgreSQL before version 2 existed: the service loads it, lists
     it in the history, and publishes it as version 2, which the directory folds."""
-    app = await asyncio.to_thread(
-        CustomerApplication, postgres_environment(infra.database_url, "customer")
-    )
+    app = await open_event_store(CustomerApplication, infra.database_url, "customer")
     try:
         customer = await asyncio.to_thread(app.register, name="陈静", kind="consumer")
         old_state = app.mapper.transcoder.encode(

@@ -8,6 +8,7 @@ aggregates stay free of it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
+import asyncpg
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     JSONTranscoder,
@@ -311,3 +313,34 @@ class EventSourcedApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+
+ApplicationT = TypeVar("ApplicationT", bound=EventSourcedApplication)
+
+
+async def open_event_store(
+    application_class: type[ApplicationT],
+    database_url: str,
+    schema: str,
+    *,
+    create_tables: bool = True,
+) -> ApplicationT:
+    """A service's application on its event store in `schema`, the tables made if missing.
+
+    eventsourcing makes its tables with `CREATE TABLE IF NOT EXISTS`, which PostgreSQL
+    does not make safe to run at once: replicas starting together on a new database can
+    both find the table missing, and all but one fail on the catalogue's unique index.
+    So the replicas take turns, one session-level advisory lock per schema, held on a
+    connection of its own while the application is constructed."""
+    environment = postgres_environment(database_url, schema)
+    if not create_tables:
+        environment["CREATE_TABLE"] = "n"
+        return await asyncio.to_thread(application_class, environment)
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))", f"crm-event-store:{schema}"
+        )
+        return await asyncio.to_thread(application_class, environment)
+    finally:
+        await connection.close()  # the lock ends with the session
