@@ -34,11 +34,18 @@ def record_pool_use(pool: asyncpg.Pool, schema: str) -> None:
 
 
 async def ensure_database(dsn: str) -> None:
-    """Create the database named in `dsn` if the server does not have it yet."""
+    """Create the database named in `dsn` if the server does not have it yet.
+
+    Services starting together on a new server take turns (an advisory lock, released
+    with the session): two `CREATE DATABASE` at once fail on the catalogue's unique index
+    for all but one."""
     parts = urlsplit(dsn)
     name = parts.path.lstrip("/")
     connection = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
     try:
+        await connection.execute(
+            "SELECT pg_advisory_lock(hashtextextended($1, 0))", f"crm-database:{name}"
+        )
         exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:
             await connection.execute(f'CREATE DATABASE "{name}"')
