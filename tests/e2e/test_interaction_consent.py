@@ -4,7 +4,6 @@ contact with a customer who opted out of channels."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -13,13 +12,13 @@ from contracts.interaction_values import InteractionChannel, MessageChannel
 from contracts.references import CustomerReference
 from contracts.topics import Topic
 from local.launcher import ServiceProcess
+from tests.support.clock import ago
 from tests.support.customers import register_customer
 from tests.support.http import wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import publish_json
 from tests.support.metrics import scrape, total
 
-NOW = datetime.now(UTC)
 OPTED_OUT = ["phone", "sms", "email", "wechat"]
 """Every channel a customer can opt out of that is also a channel of contact."""
 GOVERNED = {InteractionChannel(c) for c in OPTED_OUT}
@@ -27,16 +26,12 @@ OVERRIDE = {"reason": "customer_request", "note": "客户来电要求用此渠�
 REFERENCE = CustomerReference(source="callcentre", source_customer_id="86-13700137000")
 
 
-def ago(minutes: float) -> str:
-    return (NOW - timedelta(minutes=minutes)).isoformat()
-
-
 def contact(customer_id: str, channel: str, direction: str, subject: str) -> dict[str, Any]:
     return {
         "customer_id": customer_id,
         "channel": channel,
         "direction": direction,
-        "started_at": ago(30),
+        "started_at": ago(minutes=30),
         "subject": subject,
     }
 
@@ -112,7 +107,7 @@ async def test_outbound_contact_on_an_opted_out_channel_needs_a_stated_reason(
             "customer_reference": REFERENCE.model_dump(),
             "duration_seconds": 60,
             "agent": "王芳",
-            "started_at": ago(20),
+            "started_at": ago(minutes=20),
         }
         messages = [
             ("call", Topic.CALL_LOGS_INBOUND, {**call, "call_id": "out-1", "direction": "outbound",
@@ -127,7 +122,7 @@ async def test_outbound_contact_on_an_opted_out_channel_needs_a_stated_reason(
                 "source": "msg-gateway",
                 "customer_id": quiet,
                 "channel": carried,
-                "sent_at": ago(10),
+                "sent_at": ago(minutes=10),
             }
             for direction in ("outbound", "inbound"):
                 breach = direction == "outbound" and carried in GOVERNED

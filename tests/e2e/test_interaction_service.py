@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -23,17 +22,13 @@ from contracts.topics import Topic
 from local.demo import interaction as demo_interaction
 from local.launcher import ServiceProcess, session_master_key
 from services.runtime.privacy.keyring import Keyring
+from tests.support.clock import ago
 from tests.support.customers import register_customer
 from tests.support.http import csv_rows, wait_for
 from tests.support.infrastructure import Infrastructure
 from tests.support.kafka import header, publish_json, read_topic
 
-NOW = datetime.now(UTC)
 CALLCENTRE_REF = CustomerReference(source="callcentre", source_customer_id="86-13800138000")
-
-
-def ago(**delta: float) -> str:
-    return (NOW - timedelta(**delta)).isoformat()
 
 
 def survey(answer_id: str, **fields: Any) -> dict[str, Any]:
@@ -366,7 +361,7 @@ async def test_contacts_complaints_surveys_and_plans(
                 "category": "delivery",
                 "severity": "high",
                 "subject": "x",
-                "opened_at": (NOW + timedelta(days=1)).isoformat(),
+                "opened_at": ago(days=-1),
             },
         )
         assert future.status_code == 422 and "future" in future.text
