@@ -30,7 +30,11 @@ from services.runtime.service import BackgroundTask, ServiceDefinition, ServiceR
 
 def fold() -> AnalyticsFold:
     settings = AnalyticsSettings()
-    return AnalyticsFold(settings.converter(), cache_capacity=settings.analytics_profile_cache_size)
+    return AnalyticsFold(
+        settings.converter(),
+        cache_capacity=settings.analytics_profile_cache_size,
+        max_records=settings.analytics_fold_max_records,
+    )
 
 
 FOLD_NAME = AnalyticsFold.name

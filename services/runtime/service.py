@@ -204,14 +204,17 @@ class ServiceRuntime:
         }
         projections: list[BatchConsumer[Any]] = [
             BatchConsumer(
-                handler=ProjectionHandler(projection, self.pool),
+                handler=handler,
                 consumer_factory=lambda *topics, **kw: AIOKafkaConsumer(
                     *topics, **kafka_options, **kw
                 ),
-                positions=ConsumerPositions(self.pool, projection.name),
-                **common,
+                positions=ConsumerPositions(self.pool, handler.name),
+                **{**common, "max_records": handler.max_records or settings.consumer_max_records},
             )
-            for projection in self.definition.projections()
+            for handler in (
+                ProjectionHandler(projection, self.pool)
+                for projection in self.definition.projections()
+            )
         ]
         subscribed = [self._subscribe(s, common) for s in self.definition.subscriptions]
         self.consumers = [*projections, *subscribed]

@@ -134,9 +134,12 @@ class AnalyticsFold:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         *,
         cache_capacity: int = 50_000,
+        max_records: int = 10_000,
         progress: FoldProgress = PROGRESS,
     ) -> None:
         self.converter = converter
+        self.max_records = max_records
+        """Most facts folded in one transaction (`CRM_ANALYTICS_FOLD_MAX_RECORDS`)."""
         self.clock = clock
         self.cache = ProfileCache(cache_capacity)
         self.progress = progress

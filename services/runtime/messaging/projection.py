@@ -61,7 +61,11 @@ class Projection(Protocol):
     of another is held back until the other has been read up to its time. `parse`
     (optional) reads a message's value into an envelope with what it reads (a tolerant
     reader, `contracts.tolerant`); without it, every message is parsed with its whole
-    contract (`parse_event`)."""
+    contract (`parse_event`). `max_records` (optional) is the most messages it applies in
+    one transaction, for a projection whose cost per transaction is worth spreading over
+    more messages than `CRM_CONSUMER_MAX_RECORDS` (the analytics fold writes back each
+    profile a transaction touches once, however many of its facts the transaction
+    holds); a consumer takes what has arrived, so a larger one adds no latency."""
 
     name: str
     topics: Sequence[str]
@@ -94,6 +98,8 @@ class ProjectionHandler:
         self.name = projection.name
         self.group_id = f"crm.projection.{projection.name}"
         self.topics = projection.topics
+        self.max_records: int | None = getattr(projection, "max_records", None)
+        """The most messages the projection applies in one transaction, if it says."""
         self.aligned_topics: Sequence[str] = getattr(projection, "aligned_topics", ())
         """The topics the projection reads in event time (`alignment`), if any."""
         self.by_position: bool = getattr(projection, "recognised_by_position", True)

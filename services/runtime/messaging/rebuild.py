@@ -82,7 +82,7 @@ class ProjectionRebuild:
         self._live = schema
         self._shadow = f"{schema}__rebuild_{projection.name}"[:63]
         self._consumer_factory = consumer_factory
-        self._batch_size = batch_size
+        self._batch_size = max(batch_size, getattr(projection, "max_records", None) or 0)
         self._read = 0
         self._skipped = 0
 
