@@ -2,12 +2,14 @@
 
 In one process: starts an embedded PostgreSQL and broker, publishes a generated history
 (`local.synthetic_history`: registrations, purchases, won contracts, interactions, surveys,
-tickets) on the customer, sales and interaction topics, each message with its position as
-a relay publishes it, then measures, in the same run:
+tickets) on the customer, sales and interaction topics in the order the facts occurred,
+as they are published live (customers' facts interleaved), each message with its position
+as a relay publishes it, then measures, in the same run:
 
 - raw consume: a plain aiokafka consumer reading the same topics to the end (no parsing);
 - fold: the analytics service's real code (`AnalyticsFold` behind the
-  `ProjectionHandler` in a `BatchConsumer`, batches of `CRM_CONSUMER_MAX_RECORDS` = 2000),
+  `ProjectionHandler` in a `BatchConsumer`, transactions of up to
+  `CRM_ANALYTICS_FOLD_MAX_RECORDS` = 10,000 facts),
   from the topics to committed analytics state (profiles, memberships, outbox), clock
   started when the first batch reaches the handler; then the same with the topics read
   as the broker serves them rather than in event time (`alignment`), for its cost;
@@ -18,7 +20,9 @@ a relay publishes it, then measures, in the same run:
 - Quix Streams (`bench.quix_fold`, when its extra `bench-quix` is installed): the same
   events folded per customer with a stateful `apply` into Quix's RocksDB state store, by
   its own consumer group from the beginning; its rate, the fold's rate over it, and the
-  CPU each takes per event;
+  CPU each takes per event; then Quix doing the fold's own work with the fold's code
+  (`bench.quix_concluding`: the tolerant reader, the profile folded and every rule
+  concluded in event time, each conclusion produced as its contract envelope);
 - floor: the same consumer and handler with a projection that folds nothing
   (`NothingFolded`): fetching, validating every contract, recording the event ids and
   committing, which any fold with the same guarantees does before folding; the rate
@@ -42,14 +46,16 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.figures import allowed_rate
+from bench.figures import PARTITIONS, allowed_rate
 from bench.fold_processes import fold_in_processes
+from bench.quix_concluding import CONCLUSIONS, concluding_run
 from bench.quix_fold import INSTALL_HINT, quix_installed, quix_run
 from contracts.topics import Topic
 from local.embedded.broker import EmbeddedBroker
@@ -58,6 +64,7 @@ from local.synthetic_history import history
 from services.analytics.domain.money import Converter
 from services.analytics.migrations import MIGRATIONS
 from services.analytics.projections.fold import AnalyticsFold
+from services.analytics.projections.store import Bounds
 from services.runtime.messaging.consumer import BatchConsumer, Parsed
 from services.runtime.messaging.deadletter import DeadLetterPublisher, Rejection
 from services.runtime.messaging.kafka import ensure_topics
@@ -68,7 +75,9 @@ from services.runtime.storage.database import create_pool, ensure_database
 from services.runtime.storage.migrator import DURABLE, migrate_all
 
 TOPICS = (Topic.CUSTOMER, Topic.SALES, Topic.INTERACTION)
+FOLD_DATABASE = "crm_bench_analytics_fold"
 MAX_RECORDS = 2000
+"""Messages per batch of the projections that do not say (`CRM_CONSUMER_MAX_RECORDS`)."""
 
 
 class TimedHandler(ProjectionHandler):
@@ -170,7 +179,7 @@ async def fold_run(
             *topics, bootstrap_servers=servers, **kw
         ),
         dead_letters=DeadLetterPublisher(lambda: AIOKafkaProducer(bootstrap_servers=servers), "b"),
-        max_records=MAX_RECORDS,
+        max_records=handler.max_records or MAX_RECORDS,
     )
     python_before, (postgres_before, broker_before) = time.process_time(), servers_cpu()
     task = asyncio.create_task(consumer.run())
@@ -231,8 +240,13 @@ async def measure(
     postgres: EmbeddedPostgres, broker: EmbeddedBroker, customers: int, baseline: int
 ) -> dict[str, float]:
     servers = broker.bootstrap_servers
-    await ensure_topics(servers, list(Topic))
-    messages = [e.message() for e in history(customers)]
+    await ensure_topics(servers, list(Topic), partitions=PARTITIONS)
+    # in the order the facts occurred, as they are published live: every reader (the fold,
+    # Quix Streams) meets each customer's facts in the same order
+    events = sorted(
+        history(customers), key=lambda e: datetime.fromisoformat(e.document["occurred_at"])
+    )
+    messages = [e.message() for e in events]
     publish_seconds = await publish(servers, messages)
     count = len(messages)
     raw = await raw_consume(servers, count)
@@ -240,7 +254,7 @@ async def measure(
     def servers_cpu() -> tuple[float, float]:
         return postgres.cpu_seconds(), broker.cpu_seconds()
 
-    fold_database = postgres.dsn("crm_bench_analytics_fold")
+    fold_database = postgres.dsn(FOLD_DATABASE)
     folded = await fold_run(
         fold_database, servers, count, servers_cpu, AnalyticsFold(Converter("CNY"))
     )
@@ -333,6 +347,23 @@ def run_analytics_fold(customers: int, baseline: int, processes: int = 1) -> dic
                 )
                 figures.update({f"quix_{name}": value for name, value in quix.items()})
                 figures["quix_broker_cpu"] = broker.cpu_seconds() - broker_before
+                asyncio.run(
+                    ensure_topics(broker.bootstrap_servers, [CONCLUSIONS], partitions=PARTITIONS)
+                )
+                broker_before = broker.cpu_seconds()
+                same = concluding_run(
+                    broker.bootstrap_servers,
+                    TOPICS,
+                    int(figures["events"]),
+                    root / "quix-concluding",
+                    # as the fold's run began: no segment defined, no RFM boundaries yet
+                    # (the rebuild's settling computes them in the fold's database after)
+                    rules=[],
+                    bounds=Bounds(None, None, None),
+                    converter=Converter("CNY"),
+                )
+                figures.update({f"quix_same_{name}": value for name, value in same.items()})
+                figures["quix_same_broker_cpu"] = broker.cpu_seconds() - broker_before
     fold, raw, base = (
         figures["fold_events_per_second"],
         figures["raw_events_per_second"],
@@ -433,6 +464,29 @@ def print_quix(figures: dict[str, float], fold_cpu: dict[str, float]) -> None:
         f"  CPU per event, all processes: fold {fold_total / events * 1e6:.0f} µs, "
         f"Quix Streams {quix_total / events * 1e6:.0f} µs "
         f"(fold / Quix Streams: {fold_total / quix_total:.2f} times the CPU)"
+    )
+    same = figures["quix_same_events_per_second"]
+    print(
+        f"  Quix Streams doing the fold's work    {same:7.0f} events/s   "
+        f"({figures['quix_same_seconds']:.2f} s; {figures['quix_same_customers']:.0f} customers, "
+        f"{figures['quix_same_conclusions']:.0f} conclusions produced, "
+        f"{figures['quix_same_out_of_order']:.0f} facts met after a later one of their "
+        f"customer, {figures['quix_same_again']:.0f} met again; the fold's reader, folding "
+        "and concluding, `bench.quix_concluding`)"
+    )
+    print(f"  fold / Quix Streams doing the fold's work: {fold / same:.2f} times")
+    if "processes" in figures:
+        shared = figures["processes_events_per_second"]
+        print(
+            f"  fold in {figures['processes']:.0f} processes / Quix Streams doing the fold's "
+            f"work: {shared / same:.2f} times"
+        )
+    same_cpu = {"python": figures["quix_same_cpu"], "broker": figures["quix_same_broker_cpu"]}
+    same_total = sum(same_cpu.values())
+    print(
+        "  CPU time of Quix Streams doing the fold's work: "
+        + cpu_line(same_cpu, events)
+        + f" (fold / it: {fold_total / same_total:.2f} times the CPU)"
     )
 
 

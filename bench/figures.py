@@ -26,3 +26,8 @@ def allowed_rate(cpu: dict[str, float], events: float, cores: int) -> float:
     """Events per second that CPU time allows on `cores`, with the processes perfectly
     overlapped (none of them faster than its own CPU time)."""
     return events / max(sum(cpu.values()) / cores, max(cpu.values()))
+
+
+PARTITIONS = 6
+"""Partitions of the topics a benchmark makes, as `crm topics` makes them (the compose
+deployment's): with the default 3, two processes of one group split them two to one."""

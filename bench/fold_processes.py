@@ -87,7 +87,7 @@ async def _fold(shared: _Shared, index: int, database_url: str, servers: str) ->
             *topics, bootstrap_servers=servers, **kw
         ),
         dead_letters=DeadLetterPublisher(lambda: AIOKafkaProducer(bootstrap_servers=servers), "b"),
-        max_records=2000,
+        max_records=handler.max_records or 2000,
     )
     await consumer.run()
 

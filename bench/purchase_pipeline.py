@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from bench.figures import PARTITIONS
 from bench.fold_processes import FoldProcesses
 from bench.purchase_ingestion import publish, purchase
 from bench.service_processes import ServiceProcesses
@@ -87,7 +88,7 @@ async def pipeline(
     postgres: EmbeddedPostgres, broker: EmbeddedBroker, count: int, processes: int = 1
 ) -> dict[str, float]:
     servers = broker.bootstrap_servers
-    await ensure_topics(servers, list(Topic))
+    await ensure_topics(servers, list(Topic), partitions=PARTITIONS)
     messages, known, unseen = mixed_purchases(count)
     await publish(servers, messages)
     sales_url = await store(postgres, "sales")

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from uuid import UUID
 
-from bench.figures import allowed_rate
+from bench.figures import PARTITIONS, allowed_rate
 from bench.purchase_ingestion import publish
 from bench.purchase_pipeline import KNOWN_SOURCE, TARGET, mixed_purchases
 from bench.quix_fold import INSTALL_HINT, POLL_TIMEOUT, PURCHASE, application, fold_event
@@ -320,7 +320,9 @@ def run_quix_pipeline(count: int, scratch: Path, processes: int = 1) -> dict[str
     table = known_references(known, KNOWN_SOURCE)
     with EmbeddedBroker() as broker:
         servers = broker.bootstrap_servers
-        asyncio.run(ensure_topics(servers, [Topic.PURCHASES_INBOUND, *OUTPUTS]))
+        asyncio.run(
+            ensure_topics(servers, [Topic.PURCHASES_INBOUND, *OUTPUTS], partitions=PARTITIONS)
+        )
         if processes > 1:
             from bench.quix_processes import quix_in_processes
 
