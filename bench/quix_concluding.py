@@ -22,7 +22,6 @@ customers, and exactly-once (Quix's default guarantee, at-least-once).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from bench.quix_fold import application
+from bench.quix_fold import RunClock, application, concatenated
 from services.analytics.domain.money import Converter
 from services.analytics.domain.profile import FOLDED_TYPES, Profile
 from services.analytics.domain.segments import SegmentRule
@@ -57,33 +56,20 @@ def concluding_run(
     message to the application stopped (its last checkpoint committed), the seconds to the
     last message, the CPU seconds of this process, the customers, the conclusions, and the
     facts folded after a later fact of the same customer (Quix reads each partition in
-    order and the topics aligned by the messages' timestamps, not by the facts' times)."""
+    order and the topics aligned by the messages' timestamps, not by the facts' times)
+    and those met again (redelivered)."""
     from quixstreams.state import State
 
     app = application(servers, "bench.quix-concluding", state_dir)
-    frames = [
-        app.dataframe(app.topic(str(name), key_deserializer="str", value_deserializer="bytes"))
-        for name in topics
-    ]
-    merged = frames[0]
-    for frame in frames[1:]:
-        merged = merged.concat(frame)
+    clock = RunClock(app, expect)
     output = app.topic(CONCLUSIONS, key_serializer="str", value_serializer="bytes")
     now = datetime.now(UTC)
-    counts = {"seen": 0, "customers": 0, "conclusions": 0, "out_of_order": 0, "again": 0}
+    counts = {"customers": 0, "conclusions": 0, "out_of_order": 0, "again": 0}
     met: set[int] = set()
     latest: dict[int, datetime] = {}  # per customer, the latest fact folded
-    first: float | None = None
-    first_cpu = last = 0.0
 
     def step(raw: bytes, state: State) -> list[bytes]:
-        nonlocal first, first_cpu, last
-        if first is None:
-            first, first_cpu = time.perf_counter(), time.process_time()
-        counts["seen"] += 1
-        if counts["seen"] >= expect:
-            last = time.perf_counter()
-            app.stop()
+        clock.seen_one()
         event = READER.parse(raw)
         if event.event_type not in FOLDED_TYPES:
             return []
@@ -107,22 +93,9 @@ def concluding_run(
         counts["conclusions"] += len(envelopes)
         return envelopes
 
-    merged.apply(step, stateful=True, expand=True).to_topic(output)
+    concatenated(app, topics, "bytes").apply(step, stateful=True, expand=True).to_topic(output)
     app.run()
-    done, cpu = time.perf_counter(), time.process_time() - first_cpu
-    if counts["seen"] < expect or first is None:
-        raise RuntimeError(f"Quix Streams stopped after {counts['seen']} of {expect} events")
-    seconds = done - first
-    return {
-        "events_per_second": expect / seconds,
-        "seconds": seconds,
-        "seconds_to_last": last - first,
-        "cpu": cpu,
-        "customers": counts["customers"],
-        "conclusions": counts["conclusions"],
-        "out_of_order": counts["out_of_order"],
-        "again": counts["again"],
-    }
+    return {**clock.figures(), **counts}
 
 
 SCORES = ("recency_score", "frequency_score", "monetary_score")

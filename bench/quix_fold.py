@@ -84,54 +84,78 @@ def application(servers: str, group: str, state_dir: Path, **options: Any) -> An
     )
 
 
-def quix_run(
-    servers: str, topics: tuple[str, ...], expect: int, state_dir: Path
-) -> dict[str, float]:
-    """Quix Streams folding `expect` events of `topics` from the beginning: events/s from
-    the first message to the application stopped (its last checkpoint committed: state
-    flushed, changelog produced, offsets committed), the seconds to the last message
-    alone, the CPU seconds of this process over the same time (Quix's consumer and
-    producer threads and RocksDB's included) and the customers folded."""
-    from quixstreams.state import State
+class RunClock:
+    """The clock of a Quix run over `expect` messages: started by the first (`seen`), it
+    stops the application at the last; `figures` once the application has stopped."""
 
-    app = application(servers, "bench.quix", state_dir)
+    def __init__(self, app: Any, expect: int) -> None:
+        self.app = app
+        self.expect = expect
+        self.seen = 0
+        self.first: float | None = None
+        self.first_cpu = self.last = 0.0
+
+    def seen_one(self) -> None:
+        if self.first is None:
+            self.first, self.first_cpu = time.perf_counter(), time.process_time()
+        self.seen += 1
+        if self.seen >= self.expect:
+            self.last = time.perf_counter()
+            self.app.stop()
+
+    def figures(self) -> dict[str, float]:
+        """Events/s from the first message to the application stopped (its last checkpoint
+        committed: state flushed, changelog produced, offsets committed), the seconds to
+        the last message alone, and the CPU seconds of this process over the same time
+        (Quix's consumer and producer threads and RocksDB's included)."""
+        done, cpu = time.perf_counter(), time.process_time() - self.first_cpu
+        if self.seen < self.expect or self.first is None:
+            raise RuntimeError(f"Quix Streams stopped after {self.seen} of {self.expect} events")
+        seconds = done - self.first
+        return {
+            "events_per_second": self.expect / seconds,
+            "seconds": seconds,
+            "seconds_to_last": self.last - self.first,
+            "cpu": cpu,
+        }
+
+
+def concatenated(app: Any, topics: tuple[str, ...], value_deserializer: str) -> Any:
+    """One `StreamingDataFrame` of `topics` (`concat`: one state store for them all, read
+    aligned by timestamp), keyed by customer id."""
     frames = [
-        app.dataframe(app.topic(str(name), key_deserializer="str", value_deserializer="json"))
+        app.dataframe(
+            app.topic(str(name), key_deserializer="str", value_deserializer=value_deserializer)
+        )
         for name in topics
     ]
     merged = frames[0]
     for frame in frames[1:]:
         merged = merged.concat(frame)
-    seen = 0
+    return merged
+
+
+def quix_run(
+    servers: str, topics: tuple[str, ...], expect: int, state_dir: Path
+) -> dict[str, float]:
+    """Quix Streams folding `expect` events of `topics` from the beginning (`RunClock`'s
+    figures) and the customers folded."""
+    from quixstreams.state import State
+
+    app = application(servers, "bench.quix", state_dir)
+    clock = RunClock(app, expect)
     customers = 0
-    first: float | None = None
-    first_cpu = last = 0.0
 
     def step(envelope: dict[str, Any], state: State) -> dict[str, Any]:
-        nonlocal seen, customers, first, first_cpu, last
-        if first is None:
-            first, first_cpu = time.perf_counter(), time.process_time()
+        nonlocal customers
         profile = state.get("profile")
         if profile is None:
             customers += 1
         profile = fold_event(profile, envelope)
         state.set("profile", profile)
-        seen += 1
-        if seen >= expect:
-            last = time.perf_counter()
-            app.stop()
+        clock.seen_one()
         return profile
 
-    merged.apply(step, stateful=True)
+    concatenated(app, topics, "json").apply(step, stateful=True)
     app.run()
-    done, cpu = time.perf_counter(), time.process_time() - first_cpu
-    if seen < expect or first is None:
-        raise RuntimeError(f"Quix Streams stopped after {seen} of {expect} events")
-    seconds = done - first
-    return {
-        "events_per_second": expect / seconds,
-        "seconds": seconds,
-        "seconds_to_last": last - first,
-        "cpu": cpu,
-        "customers": customers,
-    }
+    return {**clock.figures(), "customers": customers}
