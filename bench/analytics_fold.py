@@ -53,7 +53,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.figures import PARTITIONS, allowed_rate
+from bench.figures import PARTITIONS, allowed_rate, quiet
 from bench.fold_processes import fold_in_processes
 from bench.quix_concluding import CONCLUSIONS, concluding_run
 from bench.quix_fold import INSTALL_HINT, quix_installed, quix_run
@@ -237,7 +237,11 @@ async def baseline_run(database_url: str, servers: str, events: int) -> float:
 
 
 async def measure(
-    postgres: EmbeddedPostgres, broker: EmbeddedBroker, customers: int, baseline: int
+    postgres: EmbeddedPostgres,
+    broker: EmbeddedBroker,
+    customers: int,
+    baseline: int,
+    processes: int,
 ) -> dict[str, float]:
     servers = broker.bootstrap_servers
     await ensure_topics(servers, list(Topic), partitions=PARTITIONS)
@@ -255,11 +259,20 @@ async def measure(
         return postgres.cpu_seconds(), broker.cpu_seconds()
 
     fold_database = postgres.dsn(FOLD_DATABASE)
+    await quiet(servers_cpu)
     folded = await fold_run(
         fold_database, servers, count, servers_cpu, AnalyticsFold(Converter("CNY"))
     )
     profiles, conclusions = await fold_counts(fold_database)
+    shared: dict[str, float] = {}
+    if processes > 1:  # next, so that the folds' runs find the servers alike
+        await quiet(servers_cpu)
+        shared = await fold_in_processes(
+            postgres.dsn("crm_bench_analytics_processes"), servers, count, servers_cpu, processes
+        )
+    await quiet(servers_cpu)
     rebuild = await rebuild_run(fold_database, servers, count)
+    await quiet(servers_cpu)
     unaligned = await fold_run(
         postgres.dsn("crm_bench_analytics_unaligned"),
         servers,
@@ -268,9 +281,11 @@ async def measure(
         AnalyticsFold(Converter("CNY")),
         aligned=False,
     )
+    await quiet(servers_cpu)
     floor = await fold_run(
         postgres.dsn("crm_bench_analytics_floor"), servers, count, servers_cpu, NothingFolded()
     )
+    await quiet(servers_cpu)
     per_event = await baseline_run(
         postgres.dsn("crm_bench_analytics_baseline"), servers, min(baseline, count)
     )
@@ -293,6 +308,8 @@ async def measure(
         "broker_cpu": folded["broker_cpu"],
         "floor_events_per_second": floor["events_per_second"],
         **{f"floor_{name}_cpu": floor[f"{name}_cpu"] for name in CPU_USERS},
+        **({f"processes_{name}": value for name, value in shared.items()} if shared else {}),
+        **({"processes": processes} if shared else {}),
     }
 
 
@@ -327,20 +344,13 @@ def run_analytics_fold(customers: int, baseline: int, processes: int = 1) -> dic
     with tempfile.TemporaryDirectory(prefix="crm-bench-analytics-") as scratch:
         root = Path(scratch)
         with EmbeddedPostgres(root / "postgres") as postgres, EmbeddedBroker() as broker:
-            figures = asyncio.run(measure(postgres, broker, customers, baseline))
-            if processes > 1:
-                shared = asyncio.run(
-                    fold_in_processes(
-                        postgres.dsn("crm_bench_analytics_processes"),
-                        broker.bootstrap_servers,
-                        int(figures["events"]),
-                        lambda: (postgres.cpu_seconds(), broker.cpu_seconds()),
-                        processes,
-                    )
-                )
-                figures.update({f"processes_{name}": value for name, value in shared.items()})
-                figures["processes"] = processes
+            figures = asyncio.run(measure(postgres, broker, customers, baseline, processes))
+
+            def servers_cpu() -> tuple[float, float]:
+                return postgres.cpu_seconds(), broker.cpu_seconds()
+
             if quix_installed():
+                asyncio.run(quiet(servers_cpu))
                 broker_before = broker.cpu_seconds()
                 quix = quix_run(
                     broker.bootstrap_servers, TOPICS, int(figures["events"]), root / "quix"
@@ -350,6 +360,7 @@ def run_analytics_fold(customers: int, baseline: int, processes: int = 1) -> dic
                 asyncio.run(
                     ensure_topics(broker.bootstrap_servers, [CONCLUSIONS], partitions=PARTITIONS)
                 )
+                asyncio.run(quiet(servers_cpu))
                 broker_before = broker.cpu_seconds()
                 same = concluding_run(
                     broker.bootstrap_servers,
@@ -426,7 +437,8 @@ def print_processes(figures: dict[str, float], fold: float) -> None:
     rate, events = figures["processes_events_per_second"], figures["events"]
     print(
         f"  fold in {figures['processes']:.0f} processes of one group {rate:9.0f} events/s   "
-        f"({figures['processes_seconds']:.2f} s; {rate / fold:.2f} times one process)"
+        f"({figures['processes_seconds']:.2f} s; {rate / fold:.2f} times one process; "
+        f"{figures['processes_average_batch']:.0f} events per batch on average)"
     )
     cpu = {name: figures[f"processes_{name}_cpu"] for name in CPU_USERS}
     print(f"  CPU time of the {figures['processes']:.0f} processes: " + cpu_line(cpu, events))

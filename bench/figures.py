@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import psutil
 
@@ -31,3 +33,21 @@ def allowed_rate(cpu: dict[str, float], events: float, cores: int) -> float:
 PARTITIONS = 6
 """Partitions of the topics a benchmark makes, as `crm topics` makes them (the compose
 deployment's): with the default 3, two processes of one group split them two to one."""
+
+
+async def quiet(
+    servers_cpu: Callable[[], tuple[float, ...]], *, below: float = 0.05, timeout: float = 60.0
+) -> float:
+    """Wait until the servers (`servers_cpu`: their CPU seconds so far) use less than
+    `below` of a core over half a second, at most `timeout` seconds; the seconds waited.
+
+    A run leaves PostgreSQL work behind it (autovacuum and analysis of the tables it
+    filled, a checkpoint); measured during the next run, that work would count as the next
+    run's and take its cores."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        before = sum(servers_cpu())
+        await asyncio.sleep(0.5)
+        if sum(servers_cpu()) - before < below * 0.5:
+            break
+    return time.perf_counter() - started

@@ -39,6 +39,7 @@ class _Shared:
     def __init__(self, processes: int) -> None:
         context = multiprocessing.get_context("spawn")
         self.handled: Synchronized[int] = context.Value("q", 0)
+        self.batches: Synchronized[int] = context.Value("q", 0)
         self.assigned = context.Array("b", processes)
         self.first_batch_at: Synchronized[float] = context.Value("d", 0.0)
         self.context = context
@@ -69,6 +70,7 @@ class _CountingHandler(ProjectionHandler):
         failed = await super().handle(batch)
         with self._shared.handled.get_lock():
             self._shared.handled.value += len(batch)
+            self._shared.batches.value += 1
         return failed
 
 
@@ -163,6 +165,7 @@ async def fold_in_processes(
     return {
         "events_per_second": expect / seconds,
         "seconds": seconds,
+        "average_batch": expect / max(shared.batches.value, 1),
         "python_cpu": python_cpu,
         "postgres_cpu": postgres_after - postgres_before,
         "broker_cpu": broker_after - broker_before,

@@ -14,7 +14,7 @@ state and exactly-once transactions) are compared on the same job:
 - each conclusion made into the contract envelope the fold puts in its outbox
   (`conclusions.membership_rows`) and produced to a topic, as the relay publishes it.
 
-What it leaves out, so that Quix's figures are a lower bound for the same job: the
+What it leaves out, so that its rate is an upper bound of Quix's on the whole job: the
 profiles' columns for the CRM's views and the detail rows (interactions, surveys, tickets,
 opportunities) that the fold writes to PostgreSQL, the segment history table, merges of
 customers, and exactly-once (Quix's default guarantee, at-least-once).
