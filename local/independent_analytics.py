@@ -169,7 +169,7 @@ async def mismatches(
         """SELECT customer_id::text AS id, purchase_count, total_spend, first_purchase_at,
                   last_purchase_at, csat_average, nps_latest, complaints_open,
                   complaints_total, recency_score, frequency_score, monetary_score,
-                  last_contact_at, state->>'recent_contacts' AS recent
+                  last_contact_at, state::jsonb->>'recent_contacts' AS recent
            FROM analytics.profiles"""
     )
     horizon = contact_horizon(now)

@@ -79,7 +79,7 @@ async def another_writer(pool: asyncpg.Pool, total: str) -> None:
         await lock(connection)
         await connection.execute(
             """UPDATE profiles SET total_spend = $2::numeric,
-               state = jsonb_set(state, '{total_spend}', to_jsonb($2::text))
+               state = jsonb_set(state::jsonb, '{total_spend}', to_jsonb($2::text))::text
                WHERE customer_id = $1""",
             CUSTOMER,
             total,

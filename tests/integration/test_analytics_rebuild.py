@@ -233,7 +233,7 @@ async def group_rows(infra: Infrastructure) -> dict[uuid.UUID, tuple[Any, ...]]:
     try:
         rows = await connection.fetch(
             """SELECT customer_id, purchase_count, total_spend, rfm_segment, lifecycle_stage,
-                      state->'segments' AS segments FROM analytics.merged_profiles"""
+                      state::jsonb->'segments' AS segments FROM analytics.merged_profiles"""
         )
     finally:
         await connection.close()

@@ -101,13 +101,15 @@ PROGRESS = FoldProgress()
 
 class AnalyticsFold:
     name = "analytics_fold"
-    version = 6
+    version = 7
     """The shape of the tables (`create_tables`); raised with every change to it (2:
     classifications, contact persons, purchases, contracts and payments, rule versions;
     3: the first purchase's amount and the lifetime value models' scores; 4: the
     activities' predictions, for the ledger of predictions; 5: the alias table of merged
     customers, `customer_aliases`; 6: the merge groups' combined profiles and recorded
-    conclusions, `merged_profiles`)."""
+    conclusions, `merged_profiles`; 7: the profiles' states kept as text, their JSON, not
+    `jsonb`: the fold writes and reads each whole, and PostgreSQL took about twice as
+    long to write one as `jsonb`)."""
     recognised_by_position = True
     """A message a relay published is recognised by its position, kept in the batch's
     transaction (`positions.recognise`), not by a row per event in `consumed_events`."""

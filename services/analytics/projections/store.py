@@ -23,7 +23,7 @@ from services.analytics.projections.bulk import json_default, recordset, rows_js
 
 PROFILE_COLUMNS = (
     ("customer_id", "uuid"),
-    ("state", "jsonb"),
+    ("state", "text"),
     ("registered", "boolean"),
     ("name", "text"),
     ("kind", "text"),
@@ -79,7 +79,7 @@ _UPSERT_PROFILES = (
     + ", ".join(n for n, _ in PROFILE_COLUMNS)
     + ", updated_at, scores_stale) SELECT "
     + ", ".join(
-        "convert_from(s.state, 'UTF8')::jsonb" if n == "state" else f"u.{n}"
+        "convert_from(s.state, 'UTF8')" if n == "state" else f"u.{n}"
         for n, _ in PROFILE_COLUMNS
     )
     + ", $2, u.purchase_count > 0 FROM "
@@ -94,7 +94,7 @@ _UPSERT_PROFILES = (
     + ")"
 )
 
-_LOAD = f"""SELECT customer_id, state::text AS state, recency_score, frequency_score,
+_LOAD = f"""SELECT customer_id, state, recency_score, frequency_score,
                   monetary_score, rfm_segment, lifecycle_stage, value_tier, satisfaction,
                   quadrant, churn_risk, {", ".join(SCORE_FIELDS)}
            FROM profiles"""

@@ -15,7 +15,7 @@ OUTBOX_TABLE = "outbox"
 TABLES = """
 CREATE TABLE IF NOT EXISTS profiles (
     customer_id uuid PRIMARY KEY,
-    state jsonb NOT NULL,
+    state text NOT NULL,
     registered boolean NOT NULL,
     name text, kind text, industry text, region text, owner text,
     importance_tier text, loyalty_stage text, value_behaviour text, relationship_level text,

@@ -42,7 +42,7 @@ PROFILE_COLUMNS = f"""customer_id, name, kind, industry, region, owner, tags, re
     {within_window("last_purchase_at")}, {within_window("last_contact_at")}, csat_average,
     csat_count, nps_latest, complaints_open, complaints_total,
     recency_score, frequency_score, monetary_score, rfm_segment, lifecycle_stage,
-    value_tier, satisfaction, quadrant, churn_risk, state->'recent_contacts' AS recent,
+    value_tier, satisfaction, quadrant, churn_risk, state::jsonb->'recent_contacts' AS recent,
     updated_at, {", ".join(SCORE_FIELDS)}, scored_at, bg_nbd_version, gamma_gamma_version"""
 """What a profile view shows (`recent`: the start times of the latest contacts)."""
 
