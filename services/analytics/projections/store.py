@@ -79,8 +79,7 @@ _UPSERT_PROFILES = (
     + ", ".join(n for n, _ in PROFILE_COLUMNS)
     + ", updated_at, scores_stale) SELECT "
     + ", ".join(
-        "convert_from(s.state, 'UTF8')" if n == "state" else f"u.{n}"
-        for n, _ in PROFILE_COLUMNS
+        "convert_from(s.state, 'UTF8')" if n == "state" else f"u.{n}" for n, _ in PROFILE_COLUMNS
     )
     + ", $2, u.purchase_count > 0 FROM "
     + recordset(1, _ROW_COLUMNS)
