@@ -240,6 +240,10 @@ its conclusions are drawn, which the live fold's last sweep set to the wall cloc
 and a rebuild sets to its own (its conclusions are the same, and the live segment
 history is kept)."""
 
+JSON_TEXT = {("analytics", "profiles"): "state", ("analytics", "merged_profiles"): "state"}
+"""Columns holding a JSON document as text (a profile's state, which the fold writes and
+reads whole), by schema and table: compared as documents, whatever their keys' order."""
+
 
 def _without(value: Any, keys: frozenset[str]) -> Any:
     if isinstance(value, dict):
@@ -286,7 +290,11 @@ async def snapshot(
             )
             found: Counter[str] = Counter()
             for r in rows:
-                row = _without(orjson.loads(r["row"]), scores)
+                row = orjson.loads(r["row"])
+                document = JSON_TEXT.get((schema, table))
+                if document is not None and isinstance(row.get(document), str):
+                    row[document] = orjson.loads(row[document])
+                row = _without(row, scores)
                 if schema in MODEL_SCORES:
                     row = _without_model_reasons(row)
                 if row is not None:
