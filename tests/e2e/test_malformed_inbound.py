@@ -218,7 +218,11 @@ async def test_an_oversized_message_is_dead_lettered_in_a_form_that_fits_and_ing
         await publish_raw(servers, topic, valid)
 
     consumers_of = {topic: 2 if topic == Topic.CUSTOMER else 1 for topic in good}
-    dead = await read_topic(servers, Topic.DEAD_LETTER, expect=sum(consumers_of.values()))
+    # three 3 MB messages through the embedded broker and back: in a full parallel run
+    # the letters once took longer than read_topic's default 30 s to arrive
+    dead = await read_topic(
+        servers, Topic.DEAD_LETTER, expect=sum(consumers_of.values()), timeout=90
+    )
     for topic, (_, value) in huge.items():
         letters = [r for r in dead if header(r, "dlq.source_topic") == topic]
         assert len(letters) == consumers_of[topic], topic
