@@ -463,26 +463,18 @@ def print_quix(figures: dict[str, float], fold_cpu: dict[str, float]) -> None:
     if "quix_events_per_second" not in figures:
         print("  " + INSTALL_HINT)
         return
-    fold, quix, events = (
-        figures["fold_events_per_second"],
-        figures["quix_events_per_second"],
-        figures["events"],
-    )
+    quix, events = figures["quix_events_per_second"], figures["events"]
     print(
         f"  Quix Streams (stateful apply, RocksDB) {quix:7.0f} events/s   "
         f"({figures['quix_seconds']:.2f} s, {figures['quix_seconds_to_last']:.2f} s to the "
         f"last event; {figures['quix_customers']:.0f} customers; at-least-once)"
     )
-    print(
-        f"  fold / Quix Streams: {fold / quix:.2f} times "
-        "(target: at least 1.3 times, and the fold at least 25000 events/s)"
+    print_ratios(
+        figures,
+        "Quix Streams",
+        quix,
+        "(target: at least 1.3 times, and the fold at least 25000 events/s)",
     )
-    if "processes" in figures:
-        shared = figures["processes_events_per_second"]
-        print(
-            f"  fold in {figures['processes']:.0f} processes / Quix Streams: "
-            f"{shared / quix:.2f} times"
-        )
     quix_cpu = {"python": figures["quix_cpu"], "broker": figures["quix_broker_cpu"]}
     print("  CPU time of Quix Streams: " + cpu_line(quix_cpu, events))
     fold_total, quix_total = sum(fold_cpu.values()), sum(quix_cpu.values())
@@ -500,13 +492,7 @@ def print_quix(figures: dict[str, float], fold_cpu: dict[str, float]) -> None:
         f"customer, {figures['quix_same_again']:.0f} met again; the fold's reader, folding "
         "and concluding, `bench.quix_concluding`)"
     )
-    print(f"  fold / Quix Streams doing the fold's work: {fold / same:.2f} times")
-    if "processes" in figures:
-        shared = figures["processes_events_per_second"]
-        print(
-            f"  fold in {figures['processes']:.0f} processes / Quix Streams doing the fold's "
-            f"work: {shared / same:.2f} times"
-        )
+    print_ratios(figures, "Quix Streams doing the fold's work", same)
     same_cpu = {"python": figures["quix_same_cpu"], "broker": figures["quix_same_broker_cpu"]}
     same_total = sum(same_cpu.values())
     print(
@@ -514,6 +500,17 @@ def print_quix(figures: dict[str, float], fold_cpu: dict[str, float]) -> None:
         + cpu_line(same_cpu, events)
         + f" (fold / it: {fold_total / same_total:.2f} times the CPU)"
     )
+
+
+def print_ratios(figures: dict[str, float], other: str, rate: float, note: str = "") -> None:
+    """The fold's rate over `other`'s, and its processes' if they ran."""
+    fold = figures["fold_events_per_second"]
+    print(f"  fold / {other}: {fold / rate:.2f} times" + (f" {note}" if note else ""))
+    if "processes" in figures:
+        shared = figures["processes_events_per_second"]
+        print(
+            f"  fold in {figures['processes']:.0f} processes / {other}: {shared / rate:.2f} times"
+        )
 
 
 CPU_USERS = ("python", "postgres", "broker")
