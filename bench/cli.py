@@ -152,6 +152,16 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--planted", type=int, default=1000, help="planted duplicates among them (default 1000)"
     )
     queue.set_defaults(handler=run_duplicate_queue)
+    publishing = benchmarks.add_parser(
+        "publishing",
+        help="CPU per relayed message published through the relay's aiokafka producer, "
+        "beside FastStream's publisher",
+    )
+    publishing.add_argument(
+        "--count", type=int, default=50_000, help="events per round (default 50000)"
+    )
+    publishing.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    publishing.set_defaults(handler=run_publishing)
     idle = benchmarks.add_parser(
         "idle",
         help="CPU the whole stack uses at rest, with notified relays beside polling ones, "
@@ -281,6 +291,15 @@ def run_duplicate_queue(args: argparse.Namespace) -> int:
     if not 0 <= args.planted < args.customers:
         raise SystemExit("--planted must be at least 0 and fewer than --customers")
     measure(args.customers, args.planted)
+    return 0
+
+
+def run_publishing(args: argparse.Namespace) -> int:
+    from bench.publishing import run_publishing as measure
+
+    if args.count < 1 or args.rounds < 1:
+        raise SystemExit("--count and --rounds must be at least 1")
+    measure(args.count, args.rounds)
     return 0
 
 

@@ -53,18 +53,24 @@ def tls_context(settings: ServiceSettings) -> ssl.SSLContext:
     return context
 
 
+def reliable_producer_options(settings: ServiceSettings) -> dict[str, Any]:
+    """How the services produce: waiting for all in-sync replicas, keeping per-partition
+    order, batching for up to 5 ms."""
+    return {
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "max_request_size": settings.kafka_max_message_bytes,
+        "request_timeout_ms": 10_000,
+        "retry_backoff_ms": 200,
+        "compression_type": None,
+    }
+
+
 def reliable_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
-    """A producer that waits for all in-sync replicas and keeps per-partition order."""
+    """A producer as the services produce (`reliable_producer_options`)."""
     return AIOKafkaProducer(
-        **connection_options(settings),
-        client_id=client_id,
-        acks="all",
-        linger_ms=5,
-        max_batch_size=256 * 1024,
-        max_request_size=settings.kafka_max_message_bytes,
-        request_timeout_ms=10_000,
-        retry_backoff_ms=200,
-        compression_type=None,
+        **connection_options(settings), client_id=client_id, **reliable_producer_options(settings)
     )
 
 

@@ -177,6 +177,46 @@ class TableSource:
         return channel_of(schema, self.table)
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message as a relay publishes it."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def outgoing(
+    topic: str,
+    source: str,
+    public: Sequence[tuple[int, EventEnvelope[Any]]],
+    signer: Signer | None,
+) -> list[Outgoing]:
+    """The messages of `public` (each with its position in `source`) for `topic`: keyed by
+    customer, with the event's type, schema version and position, and signed by `signer`
+    (one signed tree per `SIGNED_BATCH` messages)."""
+    values = [serialize_event(envelope) for _, envelope in public]
+    signatures: list[list[tuple[str, bytes]]] = [[] for _ in values]
+    if signer is not None:
+        signatures = []
+        for start in range(0, len(values), SIGNED_BATCH):
+            chunk = values[start : start + SIGNED_BATCH]
+            signatures += [[(SIGNATURE_HEADER, h)] for h in signer.sign(topic, chunk)]
+    return [
+        Outgoing(
+            key=str(envelope.customer_id).encode(),
+            value=value,
+            headers=[
+                ("event_type", envelope.event_type.encode()),
+                ("schema_version", str(envelope.schema_version).encode()),
+                position_header(source, position),
+                *signature,
+            ],
+        )
+        for (position, envelope), value, signature in zip(public, values, signatures, strict=True)
+    ]
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -292,23 +332,10 @@ class OutboxRelay:
         while True:
             try:
                 producer = await self._started_producer()
-                values = [serialize_event(envelope) for _, envelope in public]
-                signatures = self._signatures(values)
+                messages = outgoing(self._topic, self._source.name, public, self._signer)
                 pending = [
-                    await producer.send(
-                        self._topic,
-                        value=value,
-                        key=str(envelope.customer_id).encode(),
-                        headers=[
-                            ("event_type", envelope.event_type.encode()),
-                            ("schema_version", str(envelope.schema_version).encode()),
-                            position_header(self._source.name, position),
-                            *signature,
-                        ],
-                    )
-                    for (position, envelope), value, signature in zip(
-                        public, values, signatures, strict=True
-                    )
+                    await producer.send(self._topic, value=m.value, key=m.key, headers=m.headers)
+                    for m in messages
                 ]
                 await asyncio.gather(*pending)
             except (KafkaError, OSError) as exc:
@@ -323,16 +350,6 @@ class OutboxRelay:
             for _, envelope in public:
                 EVENTS_PUBLISHED.labels(topic=self._topic, event_type=envelope.event_type).inc()
             return
-
-    def _signatures(self, values: Sequence[bytes]) -> list[list[tuple[str, bytes]]]:
-        """The signature header of each value: one signed tree per `SIGNED_BATCH` values."""
-        if self._signer is None:
-            return [[] for _ in values]
-        headers: list[list[tuple[str, bytes]]] = []
-        for start in range(0, len(values), SIGNED_BATCH):
-            chunk = values[start : start + SIGNED_BATCH]
-            headers += [[(SIGNATURE_HEADER, h)] for h in self._signer.sign(self._topic, chunk)]
-        return headers
 
     async def _started_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
