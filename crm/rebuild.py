@@ -84,8 +84,5 @@ def run(args: argparse.Namespace) -> int:
     for bar in bars:
         bar.close()
     for report in reports:
-        print(
-            f"{report.projection}: rebuilt from {report.events_read} messages "
-            f"({report.skipped} skipped as unreadable) into {', '.join(report.tables)}"
-        )
+        print(report.summary())
     return 0

@@ -327,12 +327,19 @@ def membership_rows(concluded: Sequence[Concluded], now: datetime) -> Membership
 
 
 async def write_memberships(
-    connection: asyncpg.Connection, rows: Memberships, now: datetime, *, outbox: str = OUTBOX_TABLE
+    connection: asyncpg.Connection,
+    rows: Memberships,
+    now: datetime,
+    *,
+    outbox: str = OUTBOX_TABLE,
+    history: str = "segment_history",
 ) -> None:
+    """The rows into `history` and `outbox` (tables found by the search path unless
+    qualified)."""
     closed, opened, revised, envelopes = rows.closed, rows.opened, rows.revised, rows.envelopes
     if closed:
         await connection.execute(
-            f"""UPDATE segment_history h SET left_at = u.t, left_values = u.v
+            f"""UPDATE {history} h SET left_at = u.t, left_values = u.v
                FROM json_to_recordset({json_parameter(1)})
                    AS u(c uuid, s text, v jsonb, t timestamptz)
                WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
@@ -340,8 +347,8 @@ async def write_memberships(
         )
     if opened:
         await connection.execute(
-            f"""INSERT INTO segment_history (customer_id, segment, rule_version, entered_at,
-                                            entered_values, left_values, left_at)
+            f"""INSERT INTO {history} (customer_id, segment, rule_version, entered_at,
+                                      entered_values, left_values, left_at)
                SELECT u.c, u.s, u.r, u.t, u.v, u.lv, u.lt
                FROM json_to_recordset({json_parameter(1)}) AS u(c uuid, s text, r int,
                    v jsonb, t timestamptz, lv jsonb, lt timestamptz)""",
@@ -349,7 +356,7 @@ async def write_memberships(
         )
     if revised:
         await connection.execute(
-            """UPDATE segment_history h SET rule_version = u.r
+            f"""UPDATE {history} h SET rule_version = u.r
                FROM unnest($1::uuid[], $2::text[], $3::int[]) AS u(c, s, r)
                WHERE h.customer_id = u.c AND h.segment = u.s AND h.left_at IS NULL""",
             *zip(*revised, strict=True),

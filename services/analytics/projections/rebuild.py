@@ -8,7 +8,9 @@ when a customer entered or left a segment, and when a warning was raised, is wha
 concluded then, and was published then. So when the shadow is about
 to replace the live tables, in the swap's transaction:
 
-- the live segment history replaces the rebuilt one, whole, with the times it has;
+- the live segment history is kept, whole, with the times it has: the rebuilt one is
+  dropped, so the swap leaves the live table in place (its shape therefore changes by a
+  migration, not by a rebuild);
 - where the rebuilt current memberships differ from the live ones (the code of a rule
   changed, which is why one rebuilds), the difference is recorded now, as entries and
   exits with the deciding values, and published as segment changes through the live
@@ -48,10 +50,6 @@ from services.analytics.projections.store import Loaded, load_profiles, load_rul
 from services.analytics.projections.tables import OUTBOX_TABLE
 from services.analytics.projections.writers import LOCK_KEY
 
-_HISTORY_COLUMNS = (
-    "id, customer_id, segment, rule_version, entered_at, entered_values, left_at, left_values"
-)
-
 _DIFFERENCES = """
 SELECT coalesce(r.customer_id, l.customer_id) AS customer_id,
        coalesce(r.segment, l.segment) AS segment,
@@ -85,9 +83,10 @@ async def settle(
 
 
 async def keep_live_history(connection: asyncpg.Connection, live_schema: str, now: datetime) -> int:
-    """Carry the live segment history and churn warnings over into the rebuilt tables
-    (`connection` finds the rebuilt tables first in its search path), recording and
-    publishing the differences. Returns how many customers differed."""
+    """Keep the live segment history (the rebuilt one is dropped) and carry the live
+    churn warnings' times over into the rebuilt table (`connection` finds the rebuilt
+    tables first in its search path), recording the differences in the live history and
+    publishing them. Returns how many customers differed."""
     live = _identifier(live_schema)
     await connection.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1 || $2, 0))", live_schema, LOCK_KEY
@@ -98,22 +97,26 @@ async def keep_live_history(connection: asyncpg.Connection, live_schema: str, no
         for r in await connection.fetch(_CHURN_DIFFERENCES.format(live=live))
     }
     await connection.execute(
-        f"""TRUNCATE segment_history;
-            INSERT INTO segment_history ({_HISTORY_COLUMNS})
-                SELECT {_HISTORY_COLUMNS} FROM {live}.segment_history;
-            SELECT setval(pg_get_serial_sequence('segment_history', 'id'),
-                          coalesce(max(id), 0) + 1, false) FROM segment_history;
-            UPDATE churn_warnings c
+        f"""UPDATE churn_warnings c
                 SET raised_at = l.raised_at, value_tier = l.value_tier, "values" = l."values"
                 FROM {live}.churn_warnings l WHERE c.customer_id = l.customer_id"""
     )
     customers = list({r["customer_id"] for r in memberships} | churn.keys())
-    if not customers:
-        return 0
-    loaded = await load_profiles(connection, customers)
-    outcomes = differences(loaded, memberships, churn, await load_rules(connection), now)
+    outcomes: list[tuple[Profile, Outcome]] = []
+    if customers:
+        loaded = await load_profiles(connection, customers)
+        outcomes = differences(loaded, memberships, churn, await load_rules(connection), now)
+    # the live history stays where it is (the swap leaves a table the shadow lacks), with
+    # the differences recorded in it: kept whole, however long, without being copied
+    await connection.execute("DROP TABLE segment_history")
     rows = membership_rows([Concluded(p, [(now, o)]) for p, o in outcomes], now)
-    await write_memberships(connection, rows, now, outbox=f"{live}.{OUTBOX_TABLE}")
+    await write_memberships(
+        connection,
+        rows,
+        now,
+        outbox=f"{live}.{OUTBOX_TABLE}",
+        history=f"{live}.segment_history",
+    )
     return len(outcomes)
 
 

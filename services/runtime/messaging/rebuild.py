@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -61,6 +62,28 @@ class RebuildReport:
     events_read: int
     skipped: int
     tables: list[str]
+    reading_seconds: float = 0.0
+    """Reading the topics from the beginning to their end, applying as it read."""
+    swap_seconds: float = 0.0
+    """The swap's transaction: catching up with what arrived meanwhile, settling, and
+    replacing the live tables."""
+    settling_seconds: float = 0.0
+    """Of the swap, the projection's `settle`."""
+
+    @property
+    def reading_rate(self) -> float:
+        """Events read and applied per second before the swap."""
+        return self.events_read / self.reading_seconds if self.reading_seconds else 0.0
+
+    def summary(self) -> str:
+        """One line for an operator."""
+        return (
+            f"{self.projection}: rebuilt from {self.events_read} messages "
+            f"({self.skipped} skipped as unreadable) into {', '.join(self.tables)}; "
+            f"read and applied in {self.reading_seconds:.1f} s "
+            f"({self.reading_rate:,.0f} events/s), swapped in {self.swap_seconds:.1f} s "
+            f"({self.settling_seconds:.1f} s of it settling)"
+        )
 
 
 class ProjectionRebuild:
@@ -85,6 +108,7 @@ class ProjectionRebuild:
         self._batch_size = max(batch_size, getattr(projection, "max_records", None) or 0)
         self._read = 0
         self._skipped = 0
+        self._settling = 0.0
 
     async def run(self, progress: Progress | None = None) -> RebuildReport:
         connection = await asyncpg.connect(self._dsn)
@@ -112,14 +136,24 @@ class ProjectionRebuild:
         try:
             handler = ProjectionHandler(self._projection, pool)
             await handler.prepare()
+            started = time.perf_counter()
             partitions = await self._assign_from_beginning(consumer)
             total = sum((await consumer.end_offsets(partitions)).values())
             await self._read_until(consumer, handler, partitions, total, progress)
+            read = time.perf_counter()
             tables = await self._swap(consumer, handler, pool, partitions, progress)
         finally:
             await consumer.stop()
             await pool.close()
-        return RebuildReport(self._projection.name, self._read, self._skipped, tables)
+        return RebuildReport(
+            self._projection.name,
+            self._read,
+            self._skipped,
+            tables,
+            reading_seconds=read - started,
+            swap_seconds=time.perf_counter() - read,
+            settling_seconds=self._settling,
+        )
 
     async def _assign_from_beginning(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         await consumer.topics()  # loads the cluster's metadata
@@ -254,7 +288,9 @@ class ProjectionRebuild:
                     # in this transaction, the shadow's tables first (the rest of the
                     # swap names its tables with their schema)
                     await connection.execute(f'SET LOCAL search_path TO "{self._shadow}", public')
+                    settling = time.perf_counter()
                     await settle(connection, self._live)
+                    self._settling = time.perf_counter() - settling
                 # tables whose rows were published already (an outbox) stay as they are:
                 # a rebuild must not publish its conclusions a second time
                 kept = [*BOOKKEEPING, *getattr(self._projection, "kept_tables", ())]
