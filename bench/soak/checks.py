@@ -317,10 +317,15 @@ async def rebuild(cluster: Cluster, service: str) -> list[str]:
     out, err = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"crm rebuild {service} failed:\n{out.decode()}{err.decode()[-3000:]}")
-    # one line per projection: "NAME: rebuilt from N messages (...) into TABLE, TABLE"
+    return rebuilt_tables(out.decode())
+
+
+def rebuilt_tables(output: str) -> list[str]:
+    """The tables `crm rebuild` says it rebuilt: one line per projection, "NAME: rebuilt
+    from N messages (...) into TABLE, TABLE" (`RebuildReport.summary`)."""
     return [
         table
-        for line in out.decode().splitlines()
+        for line in output.splitlines()
         if " into " in line
         for table in line.rpartition(" into ")[2].split(", ")
     ]

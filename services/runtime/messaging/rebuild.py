@@ -76,11 +76,12 @@ class RebuildReport:
         return self.events_read / self.reading_seconds if self.reading_seconds else 0.0
 
     def summary(self) -> str:
-        """One line for an operator."""
+        """For an operator: what was rebuilt into which tables, then how long it took (the
+        first line's form is kept for scripts reading the tables after " into ")."""
         return (
             f"{self.projection}: rebuilt from {self.events_read} messages "
-            f"({self.skipped} skipped as unreadable) into {', '.join(self.tables)}; "
-            f"read and applied in {self.reading_seconds:.1f} s "
+            f"({self.skipped} skipped as unreadable) into {', '.join(self.tables)}\n"
+            f"  read and applied in {self.reading_seconds:.1f} s "
             f"({self.reading_rate:,.0f} events/s), swapped in {self.swap_seconds:.1f} s "
             f"({self.settling_seconds:.1f} s of it settling)"
         )
