@@ -287,6 +287,9 @@ class BatchConsumer(Generic[T]):
                 # look soon whether it is done (to commit it)
                 busy = pending is not None or (aligner is not None and aligner.holding())
                 wait = self._batch_timeout_ms if busy else self._idle_wait_ms
+                if pending is not None and _all_paused(consumer):
+                    # nothing can arrive: take the batch as soon as it is handled
+                    wait = 0
                 fetched = await consumer.getmany(timeout_ms=wait, max_records=self._max_records)
                 records = [record for batch in fetched.values() for record in batch]
                 parsed, rejected = await self._parse_beside(records, pending)
@@ -531,3 +534,10 @@ class _Assigned(ConsumerRebalanceListener):
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         self._on_assigned()
+
+
+def _all_paused(consumer: AIOKafkaConsumer) -> bool:
+    """Whether every partition the consumer holds is paused (the aligner holds all it may
+    until the batch being handled is done)."""
+    assigned = consumer.assignment()
+    return bool(assigned) and assigned <= consumer.paused()

@@ -185,7 +185,11 @@ class ProjectionRebuild:
         applying: asyncio.Task[list[Any]] | None = None
         try:
             while await _behind(consumer, end) or (aligner is not None and aligner.holding()):
-                fetched = await consumer.getmany(timeout_ms=200, max_records=self._batch_size)
+                # with nothing left to fetch, take the next batch as soon as one is applied
+                idle = applying is not None and await _nothing_to_fetch(consumer, end)
+                fetched = await consumer.getmany(
+                    timeout_ms=0 if idle else 200, max_records=self._batch_size
+                )
                 batch: list[Parsed[Any]] = []
                 for partition, records in fetched.items():
                     read = records
@@ -406,3 +410,12 @@ async def _behind(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) ->
         if await consumer.position(partition) < offset:
             return True
     return False
+
+
+async def _nothing_to_fetch(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int]) -> bool:
+    """Whether every partition is paused (the aligner is full) or read to `end`."""
+    paused = consumer.paused()
+    for tp, offset in end.items():
+        if tp not in paused and await consumer.position(tp) < offset:
+            return False
+    return True
