@@ -328,11 +328,11 @@ class OutboxRelay:
         """Send every item kept public and wait for all acknowledgements; retry until they
         arrive. Each carries its position (`positions.py`)."""
         public = [(item.position, item.envelope) for item in items if item.envelope is not None]
+        messages = outgoing(self._topic, self._source.name, public, self._signer)
         delay = 0.2
         while True:
             try:
                 producer = await self._started_producer()
-                messages = outgoing(self._topic, self._source.name, public, self._signer)
                 pending = [
                     await producer.send(self._topic, value=m.value, key=m.key, headers=m.headers)
                     for m in messages
